@@ -1,0 +1,231 @@
+//! The HTTPS client for the Curbside API.
+
+use std::time::Duration;
+
+use curbside_proto::health::{HEALTH_PATH, Health, READY_PATH, Ready};
+use curbside_proto::{ErrorBody, ErrorCode};
+use reqwest::{StatusCode, Url};
+use serde::de::DeserializeOwned;
+
+use crate::trust::{PinMismatch, TlsSetup, Trust, TrustError, tls_setup};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest response body the client reads, so a hostile server cannot
+/// exhaust its memory.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A connection to one Curbside server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    tls: TlsSetup,
+}
+
+/// Why a request to the server failed. Every message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server address is not an `https://` URL.
+    #[error(
+        "{0:?} is not a server address; give it as https://HOST:PORT, e.g. https://curbside.example.org:8443 (--server)"
+    )]
+    InvalidServerUrl(String),
+    /// The TLS trust settings could not be used.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// The server's certificate is not the pinned one.
+    #[error(
+        "the server's certificate did not match the pinned fingerprint (--pin-sha256): expected {}, \
+         but the server presented {}. You may be talking to the wrong server, or its certificate \
+         was replaced: confirm the fingerprint with its administrator before trusting it",
+        .0.expected, .0.presented
+    )]
+    PinMismatch(PinMismatch),
+    /// The certificate is not trusted by the CA file or the system roots.
+    #[error(
+        "the server's certificate is not trusted ({detail}); pin it with --pin-sha256 (the server \
+         prints its fingerprint at start) or name its CA with --ca-cert"
+    )]
+    Untrusted {
+        /// What rustls objected to.
+        detail: String,
+    },
+    /// No TLS connection could be made.
+    #[error(
+        "cannot reach the server at {server}: {detail}; check the address and that the server is running"
+    )]
+    Unreachable {
+        /// The server's base URL.
+        server: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The server answered with an error.
+    #[error("the server refused the request ({status}, {code}): {message}")]
+    Api {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The error code from the body.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server's answer is not what this client understands.
+    #[error(
+        "the server's answer ({status}) is not what this client expects ({detail}); check that \
+         --server points to a Curbside server of a matching version"
+    )]
+    UnexpectedResponse {
+        /// The HTTP status.
+        status: StatusCode,
+        /// What did not fit.
+        detail: String,
+    },
+}
+
+impl Client {
+    /// A client for the server at `server` (an `https://` URL), trusting its
+    /// certificate as `trust` says.
+    pub fn new(server: &str, trust: &Trust) -> Result<Self, ClientError> {
+        let base = Url::parse(server)
+            .ok()
+            .filter(|url| url.scheme() == "https" && url.host().is_some())
+            .ok_or_else(|| ClientError::InvalidServerUrl(server.to_owned()))?;
+        let tls = tls_setup(trust)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls.config.clone())
+            .https_only(true)
+            .no_proxy()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("curbside/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| ClientError::Unreachable {
+                server: base.to_string(),
+                detail: chain(&error),
+            })?;
+        Ok(Self { http, base, tls })
+    }
+
+    /// The server's base URL.
+    pub fn server(&self) -> &Url {
+        &self.base
+    }
+
+    /// `GET /v1/health`: the server is up.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.get(HEALTH_PATH).await
+    }
+
+    /// `GET /v1/ready`: the server's database answers.
+    pub async fn ready(&self) -> Result<Ready, ClientError> {
+        self.get(READY_PATH).await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|_| ClientError::InvalidServerUrl(self.base.to_string()))?;
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|error| self.transport_error(&error))?;
+        self.decode(response).await
+    }
+
+    async fn decode<T: DeserializeOwned>(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<T, ClientError> {
+        let status = response.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| self.transport_error(&error))?
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(ClientError::UnexpectedResponse {
+                    status,
+                    detail: format!("the body is larger than {MAX_RESPONSE_BYTES} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if status.is_success() {
+            return curbside_proto::json::decode(&body).map_err(|error| {
+                ClientError::UnexpectedResponse {
+                    status,
+                    detail: error.to_string(),
+                }
+            });
+        }
+        match curbside_proto::json::decode::<ErrorBody>(&body) {
+            Ok(ErrorBody { error }) => Err(ClientError::Api {
+                status,
+                code: error.code,
+                message: error.message,
+            }),
+            Err(_) => Err(ClientError::UnexpectedResponse {
+                status,
+                detail: "the error body is not a Curbside error".to_owned(),
+            }),
+        }
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> ClientError {
+        if let Some(mismatch) = self.tls.pin_mismatch() {
+            return ClientError::PinMismatch(mismatch);
+        }
+        if let Some(tls_error @ rustls::Error::InvalidCertificate(_)) = find_rustls_error(error) {
+            return ClientError::Untrusted {
+                detail: tls_error.to_string(),
+            };
+        }
+        ClientError::Unreachable {
+            server: self.base.to_string(),
+            detail: chain(error),
+        }
+    }
+}
+
+/// Finds a rustls error inside `error`'s chain of sources, looking inside
+/// I/O errors too (whose `source` skips the error they wrap).
+fn find_rustls_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        current = match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner),
+            None => error.source(),
+        };
+    }
+    None
+}
+
+/// An error and its sources on one line.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(source) = current {
+        let more = source.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        current = source.source();
+    }
+    text
+}

@@ -1,0 +1,10 @@
+//! The Curbside client: how a clinician's device talks to a Curbside server,
+//! as a library (used by the `curbside` command and the end-to-end tests) and
+//! as the `curbside` command line.
+
+pub mod cli;
+pub mod client;
+pub mod trust;
+
+pub use client::{Client, ClientError};
+pub use trust::Trust;

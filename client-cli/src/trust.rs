@@ -1,0 +1,189 @@
+//! How the client decides to trust a server's certificate: by a pinned
+//! SHA-256 fingerprint, by a given CA certificate, or by the system's roots,
+//! in that order of preference. A pin that does not match is an error, never
+//! a reason to fall back to another way of trusting.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use curbside_proto::CertificateFingerprint;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_platform_verifier::BuilderVerifierExt;
+
+/// How to trust the server's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Accept exactly the certificate with this SHA-256 fingerprint (host
+    /// name and expiry are not checked: the pin is the whole identity).
+    Pin(CertificateFingerprint),
+    /// Accept certificates issued for the server's host name by the CA
+    /// certificates in this PEM file.
+    CaFile(PathBuf),
+    /// Accept certificates the operating system trusts.
+    SystemRoots,
+}
+
+impl Trust {
+    /// Picks the trust mode from the options given, preferring the pin, then
+    /// the CA file, then the system roots.
+    pub fn from_options(pin: Option<CertificateFingerprint>, ca_file: Option<PathBuf>) -> Self {
+        match (pin, ca_file) {
+            (Some(pin), _) => Self::Pin(pin),
+            (None, Some(path)) => Self::CaFile(path),
+            (None, None) => Self::SystemRoots,
+        }
+    }
+}
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// The CA file could not be read or holds no certificate.
+    #[error("cannot use the CA certificate file {path} (--ca-cert): {problem}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// rustls refused the configuration.
+    #[error("cannot set up TLS: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// A certificate the pin refused: what was expected and what the server
+/// presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinMismatch {
+    /// The pinned fingerprint.
+    pub expected: CertificateFingerprint,
+    /// The fingerprint of the certificate the server presented.
+    pub presented: CertificateFingerprint,
+}
+
+/// A rustls client configuration plus, for pinning, where a refused
+/// certificate is reported.
+#[derive(Debug, Clone)]
+pub struct TlsSetup {
+    /// The configuration to connect with.
+    pub config: ClientConfig,
+    /// Set when the pin refused the server's certificate.
+    pub mismatch: Arc<Mutex<Option<PinMismatch>>>,
+}
+
+impl TlsSetup {
+    /// The last pin mismatch seen, if any.
+    pub fn pin_mismatch(&self) -> Option<PinMismatch> {
+        *self.mismatch.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Builds the TLS client configuration for `trust`: TLS 1.3 and 1.2 only
+/// (rustls's `ring` provider), ALPN h2 and http/1.1.
+pub fn tls_setup(trust: &Trust) -> Result<TlsSetup, TrustError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let mismatch = Arc::new(Mutex::new(None));
+    let mut config = match trust {
+        Trust::Pin(expected) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedCertificate {
+                expected: *expected,
+                mismatch: mismatch.clone(),
+                algorithms: provider.signature_verification_algorithms,
+            }))
+            .with_no_client_auth(),
+        Trust::CaFile(path) => {
+            let roots = read_roots(path)?;
+            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|error| TrustError::CaFile {
+                    path: path.clone(),
+                    problem: error.to_string(),
+                })?;
+            builder.with_webpki_verifier(verifier).with_no_client_auth()
+        }
+        Trust::SystemRoots => builder.with_platform_verifier()?.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsSetup { config, mismatch })
+}
+
+fn read_roots(path: &Path) -> Result<RootCertStore, TrustError> {
+    let problem = |problem: String| TrustError::CaFile {
+        path: path.to_owned(),
+        problem,
+    };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|error| problem(format!("not a readable PEM file ({error})")))?;
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(certificates);
+    if added == 0 {
+        return Err(problem("it holds no usable CA certificate".to_owned()));
+    }
+    Ok(roots)
+}
+
+/// Accepts exactly one certificate, by fingerprint. The handshake signature
+/// is still verified, so the server must hold that certificate's key.
+#[derive(Debug)]
+struct PinnedCertificate {
+    expected: CertificateFingerprint,
+    mismatch: Arc<Mutex<Option<PinMismatch>>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let presented = CertificateFingerprint::of_der(end_entity.as_ref());
+        if presented == self.expected {
+            return Ok(ServerCertVerified::assertion());
+        }
+        *self.mismatch.lock().unwrap_or_else(PoisonError::into_inner) = Some(PinMismatch {
+            expected: self.expected,
+            presented,
+        });
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::ApplicationVerificationFailure,
+        ))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}

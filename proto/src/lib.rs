@@ -1,0 +1,19 @@
+//! Wire types of the Curbside HTTP API, shared by the server, the CLI and any
+//! outside tool that talks to or audits a Curbside server.
+//!
+//! Everything here is pure: no I/O, no async. Every type decodes strictly
+//! (unknown fields and trailing bytes are refused) so that the server and its
+//! clients agree on exactly one reading of every message.
+
+pub mod error;
+pub mod fingerprint;
+pub mod health;
+pub mod json;
+pub mod request_id;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use fingerprint::CertificateFingerprint;
+pub use request_id::RequestId;
+
+/// The prefix of every route of version 1 of the API.
+pub const API_V1: &str = "/v1";

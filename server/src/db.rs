@@ -1,0 +1,157 @@
+//! The database: SQLite (one file in the data directory, WAL,
+//! `synchronous=FULL`) or PostgreSQL, through sqlx's `Any` driver so every
+//! query is written once. Each backend has its own migrations folder because
+//! their DDL differs; the queries the server runs do not.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+use crate::config::DatabaseUrl;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Settings applied to every SQLite connection. `synchronous=FULL` makes a
+/// commit durable before it returns, which is what a 2xx reply promises.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; \
+     PRAGMA busy_timeout = 5000;";
+
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Which database engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A pool of connections to the server's database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Why the database could not be opened or prepared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// No connection could be made.
+    #[error(
+        "cannot open the database ({url}): {source}; check the setting `database_url` and that the \
+         database server is running"
+    )]
+    Connect {
+        /// The URL with any credentials hidden.
+        url: String,
+        /// The driver's reason.
+        source: sqlx::Error,
+    },
+    /// The schema could not be brought up to date.
+    #[error("cannot bring the database schema up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+impl Database {
+    /// Opens a pool to `url`, applying the SQLite settings to every
+    /// connection, and brings the schema up to date.
+    pub async fn open(url: &DatabaseUrl) -> Result<Self, DbError> {
+        install_default_drivers();
+        let backend = if url.is_postgres() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let options = AnyPoolOptions::new()
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            });
+        let options = match backend {
+            Backend::Sqlite => options.after_connect(|connection, _meta| {
+                Box::pin(async move {
+                    connection.execute(SQLITE_PRAGMAS).await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options,
+        };
+        let pool = options
+            .connect(url.expose())
+            .await
+            .map_err(|source| DbError::Connect {
+                url: url.to_string(),
+                source,
+            })?;
+        let database = Self { pool, backend };
+        database.migrate().await?;
+        Ok(database)
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Which engine this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection pool, for queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Makes sure the installation row exists and returns its id.
+    pub async fn installation_id(&self, new_id: &str, now_ms: i64) -> Result<String, DbError> {
+        sqlx::query(
+            "INSERT INTO installation (installation_row, installation_id, created_at_ms) \
+             VALUES (1, $1, $2) ON CONFLICT (installation_row) DO NOTHING",
+        )
+        .bind(new_id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        let id: String = sqlx::query_scalar(
+            "SELECT installation_id FROM installation WHERE installation_row = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Succeeds when the database answers a query against the current
+    /// schema within a short time.
+    pub async fn check_ready(&self) -> Result<(), sqlx::Error> {
+        let query = sqlx::query_scalar::<_, String>(
+            "SELECT installation_id FROM installation WHERE installation_row = 1",
+        )
+        .fetch_one(&self.pool);
+        match tokio::time::timeout(READY_TIMEOUT, query).await {
+            Ok(result) => result.map(drop),
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        }
+    }
+
+    /// Waits for connections in use to be returned, then closes them all
+    /// (for SQLite this also checkpoints the write-ahead log).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,118 @@
+//! The server's one HTTP error type. Each variant maps to a status and an
+//! [`ErrorBody`]; internal causes are never sent to the client, only handed
+//! to the request-logging middleware, which logs them once.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use curbside_proto::{ErrorBody, ErrorCode};
+
+/// `Result` with the HTTP [`Error`] as its default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error a handler or extractor answers with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The body is not well-formed JSON.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// The body is JSON of the wrong shape.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Something else about the request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is over the configured limit.
+    #[error("the request body is larger than this server accepts ({limit} bytes); send less")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body is not JSON.
+    #[error("send the request body as JSON with the header Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// Nothing here, or nothing the caller may know of.
+    #[error("nothing was found at this path; check it against the API reference")]
+    NotFound,
+    /// The database does not answer.
+    #[error(
+        "the server cannot reach its database; try again shortly, or ask its administrator to check the server's log"
+    )]
+    DatabaseUnavailable(#[source] sqlx::Error),
+    /// An unexpected failure; the cause is logged, not sent.
+    #[error(
+        "an unexpected error occurred on the server; it has been logged (quote the request id to the administrator)"
+    )]
+    Internal(String),
+}
+
+/// The cause of a 5xx reply, attached to the response for the
+/// request-logging middleware to log once.
+#[derive(Debug, Clone)]
+pub struct InternalCause {
+    /// What went wrong, for the server's log only.
+    pub cause: String,
+    /// Whether this is a bug (logged at error level) rather than an
+    /// operational condition such as the database being down (warn level).
+    pub is_bug: bool,
+}
+
+impl Error {
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
+        match self {
+            Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson),
+            Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            Self::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge)
+            }
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+            ),
+            Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Self::DatabaseUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
+            }
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+        }
+    }
+
+    fn internal_cause(&self) -> Option<InternalCause> {
+        match self {
+            Self::DatabaseUnavailable(source) => Some(InternalCause {
+                cause: source.to_string(),
+                is_bug: false,
+            }),
+            Self::Internal(cause) => Some(InternalCause {
+                cause: cause.clone(),
+                is_bug: true,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::DatabaseUnavailable(error)
+            }
+            other => Self::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let cause = self.internal_cause();
+        let mut response =
+            (status, axum::Json(ErrorBody::new(code, self.to_string()))).into_response();
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
+        }
+        response
+    }
+}

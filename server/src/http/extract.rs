@@ -1,0 +1,119 @@
+//! Request extractors that answer in the API's own error format.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+
+use super::error::Error;
+
+/// The configured largest request body, attached to every request so that
+/// extractors can name it in their errors.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON request body, decoded strictly (unknown fields and trailing bytes
+/// are refused) with errors in the API's format: 415 for a body that is not
+/// declared as JSON, 413 over the size limit, 400 for malformed JSON or the
+/// wrong shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !declares_json(request.headers()) {
+            return Err(Error::UnsupportedMediaType);
+        }
+        let limit = request
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(crate::config::DEFAULT_MAX_BODY_BYTES, |limit| limit.0);
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection {
+                    BytesRejection::FailedToBufferBody(_)
+                        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+                    {
+                        Error::PayloadTooLarge { limit }
+                    }
+                    _ => Error::BadRequest(
+                        "the request body could not be read; send it again".to_owned(),
+                    ),
+                })?;
+        curbside_proto::json::decode(&bytes)
+            .map(Json)
+            .map_err(json_error)
+    }
+}
+
+fn declares_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Describes a decoding error without echoing the values the client sent
+/// (they may be secrets); field names are safe to name.
+fn json_error(error: serde_json::Error) -> Error {
+    use serde_json::error::Category;
+    let at = format!("line {}, column {}", error.line(), error.column());
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            Error::InvalidJson(format!("the request body is not valid JSON ({at})"))
+        }
+        Category::Data => {
+            let text = error.to_string();
+            let names_a_field = ["unknown field", "missing field", "duplicate field"]
+                .iter()
+                .any(|prefix| text.starts_with(prefix));
+            if names_a_field {
+                Error::InvalidRequest(format!("the request body is not as expected: {text}"))
+            } else {
+                Error::InvalidRequest(format!(
+                    "the request body has a value of the wrong type or out of range ({at}); \
+                     check it against the API reference"
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_type_must_be_json() {
+        let mut headers = HeaderMap::new();
+        assert!(!declares_json(&headers));
+        headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert!(!declares_json(&headers));
+        headers.insert(
+            header::CONTENT_TYPE,
+            "Application/JSON; charset=utf-8".parse().unwrap(),
+        );
+        assert!(declares_json(&headers));
+    }
+
+    #[test]
+    fn data_errors_do_not_echo_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Probe {
+            count: u8,
+        }
+        let error = serde_json::from_str::<Probe>(r#"{"count":"secret-value"}"#).unwrap_err();
+        let message = json_error(error).to_string();
+        assert!(!message.contains("secret-value"), "{message}");
+    }
+}

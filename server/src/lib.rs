@@ -1,0 +1,17 @@
+//! The Curbside server: a TLS-only HTTP API that relays end-to-end encrypted
+//! clinician threads, backed by SQLite or PostgreSQL.
+//!
+//! `main` is thin: it parses the command line into a [`config::Config`],
+//! sets up tracing and calls [`server::run`] with a bound listener and a
+//! shutdown future. Tests call [`server::run`] the same way on port 0.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
+
+pub use config::Config;
+pub use server::{RunError, Server, run};

@@ -1,0 +1,211 @@
+//! The TLS accept loop: the server's core, which takes an already-bound
+//! listener and a shutdown future so tests can run it on port 0.
+//!
+//! There is no plain-text path: every accepted TCP connection goes through
+//! the rustls handshake first, and a connection that does not complete it
+//! within a few seconds is dropped without an HTTP response.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::extract::Request;
+use curbside_proto::CertificateFingerprint;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::config::Config;
+use crate::db::{Database, DbError};
+use crate::http::{self, AppState};
+use crate::tls::{self, TlsError, TlsIdentity};
+
+/// How long a client has to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send a request's headers (HTTP/1).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often idle HTTP/2 connections are pinged.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(60);
+/// The pause after a failed `accept` (e.g. out of file descriptors), so the
+/// loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The data directory could not be created.
+    #[error("cannot use the data directory (setting `data_dir`): {0}")]
+    DataDir(TlsError),
+    /// The TLS certificate or key could not be loaded or generated.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The operating system could not supply random bytes.
+    #[error("the operating system's random number generator failed")]
+    Random,
+}
+
+/// A server that has opened its database and loaded its certificate, ready
+/// to serve on a listener.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    tls: TlsIdentity,
+    database: Database,
+    installation_id: String,
+}
+
+impl Server {
+    /// Creates the data directory, loads or generates the TLS certificate,
+    /// opens the database and runs its migrations.
+    pub async fn prepare(config: Config) -> Result<Self, RunError> {
+        tls::create_private_dir(&config.data_dir).map_err(RunError::DataDir)?;
+        let tls = tls::load_or_generate(&config.tls, &config.data_dir)?;
+        let database = Database::open(&config.database).await?;
+        let installation_id = database
+            .installation_id(&new_installation_id()?, now_ms())
+            .await?;
+        Ok(Self {
+            config,
+            tls,
+            database,
+            installation_id,
+        })
+    }
+
+    /// The SHA-256 fingerprint of the certificate the server presents.
+    pub fn fingerprint(&self) -> CertificateFingerprint {
+        self.tls.fingerprint
+    }
+
+    /// The TLS identity, for the start-up message.
+    pub fn tls(&self) -> &TlsIdentity {
+        &self.tls
+    }
+
+    /// The id this database was given at its first start.
+    pub fn installation_id(&self) -> &str {
+        &self.installation_id
+    }
+
+    /// Serves HTTPS on `listener` until `shutdown` completes, then stops
+    /// accepting, lets in-flight requests finish (up to the configured grace
+    /// period) and closes the database.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let app = http::router(
+            AppState {
+                database: self.database.clone(),
+            },
+            self.config.max_body_bytes,
+        );
+        let acceptor = TlsAcceptor::from(self.tls.config.clone());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(H2_KEEP_ALIVE);
+        let graceful = GracefulShutdown::new();
+
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot accept a connection");
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let service = app.clone().map_request(move |mut request: Request<_>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+            tokio::spawn(async move {
+                let tls_stream =
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => tls_stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let connection = builder.serve_connection_with_upgrades(
+                    TokioIo::new(tls_stream),
+                    TowerToHyperService::new(service),
+                );
+                if let Err(error) = watcher.watch(connection).await {
+                    tracing::debug!(error = %error, "connection ended with an error");
+                }
+            });
+        }
+
+        drop(listener);
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        if tokio::time::timeout(self.config.shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_seconds = self.config.shutdown_grace.as_secs(),
+                "connections still open after the grace period; closing them"
+            );
+        }
+        self.database.close().await;
+        tracing::info!("shut down");
+    }
+}
+
+/// Prepares the server from `config` and serves on `listener` until
+/// `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    Server::prepare(config).await?.run(listener, shutdown).await;
+    Ok(())
+}
+
+/// The address a peer connected from, as handlers see it.
+pub type PeerAddr = ConnectInfo<SocketAddr>;
+
+fn new_installation_id() -> Result<String, RunError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| RunError::Random)?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
