@@ -9,6 +9,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::extract::Request;
 use curbside_proto::CertificateFingerprint;
@@ -61,6 +62,7 @@ pub struct Server {
     tls: TlsIdentity,
     database: Database,
     installation_id: String,
+    extra_routes: Router<AppState>,
 }
 
 impl Server {
@@ -78,7 +80,16 @@ impl Server {
             tls,
             database,
             installation_id,
+            extra_routes: Router::new(),
         })
+    }
+
+    /// Mounts more routes beside the API's own, under the same middleware.
+    /// The end-to-end suite uses this to exercise the shared extractors and
+    /// the shutdown path through a route of its own.
+    pub fn with_routes(mut self, routes: Router<AppState>) -> Self {
+        self.extra_routes = self.extra_routes.merge(routes);
+        self
     }
 
     /// The SHA-256 fingerprint of the certificate the server presents.
@@ -105,6 +116,7 @@ impl Server {
                 database: self.database.clone(),
             },
             self.config.max_body_bytes,
+            self.extra_routes,
         );
         let acceptor = TlsAcceptor::from(self.tls.config.clone());
         let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -1,1 +1,311 @@
-//! Shared harness for the end-to-end tests.
+//! The harness of the end-to-end suite: it starts the real server (its
+//! `Server::prepare` and `Server::run`) on `127.0.0.1:0` over real TLS, on a
+//! fresh SQLite file or a fresh PostgreSQL database, and hands out real
+//! clients pinned to the server's certificate.
+//!
+//! PostgreSQL tests run when `CURBSIDE_TEST_POSTGRES_URL` is set; each test
+//! creates its own database there and drops it when done. Without the
+//! variable they print that they were skipped. Server logs stay silent unless
+//! `TEST_LOG` is set.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test harness: a failed set-up step is a failed test"
+)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::Router;
+use curbside_cli::{Client, Trust};
+use curbside_proto::CertificateFingerprint;
+use curbside_server::config::{Config, DatabaseUrl, LogFormat};
+use curbside_server::http::AppState;
+use curbside_server::{Server, telemetry};
+use sqlx::Connection;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The environment variable naming the PostgreSQL server for tests.
+pub const POSTGRES_URL_VAR: &str = "CURBSIDE_TEST_POSTGRES_URL";
+
+/// The two storage backends every storage test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the test's data directory.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server named by
+    /// `CURBSIDE_TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+/// The PostgreSQL URL for tests, if configured.
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+/// Runs `test` on `backend`, or says it was skipped when that backend is not
+/// configured.
+pub async fn on_backend<F, Fut>(backend: Backend, name: &str, test: F)
+where
+    F: FnOnce(Backend) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    if backend == Backend::Postgres && postgres_url().is_none() {
+        eprintln!("skipped: {name} on PostgreSQL ({POSTGRES_URL_VAR} is not set)");
+        return;
+    }
+    test(backend).await;
+}
+
+/// Declares, for each named `async fn(Backend)`, a module with a `sqlite`
+/// and a `postgres` test.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    $crate::on_backend($crate::Backend::Sqlite, stringify!($name), super::$name).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    $crate::on_backend($crate::Backend::Postgres, stringify!($name), super::$name).await;
+                }
+            }
+        )*
+    };
+}
+
+/// A database of its own for one test: a SQLite file in the data directory,
+/// or a PostgreSQL database created now and dropped on drop.
+#[derive(Debug)]
+pub struct TestDatabase {
+    url: String,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    async fn create(backend: Backend, data_dir: &Path) -> Self {
+        match backend {
+            Backend::Sqlite => Self {
+                url: DatabaseUrl::sqlite_in(data_dir).expose().to_owned(),
+                postgres: None,
+            },
+            Backend::Postgres => {
+                static NEXT: AtomicU32 = AtomicU32::new(0);
+                let admin_url = postgres_url().expect("CURBSIDE_TEST_POSTGRES_URL is set");
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos();
+                let name = format!(
+                    "curbside_test_{}_{}_{nanos}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                );
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .expect("connect to CURBSIDE_TEST_POSTGRES_URL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create the test database");
+                admin.close().await.ok();
+                let mut url = reqwest::Url::parse(&admin_url).expect("a valid PostgreSQL URL");
+                url.set_path(&format!("/{name}"));
+                Self {
+                    url: url.to_string(),
+                    postgres: Some((admin_url, name)),
+                }
+            }
+        }
+    }
+
+    /// The URL the server is configured with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot block on a future;
+        // a thread of its own with a runtime of its own can.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: a test database could not be dropped: {dropped:?}");
+        }
+    }
+}
+
+/// A test's storage: a temporary data directory and a database, which
+/// outlive any one server start so tests can restart the server on them.
+#[derive(Debug)]
+pub struct TestEnv {
+    /// The backend this environment uses.
+    pub backend: Backend,
+    data_dir: TempDir,
+    database: TestDatabase,
+}
+
+impl TestEnv {
+    /// A fresh data directory and database on `backend`.
+    pub async fn new(backend: Backend) -> Self {
+        if std::env::var_os("TEST_LOG").is_some() {
+            telemetry::init(LogFormat::Text);
+        }
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let database = TestDatabase::create(backend, data_dir.path()).await;
+        Self {
+            backend,
+            data_dir,
+            database,
+        }
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The database URL the server uses.
+    pub fn database_url(&self) -> &str {
+        self.database.url()
+    }
+
+    /// The default configuration for this environment (the listening
+    /// address is ignored: tests bind their own listener).
+    pub fn config(&self) -> Config {
+        let mut config = Config::with_data_dir(self.data_dir.path());
+        config.database = DatabaseUrl::parse(self.database.url()).expect("a valid database URL");
+        config
+    }
+
+    /// Starts the server with the default configuration.
+    pub async fn start(&self) -> TestServer {
+        self.start_with(self.config(), Router::new()).await
+    }
+
+    /// Starts the server with `config` and `routes` mounted beside the API.
+    pub async fn start_with(&self, config: Config, routes: Router<AppState>) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let address = listener.local_addr().expect("a local address");
+        let server = Server::prepare(config)
+            .await
+            .expect("the server prepares")
+            .with_routes(routes);
+        let fingerprint = server.fingerprint();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(listener, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            address,
+            url: format!("https://{address}"),
+            fingerprint,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct TestServer {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Its base URL, `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The fingerprint of its certificate.
+    pub fingerprint: CertificateFingerprint,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// The real client, pinned to this server's certificate.
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, &Trust::Pin(self.fingerprint)).expect("a client")
+    }
+
+    /// A plain HTTPS client pinned to this server, for looking at raw
+    /// responses (status, headers, body).
+    pub fn http(&self) -> reqwest::Client {
+        self.http_builder(&[b"h2", b"http/1.1"])
+            .build()
+            .expect("an HTTP client")
+    }
+
+    /// Like [`TestServer::http`], but offering only HTTP/1.1 in ALPN.
+    pub fn http1(&self) -> reqwest::Client {
+        self.http_builder(&[b"http/1.1"])
+            .http1_only()
+            .build()
+            .expect("an HTTP client")
+    }
+
+    fn http_builder(&self, alpn: &[&[u8]]) -> reqwest::ClientBuilder {
+        let mut tls =
+            curbside_cli::trust::tls_setup(&Trust::Pin(self.fingerprint)).expect("TLS set-up");
+        tls.config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(tls.config)
+            .no_proxy()
+    }
+
+    /// Asks the server to shut down and waits until it has.
+    pub async fn stop(mut self) {
+        self.signal_stop();
+        if let Some(task) = self.task.take() {
+            task.await.expect("the server task ends without panicking");
+        }
+    }
+
+    /// Asks the server to shut down without waiting.
+    pub fn signal_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Waits for a server already asked to stop.
+    pub async fn stopped(mut self) {
+        if let Some(task) = self.task.take() {
+            task.await.expect("the server task ends without panicking");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.signal_stop();
+    }
+}

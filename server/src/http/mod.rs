@@ -47,10 +47,11 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
     (header::REFERRER_POLICY, "no-referrer"),
 ];
 
-/// The whole API with its middleware.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// The whole API, plus `extra` routes, with its middleware.
+pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(extra)
         .fallback(not_found)
         // Innermost first: each `layer` wraps everything above it.
         .layer(DefaultBodyLimit::max(max_body_bytes))

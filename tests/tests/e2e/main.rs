@@ -1,1 +1,17 @@
+//! End-to-end tests: the real server over real TLS, real clients, on SQLite
+//! and (with `CURBSIDE_TEST_POSTGRES_URL`) PostgreSQL.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed step is a failed test"
+)]
+
+mod certificates;
+mod cli;
+mod http_api;
+mod probe;
+mod shutdown;
+mod storage;
+mod tls;

@@ -1,0 +1,97 @@
+//! Where the server's certificate comes from: generated once and reused, or
+//! given as PEM files and trusted through its CA.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use curbside_cli::{Client, ClientError, Trust};
+use curbside_server::config::TlsSource;
+use curbside_tests::{Backend, TestEnv, backend_tests};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+backend_tests!(
+    generated_certificate_persists_across_restarts,
+    configured_certificate_is_served_and_trusted_through_its_ca,
+);
+
+async fn generated_certificate_persists_across_restarts(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let first = env.start().await;
+    let pinned = first.fingerprint;
+    first.client().health().await.unwrap();
+    first.stop().await;
+
+    let key = env.data_dir().join("tls").join("key.pem");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the private key is readable by its owner only"
+    );
+
+    let second = env.start().await;
+    assert_eq!(
+        second.fingerprint, pinned,
+        "the same certificate after a restart"
+    );
+    // A client that pinned the first start's fingerprint still connects.
+    Client::new(&second.url, &Trust::Pin(pinned))
+        .unwrap()
+        .health()
+        .await
+        .unwrap();
+    second.stop().await;
+}
+
+async fn configured_certificate_is_served_and_trusted_through_its_ca(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let files = tempfile::tempdir().unwrap();
+    let ca = write_ca_and_leaf(files.path(), "hospital-ca");
+    let mut config = env.config();
+    config.tls = TlsSource::Files {
+        cert: files.path().join("leaf.pem"),
+        key: files.path().join("leaf.key"),
+    };
+    let server = env.start_with(config, axum::Router::new()).await;
+    // The server presents the configured certificate, not a generated one.
+    assert!(!env.data_dir().join("tls").exists());
+
+    let url = format!("https://localhost:{}", server.address.port());
+    Client::new(&url, &Trust::CaFile(ca))
+        .unwrap()
+        .health()
+        .await
+        .unwrap();
+
+    // A CA that did not issue it is refused with advice, not trusted.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = write_ca_and_leaf(other.path(), "some-other-ca");
+    let error = Client::new(&url, &Trust::CaFile(other_ca))
+        .unwrap()
+        .health()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Untrusted { .. }), "{error}");
+    assert!(error.to_string().contains("--pin-sha256"), "{error}");
+    server.stop().await;
+}
+
+/// Writes `ca.pem`, and `leaf.pem` + `leaf.key` for localhost issued by it,
+/// into `dir`; returns the CA file's path.
+fn write_ca_and_leaf(dir: &Path, ca_name: &str) -> std::path::PathBuf {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, ca_name);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("leaf.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("leaf.key"), leaf_key.serialize_pem()).unwrap();
+    dir.join("ca.pem")
+}
