@@ -7,7 +7,7 @@ use curbside_proto::{ErrorBody, ErrorCode};
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
-use crate::trust::{PinMismatch, TlsSetup, Trust, TrustError, tls_setup};
+use crate::trust::{PinMismatch, Trust, TrustError, client_config};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -20,7 +20,6 @@ const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    tls: TlsSetup,
 }
 
 /// Why a request to the server failed. Every message says what to do.
@@ -29,7 +28,8 @@ pub struct Client {
 pub enum ClientError {
     /// The server address is not an `https://` URL.
     #[error(
-        "{0:?} is not a server address; give it as https://HOST:PORT, e.g. https://curbside.example.org:8443 (--server)"
+        "{0:?} is not a server address; give it as https://HOST:PORT, e.g. \
+         https://curbside.example.org:8443, with no user name, query or fragment (--server)"
     )]
     InvalidServerUrl(String),
     /// The TLS trust settings could not be used.
@@ -89,15 +89,24 @@ impl Client {
     /// A client for the server at `server` (an `https://` URL), trusting its
     /// certificate as `trust` says.
     pub fn new(server: &str, trust: &Trust) -> Result<Self, ClientError> {
+        // Only scheme, host, port (and a path prefix): no credentials, query
+        // or fragment, which would otherwise end up in error messages.
         let base = Url::parse(server)
             .ok()
-            .filter(|url| url.scheme() == "https" && url.host().is_some())
-            .ok_or_else(|| ClientError::InvalidServerUrl(server.to_owned()))?;
-        let tls = tls_setup(trust)?;
+            .filter(|url| {
+                url.scheme() == "https"
+                    && url.host().is_some()
+                    && url.username().is_empty()
+                    && url.password().is_none()
+                    && url.query().is_none()
+                    && url.fragment().is_none()
+            })
+            .ok_or_else(|| ClientError::InvalidServerUrl(printable(server)))?;
         let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls.config.clone())
+            .tls_backend_preconfigured(client_config(trust)?)
             .https_only(true)
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("curbside/", env!("CARGO_PKG_VERSION")))
@@ -106,7 +115,7 @@ impl Client {
                 server: base.to_string(),
                 detail: chain(&error),
             })?;
-        Ok(Self { http, base, tls })
+        Ok(Self { http, base })
     }
 
     /// The server's base URL.
@@ -169,7 +178,7 @@ impl Client {
             Ok(ErrorBody { error }) => Err(ClientError::Api {
                 status,
                 code: error.code,
-                message: error.message,
+                message: printable(&error.message),
             }),
             Err(_) => Err(ClientError::UnexpectedResponse {
                 status,
@@ -179,19 +188,38 @@ impl Client {
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ClientError {
-        if let Some(mismatch) = self.tls.pin_mismatch() {
-            return ClientError::PinMismatch(mismatch);
-        }
-        if let Some(tls_error @ rustls::Error::InvalidCertificate(_)) = find_rustls_error(error) {
-            return ClientError::Untrusted {
+        match find_rustls_error(error) {
+            Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+                if let Some(mismatch) = other.0.downcast_ref::<PinMismatch>() {
+                    return ClientError::PinMismatch(*mismatch);
+                }
+                ClientError::Untrusted {
+                    detail: other.to_string(),
+                }
+            }
+            Some(tls_error @ rustls::Error::InvalidCertificate(_)) => ClientError::Untrusted {
                 detail: tls_error.to_string(),
-            };
-        }
-        ClientError::Unreachable {
-            server: self.base.to_string(),
-            detail: chain(error),
+            },
+            _ => ClientError::Unreachable {
+                server: self.base.to_string(),
+                detail: chain(error),
+            },
         }
     }
+}
+
+/// `text` with control characters (which could drive the terminal) shown
+/// as escapes, for printing text that came from elsewhere.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// Finds a rustls error inside `error`'s chain of sources, looking inside

@@ -4,14 +4,15 @@
 //! a reason to fall back to another way of trusting.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use curbside_proto::CertificateFingerprint;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore,
+    SignatureScheme,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -60,8 +61,9 @@ pub enum TrustError {
 }
 
 /// A certificate the pin refused: what was expected and what the server
-/// presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// presented. It travels inside the rustls error of the failed handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the certificate's fingerprint is {presented}, not the pinned {expected}")]
 pub struct PinMismatch {
     /// The pinned fingerprint.
     pub expected: CertificateFingerprint,
@@ -69,36 +71,17 @@ pub struct PinMismatch {
     pub presented: CertificateFingerprint,
 }
 
-/// A rustls client configuration plus, for pinning, where a refused
-/// certificate is reported.
-#[derive(Debug, Clone)]
-pub struct TlsSetup {
-    /// The configuration to connect with.
-    pub config: ClientConfig,
-    /// Set when the pin refused the server's certificate.
-    pub mismatch: Arc<Mutex<Option<PinMismatch>>>,
-}
-
-impl TlsSetup {
-    /// The last pin mismatch seen, if any.
-    pub fn pin_mismatch(&self) -> Option<PinMismatch> {
-        *self.mismatch.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 /// Builds the TLS client configuration for `trust`: TLS 1.3 and 1.2 only
 /// (rustls's `ring` provider), ALPN h2 and http/1.1.
-pub fn tls_setup(trust: &Trust) -> Result<TlsSetup, TrustError> {
+pub fn client_config(trust: &Trust) -> Result<ClientConfig, TrustError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let mismatch = Arc::new(Mutex::new(None));
     let mut config = match trust {
         Trust::Pin(expected) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinnedCertificate {
                 expected: *expected,
-                mismatch: mismatch.clone(),
                 algorithms: provider.signature_verification_algorithms,
             }))
             .with_no_client_auth(),
@@ -115,7 +98,7 @@ pub fn tls_setup(trust: &Trust) -> Result<TlsSetup, TrustError> {
         Trust::SystemRoots => builder.with_platform_verifier()?.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsSetup { config, mismatch })
+    Ok(config)
 }
 
 fn read_roots(path: &Path) -> Result<RootCertStore, TrustError> {
@@ -139,7 +122,6 @@ fn read_roots(path: &Path) -> Result<RootCertStore, TrustError> {
 #[derive(Debug)]
 struct PinnedCertificate {
     expected: CertificateFingerprint,
-    mismatch: Arc<Mutex<Option<PinMismatch>>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -156,13 +138,12 @@ impl ServerCertVerifier for PinnedCertificate {
         if presented == self.expected {
             return Ok(ServerCertVerified::assertion());
         }
-        *self.mismatch.lock().unwrap_or_else(PoisonError::into_inner) = Some(PinMismatch {
-            expected: self.expected,
-            presented,
-        });
-        Err(rustls::Error::InvalidCertificate(
-            CertificateError::ApplicationVerificationFailure,
-        ))
+        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+            OtherError(Arc::new(PinMismatch {
+                expected: self.expected,
+                presented,
+            })),
+        )))
     }
 
     fn verify_tls12_signature(

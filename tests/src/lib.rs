@@ -16,7 +16,8 @@
 )]
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::Router;
@@ -172,8 +173,9 @@ impl Drop for TestDatabase {
 pub struct TestEnv {
     /// The backend this environment uses.
     pub backend: Backend,
-    data_dir: TempDir,
+    data_dir: PathBuf,
     database: TestDatabase,
+    _temporary: TempDir,
 }
 
 impl TestEnv {
@@ -182,18 +184,25 @@ impl TestEnv {
         if std::env::var_os("TEST_LOG").is_some() {
             telemetry::init(LogFormat::Text);
         }
-        let data_dir = tempfile::tempdir().expect("a temporary directory");
-        let database = TestDatabase::create(backend, data_dir.path()).await;
+        let temporary = tempfile::tempdir().expect("a temporary directory");
+        // The server refuses a data directory other users can read.
+        let data_dir = temporary.path().join("data");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&data_dir)
+            .expect("the data directory");
+        let database = TestDatabase::create(backend, &data_dir).await;
         Self {
             backend,
             data_dir,
             database,
+            _temporary: temporary,
         }
     }
 
     /// The server's data directory.
     pub fn data_dir(&self) -> &Path {
-        self.data_dir.path()
+        &self.data_dir
     }
 
     /// The database URL the server uses.
@@ -204,7 +213,7 @@ impl TestEnv {
     /// The default configuration for this environment (the listening
     /// address is ignored: tests bind their own listener).
     pub fn config(&self) -> Config {
-        let mut config = Config::with_data_dir(self.data_dir.path());
+        let mut config = Config::with_data_dir(&self.data_dir);
         config.database = DatabaseUrl::parse(self.database.url()).expect("a valid database URL");
         config
     }
@@ -273,11 +282,11 @@ impl TestServer {
     }
 
     fn http_builder(&self, alpn: &[&[u8]]) -> reqwest::ClientBuilder {
-        let mut tls =
-            curbside_cli::trust::tls_setup(&Trust::Pin(self.fingerprint)).expect("TLS set-up");
-        tls.config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        let mut config =
+            curbside_cli::trust::client_config(&Trust::Pin(self.fingerprint)).expect("TLS set-up");
+        config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
         reqwest::Client::builder()
-            .tls_backend_preconfigured(tls.config)
+            .tls_backend_preconfigured(config)
             .no_proxy()
     }
 
