@@ -41,6 +41,7 @@ async fn serve(overrides: Overrides) -> ExitCode {
         }
     };
     telemetry::init(config.log_format);
+    telemetry::install_panic_hook();
     let log_format = config.log_format;
     let listen = config.listen;
 

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,6 +19,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -32,6 +35,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often idle HTTP/2 connections are pinged.
 const H2_KEEP_ALIVE: Duration = Duration::from_secs(60);
+/// The most requests one HTTP/2 connection may have in flight.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 64;
+/// How long closing the database may take at shutdown.
+const DATABASE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause after a failed `accept` (e.g. out of file descriptors), so the
 /// loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -109,7 +116,8 @@ impl Server {
 
     /// Serves HTTPS on `listener` until `shutdown` completes, then stops
     /// accepting, lets in-flight requests finish (up to the configured grace
-    /// period) and closes the database.
+    /// period, after which the remaining connections are cut) and closes the
+    /// database.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let app = http::router(
             AppState {
@@ -127,11 +135,29 @@ impl Server {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .keep_alive_interval(H2_KEEP_ALIVE);
+            .keep_alive_interval(H2_KEEP_ALIVE)
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS);
+        // The protocol is fixed by ALPN during the handshake, so the
+        // connection never waits on an untimed sniff of its first bytes.
+        let http1 = builder.clone().http1_only();
+        let http2 = builder.http2_only();
         let graceful = GracefulShutdown::new();
+        let slots = Arc::new(Semaphore::new(self.config.max_connections));
+        let mut connections = JoinSet::new();
 
         tokio::pin!(shutdown);
         loop {
+            // Reap finished connections so the set does not grow.
+            while connections.try_join_next().is_some() {}
+            // At the connection limit, stop accepting: new clients wait in
+            // the kernel's backlog instead of costing memory here.
+            let slot = tokio::select! {
+                () = &mut shutdown => break,
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+            };
             let (stream, peer) = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
@@ -145,13 +171,14 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
-            let builder = builder.clone();
+            let (http1, http2) = (http1.clone(), http2.clone());
             let watcher = graceful.watcher();
             let service = app.clone().map_request(move |mut request: Request<_>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
-            tokio::spawn(async move {
+            connections.spawn(async move {
+                let _slot = slot;
                 let tls_stream =
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => tls_stream,
@@ -164,6 +191,10 @@ impl Server {
                             return;
                         }
                     };
+                let builder = match tls_stream.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => &http2,
+                    _ => &http1,
+                };
                 let connection = builder.serve_connection_with_upgrades(
                     TokioIo::new(tls_stream),
                     TowerToHyperService::new(service),
@@ -182,10 +213,17 @@ impl Server {
         {
             tracing::warn!(
                 grace_seconds = self.config.shutdown_grace.as_secs(),
+                open = connections.len(),
                 "connections still open after the grace period; closing them"
             );
         }
-        self.database.close().await;
+        connections.shutdown().await;
+        if tokio::time::timeout(DATABASE_CLOSE_TIMEOUT, self.database.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the database did not close in time; exiting anyway");
+        }
         tracing::info!("shut down");
     }
 }

@@ -87,6 +87,16 @@ pub enum TlsError {
         /// The file that is not.
         missing: PathBuf,
     },
+    /// A directory or key file is readable by other users.
+    #[error("{path} is accessible to other users (mode {mode:o}); restrict it with: {fix}")]
+    TooOpen {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// The command that fixes it.
+        fix: String,
+    },
     /// rustls refused the certificate or key.
     #[error("the TLS certificate and key cannot be used: {0}")]
     Rustls(#[from] rustls::Error),
@@ -100,6 +110,7 @@ pub enum TlsError {
 pub fn load_or_generate(source: &TlsSource, data_dir: &Path) -> Result<TlsIdentity, TlsError> {
     match source {
         TlsSource::Files { cert, key } => {
+            check_key_permissions(key, 0o640)?;
             let chain = read_certificates(cert)?;
             let key = read_private_key(key)?;
             identity(chain, key, cert.clone(), false, Vec::new())
@@ -134,6 +145,7 @@ pub fn load_or_generate(source: &TlsSource, data_dir: &Path) -> Result<TlsIdenti
                 .filter(|name| !covered.lines().any(|line| line == name.as_str()))
                 .cloned()
                 .collect();
+            check_key_permissions(&key_path, 0o600)?;
             let chain = read_certificates(&cert_path)?;
             let key = read_private_key(&key_path)?;
             identity(chain, key, cert_path, newly_generated, missing_hostnames)
@@ -235,22 +247,53 @@ fn generate(
     Ok(())
 }
 
-/// Creates `dir` (and its parents) readable by the owner only, if it does not
-/// exist yet.
+/// Creates `dir` (mode 0700) if it does not exist, and refuses one that
+/// other users can enter or read: it holds the database and private keys.
 pub fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::DirBuilderExt;
     let io = |source| TlsError::Io {
         action: "cannot create the directory",
         path: dir.to_owned(),
         source,
     };
-    if dir.is_dir() {
-        return Ok(());
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .create(dir)
-        .map_err(io)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)
+    let mode = fs::metadata(dir).map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(TlsError::TooOpen {
+            path: dir.to_owned(),
+            mode,
+            fix: format!("chmod 700 {}", dir.display()),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a private key file that other users can read (group read is
+/// allowed for an operator's own key, as Debian's `ssl-cert` group does).
+fn check_key_permissions(path: &Path, allowed: u32) -> Result<(), TlsError> {
+    let mode = fs::metadata(path)
+        .map_err(|source| TlsError::Io {
+            action: "cannot read",
+            path: path.to_owned(),
+            source,
+        })?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & !allowed != 0 {
+        return Err(TlsError::TooOpen {
+            path: path.to_owned(),
+            mode,
+            fix: format!("chmod {allowed:o} {}", path.display()),
+        });
+    }
+    Ok(())
 }
 
 /// Writes `contents` to `path` through a temporary file with `mode`, synced
@@ -335,6 +378,7 @@ mod tests {
         let key = data_dir.join("key.pem");
         fs::write(&cert, "not a certificate").unwrap();
         fs::write(&key, "not a key").unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
         let error = load_or_generate(
             &TlsSource::Files {
                 cert: cert.clone(),
@@ -345,5 +389,25 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains(&cert.display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn open_data_directories_and_keys_are_refused() {
+        let temporary = tempfile::tempdir().unwrap();
+        let open = temporary.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        let error = create_private_dir(&open).unwrap_err().to_string();
+        assert!(error.contains("chmod 700"), "{error}");
+
+        let data_dir = temporary.path().join("data");
+        let source = TlsSource::Generated { hostnames: vec![] };
+        load_or_generate(&source, &data_dir).unwrap();
+        let key = data_dir.join(TLS_DIR).join(KEY_FILE);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        let error = load_or_generate(&source, &data_dir)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("chmod 600"), "{error}");
     }
 }

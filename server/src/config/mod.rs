@@ -3,12 +3,17 @@
 //! precedence, then validated. A bad value stops start-up with a message that
 //! names the setting and where its value came from.
 
+mod database_url;
+
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use database_url::{DatabaseUrl, SecretText};
 
 /// The default listening address: loopback only, so a first start exposes
 /// nothing until an administrator chooses an address.
@@ -20,8 +25,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The default time in-flight requests get to finish at shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-const MIN_BODY_BYTES: usize = 1024;
-const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The default most simultaneous connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+
+const BODY_BYTES_RANGE: RangeInclusive<u64> = 1024..=64 * 1024 * 1024;
+const GRACE_SECONDS_RANGE: RangeInclusive<u64> = 0..=3600;
+const CONNECTIONS_RANGE: RangeInclusive<u64> = 1..=1_000_000;
 
 /// Fully resolved and validated server settings.
 #[derive(Debug, Clone)]
@@ -40,6 +49,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// The most connections served at once; further clients wait.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -57,6 +68,7 @@ impl Config {
             log_format: LogFormat::Text,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -88,73 +100,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// A database URL. It may hold a password, so `Debug` and `Display` show only
-/// the backend.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    /// Accepts `sqlite:` and `postgres:`/`postgresql:` URLs.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let url = url.trim();
-        if url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://")
-        {
-            Ok(Self(url.to_owned()))
-        } else {
-            Err("expected a URL starting with sqlite: or postgres://".to_owned())
-        }
-    }
-
-    /// The SQLite database file `curbside.db` inside `data_dir`.
-    pub fn sqlite_in(data_dir: &Path) -> Self {
-        Self(format!(
-            "sqlite://{}?mode=rwc",
-            percent_encode_path(&data_dir.join("curbside.db"))
-        ))
-    }
-
-    /// Whether this is a PostgreSQL URL.
-    pub fn is_postgres(&self) -> bool {
-        !self.0.starts_with("sqlite:")
-    }
-
-    /// The URL itself, for the database driver only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({self})")
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.is_postgres() {
-            "postgres://…"
-        } else {
-            "sqlite://…"
-        })
-    }
-}
-
-/// Percent-encodes a file path for a `sqlite://` URL, keeping `/`.
-fn percent_encode_path(path: &Path) -> String {
-    let mut encoded = String::new();
-    for byte in path.to_string_lossy().bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'.' | b'-' | b'_' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
 /// The values given on the command line or in the environment, before
 /// validation. `None` means "not given here".
 #[derive(Debug, Default, Clone, clap::Args)]
@@ -176,22 +121,12 @@ pub struct Overrides {
         value_name = "URL",
         hide_env_values = true
     )]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretText>,
     /// PEM certificate chain; without it a self-signed certificate is generated.
-    #[arg(
-        long,
-        env = "CURBSIDE_TLS_CERT",
-        value_name = "FILE",
-        requires = "tls_key"
-    )]
+    #[arg(long, env = "CURBSIDE_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
-    #[arg(
-        long,
-        env = "CURBSIDE_TLS_KEY",
-        value_name = "FILE",
-        requires = "tls_cert"
-    )]
+    #[arg(long, env = "CURBSIDE_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// Extra host name or IP address for the generated certificate (repeatable).
     #[arg(
@@ -210,6 +145,9 @@ pub struct Overrides {
     /// Seconds in-flight requests get to finish at shutdown [default: 30].
     #[arg(long, env = "CURBSIDE_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
     pub shutdown_grace_seconds: Option<String>,
+    /// The most connections served at once [default: 16384].
+    #[arg(long, env = "CURBSIDE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<String>,
 }
 
 /// The settings a TOML configuration file may hold.
@@ -218,13 +156,14 @@ pub struct Overrides {
 struct FileSettings {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
-    database_url: Option<String>,
+    database_url: Option<SecretText>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     hostnames: Option<Vec<String>>,
     log_format: Option<String>,
     max_body_bytes: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
+    max_connections: Option<u64>,
 }
 
 /// Why the settings could not be resolved.
@@ -340,7 +279,7 @@ impl Overrides {
             ("--database-url", "CURBSIDE_DATABASE_URL"),
             path,
         ) {
-            Some((text, origin)) => DatabaseUrl::parse(&text)
+            Some((SecretText(text), origin)) => DatabaseUrl::parse(&text)
                 .map_err(|reason| invalid("database_url", origin, reason))?,
             None => DatabaseUrl::sqlite_in(&data_dir),
         };
@@ -357,22 +296,29 @@ impl Overrides {
             ("--tls-key", "CURBSIDE_TLS_KEY"),
             path,
         );
-        let hostnames = if self.hostnames.is_empty() {
-            file.hostnames.unwrap_or_default()
+        let (hostnames, hostnames_origin) = if self.hostnames.is_empty() {
+            (
+                file.hostnames.unwrap_or_default(),
+                path.map_or(
+                    Origin::CommandLine("--hostname", "CURBSIDE_HOSTNAMES"),
+                    Origin::File,
+                ),
+            )
         } else {
-            self.hostnames
+            (
+                self.hostnames,
+                Origin::CommandLine("--hostname", "CURBSIDE_HOSTNAMES"),
+            )
         };
         let tls = match (cert, key) {
             (Some((cert, _)), Some((key, _))) => {
                 if !hostnames.is_empty() {
-                    return Err(ConfigError::Invalid {
-                        setting: "hostnames",
-                        origin: "--hostname or CURBSIDE_HOSTNAMES".to_owned(),
-                        reason:
-                            "host names only apply to the generated certificate; leave them out \
-                                 when giving --tls-cert and --tls-key"
-                                .to_owned(),
-                    });
+                    return Err(invalid(
+                        "hostnames",
+                        hostnames_origin,
+                        "host names only apply to the generated certificate; leave them out when \
+                         giving tls_cert and tls_key",
+                    ));
                 }
                 TlsSource::Files { cert, key }
             }
@@ -391,17 +337,20 @@ impl Overrides {
                 ));
             }
             (None, None) => {
+                let mut names = Vec::with_capacity(hostnames.len());
                 for name in &hostnames {
-                    if name.trim().is_empty() || name.contains(char::is_whitespace) {
-                        return Err(ConfigError::Invalid {
-                            setting: "hostnames",
-                            origin: "--hostname, CURBSIDE_HOSTNAMES or the configuration file"
-                                .to_owned(),
-                            reason: format!("{name:?} is not a host name or IP address"),
-                        });
+                    let name = canonical_host_name(name).ok_or_else(|| {
+                        invalid(
+                            "hostnames",
+                            hostnames_origin,
+                            format!("{name:?} is not a DNS name or IP address"),
+                        )
+                    })?;
+                    if !names.contains(&name) {
+                        names.push(name);
                     }
                 }
-                TlsSource::Generated { hostnames }
+                TlsSource::Generated { hostnames: names }
             }
         };
 
@@ -421,57 +370,45 @@ impl Overrides {
             None => LogFormat::Text,
         };
 
-        let max_body_bytes = match pick(
-            self.max_body_bytes
-                .map(|text| text.trim().parse::<u64>().map_err(|_| text)),
-            file.max_body_bytes.map(Ok),
-            ("--max-body-bytes", "CURBSIDE_MAX_BODY_BYTES"),
-            path,
-        ) {
-            Some((value, origin)) => {
-                let range =
-                    format!("a whole number of bytes from {MIN_BODY_BYTES} to {MAX_BODY_BYTES}");
-                match value.map(usize::try_from) {
-                    Ok(Ok(bytes)) if (MIN_BODY_BYTES..=MAX_BODY_BYTES).contains(&bytes) => bytes,
-                    Ok(_) => {
-                        return Err(invalid(
-                            "max_body_bytes",
-                            origin,
-                            format!("expected {range}"),
-                        ));
-                    }
-                    Err(text) => {
-                        return Err(invalid(
-                            "max_body_bytes",
-                            origin,
-                            format!("{text:?} is not {range}"),
-                        ));
-                    }
-                }
-            }
-            None => DEFAULT_MAX_BODY_BYTES,
-        };
-
-        let shutdown_grace = match pick(
-            self.shutdown_grace_seconds
-                .map(|text| text.trim().parse::<u64>().map_err(|_| text)),
-            file.shutdown_grace_seconds.map(Ok),
-            (
-                "--shutdown-grace-seconds",
-                "CURBSIDE_SHUTDOWN_GRACE_SECONDS",
+        let max_body_bytes = number(
+            "max_body_bytes",
+            pick(
+                self.max_body_bytes,
+                file.max_body_bytes.map(|n| n.to_string()),
+                ("--max-body-bytes", "CURBSIDE_MAX_BODY_BYTES"),
+                path,
             ),
-            path,
-        ) {
-            Some((Ok(seconds), _)) if seconds <= 3600 => Duration::from_secs(seconds),
-            Some((_, origin)) => {
-                return Err(invalid(
-                    "shutdown_grace_seconds",
-                    origin,
-                    "expected a whole number of seconds from 0 to 3600",
-                ));
-            }
-            None => DEFAULT_SHUTDOWN_GRACE,
-        };
+            BODY_BYTES_RANGE,
+            "bytes",
+        )?
+        .map_or(DEFAULT_MAX_BODY_BYTES, to_usize);
+        let shutdown_grace = number(
+            "shutdown_grace_seconds",
+            pick(
+                self.shutdown_grace_seconds,
+                file.shutdown_grace_seconds.map(|n| n.to_string()),
+                (
+                    "--shutdown-grace-seconds",
+                    "CURBSIDE_SHUTDOWN_GRACE_SECONDS",
+                ),
+                path,
+            ),
+            GRACE_SECONDS_RANGE,
+            "seconds",
+        )?
+        .map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_secs);
+        let max_connections = number(
+            "max_connections",
+            pick(
+                self.max_connections,
+                file.max_connections.map(|n| n.to_string()),
+                ("--max-connections", "CURBSIDE_MAX_CONNECTIONS"),
+                path,
+            ),
+            CONNECTIONS_RANGE,
+            "connections",
+        )?
+        .map_or(DEFAULT_MAX_CONNECTIONS, to_usize);
 
         Ok(Config {
             data_dir,
@@ -481,8 +418,49 @@ impl Overrides {
             log_format,
             max_body_bytes,
             shutdown_grace,
+            max_connections,
         })
     }
+}
+
+/// Parses a whole number setting within `range`, naming the setting.
+fn number(
+    setting: &'static str,
+    given: Option<(String, Origin<'_>)>,
+    range: RangeInclusive<u64>,
+    unit: &str,
+) -> Result<Option<u64>, ConfigError> {
+    let Some((text, origin)) = given else {
+        return Ok(None);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(value) if range.contains(&value) => Ok(Some(value)),
+        _ => Err(invalid(
+            setting,
+            origin,
+            format!(
+                "{text:?} is not a whole number of {unit} from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
+fn to_usize(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+/// A host name for the certificate in canonical form (lower-case DNS name,
+/// or an IP address as Rust writes it), or `None` if it is neither.
+fn canonical_host_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    if let Ok(ip) = name.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        return Some(ip.to_string());
+    }
+    let lower = name.to_ascii_lowercase();
+    let valid = rustls_pki_types::DnsName::try_from(lower.as_str()).is_ok();
+    valid.then_some(lower)
 }
 
 fn parse_log_format(text: &str) -> Option<LogFormat> {
@@ -498,9 +476,19 @@ fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|error| ConfigError::ParseFile {
-        path: path.to_owned(),
-        message: error.to_string(),
+    // The parser's full text quotes the offending line, which may hold a
+    // database password: report its message and position only.
+    toml::from_str(&text).map_err(|error| {
+        let position = error.span().map_or_else(String::new, |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" (line {line}, column {column})")
+        });
+        ConfigError::ParseFile {
+            path: path.to_owned(),
+            message: format!("{}{position}", error.message()),
+        }
     })
 }
 
@@ -568,7 +556,7 @@ mod tests {
         assert!(error.contains("`max_body_bytes`"), "{error}");
 
         let error = Overrides {
-            database_url: Some("mysql://x".to_owned()),
+            database_url: Some(SecretText("mysql://x".to_owned())),
             ..overrides()
         }
         .resolve()
@@ -605,14 +593,74 @@ mod tests {
     }
 
     #[test]
-    fn database_url_hides_credentials() {
-        let url = DatabaseUrl::parse("postgres://curbside:hunter2@db/curbside").unwrap();
-        assert!(!format!("{url:?} {url}").contains("hunter2"));
+    fn a_bad_file_line_is_located_but_not_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("curbside.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:8443\"\ndatabse_url = \"postgres://u:hunter2@db/x\"\n",
+        )
+        .unwrap();
+        let error = Overrides {
+            config: Some(file),
+            ..overrides()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(
+            error.contains("databse_url") && error.contains("line 2"),
+            "{error}"
+        );
     }
 
     #[test]
-    fn sqlite_paths_are_percent_encoded() {
-        let url = DatabaseUrl::sqlite_in(Path::new("/tmp/a b?c"));
-        assert_eq!(url.expose(), "sqlite:///tmp/a%20b%3Fc/curbside.db?mode=rwc");
+    fn host_names_are_validated_and_canonical() {
+        let config = Overrides {
+            hostnames: vec!["Curbside.Example.org".to_owned(), "[0:0::1]".to_owned()],
+            ..overrides()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            config.tls,
+            TlsSource::Generated {
+                hostnames: vec!["curbside.example.org".to_owned(), "::1".to_owned()]
+            }
+        );
+        for bad in ["https://x", "two words", ""] {
+            let error = Overrides {
+                hostnames: vec![bad.to_owned()],
+                ..overrides()
+            }
+            .resolve()
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("`hostnames`"), "{error}");
+        }
+    }
+
+    #[test]
+    fn numbers_outside_their_range_are_refused() {
+        for (overrides, setting) in [
+            (
+                Overrides {
+                    max_connections: Some("0".to_owned()),
+                    ..overrides()
+                },
+                "`max_connections`",
+            ),
+            (
+                Overrides {
+                    shutdown_grace_seconds: Some("-1".to_owned()),
+                    ..overrides()
+                },
+                "`shutdown_grace_seconds`",
+            ),
+        ] {
+            let error = overrides.resolve().unwrap_err().to_string();
+            assert!(error.contains(setting), "{error}");
+        }
     }
 }

@@ -99,6 +99,13 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Self::DatabaseUnavailable(error)
             }
+            // A database's own message can quote the values involved (which
+            // may be personal data): log its SQLSTATE and constraint only.
+            sqlx::Error::Database(database) => Self::Internal(format!(
+                "database error: SQLSTATE {}, constraint {}",
+                database.code().as_deref().unwrap_or("unknown"),
+                database.constraint().unwrap_or("none")
+            )),
             other => Self::Internal(format!("database: {other}")),
         }
     }

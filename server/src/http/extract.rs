@@ -77,6 +77,8 @@ fn json_error(error: serde_json::Error) -> Error {
                 .iter()
                 .any(|prefix| text.starts_with(prefix));
             if names_a_field {
+                // The field name is the client's own text: bound what is echoed.
+                let text: String = text.chars().take(200).collect();
                 Error::InvalidRequest(format!("the request body is not as expected: {text}"))
             } else {
                 Error::InvalidRequest(format!(

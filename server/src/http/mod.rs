@@ -9,7 +9,7 @@ pub mod error;
 pub mod extract;
 mod health;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -19,6 +19,7 @@ use axum::{Extension, Router};
 use curbside_proto::request_id::REQUEST_ID_HEADER;
 use curbside_proto::{ErrorBody, ErrorCode, RequestId};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::db::Database;
 use error::{Error, InternalCause};
@@ -30,6 +31,10 @@ pub struct AppState {
     /// The database pool.
     pub database: Database,
 }
+
+/// How long one request, body included, may take before it is answered
+/// with 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Headers set on every response.
 const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
@@ -57,6 +62,10 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(Extension(BodyLimit(max_body_bytes)))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(security_headers))
@@ -180,7 +189,8 @@ fn describe(status: StatusCode, method: &Method) -> (ErrorCode, String) {
 /// (which may carry identifiers), and the cause of any 5xx.
 async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
+    // Extension methods are client-chosen text: log them bounded.
+    let method: String = request.method().as_str().chars().take(16).collect();
     let route = request
         .extensions()
         .get::<MatchedPath>()

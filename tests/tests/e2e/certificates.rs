@@ -93,5 +93,6 @@ fn write_ca_and_leaf(dir: &Path, ca_name: &str) -> std::path::PathBuf {
     std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
     std::fs::write(dir.join("leaf.pem"), leaf.pem()).unwrap();
     std::fs::write(dir.join("leaf.key"), leaf_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(dir.join("leaf.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
     dir.join("ca.pem")
 }

@@ -18,9 +18,8 @@ async fn shutdown_finishes_in_flight_requests_then_refuses_new_ones(backend: Bac
     let mut server = env.start_with(env.config(), probe::routes()).await;
 
     // Start a request and leave its body half sent, so it is in flight.
-    let tls =
-        curbside_cli::trust::tls_setup(&curbside_cli::Trust::Pin(server.fingerprint)).unwrap();
-    let mut config = tls.config;
+    let mut config =
+        curbside_cli::trust::client_config(&curbside_cli::Trust::Pin(server.fingerprint)).unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tcp = TcpStream::connect(server.address).await.unwrap();
     let mut stream = TlsConnector::from(Arc::new(config))

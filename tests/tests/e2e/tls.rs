@@ -21,6 +21,7 @@ backend_tests!(
     tls_1_1_only_client_fails_the_handshake,
     tls_1_2_with_only_cbc_suites_fails_the_handshake,
     tls_1_2_and_1_3_clients_succeed_with_alpn,
+    connections_beyond_the_limit_wait_for_a_free_slot,
 );
 
 const TLS_CONTENT_ALERT: u8 = 0x15;
@@ -108,6 +109,46 @@ async fn tls_1_2_and_1_3_clients_succeed_with_alpn(backend: Backend) {
             server.fingerprint
         );
     }
+    server.stop().await;
+}
+
+async fn connections_beyond_the_limit_wait_for_a_free_slot(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let mut config = env.config();
+    config.max_connections = 1;
+    let server = env.start_with(config, axum::Router::new()).await;
+    let connector = TlsConnector::from(Arc::new(
+        curbside_cli::trust::client_config(&curbside_cli::Trust::Pin(server.fingerprint)).unwrap(),
+    ));
+    let name = || ServerName::try_from("localhost").unwrap();
+
+    let first = connector
+        .connect(name(), TcpStream::connect(server.address).await.unwrap())
+        .await
+        .unwrap();
+    // The second client reaches the kernel's backlog, but the server does
+    // not take it on while the first connection holds the only slot.
+    let second = tokio::spawn({
+        let connector = connector.clone();
+        let address = server.address;
+        async move {
+            connector
+                .connect(name(), TcpStream::connect(address).await.unwrap())
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !second.is_finished(),
+        "a second connection was served beyond the limit"
+    );
+
+    drop(first);
+    let second = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("the waiting client is served once a slot frees")
+        .unwrap();
+    assert!(second.is_ok(), "{second:?}");
     server.stop().await;
 }
 
