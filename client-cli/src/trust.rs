@@ -74,9 +74,18 @@ pub struct PinMismatch {
 /// Builds the TLS client configuration for `trust`: TLS 1.3 and 1.2 only
 /// (rustls's `ring` provider), ALPN h2 and http/1.1.
 pub fn client_config(trust: &Trust) -> Result<ClientConfig, TrustError> {
+    client_config_for_versions(trust, &[&rustls::version::TLS13, &rustls::version::TLS12])
+}
+
+/// [`client_config`] restricted to some TLS versions (tests use it to check
+/// that the server accepts each one).
+pub fn client_config_for_versions(
+    trust: &Trust,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<ClientConfig, TrustError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder =
+        ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(versions)?;
     let mut config = match trust {
         Trust::Pin(expected) => builder
             .dangerous()

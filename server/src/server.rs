@@ -6,7 +6,6 @@
 //! within a few seconds is dropped without an HTTP response.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -238,9 +237,6 @@ pub async fn run(
     Server::prepare(config).await?.run(listener, shutdown).await;
     Ok(())
 }
-
-/// The address a peer connected from, as handlers see it.
-pub type PeerAddr = ConnectInfo<SocketAddr>;
 
 fn new_installation_id() -> Result<String, RunError> {
     use ring::rand::SecureRandom;

@@ -10,28 +10,15 @@ backend_tests!(migrations_run_once_and_the_installation_id_is_stable);
 /// Runs one statement directly against the test's database, behind the
 /// server's back.
 pub async fn execute(env: &TestEnv, statement: &str) {
-    match env.backend {
-        Backend::Sqlite => {
-            let mut connection = sqlx::SqliteConnection::connect(env.database_url())
-                .await
-                .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(statement))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-            connection.close().await.unwrap();
-        }
-        Backend::Postgres => {
-            let mut connection = sqlx::PgConnection::connect(env.database_url())
-                .await
-                .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(statement))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-            connection.close().await.unwrap();
-        }
-    }
+    sqlx::any::install_default_drivers();
+    let mut connection = sqlx::AnyConnection::connect(env.database_url())
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
 }
 
 async fn migrations_run_once_and_the_installation_id_is_stable(backend: Backend) {

@@ -2,16 +2,14 @@
 //!
 //! The refused handshakes are sent as raw ClientHello records, because no
 //! TLS library here will offer TLS 1.1 or CBC suites; the accepted ones use
-//! rustls.
+//! the client's own (pinned) rustls configuration, one version at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use curbside_proto::CertificateFingerprint;
 use curbside_tests::{Backend, TestEnv, backend_tests};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -76,14 +74,11 @@ async fn tls_1_2_and_1_3_clients_succeed_with_alpn(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let server = env.start().await;
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
-        let mut config =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_protocol_versions(&[version])
-                .unwrap()
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate))
-                .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let config = curbside_cli::trust::client_config_for_versions(
+            &curbside_cli::Trust::Pin(server.fingerprint),
+            &[version],
+        )
+        .unwrap();
         let tcp = TcpStream::connect(server.address).await.unwrap();
         let tls = TlsConnector::from(Arc::new(config))
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -215,56 +210,4 @@ fn client_hello(version: [u8; 2], suites: &[u16]) -> Vec<u8> {
     record.extend_from_slice(&u16::try_from(handshake.len()).unwrap().to_be_bytes());
     record.extend(handshake);
     record
-}
-
-/// Accepts any certificate: these tests check the protocol, and compare the
-/// certificate's fingerprint themselves.
-#[derive(Debug)]
-struct AnyCertificate;
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
