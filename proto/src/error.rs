@@ -18,6 +18,10 @@ pub enum ErrorCode {
     /// The body is JSON but not of the expected shape (missing, unknown or
     /// mistyped fields).
     InvalidRequest,
+    /// No valid session: sign in (again).
+    Unauthorized,
+    /// Signed in, but the role or account does not allow this.
+    Forbidden,
     /// No resource lives at this path, or the caller may not know it exists.
     NotFound,
     /// The path exists but does not accept this HTTP method.
@@ -26,6 +30,11 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The body is not of a content type the route accepts.
     UnsupportedMediaType,
+    /// The request conflicts with the current state (e.g. a key already
+    /// enrolled).
+    Conflict,
+    /// Too many attempts; wait as long as `Retry-After` says.
+    TooManyRequests,
     /// The server is up but cannot serve yet (e.g. the database is not
     /// answering).
     Unavailable,
@@ -46,10 +55,14 @@ impl ErrorCode {
             Self::BadRequest => "bad_request",
             Self::InvalidJson => "invalid_json",
             Self::InvalidRequest => "invalid_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Conflict => "conflict",
+            Self::TooManyRequests => "too_many_requests",
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
             Self::Internal => "internal",
@@ -99,7 +112,11 @@ mod tests {
     use super::*;
     use crate::json;
 
-    const ALL: [ErrorCode; 10] = [
+    const ALL: [ErrorCode; 14] = [
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::Conflict,
+        ErrorCode::TooManyRequests,
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidRequest,

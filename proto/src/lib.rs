@@ -5,9 +5,11 @@
 //! (unknown fields and trailing bytes are refused) so that the server and its
 //! clients agree on exactly one reading of every message.
 
+pub mod b64;
 pub mod error;
 pub mod fingerprint;
 pub mod health;
+pub mod identity;
 pub mod json;
 pub mod request_id;
 
