@@ -5,9 +5,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
+use crate::auth;
 use crate::config::{LogFormat, Overrides};
+use crate::db::Database;
 use crate::server::Server;
+use crate::server::now_ms;
 use crate::telemetry;
+use curbside_proto::identity::format_enrollment_code;
 
 /// Curbside: a TLS-only, end-to-end encrypted messaging server for clinicians.
 #[derive(Debug, Parser)]
@@ -23,12 +27,57 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTPS API (there is no plain-text mode).
     Serve(Overrides),
+    /// Issue a one-time code that enrolls a new administrator, without
+    /// starting the server (recovery when every administrator lost their
+    /// device). Uses the same settings as `serve`.
+    AdminCode(Overrides),
 }
 
 /// Runs the parsed command line and returns the process's exit code.
 pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(overrides) => serve(overrides).await,
+        Command::AdminCode(overrides) => admin_code(overrides).await,
+    }
+}
+
+async fn admin_code(overrides: Overrides) -> ExitCode {
+    let config = match overrides.resolve() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("curbside-server: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let database = match Database::open(&config.database).await {
+        Ok(database) => database,
+        Err(error) => {
+            eprintln!("curbside-server: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = now_ms();
+    let lifetime =
+        i64::try_from(config.enrollment_code_lifetime.as_millis()).unwrap_or(i64::MAX / 2);
+    let issued = auth::issue_enrollment_code(database.pool(), None, now, now + lifetime).await;
+    database.close().await;
+    match issued {
+        Ok(code) => {
+            let text = format!(
+                "One-time administrator enrollment code (valid {} hours, shown only now):\n  {}\n\
+                 Enroll with: curbside --server https://HOST:PORT --pin-sha256 FINGERPRINT enroll \
+                 --code {} --display-name \"YOUR NAME\"\n",
+                config.enrollment_code_lifetime.as_secs() / 3600,
+                format_enrollment_code(&code),
+                format_enrollment_code(&code),
+            );
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("curbside-server: cannot issue a code: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -77,18 +126,29 @@ async fn serve(overrides: Overrides) -> ExitCode {
         generated_now = tls.newly_generated,
         "listening for HTTPS"
     );
+    let fingerprint = server.fingerprint();
+    let mut console = String::new();
     if log_format == LogFormat::Text {
-        println!("Curbside is serving HTTPS on https://{address}");
-        println!("TLS certificate: {}", tls.certificate_path.display());
-        println!(
-            "TLS certificate SHA-256 fingerprint: {}",
-            server.fingerprint()
-        );
-        println!(
-            "Check it from a client with: curbside --server https://{address} --pin-sha256 {} health",
-            server.fingerprint()
-        );
+        console.push_str(&format!(
+            "Curbside is serving HTTPS on https://{address}\n\
+             TLS certificate: {}\n\
+             TLS certificate SHA-256 fingerprint: {fingerprint}\n\
+             Check it from a client with: curbside --server https://{address} --pin-sha256 {fingerprint} health\n",
+            tls.certificate_path.display(),
+        ));
     }
+    if let Some(code) = server.first_admin_code() {
+        // Shown once, on the console only: never through tracing, whose
+        // output may be collected elsewhere.
+        console.push_str(&format!(
+            "\nNo users yet. One-time code to enroll the first administrator (shown only now):\n  {code}\n\
+             Enroll with: curbside --server https://{address} --pin-sha256 {fingerprint} enroll --code {code} --display-name \"YOUR NAME\"\n",
+            code = format_enrollment_code(code),
+        ));
+        tracing::info!("a first-administrator enrollment code was printed to standard output");
+    }
+    // A closed standard output must not stop the server.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), console.as_bytes());
     server.run(listener, shutdown_signal()).await;
     ExitCode::SUCCESS
 }

@@ -5,9 +5,11 @@
 //! sets up tracing and calls [`server::run`] with a bound listener and a
 //! shutdown future. Tests call [`server::run`] the same way on port 0.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod files;
 pub mod http;
 pub mod server;
 pub mod telemetry;

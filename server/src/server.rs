@@ -23,8 +23,13 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::sessions::SessionCache;
+use crate::auth::tokens::{KeyError, TokenIssuer};
+use crate::auth::{self, Auth, IssueError};
 use crate::config::Config;
 use crate::db::{Database, DbError};
+use crate::files::{self, FileError};
 use crate::http::{self, AppState};
 use crate::tls::{self, TlsError, TlsIdentity};
 
@@ -48,13 +53,16 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 pub enum RunError {
     /// The data directory could not be created.
     #[error("cannot use the data directory (setting `data_dir`): {0}")]
-    DataDir(TlsError),
+    DataDir(FileError),
     /// The TLS certificate or key could not be loaded or generated.
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Database(#[from] DbError),
+    /// The token signing key could not be loaded or made.
+    #[error(transparent)]
+    Key(#[from] KeyError),
     /// The operating system could not supply random bytes.
     #[error("the operating system's random number generator failed")]
     Random,
@@ -68,6 +76,8 @@ pub struct Server {
     tls: TlsIdentity,
     database: Database,
     installation_id: String,
+    auth: Arc<Auth>,
+    first_admin_code: Option<String>,
     extra_routes: Router<AppState>,
 }
 
@@ -75,17 +85,35 @@ impl Server {
     /// Creates the data directory, loads or generates the TLS certificate,
     /// opens the database and runs its migrations.
     pub async fn prepare(config: Config) -> Result<Self, RunError> {
-        tls::create_private_dir(&config.data_dir).map_err(RunError::DataDir)?;
+        files::create_private_dir(&config.data_dir).map_err(RunError::DataDir)?;
         let tls = tls::load_or_generate(&config.tls, &config.data_dir)?;
         let database = Database::open(&config.database).await?;
         let installation_id = database
             .installation_id(&new_installation_id()?, now_ms())
             .await?;
+        let tokens = TokenIssuer::load_or_generate(&config.data_dir, &installation_id)?;
+        let first_admin_code =
+            auth::first_admin_code(&database, now_ms(), config.enrollment_code_lifetime)
+                .await
+                .map_err(|error| match error {
+                    IssueError::Database(error) => RunError::Database(DbError::Query(error)),
+                    _ => RunError::Random,
+                })?;
+        let auth = Arc::new(Auth {
+            tokens,
+            sessions: SessionCache::new(config.session_idle),
+            limits: RateLimiter::default(),
+            server_id: installation_id.clone(),
+            token_lifetime: config.token_lifetime,
+            enrollment_code_lifetime: config.enrollment_code_lifetime,
+        });
         Ok(Self {
             config,
             tls,
             database,
             installation_id,
+            auth,
+            first_admin_code,
             extra_routes: Router::new(),
         })
     }
@@ -113,6 +141,13 @@ impl Server {
         &self.installation_id
     }
 
+    /// The one-time code for enrolling the first administrator, made at
+    /// this start because the database has no users and no such code yet.
+    /// Shown once; only its hash is stored.
+    pub fn first_admin_code(&self) -> Option<&str> {
+        self.first_admin_code.as_deref()
+    }
+
     /// Serves HTTPS on `listener` until `shutdown` completes, then stops
     /// accepting, lets in-flight requests finish (up to the configured grace
     /// period, after which the remaining connections are cut) and closes the
@@ -121,6 +156,7 @@ impl Server {
         let app = http::router(
             AppState {
                 database: self.database.clone(),
+                auth: self.auth.clone(),
             },
             self.config.max_body_bytes,
             self.extra_routes,

@@ -6,9 +6,7 @@
 //! server generates a self-signed one once, keeps it in the data directory and
 //! reuses it, so clients can pin its fingerprint.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,6 +16,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::TlsSource;
+use crate::files::{FileError, check_key_permissions, create_private_dir, write_new_file};
 
 /// The protocols offered by ALPN, most preferred first.
 pub const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -58,16 +57,6 @@ impl std::fmt::Debug for TlsIdentity {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// A file could not be read or written.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The operating system's reason.
-        source: std::io::Error,
-    },
     /// A PEM file holds nothing usable.
     #[error("{path} {problem}")]
     Pem {
@@ -87,16 +76,9 @@ pub enum TlsError {
         /// The file that is not.
         missing: PathBuf,
     },
-    /// A directory or key file is readable by other users.
-    #[error("{path} is accessible to other users (mode {mode:o}); restrict it with: {fix}")]
-    TooOpen {
-        /// The file or directory.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-        /// The command that fixes it.
-        fix: String,
-    },
+    /// A file could not be written, or is readable by others.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// rustls refused the certificate or key.
     #[error("the TLS certificate and key cannot be used: {0}")]
     Rustls(#[from] rustls::Error),
@@ -247,83 +229,6 @@ fn generate(
     Ok(())
 }
 
-/// Creates `dir` (mode 0700) if it does not exist, and refuses one that
-/// other users can enter or read: it holds the database and private keys.
-pub fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
-    use std::os::unix::fs::DirBuilderExt;
-    let io = |source| TlsError::Io {
-        action: "cannot create the directory",
-        path: dir.to_owned(),
-        source,
-    };
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io)?;
-    }
-    let mode = fs::metadata(dir).map_err(io)?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(TlsError::TooOpen {
-            path: dir.to_owned(),
-            mode,
-            fix: format!("chmod 700 {}", dir.display()),
-        });
-    }
-    Ok(())
-}
-
-/// Refuses a private key file that other users can read (group read is
-/// allowed for an operator's own key, as Debian's `ssl-cert` group does).
-fn check_key_permissions(path: &Path, allowed: u32) -> Result<(), TlsError> {
-    let mode = fs::metadata(path)
-        .map_err(|source| TlsError::Io {
-            action: "cannot read",
-            path: path.to_owned(),
-            source,
-        })?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode & !allowed != 0 {
-        return Err(TlsError::TooOpen {
-            path: path.to_owned(),
-            mode,
-            fix: format!("chmod {allowed:o} {}", path.display()),
-        });
-    }
-    Ok(())
-}
-
-/// Writes `contents` to `path` through a temporary file with `mode`, synced
-/// and renamed into place, so a crash leaves either no file or a whole one.
-fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
-    let temporary = path.with_extension("tmp");
-    let io = |action, source| TlsError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    };
-    let _ = fs::remove_file(&temporary);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&temporary)
-        .map_err(|e| io("cannot create", e))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io("cannot write", e))?;
-    fs::rename(&temporary, path).map_err(|e| io("cannot rename into place", e))?;
-    if let Some(parent) = path.parent() {
-        fs::File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| io("cannot sync the directory of", e))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +295,8 @@ mod tests {
         .to_string();
         assert!(error.contains(&cert.display().to_string()), "{error}");
     }
+
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn open_data_directories_and_keys_are_refused() {

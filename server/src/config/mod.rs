@@ -25,6 +25,15 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The default time in-flight requests get to finish at shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// The default idle time after which a session ends (automatic logoff).
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
+/// The default lifetime of a session token.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// The default lifetime of an enrollment code.
+pub const DEFAULT_ENROLLMENT_CODE_LIFETIME: Duration = Duration::from_secs(72 * 3600);
+const SESSION_SECONDS_RANGE: RangeInclusive<u64> = 60..=86_400;
+const CODE_HOURS_RANGE: RangeInclusive<u64> = 1..=720;
+
 /// The default most simultaneous connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 
@@ -51,6 +60,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The most connections served at once; further clients wait.
     pub max_connections: usize,
+    /// A session idle this long ends.
+    pub session_idle: Duration,
+    /// How long a session token is valid.
+    pub token_lifetime: Duration,
+    /// How long an enrollment code is valid.
+    pub enrollment_code_lifetime: Duration,
 }
 
 impl Config {
@@ -69,6 +84,9 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            session_idle: DEFAULT_SESSION_IDLE,
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            enrollment_code_lifetime: DEFAULT_ENROLLMENT_CODE_LIFETIME,
         }
     }
 }
@@ -148,6 +166,15 @@ pub struct Overrides {
     /// The most connections served at once [default: 16384].
     #[arg(long, env = "CURBSIDE_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<String>,
+    /// Seconds of inactivity after which a session ends [default: 900].
+    #[arg(long, env = "CURBSIDE_SESSION_IDLE_SECONDS", value_name = "SECONDS")]
+    pub session_idle_seconds: Option<String>,
+    /// Seconds a session token is valid [default: 900].
+    #[arg(long, env = "CURBSIDE_TOKEN_LIFETIME_SECONDS", value_name = "SECONDS")]
+    pub token_lifetime_seconds: Option<String>,
+    /// Hours an enrollment code is valid [default: 72].
+    #[arg(long, env = "CURBSIDE_ENROLLMENT_CODE_HOURS", value_name = "HOURS")]
+    pub enrollment_code_hours: Option<String>,
 }
 
 /// The settings a TOML configuration file may hold.
@@ -164,6 +191,9 @@ struct FileSettings {
     max_body_bytes: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
     max_connections: Option<u64>,
+    session_idle_seconds: Option<u64>,
+    token_lifetime_seconds: Option<u64>,
+    enrollment_code_hours: Option<u64>,
 }
 
 /// Why the settings could not be resolved.
@@ -409,6 +439,47 @@ impl Overrides {
             "connections",
         )?
         .map_or(DEFAULT_MAX_CONNECTIONS, to_usize);
+        let session_idle = number(
+            "session_idle_seconds",
+            pick(
+                self.session_idle_seconds,
+                file.session_idle_seconds.map(|n| n.to_string()),
+                ("--session-idle-seconds", "CURBSIDE_SESSION_IDLE_SECONDS"),
+                path,
+            ),
+            SESSION_SECONDS_RANGE,
+            "seconds",
+        )?
+        .map_or(DEFAULT_SESSION_IDLE, Duration::from_secs);
+        let token_lifetime = number(
+            "token_lifetime_seconds",
+            pick(
+                self.token_lifetime_seconds,
+                file.token_lifetime_seconds.map(|n| n.to_string()),
+                (
+                    "--token-lifetime-seconds",
+                    "CURBSIDE_TOKEN_LIFETIME_SECONDS",
+                ),
+                path,
+            ),
+            SESSION_SECONDS_RANGE,
+            "seconds",
+        )?
+        .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        let enrollment_code_lifetime = number(
+            "enrollment_code_hours",
+            pick(
+                self.enrollment_code_hours,
+                file.enrollment_code_hours.map(|n| n.to_string()),
+                ("--enrollment-code-hours", "CURBSIDE_ENROLLMENT_CODE_HOURS"),
+                path,
+            ),
+            CODE_HOURS_RANGE,
+            "hours",
+        )?
+        .map_or(DEFAULT_ENROLLMENT_CODE_LIFETIME, |hours| {
+            Duration::from_secs(hours * 3600)
+        });
 
         Ok(Config {
             data_dir,
@@ -419,6 +490,9 @@ impl Overrides {
             max_body_bytes,
             shutdown_grace,
             max_connections,
+            session_idle,
+            token_lifetime,
+            enrollment_code_lifetime,
         })
     }
 }

@@ -3,6 +3,8 @@
 //! query is written once. Each backend has its own migrations folder because
 //! their DDL differs; the queries the server runs do not.
 
+pub mod identity;
+
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

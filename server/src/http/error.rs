@@ -31,6 +31,19 @@ pub enum Error {
     /// The body is not JSON.
     #[error("send the request body as JSON with the header Content-Type: application/json")]
     UnsupportedMediaType,
+    /// No valid session, or failed authentication; the message says why
+    /// and what to do.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Signed in, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request conflicts with what exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// Over a rate limit.
+    #[error("too many attempts; try again in {} seconds", .0.as_secs())]
+    TooManyRequests(std::time::Duration),
     /// Nothing here, or nothing the caller may know of.
     #[error("nothing was found at this path; check it against the API reference")]
     NotFound,
@@ -71,6 +84,10 @@ impl Error {
                 ErrorCode::UnsupportedMediaType,
             ),
             Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests),
             Self::DatabaseUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
             }
@@ -90,6 +107,32 @@ impl Error {
             }),
             _ => None,
         }
+    }
+}
+
+impl From<crate::auth::RandomError> for Error {
+    fn from(error: crate::auth::RandomError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<crate::auth::sessions::SessionError> for Error {
+    fn from(error: crate::auth::sessions::SessionError) -> Self {
+        match error {
+            crate::auth::sessions::SessionError::Ended => Self::session_ended(),
+            crate::auth::sessions::SessionError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl Error {
+    /// The answer for a token whose session is not (or no longer) valid.
+    pub fn session_ended() -> Self {
+        Self::Unauthorized(
+            "your session is not valid or has ended (logged out, expired, idle, or access \
+             removed); log in again"
+                .to_owned(),
+        )
     }
 }
 
@@ -119,6 +162,21 @@ impl IntoResponse for Error {
             (status, axum::Json(ErrorBody::new(code, self.to_string()))).into_response();
         if let Some(cause) = cause {
             response.extensions_mut().insert(cause);
+        }
+        match &self {
+            Self::TooManyRequests(wait) => {
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(wait.as_secs().max(1)),
+                );
+            }
+            Self::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            _ => {}
         }
         response
     }

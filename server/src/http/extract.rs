@@ -1,12 +1,17 @@
 //! Request extractors that answer in the API's own error format.
 
 use axum::body::Bytes;
+use axum::extract::FromRequestParts;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
+use super::AppState;
 use super::error::Error;
+use crate::auth::sessions::Caller;
+use curbside_proto::identity::Role;
 
 /// The configured largest request body, attached to every request so that
 /// extractors can name it in their errors.
@@ -51,6 +56,60 @@ where
         curbside_proto::json::decode(&bytes)
             .map(Json)
             .map_err(json_error)
+    }
+}
+
+/// The signed-in caller: a valid token in the `Authorization` header (and
+/// nowhere else) whose session is live.
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Error::Unauthorized(
+                    "sign in first: send your session token as Authorization: Bearer TOKEN"
+                        .to_owned(),
+                )
+            })?;
+        let claims = state
+            .auth
+            .tokens
+            .verify(token.trim())
+            .map_err(|_| Error::session_ended())?;
+        Ok(state
+            .auth
+            .sessions
+            .check(
+                &state.database,
+                &claims.jti,
+                &claims.sub,
+                &claims.did,
+                crate::server::now_ms(),
+            )
+            .await?)
+    }
+}
+
+/// A signed-in administrator; anyone else gets 403.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.role != Role::Admin {
+            return Err(Error::Forbidden(
+                "only administrators may do this; ask one of your administrators".to_owned(),
+            ));
+        }
+        Ok(Self(caller))
     }
 }
 

@@ -5,8 +5,13 @@
 //! line per request records the method, the matched route (never the raw
 //! URI), the status, the latency and the request id.
 
+mod admin;
+mod auth;
+mod directory;
+mod enroll;
 pub mod error;
 pub mod extract;
+mod fields;
 mod health;
 
 use std::time::{Duration, Instant};
@@ -30,6 +35,8 @@ use extract::BodyLimit;
 pub struct AppState {
     /// The database pool.
     pub database: Database,
+    /// Tokens, sessions and rate limits.
+    pub auth: std::sync::Arc<crate::auth::Auth>,
 }
 
 /// How long one request, body included, may take before it is answered
@@ -56,6 +63,10 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
 pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(enroll::router())
+        .merge(auth::router())
+        .merge(directory::router())
+        .merge(admin::router())
         .merge(extra)
         .fallback(not_found)
         // Innermost first: each `layer` wraps everything above it.

@@ -1,0 +1,145 @@
+//! Authentication: enrollment codes, login challenges, session tokens, the
+//! session cache and rate limits. The HTTP handlers in `http::auth`,
+//! `http::enroll` and `http::admin` use these.
+
+pub mod rate_limit;
+pub mod sessions;
+pub mod tokens;
+
+use std::time::Duration;
+
+use ring::rand::SecureRandom;
+
+use rate_limit::RateLimiter;
+use sessions::SessionCache;
+use tokens::TokenIssuer;
+
+/// How long a login challenge may be answered.
+pub const CHALLENGE_LIFETIME_MS: i64 = 60_000;
+
+/// Everything authentication needs, shared by the handlers.
+#[derive(Debug)]
+pub struct Auth {
+    /// Signs and checks session tokens.
+    pub tokens: TokenIssuer,
+    /// The live sessions.
+    pub sessions: SessionCache,
+    /// Limits on unauthenticated attempts.
+    pub limits: RateLimiter,
+    /// This server's id, named in login messages and token claims.
+    pub server_id: String,
+    /// How long a token is valid.
+    pub token_lifetime: Duration,
+    /// How long an enrollment code is valid.
+    pub enrollment_code_lifetime: Duration,
+}
+
+/// The operating system could not supply random bytes.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RandomError;
+
+/// `N` random bytes from the operating system.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], RandomError> {
+    let mut bytes = [0u8; N];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| RandomError)?;
+    Ok(bytes)
+}
+
+/// A new random id: 128 bits as 32 lower-case hex digits.
+pub fn new_id() -> Result<String, RandomError> {
+    Ok(hex(&random_bytes::<16>()?))
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A new enrollment code in canonical form: 20 characters of Crockford
+/// base32 (100 bits), each from one random byte (256 is a multiple of 32,
+/// so there is no bias).
+pub fn new_enrollment_code() -> Result<String, RandomError> {
+    let alphabet = curbside_proto::identity::ENROLLMENT_CODE_ALPHABET;
+    Ok(
+        random_bytes::<{ curbside_proto::identity::ENROLLMENT_CODE_LEN }>()?
+            .iter()
+            .map(|byte| char::from(alphabet[usize::from(byte % 32)]))
+            .collect(),
+    )
+}
+
+/// What the database keeps of an enrollment code: its SHA-256. A code has
+/// 100 random bits, so a fast hash is enough.
+pub fn enrollment_code_hash(canonical_code: &str) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, canonical_code.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+/// Issues an enrollment code valid until `expires_at_ms`, for `user_id`, or
+/// (with `None`) for a first administrator whom enrollment creates.
+pub async fn issue_enrollment_code<'c, E>(
+    executor: E,
+    user_id: Option<&str>,
+    now_ms: i64,
+    expires_at_ms: i64,
+) -> Result<String, IssueError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let code = new_enrollment_code()?;
+    let bootstrap_role = user_id.is_none().then_some("admin");
+    sqlx::query(
+        "INSERT INTO enrollment_code (code_hash, user_id, bootstrap_role, created_at_ms, expires_at_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(enrollment_code_hash(&code))
+    .bind(user_id)
+    .bind(bootstrap_role)
+    .bind(now_ms)
+    .bind(expires_at_ms)
+    .execute(executor)
+    .await?;
+    Ok(code)
+}
+
+/// Why a code could not be issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// No randomness.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// The database refused.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// On a database without users, issues a first-administrator code unless an
+/// unused, unexpired one exists; returns it to be shown once.
+pub async fn first_admin_code(
+    database: &crate::db::Database,
+    now_ms: i64,
+    lifetime: Duration,
+) -> Result<Option<String>, IssueError> {
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM app_user")
+        .fetch_one(database.pool())
+        .await?;
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM enrollment_code \
+         WHERE bootstrap_role IS NOT NULL AND used_at_ms IS NULL AND expires_at_ms > $1",
+    )
+    .bind(now_ms)
+    .fetch_one(database.pool())
+    .await?;
+    if users > 0 || pending > 0 {
+        return Ok(None);
+    }
+    let expires = now_ms + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2);
+    Ok(Some(
+        issue_enrollment_code(database.pool(), None, now_ms, expires).await?,
+    ))
+}

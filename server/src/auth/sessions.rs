@@ -1,0 +1,291 @@
+//! Sessions are database rows; this cache keeps checking them off the
+//! database on most requests.
+//!
+//! A request's session is looked up in memory first. An entry is trusted
+//! for [`REVALIDATE_AFTER`], then re-read from the database, so a revocation
+//! made on another replica takes effect within that time. Revocations made
+//! on this server (logout, device removal, user deactivation, role change)
+//! evict the entries at once, and bump a generation counter so that a
+//! database read that raced with the revocation is not cached: on a single
+//! server, revocation takes effect on the very next request. Idle time is
+//! tracked in memory and written to the database at most every
+//! [`LAST_SEEN_WRITE_EVERY_MS`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use curbside_proto::identity::{Role, UserStatus};
+
+use crate::db::Database;
+
+/// How long a cached session is trusted before the database is asked again.
+pub const REVALIDATE_AFTER: Duration = Duration::from_secs(5);
+/// How often a session's last-seen time is written to the database.
+pub const LAST_SEEN_WRITE_EVERY_MS: i64 = 30_000;
+
+/// A session joined with its user and device: user, device, expiry,
+/// last seen, ended, user status, user role, device removed.
+type SessionRow = (
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    Option<i64>,
+);
+
+/// The caller of an authenticated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The session (the token's `jti`).
+    pub session_id: String,
+    /// The signed-in user.
+    pub user_id: String,
+    /// The device of the session.
+    pub device_id: String,
+    /// The user's role.
+    pub role: Role,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    caller: Caller,
+    expires_at_ms: i64,
+    last_seen_ms: i64,
+    written_last_seen_ms: i64,
+    checked: Instant,
+}
+
+/// Why a session is not usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Ended, expired, idle too long, or its user or device is gone.
+    #[error("the session has ended")]
+    Ended,
+    /// The database could not be asked.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// The in-memory view of live sessions.
+#[derive(Debug)]
+pub struct SessionCache {
+    entries: Mutex<HashMap<String, Entry>>,
+    generation: AtomicU64,
+    idle_timeout_ms: i64,
+}
+
+impl SessionCache {
+    /// A cache ending sessions idle for longer than `idle_timeout`.
+    pub fn new(idle_timeout: Duration) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            idle_timeout_ms: i64::try_from(idle_timeout.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Checks that the session `session_id` of `user_id` on `device_id` is
+    /// live at `now_ms`, and marks it as seen.
+    pub async fn check(
+        &self,
+        database: &Database,
+        session_id: &str,
+        user_id: &str,
+        device_id: &str,
+        now_ms: i64,
+    ) -> Result<Caller, SessionError> {
+        let cached = {
+            let mut entries = self.lock();
+            match entries.get_mut(session_id) {
+                Some(entry) if entry.checked.elapsed() < REVALIDATE_AFTER => {
+                    if entry.caller.user_id != user_id || entry.caller.device_id != device_id {
+                        return Err(SessionError::Ended);
+                    }
+                    if now_ms - entry.last_seen_ms > self.idle_timeout_ms
+                        || now_ms >= entry.expires_at_ms
+                    {
+                        entries.remove(session_id);
+                        None
+                    } else {
+                        entry.last_seen_ms = now_ms;
+                        let write = now_ms - entry.written_last_seen_ms >= LAST_SEEN_WRITE_EVERY_MS;
+                        if write {
+                            entry.written_last_seen_ms = now_ms;
+                        }
+                        Some((entry.caller.clone(), write))
+                    }
+                }
+                _ => None,
+            }
+        };
+        if let Some((caller, write)) = cached {
+            if write {
+                touch(database, session_id, now_ms).await?;
+            }
+            return Ok(caller);
+        }
+        self.check_in_database(database, session_id, user_id, device_id, now_ms)
+            .await
+    }
+
+    async fn check_in_database(
+        &self,
+        database: &Database,
+        session_id: &str,
+        user_id: &str,
+        device_id: &str,
+        now_ms: i64,
+    ) -> Result<Caller, SessionError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let remembered_last_seen = self.lock().get(session_id).map(|entry| entry.last_seen_ms);
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT s.user_id, s.device_id, s.expires_at_ms, s.last_seen_at_ms, s.ended_at_ms, \
+                        u.status, u.role, d.removed_at_ms \
+                 FROM session s \
+                 JOIN app_user u ON u.user_id = s.user_id \
+                 JOIN device d ON d.device_id = s.device_id \
+                 WHERE s.session_id = $1",
+        )
+        .bind(session_id)
+        .fetch_optional(database.pool())
+        .await?;
+        let Some((row_user, row_device, expires_at_ms, last_seen, ended, status, role, removed)) =
+            row
+        else {
+            return Err(SessionError::Ended);
+        };
+        let last_seen = last_seen.max(remembered_last_seen.unwrap_or(0));
+        let role = Role::parse(&role);
+        let live = row_user == user_id
+            && row_device == device_id
+            && ended.is_none()
+            && removed.is_none()
+            && UserStatus::parse(&status) == Some(UserStatus::Active)
+            && now_ms < expires_at_ms;
+        let (true, Some(role)) = (live, role) else {
+            self.evict(session_id);
+            return Err(SessionError::Ended);
+        };
+        if now_ms - last_seen > self.idle_timeout_ms {
+            self.evict(session_id);
+            end_sessions(
+                database.pool(),
+                SessionsOf::Session(session_id),
+                "idle",
+                now_ms,
+            )
+            .await?;
+            return Err(SessionError::Ended);
+        }
+        touch(database, session_id, now_ms).await?;
+        let caller = Caller {
+            session_id: session_id.to_owned(),
+            user_id: user_id.to_owned(),
+            device_id: device_id.to_owned(),
+            role,
+        };
+        let mut entries = self.lock();
+        // A revocation since the read above may not be reflected in it.
+        if self.generation.load(Ordering::SeqCst) == generation {
+            entries.insert(
+                session_id.to_owned(),
+                Entry {
+                    caller: caller.clone(),
+                    expires_at_ms,
+                    last_seen_ms: now_ms,
+                    written_last_seen_ms: now_ms,
+                    checked: Instant::now(),
+                },
+            );
+        }
+        Ok(caller)
+    }
+
+    /// Forgets one session.
+    pub fn evict(&self, session_id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.lock().remove(session_id);
+    }
+
+    /// Forgets every session of a user.
+    pub fn evict_user(&self, user_id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.lock()
+            .retain(|_, entry| entry.caller.user_id != user_id);
+    }
+
+    /// Forgets every session of a device.
+    pub fn evict_device(&self, device_id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.lock()
+            .retain(|_, entry| entry.caller.device_id != device_id);
+    }
+}
+
+async fn touch(database: &Database, session_id: &str, now_ms: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE session SET last_seen_at_ms = $1 WHERE session_id = $2 AND last_seen_at_ms < $1",
+    )
+    .bind(now_ms)
+    .bind(session_id)
+    .execute(database.pool())
+    .await?;
+    Ok(())
+}
+
+/// Whose sessions to end.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionsOf<'a> {
+    /// One session.
+    Session(&'a str),
+    /// Every session of a user.
+    User(&'a str),
+    /// Every session of a device.
+    Device(&'a str),
+}
+
+/// Ends the live sessions `which` says, recording why; returns how many.
+pub async fn end_sessions<'c, E>(
+    executor: E,
+    which: SessionsOf<'_>,
+    reason: &'static str,
+    now_ms: i64,
+) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let (sql, value) = match which {
+        SessionsOf::Session(id) => (
+            "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
+             WHERE session_id = $3 AND ended_at_ms IS NULL",
+            id,
+        ),
+        SessionsOf::User(id) => (
+            "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
+             WHERE user_id = $3 AND ended_at_ms IS NULL",
+            id,
+        ),
+        SessionsOf::Device(id) => (
+            "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
+             WHERE device_id = $3 AND ended_at_ms IS NULL",
+            id,
+        ),
+    };
+    let result = sqlx::query(sql)
+        .bind(now_ms)
+        .bind(reason)
+        .bind(value)
+        .execute(executor)
+        .await?;
+    Ok(result.rows_affected())
+}

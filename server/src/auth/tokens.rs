@@ -1,0 +1,165 @@
+//! Session tokens: short-lived JWTs signed with the server's own Ed25519 key
+//! (EdDSA), kept in the data directory with mode 0600.
+//!
+//! Validation pins the algorithm, requires every claim below, checks `nbf`
+//! and allows 5 s of clock leeway. A valid signature is not enough: the
+//! session it names must also be live (see `sessions`).
+
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+
+use crate::files::{self, FileError};
+
+/// The file that holds the token-signing key (PKCS#8).
+pub const KEY_FILE: &str = "keys/token-ed25519.pk8";
+/// Clock leeway allowed when checking `exp` and `nbf`.
+pub const LEEWAY_SECONDS: u64 = 5;
+
+/// The claims of a session token. Every one is required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer: `curbside:` and the server's id.
+    pub iss: String,
+    /// Audience: `curbside-api:` and the server's id.
+    pub aud: String,
+    /// The user.
+    pub sub: String,
+    /// The device.
+    pub did: String,
+    /// Issued at (Unix seconds).
+    pub iat: u64,
+    /// Not before (Unix seconds).
+    pub nbf: u64,
+    /// Expires (Unix seconds).
+    pub exp: u64,
+    /// The session's id.
+    pub jti: String,
+}
+
+/// Why tokens cannot be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key file could not be written or is too open.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The key file could not be read.
+    #[error("cannot read the token signing key {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key file does not hold an Ed25519 PKCS#8 key.
+    #[error(
+        "the token signing key {0} is not an Ed25519 PKCS#8 key; restore it, or remove it to make a new one (every session then ends)"
+    )]
+    Invalid(String),
+    /// No randomness.
+    #[error("the operating system's random number generator failed")]
+    Random,
+}
+
+/// Signs and checks session tokens.
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token that is not valid, for whatever reason (the reason is not told
+/// to the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid session token")]
+pub struct InvalidToken;
+
+impl TokenIssuer {
+    /// Loads the signing key from `data_dir`, generating it on first start.
+    pub fn load_or_generate(data_dir: &Path, server_id: &str) -> Result<Self, KeyError> {
+        let path = data_dir.join(KEY_FILE);
+        if !path.exists() {
+            if let Some(parent) = path.parent() {
+                files::create_private_dir(parent)?;
+            }
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+                .map_err(|_| KeyError::Random)?;
+            files::write_new_file(&path, pkcs8.as_ref(), 0o600)?;
+        }
+        files::check_key_permissions(&path, 0o600)?;
+        let pkcs8 = std::fs::read(&path).map_err(|source| KeyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
+            .map_err(|_| KeyError::Invalid(path.display().to_string()))?;
+        Ok(Self::from_key(
+            &pkcs8,
+            pair.public_key().as_ref(),
+            server_id,
+        ))
+    }
+
+    fn from_key(pkcs8: &[u8], public_key: &[u8], server_id: &str) -> Self {
+        let issuer = format!("curbside:{server_id}");
+        let audience = format!("curbside-api:{server_id}");
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[issuer.as_str()]);
+        validation.set_audience(&[audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        Self {
+            encoding: EncodingKey::from_ed_der(pkcs8),
+            decoding: DecodingKey::from_ed_der(public_key),
+            validation,
+            issuer,
+            audience,
+        }
+    }
+
+    /// Issues a token for this session, valid from `now` for `lifetime_s`.
+    pub fn issue(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        device_id: &str,
+        now_s: u64,
+        lifetime_s: u64,
+    ) -> Result<String, InvalidToken> {
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id.to_owned(),
+            did: device_id.to_owned(),
+            iat: now_s,
+            nbf: now_s,
+            exp: now_s + lifetime_s,
+            jti: session_id.to_owned(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
+            .map_err(|_| InvalidToken)
+    }
+
+    /// Checks a token's signature, algorithm and claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, InvalidToken> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| InvalidToken)
+    }
+}

@@ -1,0 +1,110 @@
+//! Private files in the data directory: a directory only the server's user
+//! may read, and key files written whole (synced, then renamed into place)
+//! with mode 0600.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A file or directory problem, naming the path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The operating system refused.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A directory or key file is readable by other users.
+    #[error("{path} is accessible to other users (mode {mode:o}); restrict it with: {fix}")]
+    TooOpen {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// The command that fixes it.
+        fix: String,
+    },
+}
+
+/// Creates `dir` (mode 0700) if it does not exist, and refuses one that
+/// other users can enter or read: it holds the database and private keys.
+pub fn create_private_dir(dir: &Path) -> Result<(), FileError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let io = |source| FileError::Io {
+        action: "cannot create the directory",
+        path: dir.to_owned(),
+        source,
+    };
+    if !dir.is_dir() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
+    }
+    let mode = fs::metadata(dir).map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(FileError::TooOpen {
+            path: dir.to_owned(),
+            mode,
+            fix: format!("chmod 700 {}", dir.display()),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a key file with permission bits beyond `allowed`.
+pub fn check_key_permissions(path: &Path, allowed: u32) -> Result<(), FileError> {
+    let mode = fs::metadata(path)
+        .map_err(|source| FileError::Io {
+            action: "cannot read",
+            path: path.to_owned(),
+            source,
+        })?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & !allowed != 0 {
+        return Err(FileError::TooOpen {
+            path: path.to_owned(),
+            mode,
+            fix: format!("chmod {allowed:o} {}", path.display()),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `contents` to `path` through a temporary file with `mode`, synced
+/// and renamed into place, so a crash leaves either no file or a whole one.
+pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), FileError> {
+    let temporary = path.with_extension("tmp");
+    let io = |action, source| FileError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    };
+    let _ = fs::remove_file(&temporary);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&temporary)
+        .map_err(|e| io("cannot create", e))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io("cannot write", e))?;
+    fs::rename(&temporary, path).map_err(|e| io("cannot rename into place", e))?;
+    if let Some(parent) = path.parent() {
+        fs::File::open(parent)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| io("cannot sync the directory of", e))?;
+    }
+    Ok(())
+}

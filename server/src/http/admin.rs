@@ -1,0 +1,289 @@
+//! The administrators' API: users, enrollment codes and devices. Every route
+//! takes the [`Admin`] extractor, so clinicians and auditors get 403.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use curbside_proto::identity::{
+    DeviceList, EnrollmentCodeIssued, NewUser, Role, User, UserList, UserStatus, UserUpdate,
+    format_enrollment_code,
+};
+use serde::Deserialize;
+
+use super::AppState;
+use super::directory::contains_pattern;
+use super::error::{Error, Result};
+use super::extract::{self, Admin};
+use super::fields::{self, LICENCE_MAX, NAME_MAX};
+use crate::auth::sessions::{SessionsOf, end_sessions};
+use crate::auth::{IssueError, issue_enrollment_code, new_id};
+use crate::db::identity::{USER_COLUMNS, UserRow, find_user, user_devices, user_from_row};
+use crate::server::now_ms;
+
+/// The most users one listing returns.
+const MAX_USERS: i64 = 500;
+
+/// `/v1/admin/...`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/users", post(create_user).get(list_users))
+        .route(
+            "/v1/admin/users/{user_id}",
+            get(get_user).patch(update_user),
+        )
+        .route("/v1/admin/users/{user_id}/deactivate", post(deactivate))
+        .route("/v1/admin/users/{user_id}/reactivate", post(reactivate))
+        .route(
+            "/v1/admin/users/{user_id}/enrollment-codes",
+            post(issue_code),
+        )
+        .route("/v1/admin/users/{user_id}/devices", get(list_devices))
+        .route(
+            "/v1/admin/users/{user_id}/devices/{device_id}",
+            delete(remove_device),
+        )
+}
+
+fn licence(value: Option<&str>) -> Result<Option<String>> {
+    value
+        .map(|licence| fields::text("licence_number", licence, LICENCE_MAX))
+        .transpose()
+}
+
+async fn user_or_404(state: &AppState, user_id: &str) -> Result<User> {
+    find_user(state.database.pool(), user_id)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    _admin: Admin,
+    extract::Json(new): extract::Json<NewUser>,
+) -> Result<(StatusCode, Json<User>)> {
+    let display_name = fields::text("display_name", &new.display_name, NAME_MAX)?;
+    let department = fields::text("department", &new.department, NAME_MAX)?;
+    let licence_number = licence(new.licence_number.as_deref())?;
+    let user_id = new_id()?;
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO app_user (user_id, display_name, role, department, licence_number, status, \
+         created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+    )
+    .bind(&user_id)
+    .bind(display_name)
+    .bind(new.role.as_str())
+    .bind(department)
+    .bind(licence_number)
+    .bind(UserStatus::Active.as_str())
+    .bind(now)
+    .execute(state.database.pool())
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(user_or_404(&state, &user_id).await?),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    q: String,
+    role: Option<Role>,
+    status: Option<UserStatus>,
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<UserList>> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM app_user \
+         WHERE (LOWER(display_name) LIKE $1 ESCAPE '\\' OR LOWER(department) LIKE $1 ESCAPE '\\') \
+           AND ($2 = '' OR role = $2) AND ($3 = '' OR status = $3) \
+         ORDER BY display_name, user_id LIMIT $4"
+    );
+    let rows: Vec<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(contains_pattern(&query.q))
+        .bind(query.role.map_or("", Role::as_str))
+        .bind(query.status.map_or("", UserStatus::as_str))
+        .bind(MAX_USERS)
+        .fetch_all(state.database.pool())
+        .await?;
+    let users = rows
+        .into_iter()
+        .map(user_from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(UserList { users }))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(user_id): Path<String>,
+) -> Result<Json<User>> {
+    Ok(Json(user_or_404(&state, &user_id).await?))
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(user_id): Path<String>,
+    extract::Json(update): extract::Json<UserUpdate>,
+) -> Result<Json<User>> {
+    let current = user_or_404(&state, &user_id).await?;
+    let display_name = match update.display_name {
+        Some(name) => fields::text("display_name", &name, NAME_MAX)?,
+        None => current.display_name,
+    };
+    let department = match update.department {
+        Some(department) => fields::text("department", &department, NAME_MAX)?,
+        None => current.department,
+    };
+    let licence_number = match update.licence_number {
+        Some(licence_number) => licence(Some(&licence_number))?,
+        None => current.licence_number,
+    };
+    let role = update.role.unwrap_or(current.role);
+    sqlx::query(
+        "UPDATE app_user SET display_name = $1, department = $2, licence_number = $3, role = $4, \
+         updated_at_ms = $5 WHERE user_id = $6",
+    )
+    .bind(display_name)
+    .bind(department)
+    .bind(licence_number)
+    .bind(role.as_str())
+    .bind(now_ms())
+    .bind(&user_id)
+    .execute(state.database.pool())
+    .await?;
+    // Sessions carry the role: the next request re-reads it.
+    state.auth.sessions.evict_user(&user_id);
+    Ok(Json(user_or_404(&state, &user_id).await?))
+}
+
+async fn set_status(state: &AppState, user_id: &str, status: UserStatus) -> Result<User> {
+    user_or_404(state, user_id).await?;
+    let now = now_ms();
+    let mut tx = state.database.pool().begin().await?;
+    sqlx::query("UPDATE app_user SET status = $1, updated_at_ms = $2 WHERE user_id = $3")
+        .bind(status.as_str())
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    if status == UserStatus::Deactivated {
+        end_sessions(&mut *tx, SessionsOf::User(user_id), "user_deactivated", now).await?;
+        // Codes issued before deactivation must not bring the user back.
+        sqlx::query(
+            "UPDATE enrollment_code SET used_at_ms = $1 WHERE user_id = $2 AND used_at_ms IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    state.auth.sessions.evict_user(user_id);
+    user_or_404(state, user_id).await
+}
+
+async fn deactivate(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(user_id): Path<String>,
+) -> Result<Json<User>> {
+    if admin.user_id == user_id {
+        return Err(Error::Conflict(
+            "you cannot deactivate your own account; ask another administrator".to_owned(),
+        ));
+    }
+    Ok(Json(
+        set_status(&state, &user_id, UserStatus::Deactivated).await?,
+    ))
+}
+
+async fn reactivate(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(user_id): Path<String>,
+) -> Result<Json<User>> {
+    Ok(Json(
+        set_status(&state, &user_id, UserStatus::Active).await?,
+    ))
+}
+
+async fn issue_code(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(user_id): Path<String>,
+) -> Result<(StatusCode, Json<EnrollmentCodeIssued>)> {
+    let user = user_or_404(&state, &user_id).await?;
+    if user.status != UserStatus::Active {
+        return Err(Error::Conflict(
+            "this user is deactivated; reactivate them before issuing a code".to_owned(),
+        ));
+    }
+    let now = now_ms();
+    let lifetime =
+        i64::try_from(state.auth.enrollment_code_lifetime.as_millis()).unwrap_or(i64::MAX / 2);
+    let code = issue_enrollment_code(state.database.pool(), Some(&user_id), now, now + lifetime)
+        .await
+        .map_err(|error| match error {
+            IssueError::Database(error) => Error::from(error),
+            other => Error::Internal(other.to_string()),
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollmentCodeIssued {
+            code: format_enrollment_code(&code),
+            user_id,
+            expires_at_ms: now + lifetime,
+        }),
+    ))
+}
+
+async fn list_devices(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(user_id): Path<String>,
+) -> Result<Json<DeviceList>> {
+    user_or_404(&state, &user_id).await?;
+    Ok(Json(DeviceList {
+        devices: user_devices(state.database.pool(), &user_id).await?,
+    }))
+}
+
+async fn remove_device(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((user_id, device_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let now = now_ms();
+    let mut tx = state.database.pool().begin().await?;
+    let removed = sqlx::query(
+        "UPDATE device SET removed_at_ms = $1 \
+         WHERE device_id = $2 AND user_id = $3 AND removed_at_ms IS NULL",
+    )
+    .bind(now)
+    .bind(&device_id)
+    .bind(&user_id)
+    .execute(&mut *tx)
+    .await?;
+    if removed.rows_affected() != 1 {
+        return Err(Error::NotFound);
+    }
+    end_sessions(
+        &mut *tx,
+        SessionsOf::Device(&device_id),
+        "device_removed",
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.auth.sessions.evict_device(&device_id);
+    Ok(StatusCode::NO_CONTENT)
+}
