@@ -1,20 +1,25 @@
-//! The `curbside` command line: global options say which server to talk to
-//! and how to trust it; subcommands say what to do.
+//! The `curbside` command line: global options say which server to talk to,
+//! how to trust it and which local profile to act as; subcommands say what
+//! to do.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use curbside_proto::CertificateFingerprint;
+use curbside_proto::identity::{EnrollRequest, NewUser, Role, User, UserStatus, UserUpdate};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use zeroize::Zeroizing;
 
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, printable};
+use crate::store::{MIN_PASSPHRASE_CHARS, Profile, StoreContents, StoreError, StoredSession};
 use crate::trust::Trust;
 
 /// Curbside: end-to-end encrypted case discussion for clinicians.
 #[derive(Debug, Parser)]
 #[command(name = "curbside", version)]
 pub struct Cli {
-    /// The server, as https://HOST:PORT.
+    /// The server, as https://HOST:PORT (enrolled profiles remember it).
     #[arg(long, env = "CURBSIDE_SERVER", global = true, value_name = "URL")]
     pub server: Option<String>,
     /// Trust exactly the server certificate with this SHA-256 fingerprint (the
@@ -29,6 +34,23 @@ pub struct Cli {
     /// Trust server certificates issued by the CA certificates in this PEM file.
     #[arg(long, env = "CURBSIDE_CA_CERT", global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// The local profile (device key and session) to act as.
+    #[arg(
+        long,
+        env = "CURBSIDE_PROFILE",
+        global = true,
+        default_value = "default",
+        value_name = "NAME"
+    )]
+    pub profile: String,
+    /// Where profiles live [default: $HOME/.curbside].
+    #[arg(long, env = "CURBSIDE_HOME", global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// The profile's passphrase, for programs that embed this command line
+    /// (people use `CURBSIDE_PASSPHRASE` or the prompt; there is no flag, so
+    /// it never shows in a process listing).
+    #[arg(skip)]
+    pub passphrase: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -39,6 +61,143 @@ pub struct Cli {
 pub enum Command {
     /// Check that the server is up and its database answers.
     Health,
+    /// Enroll this device with a one-time code from an administrator.
+    Enroll(EnrollArgs),
+    /// Log in (challenge-response with this profile's device key).
+    Login,
+    /// End this profile's session.
+    Logout,
+    /// Show who this profile is signed in as.
+    Whoami,
+    /// Find colleagues.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+    /// Administer users and devices (administrators only).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `curbside enroll`.
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The enrollment code, e.g. ABCD-EFGH-JKMN-PQRS-TVWX.
+    #[arg(long)]
+    pub code: String,
+    /// A name for this device.
+    #[arg(long, default_value = "curbside cli")]
+    pub device_name: String,
+    /// Your name (only with a first-administrator code).
+    #[arg(long)]
+    pub display_name: Option<String>,
+}
+
+/// `curbside directory ...`.
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Search active users by name or department.
+    Search {
+        /// Text to look for (empty lists everyone).
+        #[arg(default_value = "")]
+        query: String,
+    },
+}
+
+/// `curbside admin ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Users.
+    #[command(subcommand)]
+    User(AdminUserCommand),
+    /// Devices.
+    #[command(subcommand)]
+    Device(AdminDeviceCommand),
+}
+
+/// `curbside admin user ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminUserCommand {
+    /// Create a user.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// clinician, admin or auditor.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Department.
+        #[arg(long)]
+        department: String,
+        /// Licence number.
+        #[arg(long)]
+        licence: Option<String>,
+    },
+    /// List and search users.
+    List {
+        /// Text to look for in names and departments.
+        #[arg(long, default_value = "")]
+        query: String,
+        /// Only this role.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+    },
+    /// Show one user.
+    Show {
+        /// The user's id.
+        user_id: String,
+    },
+    /// Change a user's name, role, department or licence number.
+    Update {
+        /// The user's id.
+        user_id: String,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New role.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+        /// New department.
+        #[arg(long)]
+        department: Option<String>,
+        /// New licence number.
+        #[arg(long)]
+        licence: Option<String>,
+    },
+    /// Deactivate a user: every session ends at once.
+    Deactivate {
+        /// The user's id.
+        user_id: String,
+    },
+    /// Reactivate a user.
+    Reactivate {
+        /// The user's id.
+        user_id: String,
+    },
+    /// Issue a one-time enrollment code for a user's new device.
+    Code {
+        /// The user's id.
+        user_id: String,
+    },
+}
+
+/// `curbside admin device ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminDeviceCommand {
+    /// List a user's devices.
+    List {
+        /// The user's id.
+        user_id: String,
+    },
+    /// Remove a device: its sessions end at once.
+    Remove {
+        /// The user's id.
+        user_id: String,
+        /// The device's id.
+        device_id: String,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| "expected clinician, admin or auditor".to_owned())
 }
 
 /// Why a command failed.
@@ -48,6 +207,27 @@ pub enum CliError {
     /// No server was named.
     #[error("no server given: pass --server https://HOST:PORT or set CURBSIDE_SERVER")]
     NoServer,
+    /// Enrolling needs an explicit way to trust the server.
+    #[error(
+        "to enroll, say how to trust the server: --pin-sha256 FINGERPRINT (printed by the server \
+         at start) or --ca-cert FILE"
+    )]
+    NoTrust,
+    /// No passphrase could be had.
+    #[error(
+        "a passphrase protects this profile's keys: set CURBSIDE_PASSPHRASE or run in a terminal \
+         to be asked"
+    )]
+    NoPassphrase,
+    /// No home directory.
+    #[error("no home directory: pass --home DIR or set CURBSIDE_HOME")]
+    NoHome,
+    /// The stored key is unusable.
+    #[error("this profile's device key is damaged; enroll again with a new code")]
+    BadKey,
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The request failed.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -55,19 +235,416 @@ pub enum CliError {
 
 /// Runs a command and returns what it prints on success.
 pub async fn run(cli: Cli) -> Result<String, CliError> {
-    let server = cli.server.as_deref().ok_or(CliError::NoServer)?;
-    let trust = Trust::from_options(cli.pin_sha256, cli.ca_cert);
-    let client = Client::new(server, &trust)?;
-    match cli.command {
-        Command::Health => {
-            client.health().await?;
-            client.ready().await?;
+    match &cli.command {
+        Command::Health => health(&cli).await,
+        Command::Enroll(args) => enroll(&cli, args).await,
+        Command::Login => {
+            let mut session = Session::open(&cli)?;
+            let user = session.login().await?;
             Ok(format!(
-                "{} is healthy: serving TLS, database ready",
-                client.server().as_str().trim_end_matches('/')
+                "Logged in as {} ({}) on device {}",
+                printable(&user.display_name),
+                user.role.as_str(),
+                session.contents.device_id
             ))
         }
+        Command::Logout => {
+            let mut session = Session::open(&cli)?;
+            if session.contents.session.is_some() {
+                let result = session.client.logout().await;
+                session.contents.session = None;
+                session.save()?;
+                match result {
+                    Ok(()) | Err(ClientError::Api { .. }) => {}
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            Ok("Logged out".to_owned())
+        }
+        Command::Whoami => {
+            let mut session = Session::open(&cli)?;
+            let whoami = session.call(|client| Box::pin(client.whoami())).await?;
+            Ok(format!(
+                "{}\ndevice {} ({})\nsession {}",
+                describe_user(&whoami.user),
+                whoami.device.device_id,
+                printable(&whoami.device.device_name),
+                whoami.session_id
+            ))
+        }
+        Command::Directory(DirectoryCommand::Search { query }) => {
+            let mut session = Session::open(&cli)?;
+            let query = query.clone();
+            let directory = session
+                .call(move |client| {
+                    let query = query.clone();
+                    Box::pin(async move { client.directory(&query).await })
+                })
+                .await?;
+            let mut lines = Vec::new();
+            for entry in directory.entries {
+                lines.push(format!(
+                    "{}  {}  {}  {}  ({} device{})",
+                    entry.user_id,
+                    printable(&entry.display_name),
+                    entry.role.as_str(),
+                    printable(&entry.department),
+                    entry.devices.len(),
+                    if entry.devices.len() == 1 { "" } else { "s" }
+                ));
+            }
+            if lines.is_empty() {
+                lines.push("No one matches.".to_owned());
+            }
+            Ok(lines.join("\n"))
+        }
+        Command::Admin(command) => admin(&cli, command).await,
     }
+}
+
+async fn health(cli: &Cli) -> Result<String, CliError> {
+    let server = cli.server.as_deref().ok_or(CliError::NoServer)?;
+    let client = Client::new(
+        server,
+        &Trust::from_options(cli.pin_sha256, cli.ca_cert.clone()),
+    )?;
+    client.health().await?;
+    client.ready().await?;
+    Ok(format!(
+        "{} is healthy: serving TLS, database ready",
+        client.server().as_str().trim_end_matches('/')
+    ))
+}
+
+async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
+    let server = cli.server.as_deref().ok_or(CliError::NoServer)?;
+    if cli.pin_sha256.is_none() && cli.ca_cert.is_none() {
+        return Err(CliError::NoTrust);
+    }
+    let profile = profile(cli)?;
+    if profile.exists() {
+        return Err(StoreError::Exists(profile.name().to_owned()).into());
+    }
+    let passphrase = new_passphrase(cli, &profile)?;
+    let client = Client::new(
+        server,
+        &Trust::from_options(cli.pin_sha256, cli.ca_cert.clone()),
+    )?;
+    let pkcs8 = Zeroizing::new(
+        Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+            .map_err(|_| CliError::BadKey)?
+            .as_ref()
+            .to_vec(),
+    );
+    let key = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| CliError::BadKey)?;
+    let enrolled = client
+        .enroll(&EnrollRequest {
+            code: args.code.clone(),
+            device_name: args.device_name.clone(),
+            public_key: key.public_key().as_ref().to_vec(),
+            display_name: args.display_name.clone(),
+        })
+        .await?;
+    let contents = StoreContents {
+        server: client.server().to_string(),
+        pin_sha256: cli.pin_sha256.map(|pin| pin.to_string()),
+        ca_cert: cli.ca_cert.clone(),
+        server_id: enrolled.server_id,
+        user_id: enrolled.user.user_id.clone(),
+        device_id: enrolled.device.device_id.clone(),
+        device_key_pkcs8: pkcs8.to_vec(),
+        session: None,
+    };
+    profile.save(&contents, &passphrase)?;
+    Ok(format!(
+        "Enrolled device {} for {}\nLog in with: curbside --profile {} login",
+        enrolled.device.device_id,
+        describe_user(&enrolled.user),
+        profile.name()
+    ))
+}
+
+async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
+    let mut session = Session::open(cli)?;
+    match command {
+        AdminCommand::User(AdminUserCommand::Create {
+            name,
+            role,
+            department,
+            licence,
+        }) => {
+            let new = NewUser {
+                display_name: name.clone(),
+                role: *role,
+                department: department.clone(),
+                licence_number: licence.clone(),
+            };
+            let user = session
+                .call(move |client| {
+                    let new = new.clone();
+                    Box::pin(async move { client.create_user(&new).await })
+                })
+                .await?;
+            Ok(format!("Created {}", describe_user(&user)))
+        }
+        AdminCommand::User(AdminUserCommand::List { query, role }) => {
+            let (query, role) = (query.clone(), *role);
+            let list = session
+                .call(move |client| {
+                    let query = query.clone();
+                    Box::pin(async move { client.list_users(&query, role, None).await })
+                })
+                .await?;
+            let lines: Vec<String> = list.users.iter().map(describe_user).collect();
+            Ok(if lines.is_empty() {
+                "No users match.".to_owned()
+            } else {
+                lines.join("\n")
+            })
+        }
+        AdminCommand::User(AdminUserCommand::Show { user_id }) => {
+            let user_id = user_id.clone();
+            let user = session
+                .call(move |client| {
+                    let user_id = user_id.clone();
+                    Box::pin(async move { client.get_user(&user_id).await })
+                })
+                .await?;
+            Ok(describe_user(&user))
+        }
+        AdminCommand::User(AdminUserCommand::Update {
+            user_id,
+            name,
+            role,
+            department,
+            licence,
+        }) => {
+            let update = UserUpdate {
+                display_name: name.clone(),
+                role: *role,
+                department: department.clone(),
+                licence_number: licence.clone(),
+            };
+            let user_id = user_id.clone();
+            let user = session
+                .call(move |client| {
+                    let (user_id, update) = (user_id.clone(), update.clone());
+                    Box::pin(async move { client.update_user(&user_id, &update).await })
+                })
+                .await?;
+            Ok(format!("Updated {}", describe_user(&user)))
+        }
+        AdminCommand::User(
+            AdminUserCommand::Deactivate { user_id } | AdminUserCommand::Reactivate { user_id },
+        ) => {
+            let active = matches!(
+                command,
+                AdminCommand::User(AdminUserCommand::Reactivate { .. })
+            );
+            let user_id = user_id.clone();
+            let user = session
+                .call(move |client| {
+                    let user_id = user_id.clone();
+                    Box::pin(async move { client.set_user_active(&user_id, active).await })
+                })
+                .await?;
+            Ok(describe_user(&user))
+        }
+        AdminCommand::User(AdminUserCommand::Code { user_id }) => {
+            let user_id = user_id.clone();
+            let issued = session
+                .call(move |client| {
+                    let user_id = user_id.clone();
+                    Box::pin(async move { client.issue_enrollment_code(&user_id).await })
+                })
+                .await?;
+            Ok(format!(
+                "One-time enrollment code for user {} (shown only now):\n  {}\nIt expires at {} (Unix ms).",
+                issued.user_id, issued.code, issued.expires_at_ms
+            ))
+        }
+        AdminCommand::Device(AdminDeviceCommand::List { user_id }) => {
+            let user_id = user_id.clone();
+            let list = session
+                .call(move |client| {
+                    let user_id = user_id.clone();
+                    Box::pin(async move { client.list_devices(&user_id).await })
+                })
+                .await?;
+            let lines: Vec<String> = list
+                .devices
+                .iter()
+                .map(|device| {
+                    format!(
+                        "{}  {}  enrolled {}",
+                        device.device_id,
+                        printable(&device.device_name),
+                        device.created_at_ms
+                    )
+                })
+                .collect();
+            Ok(if lines.is_empty() {
+                "No devices.".to_owned()
+            } else {
+                lines.join("\n")
+            })
+        }
+        AdminCommand::Device(AdminDeviceCommand::Remove { user_id, device_id }) => {
+            let (user_id, device_id) = (user_id.clone(), device_id.clone());
+            session
+                .call(move |client| {
+                    let (user_id, device_id) = (user_id.clone(), device_id.clone());
+                    Box::pin(async move { client.remove_device(&user_id, &device_id).await })
+                })
+                .await?;
+            Ok("Device removed; its sessions have ended.".to_owned())
+        }
+    }
+}
+
+fn describe_user(user: &User) -> String {
+    format!(
+        "{}  {}  {}  {}{}",
+        user.user_id,
+        printable(&user.display_name),
+        user.role.as_str(),
+        printable(&user.department),
+        if user.status == UserStatus::Deactivated {
+            "  (deactivated)"
+        } else {
+            ""
+        }
+    )
+}
+
+fn profile(cli: &Cli) -> Result<Profile, CliError> {
+    let home = match &cli.home {
+        Some(home) => home.clone(),
+        None => std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".curbside"))
+            .ok_or(CliError::NoHome)?,
+    };
+    Ok(Profile::new(&home, &cli.profile)?)
+}
+
+fn passphrase(cli: &Cli, profile: &Profile, prompt: &str) -> Result<Zeroizing<String>, CliError> {
+    if let Some(passphrase) = &cli.passphrase {
+        return Ok(Zeroizing::new(passphrase.clone()));
+    }
+    if let Ok(passphrase) = std::env::var("CURBSIDE_PASSPHRASE") {
+        return Ok(Zeroizing::new(passphrase));
+    }
+    rpassword::prompt_password(format!("{prompt} for profile {}: ", profile.name()))
+        .map(Zeroizing::new)
+        .map_err(|_| CliError::NoPassphrase)
+}
+
+fn new_passphrase(cli: &Cli, profile: &Profile) -> Result<Zeroizing<String>, CliError> {
+    let first = passphrase(cli, profile, "New passphrase")?;
+    if first.chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(StoreError::WeakPassphrase.into());
+    }
+    if cli.passphrase.is_none() && std::env::var_os("CURBSIDE_PASSPHRASE").is_none() {
+        let again = passphrase(cli, profile, "Repeat the passphrase")?;
+        if *again != *first {
+            return Err(CliError::NoPassphrase);
+        }
+    }
+    Ok(first)
+}
+
+/// An opened profile and a client for its server.
+struct Session {
+    profile: Profile,
+    passphrase: Zeroizing<String>,
+    contents: StoreContents,
+    client: Client,
+}
+
+type Call<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ClientError>> + Send + 'a>>;
+
+impl Session {
+    fn open(cli: &Cli) -> Result<Self, CliError> {
+        let profile = profile(cli)?;
+        if !profile.exists() {
+            return Err(StoreError::Missing(profile.name().to_owned()).into());
+        }
+        let passphrase = passphrase(cli, &profile, "Passphrase")?;
+        let contents = profile.load(&passphrase)?;
+        let pin = match (cli.pin_sha256, &contents.pin_sha256) {
+            (Some(pin), _) => Some(pin),
+            (None, Some(stored)) => stored.parse().ok(),
+            (None, None) => None,
+        };
+        let ca = cli.ca_cert.clone().or_else(|| contents.ca_cert.clone());
+        let server = cli
+            .server
+            .clone()
+            .unwrap_or_else(|| contents.server.clone());
+        let mut client = Client::new(&server, &Trust::from_options(pin, ca))?;
+        client.set_token(contents.session.as_ref().map(|s| s.token.clone()));
+        Ok(Self {
+            profile,
+            passphrase,
+            contents,
+            client,
+        })
+    }
+
+    fn save(&self) -> Result<(), CliError> {
+        Ok(self.profile.save(&self.contents, &self.passphrase)?)
+    }
+
+    async fn login(&mut self) -> Result<User, CliError> {
+        let key = Ed25519KeyPair::from_pkcs8(&self.contents.device_key_pkcs8)
+            .map_err(|_| CliError::BadKey)?;
+        let logged_in = self
+            .client
+            .login_with_key(&self.contents.device_id, &key)
+            .await?;
+        self.contents.session = Some(StoredSession {
+            token: logged_in.token.clone(),
+            expires_at_ms: logged_in.expires_at_ms,
+        });
+        self.save()?;
+        Ok(self.client.whoami().await?.user)
+    }
+
+    /// Calls the server with the stored session; logs in first when there
+    /// is none or it has expired, and once more if the server says the
+    /// session has ended.
+    async fn call<T, F>(&mut self, request: F) -> Result<T, CliError>
+    where
+        F: for<'a> Fn(&'a Client) -> Call<'a, T>,
+    {
+        let now = now_ms();
+        let usable = self
+            .contents
+            .session
+            .as_ref()
+            .is_some_and(|session| session.expires_at_ms > now + 30_000);
+        if !usable {
+            self.login().await?;
+        }
+        match request(&self.client).await {
+            Err(ClientError::Api { status, .. })
+                if usable && status == reqwest::StatusCode::UNAUTHORIZED =>
+            {
+                self.login().await?;
+                Ok(request(&self.client).await?)
+            }
+            result => Ok(result?),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 /// Runs a command, prints its output or error, and returns the exit code.

@@ -3,8 +3,14 @@
 use std::time::Duration;
 
 use curbside_proto::health::{HEALTH_PATH, Health, READY_PATH, Ready};
+use curbside_proto::identity::{
+    Challenge, ChallengeRequest, DeviceList, Directory, EnrollRequest, Enrolled,
+    EnrollmentCodeIssued, LoggedIn, LoginRequest, NewUser, Role, User, UserList, UserStatus,
+    UserUpdate, Whoami, login_message,
+};
 use curbside_proto::{ErrorBody, ErrorCode};
 use reqwest::{StatusCode, Url};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::trust::{PinMismatch, Trust, TrustError, client_config};
@@ -20,6 +26,7 @@ const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 pub struct Client {
     http: reqwest::Client,
     base: Url,
+    token: Option<String>,
 }
 
 /// Why a request to the server failed. Every message says what to do.
@@ -115,7 +122,11 @@ impl Client {
                 server: base.to_string(),
                 detail: chain(&error),
             })?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            token: None,
+        })
     }
 
     /// The server's base URL.
@@ -133,18 +144,219 @@ impl Client {
         self.get(READY_PATH).await
     }
 
+    /// Sends the session token with every later request.
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(reqwest::Method::GET, path, None::<&()>).await
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let response = self.send_raw(method, path, body).await?;
+        self.decode(response).await
+    }
+
+    /// Sends a request whose success has no body (204).
+    async fn send_empty<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(), ClientError> {
+        let response = self.send_raw(method, path, body).await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(());
+        }
+        self.decode::<serde_json::Value>(response).await.map(drop)
+    }
+
+    async fn send_raw<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<reqwest::Response, ClientError> {
         let url = self
             .base
             .join(path)
             .map_err(|_| ClientError::InvalidServerUrl(self.base.to_string()))?;
-        let response = self
-            .http
-            .get(url)
+        let mut request = self.http.request(method, url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            let bytes =
+                serde_json::to_vec(body).map_err(|error| ClientError::UnexpectedResponse {
+                    status: StatusCode::BAD_REQUEST,
+                    detail: format!("cannot encode the request: {error}"),
+                })?;
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes);
+        }
+        request
             .send()
             .await
-            .map_err(|error| self.transport_error(&error))?;
-        self.decode(response).await
+            .map_err(|error| self.transport_error(&error))
+    }
+
+    /// `POST /v1/enroll`.
+    pub async fn enroll(&self, request: &EnrollRequest) -> Result<Enrolled, ClientError> {
+        self.post("/v1/enroll", request).await
+    }
+
+    /// `POST /v1/auth/challenge`.
+    pub async fn challenge(&self, device_id: &str) -> Result<Challenge, ClientError> {
+        self.post(
+            "/v1/auth/challenge",
+            &ChallengeRequest {
+                device_id: device_id.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// `POST /v1/auth/login`.
+    pub async fn login(&self, request: &LoginRequest) -> Result<LoggedIn, ClientError> {
+        self.post("/v1/auth/login", request).await
+    }
+
+    /// Challenge, sign and log in with this device key; the token is kept
+    /// for later requests and returned.
+    pub async fn login_with_key(
+        &mut self,
+        device_id: &str,
+        key: &ring::signature::Ed25519KeyPair,
+    ) -> Result<LoggedIn, ClientError> {
+        let challenge = self.challenge(device_id).await?;
+        let message = login_message(&challenge.server_id, device_id, &challenge.nonce);
+        let logged_in = self
+            .login(&LoginRequest {
+                challenge_id: challenge.challenge_id,
+                device_id: device_id.to_owned(),
+                signature: key.sign(&message).as_ref().to_vec(),
+            })
+            .await?;
+        self.token = Some(logged_in.token.clone());
+        Ok(logged_in)
+    }
+
+    /// `POST /v1/auth/logout`.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.send_empty(reqwest::Method::POST, "/v1/auth/logout", None::<&()>)
+            .await
+    }
+
+    /// `GET /v1/me`.
+    pub async fn whoami(&self) -> Result<Whoami, ClientError> {
+        self.get("/v1/me").await
+    }
+
+    /// `GET /v1/directory?q=...`.
+    pub async fn directory(&self, query: &str) -> Result<Directory, ClientError> {
+        self.get(&format!("/v1/directory?q={}", encode_query(query)))
+            .await
+    }
+
+    /// `POST /v1/admin/users`.
+    pub async fn create_user(&self, user: &NewUser) -> Result<User, ClientError> {
+        self.post("/v1/admin/users", user).await
+    }
+
+    /// `GET /v1/admin/users?q=...`.
+    pub async fn list_users(
+        &self,
+        query: &str,
+        role: Option<Role>,
+        status: Option<UserStatus>,
+    ) -> Result<UserList, ClientError> {
+        let mut path = format!("/v1/admin/users?q={}", encode_query(query));
+        if let Some(role) = role {
+            path.push_str(&format!("&role={}", role.as_str()));
+        }
+        if let Some(status) = status {
+            path.push_str(&format!("&status={}", status.as_str()));
+        }
+        self.get(&path).await
+    }
+
+    /// `GET /v1/admin/users/{id}`.
+    pub async fn get_user(&self, user_id: &str) -> Result<User, ClientError> {
+        self.get(&format!("/v1/admin/users/{}", encode_path(user_id)))
+            .await
+    }
+
+    /// `PATCH /v1/admin/users/{id}`.
+    pub async fn update_user(
+        &self,
+        user_id: &str,
+        update: &UserUpdate,
+    ) -> Result<User, ClientError> {
+        self.send(
+            reqwest::Method::PATCH,
+            &format!("/v1/admin/users/{}", encode_path(user_id)),
+            Some(update),
+        )
+        .await
+    }
+
+    /// `POST /v1/admin/users/{id}/deactivate` or `.../reactivate`.
+    pub async fn set_user_active(&self, user_id: &str, active: bool) -> Result<User, ClientError> {
+        let action = if active { "reactivate" } else { "deactivate" };
+        self.send(
+            reqwest::Method::POST,
+            &format!("/v1/admin/users/{}/{action}", encode_path(user_id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /v1/admin/users/{id}/enrollment-codes`.
+    pub async fn issue_enrollment_code(
+        &self,
+        user_id: &str,
+    ) -> Result<EnrollmentCodeIssued, ClientError> {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/v1/admin/users/{}/enrollment-codes", encode_path(user_id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/admin/users/{id}/devices`.
+    pub async fn list_devices(&self, user_id: &str) -> Result<DeviceList, ClientError> {
+        self.get(&format!("/v1/admin/users/{}/devices", encode_path(user_id)))
+            .await
+    }
+
+    /// `DELETE /v1/admin/users/{id}/devices/{device_id}`.
+    pub async fn remove_device(&self, user_id: &str, device_id: &str) -> Result<(), ClientError> {
+        self.send_empty(
+            reqwest::Method::DELETE,
+            &format!(
+                "/v1/admin/users/{}/devices/{}",
+                encode_path(user_id),
+                encode_path(device_id)
+            ),
+            None::<&()>,
+        )
+        .await
     }
 
     async fn decode<T: DeserializeOwned>(
@@ -256,4 +468,22 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         current = source.source();
     }
     text
+}
+
+/// Percent-encodes a query value.
+fn encode_query(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Percent-encodes one path segment.
+fn encode_path(text: &str) -> String {
+    let mut encoded = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }

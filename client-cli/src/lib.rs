@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod store;
 pub mod trust;
 
 pub use client::{Client, ClientError};

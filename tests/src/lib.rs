@@ -232,6 +232,7 @@ impl TestEnv {
             .expect("the server prepares")
             .with_routes(routes);
         let fingerprint = server.fingerprint();
+        let first_admin_code = server.first_admin_code().map(str::to_owned);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(listener, async {
             let _ = stopped.await;
@@ -240,6 +241,7 @@ impl TestEnv {
             address,
             url: format!("https://{address}"),
             fingerprint,
+            first_admin_code,
             stop: Some(stop),
             task: Some(task),
         }
@@ -255,6 +257,8 @@ pub struct TestServer {
     pub url: String,
     /// The fingerprint of its certificate.
     pub fingerprint: CertificateFingerprint,
+    /// The first-administrator code printed at this start, if any.
+    pub first_admin_code: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }

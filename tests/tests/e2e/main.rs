@@ -11,6 +11,8 @@
 mod certificates;
 mod cli;
 mod http_api;
+mod identity;
+mod people;
 mod probe;
 mod shutdown;
 mod storage;

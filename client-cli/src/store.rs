@@ -1,0 +1,337 @@
+//! The profile's local store: the device's private key, its enrollment and
+//! session, and later its MLS state, in one file encrypted at rest.
+//!
+//! The key is derived from the user's passphrase with argon2id (19 MiB, two
+//! passes: OWASP's recommendation) and a random salt; the contents are
+//! sealed with ChaCha20-Poly1305 (ring) under a random nonce, freshly drawn
+//! at every save. The file and its profile directory are readable by their
+//! owner only (0600 and 0700). A wrong passphrase fails the AEAD check.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+const FORMAT: &str = "curbside-store-v1";
+const FILE_NAME: &str = "store.json";
+const SALT_LEN: usize = 16;
+/// argon2id cost: memory in KiB, passes, lanes.
+const ARGON2_COST: (u32, u32, u32) = (19 * 1024, 2, 1);
+/// The shortest passphrase accepted for a new store.
+pub const MIN_PASSPHRASE_CHARS: usize = 8;
+
+/// What the store holds, in the clear only in memory.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreContents {
+    /// The server's base URL.
+    pub server: String,
+    /// The pinned certificate fingerprint, if trusted by pin.
+    pub pin_sha256: Option<String>,
+    /// The CA file, if trusted by CA.
+    pub ca_cert: Option<PathBuf>,
+    /// The server's id.
+    pub server_id: String,
+    /// The signed-in user.
+    pub user_id: String,
+    /// This device.
+    pub device_id: String,
+    /// The device's Ed25519 key pair (PKCS#8).
+    #[serde(with = "curbside_proto::b64")]
+    pub device_key_pkcs8: Vec<u8>,
+    /// The current session, if logged in.
+    pub session: Option<StoredSession>,
+}
+
+impl std::fmt::Debug for StoreContents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreContents")
+            .field("server", &self.server)
+            .field("user_id", &self.user_id)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for StoreContents {
+    fn drop(&mut self) {
+        self.device_key_pkcs8.zeroize();
+        if let Some(session) = &mut self.session {
+            session.token.zeroize();
+        }
+    }
+}
+
+/// A session token and when it expires.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredSession {
+    /// The bearer token.
+    pub token: String,
+    /// Its expiry (Unix ms).
+    pub expires_at_ms: i64,
+}
+
+impl std::fmt::Debug for StoredSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSession")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    format: String,
+    kdf: String,
+    m_cost_kib: u32,
+    t_cost: u32,
+    p_cost: u32,
+    #[serde(with = "curbside_proto::b64")]
+    salt: Vec<u8>,
+    #[serde(with = "curbside_proto::b64")]
+    nonce: Vec<u8>,
+    #[serde(with = "curbside_proto::b64")]
+    ciphertext: Vec<u8>,
+}
+
+/// Why the store could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No store in this profile.
+    #[error(
+        "profile {0:?} has no enrolled device yet; run `curbside --profile {0} enroll --code CODE` first"
+    )]
+    Missing(String),
+    /// A store already exists.
+    #[error("profile {0:?} already holds an enrolled device; choose another with --profile NAME")]
+    Exists(String),
+    /// The passphrase does not open the store.
+    #[error("the passphrase for profile {0:?} is wrong (or its store file is damaged)")]
+    WrongPassphrase(String),
+    /// A new passphrase is too short.
+    #[error("choose a passphrase of at least {MIN_PASSPHRASE_CHARS} characters")]
+    WeakPassphrase,
+    /// The file is not a store.
+    #[error("{0} is not a Curbside store file")]
+    Malformed(PathBuf),
+    /// The file system refused.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Key derivation or randomness failed.
+    #[error("the store's encryption failed: {0}")]
+    Crypto(String),
+}
+
+/// A named profile's directory.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Profile {
+    /// The profile `name` under `home` (`home/profiles/name`).
+    pub fn new(home: &Path, name: &str) -> Result<Self, StoreError> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && !name.starts_with('.');
+        if !valid {
+            return Err(StoreError::Io {
+                action: "use the profile name",
+                path: PathBuf::from(name),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "use letters, digits, '-', '_' or '.'",
+                ),
+            });
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            dir: home.join("profiles").join(name),
+        })
+    }
+
+    /// The profile's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store file's path.
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// Whether a store exists.
+    pub fn exists(&self) -> bool {
+        self.store_path().exists()
+    }
+
+    /// Opens the store with `passphrase`.
+    pub fn load(&self, passphrase: &str) -> Result<StoreContents, StoreError> {
+        let path = self.store_path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(self.name.clone()));
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    action: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        let envelope: Envelope = curbside_proto::json::decode(&bytes)
+            .ok()
+            .filter(|envelope: &Envelope| envelope.format == FORMAT && envelope.kdf == "argon2id")
+            .ok_or_else(|| StoreError::Malformed(path.clone()))?;
+        let key = derive_key(
+            passphrase,
+            &envelope.salt,
+            (envelope.m_cost_kib, envelope.t_cost, envelope.p_cost),
+        )?;
+        let nonce = Nonce::try_assume_unique_for_key(&envelope.nonce)
+            .map_err(|_| StoreError::Malformed(path.clone()))?;
+        let mut buffer = Zeroizing::new(envelope.ciphertext);
+        let plaintext = key
+            .open_in_place(nonce, Aad::from(FORMAT.as_bytes()), &mut buffer)
+            .map_err(|_| StoreError::WrongPassphrase(self.name.clone()))?;
+        curbside_proto::json::decode(plaintext).map_err(|_| StoreError::Malformed(path))
+    }
+
+    /// Saves `contents` under `passphrase`, creating the profile if needed.
+    pub fn save(&self, contents: &StoreContents, passphrase: &str) -> Result<(), StoreError> {
+        let io = |action, path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        if !self.dir.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)
+                .map_err(io("create", &self.dir))?;
+        }
+        let random = SystemRandom::new();
+        let mut salt = [0u8; SALT_LEN];
+        let mut nonce = [0u8; NONCE_LEN];
+        random
+            .fill(&mut salt)
+            .and_then(|()| random.fill(&mut nonce))
+            .map_err(|_| StoreError::Crypto("no randomness".to_owned()))?;
+        let key = derive_key(passphrase, &salt, ARGON2_COST)?;
+        let mut buffer = Zeroizing::new(
+            serde_json::to_vec(contents).map_err(|error| StoreError::Crypto(error.to_string()))?,
+        );
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(FORMAT.as_bytes()),
+            &mut *buffer,
+        )
+        .map_err(|_| StoreError::Crypto("sealing failed".to_owned()))?;
+        let envelope = Envelope {
+            format: FORMAT.to_owned(),
+            kdf: "argon2id".to_owned(),
+            m_cost_kib: ARGON2_COST.0,
+            t_cost: ARGON2_COST.1,
+            p_cost: ARGON2_COST.2,
+            salt: salt.to_vec(),
+            nonce: nonce.to_vec(),
+            ciphertext: buffer.to_vec(),
+        };
+        let bytes = serde_json::to_vec_pretty(&envelope)
+            .map_err(|error| StoreError::Crypto(error.to_string()))?;
+        let path = self.store_path();
+        let temporary = path.with_extension("tmp");
+        let _ = fs::remove_file(&temporary);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)
+            .map_err(io("create", &temporary))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(io("write", &temporary))?;
+        fs::rename(&temporary, &path).map_err(io("replace", &path))?;
+        // In case the file existed with looser permissions.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io("protect", &path))
+    }
+}
+
+fn derive_key(
+    passphrase: &str,
+    salt: &[u8],
+    (m_cost, t_cost, p_cost): (u32, u32, u32),
+) -> Result<LessSafeKey, StoreError> {
+    let params = argon2::Params::new(m_cost, t_cost, p_cost, Some(32))
+        .map_err(|error| StoreError::Crypto(error.to_string()))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut key = Zeroizing::new([0u8; 32]);
+    argon
+        .hash_password_into(passphrase.as_bytes(), salt, &mut *key)
+        .map_err(|error| StoreError::Crypto(error.to_string()))?;
+    let unbound = UnboundKey::new(&CHACHA20_POLY1305, &*key)
+        .map_err(|_| StoreError::Crypto("bad key length".to_owned()))?;
+    Ok(LessSafeKey::new(unbound))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contents() -> StoreContents {
+        StoreContents {
+            server: "https://127.0.0.1:8443".into(),
+            pin_sha256: None,
+            ca_cert: None,
+            server_id: "s".into(),
+            user_id: "u".into(),
+            device_id: "d".into(),
+            device_key_pkcs8: vec![42; 83],
+            session: None,
+        }
+    }
+
+    #[test]
+    fn saves_opens_and_refuses_a_wrong_passphrase() {
+        let home = tempfile::tempdir().unwrap();
+        let profile = Profile::new(home.path(), "alice").unwrap();
+        profile.save(&contents(), "correct horse").unwrap();
+        let mode = fs::metadata(profile.store_path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let loaded = profile.load("correct horse").unwrap();
+        assert_eq!(loaded.device_key_pkcs8, vec![42; 83]);
+        assert!(matches!(
+            profile.load("wrong horse"),
+            Err(StoreError::WrongPassphrase(_))
+        ));
+        assert!(Profile::new(home.path(), "../etc").is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! Enrolled users and devices for the identity tests, made through the real
+//! API with the real client.
+
+use curbside_cli::{Client, Trust};
+use curbside_proto::identity::{EnrollRequest, LoggedIn, NewUser, Role, User};
+use curbside_tests::TestServer;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+
+/// A device with its key, enrolled on a server, and a client for it.
+pub struct Person {
+    pub key: Ed25519KeyPair,
+    pub user: User,
+    pub device_id: String,
+    pub client: Client,
+    pub token: Option<String>,
+}
+
+/// A fresh Ed25519 key pair.
+pub fn new_key() -> Ed25519KeyPair {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+}
+
+/// Enrolls a new device with `code`.
+pub async fn enroll(server: &TestServer, code: &str, display_name: Option<&str>) -> Person {
+    let key = new_key();
+    let client = server.client();
+    let enrolled = client
+        .enroll(&EnrollRequest {
+            code: code.to_owned(),
+            device_name: "test device".to_owned(),
+            public_key: key.public_key().as_ref().to_vec(),
+            display_name: display_name.map(str::to_owned),
+        })
+        .await
+        .unwrap();
+    Person {
+        key,
+        user: enrolled.user,
+        device_id: enrolled.device.device_id,
+        client,
+        token: None,
+    }
+}
+
+impl Person {
+    /// Logs in (challenge-response) and keeps the token.
+    pub async fn login(&mut self) -> LoggedIn {
+        let logged_in = self
+            .client
+            .login_with_key(&self.device_id, &self.key)
+            .await
+            .unwrap();
+        self.token = Some(logged_in.token.clone());
+        logged_in
+    }
+
+    /// The current token.
+    pub fn token(&self) -> &str {
+        self.token.as_deref().expect("logged in")
+    }
+
+    /// A client on the same server with no session.
+    pub fn anonymous(&self, server: &TestServer) -> Client {
+        Client::new(&server.url, &Trust::Pin(server.fingerprint)).unwrap()
+    }
+}
+
+/// The first administrator, enrolled with the code the server printed, and
+/// logged in.
+pub async fn first_admin(server: &TestServer) -> Person {
+    let code = server.first_admin_code.clone().expect("a first-admin code");
+    let mut admin = enroll(server, &code, Some("Dr. First Admin")).await;
+    admin.login().await;
+    admin
+}
+
+/// A new user with this role, enrolled and logged in, made by `admin`.
+pub async fn person(server: &TestServer, admin: &Person, name: &str, role: Role) -> Person {
+    let user = admin
+        .client
+        .create_user(&NewUser {
+            display_name: name.to_owned(),
+            role,
+            department: "Cardiology".to_owned(),
+            licence_number: None,
+        })
+        .await
+        .unwrap();
+    let code = admin
+        .client
+        .issue_enrollment_code(&user.user_id)
+        .await
+        .unwrap();
+    let mut person = enroll(server, &code.code, None).await;
+    person.login().await;
+    person
+}
