@@ -505,7 +505,7 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
 fn describe_user(user: &User) -> String {
     format!(
         "{}  {}  {}  {}{}",
-        user.user_id,
+        printable(&user.user_id),
         printable(&user.display_name),
         user.role.as_str(),
         printable(&user.department),
@@ -601,7 +601,7 @@ impl Session {
             .map_err(|_| CliError::BadKey)?;
         let logged_in = self
             .client
-            .login_with_key(&self.contents.device_id, &key)
+            .login_with_key(&self.contents.server_id, &self.contents.device_id, &key)
             .await?;
         self.contents.session = Some(StoredSession {
             token: logged_in.token.clone(),

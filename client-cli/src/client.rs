@@ -22,11 +22,20 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A connection to one Curbside server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,
     token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.base.as_str())
+            .field("signed_in", &self.token.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a request to the server failed. Every message says what to do.
@@ -69,6 +78,12 @@ pub enum ClientError {
         /// What failed.
         detail: String,
     },
+    /// The server is not the one this device enrolled with.
+    #[error(
+        "this server is not the one this device enrolled with (its server id differs); check \
+         --server, or enroll this profile with that server"
+    )]
+    WrongServer,
     /// The server answered with an error.
     #[error("the server refused the request ({status}, {code}): {message}")]
     Api {
@@ -237,14 +252,20 @@ impl Client {
     }
 
     /// Challenge, sign and log in with this device key; the token is kept
-    /// for later requests and returned.
+    /// for later requests and returned. The signed message names
+    /// `server_id`, the id learned at enrollment, never one a server offers
+    /// now: a server that relays another's challenge gets nothing usable.
     pub async fn login_with_key(
         &mut self,
+        server_id: &str,
         device_id: &str,
         key: &ring::signature::Ed25519KeyPair,
     ) -> Result<LoggedIn, ClientError> {
         let challenge = self.challenge(device_id).await?;
-        let message = login_message(&challenge.server_id, device_id, &challenge.nonce);
+        if challenge.server_id != server_id {
+            return Err(ClientError::WrongServer);
+        }
+        let message = login_message(server_id, device_id, &challenge.nonce);
         let logged_in = self
             .login(&LoginRequest {
                 challenge_id: challenge.challenge_id,

@@ -22,6 +22,10 @@ const FILE_NAME: &str = "store.json";
 const SALT_LEN: usize = 16;
 /// argon2id cost: memory in KiB, passes, lanes.
 const ARGON2_COST: (u32, u32, u32) = (19 * 1024, 2, 1);
+/// The largest argon2id costs a store file may ask for.
+const MAX_M_COST_KIB: u32 = 1024 * 1024;
+const MAX_T_COST: u32 = 16;
+const MAX_P_COST: u32 = 8;
 /// The shortest passphrase accepted for a new store.
 pub const MIN_PASSPHRASE_CHARS: usize = 8;
 
@@ -204,11 +208,13 @@ impl Profile {
             .ok()
             .filter(|envelope: &Envelope| envelope.format == FORMAT && envelope.kdf == "argon2id")
             .ok_or_else(|| StoreError::Malformed(path.clone()))?;
-        let key = derive_key(
-            passphrase,
-            &envelope.salt,
-            (envelope.m_cost_kib, envelope.t_cost, envelope.p_cost),
-        )?;
+        // The costs come from the file: bound them, so a tampered file
+        // cannot make opening it exhaust memory or time.
+        let costs = (envelope.m_cost_kib, envelope.t_cost, envelope.p_cost);
+        if costs.0 > MAX_M_COST_KIB || costs.1 > MAX_T_COST || costs.2 > MAX_P_COST {
+            return Err(StoreError::Malformed(path));
+        }
+        let key = derive_key(passphrase, &envelope.salt, costs)?;
         let nonce = Nonce::try_assume_unique_for_key(&envelope.nonce)
             .map_err(|_| StoreError::Malformed(path.clone()))?;
         let mut buffer = Zeroizing::new(envelope.ciphertext);
@@ -234,6 +240,17 @@ impl Profile {
                 .mode(0o700)
                 .create(&self.dir)
                 .map_err(io("create", &self.dir))?;
+        }
+        let mode = fs::metadata(&self.dir)
+            .map_err(io("inspect", &self.dir))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(StoreError::Io {
+                action: "use the profile directory (others can read it; run chmod 700 on it)",
+                path: self.dir.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            });
         }
         let random = SystemRandom::new();
         let mut salt = [0u8; SALT_LEN];

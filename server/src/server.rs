@@ -70,7 +70,6 @@ pub enum RunError {
 
 /// A server that has opened its database and loaded its certificate, ready
 /// to serve on a listener.
-#[derive(Debug)]
 pub struct Server {
     config: Config,
     tls: TlsIdentity,
@@ -79,6 +78,16 @@ pub struct Server {
     auth: Arc<Auth>,
     first_admin_code: Option<String>,
     extra_routes: Router<AppState>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("tls", &self.tls)
+            .field("installation_id", &self.installation_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Server {

@@ -13,7 +13,8 @@ pub enum Limit {
     EnrollPerAddress,
     /// Challenge and login requests from one address: 60, then 1 per s.
     AuthPerAddress,
-    /// Challenge and login requests for one device: 20, then 1 per 3 s.
+    /// Failed logins for one device: 20, then 1 per 3 s. Only failures
+    /// count, so nobody can lock a device out by asking for challenges.
     AuthPerDevice,
 }
 
@@ -44,40 +45,84 @@ struct Bucket {
 /// The buckets, keyed by limit and key (an address or a device id).
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    buckets: Mutex<HashMap<(Limit, String), Bucket>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buckets: HashMap<(Limit, String), Bucket>,
+    checks: u64,
 }
 
 /// Beyond the limit: try again after this long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryAfter(pub Duration);
 
+/// The most buckets kept; past it, after a sweep of full buckets, all are
+/// forgotten rather than let memory grow.
 const MAX_TRACKED: usize = 100_000;
+/// Full buckets are swept away every this many checks.
+const SWEEP_EVERY: u64 = 1024;
 
 impl RateLimiter {
     /// Takes one token from `key`'s bucket for `limit`, or says how long to
     /// wait for one.
     pub fn check(&self, limit: Limit, key: &str) -> Result<(), RetryAfter> {
+        self.take(limit, key, 1.0)
+    }
+
+    /// Says whether `key` has a token left for `limit`, without taking it.
+    pub fn peek(&self, limit: Limit, key: &str) -> Result<(), RetryAfter> {
+        self.take(limit, key, 0.0)
+    }
+
+    fn take(&self, limit: Limit, key: &str, cost: f64) -> Result<(), RetryAfter> {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if buckets.len() >= MAX_TRACKED {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.checks += 1;
+        if state.checks.is_multiple_of(SWEEP_EVERY) || state.buckets.len() >= MAX_TRACKED {
             // Full buckets carry no information: forget them.
-            buckets.retain(|(limit, _), bucket| {
+            state.buckets.retain(|(limit, _), bucket| {
                 refill(bucket, *limit, now);
                 bucket.tokens < limit.burst()
             });
+            if state.buckets.len() >= MAX_TRACKED {
+                state.buckets.clear();
+            }
         }
-        let bucket = buckets.entry((limit, key.to_owned())).or_insert(Bucket {
-            tokens: limit.burst(),
-            updated: now,
-        });
+        let bucket = state
+            .buckets
+            .entry((limit, key.to_owned()))
+            .or_insert(Bucket {
+                tokens: limit.burst(),
+                updated: now,
+            });
         refill(bucket, limit, now);
         if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+            bucket.tokens -= cost;
             Ok(())
         } else {
             let wait = (1.0 - bucket.tokens) / limit.per_second();
             Err(RetryAfter(Duration::from_secs_f64(wait.ceil().max(1.0))))
         }
+    }
+}
+
+/// The rate-limit key for a client address: the address itself for IPv4,
+/// its /64 network for IPv6 (one subscriber usually holds a whole /64).
+pub fn address_key(address: std::net::IpAddr) -> String {
+    match address {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let segments = v6.segments();
+                format!(
+                    "{:x}:{:x}:{:x}:{:x}::/64",
+                    segments[0], segments[1], segments[2], segments[3]
+                )
+            }
+        },
     }
 }
 
@@ -104,5 +149,18 @@ mod tests {
         // Other keys and other limits are separate.
         limiter.check(Limit::EnrollPerAddress, "10.0.0.2").unwrap();
         limiter.check(Limit::AuthPerAddress, "10.0.0.1").unwrap();
+        // Peeking takes nothing.
+        for _ in 0..50 {
+            limiter.peek(Limit::AuthPerDevice, "d").unwrap();
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        let mapped: std::net::IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(address_key(mapped), "10.0.0.1");
     }
 }

@@ -22,6 +22,8 @@ use crate::db::Database;
 
 /// How long a cached session is trusted before the database is asked again.
 pub const REVALIDATE_AFTER: Duration = Duration::from_secs(5);
+/// Dead entries are pruned after every this many database re-reads.
+const PRUNE_EVERY: u64 = 256;
 /// How often a session's last-seen time is written to the database.
 pub const LAST_SEEN_WRITE_EVERY_MS: i64 = 30_000;
 
@@ -77,6 +79,7 @@ pub enum SessionError {
 pub struct SessionCache {
     entries: Mutex<HashMap<String, Entry>>,
     generation: AtomicU64,
+    inserts: AtomicU64,
     idle_timeout_ms: i64,
 }
 
@@ -86,6 +89,7 @@ impl SessionCache {
         Self {
             entries: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            inserts: AtomicU64::new(0),
             idle_timeout_ms: i64::try_from(idle_timeout.as_millis()).unwrap_or(i64::MAX),
         }
     }
@@ -114,6 +118,7 @@ impl SessionCache {
                     if now_ms - entry.last_seen_ms > self.idle_timeout_ms
                         || now_ms >= entry.expires_at_ms
                     {
+                        // Dead, not revoked: no generation bump needed.
                         entries.remove(session_id);
                         None
                     } else {
@@ -173,11 +178,11 @@ impl SessionCache {
             && UserStatus::parse(&status) == Some(UserStatus::Active)
             && now_ms < expires_at_ms;
         let (true, Some(role)) = (live, role) else {
-            self.evict(session_id);
+            self.lock().remove(session_id);
             return Err(SessionError::Ended);
         };
         if now_ms - last_seen > self.idle_timeout_ms {
-            self.evict(session_id);
+            self.lock().remove(session_id);
             end_sessions(
                 database.pool(),
                 SessionsOf::Session(session_id),
@@ -187,7 +192,12 @@ impl SessionCache {
             .await?;
             return Err(SessionError::Ended);
         }
-        touch(database, session_id, now_ms).await?;
+        let written_last_seen_ms = if now_ms - last_seen >= LAST_SEEN_WRITE_EVERY_MS {
+            touch(database, session_id, now_ms).await?;
+            now_ms
+        } else {
+            last_seen
+        };
         let caller = Caller {
             session_id: session_id.to_owned(),
             user_id: user_id.to_owned(),
@@ -203,10 +213,18 @@ impl SessionCache {
                     caller: caller.clone(),
                     expires_at_ms,
                     last_seen_ms: now_ms,
-                    written_last_seen_ms: now_ms,
+                    written_last_seen_ms,
                     checked: Instant::now(),
                 },
             );
+            if self.inserts.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+                // Sessions that ended by expiry or idleness are never asked
+                // about again unless their token is replayed: drop them.
+                let idle = self.idle_timeout_ms;
+                entries.retain(|_, entry| {
+                    now_ms < entry.expires_at_ms && now_ms - entry.last_seen_ms <= idle
+                });
+            }
         }
         Ok(caller)
     }

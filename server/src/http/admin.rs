@@ -130,11 +130,21 @@ async fn get_user(
 
 async fn update_user(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Path(user_id): Path<String>,
     extract::Json(update): extract::Json<UserUpdate>,
 ) -> Result<Json<User>> {
     let current = user_or_404(&state, &user_id).await?;
+    let role = update.role.unwrap_or(current.role);
+    if role != Role::Admin && current.role == Role::Admin {
+        if admin.user_id == user_id {
+            return Err(Error::Conflict(
+                "you cannot remove your own administrator role; ask another administrator"
+                    .to_owned(),
+            ));
+        }
+        keep_an_admin(&state, &current).await?;
+    }
     let display_name = match update.display_name {
         Some(name) => fields::text("display_name", &name, NAME_MAX)?,
         None => current.display_name,
@@ -147,26 +157,65 @@ async fn update_user(
         Some(licence_number) => licence(Some(&licence_number))?,
         None => current.licence_number,
     };
-    let role = update.role.unwrap_or(current.role);
-    sqlx::query(
-        "UPDATE app_user SET display_name = $1, department = $2, licence_number = $3, role = $4, \
-         updated_at_ms = $5 WHERE user_id = $6",
-    )
-    .bind(display_name)
-    .bind(department)
-    .bind(licence_number)
-    .bind(role.as_str())
-    .bind(now_ms())
-    .bind(&user_id)
-    .execute(state.database.pool())
+    // Sessions carry the role: the next request re-reads it, even if this
+    // request is cancelled after the update commits.
+    let target = user_id.clone();
+    let evict_state = state.clone();
+    finish(async move {
+        sqlx::query(
+            "UPDATE app_user SET display_name = $1, department = $2, licence_number = $3, role = $4, \
+             updated_at_ms = $5 WHERE user_id = $6",
+        )
+        .bind(display_name)
+        .bind(department)
+        .bind(licence_number)
+        .bind(role.as_str())
+        .bind(now_ms())
+        .bind(&target)
+        .execute(evict_state.database.pool())
+        .await?;
+        evict_state.auth.sessions.evict_user(&target);
+        Ok(())
+    })
     .await?;
-    // Sessions carry the role: the next request re-reads it.
-    state.auth.sessions.evict_user(&user_id);
     Ok(Json(user_or_404(&state, &user_id).await?))
 }
 
+/// Refuses a change that would leave no active administrator.
+async fn keep_an_admin(state: &AppState, target: &User) -> Result<()> {
+    if target.role != Role::Admin || target.status != UserStatus::Active {
+        return Ok(());
+    }
+    let others: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM app_user WHERE role = 'admin' AND status = 'active' AND user_id <> $1",
+    )
+    .bind(&target.user_id)
+    .fetch_one(state.database.pool())
+    .await?;
+    if others == 0 {
+        return Err(Error::Conflict(
+            "this would leave no active administrator; make someone else an administrator first"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a revocation to completion even if the request is cancelled, so
+/// its cache eviction cannot be skipped.
+async fn finish<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(work)
+        .await
+        .map_err(|error| Error::Internal(error.to_string()))?
+}
+
 async fn set_status(state: &AppState, user_id: &str, status: UserStatus) -> Result<User> {
-    user_or_404(state, user_id).await?;
+    let target = user_or_404(state, user_id).await?;
+    if status == UserStatus::Deactivated {
+        keep_an_admin(state, &target).await?;
+    }
     let now = now_ms();
     let mut tx = state.database.pool().begin().await?;
     sqlx::query("UPDATE app_user SET status = $1, updated_at_ms = $2 WHERE user_id = $3")
@@ -202,7 +251,7 @@ async fn deactivate(
         ));
     }
     Ok(Json(
-        set_status(&state, &user_id, UserStatus::Deactivated).await?,
+        finish(async move { set_status(&state, &user_id, UserStatus::Deactivated).await }).await?,
     ))
 }
 
@@ -212,7 +261,7 @@ async fn reactivate(
     Path(user_id): Path<String>,
 ) -> Result<Json<User>> {
     Ok(Json(
-        set_status(&state, &user_id, UserStatus::Active).await?,
+        finish(async move { set_status(&state, &user_id, UserStatus::Active).await }).await?,
     ))
 }
 
@@ -262,28 +311,32 @@ async fn remove_device(
     _admin: Admin,
     Path((user_id, device_id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let now = now_ms();
-    let mut tx = state.database.pool().begin().await?;
-    let removed = sqlx::query(
-        "UPDATE device SET removed_at_ms = $1 \
-         WHERE device_id = $2 AND user_id = $3 AND removed_at_ms IS NULL",
-    )
-    .bind(now)
-    .bind(&device_id)
-    .bind(&user_id)
-    .execute(&mut *tx)
+    finish(async move {
+        let now = now_ms();
+        let mut tx = state.database.pool().begin().await?;
+        let removed = sqlx::query(
+            "UPDATE device SET removed_at_ms = $1 \
+             WHERE device_id = $2 AND user_id = $3 AND removed_at_ms IS NULL",
+        )
+        .bind(now)
+        .bind(&device_id)
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await?;
+        if removed.rows_affected() != 1 {
+            return Err(Error::NotFound);
+        }
+        end_sessions(
+            &mut *tx,
+            SessionsOf::Device(&device_id),
+            "device_removed",
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        state.auth.sessions.evict_device(&device_id);
+        Ok(())
+    })
     .await?;
-    if removed.rows_affected() != 1 {
-        return Err(Error::NotFound);
-    }
-    end_sessions(
-        &mut *tx,
-        SessionsOf::Device(&device_id),
-        "device_removed",
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    state.auth.sessions.evict_device(&device_id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,7 +20,7 @@ use ring::signature::{ED25519, UnparsedPublicKey};
 use super::AppState;
 use super::error::{Error, Result};
 use super::extract;
-use crate::auth::rate_limit::Limit;
+use crate::auth::rate_limit::{Limit, address_key};
 use crate::auth::sessions::{Caller, SessionsOf, end_sessions};
 use crate::auth::{CHALLENGE_LIFETIME_MS, new_id, random_bytes};
 use crate::db::identity::{find_device, find_user};
@@ -35,11 +35,17 @@ pub fn router() -> Router<AppState> {
         .route("/v1/me", get(whoami))
 }
 
-fn limit(state: &AppState, peer: SocketAddr, device_id: &str) -> Result<()> {
-    let limits = &state.auth.limits;
-    limits
-        .check(Limit::AuthPerAddress, &peer.ip().to_string())
-        .and_then(|()| limits.check(Limit::AuthPerDevice, device_id))
+/// Device ids are 32 lower-case hex digits; anything else is refused
+/// before it reaches the database or the rate limiter's memory.
+fn is_device_id(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn limit_address(state: &AppState, peer: SocketAddr) -> Result<()> {
+    state
+        .auth
+        .limits
+        .check(Limit::AuthPerAddress, &address_key(peer.ip()))
         .map_err(|wait| Error::TooManyRequests(wait.0))
 }
 
@@ -56,7 +62,10 @@ async fn challenge(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     extract::Json(request): extract::Json<ChallengeRequest>,
 ) -> Result<Json<Challenge>> {
-    limit(&state, peer, &request.device_id)?;
+    limit_address(&state, peer)?;
+    if !is_device_id(&request.device_id) {
+        return Err(not_allowed());
+    }
     let pool = state.database.pool();
     let device = find_device(pool, &request.device_id)
         .await?
@@ -95,56 +104,44 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     extract::Json(request): extract::Json<LoginRequest>,
 ) -> Result<Json<LoggedIn>> {
-    limit(&state, peer, &request.device_id)?;
+    limit_address(&state, peer)?;
+    if !is_device_id(&request.device_id) {
+        return Err(not_allowed());
+    }
+    let limits = &state.auth.limits;
+    limits
+        .peek(Limit::AuthPerDevice, &request.device_id)
+        .map_err(|wait| Error::TooManyRequests(wait.0))?;
+    let result = verify_and_open_session(&state, &request).await;
+    if matches!(result, Err(Error::Unauthorized(_))) {
+        // Only failures spend the device's allowance.
+        let _ = limits.check(Limit::AuthPerDevice, &request.device_id);
+    }
+    result.map(Json)
+}
+
+async fn verify_and_open_session(state: &AppState, request: &LoginRequest) -> Result<LoggedIn> {
+    let pool = state.database.pool();
     let now = now_ms();
-    let mut tx = state.database.pool().begin().await?;
-    let row: Option<(String, Vec<u8>, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT device_id, nonce, expires_at_ms, used_at_ms FROM login_challenge \
-         WHERE challenge_id = $1",
-    )
-    .bind(&request.challenge_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((device_id, nonce, expires_at_ms, used_at_ms)) = row else {
-        return Err(Error::Unauthorized(
-            "this login challenge is unknown; ask for a new one".to_owned(),
-        ));
-    };
-    if device_id != request.device_id {
-        return Err(Error::Unauthorized(
-            "this login challenge was issued to another device; ask for a new one".to_owned(),
-        ));
-    }
-    if used_at_ms.is_some() {
-        return Err(Error::Unauthorized(
-            "this login challenge was already used; ask for a new one".to_owned(),
-        ));
-    }
-    if expires_at_ms <= now {
-        return Err(Error::Unauthorized(
-            "this login challenge has expired; ask for a new one".to_owned(),
-        ));
-    }
-    // Single use, whether or not the signature turns out to verify.
-    sqlx::query(
-        "UPDATE login_challenge SET used_at_ms = $1 WHERE challenge_id = $2 AND used_at_ms IS NULL",
+    // Claim the challenge first, in one statement, so that it serves once
+    // even when two logins race, whether or not the signature verifies.
+    let nonce: Option<Vec<u8>> = sqlx::query_scalar(
+        "UPDATE login_challenge SET used_at_ms = $1 \
+         WHERE challenge_id = $2 AND device_id = $3 AND used_at_ms IS NULL AND expires_at_ms > $1 \
+         RETURNING nonce",
     )
     .bind(now)
     .bind(&request.challenge_id)
-    .execute(&mut *tx)
+    .bind(&request.device_id)
+    .fetch_optional(pool)
     .await?;
-    tx.commit().await?;
+    let Some(nonce) = nonce else {
+        return Err(challenge_refusal(state, request, now).await?);
+    };
 
-    let pool = state.database.pool();
-    let device = find_device(pool, &device_id)
+    let device = find_device(pool, &request.device_id)
         .await?
         .ok_or_else(not_allowed)?;
-    let user = find_user(pool, &device.user_id)
-        .await?
-        .ok_or_else(not_allowed)?;
-    if user.status != UserStatus::Active {
-        return Err(not_allowed());
-    }
     let message = login_message(&state.auth.server_id, &device.device_id, &nonce);
     UnparsedPublicKey::new(&ED25519, &device.public_key)
         .verify(&message, &request.signature)
@@ -160,44 +157,80 @@ async fn login(
     let lifetime_s = state.auth.token_lifetime.as_secs().max(1);
     let now_s = u64::try_from(now / 1000).unwrap_or(0);
     let session_expires_ms = now + i64::try_from(lifetime_s * 1000).unwrap_or(i64::MAX / 2);
-    sqlx::query(
+    // The session exists only if, at this instant, the user is active and
+    // the device enrolled: a racing deactivation cannot be outrun.
+    let opened = sqlx::query(
         "INSERT INTO session (session_id, user_id, device_id, created_at_ms, expires_at_ms, \
-         last_seen_at_ms) VALUES ($1, $2, $3, $4, $5, $4)",
+         last_seen_at_ms) \
+         SELECT $1, u.user_id, d.device_id, $2, $3, $2 FROM device d \
+         JOIN app_user u ON u.user_id = d.user_id \
+         WHERE d.device_id = $4 AND d.removed_at_ms IS NULL AND u.status = 'active'",
     )
     .bind(&session_id)
-    .bind(&user.user_id)
-    .bind(&device.device_id)
     .bind(now)
     .bind(session_expires_ms)
+    .bind(&device.device_id)
     .execute(pool)
     .await?;
+    if opened.rows_affected() != 1 {
+        return Err(not_allowed());
+    }
     let token = state
         .auth
         .tokens
         .issue(
             &session_id,
-            &user.user_id,
+            &device.user_id,
             &device.device_id,
             now_s,
             lifetime_s,
         )
         .map_err(|error| Error::Internal(error.to_string()))?;
-    Ok(Json(LoggedIn {
+    Ok(LoggedIn {
         token,
         session_id,
         expires_at_ms: session_expires_ms,
-    }))
+    })
+}
+
+/// Why a challenge could not be claimed, for the error message.
+async fn challenge_refusal(state: &AppState, request: &LoginRequest, now: i64) -> Result<Error> {
+    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT device_id, expires_at_ms, used_at_ms FROM login_challenge WHERE challenge_id = $1",
+    )
+    .bind(&request.challenge_id)
+    .fetch_optional(state.database.pool())
+    .await?;
+    let reason = match row {
+        None => "this login challenge is unknown",
+        Some((device_id, _, _)) if device_id != request.device_id => {
+            "this login challenge was issued to another device"
+        }
+        Some((_, _, Some(_))) => "this login challenge was already used",
+        Some((_, expires_at_ms, None)) if expires_at_ms <= now => {
+            "this login challenge has expired"
+        }
+        Some(_) => "this login challenge could not be used",
+    };
+    Ok(Error::Unauthorized(format!("{reason}; ask for a new one")))
 }
 
 async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode> {
-    end_sessions(
-        state.database.pool(),
-        SessionsOf::Session(&caller.session_id),
-        "logout",
-        now_ms(),
-    )
-    .await?;
-    state.auth.sessions.evict(&caller.session_id);
+    // The revocation and the cache eviction finish together even if the
+    // client goes away mid-request.
+    tokio::spawn(async move {
+        end_sessions(
+            state.database.pool(),
+            SessionsOf::Session(&caller.session_id),
+            "logout",
+            now_ms(),
+        )
+        .await?;
+        state.auth.sessions.evict(&caller.session_id);
+        Ok::<_, Error>(())
+    })
+    .await
+    .map_err(|error| Error::Internal(error.to_string()))??;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -15,13 +15,35 @@ use super::AppState;
 use super::error::{Error, Result};
 use super::extract;
 use super::fields::{self, NAME_MAX};
-use crate::auth::rate_limit::Limit;
+use crate::auth::rate_limit::{Limit, address_key};
 use crate::auth::{self, new_id};
 use crate::db::identity::{find_device, find_user};
 use crate::server::now_ms;
 
-/// An enrollment code's user, bootstrap role, expiry and use.
-type CodeRow = (Option<String>, Option<String>, i64, Option<i64>);
+/// A claimed enrollment code's user, or its bootstrap role.
+type CodeRow = (Option<String>, Option<String>);
+
+/// Why a code could not be claimed, for the error message.
+async fn code_refusal(state: &AppState, hash: &[u8], now: i64) -> Result<Error> {
+    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT expires_at_ms, used_at_ms FROM enrollment_code WHERE code_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(state.database.pool())
+    .await?;
+    Ok(Error::Unauthorized(match row {
+        None => "this enrollment code is not recognised; check it, or ask your administrator \
+                 for a new one"
+            .to_owned(),
+        Some((_, Some(_))) => "this enrollment code has already been used; each code enrolls \
+                               one device, so ask your administrator for a new one"
+            .to_owned(),
+        Some((expires_at_ms, None)) if expires_at_ms <= now => {
+            "this enrollment code has expired; ask your administrator for a new one".to_owned()
+        }
+        Some(_) => "this enrollment code could not be used; try again".to_owned(),
+    }))
+}
 
 /// `POST /v1/enroll`.
 pub fn router() -> Router<AppState> {
@@ -36,7 +58,7 @@ async fn enroll(
     state
         .auth
         .limits
-        .check(Limit::EnrollPerAddress, &peer.ip().to_string())
+        .check(Limit::EnrollPerAddress, &address_key(peer.ip()))
         .map_err(|wait| Error::TooManyRequests(wait.0))?;
     let code = normalise_enrollment_code(&request.code).ok_or_else(|| {
         Error::InvalidRequest(
@@ -53,45 +75,23 @@ async fn enroll(
     }
 
     let now = now_ms();
+    let hash = auth::enrollment_code_hash(&code);
     let mut tx = state.database.pool().begin().await?;
-    let row: Option<CodeRow> = sqlx::query_as(
-        "SELECT user_id, bootstrap_role, expires_at_ms, used_at_ms FROM enrollment_code \
-         WHERE code_hash = $1",
-    )
-    .bind(auth::enrollment_code_hash(&code))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let (user_id, bootstrap_role, expires_at_ms, used_at_ms) = row.ok_or_else(|| {
-        Error::Unauthorized(
-            "this enrollment code is not recognised; check it, or ask your administrator for a new one"
-                .to_owned(),
-        )
-    })?;
-    if used_at_ms.is_some() {
-        return Err(Error::Unauthorized(
-            "this enrollment code has already been used; each code enrolls one device, so ask \
-             your administrator for a new one"
-                .to_owned(),
-        ));
-    }
-    if expires_at_ms <= now {
-        return Err(Error::Unauthorized(
-            "this enrollment code has expired; ask your administrator for a new one".to_owned(),
-        ));
-    }
-    let claimed = sqlx::query(
-        "UPDATE enrollment_code SET used_at_ms = $1 WHERE code_hash = $2 AND used_at_ms IS NULL",
+    // Claiming the code is the transaction's first statement: it takes the
+    // write lock at once (SQLite) and lets exactly one racer win.
+    let claimed: Option<CodeRow> = sqlx::query_as(
+        "UPDATE enrollment_code SET used_at_ms = $1 \
+         WHERE code_hash = $2 AND used_at_ms IS NULL AND expires_at_ms > $1 \
+         RETURNING user_id, bootstrap_role",
     )
     .bind(now)
-    .bind(auth::enrollment_code_hash(&code))
-    .execute(&mut *tx)
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
     .await?;
-    if claimed.rows_affected() != 1 {
-        return Err(Error::Unauthorized(
-            "this enrollment code has already been used; ask your administrator for a new one"
-                .to_owned(),
-        ));
-    }
+    let Some((user_id, bootstrap_role)) = claimed else {
+        drop(tx);
+        return Err(code_refusal(&state, &hash, now).await?);
+    };
 
     let user_id = match (user_id, bootstrap_role) {
         (Some(user_id), _) => {
@@ -152,7 +152,15 @@ async fn enroll(
     .bind(&request.public_key)
     .bind(now)
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(|error| match &error {
+        // Two enrollments racing with one key: the loser is told, not 500.
+        sqlx::Error::Database(database) if database.is_unique_violation() => Error::Conflict(
+            "this device key is already enrolled; generate a new key for a new enrollment"
+                .to_owned(),
+        ),
+        _ => Error::from(error),
+    })?;
     let user = find_user(&mut *tx, &user_id)
         .await?
         .ok_or(Error::NotFound)?;

@@ -23,6 +23,9 @@ backend_tests!(
     enrollment_attempts_are_rate_limited,
     only_admins_may_call_admin_endpoints,
     a_deactivated_user_leaves_the_directory,
+    challenge_requests_cannot_lock_a_device_out,
+    failed_logins_are_limited_per_device,
+    the_last_administrator_stays,
 );
 
 /// `GET /v1/me` with this Authorization header value: the status, and the
@@ -294,7 +297,7 @@ async fn revoked_sessions_fail_on_the_next_request(backend: Backend) {
     let mut lost = lost;
     let error = lost
         .client
-        .login_with_key(&lost.device_id.clone(), &lost.key)
+        .login_with_key(&lost.server_id.clone(), &lost.device_id.clone(), &lost.key)
         .await
         .unwrap_err();
     assert_eq!(api_status(&error), Some(StatusCode::UNAUTHORIZED));
@@ -663,5 +666,109 @@ async fn a_deactivated_user_leaves_the_directory(backend: Backend) {
         .unwrap();
     let back = names(staying.client.directory("soon").await.unwrap());
     assert_eq!(back, vec!["Dr. Soon Gone".to_owned()]);
+    server.stop().await;
+}
+
+async fn challenge_requests_cannot_lock_a_device_out(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let mut admin = first_admin(&server).await;
+    let client = admin.anonymous(&server);
+    // Someone else asks for more challenges for this device than its
+    // allowance of failures...
+    for _ in 0..25 {
+        client.challenge(&admin.device_id).await.unwrap();
+    }
+    // ...and the device can still log in.
+    admin.login().await;
+
+    // A device id of the wrong form never reaches the database.
+    let error = client.challenge(&"x".repeat(5000)).await.unwrap_err();
+    assert_eq!(api_status(&error), Some(StatusCode::UNAUTHORIZED));
+
+    // The client refuses a challenge from a server other than its own.
+    let error = admin
+        .client
+        .login_with_key("some-other-server", &admin.device_id.clone(), &admin.key)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::WrongServer), "{error}");
+    server.stop().await;
+}
+
+async fn the_last_administrator_stays(backend: Backend) {
+    use curbside_proto::identity::UserUpdate;
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let admin = first_admin(&server).await;
+    let demote_self = admin
+        .client
+        .update_user(
+            &admin.user.user_id,
+            &UserUpdate {
+                role: Some(Role::Clinician),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(&demote_self), Some(StatusCode::CONFLICT));
+
+    // With a second administrator, one may demote the other, but not the
+    // last one left.
+    let second = person(&server, &admin, "Dr. Second Admin", Role::Admin).await;
+    second
+        .client
+        .update_user(
+            &admin.user.user_id,
+            &UserUpdate {
+                role: Some(Role::Auditor),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The demoted admin's very next admin request is refused.
+    let error = admin.client.list_users("", None, None).await.unwrap_err();
+    assert_eq!(api_status(&error), Some(StatusCode::FORBIDDEN));
+    let third = person(&server, &second, "Dr. Third", Role::Clinician).await;
+    // second is now the only admin and cannot be deactivated by anyone.
+    let error = second
+        .client
+        .set_user_active(&second.user.user_id, false)
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(&error), Some(StatusCode::CONFLICT));
+    assert_eq!(third.user.role, Role::Clinician);
+    server.stop().await;
+}
+
+async fn failed_logins_are_limited_per_device(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let admin = first_admin(&server).await;
+    let client = admin.anonymous(&server);
+    // Failed logins do count, per device.
+    let mut limited = false;
+    for _ in 0..25 {
+        let challenge = client.challenge(&admin.device_id).await.unwrap();
+        let error = client
+            .login(&LoginRequest {
+                challenge_id: challenge.challenge_id,
+                device_id: admin.device_id.clone(),
+                signature: vec![0; 64],
+            })
+            .await
+            .unwrap_err();
+        match api_status(&error) {
+            Some(StatusCode::UNAUTHORIZED) => {}
+            Some(StatusCode::TOO_MANY_REQUESTS) => {
+                limited = true;
+                break;
+            }
+            other => panic!("unexpected {other:?}: {error}"),
+        }
+    }
+    assert!(limited, "failed logins were never limited");
     server.stop().await;
 }

@@ -11,6 +11,7 @@ pub struct Person {
     pub key: Ed25519KeyPair,
     pub user: User,
     pub device_id: String,
+    pub server_id: String,
     pub client: Client,
     pub token: Option<String>,
 }
@@ -38,6 +39,7 @@ pub async fn enroll(server: &TestServer, code: &str, display_name: Option<&str>)
         key,
         user: enrolled.user,
         device_id: enrolled.device.device_id,
+        server_id: enrolled.server_id,
         client,
         token: None,
     }
@@ -48,7 +50,7 @@ impl Person {
     pub async fn login(&mut self) -> LoggedIn {
         let logged_in = self
             .client
-            .login_with_key(&self.device_id, &self.key)
+            .login_with_key(&self.server_id, &self.device_id, &self.key)
             .await
             .unwrap();
         self.token = Some(logged_in.token.clone());
