@@ -5,6 +5,7 @@
 //! (unknown fields and trailing bytes are refused) so that the server and its
 //! clients agree on exactly one reading of every message.
 
+pub mod audit;
 pub mod b64;
 pub mod error;
 pub mod fingerprint;
