@@ -60,7 +60,12 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     if backend == Backend::Postgres && postgres_url().is_none() {
-        eprintln!("skipped: {name} on PostgreSQL ({POSTGRES_URL_VAR} is not set)");
+        // Straight to standard error, past the test harness's capture, so
+        // the skip shows in `cargo test`'s output.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("skipped: {name} on PostgreSQL ({POSTGRES_URL_VAR} is not set)\n").as_bytes(),
+        );
         return;
     }
     test(backend).await;
