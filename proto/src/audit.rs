@@ -296,6 +296,96 @@ impl Checkpoint {
     }
 }
 
+/// Where and why a log fails verification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the audit log breaks at sequence {seq}: {reason}")]
+pub struct Broken {
+    /// The first sequence number at which the log is not what it claims.
+    pub seq: u64,
+    /// What is wrong there.
+    pub reason: String,
+}
+
+/// Checks a log: entries in order from sequence 1 without gaps, each
+/// stored hash equal to the recomputed chain hash, every checkpoint signed
+/// by `public_key`, naming the recomputed hash of its entry, and naming the
+/// previous checkpoint's hash. Returns the last sequence number verified.
+pub fn verify<I>(entries: I, checkpoints: &[Checkpoint], public_key: &[u8]) -> Result<u64, Broken>
+where
+    I: IntoIterator<Item = (AuditEntry, Vec<u8>)>,
+{
+    let broken = |seq: u64, reason: String| Broken { seq, reason };
+    let mut checkpoints = checkpoints.iter().peekable();
+    let mut prev_hash = GENESIS_HASH;
+    let mut prev_checkpoint = GENESIS_HASH;
+    let mut last = 0u64;
+    for (entry, stored_hash) in entries {
+        let expected = last + 1;
+        if entry.seq != expected {
+            return Err(broken(
+                expected,
+                format!("expected entry {expected} next, found entry {}", entry.seq),
+            ));
+        }
+        let hash = entry
+            .hash(&prev_hash)
+            .map_err(|error| broken(entry.seq, error.to_string()))?;
+        if stored_hash != hash {
+            return Err(broken(
+                entry.seq,
+                "the entry's contents do not match its recorded hash (the entry was altered, or \
+                 an entry before it was removed or reordered)"
+                    .to_owned(),
+            ));
+        }
+        while let Some(checkpoint) = checkpoints.next_if(|c| c.seq <= entry.seq) {
+            check_checkpoint(checkpoint, entry.seq, &hash, &prev_checkpoint, public_key)
+                .map_err(|reason| broken(checkpoint.seq, reason))?;
+            prev_checkpoint = checkpoint
+                .hash()
+                .ok_or_else(|| broken(checkpoint.seq, "malformed checkpoint".to_owned()))?;
+        }
+        prev_hash = hash;
+        last = entry.seq;
+    }
+    if let Some(checkpoint) = checkpoints.next() {
+        return Err(broken(
+            last + 1,
+            format!(
+                "a signed checkpoint covers entries up to {}, but the log ends at {last}: entries \
+                 were removed from its end",
+                checkpoint.seq
+            ),
+        ));
+    }
+    Ok(last)
+}
+
+fn check_checkpoint(
+    checkpoint: &Checkpoint,
+    entry_seq: u64,
+    entry_hash: &[u8; 32],
+    prev_checkpoint: &[u8; 32],
+    public_key: &[u8],
+) -> Result<(), String> {
+    if checkpoint.seq != entry_seq {
+        return Err(format!(
+            "checkpoint {} names an entry the log does not have",
+            checkpoint.seq
+        ));
+    }
+    if !checkpoint.verify(public_key) {
+        return Err("the checkpoint's signature does not verify with the audit key".to_owned());
+    }
+    if checkpoint.head_hash.as_slice() != entry_hash {
+        return Err("the signed checkpoint names a different hash for this entry".to_owned());
+    }
+    if checkpoint.prev_checkpoint_hash.as_slice() != prev_checkpoint {
+        return Err("the checkpoint does not follow the previous checkpoint".to_owned());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,5 +560,86 @@ mod tests {
                 .unwrap();
         assert!(!checkpoint.verify(other.public_key().as_ref()));
         assert!(checkpoint.hash().is_some());
+    }
+
+    /// A signed log of `n` entries with a checkpoint every `every`.
+    /// Entries with their stored hashes, checkpoints, and the public key.
+    type SignedLog = (Vec<(AuditEntry, Vec<u8>)>, Vec<Checkpoint>, Vec<u8>);
+
+    fn signed_log(n: u64, every: u64) -> SignedLog {
+        use ring::signature::{Ed25519KeyPair, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let key =
+            Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref())
+                .unwrap();
+        let mut entries = Vec::new();
+        let mut checkpoints: Vec<Checkpoint> = Vec::new();
+        let mut prev = GENESIS_HASH;
+        let mut prev_checkpoint = GENESIS_HASH;
+        for seq in 1..=n {
+            let mut entry = sample();
+            entry.seq = seq;
+            entry.resource_id = Some(format!("r{seq}"));
+            let hash = entry.hash(&prev).unwrap();
+            entries.push((entry, hash.to_vec()));
+            if seq % every == 0 {
+                let message = Checkpoint::signed_bytes(seq, &hash, 7, &prev_checkpoint);
+                let checkpoint = Checkpoint {
+                    seq,
+                    head_hash: hash.to_vec(),
+                    time_ms: 7,
+                    prev_checkpoint_hash: prev_checkpoint.to_vec(),
+                    signature: key.sign(&message).as_ref().to_vec(),
+                };
+                prev_checkpoint = checkpoint.hash().unwrap();
+                checkpoints.push(checkpoint);
+            }
+            prev = hash;
+        }
+        (entries, checkpoints, key.public_key().as_ref().to_vec())
+    }
+
+    #[test]
+    fn an_untouched_log_verifies() {
+        let (entries, checkpoints, key) = signed_log(10, 3);
+        assert_eq!(verify(entries, &checkpoints, &key), Ok(10));
+    }
+
+    #[test]
+    fn each_kind_of_tampering_names_its_sequence() {
+        let (entries, checkpoints, key) = signed_log(10, 3);
+        let seq_of = |entries: Vec<(AuditEntry, Vec<u8>)>, checkpoints: &[Checkpoint]| {
+            verify(entries, checkpoints, &key).unwrap_err().seq
+        };
+        // A field changed.
+        let mut altered = entries.clone();
+        altered[4].0.outcome = Outcome::Denied;
+        assert_eq!(seq_of(altered, &checkpoints), 5);
+        // An entry removed from the middle.
+        let mut removed = entries.clone();
+        removed.remove(4);
+        assert_eq!(seq_of(removed, &checkpoints), 5);
+        // Two entries swapped.
+        let mut swapped = entries.clone();
+        swapped.swap(3, 4);
+        assert_eq!(seq_of(swapped, &checkpoints), 4);
+        // The newest entries removed, past the last checkpoint (9).
+        let truncated = entries[..7].to_vec();
+        assert_eq!(seq_of(truncated, &checkpoints), 8);
+        // A checkpoint's signature replaced.
+        let mut forged = checkpoints.clone();
+        forged[1].signature[0] ^= 1;
+        assert_eq!(seq_of(entries.clone(), &forged), 6);
+        // A whole entry rewritten with a consistent hash is caught by the
+        // next checkpoint.
+        let mut rewritten = entries.clone();
+        rewritten[7].0.reason = "forged".into();
+        let mut prev = rewritten[6].1.clone().try_into().unwrap();
+        for item in rewritten.iter_mut().skip(7) {
+            let hash = item.0.hash(&prev).unwrap();
+            item.1 = hash.to_vec();
+            prev = hash;
+        }
+        assert_eq!(seq_of(rewritten, &checkpoints), 9);
     }
 }

@@ -108,3 +108,50 @@ pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Fil
     }
     Ok(())
 }
+
+/// Why a signing key could not be loaded or made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key file could not be written or is too open.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The key file could not be read.
+    #[error("cannot read the signing key {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key file does not hold an Ed25519 PKCS#8 key.
+    #[error("the signing key {0} is not an Ed25519 PKCS#8 key; restore it from a backup")]
+    Invalid(String),
+    /// No randomness.
+    #[error("the operating system's random number generator failed")]
+    Random,
+}
+
+/// Loads the Ed25519 key (PKCS#8) at `path`, generating it (mode 0600, in a
+/// private directory) if it does not exist. Returns the PKCS#8 bytes too.
+pub fn ed25519_key(
+    path: &Path,
+) -> Result<(ring::signature::Ed25519KeyPair, zeroize::Zeroizing<Vec<u8>>), KeyError> {
+    use ring::signature::Ed25519KeyPair;
+    if !path.exists() {
+        if let Some(parent) = path.parent() {
+            create_private_dir(parent)?;
+        }
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+            .map_err(|_| KeyError::Random)?;
+        write_new_file(path, pkcs8.as_ref(), 0o600)?;
+    }
+    check_key_permissions(path, 0o600)?;
+    let pkcs8 = fs::read(path).map_err(|source| KeyError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
+        .map_err(|_| KeyError::Invalid(path.display().to_string()))?;
+    Ok((pair, zeroize::Zeroizing::new(pkcs8)))
+}

@@ -5,6 +5,7 @@
 //! sets up tracing and calls [`server::run`] with a bound listener and a
 //! shutdown future. Tests call [`server::run`] the same way on port 0.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -25,11 +25,11 @@ use tower::ServiceExt;
 
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::sessions::SessionCache;
-use crate::auth::tokens::{KeyError, TokenIssuer};
+use crate::auth::tokens::TokenIssuer;
 use crate::auth::{self, Auth, IssueError};
 use crate::config::Config;
 use crate::db::{Database, DbError};
-use crate::files::{self, FileError};
+use crate::files::{self, FileError, KeyError};
 use crate::http::{self, AppState};
 use crate::tls::{self, TlsError, TlsIdentity};
 

@@ -8,10 +8,10 @@
 use std::path::Path;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use ring::signature::{Ed25519KeyPair, KeyPair};
+use ring::signature::KeyPair;
 use serde::{Deserialize, Serialize};
 
-use crate::files::{self, FileError};
+use crate::files::{self, KeyError};
 
 /// The file that holds the token-signing key (PKCS#8).
 pub const KEY_FILE: &str = "keys/token-ed25519.pk8";
@@ -37,31 +37,6 @@ pub struct Claims {
     pub exp: u64,
     /// The session's id.
     pub jti: String,
-}
-
-/// Why tokens cannot be set up.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// The key file could not be written or is too open.
-    #[error(transparent)]
-    File(#[from] FileError),
-    /// The key file could not be read.
-    #[error("cannot read the token signing key {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The key file does not hold an Ed25519 PKCS#8 key.
-    #[error(
-        "the token signing key {0} is not an Ed25519 PKCS#8 key; restore it, or remove it to make a new one (every session then ends)"
-    )]
-    Invalid(String),
-    /// No randomness.
-    #[error("the operating system's random number generator failed")]
-    Random,
 }
 
 /// Signs and checks session tokens.
@@ -90,22 +65,7 @@ pub struct InvalidToken;
 impl TokenIssuer {
     /// Loads the signing key from `data_dir`, generating it on first start.
     pub fn load_or_generate(data_dir: &Path, server_id: &str) -> Result<Self, KeyError> {
-        let path = data_dir.join(KEY_FILE);
-        if !path.exists() {
-            if let Some(parent) = path.parent() {
-                files::create_private_dir(parent)?;
-            }
-            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-                .map_err(|_| KeyError::Random)?;
-            files::write_new_file(&path, pkcs8.as_ref(), 0o600)?;
-        }
-        files::check_key_permissions(&path, 0o600)?;
-        let pkcs8 = std::fs::read(&path).map_err(|source| KeyError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
-            .map_err(|_| KeyError::Invalid(path.display().to_string()))?;
+        let (pair, pkcs8) = files::ed25519_key(&data_dir.join(KEY_FILE))?;
         Ok(Self::from_key(
             &pkcs8,
             pair.public_key().as_ref(),

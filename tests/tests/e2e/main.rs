@@ -8,6 +8,7 @@
     reason = "test code: a failed step is a failed test"
 )]
 
+mod audit;
 mod certificates;
 mod cli;
 mod http_api;

@@ -1,0 +1,459 @@
+//! The audit log's writer: one gap-free hash chain per database, appended
+//! with group commit and sealed by signed checkpoints.
+//!
+//! Every append takes the `audit_head` row first (an `UPDATE`, which is a
+//! row lock on PostgreSQL and the write lock on SQLite), so appends from any
+//! number of tasks and server processes form one linear chain. Requests do
+//! not each pay a commit: [`AuditLog::append`] hands its entry to one writer
+//! task, which takes everything waiting (up to [`MAX_BATCH`]), writes it in
+//! one transaction, and only then answers each caller with its sequence
+//! number, so every caller still waits for its own entry to be durable.
+//! A write that must commit with its entry uses [`append_in`] inside its own
+//! transaction instead.
+//!
+//! The canonical encoding, hashing and checkpoint format are
+//! `curbside_proto::audit`'s, specified in `docs/audit-format.md`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use curbside_proto::audit::{AuditEntry, Checkpoint, Outcome};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use sqlx::{Any, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::Database;
+use crate::files::{self, KeyError};
+
+/// The file that holds the audit signing key (PKCS#8), separate from the
+/// token key.
+pub const KEY_FILE: &str = "keys/audit-ed25519.pk8";
+/// The most entries written in one transaction.
+pub const MAX_BATCH: usize = 512;
+/// Entries per multi-row `INSERT`.
+const ROWS_PER_INSERT: usize = 64;
+/// Parameters per entry row.
+const COLUMNS: usize = 12;
+
+/// An entry to append; the log assigns its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    /// When (Unix ms).
+    pub time_ms: i64,
+    /// The acting user, if known.
+    pub actor_user: Option<String>,
+    /// The acting device, if known.
+    pub actor_device: Option<String>,
+    /// The client's address, if known.
+    pub client_addr: Option<String>,
+    /// The request's id.
+    pub request_id: String,
+    /// What was done (a fixed vocabulary, e.g. `auth.login`).
+    pub action: String,
+    /// The kind of resource.
+    pub resource_type: String,
+    /// Which resource, if one.
+    pub resource_id: Option<String>,
+    /// Allowed or denied.
+    pub outcome: Outcome,
+    /// A short reason code.
+    pub reason: String,
+}
+
+impl NewEntry {
+    fn at(&self, seq: u64) -> AuditEntry {
+        AuditEntry {
+            seq,
+            time_ms: self.time_ms,
+            actor_user: self.actor_user.clone(),
+            actor_device: self.actor_device.clone(),
+            client_addr: self.client_addr.clone(),
+            request_id: self.request_id.clone(),
+            action: self.action.clone(),
+            resource_type: self.resource_type.clone(),
+            resource_id: self.resource_id.clone(),
+            outcome: self.outcome,
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+/// When to sign a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// After this many entries since the last checkpoint.
+    pub every_entries: u64,
+    /// Or when the last checkpoint is this old.
+    pub every: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        Self {
+            every_entries: 1000,
+            every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Signs checkpoints with the server's audit key.
+pub struct AuditSigner {
+    key: Ed25519KeyPair,
+}
+
+impl std::fmt::Debug for AuditSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSigner").finish_non_exhaustive()
+    }
+}
+
+impl AuditSigner {
+    /// Loads the audit key from the data directory, making it on first use.
+    pub fn load_or_generate(data_dir: &std::path::Path) -> Result<Self, KeyError> {
+        let (key, _pkcs8) = files::ed25519_key(&data_dir.join(KEY_FILE))?;
+        Ok(Self { key })
+    }
+
+    /// The public key that verifies checkpoints.
+    pub fn public_key(&self) -> Vec<u8> {
+        self.key.public_key().as_ref().to_vec()
+    }
+}
+
+/// Why an entry could not be appended. The access it records must then be
+/// refused (fail closed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The database refused or is unreachable.
+    #[error("the audit log cannot be written: {0}")]
+    Database(#[from] sqlx::Error),
+    /// An entry's field is over the format's limit.
+    #[error("an audit entry field is too long")]
+    FieldTooLong,
+    /// The writer task has stopped (the server is shutting down).
+    #[error("the audit log is closed")]
+    Closed,
+    /// The stored head is not what the format allows.
+    #[error("the audit log's head row is damaged")]
+    Damaged,
+}
+
+/// `audit_checkpoint`: seq, head hash, time, previous checkpoint hash,
+/// signature.
+type CheckpointRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
+/// `audit_head`: seq, entry hash, checkpoint seq, checkpoint hash,
+/// checkpoint time.
+type HeadRow = (i64, Vec<u8>, i64, Vec<u8>, i64);
+
+struct Pending {
+    entry: NewEntry,
+    reply: oneshot::Sender<Result<u64, Arc<AuditError>>>,
+}
+
+/// A handle to the writer task. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    sender: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// Starts the writer task on `database`.
+    pub fn start(
+        database: Database,
+        signer: Arc<AuditSigner>,
+        policy: CheckpointPolicy,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(MAX_BATCH * 8);
+        let task = tokio::spawn(write_batches(database, signer, policy, receiver));
+        (Self { sender }, task)
+    }
+
+    /// Appends one entry and waits until it is committed; returns its
+    /// sequence number.
+    pub async fn append(&self, entry: NewEntry) -> Result<u64, Arc<AuditError>> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Pending { entry, reply })
+            .await
+            .map_err(|_| Arc::new(AuditError::Closed))?;
+        answer.await.map_err(|_| Arc::new(AuditError::Closed))?
+    }
+}
+
+async fn write_batches(
+    database: Database,
+    signer: Arc<AuditSigner>,
+    policy: CheckpointPolicy,
+    mut receiver: mpsc::Receiver<Pending>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let entries: Vec<NewEntry> = batch.iter().map(|p| p.entry.clone()).collect();
+        let result = async {
+            let mut tx = database.pool().begin().await?;
+            let seqs = append_in(&mut tx, &entries, &signer, policy).await?;
+            tx.commit().await?;
+            Ok::<_, AuditError>(seqs)
+        }
+        .await;
+        match result {
+            Ok(seqs) => {
+                for (pending, seq) in batch.drain(..).zip(seqs) {
+                    let _ = pending.reply.send(Ok(seq));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, entries = batch.len(), "audit append failed; refusing the accesses");
+                let error = Arc::new(error);
+                for pending in batch.drain(..) {
+                    let _ = pending.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Appends `entries` in the caller's transaction, after taking the log's
+/// head; returns their sequence numbers. They are durable when `tx`
+/// commits, and vanish with it if it rolls back.
+pub async fn append_in(
+    tx: &mut Transaction<'_, Any>,
+    entries: &[NewEntry],
+    signer: &AuditSigner,
+    policy: CheckpointPolicy,
+) -> Result<Vec<u64>, AuditError> {
+    // Take the head first: the row lock (PostgreSQL) or write lock (SQLite)
+    // that makes every append, from any process, one linear chain.
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE head_row = 1")
+        .execute(&mut **tx)
+        .await?;
+    let (head_seq, head_hash, checkpoint_seq, checkpoint_hash, checkpoint_time): HeadRow =
+        sqlx::query_as(
+            "SELECT seq, entry_hash, checkpoint_seq, checkpoint_hash, checkpoint_time_ms \
+         FROM audit_head WHERE head_row = 1",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+    let mut seq = u64::try_from(head_seq).map_err(|_| AuditError::Damaged)?;
+    let mut prev: [u8; 32] = head_hash.try_into().map_err(|_| AuditError::Damaged)?;
+    let mut seqs = Vec::with_capacity(entries.len());
+    let mut rows = Vec::with_capacity(entries.len());
+    for entry in entries {
+        seq += 1;
+        let full = entry.at(seq);
+        let hash = full.hash(&prev).map_err(|_| AuditError::FieldTooLong)?;
+        rows.push((full, hash));
+        seqs.push(seq);
+        prev = hash;
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        // Numbered placeholders: `QueryBuilder<Any>` writes `?`, which
+        // PostgreSQL does not read.
+        let mut sql = String::from(
+            "INSERT INTO audit_entry (seq, time_ms, actor_user, actor_device, client_addr, \
+             request_id, action, resource_type, resource_id, outcome, reason, entry_hash) VALUES ",
+        );
+        for row in 0..chunk.len() {
+            let first = row * COLUMNS;
+            let placeholders: Vec<String> = (1..=COLUMNS)
+                .map(|column| format!("${}", first + column))
+                .collect();
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(&placeholders.join(", "));
+            sql.push(')');
+        }
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (entry, hash) in chunk {
+            insert = insert
+                .bind(i64::try_from(entry.seq).map_err(|_| AuditError::Damaged)?)
+                .bind(entry.time_ms)
+                .bind(entry.actor_user.clone())
+                .bind(entry.actor_device.clone())
+                .bind(entry.client_addr.clone())
+                .bind(entry.request_id.clone())
+                .bind(entry.action.clone())
+                .bind(entry.resource_type.clone())
+                .bind(entry.resource_id.clone())
+                .bind(entry.outcome.as_str())
+                .bind(entry.reason.clone())
+                .bind(hash.to_vec());
+        }
+        insert.execute(&mut **tx).await?;
+    }
+
+    let now = crate::server::now_ms();
+    let mut checkpoint_seq = checkpoint_seq;
+    let mut checkpoint_hash = checkpoint_hash;
+    let mut checkpoint_time = checkpoint_time;
+    let due_by_count = i64::try_from(seq).unwrap_or(i64::MAX) - checkpoint_seq
+        >= i64::try_from(policy.every_entries).unwrap_or(i64::MAX);
+    let due_by_time =
+        now - checkpoint_time >= i64::try_from(policy.every.as_millis()).unwrap_or(i64::MAX);
+    if seq > 0
+        && i64::try_from(seq).unwrap_or(i64::MAX) > checkpoint_seq
+        && (due_by_count || due_by_time)
+    {
+        let prev_checkpoint: [u8; 32] = checkpoint_hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| AuditError::Damaged)?;
+        let checkpoint = sign_checkpoint(signer, seq, &prev, now, &prev_checkpoint);
+        sqlx::query(
+            "INSERT INTO audit_checkpoint (seq, head_hash, time_ms, prev_checkpoint_hash, signature) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(i64::try_from(checkpoint.seq).unwrap_or(i64::MAX))
+        .bind(checkpoint.head_hash.clone())
+        .bind(checkpoint.time_ms)
+        .bind(checkpoint.prev_checkpoint_hash.clone())
+        .bind(checkpoint.signature.clone())
+        .execute(&mut **tx)
+        .await?;
+        checkpoint_seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        checkpoint_hash = checkpoint.hash().ok_or(AuditError::Damaged)?.to_vec();
+        checkpoint_time = now;
+    }
+    sqlx::query(
+        "UPDATE audit_head SET seq = $1, entry_hash = $2, checkpoint_seq = $3, \
+         checkpoint_hash = $4, checkpoint_time_ms = $5 WHERE head_row = 1",
+    )
+    .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+    .bind(prev.to_vec())
+    .bind(checkpoint_seq)
+    .bind(checkpoint_hash)
+    .bind(checkpoint_time)
+    .execute(&mut **tx)
+    .await?;
+    Ok(seqs)
+}
+
+fn sign_checkpoint(
+    signer: &AuditSigner,
+    seq: u64,
+    head_hash: &[u8; 32],
+    time_ms: i64,
+    prev_checkpoint_hash: &[u8; 32],
+) -> Checkpoint {
+    let message = Checkpoint::signed_bytes(seq, head_hash, time_ms, prev_checkpoint_hash);
+    Checkpoint {
+        seq,
+        head_hash: head_hash.to_vec(),
+        time_ms,
+        prev_checkpoint_hash: prev_checkpoint_hash.to_vec(),
+        signature: signer.key.sign(&message).as_ref().to_vec(),
+    }
+}
+
+/// Signs a checkpoint for the current head if entries were appended since
+/// the last one (used at shutdown).
+pub async fn checkpoint_now(database: &Database, signer: &AuditSigner) -> Result<(), AuditError> {
+    let mut tx = database.pool().begin().await?;
+    append_in(
+        &mut tx,
+        &[],
+        signer,
+        CheckpointPolicy {
+            every_entries: 0,
+            every: Duration::ZERO,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Every entry (with its stored hash) and checkpoint, in order, for
+/// verification. Reads the whole log into memory: for tests and small logs;
+/// the export streams instead.
+pub async fn read_all(
+    database: &Database,
+) -> Result<(Vec<(AuditEntry, Vec<u8>)>, Vec<Checkpoint>), AuditError> {
+    type Row = (
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        Vec<u8>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT seq, time_ms, actor_user, actor_device, client_addr, request_id, action, \
+         resource_type, resource_id, outcome, reason, entry_hash FROM audit_entry ORDER BY seq",
+    )
+    .fetch_all(database.pool())
+    .await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for (
+        seq,
+        time_ms,
+        actor_user,
+        actor_device,
+        client_addr,
+        request_id,
+        action,
+        resource_type,
+        resource_id,
+        outcome,
+        reason,
+        hash,
+    ) in rows
+    {
+        entries.push((
+            AuditEntry {
+                seq: u64::try_from(seq).map_err(|_| AuditError::Damaged)?,
+                time_ms,
+                actor_user,
+                actor_device,
+                client_addr,
+                request_id,
+                action,
+                resource_type,
+                resource_id,
+                // Anything but "allowed" reads as denied: an edited value
+                // then fails the hash check at its entry, as any edit does.
+                outcome: if outcome == "allowed" {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                },
+                reason,
+            },
+            hash,
+        ));
+    }
+    let checkpoints: Vec<CheckpointRow> = sqlx::query_as(
+        "SELECT seq, head_hash, time_ms, prev_checkpoint_hash, signature FROM audit_checkpoint \
+         ORDER BY seq",
+    )
+    .fetch_all(database.pool())
+    .await?;
+    let checkpoints = checkpoints
+        .into_iter()
+        .map(
+            |(seq, head_hash, time_ms, prev_checkpoint_hash, signature)| Checkpoint {
+                seq: u64::try_from(seq).unwrap_or(0),
+                head_hash,
+                time_ms,
+                prev_checkpoint_hash,
+                signature,
+            },
+        )
+        .collect();
+    Ok((entries, checkpoints))
+}
