@@ -74,7 +74,6 @@ pub struct Server {
     config: Config,
     tls: TlsIdentity,
     database: Database,
-    installation_id: String,
     auth: Arc<Auth>,
     first_admin_code: Option<String>,
     extra_routes: Router<AppState>,
@@ -85,7 +84,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("config", &self.config)
             .field("tls", &self.tls)
-            .field("installation_id", &self.installation_id)
+            .field("server_id", &self.auth.server_id)
             .finish_non_exhaustive()
     }
 }
@@ -98,7 +97,7 @@ impl Server {
         let tls = tls::load_or_generate(&config.tls, &config.data_dir)?;
         let database = Database::open(&config.database).await?;
         let installation_id = database
-            .installation_id(&new_installation_id()?, now_ms())
+            .installation_id(&auth::new_id().map_err(|_| RunError::Random)?, now_ms())
             .await?;
         let tokens = TokenIssuer::load_or_generate(&config.data_dir, &installation_id)?;
         let first_admin_code =
@@ -112,7 +111,7 @@ impl Server {
             tokens,
             sessions: SessionCache::new(config.session_idle),
             limits: RateLimiter::default(),
-            server_id: installation_id.clone(),
+            server_id: installation_id,
             token_lifetime: config.token_lifetime,
             enrollment_code_lifetime: config.enrollment_code_lifetime,
         });
@@ -120,7 +119,6 @@ impl Server {
             config,
             tls,
             database,
-            installation_id,
             auth,
             first_admin_code,
             extra_routes: Router::new(),
@@ -143,11 +141,6 @@ impl Server {
     /// The TLS identity, for the start-up message.
     pub fn tls(&self) -> &TlsIdentity {
         &self.tls
-    }
-
-    /// The id this database was given at its first start.
-    pub fn installation_id(&self) -> &str {
-        &self.installation_id
     }
 
     /// The one-time code for enrolling the first administrator, made at
@@ -281,15 +274,6 @@ pub async fn run(
 ) -> Result<(), RunError> {
     Server::prepare(config).await?.run(listener, shutdown).await;
     Ok(())
-}
-
-fn new_installation_id() -> Result<String, RunError> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| RunError::Random)?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 /// Milliseconds since the Unix epoch.

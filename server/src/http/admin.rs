@@ -16,6 +16,7 @@ use super::directory::contains_pattern;
 use super::error::{Error, Result};
 use super::extract::{self, Admin};
 use super::fields::{self, LICENCE_MAX, NAME_MAX};
+use super::finish;
 use crate::auth::sessions::{SessionsOf, end_sessions};
 use crate::auth::{IssueError, issue_enrollment_code, new_id};
 use crate::db::identity::{USER_COLUMNS, UserRow, find_user, user_devices, user_from_row};
@@ -199,16 +200,6 @@ async fn keep_an_admin(state: &AppState, target: &User) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Runs a revocation to completion even if the request is cancelled, so
-/// its cache eviction cannot be skipped.
-async fn finish<T: Send + 'static>(
-    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
-) -> Result<T> {
-    tokio::spawn(work)
-        .await
-        .map_err(|error| Error::Internal(error.to_string()))?
 }
 
 async fn set_status(state: &AppState, user_id: &str, status: UserStatus) -> Result<User> {

@@ -17,9 +17,9 @@ use curbside_proto::identity::{
 };
 use ring::signature::{ED25519, UnparsedPublicKey};
 
-use super::AppState;
 use super::error::{Error, Result};
 use super::extract;
+use super::{AppState, finish};
 use crate::auth::rate_limit::{Limit, address_key};
 use crate::auth::sessions::{Caller, SessionsOf, end_sessions};
 use crate::auth::{CHALLENGE_LIFETIME_MS, new_id, random_bytes};
@@ -45,8 +45,8 @@ fn limit_address(state: &AppState, peer: SocketAddr) -> Result<()> {
     state
         .auth
         .limits
-        .check(Limit::AuthPerAddress, &address_key(peer.ip()))
-        .map_err(|wait| Error::TooManyRequests(wait.0))
+        .check(Limit::AuthPerAddress, &address_key(peer.ip()))?;
+    Ok(())
 }
 
 fn not_allowed() -> Error {
@@ -109,9 +109,7 @@ async fn login(
         return Err(not_allowed());
     }
     let limits = &state.auth.limits;
-    limits
-        .peek(Limit::AuthPerDevice, &request.device_id)
-        .map_err(|wait| Error::TooManyRequests(wait.0))?;
+    limits.peek(Limit::AuthPerDevice, &request.device_id)?;
     let result = verify_and_open_session(&state, &request).await;
     if matches!(result, Err(Error::Unauthorized(_))) {
         // Only failures spend the device's allowance.
@@ -216,9 +214,7 @@ async fn challenge_refusal(state: &AppState, request: &LoginRequest, now: i64) -
 }
 
 async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode> {
-    // The revocation and the cache eviction finish together even if the
-    // client goes away mid-request.
-    tokio::spawn(async move {
+    finish(async move {
         end_sessions(
             state.database.pool(),
             SessionsOf::Session(&caller.session_id),
@@ -227,10 +223,9 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusC
         )
         .await?;
         state.auth.sessions.evict(&caller.session_id);
-        Ok::<_, Error>(())
+        Ok(())
     })
-    .await
-    .map_err(|error| Error::Internal(error.to_string()))??;
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -58,8 +58,7 @@ async fn enroll(
     state
         .auth
         .limits
-        .check(Limit::EnrollPerAddress, &address_key(peer.ip()))
-        .map_err(|wait| Error::TooManyRequests(wait.0))?;
+        .check(Limit::EnrollPerAddress, &address_key(peer.ip()))?;
     let code = normalise_enrollment_code(&request.code).ok_or_else(|| {
         Error::InvalidRequest(
             "the enrollment code is malformed: it is 20 letters and digits, as in \

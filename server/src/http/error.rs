@@ -110,6 +110,12 @@ impl Error {
     }
 }
 
+impl From<crate::auth::rate_limit::RetryAfter> for Error {
+    fn from(wait: crate::auth::rate_limit::RetryAfter) -> Self {
+        Self::TooManyRequests(wait.0)
+    }
+}
+
 impl From<crate::auth::RandomError> for Error {
     fn from(error: crate::auth::RandomError) -> Self {
         Self::Internal(error.to_string())

@@ -59,6 +59,17 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
     (header::REFERRER_POLICY, "no-referrer"),
 ];
 
+/// Runs `work` to completion even if the request that started it is
+/// cancelled (the client hangs up, the request times out). Revocations use
+/// it so that a committed change is never left without its cache eviction.
+pub(crate) async fn finish<T: Send + 'static>(
+    work: impl std::future::Future<Output = error::Result<T>> + Send + 'static,
+) -> error::Result<T> {
+    tokio::spawn(work)
+        .await
+        .map_err(|error| Error::Internal(error.to_string()))?
+}
+
 /// The whole API, plus `extra` routes, with its middleware.
 pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -> Router {
     Router::new()
@@ -118,16 +129,16 @@ async fn request_id(mut request: Request, next: Next) -> Response {
 }
 
 fn new_request_id() -> RequestId {
-    use ring::rand::SecureRandom;
     use std::sync::atomic::{AtomicU64, Ordering};
     static FALLBACK: AtomicU64 = AtomicU64::new(0);
-    let mut bytes = [0u8; 16];
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+    let bytes = crate::auth::random_bytes::<16>().unwrap_or_else(|_| {
         // Request ids need to be unique, not secret.
+        let mut bytes = [0u8; 16];
         let n = FALLBACK.fetch_add(1, Ordering::Relaxed);
         bytes[..8].copy_from_slice(&n.to_be_bytes());
         bytes[8..].copy_from_slice(&std::process::id().to_be_bytes().repeat(2));
-    }
+        bytes
+    });
     RequestId::from_random(bytes)
 }
 
