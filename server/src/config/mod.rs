@@ -17,7 +17,10 @@ pub use database_url::{DatabaseUrl, SecretText};
 
 /// The default listening address: loopback only, so a first start exposes
 /// nothing until an administrator chooses an address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    8443,
+));
 /// The default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "curbside-data";
 /// The default largest request body, in bytes (1 MiB).
@@ -76,7 +79,7 @@ impl Config {
         Self {
             database: DatabaseUrl::sqlite_in(&data_dir),
             data_dir,
-            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            listen: DEFAULT_LISTEN,
             tls: TlsSource::Generated {
                 hostnames: Vec::new(),
             },
@@ -284,14 +287,16 @@ impl Overrides {
         )
         .map(|(dir, _)| dir)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        // Every setting not given keeps the default `with_data_dir` sets.
+        let mut config = Config::with_data_dir(data_dir);
 
-        let listen = match pick(
+        if let Some((text, origin)) = pick(
             self.listen,
             file.listen,
             ("--listen", "CURBSIDE_LISTEN"),
             path,
         ) {
-            Some((text, origin)) => text.trim().parse::<SocketAddr>().map_err(|_| {
+            config.listen = text.trim().parse::<SocketAddr>().map_err(|_| {
                 invalid(
                     "listen",
                     origin,
@@ -299,20 +304,18 @@ impl Overrides {
                         "{text:?} is not an address and port such as 127.0.0.1:8443 or [::]:8443"
                     ),
                 )
-            })?,
-            None => SocketAddr::from(([127, 0, 0, 1], 8443)),
-        };
+            })?;
+        }
 
-        let database = match pick(
+        if let Some((SecretText(text), origin)) = pick(
             self.database_url,
             file.database_url,
             ("--database-url", "CURBSIDE_DATABASE_URL"),
             path,
         ) {
-            Some((SecretText(text), origin)) => DatabaseUrl::parse(&text)
-                .map_err(|reason| invalid("database_url", origin, reason))?,
-            None => DatabaseUrl::sqlite_in(&data_dir),
-        };
+            config.database = DatabaseUrl::parse(&text)
+                .map_err(|reason| invalid("database_url", origin, reason))?;
+        }
 
         let cert = pick(
             self.tls_cert,
@@ -340,7 +343,7 @@ impl Overrides {
                 Origin::CommandLine("--hostname", "CURBSIDE_HOSTNAMES"),
             )
         };
-        let tls = match (cert, key) {
+        config.tls = match (cert, key) {
             (Some((cert, _)), Some((key, _))) => {
                 if !hostnames.is_empty() {
                     return Err(invalid(
@@ -384,23 +387,22 @@ impl Overrides {
             }
         };
 
-        let log_format = match pick(
+        if let Some((text, origin)) = pick(
             self.log_format,
             file.log_format,
             ("--log-format", "CURBSIDE_LOG_FORMAT"),
             path,
         ) {
-            Some((text, origin)) => parse_log_format(&text).ok_or_else(|| {
+            config.log_format = parse_log_format(&text).ok_or_else(|| {
                 invalid(
                     "log_format",
                     origin,
                     format!("{text:?} is not text or json"),
                 )
-            })?,
-            None => LogFormat::Text,
-        };
+            })?;
+        }
 
-        let max_body_bytes = number(
+        if let Some(value) = number(
             "max_body_bytes",
             pick(
                 self.max_body_bytes,
@@ -410,9 +412,10 @@ impl Overrides {
             ),
             BODY_BYTES_RANGE,
             "bytes",
-        )?
-        .map_or(DEFAULT_MAX_BODY_BYTES, to_usize);
-        let shutdown_grace = number(
+        )? {
+            config.max_body_bytes = to_usize(value);
+        }
+        if let Some(value) = number(
             "shutdown_grace_seconds",
             pick(
                 self.shutdown_grace_seconds,
@@ -425,9 +428,10 @@ impl Overrides {
             ),
             GRACE_SECONDS_RANGE,
             "seconds",
-        )?
-        .map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_secs);
-        let max_connections = number(
+        )? {
+            config.shutdown_grace = Duration::from_secs(value);
+        }
+        if let Some(value) = number(
             "max_connections",
             pick(
                 self.max_connections,
@@ -437,9 +441,10 @@ impl Overrides {
             ),
             CONNECTIONS_RANGE,
             "connections",
-        )?
-        .map_or(DEFAULT_MAX_CONNECTIONS, to_usize);
-        let session_idle = number(
+        )? {
+            config.max_connections = to_usize(value);
+        }
+        if let Some(value) = number(
             "session_idle_seconds",
             pick(
                 self.session_idle_seconds,
@@ -449,9 +454,10 @@ impl Overrides {
             ),
             SESSION_SECONDS_RANGE,
             "seconds",
-        )?
-        .map_or(DEFAULT_SESSION_IDLE, Duration::from_secs);
-        let token_lifetime = number(
+        )? {
+            config.session_idle = Duration::from_secs(value);
+        }
+        if let Some(value) = number(
             "token_lifetime_seconds",
             pick(
                 self.token_lifetime_seconds,
@@ -464,9 +470,10 @@ impl Overrides {
             ),
             SESSION_SECONDS_RANGE,
             "seconds",
-        )?
-        .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
-        let enrollment_code_lifetime = number(
+        )? {
+            config.token_lifetime = Duration::from_secs(value);
+        }
+        if let Some(value) = number(
             "enrollment_code_hours",
             pick(
                 self.enrollment_code_hours,
@@ -476,24 +483,11 @@ impl Overrides {
             ),
             CODE_HOURS_RANGE,
             "hours",
-        )?
-        .map_or(DEFAULT_ENROLLMENT_CODE_LIFETIME, |hours| {
-            Duration::from_secs(hours * 3600)
-        });
+        )? {
+            config.enrollment_code_lifetime = Duration::from_secs(value * 3600);
+        }
 
-        Ok(Config {
-            data_dir,
-            listen,
-            database,
-            tls,
-            log_format,
-            max_body_bytes,
-            shutdown_grace,
-            max_connections,
-            session_idle,
-            token_lifetime,
-            enrollment_code_lifetime,
-        })
+        Ok(config)
     }
 }
 
@@ -577,7 +571,7 @@ mod tests {
     #[test]
     fn defaults_need_no_configuration() {
         let config = overrides().resolve().unwrap();
-        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8443");
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(!config.database.is_postgres());
         assert_eq!(config.tls, TlsSource::Generated { hostnames: vec![] });
