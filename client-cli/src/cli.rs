@@ -263,7 +263,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         }
         Command::Whoami => {
             let mut session = Session::open(&cli)?;
-            let whoami = session.call(|client| Box::pin(client.whoami())).await?;
+            let whoami = session.call(async |client| client.whoami().await).await?;
             Ok(format!(
                 "{}\ndevice {} ({})\nsession {}",
                 describe_user(&whoami.user),
@@ -274,12 +274,8 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         }
         Command::Directory(DirectoryCommand::Search { query }) => {
             let mut session = Session::open(&cli)?;
-            let query = query.clone();
             let directory = session
-                .call(move |client| {
-                    let query = query.clone();
-                    Box::pin(async move { client.directory(&query).await })
-                })
+                .call(async |client| client.directory(query).await)
                 .await?;
             let mut lines = Vec::new();
             for entry in directory.entries {
@@ -380,20 +376,13 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
                 licence_number: licence.clone(),
             };
             let user = session
-                .call(move |client| {
-                    let new = new.clone();
-                    Box::pin(async move { client.create_user(&new).await })
-                })
+                .call(async |client| client.create_user(&new).await)
                 .await?;
             Ok(format!("Created {}", describe_user(&user)))
         }
         AdminCommand::User(AdminUserCommand::List { query, role }) => {
-            let (query, role) = (query.clone(), *role);
             let list = session
-                .call(move |client| {
-                    let query = query.clone();
-                    Box::pin(async move { client.list_users(&query, role, None).await })
-                })
+                .call(async |client| client.list_users(query, *role, None).await)
                 .await?;
             let lines: Vec<String> = list.users.iter().map(describe_user).collect();
             Ok(if lines.is_empty() {
@@ -403,12 +392,8 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
             })
         }
         AdminCommand::User(AdminUserCommand::Show { user_id }) => {
-            let user_id = user_id.clone();
             let user = session
-                .call(move |client| {
-                    let user_id = user_id.clone();
-                    Box::pin(async move { client.get_user(&user_id).await })
-                })
+                .call(async |client| client.get_user(user_id).await)
                 .await?;
             Ok(describe_user(&user))
         }
@@ -425,12 +410,8 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
                 department: department.clone(),
                 licence_number: licence.clone(),
             };
-            let user_id = user_id.clone();
             let user = session
-                .call(move |client| {
-                    let (user_id, update) = (user_id.clone(), update.clone());
-                    Box::pin(async move { client.update_user(&user_id, &update).await })
-                })
+                .call(async |client| client.update_user(user_id, &update).await)
                 .await?;
             Ok(format!("Updated {}", describe_user(&user)))
         }
@@ -441,22 +422,14 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
                 command,
                 AdminCommand::User(AdminUserCommand::Reactivate { .. })
             );
-            let user_id = user_id.clone();
             let user = session
-                .call(move |client| {
-                    let user_id = user_id.clone();
-                    Box::pin(async move { client.set_user_active(&user_id, active).await })
-                })
+                .call(async |client| client.set_user_active(user_id, active).await)
                 .await?;
             Ok(describe_user(&user))
         }
         AdminCommand::User(AdminUserCommand::Code { user_id }) => {
-            let user_id = user_id.clone();
             let issued = session
-                .call(move |client| {
-                    let user_id = user_id.clone();
-                    Box::pin(async move { client.issue_enrollment_code(&user_id).await })
-                })
+                .call(async |client| client.issue_enrollment_code(user_id).await)
                 .await?;
             Ok(format!(
                 "One-time enrollment code for user {} (shown only now):\n  {}\nIt expires at {} (Unix ms).",
@@ -464,12 +437,8 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
             ))
         }
         AdminCommand::Device(AdminDeviceCommand::List { user_id }) => {
-            let user_id = user_id.clone();
             let list = session
-                .call(move |client| {
-                    let user_id = user_id.clone();
-                    Box::pin(async move { client.list_devices(&user_id).await })
-                })
+                .call(async |client| client.list_devices(user_id).await)
                 .await?;
             let lines: Vec<String> = list
                 .devices
@@ -490,12 +459,8 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
             })
         }
         AdminCommand::Device(AdminDeviceCommand::Remove { user_id, device_id }) => {
-            let (user_id, device_id) = (user_id.clone(), device_id.clone());
             session
-                .call(move |client| {
-                    let (user_id, device_id) = (user_id.clone(), device_id.clone());
-                    Box::pin(async move { client.remove_device(&user_id, &device_id).await })
-                })
+                .call(async |client| client.remove_device(user_id, device_id).await)
                 .await?;
             Ok("Device removed; its sessions have ended.".to_owned())
         }
@@ -561,9 +526,6 @@ struct Session {
     client: Client,
 }
 
-type Call<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ClientError>> + Send + 'a>>;
-
 impl Session {
     fn open(cli: &Cli) -> Result<Self, CliError> {
         let profile = profile(cli)?;
@@ -614,10 +576,10 @@ impl Session {
     /// Calls the server with the stored session; logs in first when there
     /// is none or it has expired, and once more if the server says the
     /// session has ended.
-    async fn call<T, F>(&mut self, request: F) -> Result<T, CliError>
-    where
-        F: for<'a> Fn(&'a Client) -> Call<'a, T>,
-    {
+    async fn call<T>(
+        &mut self,
+        request: impl AsyncFn(&Client) -> Result<T, ClientError>,
+    ) -> Result<T, CliError> {
         let now = now_ms();
         let usable = self
             .contents
