@@ -5,8 +5,6 @@ use serde::{Deserialize, Serialize};
 
 /// The length of an Ed25519 public key.
 pub const PUBLIC_KEY_LEN: usize = 32;
-/// The length of an Ed25519 signature.
-pub const SIGNATURE_LEN: usize = 64;
 /// The length of a login nonce.
 pub const NONCE_LEN: usize = 32;
 

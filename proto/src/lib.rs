@@ -17,6 +17,3 @@ pub mod request_id;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use fingerprint::CertificateFingerprint;
 pub use request_id::RequestId;
-
-/// The prefix of every route of version 1 of the API.
-pub const API_V1: &str = "/v1";

@@ -110,11 +110,6 @@ impl Database {
         Ok(())
     }
 
-    /// Which engine this is.
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// The connection pool, for queries.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
