@@ -314,51 +314,149 @@ pub fn verify<I>(entries: I, checkpoints: &[Checkpoint], public_key: &[u8]) -> R
 where
     I: IntoIterator<Item = (AuditEntry, Vec<u8>)>,
 {
-    let broken = |seq: u64, reason: String| Broken { seq, reason };
+    let mut verifier = Verifier::new(public_key);
     let mut checkpoints = checkpoints.iter().peekable();
-    let mut prev_hash = GENESIS_HASH;
-    let mut prev_checkpoint = GENESIS_HASH;
-    let mut last = 0u64;
     for (entry, stored_hash) in entries {
-        let expected = last + 1;
+        let seq = entry.seq;
+        verifier.entry(&entry, &stored_hash)?;
+        while let Some(checkpoint) = checkpoints.next_if(|c| c.seq <= seq) {
+            verifier.checkpoint(checkpoint)?;
+        }
+    }
+    for checkpoint in checkpoints {
+        verifier.checkpoint(checkpoint)?;
+    }
+    verifier.finish()
+}
+
+/// Verifies a log read one record at a time, as [`verify`] does, so that
+/// an export of any size is checked in constant memory. Feed entries in
+/// order, each checkpoint after the entry it covers, then call
+/// [`Verifier::finish`].
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    public_key: Vec<u8>,
+    prev_hash: [u8; 32],
+    prev_checkpoint: [u8; 32],
+    last: u64,
+    /// Checkpoints that name entries not yet seen.
+    ahead: Vec<Checkpoint>,
+    checkpoints: u64,
+}
+
+impl Verifier {
+    /// A verifier trusting checkpoints signed by this Ed25519 public key.
+    pub fn new(public_key: &[u8]) -> Self {
+        Self {
+            public_key: public_key.to_vec(),
+            prev_hash: GENESIS_HASH,
+            prev_checkpoint: GENESIS_HASH,
+            last: 0,
+            ahead: Vec::new(),
+            checkpoints: 0,
+        }
+    }
+
+    /// The next entry, with the hash the log recorded for it.
+    pub fn entry(&mut self, entry: &AuditEntry, stored_hash: &[u8]) -> Result<(), Broken> {
+        let expected = self.last + 1;
         if entry.seq != expected {
-            return Err(broken(
-                expected,
-                format!("expected entry {expected} next, found entry {}", entry.seq),
-            ));
+            return Err(Broken {
+                seq: expected,
+                reason: format!("expected entry {expected} next, found entry {}", entry.seq),
+            });
         }
-        let hash = entry
-            .hash(&prev_hash)
-            .map_err(|error| broken(entry.seq, error.to_string()))?;
+        let hash = entry.hash(&self.prev_hash).map_err(|error| Broken {
+            seq: entry.seq,
+            reason: error.to_string(),
+        })?;
         if stored_hash != hash {
-            return Err(broken(
-                entry.seq,
-                "the entry's contents do not match its recorded hash (the entry was altered, or \
-                 an entry before it was removed or reordered)"
+            return Err(Broken {
+                seq: entry.seq,
+                reason: "the entry's contents do not match its recorded hash (the entry was \
+                         altered, or an entry before it was removed or reordered)"
                     .to_owned(),
-            ));
+            });
         }
-        while let Some(checkpoint) = checkpoints.next_if(|c| c.seq <= entry.seq) {
-            check_checkpoint(checkpoint, entry.seq, &hash, &prev_checkpoint, public_key)
-                .map_err(|reason| broken(checkpoint.seq, reason))?;
-            prev_checkpoint = checkpoint
-                .hash()
-                .ok_or_else(|| broken(checkpoint.seq, "malformed checkpoint".to_owned()))?;
+        self.prev_hash = hash;
+        self.last = entry.seq;
+        let ahead = std::mem::take(&mut self.ahead);
+        let mut rest = Vec::new();
+        for checkpoint in ahead {
+            if checkpoint.seq == entry.seq {
+                self.check(&checkpoint)?;
+            } else {
+                rest.push(checkpoint);
+            }
         }
-        prev_hash = hash;
-        last = entry.seq;
+        self.ahead = rest;
+        Ok(())
     }
-    if let Some(checkpoint) = checkpoints.next() {
-        return Err(broken(
-            last + 1,
-            format!(
-                "a signed checkpoint covers entries up to {}, but the log ends at {last}: entries \
-                 were removed from its end",
-                checkpoint.seq
-            ),
-        ));
+
+    /// A checkpoint, after the entry it covers (or before, if the log
+    /// lists it early).
+    pub fn checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), Broken> {
+        if checkpoint.seq > self.last {
+            self.ahead.push(checkpoint.clone());
+            return Ok(());
+        }
+        if checkpoint.seq < self.last {
+            return Err(Broken {
+                seq: checkpoint.seq,
+                reason: format!(
+                    "checkpoint {} names an entry the log does not have in that place",
+                    checkpoint.seq
+                ),
+            });
+        }
+        self.check(checkpoint)
     }
-    Ok(last)
+
+    fn check(&mut self, checkpoint: &Checkpoint) -> Result<(), Broken> {
+        let broken = |reason: String| Broken {
+            seq: checkpoint.seq,
+            reason,
+        };
+        check_checkpoint(
+            checkpoint,
+            self.last,
+            &self.prev_hash,
+            &self.prev_checkpoint,
+            &self.public_key,
+        )
+        .map_err(broken)?;
+        self.prev_checkpoint = checkpoint
+            .hash()
+            .ok_or_else(|| broken("malformed checkpoint".to_owned()))?;
+        self.checkpoints += 1;
+        Ok(())
+    }
+
+    /// The last sequence number verified so far.
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// How many checkpoints verified so far.
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints
+    }
+
+    /// Ends the log: fails if a checkpoint covers entries that never came
+    /// (entries removed from the end). Returns the last sequence verified.
+    pub fn finish(self) -> Result<u64, Broken> {
+        if let Some(checkpoint) = self.ahead.iter().min_by_key(|c| c.seq) {
+            return Err(Broken {
+                seq: self.last + 1,
+                reason: format!(
+                    "a signed checkpoint covers entries up to {}, but the log ends at {}: \
+                     entries were removed from its end",
+                    checkpoint.seq, self.last
+                ),
+            });
+        }
+        Ok(self.last)
+    }
 }
 
 fn check_checkpoint(

@@ -6,6 +6,7 @@
 //! clients agree on exactly one reading of every message.
 
 pub mod audit;
+pub mod audit_review;
 pub mod b64;
 pub mod error;
 pub mod fingerprint;

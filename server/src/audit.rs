@@ -141,7 +141,7 @@ pub enum AuditError {
 
 /// `audit_checkpoint`: seq, head hash, time, previous checkpoint hash,
 /// signature.
-type CheckpointRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
+pub type CheckpointRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
 /// `audit_head`: seq, entry hash, checkpoint seq, checkpoint hash,
 /// checkpoint time.
 type HeadRow = (i64, Vec<u8>, i64, Vec<u8>, i64);
@@ -151,10 +151,13 @@ struct Pending {
     reply: oneshot::Sender<Result<u64, Arc<AuditError>>>,
 }
 
-/// A handle to the writer task. Cheap to clone.
+/// A handle to the writer task, with what a transaction needs to append
+/// in place. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     sender: mpsc::Sender<Pending>,
+    signer: Arc<AuditSigner>,
+    policy: CheckpointPolicy,
 }
 
 impl std::fmt::Debug for Pending {
@@ -171,8 +174,35 @@ impl AuditLog {
         policy: CheckpointPolicy,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(MAX_BATCH * 8);
-        let task = tokio::spawn(write_batches(database, signer, policy, receiver));
-        (Self { sender }, task)
+        let task = tokio::spawn(write_batches(database, signer.clone(), policy, receiver));
+        (
+            Self {
+                sender,
+                signer,
+                policy,
+            },
+            task,
+        )
+    }
+
+    /// Appends `entries` in the caller's transaction ([`append_in`] with
+    /// this log's key and policy).
+    pub async fn append_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        entries: &[NewEntry],
+    ) -> Result<Vec<u64>, AuditError> {
+        append_in(tx, entries, &self.signer, self.policy).await
+    }
+
+    /// The public key that verifies this log's checkpoints.
+    pub fn public_key(&self) -> Vec<u8> {
+        self.signer.public_key()
+    }
+
+    /// Seals the entries appended since the last checkpoint (at shutdown).
+    pub async fn checkpoint_now(&self, database: &Database) -> Result<(), AuditError> {
+        checkpoint_now(database, &self.signer).await
     }
 
     /// Appends one entry and waits until it is committed; returns its
@@ -194,7 +224,23 @@ async fn write_batches(
     mut receiver: mpsc::Receiver<Pending>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    // Entries appended and then followed by silence are sealed on time too,
+    // not only when the next entry arrives.
+    let mut tick = tokio::time::interval(policy.every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let received = tokio::select! {
+            received = receiver.recv_many(&mut batch, MAX_BATCH) => received,
+            _ = tick.tick() => {
+                if let Err(error) = seal_if_due(&database, &signer, policy).await {
+                    tracing::warn!(%error, "cannot sign an audit checkpoint");
+                }
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
         let entries: Vec<NewEntry> = batch.iter().map(|p| p.entry.clone()).collect();
         let result = async {
             let mut tx = database.pool().begin().await?;
@@ -354,6 +400,28 @@ fn sign_checkpoint(
     }
 }
 
+/// Signs a checkpoint if the policy says one is due for entries appended
+/// since the last.
+async fn seal_if_due(
+    database: &Database,
+    signer: &AuditSigner,
+    policy: CheckpointPolicy,
+) -> Result<(), AuditError> {
+    let due: Option<i64> = sqlx::query_scalar(
+        "SELECT seq FROM audit_head WHERE head_row = 1 AND seq > checkpoint_seq \
+         AND checkpoint_time_ms <= $1",
+    )
+    .bind(crate::server::now_ms() - i64::try_from(policy.every.as_millis()).unwrap_or(i64::MAX))
+    .fetch_optional(database.pool())
+    .await?;
+    if due.is_some() {
+        let mut tx = database.pool().begin().await?;
+        append_in(&mut tx, &[], signer, policy).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 /// Signs a checkpoint for the current head if entries were appended since
 /// the last one (used at shutdown).
 pub async fn checkpoint_now(database: &Database, signer: &AuditSigner) -> Result<(), AuditError> {
@@ -372,34 +440,33 @@ pub async fn checkpoint_now(database: &Database, signer: &AuditSigner) -> Result
     Ok(())
 }
 
-/// Every entry (with its stored hash) and checkpoint, in order, for
-/// verification. Reads the whole log into memory: for tests and small logs;
-/// the export streams instead.
-pub async fn read_all(
-    database: &Database,
-) -> Result<(Vec<(AuditEntry, Vec<u8>)>, Vec<Checkpoint>), AuditError> {
-    type Row = (
-        i64,
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        Vec<u8>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT seq, time_ms, actor_user, actor_device, client_addr, request_id, action, \
-         resource_type, resource_id, outcome, reason, entry_hash FROM audit_entry ORDER BY seq",
-    )
-    .fetch_all(database.pool())
-    .await?;
-    let mut entries = Vec::with_capacity(rows.len());
-    for (
+/// The columns of an entry row, in [`EntryRow`]'s order.
+pub const ENTRY_COLUMNS: &str = "seq, time_ms, actor_user, actor_device, client_addr, request_id, \
+     action, resource_type, resource_id, outcome, reason, entry_hash";
+/// The columns of a checkpoint row, in [`CheckpointRow`]'s order.
+pub const CHECKPOINT_COLUMNS: &str = "seq, head_hash, time_ms, prev_checkpoint_hash, signature";
+
+/// An `audit_entry` row: seq, time, actor user, actor device, client
+/// address, request id, action, resource type, resource id, outcome,
+/// reason, hash.
+pub type EntryRow = (
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Vec<u8>,
+);
+
+/// An entry and its stored hash from its row.
+pub fn entry_from_row(row: EntryRow) -> Result<(AuditEntry, Vec<u8>), AuditError> {
+    let (
         seq,
         time_ms,
         actor_user,
@@ -412,48 +479,63 @@ pub async fn read_all(
         outcome,
         reason,
         hash,
-    ) in rows
-    {
-        entries.push((
-            AuditEntry {
-                seq: u64::try_from(seq).map_err(|_| AuditError::Damaged)?,
-                time_ms,
-                actor_user,
-                actor_device,
-                client_addr,
-                request_id,
-                action,
-                resource_type,
-                resource_id,
-                // Anything but "allowed" reads as denied: an edited value
-                // then fails the hash check at its entry, as any edit does.
-                outcome: if outcome == "allowed" {
-                    Outcome::Allowed
-                } else {
-                    Outcome::Denied
-                },
-                reason,
-            },
-            hash,
-        ));
+    ) = row;
+    let entry = AuditEntry {
+        seq: u64::try_from(seq).map_err(|_| AuditError::Damaged)?,
+        time_ms,
+        actor_user,
+        actor_device,
+        client_addr,
+        request_id,
+        action,
+        resource_type,
+        resource_id,
+        // Anything but "allowed" reads as denied: an edited value then
+        // fails the hash check at its entry, as any edit does.
+        outcome: if outcome == Outcome::Allowed.as_str() {
+            Outcome::Allowed
+        } else {
+            Outcome::Denied
+        },
+        reason,
+    };
+    Ok((entry, hash))
+}
+
+/// A checkpoint from its row.
+pub fn checkpoint_from_row(row: CheckpointRow) -> Checkpoint {
+    let (seq, head_hash, time_ms, prev_checkpoint_hash, signature) = row;
+    Checkpoint {
+        seq: u64::try_from(seq).unwrap_or(0),
+        head_hash,
+        time_ms,
+        prev_checkpoint_hash,
+        signature,
     }
-    let checkpoints: Vec<CheckpointRow> = sqlx::query_as(
-        "SELECT seq, head_hash, time_ms, prev_checkpoint_hash, signature FROM audit_checkpoint \
-         ORDER BY seq",
-    )
+}
+
+/// Every entry (with its stored hash) and checkpoint, in order, for
+/// verification. Reads the whole log into memory: for tests and small logs;
+/// the export streams instead.
+pub async fn read_all(
+    database: &Database,
+) -> Result<(Vec<(AuditEntry, Vec<u8>)>, Vec<Checkpoint>), AuditError> {
+    let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_entry ORDER BY seq"
+    )))
     .fetch_all(database.pool())
     .await?;
-    let checkpoints = checkpoints
+    let entries = rows
         .into_iter()
-        .map(
-            |(seq, head_hash, time_ms, prev_checkpoint_hash, signature)| Checkpoint {
-                seq: u64::try_from(seq).unwrap_or(0),
-                head_hash,
-                time_ms,
-                prev_checkpoint_hash,
-                signature,
-            },
-        )
-        .collect();
-    Ok((entries, checkpoints))
+        .map(entry_from_row)
+        .collect::<Result<_, _>>()?;
+    let checkpoints: Vec<CheckpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoint ORDER BY seq"
+    )))
+    .fetch_all(database.pool())
+    .await?;
+    Ok((
+        entries,
+        checkpoints.into_iter().map(checkpoint_from_row).collect(),
+    ))
 }

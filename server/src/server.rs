@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::audit::{AuditLog, AuditSigner};
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::sessions::SessionCache;
 use crate::auth::tokens::TokenIssuer;
@@ -75,6 +76,8 @@ pub struct Server {
     tls: TlsIdentity,
     database: Database,
     auth: Arc<Auth>,
+    audit: AuditLog,
+    audit_writer: tokio::task::JoinHandle<()>,
     first_admin_code: Option<String>,
     extra_routes: Router<AppState>,
 }
@@ -100,6 +103,9 @@ impl Server {
             .installation_id(&auth::new_id().map_err(|_| RunError::Random)?, now_ms())
             .await?;
         let tokens = TokenIssuer::load_or_generate(&config.data_dir, &installation_id)?;
+        let signer = Arc::new(AuditSigner::load_or_generate(&config.data_dir)?);
+        let (audit, audit_writer) =
+            AuditLog::start(database.clone(), signer, config.audit_checkpoints);
         let first_admin_code =
             auth::first_admin_code(&database, now_ms(), config.enrollment_code_lifetime)
                 .await
@@ -120,6 +126,8 @@ impl Server {
             tls,
             database,
             auth,
+            audit,
+            audit_writer,
             first_admin_code,
             extra_routes: Router::new(),
         })
@@ -159,6 +167,7 @@ impl Server {
             AppState {
                 database: self.database.clone(),
                 auth: self.auth.clone(),
+                audit: self.audit.clone(),
             },
             self.config.max_body_bytes,
             self.extra_routes,
@@ -255,6 +264,14 @@ impl Server {
             );
         }
         connections.shutdown().await;
+        drop(app);
+        // Seal what the last requests appended, so that cutting entries off
+        // the end of the log shows.
+        if let Err(error) = self.audit.checkpoint_now(&self.database).await {
+            tracing::warn!(%error, "cannot sign the audit checkpoint at shutdown");
+        }
+        drop(self.audit);
+        self.audit_writer.abort();
         if tokio::time::timeout(DATABASE_CLOSE_TIMEOUT, self.database.close())
             .await
             .is_err()

@@ -69,6 +69,9 @@ pub enum SessionError {
     /// Ended, expired, idle too long, or its user or device is gone.
     #[error("the session has ended")]
     Ended,
+    /// Expired just now: idle too long, or past its lifetime.
+    #[error("the session has expired")]
+    Expired,
     /// The database could not be asked.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -175,12 +178,15 @@ impl SessionCache {
             && row_device == device_id
             && ended.is_none()
             && removed.is_none()
-            && UserStatus::parse(&status) == Some(UserStatus::Active)
-            && now_ms < expires_at_ms;
+            && UserStatus::parse(&status) == Some(UserStatus::Active);
         let (true, Some(role)) = (live, role) else {
             self.lock().remove(session_id);
             return Err(SessionError::Ended);
         };
+        if now_ms >= expires_at_ms {
+            self.lock().remove(session_id);
+            return Err(SessionError::Expired);
+        }
         if now_ms - last_seen > self.idle_timeout_ms {
             self.lock().remove(session_id);
             end_sessions(
@@ -190,7 +196,7 @@ impl SessionCache {
                 now_ms,
             )
             .await?;
-            return Err(SessionError::Ended);
+            return Err(SessionError::Expired);
         }
         let written_last_seen_ms = if now_ms - last_seen >= LAST_SEEN_WRITE_EVERY_MS {
             touch(database, session_id, now_ms).await?;

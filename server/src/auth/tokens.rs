@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::KeyPair;
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,16 @@ impl std::fmt::Debug for TokenIssuer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("invalid session token")]
 pub struct InvalidToken;
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// Signed by this server, but past its expiry; its claims, which are
+    /// genuine, name whose it was.
+    Expired(Box<Claims>),
+    /// Not a token of this server, or malformed.
+    Invalid,
+}
 
 impl TokenIssuer {
     /// Loads the signing key from `data_dir`, generating it on first start.
@@ -117,9 +128,19 @@ impl TokenIssuer {
     }
 
     /// Checks a token's signature, algorithm and claims.
-    pub fn verify(&self, token: &str) -> Result<Claims, InvalidToken> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|_| InvalidToken)
+    pub fn verify(&self, token: &str) -> Result<Claims, Rejected> {
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(error) if *error.kind() == ErrorKind::ExpiredSignature => {
+                // Genuine but expired: say whose it was, for the audit log.
+                let mut expired = self.validation.clone();
+                expired.validate_exp = false;
+                jsonwebtoken::decode::<Claims>(token, &self.decoding, &expired)
+                    .map_or(Err(Rejected::Invalid), |data| {
+                        Err(Rejected::Expired(Box::new(data.claims)))
+                    })
+            }
+            Err(_) => Err(Rejected::Invalid),
+        }
     }
 }

@@ -43,6 +43,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 const BODY_BYTES_RANGE: RangeInclusive<u64> = 1024..=64 * 1024 * 1024;
 const GRACE_SECONDS_RANGE: RangeInclusive<u64> = 0..=3600;
 const CONNECTIONS_RANGE: RangeInclusive<u64> = 1..=1_000_000;
+const CHECKPOINT_ENTRIES_RANGE: RangeInclusive<u64> = 1..=1_000_000;
+const CHECKPOINT_SECONDS_RANGE: RangeInclusive<u64> = 1..=86_400;
 
 /// Fully resolved and validated server settings.
 #[derive(Debug, Clone)]
@@ -69,6 +71,8 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// How long an enrollment code is valid.
     pub enrollment_code_lifetime: Duration,
+    /// When the audit log signs a checkpoint.
+    pub audit_checkpoints: crate::audit::CheckpointPolicy,
 }
 
 impl Config {
@@ -90,6 +94,7 @@ impl Config {
             session_idle: DEFAULT_SESSION_IDLE,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             enrollment_code_lifetime: DEFAULT_ENROLLMENT_CODE_LIFETIME,
+            audit_checkpoints: crate::audit::CheckpointPolicy::default(),
         }
     }
 }
@@ -178,6 +183,16 @@ pub struct Overrides {
     /// Hours an enrollment code is valid [default: 72].
     #[arg(long, env = "CURBSIDE_ENROLLMENT_CODE_HOURS", value_name = "HOURS")]
     pub enrollment_code_hours: Option<String>,
+    /// Sign an audit checkpoint after this many entries [default: 1000].
+    #[arg(long, env = "CURBSIDE_AUDIT_CHECKPOINT_ENTRIES", value_name = "N")]
+    pub audit_checkpoint_entries: Option<String>,
+    /// Or when the last checkpoint is this many seconds old [default: 60].
+    #[arg(
+        long,
+        env = "CURBSIDE_AUDIT_CHECKPOINT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub audit_checkpoint_seconds: Option<String>,
 }
 
 /// The settings a TOML configuration file may hold.
@@ -197,6 +212,8 @@ struct FileSettings {
     session_idle_seconds: Option<u64>,
     token_lifetime_seconds: Option<u64>,
     enrollment_code_hours: Option<u64>,
+    audit_checkpoint_entries: Option<u64>,
+    audit_checkpoint_seconds: Option<u64>,
 }
 
 /// Why the settings could not be resolved.
@@ -485,6 +502,38 @@ impl Overrides {
             "hours",
         )? {
             config.enrollment_code_lifetime = Duration::from_secs(value * 3600);
+        }
+        if let Some(value) = number(
+            "audit_checkpoint_entries",
+            pick(
+                self.audit_checkpoint_entries,
+                file.audit_checkpoint_entries.map(|n| n.to_string()),
+                (
+                    "--audit-checkpoint-entries",
+                    "CURBSIDE_AUDIT_CHECKPOINT_ENTRIES",
+                ),
+                path,
+            ),
+            CHECKPOINT_ENTRIES_RANGE,
+            "entries",
+        )? {
+            config.audit_checkpoints.every_entries = value;
+        }
+        if let Some(value) = number(
+            "audit_checkpoint_seconds",
+            pick(
+                self.audit_checkpoint_seconds,
+                file.audit_checkpoint_seconds.map(|n| n.to_string()),
+                (
+                    "--audit-checkpoint-seconds",
+                    "CURBSIDE_AUDIT_CHECKPOINT_SECONDS",
+                ),
+                path,
+            ),
+            CHECKPOINT_SECONDS_RANGE,
+            "seconds",
+        )? {
+            config.audit_checkpoints.every = Duration::from_secs(value);
         }
 
         Ok(config)

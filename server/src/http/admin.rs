@@ -12,6 +12,7 @@ use curbside_proto::identity::{
 use serde::Deserialize;
 
 use super::AppState;
+use super::access::Access;
 use super::directory::contains_pattern;
 use super::error::{Error, Result};
 use super::extract::{self, Admin};
@@ -61,6 +62,7 @@ async fn user_or_404(state: &AppState, user_id: &str) -> Result<User> {
 async fn create_user(
     State(state): State<AppState>,
     _admin: Admin,
+    access: Access,
     extract::Json(new): extract::Json<NewUser>,
 ) -> Result<(StatusCode, Json<User>)> {
     let display_name = fields::text("display_name", &new.display_name, NAME_MAX)?;
@@ -68,6 +70,7 @@ async fn create_user(
     let licence_number = licence(new.licence_number.as_deref())?;
     let user_id = new_id()?;
     let now = now_ms();
+    let mut tx = state.database.pool().begin().await?;
     sqlx::query(
         "INSERT INTO app_user (user_id, display_name, role, department, licence_number, status, \
          created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -79,8 +82,10 @@ async fn create_user(
     .bind(licence_number)
     .bind(UserStatus::Active.as_str())
     .bind(now)
-    .execute(state.database.pool())
+    .execute(&mut *tx)
     .await?;
+    access.resource(&user_id);
+    access.commit(&state, tx).await?;
     Ok((
         StatusCode::CREATED,
         Json(user_or_404(&state, &user_id).await?),
@@ -132,6 +137,7 @@ async fn get_user(
 async fn update_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
+    access: Access,
     Path(user_id): Path<String>,
     extract::Json(update): extract::Json<UserUpdate>,
 ) -> Result<Json<User>> {
@@ -163,6 +169,7 @@ async fn update_user(
     let target = user_id.clone();
     let evict_state = state.clone();
     finish(async move {
+        let mut tx = evict_state.database.pool().begin().await?;
         sqlx::query(
             "UPDATE app_user SET display_name = $1, department = $2, licence_number = $3, role = $4, \
              updated_at_ms = $5 WHERE user_id = $6",
@@ -173,8 +180,9 @@ async fn update_user(
         .bind(role.as_str())
         .bind(now_ms())
         .bind(&target)
-        .execute(evict_state.database.pool())
+        .execute(&mut *tx)
         .await?;
+        access.commit(&evict_state, tx).await?;
         evict_state.auth.sessions.evict_user(&target);
         Ok(())
     })
@@ -202,7 +210,12 @@ async fn keep_an_admin(state: &AppState, target: &User) -> Result<()> {
     Ok(())
 }
 
-async fn set_status(state: &AppState, user_id: &str, status: UserStatus) -> Result<User> {
+async fn set_status(
+    state: &AppState,
+    access: &Access,
+    user_id: &str,
+    status: UserStatus,
+) -> Result<User> {
     let target = user_or_404(state, user_id).await?;
     if status == UserStatus::Deactivated {
         keep_an_admin(state, &target).await?;
@@ -226,7 +239,7 @@ async fn set_status(state: &AppState, user_id: &str, status: UserStatus) -> Resu
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
+    access.commit(state, tx).await?;
     state.auth.sessions.evict_user(user_id);
     user_or_404(state, user_id).await
 }
@@ -234,6 +247,7 @@ async fn set_status(state: &AppState, user_id: &str, status: UserStatus) -> Resu
 async fn deactivate(
     State(state): State<AppState>,
     Admin(admin): Admin,
+    access: Access,
     Path(user_id): Path<String>,
 ) -> Result<Json<User>> {
     if admin.user_id == user_id {
@@ -242,23 +256,27 @@ async fn deactivate(
         ));
     }
     Ok(Json(
-        finish(async move { set_status(&state, &user_id, UserStatus::Deactivated).await }).await?,
+        finish(async move { set_status(&state, &access, &user_id, UserStatus::Deactivated).await })
+            .await?,
     ))
 }
 
 async fn reactivate(
     State(state): State<AppState>,
     _admin: Admin,
+    access: Access,
     Path(user_id): Path<String>,
 ) -> Result<Json<User>> {
     Ok(Json(
-        finish(async move { set_status(&state, &user_id, UserStatus::Active).await }).await?,
+        finish(async move { set_status(&state, &access, &user_id, UserStatus::Active).await })
+            .await?,
     ))
 }
 
 async fn issue_code(
     State(state): State<AppState>,
     _admin: Admin,
+    access: Access,
     Path(user_id): Path<String>,
 ) -> Result<(StatusCode, Json<EnrollmentCodeIssued>)> {
     let user = user_or_404(&state, &user_id).await?;
@@ -270,12 +288,14 @@ async fn issue_code(
     let now = now_ms();
     let lifetime =
         i64::try_from(state.auth.enrollment_code_lifetime.as_millis()).unwrap_or(i64::MAX / 2);
-    let code = issue_enrollment_code(state.database.pool(), Some(&user_id), now, now + lifetime)
+    let mut tx = state.database.pool().begin().await?;
+    let code = issue_enrollment_code(&mut *tx, Some(&user_id), now, now + lifetime)
         .await
         .map_err(|error| match error {
             IssueError::Database(error) => Error::from(error),
             other => Error::Internal(other.to_string()),
         })?;
+    access.commit(&state, tx).await?;
     Ok((
         StatusCode::CREATED,
         Json(EnrollmentCodeIssued {
@@ -300,6 +320,7 @@ async fn list_devices(
 async fn remove_device(
     State(state): State<AppState>,
     _admin: Admin,
+    access: Access,
     Path((user_id, device_id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     finish(async move {
@@ -324,7 +345,7 @@ async fn remove_device(
             now,
         )
         .await?;
-        tx.commit().await?;
+        access.commit(&state, tx).await?;
         state.auth.sessions.evict_device(&device_id);
         Ok(())
     })

@@ -17,6 +17,7 @@ use curbside_proto::identity::{
 };
 use ring::signature::{ED25519, UnparsedPublicKey};
 
+use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
 use super::{AppState, finish};
@@ -49,7 +50,9 @@ fn limit_address(state: &AppState, peer: SocketAddr) -> Result<()> {
     Ok(())
 }
 
-fn not_allowed() -> Error {
+/// The refusal of a device that may not sign in, with its audit reason.
+fn not_allowed(access: &Access) -> Error {
+    access.reason("device_not_allowed");
     Error::Unauthorized(
         "this device cannot sign in: it is not enrolled here, was removed, or its user is \
          deactivated; ask your administrator"
@@ -60,26 +63,29 @@ fn not_allowed() -> Error {
 async fn challenge(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    access: Access,
     extract::Json(request): extract::Json<ChallengeRequest>,
 ) -> Result<Json<Challenge>> {
+    access.resource(&request.device_id);
     limit_address(&state, peer)?;
     if !is_device_id(&request.device_id) {
-        return Err(not_allowed());
+        return Err(not_allowed(&access));
     }
     let pool = state.database.pool();
     let device = find_device(pool, &request.device_id)
         .await?
-        .ok_or_else(not_allowed)?;
+        .ok_or_else(|| not_allowed(&access))?;
     let user = find_user(pool, &device.user_id)
         .await?
-        .ok_or_else(not_allowed)?;
+        .ok_or_else(|| not_allowed(&access))?;
     if user.status != UserStatus::Active {
-        return Err(not_allowed());
+        return Err(not_allowed(&access));
     }
     let now = now_ms();
     let challenge_id = new_id()?;
     let nonce = random_bytes::<NONCE_LEN>()?.to_vec();
     let expires_at_ms = now + CHALLENGE_LIFETIME_MS;
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO login_challenge (challenge_id, device_id, nonce, created_at_ms, expires_at_ms) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -89,8 +95,9 @@ async fn challenge(
     .bind(&nonce)
     .bind(now)
     .bind(expires_at_ms)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    access.commit(&state, tx).await?;
     Ok(Json(Challenge {
         challenge_id,
         nonce,
@@ -102,15 +109,17 @@ async fn challenge(
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    access: Access,
     extract::Json(request): extract::Json<LoginRequest>,
 ) -> Result<Json<LoggedIn>> {
+    access.resource(&request.device_id);
     limit_address(&state, peer)?;
     if !is_device_id(&request.device_id) {
-        return Err(not_allowed());
+        return Err(not_allowed(&access));
     }
     let limits = &state.auth.limits;
     limits.peek(Limit::AuthPerDevice, &request.device_id)?;
-    let result = verify_and_open_session(&state, &request).await;
+    let result = verify_and_open_session(&state, &access, &request).await;
     if matches!(result, Err(Error::Unauthorized(_))) {
         // Only failures spend the device's allowance.
         let _ = limits.check(Limit::AuthPerDevice, &request.device_id);
@@ -118,7 +127,11 @@ async fn login(
     result.map(Json)
 }
 
-async fn verify_and_open_session(state: &AppState, request: &LoginRequest) -> Result<LoggedIn> {
+async fn verify_and_open_session(
+    state: &AppState,
+    access: &Access,
+    request: &LoginRequest,
+) -> Result<LoggedIn> {
     let pool = state.database.pool();
     let now = now_ms();
     // Claim the challenge first, in one statement, so that it serves once
@@ -134,16 +147,18 @@ async fn verify_and_open_session(state: &AppState, request: &LoginRequest) -> Re
     .fetch_optional(pool)
     .await?;
     let Some(nonce) = nonce else {
+        access.reason("challenge_refused");
         return Err(challenge_refusal(state, request, now).await?);
     };
 
     let device = find_device(pool, &request.device_id)
         .await?
-        .ok_or_else(not_allowed)?;
+        .ok_or_else(|| not_allowed(access))?;
     let message = login_message(&state.auth.server_id, &device.device_id, &nonce);
     UnparsedPublicKey::new(&ED25519, &device.public_key)
         .verify(&message, &request.signature)
         .map_err(|_| {
+            access.reason("bad_signature");
             Error::Unauthorized(
                 "the signature does not verify with this device's enrolled key; sign the login \
                  message with the device's own key"
@@ -157,6 +172,7 @@ async fn verify_and_open_session(state: &AppState, request: &LoginRequest) -> Re
     let session_expires_ms = now + i64::try_from(lifetime_s * 1000).unwrap_or(i64::MAX / 2);
     // The session exists only if, at this instant, the user is active and
     // the device enrolled: a racing deactivation cannot be outrun.
+    let mut tx = pool.begin().await?;
     let opened = sqlx::query(
         "INSERT INTO session (session_id, user_id, device_id, created_at_ms, expires_at_ms, \
          last_seen_at_ms) \
@@ -168,10 +184,10 @@ async fn verify_and_open_session(state: &AppState, request: &LoginRequest) -> Re
     .bind(now)
     .bind(session_expires_ms)
     .bind(&device.device_id)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
     if opened.rows_affected() != 1 {
-        return Err(not_allowed());
+        return Err(not_allowed(access));
     }
     let token = state
         .auth
@@ -184,6 +200,8 @@ async fn verify_and_open_session(state: &AppState, request: &LoginRequest) -> Re
             lifetime_s,
         )
         .map_err(|error| Error::Internal(error.to_string()))?;
+    access.actor(&device.user_id, &device.device_id);
+    access.commit(state, tx).await?;
     Ok(LoggedIn {
         token,
         session_id,
@@ -213,15 +231,22 @@ async fn challenge_refusal(state: &AppState, request: &LoginRequest, now: i64) -
     Ok(Error::Unauthorized(format!("{reason}; ask for a new one")))
 }
 
-async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode> {
+async fn logout(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+) -> Result<StatusCode> {
+    access.resource(&caller.session_id);
     finish(async move {
+        let mut tx = state.database.pool().begin().await?;
         end_sessions(
-            state.database.pool(),
+            &mut *tx,
             SessionsOf::Session(&caller.session_id),
             "logout",
             now_ms(),
         )
         .await?;
+        access.commit(&state, tx).await?;
         state.auth.sessions.evict(&caller.session_id);
         Ok(())
     })
@@ -229,7 +254,12 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusC
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Json<Whoami>> {
+async fn whoami(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+) -> Result<Json<Whoami>> {
+    access.resource(&caller.user_id);
     let pool = state.database.pool();
     let user = find_user(pool, &caller.user_id)
         .await?

@@ -12,6 +12,7 @@ use curbside_proto::identity::{
 use std::net::SocketAddr;
 
 use super::AppState;
+use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
 use super::fields::{self, NAME_MAX};
@@ -53,6 +54,7 @@ pub fn router() -> Router<AppState> {
 async fn enroll(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    access: Access,
     extract::Json(request): extract::Json<EnrollRequest>,
 ) -> Result<(StatusCode, Json<Enrolled>)> {
     state
@@ -89,6 +91,7 @@ async fn enroll(
     .await?;
     let Some((user_id, bootstrap_role)) = claimed else {
         drop(tx);
+        access.reason("enrollment_code_refused");
         return Err(code_refusal(&state, &hash, now).await?);
     };
 
@@ -98,6 +101,7 @@ async fn enroll(
                 .await?
                 .ok_or(Error::NotFound)?;
             if user.status != UserStatus::Active {
+                access.reason("user_deactivated");
                 return Err(Error::Forbidden(
                     "this account is deactivated; ask your administrator".to_owned(),
                 ));
@@ -166,7 +170,9 @@ async fn enroll(
     let device = find_device(&mut *tx, &device_id)
         .await?
         .ok_or(Error::NotFound)?;
-    tx.commit().await?;
+    access.actor(&user_id, &device_id);
+    access.resource(&device_id);
+    access.commit(&state, tx).await?;
     Ok((
         StatusCode::CREATED,
         Json(Enrolled {

@@ -52,6 +52,13 @@ pub enum Error {
         "the server cannot reach its database; try again shortly, or ask its administrator to check the server's log"
     )]
     DatabaseUnavailable(#[source] sqlx::Error),
+    /// The access could not be recorded in the audit log, so it was
+    /// refused (fail closed).
+    #[error(
+        "the server could not record this request in its audit log, so it refused it; try again \
+         shortly, or ask its administrator to check the server's log"
+    )]
+    AuditUnavailable(String),
     /// An unexpected failure; the cause is logged, not sent.
     #[error(
         "an unexpected error occurred on the server; it has been logged (quote the request id to the administrator)"
@@ -88,7 +95,7 @@ impl Error {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
             Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests),
-            Self::DatabaseUnavailable(_) => {
+            Self::DatabaseUnavailable(_) | Self::AuditUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
             }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
@@ -99,6 +106,10 @@ impl Error {
         match self {
             Self::DatabaseUnavailable(source) => Some(InternalCause {
                 cause: source.to_string(),
+                is_bug: false,
+            }),
+            Self::AuditUnavailable(cause) => Some(InternalCause {
+                cause: cause.clone(),
                 is_bug: false,
             }),
             Self::Internal(cause) => Some(InternalCause {
@@ -125,7 +136,8 @@ impl From<crate::auth::RandomError> for Error {
 impl From<crate::auth::sessions::SessionError> for Error {
     fn from(error: crate::auth::sessions::SessionError) -> Self {
         match error {
-            crate::auth::sessions::SessionError::Ended => Self::session_ended(),
+            crate::auth::sessions::SessionError::Ended
+            | crate::auth::sessions::SessionError::Expired => Self::session_ended(),
             crate::auth::sessions::SessionError::Database(error) => error.into(),
         }
     }
@@ -169,6 +181,7 @@ impl IntoResponse for Error {
         if let Some(cause) = cause {
             response.extensions_mut().insert(cause);
         }
+        response.extensions_mut().insert(code);
         match &self {
             Self::TooManyRequests(wait) => {
                 response.headers_mut().insert(

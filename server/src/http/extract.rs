@@ -8,9 +8,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
-use super::AppState;
 use super::error::Error;
-use crate::auth::sessions::Caller;
+use super::{AppState, access};
+use crate::auth::sessions::{Caller, SessionError};
+use crate::auth::tokens::Rejected;
 use curbside_proto::identity::Role;
 
 /// The configured largest request body, attached to every request so that
@@ -65,23 +66,43 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let access = access::of(parts).cloned();
+        let refuse = |reason: &'static str, error: Error| {
+            if let Some(access) = &access {
+                access.reason(reason);
+            }
+            error
+        };
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| {
-                Error::Unauthorized(
-                    "sign in first: send your session token as Authorization: Bearer TOKEN"
-                        .to_owned(),
+                refuse(
+                    "no_token",
+                    Error::Unauthorized(
+                        "sign in first: send your session token as Authorization: Bearer TOKEN"
+                            .to_owned(),
+                    ),
                 )
             })?;
-        let claims = state
-            .auth
-            .tokens
-            .verify(token.trim())
-            .map_err(|_| Error::session_ended())?;
-        Ok(state
+        let claims = match state.auth.tokens.verify(token.trim()) {
+            Ok(claims) => claims,
+            Err(Rejected::Expired(claims)) => {
+                if let Some(access) = &access {
+                    access.actor(&claims.sub, &claims.did);
+                }
+                return Err(refuse("session_expired", Error::session_ended()));
+            }
+            Err(Rejected::Invalid) => return Err(refuse("invalid_token", Error::session_ended())),
+        };
+        // The token is genuine: whoever holds it acts as its subject, live
+        // session or not.
+        if let Some(access) = &access {
+            access.actor(&claims.sub, &claims.did);
+        }
+        state
             .auth
             .sessions
             .check(
@@ -91,7 +112,12 @@ impl FromRequestParts<AppState> for Caller {
                 &claims.did,
                 crate::server::now_ms(),
             )
-            .await?)
+            .await
+            .map_err(|error| match error {
+                SessionError::Expired => refuse("session_expired", error.into()),
+                SessionError::Ended => refuse("session_ended", error.into()),
+                other => other.into(),
+            })
     }
 }
 
@@ -105,6 +131,9 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let caller = Caller::from_request_parts(parts, state).await?;
         if caller.role != Role::Admin {
+            if let Some(access) = access::of(parts) {
+                access.reason("not_admin");
+            }
             return Err(Error::Forbidden(
                 "only administrators may do this; ask one of your administrators".to_owned(),
             ));

@@ -5,7 +5,9 @@
 //! line per request records the method, the matched route (never the raw
 //! URI), the status, the latency and the request id.
 
+pub mod access;
 mod admin;
+mod audit;
 mod auth;
 mod directory;
 mod enroll;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub database: Database,
     /// Tokens, sessions and rate limits.
     pub auth: std::sync::Arc<crate::auth::Auth>,
+    /// The audit log every protected request writes to.
+    pub audit: crate::audit::AuditLog,
 }
 
 /// How long one request, body included, may take before it is answered
@@ -78,6 +82,7 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
         .merge(auth::router())
         .merge(directory::router())
         .merge(admin::router())
+        .merge(audit::router())
         .merge(extra)
         .fallback(not_found)
         // Innermost first: each `layer` wraps everything above it.
@@ -87,6 +92,10 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            access::record,
         ))
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn(json_errors))

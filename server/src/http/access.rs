@@ -1,0 +1,345 @@
+//! One audit entry for every request to a protected route.
+//!
+//! The [`record`] middleware runs around every route but the public ones
+//! (health, readiness, the audit key). It names the request's action and
+//! resource from its route, hands the handler an [`Access`] to fill in (the
+//! caller, a resource made by the request, a finer reason for a refusal),
+//! and when the handler has answered, appends the entry and waits until it
+//! is durable before the response leaves. If the entry cannot be written,
+//! the response is replaced by a 503 without its data: fail closed.
+//!
+//! A handler that changes something appends its entry in its own
+//! transaction with [`Access::commit`], so the change and its entry commit
+//! together; the middleware then writes nothing more. A request that fails
+//! before or instead of committing gets a `denied` entry from the
+//! middleware, with the error's code as its reason.
+//!
+//! The request runs in a task of its own, so a client that hangs up cannot
+//! cancel it between its work and its entry.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::http::Method;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use curbside_proto::audit::Outcome;
+use curbside_proto::{ErrorCode, RequestId};
+use sqlx::{Any, Transaction};
+
+use super::AppState;
+use super::error::{Error, Result};
+use crate::audit::NewEntry;
+
+/// Routes anyone may call without an entry: they reveal nothing protected.
+pub const PUBLIC_ROUTES: [&str; 3] = [
+    curbside_proto::health::HEALTH_PATH,
+    curbside_proto::health::READY_PATH,
+    curbside_proto::audit_review::KEY_PATH,
+];
+
+/// The longest resource id recorded; longer (client-chosen) text is cut.
+const MAX_RESOURCE_ID: usize = 128;
+
+/// What a route does, for its audit entry: the action, the kind of
+/// resource, and which path parameter (if any) names the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    /// E.g. `admin.user.deactivate`.
+    pub action: &'static str,
+    /// E.g. `user`.
+    pub resource_type: &'static str,
+    /// The path parameter holding the resource's id.
+    pub id_param: Option<&'static str>,
+}
+
+const fn kind(
+    action: &'static str,
+    resource_type: &'static str,
+    id_param: Option<&'static str>,
+) -> Kind {
+    Kind {
+        action,
+        resource_type,
+        id_param,
+    }
+}
+
+/// The fixed action vocabulary: every protected route and method.
+/// `docs/audit-format.md` lists it; a route missing here is recorded as
+/// `http.request` on resource type `route`.
+pub fn classify(method: &Method, route: &str) -> Kind {
+    const USER: Option<&str> = Some("user_id");
+    match (method.as_str(), route) {
+        ("POST", "/v1/enroll") => kind("auth.enroll", "device", None),
+        ("POST", "/v1/auth/challenge") => kind("auth.challenge", "device", None),
+        ("POST", "/v1/auth/login") => kind("auth.login", "device", None),
+        ("POST", "/v1/auth/logout") => kind("auth.logout", "session", None),
+        ("GET", "/v1/me") => kind("identity.whoami", "user", None),
+        ("GET", "/v1/directory") => kind("directory.search", "directory", None),
+        ("POST", "/v1/admin/users") => kind("admin.user.create", "user", None),
+        ("GET", "/v1/admin/users") => kind("admin.user.list", "user", None),
+        ("GET", "/v1/admin/users/{user_id}") => kind("admin.user.read", "user", USER),
+        ("PATCH", "/v1/admin/users/{user_id}") => kind("admin.user.update", "user", USER),
+        ("POST", "/v1/admin/users/{user_id}/deactivate") => {
+            kind("admin.user.deactivate", "user", USER)
+        }
+        ("POST", "/v1/admin/users/{user_id}/reactivate") => {
+            kind("admin.user.reactivate", "user", USER)
+        }
+        ("POST", "/v1/admin/users/{user_id}/enrollment-codes") => {
+            kind("admin.enrollment_code.issue", "user", USER)
+        }
+        ("GET", "/v1/admin/users/{user_id}/devices") => kind("admin.device.list", "user", USER),
+        ("DELETE", "/v1/admin/users/{user_id}/devices/{device_id}") => {
+            kind("admin.device.remove", "device", Some("device_id"))
+        }
+        ("GET", curbside_proto::audit_review::ENTRIES_PATH) => {
+            kind("audit.search", "audit_log", None)
+        }
+        ("GET", curbside_proto::audit_review::EXPORT_PATH) => {
+            kind("audit.export", "audit_log", None)
+        }
+        _ => kind("http.request", "route", None),
+    }
+}
+
+/// What the entry of one request will say, filled in as it is handled.
+#[derive(Debug)]
+struct Record {
+    kind: Kind,
+    resource_id: Option<String>,
+    actor_user: Option<String>,
+    actor_device: Option<String>,
+    reason: Option<&'static str>,
+    written: bool,
+}
+
+/// The audit record of the current request. Handlers and extractors take
+/// it to name the caller and the resource, and writes commit through it.
+#[derive(Debug, Clone)]
+pub struct Access {
+    record: Arc<Mutex<Record>>,
+    request_id: String,
+    client_addr: Option<String>,
+}
+
+impl Access {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.record.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Names who is acting.
+    pub fn actor(&self, user_id: &str, device_id: &str) {
+        let mut record = self.lock();
+        record.actor_user = Some(user_id.to_owned());
+        record.actor_device = Some(device_id.to_owned());
+    }
+
+    /// Names the resource (when the route's path does not, or the request
+    /// made it).
+    pub fn resource(&self, id: &str) {
+        self.lock().resource_id = Some(bounded_id(id));
+    }
+
+    /// A finer reason than the error code, should the request be refused.
+    pub fn reason(&self, reason: &'static str) {
+        self.lock().reason = Some(reason);
+    }
+
+    /// The entry as it stands, with this outcome and reason.
+    fn entry(&self, outcome: Outcome, reason: &str) -> NewEntry {
+        let record = self.lock();
+        NewEntry {
+            time_ms: crate::server::now_ms(),
+            actor_user: record.actor_user.clone(),
+            actor_device: record.actor_device.clone(),
+            client_addr: self.client_addr.clone(),
+            request_id: self.request_id.clone(),
+            action: record.kind.action.to_owned(),
+            resource_type: record.kind.resource_type.to_owned(),
+            resource_id: record.resource_id.clone(),
+            outcome,
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Appends this request's `allowed` entry in `tx` and commits it: the
+    /// change and its entry are durable together, or neither is.
+    pub async fn commit(&self, state: &AppState, mut tx: Transaction<'_, Any>) -> Result<()> {
+        let entry = self.entry(Outcome::Allowed, "ok");
+        state
+            .audit
+            .append_in(&mut tx, &[entry])
+            .await
+            .map_err(|error| Error::AuditUnavailable(error.to_string()))?;
+        tx.commit().await?;
+        self.lock().written = true;
+        Ok(())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Access {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(|| Error::Internal("the route is not audited".to_owned()))
+    }
+}
+
+/// The access of a request, if it is audited (extractors use it to name
+/// the caller).
+pub fn of(parts: &Parts) -> Option<&Access> {
+    parts.extensions.get::<Access>()
+}
+
+/// Records an audit entry for the request; see the module's comment.
+pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(route) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+    else {
+        // No route matched: a 404 that touches nothing.
+        return next.run(request).await;
+    };
+    if PUBLIC_ROUTES.contains(&route.as_str()) {
+        return next.run(request).await;
+    }
+    let kind = classify(request.method(), &route);
+    let (mut parts, body) = request.into_parts();
+    let resource_id = match kind.id_param {
+        Some(name) => RawPathParams::from_request_parts(&mut parts, &())
+            .await
+            .ok()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| bounded_id(value))
+            }),
+        None if kind.resource_type == "route" => Some(route.clone()),
+        None => None,
+    };
+    let access = Access {
+        record: Arc::new(Mutex::new(Record {
+            kind,
+            resource_id,
+            actor_user: None,
+            actor_device: None,
+            reason: None,
+            written: false,
+        })),
+        request_id: parts
+            .extensions
+            .get::<RequestId>()
+            .map_or_else(String::new, |id| id.as_str().to_owned()),
+        client_addr: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip().to_canonical().to_string()),
+    };
+    parts.extensions.insert(access.clone());
+    let request = Request::from_parts(parts, body);
+    let handled = tokio::spawn(async move {
+        let response = next.run(request).await;
+        finish(&state, &access, response).await
+    });
+    handled.await.unwrap_or_else(|error| {
+        Error::Internal(format!("an audited request's task failed: {error}")).into_response()
+    })
+}
+
+/// Appends the request's entry unless its transaction already did, and
+/// returns the response only once the entry is durable.
+async fn finish(state: &AppState, access: &Access, response: Response) -> Response {
+    let (written, reason) = {
+        let record = access.lock();
+        (record.written, record.reason)
+    };
+    if written {
+        return response;
+    }
+    let status = response.status();
+    let entry = if status.is_success() {
+        access.entry(Outcome::Allowed, "ok")
+    } else {
+        let code = match response.extensions().get::<ErrorCode>() {
+            Some(ErrorCode::TooManyRequests) => "rate_limited",
+            Some(code) => code.as_str(),
+            None => status_reason(status),
+        };
+        access.entry(Outcome::Denied, reason.unwrap_or(code))
+    };
+    match state.audit.append(entry).await {
+        Ok(_) => response,
+        Err(error) => Error::AuditUnavailable(error.to_string()).into_response(),
+    }
+}
+
+/// The reason code of an error response that did not come from [`Error`]
+/// (axum's own 405, a layer's 408).
+fn status_reason(status: axum::http::StatusCode) -> &'static str {
+    use axum::http::StatusCode;
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed.as_str(),
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge.as_str(),
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::Timeout.as_str(),
+        StatusCode::NOT_FOUND => ErrorCode::NotFound.as_str(),
+        status if status.is_server_error() => ErrorCode::Internal.as_str(),
+        _ => ErrorCode::BadRequest.as_str(),
+    }
+}
+
+/// A client-chosen id, made safe for every export format: anything but
+/// ASCII letters, digits, `_` and `.` is percent-encoded (so no text can
+/// start a spreadsheet formula or break a line), and the result is cut to
+/// [`MAX_RESOURCE_ID`] bytes.
+fn bounded_id(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_RESOURCE_ID));
+    for byte in text.bytes() {
+        let piece = if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.') {
+            char::from(byte).to_string()
+        } else {
+            format!("%{byte:02X}")
+        };
+        if out.len() + piece.len() > MAX_RESOURCE_ID {
+            break;
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_chosen_ids_cannot_inject() {
+        assert_eq!(bounded_id("0123abcd"), "0123abcd");
+        assert_eq!(
+            bounded_id("=cmd|'/c calc'!A1"),
+            "%3Dcmd%7C%27%2Fc%20calc%27%21A1"
+        );
+        assert_eq!(bounded_id("a\nb,c\"d"), "a%0Ab%2Cc%22d");
+        assert_eq!(bounded_id("-1"), "%2D1");
+        assert!(bounded_id(&"é".repeat(200)).len() <= MAX_RESOURCE_ID);
+    }
+
+    #[test]
+    fn every_route_method_has_its_own_action() {
+        let user = classify(&Method::GET, "/v1/admin/users/{user_id}");
+        assert_eq!(user.action, "admin.user.read");
+        assert_eq!(user.id_param, Some("user_id"));
+        let update = classify(&Method::PATCH, "/v1/admin/users/{user_id}");
+        assert_eq!(update.action, "admin.user.update");
+        assert_eq!(classify(&Method::PUT, "/v1/me").action, "http.request");
+    }
+}

@@ -1,0 +1,462 @@
+//! The audit log's review API: search a page at a time, export as a
+//! stream, and the published key that verifies its checkpoints.
+//!
+//! Administrators and auditors may read the log; clinicians get 403. Each
+//! read is itself an audited access (the `access` middleware records it
+//! before the response leaves). Nothing here edits or deletes an entry.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use curbside_proto::audit::Checkpoint;
+use curbside_proto::audit_review::{
+    AuditFilter, AuditKey, AuditPage, CSV_COLUMNS, ENTRIES_PATH, EXPORT_FORMAT, EXPORT_PATH,
+    EXPORT_VERSION, ExportFormat, ExportHeader, ExportLine, ExportQuery, KEY_PATH, MAX_PAGE,
+    RecordedEntry, SearchQuery,
+};
+use curbside_proto::identity::Role;
+
+use super::AppState;
+use super::access;
+use super::error::{Error, Result};
+use crate::audit::{
+    CHECKPOINT_COLUMNS, CheckpointRow, ENTRY_COLUMNS, EntryRow, checkpoint_from_row, entry_from_row,
+};
+use crate::auth::sessions::Caller;
+
+/// Entries a search page holds unless the query says otherwise.
+const DEFAULT_PAGE: u32 = 100;
+/// Entries read from the database per step of an export.
+const EXPORT_STEP: i64 = 1000;
+
+/// The review routes and the published key.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(KEY_PATH, get(key))
+        .route(ENTRIES_PATH, get(search))
+        .route(EXPORT_PATH, get(export))
+}
+
+/// A signed-in administrator or auditor; anyone else gets 403.
+#[derive(Debug, Clone, Copy)]
+pub struct Reviewer;
+
+impl FromRequestParts<AppState> for Reviewer {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !matches!(caller.role, Role::Admin | Role::Auditor) {
+            if let Some(access) = access::of(parts) {
+                access.reason("not_reviewer");
+            }
+            return Err(Error::Forbidden(
+                "only administrators and auditors may read the audit log".to_owned(),
+            ));
+        }
+        Ok(Self)
+    }
+}
+
+async fn key(State(state): State<AppState>) -> Json<AuditKey> {
+    Json(AuditKey {
+        algorithm: "Ed25519".to_owned(),
+        public_key: state.audit.public_key(),
+        server_id: state.auth.server_id.clone(),
+    })
+}
+
+/// A bound parameter of a dynamically built query.
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// `SELECT ... FROM audit_entry` matching `filter`, after `after`, up to
+/// `through`, oldest first, at most `limit` rows. Only the filters given
+/// become conditions, so each query can use its index.
+async fn entries(
+    state: &AppState,
+    filter: &AuditFilter,
+    after: i64,
+    through: i64,
+    limit: i64,
+) -> Result<Vec<RecordedEntry>> {
+    let mut conditions = vec!["seq > $1".to_owned(), "seq <= $2".to_owned()];
+    let mut params = vec![Param::Int(after), Param::Int(through)];
+    let mut add = |column: &str, operator: &str, param: Param| {
+        params.push(param);
+        conditions.push(format!("{column} {operator} ${}", params.len()));
+    };
+    if let Some(actor) = &filter.actor {
+        add("actor_user", "=", Param::Text(actor.clone()));
+    }
+    if let Some(resource) = &filter.resource {
+        add("resource_id", "=", Param::Text(resource.clone()));
+    }
+    if let Some(action) = &filter.action {
+        add("action", "=", Param::Text(action.clone()));
+    }
+    if let Some(outcome) = filter.outcome {
+        add("outcome", "=", Param::Text(outcome.as_str().to_owned()));
+    }
+    if let Some(since) = filter.since_ms {
+        add("time_ms", ">=", Param::Int(since));
+    }
+    if let Some(until) = filter.until_ms {
+        add("time_ms", "<", Param::Int(until));
+    }
+    params.push(Param::Int(limit));
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_entry WHERE {} ORDER BY seq LIMIT ${}",
+        conditions.join(" AND "),
+        params.len()
+    );
+    let mut query = sqlx::query_as::<_, EntryRow>(sqlx::AssertSqlSafe(sql));
+    for param in params {
+        query = match param {
+            Param::Text(text) => query.bind(text),
+            Param::Int(n) => query.bind(n),
+        };
+    }
+    let rows = query.fetch_all(state.database.pool()).await?;
+    rows.into_iter().map(recorded).collect()
+}
+
+fn recorded(row: EntryRow) -> Result<RecordedEntry> {
+    let (entry, entry_hash) =
+        entry_from_row(row).map_err(|error| Error::Internal(error.to_string()))?;
+    Ok(RecordedEntry { entry, entry_hash })
+}
+
+async fn checkpoints(state: &AppState, after: i64, through: i64) -> Result<Vec<Checkpoint>> {
+    let rows: Vec<CheckpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoint WHERE seq > $1 AND seq <= $2 \
+         ORDER BY seq"
+    )))
+    .bind(after)
+    .bind(through)
+    .fetch_all(state.database.pool())
+    .await?;
+    Ok(rows.into_iter().map(checkpoint_from_row).collect())
+}
+
+fn check_filter(filter: &AuditFilter) -> Result<()> {
+    for (name, value) in [
+        ("actor", &filter.actor),
+        ("resource", &filter.resource),
+        ("action", &filter.action),
+    ] {
+        if value.as_ref().is_some_and(|text| text.len() > 256) {
+            return Err(Error::InvalidRequest(format!(
+                "`{name}` is longer than 256 characters; no entry has such a value"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn search(
+    State(state): State<AppState>,
+    _reviewer: Reviewer,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<AuditPage>> {
+    let filter = query.filter();
+    check_filter(&filter)?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Error::InvalidRequest(format!(
+            "`limit` must be from 1 to {MAX_PAGE}"
+        )));
+    }
+    let after = i64::try_from(query.after.unwrap_or(0))
+        .map_err(|_| Error::InvalidRequest("`after` is out of range".to_owned()))?;
+    // One more than asked says whether there is a next page.
+    let mut entries = entries(&state, &filter, after, i64::MAX, i64::from(limit) + 1).await?;
+    let more = entries.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_after = if more {
+        entries.last().map(|recorded| recorded.entry.seq)
+    } else {
+        None
+    };
+    Ok(Json(AuditPage {
+        entries,
+        next_after,
+    }))
+}
+
+/// Where an export is up to.
+struct Cursor {
+    state: AppState,
+    filter: AuditFilter,
+    format: ExportFormat,
+    /// The last sequence written.
+    after: i64,
+    /// The export ends here: the log's end when it began.
+    through: i64,
+    /// Whether checkpoints are written (only in an unfiltered export).
+    checkpoints: bool,
+    done: bool,
+}
+
+async fn export(
+    State(state): State<AppState>,
+    _reviewer: Reviewer,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response> {
+    let filter = query.filter();
+    check_filter(&filter)?;
+    // The end is fixed now, so the export is one consistent prefix of the
+    // log. Checkpoints past the head still count: one naming entries that
+    // are gone shows that the log was cut short.
+    let (head, last_checkpoint): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT h.seq, (SELECT MAX(seq) FROM audit_checkpoint) FROM audit_head h \
+         WHERE h.head_row = 1",
+    )
+    .fetch_one(state.database.pool())
+    .await?;
+    let through = head.max(last_checkpoint.unwrap_or(0));
+    let header = match query.format {
+        ExportFormat::Jsonl => json_line(&ExportLine::Header(ExportHeader {
+            format: EXPORT_FORMAT.to_owned(),
+            version: EXPORT_VERSION,
+            server_id: state.auth.server_id.clone(),
+            exported_at_ms: crate::server::now_ms(),
+            head_seq: u64::try_from(head).unwrap_or(0),
+            filter: filter.clone(),
+        }))?,
+        ExportFormat::Csv => {
+            let mut line = CSV_COLUMNS.join(",");
+            line.push_str("\r\n");
+            line.into_bytes()
+        }
+    };
+    let cursor = Cursor {
+        checkpoints: filter.is_empty(),
+        state,
+        filter,
+        format: query.format,
+        after: 0,
+        through,
+        done: false,
+    };
+    let first = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(header))]);
+    let rest = futures_util::stream::unfold(cursor, |mut cursor| async move {
+        if cursor.done {
+            return None;
+        }
+        match next_chunk(&mut cursor).await {
+            Ok(Some(bytes)) => Some((Ok(Bytes::from(bytes)), cursor)),
+            Ok(None) => None,
+            Err(error) => {
+                // The client sees the transfer fail rather than a file
+                // that silently ends early.
+                tracing::warn!(%error, "audit export failed part-way");
+                cursor.done = true;
+                Some((Err(std::io::Error::other("the export failed")), cursor))
+            }
+        }
+    });
+    let (content_type, file_name) = match query.format {
+        ExportFormat::Jsonl => ("application/x-ndjson", "audit.jsonl"),
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "audit.csv"),
+    };
+    let mut response =
+        Body::from_stream(futures_util::StreamExt::chain(first, rest)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// The next step of an export, or `None` at its end.
+async fn next_chunk(cursor: &mut Cursor) -> Result<Option<Vec<u8>>> {
+    let entries = entries(
+        &cursor.state,
+        &cursor.filter,
+        cursor.after,
+        cursor.through,
+        EXPORT_STEP,
+    )
+    .await?;
+    let last = usize::try_from(EXPORT_STEP).unwrap_or(usize::MAX) > entries.len();
+    let up_to = if last {
+        cursor.through
+    } else {
+        entries
+            .last()
+            .and_then(|recorded| i64::try_from(recorded.entry.seq).ok())
+            .unwrap_or(cursor.through)
+    };
+    let checkpoints = if cursor.checkpoints {
+        checkpoints(&cursor.state, cursor.after, up_to).await?
+    } else {
+        Vec::new()
+    };
+    if last {
+        cursor.done = true;
+    }
+    cursor.after = up_to;
+    if entries.is_empty() && checkpoints.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(entries.len() * 300);
+    let mut checkpoints = checkpoints.into_iter().peekable();
+    for recorded in entries {
+        while let Some(checkpoint) = checkpoints.next_if(|c| c.seq < recorded.entry.seq) {
+            write_checkpoint(&mut out, cursor.format, checkpoint)?;
+        }
+        let seq = recorded.entry.seq;
+        write_entry(&mut out, cursor.format, recorded)?;
+        while let Some(checkpoint) = checkpoints.next_if(|c| c.seq == seq) {
+            write_checkpoint(&mut out, cursor.format, checkpoint)?;
+        }
+    }
+    for checkpoint in checkpoints {
+        write_checkpoint(&mut out, cursor.format, checkpoint)?;
+    }
+    Ok(Some(out))
+}
+
+fn json_line(line: &ExportLine) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec(line).map_err(|error| Error::Internal(error.to_string()))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn write_entry(out: &mut Vec<u8>, format: ExportFormat, recorded: RecordedEntry) -> Result<()> {
+    match format {
+        ExportFormat::Jsonl => out.extend(json_line(&ExportLine::Entry(recorded))?),
+        ExportFormat::Csv => {
+            let entry = &recorded.entry;
+            csv_row(
+                out,
+                &[
+                    "entry",
+                    &entry.seq.to_string(),
+                    &entry.time_ms.to_string(),
+                    &utc(entry.time_ms),
+                    entry.actor_user.as_deref().unwrap_or(""),
+                    entry.actor_device.as_deref().unwrap_or(""),
+                    entry.client_addr.as_deref().unwrap_or(""),
+                    &entry.request_id,
+                    &entry.action,
+                    &entry.resource_type,
+                    entry.resource_id.as_deref().unwrap_or(""),
+                    entry.outcome.as_str(),
+                    &entry.reason,
+                    &hex(&recorded.entry_hash),
+                    "",
+                    "",
+                ],
+            );
+        }
+    }
+    Ok(())
+}
+
+fn write_checkpoint(out: &mut Vec<u8>, format: ExportFormat, checkpoint: Checkpoint) -> Result<()> {
+    match format {
+        ExportFormat::Jsonl => out.extend(json_line(&ExportLine::Checkpoint(checkpoint))?),
+        ExportFormat::Csv => csv_row(
+            out,
+            &[
+                "checkpoint",
+                &checkpoint.seq.to_string(),
+                &checkpoint.time_ms.to_string(),
+                &utc(checkpoint.time_ms),
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                &hex(&checkpoint.head_hash),
+                &hex(&checkpoint.prev_checkpoint_hash),
+                &hex(&checkpoint.signature),
+            ],
+        ),
+    }
+    Ok(())
+}
+
+/// One RFC 4180 row. A field is quoted when it holds a comma, quote or
+/// line break, so no value can move a column or start a row; a field that
+/// a spreadsheet would read as a formula (`=`, `+`, `-`, `@`) gets a
+/// leading `'`, as does one already starting with `'`, so the escape can
+/// be undone exactly.
+fn csv_row(out: &mut Vec<u8>, fields: &[&str]) {
+    for (index, field) in fields.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        let guarded = if field.starts_with(['=', '+', '-', '@', '\'']) {
+            format!("'{field}")
+        } else {
+            (*field).to_owned()
+        };
+        if guarded.contains([',', '"', '\r', '\n']) {
+            out.push(b'"');
+            out.extend(guarded.replace('"', "\"\"").bytes());
+            out.push(b'"');
+        } else {
+            out.extend(guarded.bytes());
+        }
+    }
+    out.extend(b"\r\n");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Unix milliseconds as RFC 3339 UTC, e.g. `2026-11-22T21:54:58.123Z`.
+fn utc(time_ms: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000) {
+        Ok(at) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        ),
+        Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_cannot_move_columns_or_become_formulas() {
+        let mut out = Vec::new();
+        csv_row(
+            &mut out,
+            &["a,b", "say \"hi\"", "x\r\ny", "=1+1", "-A1", "'q", "plain"],
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a,b\",\"say \"\"hi\"\"\",\"x\r\ny\",'=1+1,'-A1,''q,plain\r\n"
+        );
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(utc(1_795_392_000_123), "2026-11-23T00:00:00.123Z");
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+    }
+}
