@@ -7,10 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use curbside_proto::CertificateFingerprint;
+use curbside_proto::audit::Outcome;
+use curbside_proto::audit_review::{AuditFilter, ExportFormat, ExportQuery, SearchQuery};
 use curbside_proto::identity::{EnrollRequest, NewUser, Role, User, UserStatus, UserUpdate};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use zeroize::Zeroizing;
 
+use crate::audit::{self, AuditError};
 use crate::client::{Client, ClientError, printable};
 use crate::store::{MIN_PASSPHRASE_CHARS, Profile, StoreContents, StoreError, StoredSession};
 use crate::trust::Trust;
@@ -111,6 +114,102 @@ pub enum AdminCommand {
     /// Devices.
     #[command(subcommand)]
     Device(AdminDeviceCommand),
+    /// The audit log (administrators and auditors).
+    #[command(subcommand)]
+    Audit(AdminAuditCommand),
+}
+
+/// `curbside admin audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminAuditCommand {
+    /// Search the log; prints a table, oldest first.
+    Search {
+        /// What to look for.
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Start after this sequence number (from the previous page).
+        #[arg(long, value_name = "SEQ")]
+        after: Option<u64>,
+        /// The most entries to show (1 to 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Export the log (or what a filter matches) to a new file.
+    Export {
+        /// jsonl or csv.
+        #[arg(long, value_parser = parse_format)]
+        format: ExportFormat,
+        /// The file to write; it must not exist yet.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// What to export (a filtered export cannot be verified).
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Recompute the hash chain and check every signed checkpoint, of the
+    /// server's log or of an unfiltered export file.
+    Verify {
+        /// Verify this export file (JSON Lines or CSV) instead of the
+        /// server's log.
+        #[arg(long, value_name = "EXPORT")]
+        file: Option<PathBuf>,
+        /// The audit public key (base64url) to trust, e.g. recorded when
+        /// the server was installed; by default the server's published key.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+    },
+}
+
+/// Audit search filters.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// The acting user's id.
+    #[arg(long, value_name = "USER_ID")]
+    pub actor: Option<String>,
+    /// A resource's id (user, device, session or thread).
+    #[arg(long, value_name = "ID")]
+    pub resource: Option<String>,
+    /// An action, e.g. auth.login.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// allowed or denied.
+    #[arg(long, value_parser = parse_outcome)]
+    pub outcome: Option<Outcome>,
+    /// From this time (RFC 3339, e.g. 2026-11-22T09:00:00Z, or Unix ms).
+    #[arg(long, value_parser = audit::parse_time, value_name = "TIME")]
+    pub since: Option<i64>,
+    /// Before this time (RFC 3339 or Unix ms).
+    #[arg(long, value_parser = audit::parse_time, value_name = "TIME")]
+    pub until: Option<i64>,
+}
+
+impl FilterArgs {
+    fn filter(&self) -> AuditFilter {
+        AuditFilter {
+            actor: self.actor.clone(),
+            resource: self.resource.clone(),
+            action: self.action.clone(),
+            outcome: self.outcome,
+            since_ms: self.since,
+            until_ms: self.until,
+        }
+    }
+}
+
+fn parse_format(text: &str) -> Result<ExportFormat, String> {
+    match text {
+        "jsonl" => Ok(ExportFormat::Jsonl),
+        "csv" => Ok(ExportFormat::Csv),
+        _ => Err("expected jsonl or csv".to_owned()),
+    }
+}
+
+fn parse_outcome(text: &str) -> Result<Outcome, String> {
+    match text {
+        "allowed" => Ok(Outcome::Allowed),
+        "denied" => Ok(Outcome::Denied),
+        _ => Err("expected allowed or denied".to_owned()),
+    }
 }
 
 /// `curbside admin user ...`.
@@ -231,6 +330,14 @@ pub enum CliError {
     /// The request failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// An audit command failed, or the log does not verify.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// A public key given on the command line is not one.
+    #[error(
+        "--public-key must be the 32-byte Ed25519 key in base64url, as the server publishes it"
+    )]
+    BadPublicKey,
 }
 
 /// Runs a command and returns what it prints on success.
@@ -464,6 +571,83 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
                 .await?;
             Ok("Device removed; its sessions have ended.".to_owned())
         }
+        AdminCommand::Audit(command) => audit_command(&mut session, command).await,
+    }
+}
+
+async fn audit_command(
+    session: &mut Session,
+    command: &AdminAuditCommand,
+) -> Result<String, CliError> {
+    match command {
+        AdminAuditCommand::Search {
+            filter,
+            after,
+            limit,
+        } => {
+            let filter = filter.filter();
+            let query = SearchQuery {
+                actor: filter.actor,
+                resource: filter.resource,
+                action: filter.action,
+                outcome: filter.outcome,
+                since_ms: filter.since_ms,
+                until_ms: filter.until_ms,
+                after: *after,
+                limit: Some(*limit),
+            };
+            let page = session
+                .call(async |client| client.audit_search(&query).await)
+                .await?;
+            Ok(audit::table(&page))
+        }
+        AdminAuditCommand::Export {
+            format,
+            out,
+            filter,
+        } => {
+            let query = export_query(*format, &filter.filter());
+            let response = session
+                .call(async |client| client.audit_export(&query).await)
+                .await?;
+            let bytes = audit::save_export(&session.client, response, out).await?;
+            Ok(format!(
+                "Exported the audit log to {} ({bytes} bytes).",
+                out.display()
+            ))
+        }
+        AdminAuditCommand::Verify { file, public_key } => {
+            let key = match public_key {
+                Some(text) => curbside_proto::b64::decode(text.trim())
+                    .ok()
+                    .filter(|key| key.len() == 32)
+                    .ok_or(CliError::BadPublicKey)?,
+                None => session.client.audit_key().await?.public_key,
+            };
+            let verified = match file {
+                Some(path) => audit::verify_file(path, &key)?,
+                None => {
+                    let query = export_query(ExportFormat::Jsonl, &AuditFilter::default());
+                    let response = session
+                        .call(async |client| client.audit_export(&query).await)
+                        .await?;
+                    audit::verify_stream(&session.client, response, &key).await?
+                }
+            };
+            Ok(verified.report())
+        }
+    }
+}
+
+fn export_query(format: ExportFormat, filter: &AuditFilter) -> ExportQuery {
+    ExportQuery {
+        format,
+        actor: filter.actor.clone(),
+        resource: filter.resource.clone(),
+        action: filter.action.clone(),
+        outcome: filter.outcome,
+        since_ms: filter.since_ms,
+        until_ms: filter.until_ms,
     }
 }
 

@@ -2,6 +2,7 @@
 //! as a library (used by the `curbside` command and the end-to-end tests) and
 //! as the `curbside` command line.
 
+pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod store;

@@ -327,3 +327,78 @@ impl Drop for TestServer {
         self.signal_stop();
     }
 }
+
+/// A `curbside-server serve` process, killed when dropped.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: std::process::Child,
+    /// Its base URL, `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The fingerprint of its certificate.
+    pub fingerprint: CertificateFingerprint,
+    /// The first-administrator code it printed, if it did.
+    pub first_admin_code: Option<String>,
+}
+
+impl ServerProcess {
+    /// Starts `binary serve` (the real server: the package's
+    /// `curbside-server-under-test`, built from the server's own `main.rs`,
+    /// which integration tests find as `CARGO_BIN_EXE_...`) on this
+    /// environment's data directory and database, on a free port, with
+    /// `extra` arguments; waits for its start-up banner. `expect_code` says
+    /// whether this start prints a first-administrator code (the first start
+    /// on an empty database).
+    pub fn start(env: &TestEnv, binary: &str, extra: &[&str], expect_code: bool) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(binary)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(env.data_dir())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(extra)
+            .env("CURBSIDE_DATABASE_URL", env.database_url())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the server binary starts");
+        let stdout = child.stdout.take().expect("its standard output");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut next = || {
+            lines
+                .next()
+                .expect("the server prints its banner")
+                .expect("readable output")
+        };
+        let (mut url, mut fingerprint, mut code) = (None, None, None);
+        while fingerprint.is_none() || (expect_code && code.is_none()) {
+            let line = next();
+            if let Some(rest) = line.strip_prefix("Curbside is serving HTTPS on ") {
+                url = Some(rest.trim().to_owned());
+            } else if let Some(rest) = line.strip_prefix("TLS certificate SHA-256 fingerprint: ") {
+                fingerprint = Some(rest.trim().parse().expect("a fingerprint"));
+            } else if line.starts_with("No users yet") {
+                code = Some(next().trim().to_owned());
+            }
+        }
+        Self {
+            child,
+            url: url.expect("the address"),
+            fingerprint: fingerprint.expect("the fingerprint"),
+            first_admin_code: code,
+        }
+    }
+
+    /// The real client, pinned to this server's certificate.
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, &Trust::Pin(self.fingerprint)).expect("a client")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

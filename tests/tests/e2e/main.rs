@@ -9,6 +9,7 @@
 )]
 
 mod audit;
+mod audit_access;
 mod certificates;
 mod cli;
 mod http_api;

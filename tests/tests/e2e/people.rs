@@ -24,8 +24,12 @@ pub fn new_key() -> Ed25519KeyPair {
 
 /// Enrolls a new device with `code`.
 pub async fn enroll(server: &TestServer, code: &str, display_name: Option<&str>) -> Person {
+    enroll_with(server.client(), code, display_name).await
+}
+
+/// Enrolls a new device with `code` through `client`.
+pub async fn enroll_with(client: Client, code: &str, display_name: Option<&str>) -> Person {
     let key = new_key();
-    let client = server.client();
     let enrolled = client
         .enroll(&EnrollRequest {
             code: code.to_owned(),
