@@ -399,7 +399,7 @@ fn csv_record(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<String>>>
             return Err(std::io::Error::other("a record is too long"));
         }
         // An odd number of quotes so far: the line break is inside a field.
-        if read == 0 || text.matches('"').count() % 2 == 0 {
+        if read == 0 || text.matches('"').count().is_multiple_of(2) {
             break;
         }
     }
@@ -439,7 +439,7 @@ fn csv_record(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<String>>>
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

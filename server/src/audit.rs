@@ -318,7 +318,7 @@ pub async fn append_in(
             sql.push_str(&placeholders.join(", "));
             sql.push(')');
         }
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut insert = sqlx::query(&sql);
         for (entry, hash) in chunk {
             insert = insert
                 .bind(i64::try_from(entry.seq).map_err(|_| AuditError::Damaged)?)
@@ -520,18 +520,18 @@ pub fn checkpoint_from_row(row: CheckpointRow) -> Checkpoint {
 pub async fn read_all(
     database: &Database,
 ) -> Result<(Vec<(AuditEntry, Vec<u8>)>, Vec<Checkpoint>), AuditError> {
-    let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<EntryRow> = sqlx::query_as(&format!(
         "SELECT {ENTRY_COLUMNS} FROM audit_entry ORDER BY seq"
-    )))
+    ))
     .fetch_all(database.pool())
     .await?;
     let entries = rows
         .into_iter()
         .map(entry_from_row)
         .collect::<Result<_, _>>()?;
-    let checkpoints: Vec<CheckpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let checkpoints: Vec<CheckpointRow> = sqlx::query_as(&format!(
         "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoint ORDER BY seq"
-    )))
+    ))
     .fetch_all(database.pool())
     .await?;
     Ok((

@@ -122,7 +122,7 @@ impl TestDatabase {
                 let mut admin = sqlx::PgConnection::connect(&admin_url)
                     .await
                     .expect("connect to CURBSIDE_TEST_POSTGRES_URL");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                sqlx::query(&format!("CREATE DATABASE \"{name}\""))
                     .execute(&mut admin)
                     .await
                     .expect("create the test database");
@@ -157,11 +157,9 @@ impl Drop for TestDatabase {
                 .expect("a runtime");
             runtime.block_on(async move {
                 let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                )))
-                .execute(&mut admin)
-                .await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await?;
                 admin.close().await
             })
         })

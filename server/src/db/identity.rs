@@ -64,7 +64,7 @@ where
     E: sqlx::Executor<'c, Database = Any>,
 {
     let sql = format!("SELECT {USER_COLUMNS} FROM app_user WHERE user_id = $1");
-    sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as::<_, UserRow>(&sql)
         .bind(user_id)
         .fetch_optional(executor)
         .await?
@@ -80,7 +80,7 @@ where
     let sql = format!(
         "SELECT {DEVICE_COLUMNS} FROM device WHERE device_id = $1 AND removed_at_ms IS NULL"
     );
-    Ok(sqlx::query_as::<_, DeviceRow>(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as::<_, DeviceRow>(&sql)
         .bind(device_id)
         .fetch_optional(executor)
         .await?
@@ -96,7 +96,7 @@ where
         "SELECT {DEVICE_COLUMNS} FROM device WHERE user_id = $1 AND removed_at_ms IS NULL \
          ORDER BY created_at_ms, device_id"
     );
-    Ok(sqlx::query_as::<_, DeviceRow>(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as::<_, DeviceRow>(&sql)
         .bind(user_id)
         .fetch_all(executor)
         .await?

@@ -112,7 +112,7 @@ async fn list_users(
            AND ($2 = '' OR role = $2) AND ($3 = '' OR status = $3) \
          ORDER BY display_name, user_id LIMIT $4"
     );
-    let rows: Vec<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<UserRow> = sqlx::query_as(&sql)
         .bind(contains_pattern(&query.q))
         .bind(query.role.map_or("", Role::as_str))
         .bind(query.status.map_or("", UserStatus::as_str))

@@ -116,7 +116,7 @@ async fn entries(
         conditions.join(" AND "),
         params.len()
     );
-    let mut query = sqlx::query_as::<_, EntryRow>(sqlx::AssertSqlSafe(sql));
+    let mut query = sqlx::query_as::<_, EntryRow>(&sql);
     for param in params {
         query = match param {
             Param::Text(text) => query.bind(text),
@@ -134,10 +134,10 @@ fn recorded(row: EntryRow) -> Result<RecordedEntry> {
 }
 
 async fn checkpoints(state: &AppState, after: i64, through: i64) -> Result<Vec<Checkpoint>> {
-    let rows: Vec<CheckpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<CheckpointRow> = sqlx::query_as(&format!(
         "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoint WHERE seq > $1 AND seq <= $2 \
          ORDER BY seq"
-    )))
+    ))
     .bind(after)
     .bind(through)
     .fetch_all(state.database.pool())

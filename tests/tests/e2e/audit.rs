@@ -131,7 +131,7 @@ pub async fn disable_audit_inserts(env: &TestEnv, backend: Backend) {
     match backend {
         Backend::Sqlite => {
             crate::storage::execute(
-                &env,
+                env,
                 "CREATE TRIGGER audit_disabled BEFORE INSERT ON audit_entry \
                  BEGIN SELECT RAISE(ABORT, 'audit disabled'); END",
             )
@@ -139,13 +139,13 @@ pub async fn disable_audit_inserts(env: &TestEnv, backend: Backend) {
         }
         Backend::Postgres => {
             crate::storage::execute(
-                &env,
+                env,
                 "CREATE FUNCTION audit_disabled() RETURNS trigger LANGUAGE plpgsql AS \
                  $$ BEGIN RAISE EXCEPTION 'audit disabled'; END $$",
             )
             .await;
             crate::storage::execute(
-                &env,
+                env,
                 "CREATE TRIGGER audit_disabled BEFORE INSERT ON audit_entry \
                  FOR EACH ROW EXECUTE FUNCTION audit_disabled()",
             )
