@@ -5,7 +5,7 @@
 //! checked in constant memory, whether it streams from the server or comes
 //! from an export file (JSON Lines or CSV).
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
 use curbside_proto::audit::{AuditEntry, Broken, Checkpoint, Outcome, Verifier};
@@ -161,17 +161,38 @@ pub struct Verified {
     pub last: u64,
     /// How many checkpoints verified.
     pub checkpoints: u64,
+    /// The last entry a verified checkpoint covers.
+    pub signed_through: u64,
 }
 
 impl Verified {
+    fn of(verifier: Verifier) -> Result<Self, AuditError> {
+        let (checkpoints, signed_through) = (verifier.checkpoints(), verifier.signed_through());
+        let last = verifier.finish().map_err(AuditError::Broken)?;
+        Ok(Self {
+            last,
+            checkpoints,
+            signed_through,
+        })
+    }
+
     /// The report printed on success.
     pub fn report(&self) -> String {
-        format!(
+        let mut report = format!(
             "The audit log is valid up to sequence {} ({} signed checkpoint{} verified).",
             self.last,
             self.checkpoints,
             if self.checkpoints == 1 { "" } else { "s" }
-        )
+        );
+        if self.signed_through < self.last {
+            report.push_str(&format!(
+                "\nEntries {} to {} are chained but not yet covered by a signed checkpoint; the \
+                 server signs one within its checkpoint interval.",
+                self.signed_through + 1,
+                self.last
+            ));
+        }
+        report
     }
 }
 
@@ -220,6 +241,8 @@ struct JsonLines {
     verifier: Verifier,
     pending: Vec<u8>,
     line: u64,
+    /// The log's last entry when the export began, from its header.
+    head_seq: u64,
 }
 
 impl JsonLines {
@@ -229,6 +252,7 @@ impl JsonLines {
             verifier: Verifier::new(public_key),
             pending: Vec::new(),
             line: 0,
+            head_seq: 0,
         }
     }
 
@@ -266,6 +290,7 @@ impl JsonLines {
                 if !header.filter.is_empty() {
                     return Err(AuditError::Filtered);
                 }
+                self.head_seq = header.head_seq;
                 Ok(())
             }
             _ if self.line == 1 => Err(self.unreadable(
@@ -291,9 +316,18 @@ impl JsonLines {
         if self.line == 0 {
             return Err(self.unreadable("the export is empty".to_owned()));
         }
-        let checkpoints = self.verifier.checkpoints();
-        let last = self.verifier.finish().map_err(AuditError::Broken)?;
-        Ok(Verified { last, checkpoints })
+        let last = self.verifier.last();
+        if last < self.head_seq {
+            return Err(AuditError::Broken(Broken {
+                seq: last + 1,
+                reason: format!(
+                    "the log's head records entries up to {}, but the log ends at {last}: \
+                     entries were removed from its end",
+                    self.head_seq
+                ),
+            }));
+        }
+        Verified::of(self.verifier)
     }
 }
 
@@ -384,9 +418,7 @@ fn verify_csv(
     if row == 0 {
         return Err(unreadable(0, "the export is empty"));
     }
-    let checkpoints = verifier.checkpoints();
-    let last = verifier.finish().map_err(AuditError::Broken)?;
-    Ok(Verified { last, checkpoints })
+    Verified::of(verifier)
 }
 
 /// Reads one RFC 4180 record, undoing the export's formula guard (a
@@ -394,7 +426,11 @@ fn verify_csv(
 fn csv_record(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<String>>> {
     let mut text = String::new();
     loop {
-        let read = reader.read_line(&mut text)?;
+        // Bounded, so a file without line breaks cannot fill memory.
+        let room = MAX_LINE.saturating_sub(text.len()) + 1;
+        let read = (&mut *reader)
+            .take(u64::try_from(room).unwrap_or(u64::MAX))
+            .read_line(&mut text)?;
         if text.len() > MAX_LINE {
             return Err(std::io::Error::other("a record is too long"));
         }

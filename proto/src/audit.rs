@@ -339,10 +339,14 @@ pub struct Verifier {
     prev_hash: [u8; 32],
     prev_checkpoint: [u8; 32],
     last: u64,
-    /// Checkpoints that name entries not yet seen.
-    ahead: Vec<Checkpoint>,
+    /// Checkpoints that name entries not yet seen, by sequence.
+    ahead: std::collections::BTreeMap<u64, Checkpoint>,
     checkpoints: u64,
+    signed_through: u64,
 }
+
+/// The most checkpoints a verifier holds while waiting for their entries.
+const MAX_AHEAD: usize = 10_000;
 
 impl Verifier {
     /// A verifier trusting checkpoints signed by this Ed25519 public key.
@@ -352,8 +356,9 @@ impl Verifier {
             prev_hash: GENESIS_HASH,
             prev_checkpoint: GENESIS_HASH,
             last: 0,
-            ahead: Vec::new(),
+            ahead: std::collections::BTreeMap::new(),
             checkpoints: 0,
+            signed_through: 0,
         }
     }
 
@@ -380,16 +385,9 @@ impl Verifier {
         }
         self.prev_hash = hash;
         self.last = entry.seq;
-        let ahead = std::mem::take(&mut self.ahead);
-        let mut rest = Vec::new();
-        for checkpoint in ahead {
-            if checkpoint.seq == entry.seq {
-                self.check(&checkpoint)?;
-            } else {
-                rest.push(checkpoint);
-            }
+        if let Some(checkpoint) = self.ahead.remove(&entry.seq) {
+            self.check(&checkpoint)?;
         }
-        self.ahead = rest;
         Ok(())
     }
 
@@ -397,7 +395,16 @@ impl Verifier {
     /// lists it early).
     pub fn checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), Broken> {
         if checkpoint.seq > self.last {
-            self.ahead.push(checkpoint.clone());
+            if self.ahead.len() >= MAX_AHEAD || self.ahead.contains_key(&checkpoint.seq) {
+                return Err(Broken {
+                    seq: self.last + 1,
+                    reason: format!(
+                        "checkpoint {} is out of place: repeated, or far ahead of its entries",
+                        checkpoint.seq
+                    ),
+                });
+            }
+            self.ahead.insert(checkpoint.seq, checkpoint.clone());
             return Ok(());
         }
         if checkpoint.seq < self.last {
@@ -429,6 +436,7 @@ impl Verifier {
             .hash()
             .ok_or_else(|| broken("malformed checkpoint".to_owned()))?;
         self.checkpoints += 1;
+        self.signed_through = checkpoint.seq;
         Ok(())
     }
 
@@ -442,10 +450,26 @@ impl Verifier {
         self.checkpoints
     }
 
+    /// The last entry a verified checkpoint covers (0 if none): entries
+    /// after it are chained but not yet signed.
+    pub fn signed_through(&self) -> u64 {
+        self.signed_through
+    }
+
     /// Ends the log: fails if a checkpoint covers entries that never came
-    /// (entries removed from the end). Returns the last sequence verified.
+    /// (entries removed from the end), or if no checkpoint covers any entry
+    /// (the server seals the first entry at once, so a log without one has
+    /// had its checkpoints removed). Returns the last sequence verified.
     pub fn finish(self) -> Result<u64, Broken> {
-        if let Some(checkpoint) = self.ahead.iter().min_by_key(|c| c.seq) {
+        if self.last > 0 && self.checkpoints == 0 {
+            return Err(Broken {
+                seq: 1,
+                reason: "no signed checkpoint covers the log (the server signs one for its \
+                         first entry at once): its checkpoints were removed"
+                    .to_owned(),
+            });
+        }
+        if let Some(checkpoint) = self.ahead.values().next() {
             return Err(Broken {
                 seq: self.last + 1,
                 reason: format!(
@@ -728,6 +752,12 @@ mod tests {
         let mut forged = checkpoints.clone();
         forged[1].signature[0] ^= 1;
         assert_eq!(seq_of(entries.clone(), &forged), 6);
+        // Every checkpoint removed: nothing vouches for the chain.
+        assert_eq!(seq_of(entries.clone(), &[]), 1);
+        // A checkpoint repeated.
+        let mut repeated = checkpoints.clone();
+        repeated.insert(2, checkpoints[2].clone());
+        assert!(verify(entries.clone(), &repeated, &key).is_err());
         // A whole entry rewritten with a consistent hash is caught by the
         // next checkpoint.
         let mut rewritten = entries.clone();

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
+use crate::audit::AuditSigner;
 use crate::auth;
 use crate::config::{LogFormat, Overrides};
 use crate::db::Database;
@@ -59,7 +60,23 @@ async fn admin_code(overrides: Overrides) -> ExitCode {
     let now = now_ms();
     let lifetime =
         i64::try_from(config.enrollment_code_lifetime.as_millis()).unwrap_or(i64::MAX / 2);
-    let issued = auth::issue_enrollment_code(database.pool(), None, now, now + lifetime).await;
+    let issued = match AuditSigner::load_or_generate(&config.data_dir) {
+        Ok(signer) => {
+            auth::issue_admin_code(
+                &database,
+                &signer,
+                config.audit_checkpoints,
+                now,
+                now + lifetime,
+            )
+            .await
+        }
+        Err(error) => {
+            database.close().await;
+            eprintln!("curbside-server: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     database.close().await;
     match issued {
         Ok(code) => {

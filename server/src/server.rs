@@ -67,6 +67,9 @@ pub enum RunError {
     /// The operating system could not supply random bytes.
     #[error("the operating system's random number generator failed")]
     Random,
+    /// The audit log could not be written.
+    #[error("{0}; check the database and the server's log")]
+    Audit(crate::audit::AuditError),
 }
 
 /// A server that has opened its database and loaded its certificate, ready
@@ -104,15 +107,21 @@ impl Server {
             .await?;
         let tokens = TokenIssuer::load_or_generate(&config.data_dir, &installation_id)?;
         let signer = Arc::new(AuditSigner::load_or_generate(&config.data_dir)?);
+        let first_admin_code = auth::first_admin_code(
+            &database,
+            &signer,
+            config.audit_checkpoints,
+            now_ms(),
+            config.enrollment_code_lifetime,
+        )
+        .await
+        .map_err(|error| match error {
+            IssueError::Database(error) => RunError::Database(DbError::Query(error)),
+            IssueError::Audit(error) => RunError::Audit(error),
+            _ => RunError::Random,
+        })?;
         let (audit, audit_writer) =
             AuditLog::start(database.clone(), signer, config.audit_checkpoints);
-        let first_admin_code =
-            auth::first_admin_code(&database, now_ms(), config.enrollment_code_lifetime)
-                .await
-                .map_err(|error| match error {
-                    IssueError::Database(error) => RunError::Database(DbError::Query(error)),
-                    _ => RunError::Random,
-                })?;
         let auth = Arc::new(Auth {
             tokens,
             sessions: SessionCache::new(config.session_idle),

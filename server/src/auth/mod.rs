@@ -116,12 +116,47 @@ pub enum IssueError {
     /// The database refused.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The issue could not be recorded in the audit log.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+}
+
+/// Issues an administrator's enrollment code from the server's console
+/// (at first start, or `curbside-server admin-code`), recording it in the
+/// audit log in the same transaction: a privileged act with no session
+/// behind it is still on the record.
+pub async fn issue_admin_code(
+    database: &crate::db::Database,
+    signer: &crate::audit::AuditSigner,
+    policy: crate::audit::CheckpointPolicy,
+    now_ms: i64,
+    expires_at_ms: i64,
+) -> Result<String, IssueError> {
+    let mut tx = database.pool().begin().await?;
+    let code = issue_enrollment_code(&mut *tx, None, now_ms, expires_at_ms).await?;
+    let entry = crate::audit::NewEntry {
+        time_ms: now_ms,
+        actor_user: None,
+        actor_device: None,
+        client_addr: None,
+        request_id: "console".to_owned(),
+        action: "admin.enrollment_code.issue".to_owned(),
+        resource_type: "user".to_owned(),
+        resource_id: None,
+        outcome: curbside_proto::audit::Outcome::Allowed,
+        reason: "server_console".to_owned(),
+    };
+    crate::audit::append_in(&mut tx, &[entry], signer, policy).await?;
+    tx.commit().await?;
+    Ok(code)
 }
 
 /// On a database without users, issues a first-administrator code unless an
 /// unused, unexpired one exists; returns it to be shown once.
 pub async fn first_admin_code(
     database: &crate::db::Database,
+    signer: &crate::audit::AuditSigner,
+    policy: crate::audit::CheckpointPolicy,
     now_ms: i64,
     lifetime: Duration,
 ) -> Result<Option<String>, IssueError> {
@@ -140,6 +175,6 @@ pub async fn first_admin_code(
     }
     let expires = now_ms + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2);
     Ok(Some(
-        issue_enrollment_code(database.pool(), None, now_ms, expires).await?,
+        issue_admin_code(database, signer, policy, now_ms, expires).await?,
     ))
 }

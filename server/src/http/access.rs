@@ -31,7 +31,7 @@ use sqlx::{Any, Transaction};
 
 use super::AppState;
 use super::error::{Error, Result};
-use crate::audit::NewEntry;
+use crate::audit::{AuditError, NewEntry};
 
 /// Routes anyone may call without an entry: they reveal nothing protected.
 pub const PUBLIC_ROUTES: [&str; 3] = [
@@ -72,7 +72,13 @@ const fn kind(
 /// `http.request` on resource type `route`.
 pub fn classify(method: &Method, route: &str) -> Kind {
     const USER: Option<&str> = Some("user_id");
-    match (method.as_str(), route) {
+    // axum answers HEAD with the GET handler: it is the same read.
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    match (method, route) {
         ("POST", "/v1/enroll") => kind("auth.enroll", "device", None),
         ("POST", "/v1/auth/challenge") => kind("auth.challenge", "device", None),
         ("POST", "/v1/auth/login") => kind("auth.login", "device", None),
@@ -139,9 +145,9 @@ impl Access {
     }
 
     /// Names the resource (when the route's path does not, or the request
-    /// made it).
+    /// made it). Empty text names none.
     pub fn resource(&self, id: &str) {
-        self.lock().resource_id = Some(bounded_id(id));
+        self.lock().resource_id = bounded_id(id);
     }
 
     /// A finer reason than the error code, should the request be refused.
@@ -174,7 +180,7 @@ impl Access {
             .audit
             .append_in(&mut tx, &[entry])
             .await
-            .map_err(|error| Error::AuditUnavailable(error.to_string()))?;
+            .map_err(|error| audit_unavailable(&error))?;
         tx.commit().await?;
         self.lock().written = true;
         Ok(())
@@ -222,7 +228,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
                 params
                     .iter()
                     .find(|(key, _)| *key == name)
-                    .map(|(_, value)| bounded_id(value))
+                    .and_then(|(_, value)| bounded_id(value))
             }),
         None if kind.resource_type == "route" => Some(route.clone()),
         None => None,
@@ -279,8 +285,21 @@ async fn finish(state: &AppState, access: &Access, response: Response) -> Respon
     };
     match state.audit.append(entry).await {
         Ok(_) => response,
-        Err(error) => Error::AuditUnavailable(error.to_string()).into_response(),
+        Err(error) => audit_unavailable(&error).into_response(),
     }
+}
+
+/// The refusal of an access whose entry could not be written. A
+/// database's own message can quote the values involved, so only its
+/// SQLSTATE reaches the server's log.
+fn audit_unavailable(error: &AuditError) -> Error {
+    Error::AuditUnavailable(match error {
+        AuditError::Database(sqlx::Error::Database(database)) => format!(
+            "the audit log cannot be written: SQLSTATE {}",
+            database.code().as_deref().unwrap_or("unknown")
+        ),
+        other => other.to_string(),
+    })
 }
 
 /// The reason code of an error response that did not come from [`Error`]
@@ -300,8 +319,12 @@ fn status_reason(status: axum::http::StatusCode) -> &'static str {
 /// A client-chosen id, made safe for every export format: anything but
 /// ASCII letters, digits, `_` and `.` is percent-encoded (so no text can
 /// start a spreadsheet formula or break a line), and the result is cut to
-/// [`MAX_RESOURCE_ID`] bytes.
-fn bounded_id(text: &str) -> String {
+/// [`MAX_RESOURCE_ID`] bytes. Empty text is no id: an entry never holds an
+/// empty optional field, so CSV's empty cell means absent.
+fn bounded_id(text: &str) -> Option<String> {
+    if text.is_empty() {
+        return None;
+    }
     let mut out = String::with_capacity(text.len().min(MAX_RESOURCE_ID));
     for byte in text.bytes() {
         let piece = if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.') {
@@ -314,7 +337,7 @@ fn bounded_id(text: &str) -> String {
         }
         out.push_str(&piece);
     }
-    out
+    Some(out)
 }
 
 #[cfg(test)]
@@ -323,14 +346,13 @@ mod tests {
 
     #[test]
     fn client_chosen_ids_cannot_inject() {
-        assert_eq!(bounded_id("0123abcd"), "0123abcd");
-        assert_eq!(
-            bounded_id("=cmd|'/c calc'!A1"),
-            "%3Dcmd%7C%27%2Fc%20calc%27%21A1"
-        );
-        assert_eq!(bounded_id("a\nb,c\"d"), "a%0Ab%2Cc%22d");
-        assert_eq!(bounded_id("-1"), "%2D1");
-        assert!(bounded_id(&"é".repeat(200)).len() <= MAX_RESOURCE_ID);
+        let id = |text: &str| bounded_id(text).unwrap();
+        assert_eq!(id("0123abcd"), "0123abcd");
+        assert_eq!(id("=cmd|'/c calc'!A1"), "%3Dcmd%7C%27%2Fc%20calc%27%21A1");
+        assert_eq!(id("a\nb,c\"d"), "a%0Ab%2Cc%22d");
+        assert_eq!(id("-1"), "%2D1");
+        assert!(id(&"é".repeat(200)).len() <= MAX_RESOURCE_ID);
+        assert_eq!(bounded_id(""), None);
     }
 
     #[test]
@@ -341,5 +363,6 @@ mod tests {
         let update = classify(&Method::PATCH, "/v1/admin/users/{user_id}");
         assert_eq!(update.action, "admin.user.update");
         assert_eq!(classify(&Method::PUT, "/v1/me").action, "http.request");
+        assert_eq!(classify(&Method::HEAD, "/v1/me").action, "identity.whoami");
     }
 }

@@ -212,15 +212,18 @@ async fn export(
     let filter = query.filter();
     check_filter(&filter)?;
     // The end is fixed now, so the export is one consistent prefix of the
-    // log. Checkpoints past the head still count: one naming entries that
-    // are gone shows that the log was cut short.
-    let (head, last_checkpoint): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT h.seq, (SELECT MAX(seq) FROM audit_checkpoint) FROM audit_head h \
-         WHERE h.head_row = 1",
+    // log. Rows past the head still count: a checkpoint naming entries that
+    // are gone shows the log was cut short, and entries hidden by lowering
+    // the head show as a break in the chain.
+    let (head, last_checkpoint, last_entry): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT h.seq, (SELECT MAX(seq) FROM audit_checkpoint), (SELECT MAX(seq) FROM audit_entry) \
+         FROM audit_head h WHERE h.head_row = 1",
     )
     .fetch_one(state.database.pool())
     .await?;
-    let through = head.max(last_checkpoint.unwrap_or(0));
+    let through = head
+        .max(last_checkpoint.unwrap_or(0))
+        .max(last_entry.unwrap_or(0));
     let header = match query.format {
         ExportFormat::Jsonl => json_line(&ExportLine::Header(ExportHeader {
             format: EXPORT_FORMAT.to_owned(),

@@ -89,13 +89,15 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(Extension(BodyLimit(max_body_bytes)))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        // Inside the timeout: a request that times out keeps running in the
+        // task `access::record` gave it, and writes its one entry there.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             access::record,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
         ))
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn(json_errors))

@@ -94,6 +94,14 @@ async fn each_access_writes_one_entry(backend: Backend) {
     let server = env.start().await;
     let mut log = Log::new(&env).await;
 
+    // The first start issued the first administrator's code from the
+    // console: on the record, with no one signed in.
+    let console = log.one().await;
+    assert_eq!(console.action, "admin.enrollment_code.issue");
+    assert_eq!(console.reason, "server_console");
+    assert_eq!(console.request_id, "console");
+    assert_eq!((console.actor_user, console.client_addr), (None, None));
+
     // Health and readiness are public: no entry.
     server.client().health().await.unwrap();
     server.client().ready().await.unwrap();
@@ -612,6 +620,9 @@ async fn the_cli_verifies_a_workload_and_names_tampered_entries(backend: Backend
         }
         admin.client.set_token(None);
         assert!(admin.client.whoami().await.is_err());
+        // Client-chosen text that must survive every export format.
+        assert!(admin.client.challenge("").await.is_err());
+        assert!(admin.client.get_user("-1,\"=x\n").await.is_err());
         let verified = cli.verify(&[]).await.expect("an untouched log verifies");
         assert!(verified >= 30, "{verified}");
 
