@@ -87,15 +87,22 @@ pub fn table(page: &AuditPage) -> String {
     lines.join("\n")
 }
 
-/// Unix milliseconds as RFC 3339 UTC.
+/// Unix milliseconds as RFC 3339 UTC, always with milliseconds (so table
+/// columns line up), e.g. `2026-11-22T21:54:58.120Z`.
 pub fn utc(time_ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000)
-        .ok()
-        .and_then(|at| {
-            at.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| time_ms.to_string())
+    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000) {
+        Ok(at) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        ),
+        Err(_) => time_ms.to_string(),
+    }
 }
 
 /// Parses a time given as RFC 3339 (`2026-11-22T09:00:00Z`) or Unix ms.
@@ -498,6 +505,11 @@ mod tests {
         );
         assert_eq!(csv_record(&mut reader).unwrap().unwrap(), vec!["next"]);
         assert_eq!(csv_record(&mut reader).unwrap(), None);
+    }
+
+    #[test]
+    fn times_print_with_milliseconds() {
+        assert_eq!(utc(1_795_392_000_120), "2026-11-23T00:00:00.120Z");
     }
 
     #[test]
