@@ -12,6 +12,10 @@ use curbside_proto::identity::{
     EnrollmentCodeIssued, LoggedIn, LoginRequest, NewUser, Role, User, UserList, UserStatus,
     UserUpdate, Whoami, login_message,
 };
+use curbside_proto::threads::{
+    CLAIM_PATH, ClaimedKeyPackages, KEY_PACKAGES_PATH, KeyPackageClaim, KeyPackageCount,
+    KeyPackageUpload,
+};
 use curbside_proto::{ErrorBody, ErrorCode};
 use reqwest::{StatusCode, Url};
 use serde::Serialize;
@@ -234,6 +238,33 @@ impl Client {
             .send()
             .await
             .map_err(|error| self.transport_error(&error))
+    }
+
+    /// `POST /v1/key-packages`: publishes this device's key packages.
+    pub async fn upload_key_packages(
+        &self,
+        upload: &KeyPackageUpload,
+    ) -> Result<KeyPackageCount, ClientError> {
+        self.post(KEY_PACKAGES_PATH, upload).await
+    }
+
+    /// `GET /v1/key-packages`: how many this device has left.
+    pub async fn key_package_count(&self) -> Result<KeyPackageCount, ClientError> {
+        self.get(KEY_PACKAGES_PATH).await
+    }
+
+    /// `POST /v1/key-packages/claim`: one package per device of `user_id`.
+    pub async fn claim_key_packages(
+        &self,
+        user_id: &str,
+    ) -> Result<ClaimedKeyPackages, ClientError> {
+        self.post(
+            CLAIM_PATH,
+            &KeyPackageClaim {
+                user_id: user_id.to_owned(),
+            },
+        )
+        .await
     }
 
     /// The audit log's published checkpoint key (no session needed).

@@ -14,6 +14,7 @@ pub mod health;
 pub mod identity;
 pub mod json;
 pub mod request_id;
+pub mod threads;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use fingerprint::CertificateFingerprint;

@@ -1,6 +1,7 @@
 //! Token-bucket rate limits on the unauthenticated routes (enrollment,
-//! challenge, login), per client address and per device. Refused requests
-//! get 429 with `Retry-After`.
+//! challenge, login), per client address and per device, and on claims of
+//! others' key packages, per user. Refused requests get 429 with
+//! `Retry-After`.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -16,6 +17,9 @@ pub enum Limit {
     /// Failed logins for one device: 20, then 1 per 3 s. Only failures
     /// count, so nobody can lock a device out by asking for challenges.
     AuthPerDevice,
+    /// Key-package claims by one user: 100 at once, then 1 per s, so no
+    /// one can drain a colleague's packages.
+    ClaimPerUser,
 }
 
 impl Limit {
@@ -24,6 +28,7 @@ impl Limit {
             Self::EnrollPerAddress => 10.0,
             Self::AuthPerAddress => 60.0,
             Self::AuthPerDevice => 20.0,
+            Self::ClaimPerUser => 100.0,
         }
     }
 
@@ -32,6 +37,7 @@ impl Limit {
             Self::EnrollPerAddress => 1.0 / 6.0,
             Self::AuthPerAddress => 1.0,
             Self::AuthPerDevice => 1.0 / 3.0,
+            Self::ClaimPerUser => 1.0,
         }
     }
 }

@@ -102,6 +102,13 @@ pub fn classify(method: &Method, route: &str) -> Kind {
         ("DELETE", "/v1/admin/users/{user_id}/devices/{device_id}") => {
             kind("admin.device.remove", "device", Some("device_id"))
         }
+        ("POST", curbside_proto::threads::KEY_PACKAGES_PATH) => {
+            kind("key_package.upload", "device", None)
+        }
+        ("GET", curbside_proto::threads::KEY_PACKAGES_PATH) => {
+            kind("key_package.count", "device", None)
+        }
+        ("POST", curbside_proto::threads::CLAIM_PATH) => kind("key_package.claim", "user", None),
         ("GET", curbside_proto::audit_review::ENTRIES_PATH) => {
             kind("audit.search", "audit_log", None)
         }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 mod fields;
 mod health;
+mod key_packages;
 
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,7 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
         .merge(directory::router())
         .merge(admin::router())
         .merge(audit::router())
+        .merge(key_packages::router())
         .merge(extra)
         .fallback(not_found)
         // Innermost first: each `layer` wraps everything above it.

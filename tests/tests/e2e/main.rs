@@ -14,6 +14,7 @@ mod certificates;
 mod cli;
 mod http_api;
 mod identity;
+mod key_packages;
 mod people;
 mod probe;
 mod shutdown;
