@@ -13,8 +13,9 @@ use curbside_proto::identity::{
     UserUpdate, Whoami, login_message,
 };
 use curbside_proto::threads::{
-    CLAIM_PATH, ClaimedKeyPackages, KEY_PACKAGES_PATH, KeyPackageClaim, KeyPackageCount,
-    KeyPackageUpload,
+    Appended, CLAIM_PATH, ClaimedKeyPackages, CommitRequest, EntryPage, KEY_PACKAGES_PATH,
+    KeyPackageClaim, KeyPackageCount, KeyPackageUpload, MessageRequest, NewThread, Receipt,
+    THREADS_PATH, ThreadDetail, ThreadList, ThreadSummary, WELCOMES_PATH, WelcomeList,
 };
 use curbside_proto::{ErrorBody, ErrorCode};
 use reqwest::{StatusCode, Url};
@@ -263,6 +264,88 @@ impl Client {
             &KeyPackageClaim {
                 user_id: user_id.to_owned(),
             },
+        )
+        .await
+    }
+
+    /// `POST /v1/threads`.
+    pub async fn create_thread(&self, new: &NewThread) -> Result<ThreadSummary, ClientError> {
+        self.post(THREADS_PATH, new).await
+    }
+
+    /// `GET /v1/threads`.
+    pub async fn threads(&self) -> Result<ThreadList, ClientError> {
+        self.get(THREADS_PATH).await
+    }
+
+    /// `GET /v1/threads/{id}`.
+    pub async fn thread(&self, thread_id: &str) -> Result<ThreadDetail, ClientError> {
+        self.get(&format!("/v1/threads/{}", encode_path(thread_id)))
+            .await
+    }
+
+    /// `POST /v1/threads/{id}/commits`.
+    pub async fn commit(
+        &self,
+        thread_id: &str,
+        request: &CommitRequest,
+    ) -> Result<Appended, ClientError> {
+        self.post(
+            &format!("/v1/threads/{}/commits", encode_path(thread_id)),
+            request,
+        )
+        .await
+    }
+
+    /// `POST /v1/threads/{id}/messages`.
+    pub async fn send_message(
+        &self,
+        thread_id: &str,
+        request: &MessageRequest,
+    ) -> Result<Appended, ClientError> {
+        self.post(
+            &format!("/v1/threads/{}/messages", encode_path(thread_id)),
+            request,
+        )
+        .await
+    }
+
+    /// `GET /v1/threads/{id}/entries?after=SEQ&limit=N`.
+    pub async fn entries(
+        &self,
+        thread_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<EntryPage, ClientError> {
+        self.get(&format!(
+            "/v1/threads/{}/entries?after={after}&limit={limit}",
+            encode_path(thread_id)
+        ))
+        .await
+    }
+
+    /// `POST /v1/threads/{id}/delivered` (`read` false) or `.../read`.
+    pub async fn receipt(&self, thread_id: &str, seq: u64, read: bool) -> Result<(), ClientError> {
+        let kind = if read { "read" } else { "delivered" };
+        self.send_empty(
+            reqwest::Method::POST,
+            &format!("/v1/threads/{}/{kind}", encode_path(thread_id)),
+            Some(&Receipt { seq }),
+        )
+        .await
+    }
+
+    /// `GET /v1/welcomes`.
+    pub async fn welcomes(&self) -> Result<WelcomeList, ClientError> {
+        self.get(WELCOMES_PATH).await
+    }
+
+    /// `POST /v1/welcomes/{id}/ack`: the welcome was processed.
+    pub async fn ack_welcome(&self, welcome_id: &str) -> Result<(), ClientError> {
+        self.send_empty(
+            reqwest::Method::POST,
+            &format!("/v1/welcomes/{}/ack", encode_path(welcome_id)),
+            None::<&()>,
         )
         .await
     }

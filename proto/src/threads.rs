@@ -77,6 +77,218 @@ pub struct ClaimedKeyPackages {
     pub without_packages: Vec<String>,
 }
 
+/// `POST` creates a thread; `GET` lists the caller's device's threads.
+pub const THREADS_PATH: &str = "/v1/threads";
+/// `GET`: the caller's device's pending welcomes.
+pub const WELCOMES_PATH: &str = "/v1/welcomes";
+/// The largest MLS message (commit, application message or welcome)
+/// accepted, in bytes, unless the server is configured otherwise.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The most members a thread may have, in devices.
+pub const MAX_THREAD_DEVICES: usize = 200;
+/// The most entries one page of a thread's log holds.
+pub const MAX_ENTRIES_PAGE: u32 = 500;
+
+/// `POST /v1/threads`: the creator made the MLS group (its id is the
+/// thread id) and added the first members in a commit; the server records
+/// the thread at the epoch that commit reached and queues the welcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewThread {
+    /// The MLS group id, as 32 lower-case hex digits.
+    pub thread_id: String,
+    /// The group's epoch after the creator's commit.
+    pub epoch: u64,
+    /// The devices the commit added (not the creator's own device).
+    pub devices: Vec<String>,
+    /// The MLS Welcome for those devices.
+    pub welcome: Blob,
+}
+
+/// A thread as its member sees it in a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadSummary {
+    /// The thread (MLS group) id.
+    pub thread_id: String,
+    /// The epoch the server accepts commits and messages for.
+    pub epoch: u64,
+    /// The last entry's sequence number (0 if none).
+    pub last_seq: u64,
+    /// Messages from others after what the caller's user has read.
+    pub unread: u64,
+}
+
+/// `GET /v1/threads`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadList {
+    /// The caller's device's threads, most recently active first.
+    pub threads: Vec<ThreadSummary>,
+}
+
+/// A member device of a thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// The user.
+    pub user_id: String,
+    /// The device.
+    pub device_id: String,
+    /// The highest sequence the device has processed (delivery receipt).
+    pub delivered_seq: u64,
+}
+
+/// What a user has read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadReceipt {
+    /// The user.
+    pub user_id: String,
+    /// The highest sequence they have read.
+    pub read_seq: u64,
+}
+
+/// `GET /v1/threads/{id}`: the thread, its members and receipts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadDetail {
+    /// The summary, as in the list.
+    pub summary: ThreadSummary,
+    /// The current member devices.
+    pub members: Vec<Member>,
+    /// Read receipts of the member users.
+    pub read: Vec<ReadReceipt>,
+}
+
+/// The membership change a commit declares; clients check it against the
+/// commit they process.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipChange {
+    /// Devices the commit adds.
+    pub add: Vec<String>,
+    /// Devices the commit removes.
+    pub remove: Vec<String>,
+}
+
+/// `POST /v1/threads/{id}/commits`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    /// The epoch the commit was made in (the thread's current epoch).
+    pub epoch: u64,
+    /// The MLS commit.
+    pub commit: Blob,
+    /// The declared membership change (both lists empty for an update).
+    pub change: MembershipChange,
+    /// The MLS Welcome for added devices (required when adding).
+    #[serde(default)]
+    pub welcome: Option<Blob>,
+}
+
+/// `POST /v1/threads/{id}/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    /// The epoch it was encrypted in (the thread's current epoch).
+    pub epoch: u64,
+    /// The MLS application message.
+    pub ciphertext: Blob,
+}
+
+/// Where an accepted commit or message landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Appended {
+    /// Its sequence number in the thread's log.
+    pub seq: u64,
+    /// The thread's epoch after it.
+    pub epoch: u64,
+}
+
+/// What a log entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// An MLS commit, with its declared membership change.
+    Commit,
+    /// An MLS application message.
+    Application,
+}
+
+/// One entry of a thread's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadEntry {
+    /// Its sequence number, from 1, no gaps.
+    pub seq: u64,
+    /// Commit or application message.
+    pub kind: EntryKind,
+    /// The epoch it was made in.
+    pub epoch: u64,
+    /// The sending user.
+    pub sender_user: String,
+    /// The sending device.
+    pub sender_device: String,
+    /// When the server accepted it (Unix ms).
+    pub created_at_ms: i64,
+    /// The MLS message.
+    pub body: Blob,
+    /// For a commit, the declared membership change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<MembershipChange>,
+}
+
+/// `GET /v1/threads/{id}/entries?after=SEQ&limit=N`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryPage {
+    /// Entries after `after`, in order.
+    pub entries: Vec<ThreadEntry>,
+    /// The thread's last sequence number.
+    pub last_seq: u64,
+}
+
+/// A pending welcome for the caller's device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Welcome {
+    /// Its id, to acknowledge it.
+    pub welcome_id: String,
+    /// The thread it admits to.
+    pub thread_id: String,
+    /// The epoch it starts at.
+    pub epoch: u64,
+    /// The sequence of the commit that added the device: read the log
+    /// after it.
+    pub joined_seq: u64,
+    /// The MLS Welcome.
+    pub welcome: Blob,
+}
+
+/// `GET /v1/welcomes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WelcomeList {
+    /// Pending welcomes, oldest first.
+    pub welcomes: Vec<Welcome>,
+}
+
+/// `POST /v1/threads/{id}/delivered` and `.../read`: a receipt up to a
+/// sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// The highest sequence processed (delivered) or read.
+    pub seq: u64,
+}
+
+/// Whether `text` is a thread id: 32 lower-case hex digits.
+pub fn is_thread_id(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,7 @@ const fn kind(
 /// `http.request` on resource type `route`.
 pub fn classify(method: &Method, route: &str) -> Kind {
     const USER: Option<&str> = Some("user_id");
+    const THREAD: Option<&str> = Some("thread_id");
     // axum answers HEAD with the GET handler: it is the same read.
     let method = if method == Method::HEAD {
         "GET"
@@ -109,6 +110,22 @@ pub fn classify(method: &Method, route: &str) -> Kind {
             kind("key_package.count", "device", None)
         }
         ("POST", curbside_proto::threads::CLAIM_PATH) => kind("key_package.claim", "user", None),
+        ("POST", "/v1/threads") => kind("thread.create", "thread", None),
+        ("GET", "/v1/threads") => kind("thread.list", "thread", None),
+        ("GET", "/v1/threads/{thread_id}") => kind("thread.read", "thread", THREAD),
+        ("POST", "/v1/threads/{thread_id}/commits") => kind("thread.commit", "thread", THREAD),
+        ("POST", "/v1/threads/{thread_id}/messages") => {
+            kind("thread.message.send", "thread", THREAD)
+        }
+        ("GET", "/v1/threads/{thread_id}/entries") => kind("thread.entries.read", "thread", THREAD),
+        ("POST", "/v1/threads/{thread_id}/delivered") => {
+            kind("thread.receipt.delivered", "thread", THREAD)
+        }
+        ("POST", "/v1/threads/{thread_id}/read") => kind("thread.receipt.read", "thread", THREAD),
+        ("GET", "/v1/welcomes") => kind("welcome.list", "device", None),
+        ("POST", "/v1/welcomes/{welcome_id}/ack") => {
+            kind("welcome.ack", "welcome", Some("welcome_id"))
+        }
         ("GET", curbside_proto::audit_review::ENTRIES_PATH) => {
             kind("audit.search", "audit_log", None)
         }

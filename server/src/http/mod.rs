@@ -16,6 +16,7 @@ pub mod extract;
 mod fields;
 mod health;
 mod key_packages;
+mod threads;
 
 use std::time::{Duration, Instant};
 
@@ -85,6 +86,7 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
         .merge(admin::router())
         .merge(audit::router())
         .merge(key_packages::router())
+        .merge(threads::router())
         .merge(extra)
         .fallback(not_found)
         // Innermost first: each `layer` wraps everything above it.

@@ -19,4 +19,5 @@ mod people;
 mod probe;
 mod shutdown;
 mod storage;
+mod threads;
 mod tls;

@@ -1,0 +1,743 @@
+//! Threads: the MLS delivery service. The server orders each thread's log,
+//! keeps its members, and queues welcomes; it never sees a key or a
+//! plaintext (every MLS object is opaque here).
+//!
+//! A commit is accepted only for the thread's current epoch: one
+//! compare-and-swap `UPDATE` on the thread row moves the epoch and takes the
+//! next sequence number, so of two commits made at the same epoch exactly
+//! one wins and the other gets 409. The same statement checks that the
+//! sender is still a member, so a device removed a moment ago cannot slip a
+//! message in. Anyone who is not a current member gets 404, as if the
+//! thread did not exist, and the attempt is audited as denied.
+//!
+//! SQLite cannot turn a reading transaction into a writing one while
+//! another connection writes, so every transaction here writes first.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use curbside_proto::threads::{
+    Appended, Blob, CommitRequest, DEFAULT_MAX_MESSAGE_BYTES, EntryKind, EntryPage,
+    MAX_ENTRIES_PAGE, MAX_THREAD_DEVICES, Member, MembershipChange, MessageRequest, NewThread,
+    ReadReceipt, Receipt, THREADS_PATH, ThreadDetail, ThreadEntry, ThreadList, ThreadSummary,
+    WELCOMES_PATH, Welcome, WelcomeList, is_thread_id,
+};
+use serde::Deserialize;
+use sqlx::{Any, Transaction};
+
+use super::AppState;
+use super::access::Access;
+use super::error::{Error, Result};
+use super::extract;
+use crate::auth::new_id;
+use crate::auth::sessions::Caller;
+use crate::server::now_ms;
+
+/// The most threads one listing returns.
+const MAX_THREADS: i64 = 500;
+
+/// `/v1/threads/...` and `/v1/welcomes/...`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(THREADS_PATH, post(create).get(list))
+        .route("/v1/threads/{thread_id}", get(detail))
+        .route("/v1/threads/{thread_id}/commits", post(commit))
+        .route("/v1/threads/{thread_id}/messages", post(message))
+        .route("/v1/threads/{thread_id}/entries", get(entries))
+        .route("/v1/threads/{thread_id}/delivered", post(delivered))
+        .route("/v1/threads/{thread_id}/read", post(read))
+        .route(WELCOMES_PATH, get(welcomes))
+        .route("/v1/welcomes/{welcome_id}/ack", post(ack_welcome))
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn to_i64(value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| Error::InvalidRequest("a number is out of range".to_owned()))
+}
+
+fn check_size(name: &str, blob: &Blob) -> Result<()> {
+    if blob.0.is_empty() {
+        return Err(Error::InvalidRequest(format!(
+            "`{name}` is empty; send the serialized MLS message"
+        )));
+    }
+    if blob.0.len() > DEFAULT_MAX_MESSAGE_BYTES {
+        return Err(Error::PayloadTooLarge {
+            limit: DEFAULT_MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// The thread no one may know of: 404, audited with why.
+fn hidden(access: &Access) -> Error {
+    access.reason("not_a_member");
+    Error::NotFound
+}
+
+/// The current membership of the caller's device: the sequence it joined
+/// at. Anyone else gets 404.
+async fn membership(
+    state: &AppState,
+    access: &Access,
+    caller: &Caller,
+    thread_id: &str,
+) -> Result<i64> {
+    if !is_thread_id(thread_id) {
+        return Err(Error::NotFound);
+    }
+    let joined: Option<i64> = sqlx::query_scalar(
+        "SELECT joined_seq FROM thread_member \
+         WHERE thread_id = $1 AND device_id = $2 AND removed_seq IS NULL",
+    )
+    .bind(thread_id)
+    .bind(&caller.device_id)
+    .fetch_optional(state.database.pool())
+    .await?;
+    joined.ok_or_else(|| hidden(access))
+}
+
+/// `device_id`'s user, if it is an enrolled device of an active user.
+async fn active_device(tx: &mut Transaction<'_, Any>, device_id: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT d.user_id FROM device d JOIN app_user u ON u.user_id = d.user_id \
+         WHERE d.device_id = $1 AND d.removed_at_ms IS NULL AND u.status = 'active'",
+    )
+    .bind(device_id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+fn check_devices(devices: &[String], field: &str) -> Result<()> {
+    if devices.len() > MAX_THREAD_DEVICES {
+        return Err(Error::InvalidRequest(format!(
+            "`{field}` names more than {MAX_THREAD_DEVICES} devices"
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for device in devices {
+        if !seen.insert(device) {
+            return Err(Error::InvalidRequest(format!(
+                "`{field}` names a device twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Adds `device_id` to the thread as of `seq`, with `welcome` queued for it.
+async fn add_member(
+    tx: &mut Transaction<'_, Any>,
+    thread_id: &str,
+    device_id: &str,
+    seq: i64,
+    epoch: i64,
+    welcome: &Blob,
+    now: i64,
+) -> Result<()> {
+    let user_id = active_device(tx, device_id).await?.ok_or_else(|| {
+        Error::InvalidRequest(format!(
+            "device {device_id} is not an enrolled device of an active user; claim key \
+             packages again and rebuild the commit"
+        ))
+    })?;
+    let added = sqlx::query(
+        "INSERT INTO thread_member (thread_id, device_id, user_id, joined_seq, removed_seq, \
+         delivered_seq) VALUES ($1, $2, $3, $4, NULL, $4) \
+         ON CONFLICT (thread_id, device_id) DO UPDATE SET joined_seq = excluded.joined_seq, \
+         removed_seq = NULL, delivered_seq = excluded.delivered_seq \
+         WHERE thread_member.removed_seq IS NOT NULL",
+    )
+    .bind(thread_id)
+    .bind(device_id)
+    .bind(&user_id)
+    .bind(seq)
+    .execute(&mut **tx)
+    .await?;
+    if added.rows_affected() != 1 {
+        return Err(Error::Conflict(format!(
+            "device {device_id} is already a member of this thread"
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO welcome (welcome_id, device_id, thread_id, epoch, joined_seq, welcome, \
+         created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(new_id()?)
+    .bind(device_id)
+    .bind(thread_id)
+    .bind(epoch)
+    .bind(seq)
+    .bind(&welcome.0)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    extract::Json(new): extract::Json<NewThread>,
+) -> Result<(StatusCode, Json<ThreadSummary>)> {
+    access.resource(&new.thread_id);
+    if !is_thread_id(&new.thread_id) {
+        return Err(Error::InvalidRequest(
+            "`thread_id` must be the MLS group id as 32 lower-case hex digits".to_owned(),
+        ));
+    }
+    if new.devices.is_empty() {
+        return Err(Error::InvalidRequest(
+            "`devices` is empty: a thread needs at least one other member device".to_owned(),
+        ));
+    }
+    check_devices(&new.devices, "devices")?;
+    if new.devices.contains(&caller.device_id) {
+        return Err(Error::InvalidRequest(
+            "`devices` names your own device, which is the thread's creator".to_owned(),
+        ));
+    }
+    check_size("welcome", &new.welcome)?;
+    let epoch = to_i64(new.epoch)?;
+    let now = now_ms();
+    let mut tx = state.database.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO thread (thread_id, created_by, created_at_ms, epoch, last_seq, \
+         last_activity_ms) VALUES ($1, $2, $3, $4, 0, $3)",
+    )
+    .bind(&new.thread_id)
+    .bind(&caller.user_id)
+    .bind(now)
+    .bind(epoch)
+    .execute(&mut *tx)
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(database) if database.is_unique_violation() => Error::Conflict(
+            "a thread with this id exists; make a new MLS group with a fresh random id".to_owned(),
+        ),
+        _ => Error::from(error),
+    })?;
+    sqlx::query(
+        "INSERT INTO thread_member (thread_id, device_id, user_id, joined_seq, removed_seq, \
+         delivered_seq) VALUES ($1, $2, $3, 0, NULL, 0)",
+    )
+    .bind(&new.thread_id)
+    .bind(&caller.device_id)
+    .bind(&caller.user_id)
+    .execute(&mut *tx)
+    .await?;
+    for device in &new.devices {
+        add_member(&mut tx, &new.thread_id, device, 0, epoch, &new.welcome, now).await?;
+    }
+    access.commit(&state, tx).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ThreadSummary {
+            thread_id: new.thread_id,
+            epoch: new.epoch,
+            last_seq: 0,
+            unread: 0,
+        }),
+    ))
+}
+
+/// Thread id, epoch, last sequence, unread count.
+type SummaryRow = (String, i64, i64, i64);
+
+const SUMMARY_SQL: &str = "SELECT t.thread_id, t.epoch, t.last_seq, \
+     (SELECT COUNT(*) FROM thread_entry e WHERE e.thread_id = t.thread_id \
+        AND e.kind = 'application' AND e.sender_user <> $2 AND e.seq > m.joined_seq \
+        AND e.seq > COALESCE((SELECT r.read_seq FROM read_receipt r \
+                              WHERE r.thread_id = t.thread_id AND r.user_id = $2), 0)) \
+     FROM thread t JOIN thread_member m ON m.thread_id = t.thread_id \
+     WHERE m.device_id = $1 AND m.removed_seq IS NULL";
+
+fn summary((thread_id, epoch, last_seq, unread): SummaryRow) -> ThreadSummary {
+    ThreadSummary {
+        thread_id,
+        epoch: to_u64(epoch),
+        last_seq: to_u64(last_seq),
+        unread: to_u64(unread),
+    }
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<ThreadList>> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
+        "{SUMMARY_SQL} ORDER BY t.last_activity_ms DESC, t.thread_id LIMIT $3"
+    ))
+    .bind(&caller.device_id)
+    .bind(&caller.user_id)
+    .bind(MAX_THREADS)
+    .fetch_all(state.database.pool())
+    .await?;
+    Ok(Json(ThreadList {
+        threads: rows.into_iter().map(summary).collect(),
+    }))
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+) -> Result<Json<ThreadDetail>> {
+    membership(&state, &access, &caller, &thread_id).await?;
+    let pool = state.database.pool();
+    let row: SummaryRow = sqlx::query_as(&format!("{SUMMARY_SQL} AND t.thread_id = $3"))
+        .bind(&caller.device_id)
+        .bind(&caller.user_id)
+        .bind(&thread_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| hidden(&access))?;
+    let members: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT m.user_id, m.device_id, m.delivered_seq FROM thread_member m \
+         JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
+         WHERE m.thread_id = $1 AND m.removed_seq IS NULL AND d.removed_at_ms IS NULL \
+           AND u.status = 'active' ORDER BY m.user_id, m.device_id",
+    )
+    .bind(&thread_id)
+    .fetch_all(pool)
+    .await?;
+    let read: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT r.user_id, r.read_seq FROM read_receipt r WHERE r.thread_id = $1 \
+         AND EXISTS (SELECT 1 FROM thread_member m WHERE m.thread_id = r.thread_id \
+                     AND m.user_id = r.user_id AND m.removed_seq IS NULL) \
+         ORDER BY r.user_id",
+    )
+    .bind(&thread_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Json(ThreadDetail {
+        summary: summary(row),
+        members: members
+            .into_iter()
+            .map(|(user_id, device_id, delivered)| Member {
+                user_id,
+                device_id,
+                delivered_seq: to_u64(delivered),
+            })
+            .collect(),
+        read: read
+            .into_iter()
+            .map(|(user_id, read_seq)| ReadReceipt {
+                user_id,
+                read_seq: to_u64(read_seq),
+            })
+            .collect(),
+    }))
+}
+
+/// Moves the thread on by one entry if it is at `epoch` and the caller's
+/// device is a member, in `tx`'s first statement; returns the entry's
+/// sequence number. `next_epoch` is the epoch after it. Otherwise says
+/// why: 404 for a non-member, 409 for a stale epoch.
+async fn advance(
+    state: &AppState,
+    access: &Access,
+    caller: &Caller,
+    tx: &mut Transaction<'_, Any>,
+    thread_id: &str,
+    epoch: i64,
+    next_epoch: i64,
+) -> Result<i64> {
+    let seq: Option<i64> = sqlx::query_scalar(
+        "UPDATE thread SET epoch = $3, last_seq = last_seq + 1, last_activity_ms = $4 \
+         WHERE thread_id = $1 AND epoch = $2 AND EXISTS (SELECT 1 FROM thread_member m \
+           WHERE m.thread_id = $1 AND m.device_id = $5 AND m.removed_seq IS NULL) \
+         RETURNING last_seq",
+    )
+    .bind(thread_id)
+    .bind(epoch)
+    .bind(next_epoch)
+    .bind(now_ms())
+    .bind(&caller.device_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(seq) = seq {
+        return Ok(seq);
+    }
+    membership(state, access, caller, thread_id).await?;
+    let current: i64 = sqlx::query_scalar("SELECT epoch FROM thread WHERE thread_id = $1")
+        .bind(thread_id)
+        .fetch_one(state.database.pool())
+        .await?;
+    access.reason("stale_epoch");
+    Err(Error::Conflict(format!(
+        "the thread is at epoch {current}, not {epoch}: fetch and process its new entries, \
+         then make this again"
+    )))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_entry(
+    tx: &mut Transaction<'_, Any>,
+    thread_id: &str,
+    seq: i64,
+    kind: EntryKind,
+    epoch: i64,
+    caller: &Caller,
+    body: &Blob,
+    change: Option<&MembershipChange>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
+         created_at_ms, body, added, removed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(thread_id)
+    .bind(seq)
+    .bind(match kind {
+        EntryKind::Commit => "commit",
+        EntryKind::Application => "application",
+    })
+    .bind(epoch)
+    .bind(&caller.user_id)
+    .bind(&caller.device_id)
+    .bind(now_ms())
+    .bind(&body.0)
+    .bind(change.map(|change| change.add.join(" ")))
+    .bind(change.map(|change| change.remove.join(" ")))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn commit(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    extract::Json(request): extract::Json<CommitRequest>,
+) -> Result<Json<Appended>> {
+    membership(&state, &access, &caller, &thread_id).await?;
+    check_size("commit", &request.commit)?;
+    let change = &request.change;
+    check_devices(&change.add, "change.add")?;
+    check_devices(&change.remove, "change.remove")?;
+    if change
+        .add
+        .iter()
+        .any(|device| change.remove.contains(device))
+    {
+        return Err(Error::InvalidRequest(
+            "`change` both adds and removes the same device".to_owned(),
+        ));
+    }
+    let welcome = match (&request.welcome, change.add.is_empty()) {
+        (Some(welcome), false) => {
+            check_size("welcome", welcome)?;
+            Some(welcome)
+        }
+        (None, false) => {
+            return Err(Error::InvalidRequest(
+                "the commit adds devices: send their MLS Welcome in `welcome`".to_owned(),
+            ));
+        }
+        (Some(_), true) => {
+            return Err(Error::InvalidRequest(
+                "`welcome` given, but `change.add` is empty: declare the devices the commit adds"
+                    .to_owned(),
+            ));
+        }
+        (None, true) => None,
+    };
+    let epoch = to_i64(request.epoch)?;
+    let next_epoch = epoch
+        .checked_add(1)
+        .ok_or_else(|| Error::InvalidRequest("`epoch` is out of range".to_owned()))?;
+    let now = now_ms();
+    let mut tx = state.database.pool().begin().await?;
+    let seq = advance(
+        &state, &access, &caller, &mut tx, &thread_id, epoch, next_epoch,
+    )
+    .await?;
+    insert_entry(
+        &mut tx,
+        &thread_id,
+        seq,
+        EntryKind::Commit,
+        epoch,
+        &caller,
+        &request.commit,
+        Some(change),
+    )
+    .await?;
+    for device in &change.remove {
+        let removed = sqlx::query(
+            "UPDATE thread_member SET removed_seq = $3 \
+             WHERE thread_id = $1 AND device_id = $2 AND removed_seq IS NULL",
+        )
+        .bind(&thread_id)
+        .bind(device)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        if removed.rows_affected() != 1 {
+            return Err(Error::InvalidRequest(format!(
+                "`change.remove` names device {device}, which is not a member"
+            )));
+        }
+        sqlx::query("DELETE FROM welcome WHERE thread_id = $1 AND device_id = $2")
+            .bind(&thread_id)
+            .bind(device)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(welcome) = welcome {
+        for device in &change.add {
+            add_member(&mut tx, &thread_id, device, seq, next_epoch, welcome, now).await?;
+        }
+    }
+    access.commit(&state, tx).await?;
+    Ok(Json(Appended {
+        seq: to_u64(seq),
+        epoch: to_u64(next_epoch),
+    }))
+}
+
+async fn message(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    extract::Json(request): extract::Json<MessageRequest>,
+) -> Result<Json<Appended>> {
+    membership(&state, &access, &caller, &thread_id).await?;
+    check_size("ciphertext", &request.ciphertext)?;
+    let epoch = to_i64(request.epoch)?;
+    let mut tx = state.database.pool().begin().await?;
+    let seq = advance(&state, &access, &caller, &mut tx, &thread_id, epoch, epoch).await?;
+    insert_entry(
+        &mut tx,
+        &thread_id,
+        seq,
+        EntryKind::Application,
+        epoch,
+        &caller,
+        &request.ciphertext,
+        None,
+    )
+    .await?;
+    access.commit(&state, tx).await?;
+    Ok(Json(Appended {
+        seq: to_u64(seq),
+        epoch: request.epoch,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntriesQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<u32>,
+}
+
+/// A log row: seq, kind, epoch, sender user, sender device, time, body,
+/// added, removed.
+type EntryRow = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    Vec<u8>,
+    Option<String>,
+    Option<String>,
+);
+
+fn ids(text: Option<String>) -> Vec<String> {
+    text.map(|text| text.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+async fn entries(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    Query(query): Query<EntriesQuery>,
+) -> Result<Json<EntryPage>> {
+    let joined = membership(&state, &access, &caller, &thread_id).await?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_ENTRIES_PAGE).contains(&limit) {
+        return Err(Error::InvalidRequest(format!(
+            "`limit` must be from 1 to {MAX_ENTRIES_PAGE}"
+        )));
+    }
+    // A device reads from the commit that added it on: nothing before.
+    let after = to_i64(query.after)?.max(joined);
+    let pool = state.database.pool();
+    let rows: Vec<EntryRow> = sqlx::query_as(
+        "SELECT seq, kind, epoch, sender_user, sender_device, created_at_ms, body, added, removed \
+         FROM thread_entry WHERE thread_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(&thread_id)
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM thread WHERE thread_id = $1")
+        .bind(&thread_id)
+        .fetch_one(pool)
+        .await?;
+    let entries = rows
+        .into_iter()
+        .map(
+            |(
+                seq,
+                kind,
+                epoch,
+                sender_user,
+                sender_device,
+                created_at_ms,
+                body,
+                added,
+                removed,
+            )| {
+                let is_commit = kind == "commit";
+                ThreadEntry {
+                    seq: to_u64(seq),
+                    kind: if is_commit {
+                        EntryKind::Commit
+                    } else {
+                        EntryKind::Application
+                    },
+                    epoch: to_u64(epoch),
+                    sender_user,
+                    sender_device,
+                    created_at_ms,
+                    body: Blob(body),
+                    change: is_commit.then(|| MembershipChange {
+                        add: ids(added),
+                        remove: ids(removed),
+                    }),
+                }
+            },
+        )
+        .collect();
+    Ok(Json(EntryPage {
+        entries,
+        last_seq: to_u64(last_seq),
+    }))
+}
+
+async fn delivered(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    extract::Json(receipt): extract::Json<Receipt>,
+) -> Result<StatusCode> {
+    membership(&state, &access, &caller, &thread_id).await?;
+    let seq = to_i64(receipt.seq)?;
+    let mut tx = state.database.pool().begin().await?;
+    let updated = sqlx::query(
+        "UPDATE thread_member SET delivered_seq = $3 \
+         WHERE thread_id = $1 AND device_id = $2 AND removed_seq IS NULL AND delivered_seq < $3 \
+           AND $3 <= (SELECT last_seq FROM thread WHERE thread_id = $1)",
+    )
+    .bind(&thread_id)
+    .bind(&caller.device_id)
+    .bind(seq)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        check_receipt(&state, &thread_id, seq).await?;
+    }
+    access.commit(&state, tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A receipt that changed nothing: fine if it is not ahead of the log.
+async fn check_receipt(state: &AppState, thread_id: &str, seq: i64) -> Result<()> {
+    let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM thread WHERE thread_id = $1")
+        .bind(thread_id)
+        .fetch_one(state.database.pool())
+        .await?;
+    if seq > last_seq {
+        return Err(Error::InvalidRequest(format!(
+            "`seq` {seq} is past the thread's last entry ({last_seq})"
+        )));
+    }
+    Ok(())
+}
+
+async fn read(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    extract::Json(receipt): extract::Json<Receipt>,
+) -> Result<StatusCode> {
+    membership(&state, &access, &caller, &thread_id).await?;
+    let seq = to_i64(receipt.seq)?;
+    check_receipt(&state, &thread_id, seq).await?;
+    let mut tx = state.database.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO read_receipt (thread_id, user_id, read_seq) VALUES ($1, $2, $3) \
+         ON CONFLICT (thread_id, user_id) DO UPDATE SET read_seq = excluded.read_seq \
+         WHERE read_receipt.read_seq < excluded.read_seq",
+    )
+    .bind(&thread_id)
+    .bind(&caller.user_id)
+    .bind(seq)
+    .execute(&mut *tx)
+    .await?;
+    access.commit(&state, tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn welcomes(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+) -> Result<Json<WelcomeList>> {
+    access.resource(&caller.device_id);
+    let rows: Vec<(String, String, i64, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT welcome_id, thread_id, epoch, joined_seq, welcome FROM welcome \
+         WHERE device_id = $1 ORDER BY created_at_ms, welcome_id LIMIT 100",
+    )
+    .bind(&caller.device_id)
+    .fetch_all(state.database.pool())
+    .await?;
+    Ok(Json(WelcomeList {
+        welcomes: rows
+            .into_iter()
+            .map(
+                |(welcome_id, thread_id, epoch, joined_seq, welcome)| Welcome {
+                    welcome_id,
+                    thread_id,
+                    epoch: to_u64(epoch),
+                    joined_seq: to_u64(joined_seq),
+                    welcome: Blob(welcome),
+                },
+            )
+            .collect(),
+    }))
+}
+
+async fn ack_welcome(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(welcome_id): Path<String>,
+) -> Result<StatusCode> {
+    let mut tx = state.database.pool().begin().await?;
+    let deleted = sqlx::query("DELETE FROM welcome WHERE welcome_id = $1 AND device_id = $2")
+        .bind(&welcome_id)
+        .bind(&caller.device_id)
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() != 1 {
+        return Err(Error::NotFound);
+    }
+    access.commit(&state, tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
