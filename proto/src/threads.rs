@@ -284,6 +284,50 @@ pub struct Receipt {
     pub seq: u64,
 }
 
+/// The authenticated WebSocket that pushes events to a device.
+pub const EVENTS_PATH: &str = "/v1/events";
+
+/// Which receipt moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    /// A device processed entries up to `seq`.
+    Delivered,
+    /// A user read up to `seq`.
+    Read,
+}
+
+/// What `/v1/events` pushes, one JSON text frame each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A new entry in one of the device's threads.
+    Entry {
+        /// The thread.
+        thread_id: String,
+        /// The entry, as the log holds it.
+        entry: ThreadEntry,
+    },
+    /// A welcome for this device.
+    Welcome {
+        /// The welcome, as `GET /v1/welcomes` lists it.
+        welcome: Welcome,
+    },
+    /// A member's receipt moved.
+    Receipt {
+        /// The thread.
+        thread_id: String,
+        /// Delivered or read.
+        kind: ReceiptKind,
+        /// The member user.
+        user_id: String,
+        /// The member device (for delivery receipts).
+        device_id: String,
+        /// Up to where.
+        seq: u64,
+    },
+}
+
 /// Whether `text` is a thread id: 32 lower-case hex digits.
 pub fn is_thread_id(text: &str) -> bool {
     text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))

@@ -30,6 +30,7 @@ use crate::auth::tokens::TokenIssuer;
 use crate::auth::{self, Auth, IssueError};
 use crate::config::Config;
 use crate::db::{Database, DbError};
+use crate::events::Events;
 use crate::files::{self, FileError, KeyError};
 use crate::http::{self, AppState};
 use crate::tls::{self, TlsError, TlsIdentity};
@@ -81,6 +82,8 @@ pub struct Server {
     auth: Arc<Auth>,
     audit: AuditLog,
     audit_writer: tokio::task::JoinHandle<()>,
+    events: Arc<Events>,
+    events_task: tokio::task::JoinHandle<()>,
     first_admin_code: Option<String>,
     extra_routes: Router<AppState>,
 }
@@ -122,6 +125,8 @@ impl Server {
         })?;
         let (audit, audit_writer) =
             AuditLog::start(database.clone(), signer, config.audit_checkpoints);
+        let (events, events_task) =
+            Events::start(database.clone(), config.database.expose(), audit.clone());
         let auth = Arc::new(Auth {
             tokens,
             sessions: SessionCache::new(config.session_idle),
@@ -137,6 +142,8 @@ impl Server {
             auth,
             audit,
             audit_writer,
+            events,
+            events_task,
             first_admin_code,
             extra_routes: Router::new(),
         })
@@ -177,6 +184,7 @@ impl Server {
                 database: self.database.clone(),
                 auth: self.auth.clone(),
                 audit: self.audit.clone(),
+                events: self.events.clone(),
             },
             self.config.max_body_bytes,
             self.extra_routes,
@@ -279,6 +287,7 @@ impl Server {
         if let Err(error) = self.audit.checkpoint_now(&self.database).await {
             tracing::warn!(%error, "cannot sign the audit checkpoint at shutdown");
         }
+        self.events_task.abort();
         drop(self.audit);
         self.audit_writer.abort();
         if tokio::time::timeout(DATABASE_CLOSE_TIMEOUT, self.database.close())

@@ -115,6 +115,11 @@ impl Database {
         &self.pool
     }
 
+    /// Whether this is PostgreSQL (which carries events between replicas).
+    pub fn is_postgres(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
     /// Makes sure the installation row exists and returns its id.
     pub async fn installation_id(&self, new_id: &str, now_ms: i64) -> Result<String, DbError> {
         sqlx::query(

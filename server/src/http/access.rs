@@ -123,6 +123,7 @@ pub fn classify(method: &Method, route: &str) -> Kind {
         }
         ("POST", "/v1/threads/{thread_id}/read") => kind("thread.receipt.read", "thread", THREAD),
         ("GET", "/v1/welcomes") => kind("welcome.list", "device", None),
+        ("GET", curbside_proto::threads::EVENTS_PATH) => kind("events.subscribe", "device", None),
         ("POST", "/v1/welcomes/{welcome_id}/ack") => {
             kind("welcome.ack", "welcome", Some("welcome_id"))
         }
@@ -172,6 +173,16 @@ impl Access {
     /// made it). Empty text names none.
     pub fn resource(&self, id: &str) {
         self.lock().resource_id = bounded_id(id);
+    }
+
+    /// The request's id.
+    pub fn request_id(&self) -> String {
+        self.request_id.clone()
+    }
+
+    /// The client's address.
+    pub fn client_addr(&self) -> Option<String> {
+        self.client_addr.clone()
     }
 
     /// A finer reason than the error code, should the request be refused.
@@ -297,7 +308,8 @@ async fn finish(state: &AppState, access: &Access, response: Response) -> Respon
         return response;
     }
     let status = response.status();
-    let entry = if status.is_success() {
+    // 101: a WebSocket was opened.
+    let entry = if status.is_success() || status == axum::http::StatusCode::SWITCHING_PROTOCOLS {
         access.entry(Outcome::Allowed, "ok")
     } else {
         let code = match response.extensions().get::<ErrorCode>() {

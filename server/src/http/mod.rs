@@ -12,6 +12,7 @@ mod auth;
 mod directory;
 mod enroll;
 pub mod error;
+mod events;
 pub mod extract;
 mod fields;
 mod health;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub auth: std::sync::Arc<crate::auth::Auth>,
     /// The audit log every protected request writes to.
     pub audit: crate::audit::AuditLog,
+    /// Live delivery to connected devices.
+    pub events: std::sync::Arc<crate::events::Events>,
 }
 
 /// How long one request, body included, may take before it is answered
@@ -87,6 +90,7 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
         .merge(audit::router())
         .merge(key_packages::router())
         .merge(threads::router())
+        .merge(events::router())
         .merge(extra)
         .fallback(not_found)
         // Innermost first: each `layer` wraps everything above it.

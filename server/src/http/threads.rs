@@ -20,8 +20,8 @@ use axum::{Json, Router};
 use curbside_proto::threads::{
     Appended, Blob, CommitRequest, DEFAULT_MAX_MESSAGE_BYTES, EntryKind, EntryPage,
     MAX_ENTRIES_PAGE, MAX_THREAD_DEVICES, Member, MembershipChange, MessageRequest, NewThread,
-    ReadReceipt, Receipt, THREADS_PATH, ThreadDetail, ThreadEntry, ThreadList, ThreadSummary,
-    WELCOMES_PATH, Welcome, WelcomeList, is_thread_id,
+    ReadReceipt, Receipt, ReceiptKind, THREADS_PATH, ThreadDetail, ThreadEntry, ThreadList,
+    ThreadSummary, WELCOMES_PATH, Welcome, WelcomeList, is_thread_id,
 };
 use serde::Deserialize;
 use sqlx::{Any, Transaction};
@@ -32,6 +32,7 @@ use super::error::{Error, Result};
 use super::extract;
 use crate::auth::new_id;
 use crate::auth::sessions::Caller;
+use crate::events::Notice;
 use crate::server::now_ms;
 
 /// The most threads one listing returns.
@@ -129,7 +130,8 @@ fn check_devices(devices: &[String], field: &str) -> Result<()> {
     Ok(())
 }
 
-/// Adds `device_id` to the thread as of `seq`, with `welcome` queued for it.
+/// Adds `device_id` to the thread as of `seq`, with `welcome` queued for
+/// it; returns the welcome's id.
 async fn add_member(
     tx: &mut Transaction<'_, Any>,
     thread_id: &str,
@@ -138,7 +140,7 @@ async fn add_member(
     epoch: i64,
     welcome: &Blob,
     now: i64,
-) -> Result<()> {
+) -> Result<String> {
     let user_id = active_device(tx, device_id).await?.ok_or_else(|| {
         Error::InvalidRequest(format!(
             "device {device_id} is not an enrolled device of an active user; claim key \
@@ -159,15 +161,18 @@ async fn add_member(
     .execute(&mut **tx)
     .await?;
     if added.rows_affected() != 1 {
-        return Err(Error::Conflict(format!(
-            "device {device_id} is already a member of this thread"
+        // Not 409: that tells clients to catch up and retry, which would
+        // not help.
+        return Err(Error::InvalidRequest(format!(
+            "device {device_id} is already a member of this thread; do not add it again"
         )));
     }
+    let welcome_id = new_id()?;
     sqlx::query(
         "INSERT INTO welcome (welcome_id, device_id, thread_id, epoch, joined_seq, welcome, \
          created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(new_id()?)
+    .bind(&welcome_id)
     .bind(device_id)
     .bind(thread_id)
     .bind(epoch)
@@ -176,7 +181,20 @@ async fn add_member(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(welcome_id)
+}
+
+/// Announces the welcomes queued for `devices` (after the commit).
+async fn announce_welcomes(state: &AppState, devices: &[String], welcome_ids: Vec<String>) {
+    for (device_id, welcome_id) in devices.iter().zip(welcome_ids) {
+        state
+            .events
+            .announce(Notice::Welcome {
+                device_id: device_id.clone(),
+                welcome_id,
+            })
+            .await;
+    }
 }
 
 async fn create(
@@ -231,10 +249,13 @@ async fn create(
     .bind(&caller.user_id)
     .execute(&mut *tx)
     .await?;
+    let mut welcome_ids = Vec::with_capacity(new.devices.len());
     for device in &new.devices {
-        add_member(&mut tx, &new.thread_id, device, 0, epoch, &new.welcome, now).await?;
+        welcome_ids
+            .push(add_member(&mut tx, &new.thread_id, device, 0, epoch, &new.welcome, now).await?);
     }
     access.commit(&state, tx).await?;
+    announce_welcomes(&state, &new.devices, welcome_ids).await;
     Ok((
         StatusCode::CREATED,
         Json(ThreadSummary {
@@ -488,12 +509,23 @@ async fn commit(
             .execute(&mut *tx)
             .await?;
     }
+    let mut welcome_ids = Vec::with_capacity(change.add.len());
     if let Some(welcome) = welcome {
         for device in &change.add {
-            add_member(&mut tx, &thread_id, device, seq, next_epoch, welcome, now).await?;
+            welcome_ids.push(
+                add_member(&mut tx, &thread_id, device, seq, next_epoch, welcome, now).await?,
+            );
         }
     }
     access.commit(&state, tx).await?;
+    state
+        .events
+        .announce(Notice::Entry {
+            thread_id: thread_id.clone(),
+            seq,
+        })
+        .await;
+    announce_welcomes(&state, &change.add, welcome_ids).await;
     Ok(Json(Appended {
         seq: to_u64(seq),
         epoch: to_u64(next_epoch),
@@ -524,6 +556,13 @@ async fn message(
     )
     .await?;
     access.commit(&state, tx).await?;
+    state
+        .events
+        .announce(Notice::Entry {
+            thread_id: thread_id.clone(),
+            seq,
+        })
+        .await;
     Ok(Json(Appended {
         seq: to_u64(seq),
         epoch: request.epoch,
@@ -649,17 +688,29 @@ async fn delivered(
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {
-        check_receipt(&state, &thread_id, seq).await?;
+        check_receipt(&mut tx, &thread_id, seq).await?;
+        access.commit(&state, tx).await?;
+        return Ok(StatusCode::NO_CONTENT);
     }
     access.commit(&state, tx).await?;
+    state
+        .events
+        .announce(Notice::Receipt {
+            thread_id,
+            kind: ReceiptKind::Delivered,
+            user_id: caller.user_id,
+            device_id: caller.device_id,
+            seq,
+        })
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// A receipt that changed nothing: fine if it is not ahead of the log.
-async fn check_receipt(state: &AppState, thread_id: &str, seq: i64) -> Result<()> {
+async fn check_receipt(tx: &mut Transaction<'_, Any>, thread_id: &str, seq: i64) -> Result<()> {
     let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM thread WHERE thread_id = $1")
         .bind(thread_id)
-        .fetch_one(state.database.pool())
+        .fetch_one(&mut **tx)
         .await?;
     if seq > last_seq {
         return Err(Error::InvalidRequest(format!(
@@ -678,9 +729,8 @@ async fn read(
 ) -> Result<StatusCode> {
     membership(&state, &access, &caller, &thread_id).await?;
     let seq = to_i64(receipt.seq)?;
-    check_receipt(&state, &thread_id, seq).await?;
     let mut tx = state.database.pool().begin().await?;
-    sqlx::query(
+    let moved = sqlx::query(
         "INSERT INTO read_receipt (thread_id, user_id, read_seq) VALUES ($1, $2, $3) \
          ON CONFLICT (thread_id, user_id) DO UPDATE SET read_seq = excluded.read_seq \
          WHERE read_receipt.read_seq < excluded.read_seq",
@@ -690,7 +740,20 @@ async fn read(
     .bind(seq)
     .execute(&mut *tx)
     .await?;
+    check_receipt(&mut tx, &thread_id, seq).await?;
     access.commit(&state, tx).await?;
+    if moved.rows_affected() == 1 {
+        state
+            .events
+            .announce(Notice::Receipt {
+                thread_id,
+                kind: ReceiptKind::Read,
+                user_id: caller.user_id,
+                device_id: caller.device_id,
+                seq,
+            })
+            .await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

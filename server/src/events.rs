@@ -1,0 +1,414 @@
+//! Live delivery: each new thread entry, welcome and receipt is pushed to
+//! every connected member device at once.
+//!
+//! A handler that committed something announces it with a small [`Notice`]
+//! (ids only). On PostgreSQL the notice goes out with `NOTIFY`, so every
+//! replica hears it, its own included, through a `LISTEN` connection; on
+//! SQLite (one server) it goes straight to this process's dispatcher. The
+//! dispatcher reads what the notice names, finds which of the devices
+//! connected here may see it (current members, at the time of the event),
+//! writes the audit entry of each push, and hands the event to the
+//! device's connections. Nothing depends on this: a device that was away,
+//! or missed a push, catches up by sequence number.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use curbside_proto::audit::Outcome;
+use curbside_proto::threads::{
+    Blob, EntryKind, Event, MembershipChange, ReceiptKind, ThreadEntry, Welcome,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::audit::{AuditLog, NewEntry};
+use crate::db::Database;
+
+/// The PostgreSQL channel notices travel on.
+const CHANNEL: &str = "curbside_events";
+/// Events queued per connection; a device that falls further behind is
+/// disconnected and catches up by sequence number.
+pub const QUEUE: usize = 256;
+
+/// What happened, by id: the dispatcher reads the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "n", rename_all = "snake_case")]
+pub enum Notice {
+    /// Entry `seq` of `thread_id` was committed.
+    Entry {
+        /// The thread.
+        thread_id: String,
+        /// The entry.
+        seq: i64,
+    },
+    /// A welcome was queued for `device_id`.
+    Welcome {
+        /// The device.
+        device_id: String,
+        /// The welcome.
+        welcome_id: String,
+    },
+    /// A receipt moved.
+    Receipt {
+        /// The thread.
+        thread_id: String,
+        /// Delivered or read.
+        kind: ReceiptKind,
+        /// The user.
+        user_id: String,
+        /// The device.
+        device_id: String,
+        /// Up to where.
+        seq: i64,
+    },
+}
+
+/// Who is connected to a push connection, for its audit entries.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// The user.
+    pub user_id: String,
+    /// The device.
+    pub device_id: String,
+    /// The client's address.
+    pub client_addr: Option<String>,
+    /// The request id of the connection's upgrade.
+    pub request_id: String,
+}
+
+struct Connection {
+    id: u64,
+    subscriber: Subscriber,
+    sender: mpsc::Sender<String>,
+}
+
+/// The devices connected to this server, and the way notices reach it.
+pub struct Events {
+    connections: Mutex<HashMap<String, Vec<Connection>>>,
+    next_id: AtomicU64,
+    local: mpsc::UnboundedSender<Notice>,
+    database: Database,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
+
+impl Events {
+    /// Starts the dispatcher: on PostgreSQL it listens on `database_url`;
+    /// on SQLite it takes notices from this process.
+    pub fn start(
+        database: Database,
+        database_url: &str,
+        audit: AuditLog,
+    ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
+        let (local, notices) = mpsc::unbounded_channel();
+        let events = Arc::new(Self {
+            connections: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            local,
+            database,
+        });
+        let task = tokio::spawn(dispatch(
+            events.clone(),
+            notices,
+            database_url.to_owned(),
+            audit,
+        ));
+        (events, task)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Connection>>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Announces a committed change. Never fails the request: a lost
+    /// notice only delays a device until it fetches.
+    pub async fn announce(&self, notice: Notice) {
+        if self.database.is_postgres() {
+            let Ok(payload) = serde_json::to_string(&notice) else {
+                return;
+            };
+            if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(payload)
+                .execute(self.database.pool())
+                .await
+            {
+                tracing::warn!(%error, "cannot announce an event to the replicas");
+            }
+        } else {
+            let _ = self.local.send(notice);
+        }
+    }
+
+    /// Registers a connection of `subscriber`'s device; returns its id and
+    /// the frames to send it.
+    pub fn connect(&self, subscriber: Subscriber) -> (u64, mpsc::Receiver<String>) {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .entry(subscriber.device_id.clone())
+            .or_default()
+            .push(Connection {
+                id,
+                subscriber,
+                sender,
+            });
+        (id, receiver)
+    }
+
+    /// Forgets connection `id` of `device_id`.
+    pub fn disconnect(&self, device_id: &str, id: u64) {
+        let mut connections = self.lock();
+        if let Some(list) = connections.get_mut(device_id) {
+            list.retain(|connection| connection.id != id);
+            if list.is_empty() {
+                connections.remove(device_id);
+            }
+        }
+    }
+
+    /// The connections of these devices that are here.
+    fn here(&self, devices: &[String]) -> Vec<(u64, Subscriber, mpsc::Sender<String>)> {
+        let connections = self.lock();
+        devices
+            .iter()
+            .filter_map(|device| connections.get(device))
+            .flatten()
+            .map(|connection| {
+                (
+                    connection.id,
+                    connection.subscriber.clone(),
+                    connection.sender.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn anyone_here(&self) -> bool {
+        !self.lock().is_empty()
+    }
+}
+
+async fn dispatch(
+    events: Arc<Events>,
+    mut local: mpsc::UnboundedReceiver<Notice>,
+    database_url: String,
+    audit: AuditLog,
+) {
+    if events.database.is_postgres() {
+        let mut listener = match sqlx::postgres::PgListener::connect(&database_url).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for events; devices will fetch instead");
+                return;
+            }
+        };
+        if let Err(error) = listener.listen(CHANNEL).await {
+            tracing::error!(%error, "cannot listen for events; devices will fetch instead");
+            return;
+        }
+        loop {
+            match listener.recv().await {
+                Ok(notification) => {
+                    if let Ok(notice) = serde_json::from_str::<Notice>(notification.payload()) {
+                        deliver(&events, &audit, notice).await;
+                    }
+                }
+                // The listener reconnects by itself; what was missed is
+                // fetched by the devices.
+                Err(error) => {
+                    tracing::warn!(%error, "the event listener lost its connection");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    } else {
+        while let Some(notice) = local.recv().await {
+            deliver(&events, &audit, notice).await;
+        }
+    }
+}
+
+/// The devices that are current members of `thread_id` and joined before
+/// `seq`, and are enrolled devices of active users.
+async fn members(database: &Database, thread_id: &str, seq: i64) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT m.device_id FROM thread_member m JOIN device d ON d.device_id = m.device_id \
+         JOIN app_user u ON u.user_id = m.user_id \
+         WHERE m.thread_id = $1 AND m.removed_seq IS NULL AND m.joined_seq < $2 \
+           AND d.removed_at_ms IS NULL AND u.status = 'active'",
+    )
+    .bind(thread_id)
+    .bind(seq)
+    .fetch_all(database.pool())
+    .await
+    .unwrap_or_default()
+}
+
+/// Entry row: kind, epoch, sender user, sender device, time, body, added,
+/// removed.
+type EntryRow = (
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    Vec<u8>,
+    Option<String>,
+    Option<String>,
+);
+
+async fn deliver(events: &Arc<Events>, audit: &AuditLog, notice: Notice) {
+    if !events.anyone_here() {
+        return;
+    }
+    let database = &events.database;
+    let (devices, event, action, thread) = match notice {
+        Notice::Entry { thread_id, seq } => {
+            let row: Option<EntryRow> = sqlx::query_as(
+                "SELECT kind, epoch, sender_user, sender_device, created_at_ms, body, added, \
+                 removed FROM thread_entry WHERE thread_id = $1 AND seq = $2",
+            )
+            .bind(&thread_id)
+            .bind(seq)
+            .fetch_optional(database.pool())
+            .await
+            .ok()
+            .flatten();
+            let Some((
+                kind,
+                epoch,
+                sender_user,
+                sender_device,
+                created_at_ms,
+                body,
+                added,
+                removed,
+            )) = row
+            else {
+                return;
+            };
+            let ids = |text: Option<String>| -> Vec<String> {
+                text.map(|text| text.split_whitespace().map(str::to_owned).collect())
+                    .unwrap_or_default()
+            };
+            let is_commit = kind == "commit";
+            let entry = ThreadEntry {
+                seq: u64::try_from(seq).unwrap_or(0),
+                kind: if is_commit {
+                    EntryKind::Commit
+                } else {
+                    EntryKind::Application
+                },
+                epoch: u64::try_from(epoch).unwrap_or(0),
+                sender_user,
+                sender_device,
+                created_at_ms,
+                body: Blob(body),
+                change: is_commit.then(|| MembershipChange {
+                    add: ids(added),
+                    remove: ids(removed),
+                }),
+            };
+            (
+                members(database, &thread_id, seq).await,
+                Event::Entry {
+                    thread_id: thread_id.clone(),
+                    entry,
+                },
+                "thread.entries.push",
+                (String::from("thread"), thread_id),
+            )
+        }
+        Notice::Welcome {
+            device_id,
+            welcome_id,
+        } => {
+            let row: Option<(String, i64, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT thread_id, epoch, joined_seq, welcome FROM welcome \
+                 WHERE welcome_id = $1 AND device_id = $2",
+            )
+            .bind(&welcome_id)
+            .bind(&device_id)
+            .fetch_optional(database.pool())
+            .await
+            .ok()
+            .flatten();
+            let Some((thread_id, epoch, joined_seq, welcome)) = row else {
+                return;
+            };
+            (
+                vec![device_id],
+                Event::Welcome {
+                    welcome: Welcome {
+                        welcome_id: welcome_id.clone(),
+                        thread_id,
+                        epoch: u64::try_from(epoch).unwrap_or(0),
+                        joined_seq: u64::try_from(joined_seq).unwrap_or(0),
+                        welcome: Blob(welcome),
+                    },
+                },
+                "welcome.push",
+                (String::from("welcome"), welcome_id),
+            )
+        }
+        Notice::Receipt {
+            thread_id,
+            kind,
+            user_id,
+            device_id,
+            seq,
+        } => (
+            members(database, &thread_id, i64::MAX).await,
+            Event::Receipt {
+                thread_id: thread_id.clone(),
+                kind,
+                user_id,
+                device_id,
+                seq: u64::try_from(seq).unwrap_or(0),
+            },
+            "thread.receipt.push",
+            (String::from("thread"), thread_id),
+        ),
+    };
+    let Ok(frame) = serde_json::to_string(&event) else {
+        return;
+    };
+    let mut pushes = tokio::task::JoinSet::new();
+    for (id, subscriber, sender) in events.here(&devices) {
+        // Each push is a read of the thread by that device: audited first,
+        // and not sent if its entry cannot be written. The pushes' entries
+        // are appended together, so they share a commit.
+        let entry = NewEntry {
+            time_ms: crate::server::now_ms(),
+            actor_user: Some(subscriber.user_id.clone()),
+            actor_device: Some(subscriber.device_id.clone()),
+            client_addr: subscriber.client_addr.clone(),
+            request_id: subscriber.request_id.clone(),
+            action: action.to_owned(),
+            resource_type: thread.0.clone(),
+            resource_id: Some(thread.1.clone()),
+            outcome: Outcome::Allowed,
+            reason: "ok".to_owned(),
+        };
+        let (audit, events, frame) = (audit.clone(), events.clone(), frame.clone());
+        pushes.spawn(async move {
+            if let Err(error) = audit.append(entry).await {
+                tracing::warn!(%error, "a push was not sent: its audit entry could not be written");
+                return;
+            }
+            if sender.try_send(frame).is_err() {
+                // Too far behind: cut it off; it will catch up by fetching.
+                events.disconnect(&subscriber.device_id, id);
+            }
+        });
+    }
+    while pushes.join_next().await.is_some() {}
+}

@@ -1,0 +1,102 @@
+//! `GET /v1/events`: the WebSocket that pushes new entries, welcomes and
+//! receipts to a signed-in device (see [`crate::events`]).
+//!
+//! The token goes in the upgrade request's `Authorization` header, never
+//! the URL, so the connection's audit entry names who opened it. The
+//! session is checked again every few seconds; when it ends (logout,
+//! removal, deactivation, expiry) the server closes the socket with code
+//! 4401. A device that falls behind is closed with 4008 and fetches.
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use curbside_proto::threads::EVENTS_PATH;
+
+use super::AppState;
+use super::access::Access;
+use crate::auth::sessions::{Caller, REVALIDATE_AFTER};
+use crate::events::Subscriber;
+use crate::server::now_ms;
+
+/// Close code: the session ended; log in again.
+pub const CLOSE_SESSION_ENDED: u16 = 4401;
+/// Close code: too far behind; fetch, then reconnect.
+pub const CLOSE_BEHIND: u16 = 4008;
+
+/// `GET /v1/events`.
+pub fn router() -> Router<AppState> {
+    Router::new().route(EVENTS_PATH, get(subscribe))
+}
+
+async fn subscribe(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    access.resource(&caller.device_id);
+    let subscriber = Subscriber {
+        user_id: caller.user_id.clone(),
+        device_id: caller.device_id.clone(),
+        client_addr: access.client_addr(),
+        request_id: access.request_id(),
+    };
+    upgrade.on_upgrade(move |socket| serve(socket, state, caller, subscriber))
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+async fn serve(mut socket: WebSocket, state: AppState, caller: Caller, subscriber: Subscriber) {
+    let (id, mut frames) = state.events.connect(subscriber);
+    let mut recheck = tokio::time::interval(REVALIDATE_AFTER);
+    recheck.tick().await;
+    loop {
+        tokio::select! {
+            frame = frames.recv() => match frame {
+                Some(text) => {
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                None => {
+                    close(&mut socket, CLOSE_BEHIND, "too far behind: fetch, then reconnect").await;
+                    break;
+                }
+            },
+            incoming = socket.recv() => match incoming {
+                // Pings are answered by the library; anything else a
+                // device sends is ignored.
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+            _ = recheck.tick() => {
+                let live = state
+                    .auth
+                    .sessions
+                    .check(
+                        &state.database,
+                        &caller.session_id,
+                        &caller.user_id,
+                        &caller.device_id,
+                        now_ms(),
+                    )
+                    .await;
+                if live.is_err() {
+                    close(&mut socket, CLOSE_SESSION_ENDED, "the session has ended; log in again")
+                        .await;
+                    break;
+                }
+            }
+        }
+    }
+    state.events.disconnect(&caller.device_id, id);
+}

@@ -1,0 +1,154 @@
+//! Live delivery over `/v1/events`: a connected member device gets each new
+//! entry, welcome and receipt within a second, in order; others get
+//! nothing; the socket closes when the session ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use curbside_cli::Trust;
+use curbside_proto::threads::{EntryKind, Event, ReceiptKind};
+use curbside_tests::{Backend, TestEnv, TestServer, backend_tests};
+use futures_util::StreamExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::threads::{blob, commit, send, three};
+
+backend_tests!(a_connected_member_receives_each_event_at_once);
+
+type Socket = WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// Opens `/v1/events` with `token` in the header, over TLS pinned to the
+/// server (HTTP/1.1, as WebSocket upgrades are).
+async fn connect(server: &TestServer, token: &str) -> Socket {
+    let mut config = curbside_cli::trust::client_config(&Trust::Pin(server.fingerprint)).unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(server.address).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let mut request = format!("wss://localhost:{}/v1/events", server.address.port())
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (socket, response) = tokio_tungstenite::client_async(request, tls).await.unwrap();
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+/// The next event within `wait`, `Err(code)` if the server closed the
+/// socket, or `Ok(None)` if nothing came.
+async fn next(socket: &mut Socket, wait: Duration) -> Result<Option<Event>, u16> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let message = match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return Ok(None),
+            Ok(None) => return Err(0),
+            Ok(Some(message)) => message.unwrap(),
+        };
+        match message {
+            Message::Text(text) => {
+                return Ok(Some(curbside_proto::json::decode(text.as_bytes()).unwrap()));
+            }
+            Message::Close(frame) => return Err(frame.map_or(0, |frame| frame.code.into())),
+            _ => {}
+        }
+    }
+}
+
+const SOON: Duration = Duration::from_secs(1);
+
+async fn a_connected_member_receives_each_event_at_once(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let (admin, ana, ben, cal, thread) = three(&server).await;
+    let mut ben_socket = connect(&server, ben.token()).await;
+    let mut ana_socket = connect(&server, ana.token()).await;
+    let mut outsider = connect(&server, admin.token()).await;
+    let mut cal_socket = connect(&server, cal.token()).await;
+
+    // Each message reaches the other member within a second, in order.
+    for i in 1..=3u64 {
+        send(&ana.client, &thread, 1, &format!("message {i}"))
+            .await
+            .unwrap();
+        match next(&mut ben_socket, SOON).await {
+            Ok(Some(Event::Entry { thread_id, entry })) => {
+                assert_eq!(thread_id, thread);
+                assert_eq!((entry.seq, entry.kind), (i, EntryKind::Application));
+                assert_eq!(entry.body, blob(&format!("message {i}")));
+            }
+            other => panic!("expected entry {i}, got {other:?}"),
+        }
+    }
+
+    // Adding Cal: the members see the commit, Cal gets his welcome.
+    ana.client
+        .commit(&thread, &commit(1, &[&cal], &[]))
+        .await
+        .unwrap();
+    match next(&mut ben_socket, SOON).await {
+        Ok(Some(Event::Entry { entry, .. })) => assert_eq!(entry.kind, EntryKind::Commit),
+        other => panic!("expected the commit, got {other:?}"),
+    }
+    match next(&mut cal_socket, SOON).await {
+        Ok(Some(Event::Welcome { welcome })) => {
+            assert_eq!(
+                (welcome.thread_id.as_str(), welcome.joined_seq),
+                (thread.as_str(), 4)
+            );
+        }
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+
+    // A read receipt reaches the others.
+    ben.client.receipt(&thread, 3, true).await.unwrap();
+    let mut saw_receipt = false;
+    while let Ok(Some(event)) = next(&mut ana_socket, SOON).await {
+        if let Event::Receipt {
+            kind, user_id, seq, ..
+        } = event
+        {
+            assert_eq!(
+                (kind, user_id.as_str(), seq),
+                (ReceiptKind::Read, ben.user.user_id.as_str(), 3)
+            );
+            saw_receipt = true;
+            break;
+        }
+    }
+    assert!(saw_receipt, "no read receipt");
+
+    // Someone who is not a member heard nothing.
+    assert_eq!(
+        next(&mut outsider, Duration::from_millis(300)).await,
+        Ok(None)
+    );
+
+    // Each push was a read of the thread, on the record.
+    let page = admin
+        .client
+        .audit_search(&curbside_proto::audit_review::SearchQuery {
+            action: Some("thread.entries.push".to_owned()),
+            actor: Some(ben.user.user_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.entries.len(), 4);
+
+    // Ending the session closes the socket (within the re-check interval).
+    ben.client.logout().await.unwrap();
+    let closed = loop {
+        match next(&mut ben_socket, Duration::from_secs(8)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the socket stayed open after logout"),
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(closed, 4401);
+}
