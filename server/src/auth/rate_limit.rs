@@ -20,6 +20,9 @@ pub enum Limit {
     /// Key-package claims by one user: 100 at once, then 1 per s, so no
     /// one can drain a colleague's packages.
     ClaimPerUser,
+    /// Thread writes (new threads, commits, messages) by one user: 1000 at
+    /// once, then 100 per s: far above any person, well below a flood.
+    ThreadWritesPerUser,
 }
 
 impl Limit {
@@ -29,6 +32,7 @@ impl Limit {
             Self::AuthPerAddress => 60.0,
             Self::AuthPerDevice => 20.0,
             Self::ClaimPerUser => 100.0,
+            Self::ThreadWritesPerUser => 1000.0,
         }
     }
 
@@ -38,6 +42,7 @@ impl Limit {
             Self::AuthPerAddress => 1.0,
             Self::AuthPerDevice => 1.0 / 3.0,
             Self::ClaimPerUser => 1.0,
+            Self::ThreadWritesPerUser => 100.0,
         }
     }
 }

@@ -2,8 +2,9 @@
 //! last-resort package), and a colleague who wants to add a user to a
 //! thread claims one package for each of that user's active devices.
 //!
-//! Each ordinary package is handed out once: the claim marks it in the same
-//! statement that picks it, so two racing claims never get the same one.
+//! Each ordinary package is handed out once: the claim deletes it in the
+//! same statement that picks it, so two racing claims never get the same
+//! one, and used key material does not linger.
 //! When a device has none left, its last-resort package is handed out
 //! (and kept). Packages are opaque here; clients check them against the
 //! directory before using them.
@@ -28,10 +29,6 @@ use crate::auth::sessions::Caller;
 use crate::db::identity::{find_user, user_devices};
 use crate::server::now_ms;
 
-/// How often a claim retries a device whose package another claim took
-/// between the pick and the mark.
-const CLAIM_ATTEMPTS: usize = 8;
-
 /// `/v1/key-packages` and `/v1/key-packages/claim`.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -55,7 +52,7 @@ where
 {
     let (available, last_resort): (i64, i64) = sqlx::query_as(
         // COUNT, not SUM: PostgreSQL sums BIGINT into NUMERIC.
-        "SELECT COUNT(CASE WHEN last_resort = 0 AND claimed_at_ms IS NULL THEN 1 END), \
+        "SELECT COUNT(CASE WHEN last_resort = 0 THEN 1 END), \
                 COUNT(CASE WHEN last_resort = 1 THEN 1 END) \
          FROM key_package WHERE device_id = $1",
     )
@@ -118,7 +115,15 @@ async fn upload(
         .bind(i64::from(last_resort))
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(database) if database.is_unique_violation() => Error::Conflict(
+                "another upload from this device replaced its last-resort package at the \
+                     same moment; upload again"
+                    .to_owned(),
+            ),
+            _ => Error::from(error),
+        })?;
     }
     let count = counted(&mut *tx, &caller.device_id).await?;
     if count.available > MAX_UNCLAIMED {
@@ -149,23 +154,20 @@ async fn count(
 async fn claim_one(
     tx: &mut Transaction<'_, Any>,
     device_id: &str,
-    now: i64,
 ) -> Result<Option<(Vec<u8>, bool)>> {
-    for _ in 0..CLAIM_ATTEMPTS {
-        // Pick and mark in one statement, which is also a write from its
+    // Ordinary packages only run out, so this ends: each lost race means
+    // another claim took (deleted) one.
+    loop {
+        // Pick and delete in one statement, which is also a write from its
         // start (SQLite cannot turn a read into a write under a racing
         // writer). On PostgreSQL a racing claim that took the same package
-        // first leaves this one nothing (the re-checked `claimed_at_ms IS
-        // NULL` fails), and it tries again.
+        // first leaves this one nothing to delete, and it tries the next.
         let claimed: Option<Vec<u8>> = sqlx::query_scalar(
-            "UPDATE key_package SET claimed_at_ms = $1 \
-             WHERE claimed_at_ms IS NULL AND package_id = ( \
-                 SELECT package_id FROM key_package \
-                 WHERE device_id = $2 AND last_resort = 0 AND claimed_at_ms IS NULL \
+            "DELETE FROM key_package WHERE package_id = ( \
+                 SELECT package_id FROM key_package WHERE device_id = $1 AND last_resort = 0 \
                  ORDER BY uploaded_at_ms, package_id LIMIT 1) \
              RETURNING package",
         )
-        .bind(now)
         .bind(device_id)
         .fetch_optional(&mut **tx)
         .await?;
@@ -173,8 +175,7 @@ async fn claim_one(
             return Ok(Some((package, false)));
         }
         let left: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM key_package \
-             WHERE device_id = $1 AND last_resort = 0 AND claimed_at_ms IS NULL",
+            "SELECT COUNT(*) FROM key_package WHERE device_id = $1 AND last_resort = 0",
         )
         .bind(device_id)
         .fetch_one(&mut **tx)
@@ -184,8 +185,7 @@ async fn claim_one(
         }
     }
     let last_resort: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT package FROM key_package WHERE device_id = $1 AND last_resort = 1 \
-         ORDER BY uploaded_at_ms DESC LIMIT 1",
+        "SELECT package FROM key_package WHERE device_id = $1 AND last_resort = 1",
     )
     .bind(device_id)
     .fetch_optional(&mut **tx)
@@ -212,7 +212,6 @@ async fn claim(
         return Err(Error::NotFound);
     }
     let devices = user_devices(pool, &request.user_id).await?;
-    let now = now_ms();
     let mut tx = pool.begin().await?;
     let mut answer = ClaimedKeyPackages {
         packages: Vec::new(),
@@ -222,7 +221,7 @@ async fn claim(
         if device.device_id == caller.device_id {
             continue;
         }
-        match claim_one(&mut tx, &device.device_id, now).await? {
+        match claim_one(&mut tx, &device.device_id).await? {
             Some((package, last_resort)) => answer.packages.push(ClaimedKeyPackage {
                 device_id: device.device_id,
                 key_package: Blob(package),

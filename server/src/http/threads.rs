@@ -31,6 +31,7 @@ use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
 use crate::auth::new_id;
+use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
 use crate::events::Notice;
 use crate::server::now_ms;
@@ -74,11 +75,27 @@ fn check_size(name: &str, blob: &Blob) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a user writing to threads faster than any person could.
+fn limit_writes(state: &AppState, caller: &Caller) -> Result<()> {
+    state
+        .auth
+        .limits
+        .check(Limit::ThreadWritesPerUser, &caller.user_id)?;
+    Ok(())
+}
+
 /// The thread no one may know of: 404, audited with why.
 fn hidden(access: &Access) -> Error {
     access.reason("not_a_member");
     Error::NotFound
 }
+
+/// The condition that `$DEVICE` is a current member of `$THREAD` (both
+/// placeholders), as an enrolled device of an active user.
+const IS_MEMBER: &str = "EXISTS (SELECT 1 FROM thread_member m \
+     JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
+     WHERE m.thread_id = $THREAD AND m.device_id = $DEVICE AND m.removed_seq IS NULL \
+       AND d.removed_at_ms IS NULL AND u.status = 'active')";
 
 /// The current membership of the caller's device: the sequence it joined
 /// at. Anyone else gets 404.
@@ -88,16 +105,30 @@ async fn membership(
     caller: &Caller,
     thread_id: &str,
 ) -> Result<i64> {
+    joined_seq(state.database.pool(), access, caller, thread_id).await
+}
+
+async fn joined_seq<'c, E>(
+    executor: E,
+    access: &Access,
+    caller: &Caller,
+    thread_id: &str,
+) -> Result<i64>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
     if !is_thread_id(thread_id) {
         return Err(Error::NotFound);
     }
     let joined: Option<i64> = sqlx::query_scalar(
-        "SELECT joined_seq FROM thread_member \
-         WHERE thread_id = $1 AND device_id = $2 AND removed_seq IS NULL",
+        "SELECT m.joined_seq FROM thread_member m \
+         JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
+         WHERE m.thread_id = $1 AND m.device_id = $2 AND m.removed_seq IS NULL \
+           AND d.removed_at_ms IS NULL AND u.status = 'active'",
     )
     .bind(thread_id)
     .bind(&caller.device_id)
-    .fetch_optional(state.database.pool())
+    .fetch_optional(executor)
     .await?;
     joined.ok_or_else(|| hidden(access))
 }
@@ -221,6 +252,7 @@ async fn create(
         ));
     }
     check_size("welcome", &new.welcome)?;
+    limit_writes(&state, &caller)?;
     let epoch = to_i64(new.epoch)?;
     let now = now_ms();
     let mut tx = state.database.pool().begin().await?;
@@ -327,8 +359,9 @@ async fn detail(
     .await?;
     let read: Vec<(String, i64)> = sqlx::query_as(
         "SELECT r.user_id, r.read_seq FROM read_receipt r WHERE r.thread_id = $1 \
-         AND EXISTS (SELECT 1 FROM thread_member m WHERE m.thread_id = r.thread_id \
-                     AND m.user_id = r.user_id AND m.removed_seq IS NULL) \
+         AND EXISTS (SELECT 1 FROM thread_member m JOIN app_user u ON u.user_id = m.user_id \
+                     WHERE m.thread_id = r.thread_id AND m.user_id = r.user_id \
+                       AND m.removed_seq IS NULL AND u.status = 'active') \
          ORDER BY r.user_id",
     )
     .bind(&thread_id)
@@ -359,7 +392,6 @@ async fn detail(
 /// sequence number. `next_epoch` is the epoch after it. Otherwise says
 /// why: 404 for a non-member, 409 for a stale epoch.
 async fn advance(
-    state: &AppState,
     access: &Access,
     caller: &Caller,
     tx: &mut Transaction<'_, Any>,
@@ -367,26 +399,28 @@ async fn advance(
     epoch: i64,
     next_epoch: i64,
 ) -> Result<i64> {
-    let seq: Option<i64> = sqlx::query_scalar(
+    let sql = format!(
         "UPDATE thread SET epoch = $3, last_seq = last_seq + 1, last_activity_ms = $4 \
-         WHERE thread_id = $1 AND epoch = $2 AND EXISTS (SELECT 1 FROM thread_member m \
-           WHERE m.thread_id = $1 AND m.device_id = $5 AND m.removed_seq IS NULL) \
-         RETURNING last_seq",
-    )
-    .bind(thread_id)
-    .bind(epoch)
-    .bind(next_epoch)
-    .bind(now_ms())
-    .bind(&caller.device_id)
-    .fetch_optional(&mut **tx)
-    .await?;
+         WHERE thread_id = $1 AND epoch = $2 AND {} RETURNING last_seq",
+        IS_MEMBER.replace("$THREAD", "$1").replace("$DEVICE", "$5")
+    );
+    let seq: Option<i64> = sqlx::query_scalar(&sql)
+        .bind(thread_id)
+        .bind(epoch)
+        .bind(next_epoch)
+        .bind(now_ms())
+        .bind(&caller.device_id)
+        .fetch_optional(&mut **tx)
+        .await?;
     if let Some(seq) = seq {
         return Ok(seq);
     }
-    membership(state, access, caller, thread_id).await?;
+    // Why not, read in this transaction (a second pooled connection here
+    // could wait for ever when every connection is a loser doing the same).
+    joined_seq(&mut **tx, access, caller, thread_id).await?;
     let current: i64 = sqlx::query_scalar("SELECT epoch FROM thread WHERE thread_id = $1")
         .bind(thread_id)
-        .fetch_one(state.database.pool())
+        .fetch_one(&mut **tx)
         .await?;
     access.reason("stale_epoch");
     Err(Error::Conflict(format!(
@@ -437,9 +471,17 @@ async fn commit(
 ) -> Result<Json<Appended>> {
     membership(&state, &access, &caller, &thread_id).await?;
     check_size("commit", &request.commit)?;
+    limit_writes(&state, &caller)?;
     let change = &request.change;
     check_devices(&change.add, "change.add")?;
     check_devices(&change.remove, "change.remove")?;
+    if change.remove.contains(&caller.device_id) {
+        return Err(Error::InvalidRequest(
+            "a commit cannot remove its own sender (MLS forbids it); ask another member to \
+             remove this device"
+                .to_owned(),
+        ));
+    }
     if change
         .add
         .iter()
@@ -473,10 +515,7 @@ async fn commit(
         .ok_or_else(|| Error::InvalidRequest("`epoch` is out of range".to_owned()))?;
     let now = now_ms();
     let mut tx = state.database.pool().begin().await?;
-    let seq = advance(
-        &state, &access, &caller, &mut tx, &thread_id, epoch, next_epoch,
-    )
-    .await?;
+    let seq = advance(&access, &caller, &mut tx, &thread_id, epoch, next_epoch).await?;
     insert_entry(
         &mut tx,
         &thread_id,
@@ -499,9 +538,21 @@ async fn commit(
         .execute(&mut *tx)
         .await?;
         if removed.rows_affected() != 1 {
-            return Err(Error::InvalidRequest(format!(
-                "`change.remove` names device {device}, which is not a member"
-            )));
+            // A device that left the thread when its user was deactivated
+            // or it was removed is still in the MLS group until a commit
+            // removes it: that is allowed, and changes nothing here.
+            let ever: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM thread_member WHERE thread_id = $1 AND device_id = $2",
+            )
+            .bind(&thread_id)
+            .bind(device)
+            .fetch_one(&mut *tx)
+            .await?;
+            if ever == 0 {
+                return Err(Error::InvalidRequest(format!(
+                    "`change.remove` names device {device}, which is not a member"
+                )));
+            }
         }
         sqlx::query("DELETE FROM welcome WHERE thread_id = $1 AND device_id = $2")
             .bind(&thread_id)
@@ -516,6 +567,17 @@ async fn commit(
                 add_member(&mut tx, &thread_id, device, seq, next_epoch, welcome, now).await?,
             );
         }
+    }
+    let members: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM thread_member WHERE thread_id = $1 AND removed_seq IS NULL",
+    )
+    .bind(&thread_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if members > i64::try_from(MAX_THREAD_DEVICES).unwrap_or(i64::MAX) {
+        return Err(Error::InvalidRequest(format!(
+            "a thread may have at most {MAX_THREAD_DEVICES} member devices"
+        )));
     }
     access.commit(&state, tx).await?;
     state
@@ -541,9 +603,10 @@ async fn message(
 ) -> Result<Json<Appended>> {
     membership(&state, &access, &caller, &thread_id).await?;
     check_size("ciphertext", &request.ciphertext)?;
+    limit_writes(&state, &caller)?;
     let epoch = to_i64(request.epoch)?;
     let mut tx = state.database.pool().begin().await?;
-    let seq = advance(&state, &access, &caller, &mut tx, &thread_id, epoch, epoch).await?;
+    let seq = advance(&access, &caller, &mut tx, &thread_id, epoch, epoch).await?;
     insert_entry(
         &mut tx,
         &thread_id,

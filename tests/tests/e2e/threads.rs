@@ -329,6 +329,11 @@ async fn bad_thread_requests_are_refused(backend: Backend) {
     let mut no_welcome = commit(1, &[&cal], &[]);
     no_welcome.welcome = None;
     assert_eq!(status(&ana.client.commit(&thread, &no_welcome).await), 400);
+    // MLS forbids a commit removing its own sender.
+    assert_eq!(
+        status(&ana.client.commit(&thread, &commit(1, &[], &[&ana])).await),
+        400
+    );
     // Adding a member again is a client bug, not a race: 400, not 409.
     assert_eq!(
         status(&ana.client.commit(&thread, &commit(1, &[&ben], &[])).await),
@@ -386,7 +391,7 @@ async fn bad_thread_requests_are_refused(backend: Backend) {
 async fn a_deactivated_users_devices_leave_the_thread(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let server = env.start().await;
-    let (admin, ana, ben, _cal, thread) = three(&server).await;
+    let (admin, ana, mut ben, _cal, thread) = three(&server).await;
     admin
         .client
         .set_user_active(&ben.user.user_id, false)
@@ -411,4 +416,23 @@ async fn a_deactivated_users_devices_leave_the_thread(backend: Backend) {
         (last.action.as_str(), last.reason.as_str()),
         ("thread.entries.read", "session_ended")
     );
+
+    // Meanwhile the thread goes on; reactivation does not bring Ben's
+    // device back into it (it would read what was said without him).
+    send(&ana.client, &thread, 1, "while ben was away")
+        .await
+        .unwrap();
+    admin
+        .client
+        .set_user_active(&ben.user.user_id, true)
+        .await
+        .unwrap();
+    ben.login().await;
+    assert_eq!(status(&ben.client.entries(&thread, 0, 10).await), 404);
+    assert!(ben.client.threads().await.unwrap().threads.is_empty());
+    // Ana removes the device from the MLS group too: the commit is accepted.
+    ana.client
+        .commit(&thread, &commit(1, &[], &[&ben]))
+        .await
+        .unwrap();
 }
