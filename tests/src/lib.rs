@@ -71,6 +71,14 @@ where
     test(backend).await;
 }
 
+/// Says, past the harness's capture, that a test does not apply here.
+pub fn skipped(name: &str, why: &str) {
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("skipped: {name}: {why}\n").as_bytes(),
+    );
+}
+
 /// Declares, for each named `async fn(Backend)`, a module with a `sqlite`
 /// and a `postgres` test.
 #[macro_export]

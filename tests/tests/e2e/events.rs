@@ -16,20 +16,31 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::threads::{blob, commit, send, three};
 
-backend_tests!(a_connected_member_receives_each_event_at_once);
+backend_tests!(
+    a_connected_member_receives_each_event_at_once,
+    pushes_cross_between_replicas,
+);
 
 type Socket = WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// Opens `/v1/events` with `token` in the header, over TLS pinned to the
 /// server (HTTP/1.1, as WebSocket upgrades are).
 async fn connect(server: &TestServer, token: &str) -> Socket {
-    let mut config = curbside_cli::trust::client_config(&Trust::Pin(server.fingerprint)).unwrap();
+    connect_to(server.address, server.fingerprint, token).await
+}
+
+async fn connect_to(
+    address: std::net::SocketAddr,
+    fingerprint: curbside_proto::CertificateFingerprint,
+    token: &str,
+) -> Socket {
+    let mut config = curbside_cli::trust::client_config(&Trust::Pin(fingerprint)).unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(server.address).await.unwrap();
+    let tcp = TcpStream::connect(address).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
-    let mut request = format!("wss://localhost:{}/v1/events", server.address.port())
+    let mut request = format!("wss://localhost:{}/v1/events", address.port())
         .into_client_request()
         .unwrap();
     request
@@ -151,4 +162,78 @@ async fn a_connected_member_receives_each_event_at_once(backend: Backend) {
         }
     };
     assert_eq!(closed, 4401);
+}
+
+async fn pushes_cross_between_replicas(backend: Backend) {
+    if backend == Backend::Sqlite {
+        // Replicas share PostgreSQL; a SQLite file belongs to one server.
+        curbside_tests::skipped(
+            "pushes_cross_between_replicas on SQLite",
+            "replicas share PostgreSQL",
+        );
+        return;
+    }
+    const SERVER: &str = env!("CARGO_BIN_EXE_curbside-server-under-test");
+    let env = TestEnv::new(backend).await;
+    let first = curbside_tests::ServerProcess::start(&env, SERVER, &[], true);
+    let second = curbside_tests::ServerProcess::start(&env, SERVER, &[], false);
+    let mut admin = crate::people::enroll_with(
+        first.client(),
+        first.first_admin_code.as_deref().unwrap(),
+        Some("Dr. First Admin"),
+    )
+    .await;
+    admin.login().await;
+    // Ana works through the first replica, Ben through the second.
+    let make = |name: &'static str, on: &curbside_tests::ServerProcess| {
+        let client = on.client();
+        let admin = &admin;
+        async move {
+            let user = admin
+                .client
+                .create_user(&curbside_proto::identity::NewUser {
+                    display_name: name.to_owned(),
+                    role: curbside_proto::identity::Role::Clinician,
+                    department: "Cardiology".to_owned(),
+                    licence_number: None,
+                })
+                .await
+                .unwrap();
+            let code = admin
+                .client
+                .issue_enrollment_code(&user.user_id)
+                .await
+                .unwrap();
+            let mut person = crate::people::enroll_with(client, &code.code, None).await;
+            person.login().await;
+            person
+        }
+    };
+    let ana = make("Dr. Ana", &first).await;
+    let ben = make("Dr. Ben", &second).await;
+    let thread = crate::threads::thread_id(3);
+    ana.client
+        .create_thread(&curbside_proto::threads::NewThread {
+            thread_id: thread.clone(),
+            epoch: 1,
+            devices: vec![ben.device_id.clone()],
+            welcome: blob("welcome"),
+        })
+        .await
+        .unwrap();
+    let address =
+        |url: &str| -> std::net::SocketAddr { url.trim_start_matches("https://").parse().unwrap() };
+    let mut ben_socket = connect_to(address(&second.url), second.fingerprint, ben.token()).await;
+    for i in 1..=3u64 {
+        send(&ana.client, &thread, 1, &format!("across {i}"))
+            .await
+            .unwrap();
+        match next(&mut ben_socket, SOON).await {
+            Ok(Some(Event::Entry { entry, .. })) => {
+                assert_eq!(entry.seq, i);
+                assert_eq!(entry.body, blob(&format!("across {i}")));
+            }
+            other => panic!("expected entry {i} on the other replica, got {other:?}"),
+        }
+    }
 }
