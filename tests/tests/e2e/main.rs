@@ -16,6 +16,7 @@ mod events;
 mod http_api;
 mod identity;
 mod key_packages;
+mod mls;
 mod people;
 mod probe;
 mod shutdown;

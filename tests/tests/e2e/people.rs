@@ -9,6 +9,8 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 /// A device with its key, enrolled on a server, and a client for it.
 pub struct Person {
     pub key: Ed25519KeyPair,
+    /// The key as PKCS#8, for the device's MLS state.
+    pub pkcs8: Vec<u8>,
     pub user: User,
     pub device_id: String,
     pub server_id: String,
@@ -18,8 +20,16 @@ pub struct Person {
 
 /// A fresh Ed25519 key pair.
 pub fn new_key() -> Ed25519KeyPair {
+    new_key_pkcs8().0
+}
+
+/// A fresh Ed25519 key pair and its PKCS#8 encoding.
+pub fn new_key_pkcs8() -> (Ed25519KeyPair, Vec<u8>) {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
-    Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+    (
+        Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap(),
+        pkcs8.as_ref().to_vec(),
+    )
 }
 
 /// Enrolls a new device with `code`.
@@ -29,7 +39,7 @@ pub async fn enroll(server: &TestServer, code: &str, display_name: Option<&str>)
 
 /// Enrolls a new device with `code` through `client`.
 pub async fn enroll_with(client: Client, code: &str, display_name: Option<&str>) -> Person {
-    let key = new_key();
+    let (key, pkcs8) = new_key_pkcs8();
     let enrolled = client
         .enroll(&EnrollRequest {
             code: code.to_owned(),
@@ -41,6 +51,7 @@ pub async fn enroll_with(client: Client, code: &str, display_name: Option<&str>)
         .unwrap();
     Person {
         key,
+        pkcs8,
         user: enrolled.user,
         device_id: enrolled.device.device_id,
         server_id: enrolled.server_id,

@@ -1,0 +1,335 @@
+//! Real MLS through the real server: three clinicians' devices (OpenMLS,
+//! each with its own state) create a thread, talk, add and remove members;
+//! the server stores and relays only ciphertext.
+
+use curbside_cli::ClientError;
+use curbside_cli::mls::{Device, Processed};
+use curbside_proto::identity::Role;
+use curbside_proto::threads::{
+    Blob, CommitRequest, KeyPackageUpload, MembershipChange, MessageRequest, NewThread,
+};
+use curbside_tests::{Backend, TestEnv, TestServer, backend_tests};
+
+use crate::people::{Person, first_admin, person};
+
+backend_tests!(three_clinicians_talk_and_the_server_sees_only_ciphertext);
+
+const MARKER: &str = "MARKER-7f3a-clinical-note";
+
+struct Member {
+    person: Person,
+    device: Device,
+    read_up_to: u64,
+}
+
+impl Member {
+    async fn new(server: &TestServer, admin: &Person, name: &str) -> Self {
+        let person = person(server, admin, name, Role::Clinician).await;
+        let device = Device::new(
+            &person.user.user_id,
+            &person.device_id,
+            &person.pkcs8,
+            Vec::new(),
+        )
+        .unwrap();
+        // Publish key packages, as the client does when it runs low.
+        let packages = device.key_packages(3, false).unwrap();
+        let last_resort = device.key_packages(1, true).unwrap().remove(0);
+        person
+            .client
+            .upload_key_packages(&KeyPackageUpload {
+                packages: packages.into_iter().map(Blob).collect(),
+                last_resort: Some(Blob(last_resort)),
+            })
+            .await
+            .unwrap();
+        Self {
+            person,
+            device,
+            read_up_to: 0,
+        }
+    }
+
+    /// Claims `other`'s key packages, checking each against the directory
+    /// (the user, and the device's enrolled key).
+    async fn claim(&self, other: &Member) -> Vec<openmls::prelude::KeyPackage> {
+        let claimed = self
+            .person
+            .client
+            .claim_key_packages(&other.person.user.user_id)
+            .await
+            .unwrap();
+        let directory = self.person.client.directory("").await.unwrap();
+        claimed
+            .packages
+            .iter()
+            .map(|claimed| {
+                let (package, identity) = self
+                    .device
+                    .read_key_package(&claimed.key_package.0)
+                    .unwrap();
+                let listed = directory
+                    .entries
+                    .iter()
+                    .find(|entry| entry.user_id == identity.user_id)
+                    .and_then(|entry| {
+                        entry
+                            .devices
+                            .iter()
+                            .find(|device| device.device_id == identity.device_id)
+                    })
+                    .expect("the package's device is in the directory");
+                assert_eq!(listed.public_key, identity.public_key, "credential key");
+                assert_eq!(identity.device_id, claimed.device_id);
+                package
+            })
+            .collect()
+    }
+
+    async fn join(&mut self) -> String {
+        let welcome = self
+            .person
+            .client
+            .welcomes()
+            .await
+            .unwrap()
+            .welcomes
+            .remove(0);
+        let thread = self.device.join(&welcome.welcome.0).unwrap();
+        assert_eq!(thread, welcome.thread_id);
+        self.read_up_to = welcome.joined_seq;
+        self.person
+            .client
+            .ack_welcome(&welcome.welcome_id)
+            .await
+            .unwrap();
+        thread
+    }
+
+    async fn say(&self, thread: &str, text: &str) -> u64 {
+        let (epoch, ciphertext) = self.device.encrypt(thread, text.as_bytes()).unwrap();
+        self.person
+            .client
+            .send_message(
+                thread,
+                &MessageRequest {
+                    epoch,
+                    ciphertext: Blob(ciphertext),
+                },
+            )
+            .await
+            .unwrap()
+            .seq
+    }
+
+    /// Reads the thread's new entries: the texts of others' messages.
+    async fn read(&mut self, thread: &str) -> Vec<String> {
+        let page = self
+            .person
+            .client
+            .entries(thread, self.read_up_to, 500)
+            .await
+            .unwrap();
+        let mut texts = Vec::new();
+        for entry in page.entries {
+            self.read_up_to = entry.seq;
+            if entry.sender_device == self.person.device_id {
+                continue;
+            }
+            let declared = entry
+                .change
+                .as_ref()
+                .map(|change| (change.add.as_slice(), change.remove.as_slice()));
+            match self
+                .device
+                .process(thread, &entry.body.0, declared)
+                .unwrap()
+            {
+                Processed::Message { sender, plaintext } => {
+                    assert_eq!(sender.device_id, entry.sender_device);
+                    texts.push(String::from_utf8(plaintext).unwrap());
+                }
+                Processed::Commit { .. } => {}
+            }
+        }
+        texts
+    }
+
+    async fn commit(&self, thread: &str, add: &[&Member], remove: &[&Member]) {
+        let mut packages = Vec::new();
+        for member in add {
+            packages.extend(self.claim(member).await);
+        }
+        let removed: Vec<String> = remove.iter().map(|m| m.person.device_id.clone()).collect();
+        let pending = self.device.commit(thread, &packages, &removed).unwrap();
+        self.person
+            .client
+            .commit(
+                thread,
+                &CommitRequest {
+                    epoch: pending.epoch,
+                    commit: Blob(pending.commit),
+                    change: MembershipChange {
+                        add: add.iter().map(|m| m.person.device_id.clone()).collect(),
+                        remove: removed,
+                    },
+                    welcome: pending.welcome.map(Blob),
+                },
+            )
+            .await
+            .unwrap();
+        self.device.commit_accepted(thread).unwrap();
+    }
+}
+
+async fn three_clinicians_talk_and_the_server_sees_only_ciphertext(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let admin = first_admin(&server).await;
+    let ana = Member::new(&server, &admin, "Dr. Ana").await;
+    let mut ben = Member::new(&server, &admin, "Dr. Ben").await;
+    let mut cal = Member::new(&server, &admin, "Dr. Cal").await;
+
+    // Ana makes the thread with Ben.
+    let thread = format!(
+        "{:032x}",
+        0x5eed_u128 << 64 | u128::from(std::process::id())
+    );
+    let packages = ana.claim(&ben).await;
+    let (epoch, welcome) = ana.device.create(&thread, &packages).unwrap();
+    ana.person
+        .client
+        .create_thread(&NewThread {
+            thread_id: thread.clone(),
+            epoch,
+            devices: vec![ben.person.device_id.clone()],
+            welcome: Blob(welcome),
+        })
+        .await
+        .unwrap();
+    assert_eq!(ben.join().await, thread);
+
+    // Both ways.
+    ana.say(&thread, &format!("{MARKER}: patient in bed 4"))
+        .await;
+    assert_eq!(
+        ben.read(&thread).await,
+        [format!("{MARKER}: patient in bed 4")]
+    );
+    ben.say(&thread, "seen, will review").await;
+    let mut ana = ana;
+    assert_eq!(ana.read(&thread).await, ["seen, will review"]);
+
+    // Cal joins: he reads what is said from then on, nothing before.
+    ana.commit(&thread, &[&cal], &[]).await;
+    cal.join().await;
+    assert!(cal.read(&thread).await.is_empty());
+    ana.say(&thread, "welcome, Cal").await;
+    assert_eq!(cal.read(&thread).await, ["welcome, Cal"]);
+    assert_eq!(ben.read(&thread).await, ["welcome, Cal"]);
+    let mut members: Vec<String> = cal
+        .device
+        .members(&thread)
+        .unwrap()
+        .into_iter()
+        .map(|identity| identity.device_id)
+        .collect();
+    members.sort();
+    let mut expected = vec![
+        ana.person.device_id.clone(),
+        ben.person.device_id.clone(),
+        cal.person.device_id.clone(),
+    ];
+    expected.sort();
+    assert_eq!(members, expected);
+
+    // Ana removes Ben: 404 for him, and he cannot decrypt what follows.
+    ana.commit(&thread, &[], &[&ben]).await;
+    ana.say(&thread, "after Ben left").await;
+    assert_eq!(cal.read(&thread).await, ["after Ben left"]);
+    match ben.person.client.entries(&thread, 0, 10).await {
+        Err(ClientError::Api { status, .. }) => assert_eq!(status, 404),
+        other => panic!("a removed member read the thread: {other:?}"),
+    }
+    let leaked = cal
+        .person
+        .client
+        .entries(&thread, cal.read_up_to - 1, 10)
+        .await
+        .unwrap()
+        .entries
+        .remove(0);
+    assert!(
+        ben.device.process(&thread, &leaked.body.0, None).is_err(),
+        "a removed member decrypted a later message"
+    );
+
+    // The server holds only ciphertext: the marker is nowhere in storage.
+    assert_eq!(crate::mls::marker_in_storage(&env, backend).await, 0);
+    // (The search does find it when a client sends it in the clear.)
+    let epoch = ana.device.epoch(&thread).unwrap();
+    ana.person
+        .client
+        .send_message(
+            &thread,
+            &MessageRequest {
+                epoch,
+                ciphertext: Blob(MARKER.as_bytes().to_vec()),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(crate::mls::marker_in_storage(&env, backend).await > 0);
+}
+
+/// How many places in the server's storage hold [`MARKER`] in the clear.
+pub async fn marker_in_storage(env: &TestEnv, backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => {
+            let mut found = 0;
+            for entry in std::fs::read_dir(env.data_dir()).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_file() {
+                    let bytes = std::fs::read(&path).unwrap();
+                    found += bytes
+                        .windows(MARKER.len())
+                        .filter(|window| *window == MARKER.as_bytes())
+                        .count();
+                }
+            }
+            found
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut connection = sqlx::PgConnection::connect(env.database_url())
+                .await
+                .unwrap();
+            let columns: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT table_name::text, column_name::text, data_type::text \
+                 FROM information_schema.columns WHERE table_schema = 'public' \
+                 AND data_type IN ('text', 'bytea', 'character varying')",
+            )
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+            assert!(columns.len() > 20, "{columns:?}");
+            let mut found = 0;
+            for (table, column, data_type) in columns {
+                let condition = if data_type == "bytea" {
+                    format!("position(convert_to($1, 'UTF8') in \"{column}\") > 0")
+                } else {
+                    format!("position($1 in \"{column}\") > 0")
+                };
+                let count: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM \"{table}\" WHERE {condition}"
+                ))
+                .bind(MARKER)
+                .fetch_one(&mut connection)
+                .await
+                .unwrap();
+                found += usize::try_from(count).unwrap();
+            }
+            found
+        }
+    }
+}
