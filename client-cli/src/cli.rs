@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, AuditError};
 use crate::client::{Client, ClientError, printable};
+use crate::conversation;
 use crate::store::{MIN_PASSPHRASE_CHARS, Profile, StoreContents, StoreError, StoredSession};
 use crate::trust::Trust;
 
@@ -78,6 +79,28 @@ pub enum Command {
     /// Administer users and devices (administrators only).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// List your threads with their unread counts.
+    Threads,
+    /// Start threads and change their members.
+    #[command(subcommand)]
+    Thread(ThreadCommand),
+    /// Send a message to a thread (the text, or standard input).
+    Send {
+        /// The thread.
+        thread: String,
+        /// The message; read from standard input if left out.
+        text: Option<String>,
+    },
+    /// Show a thread's messages and mark them read.
+    Read {
+        /// The thread.
+        thread: String,
+    },
+    /// Print the number to compare aloud with a colleague.
+    SafetyNumber {
+        /// Their user id or name.
+        user: String,
+    },
 }
 
 /// `curbside enroll`.
@@ -117,6 +140,34 @@ pub enum AdminCommand {
     /// The audit log (administrators and auditors).
     #[command(subcommand)]
     Audit(AdminAuditCommand),
+}
+
+/// `curbside thread ...`.
+#[derive(Debug, Subcommand)]
+pub enum ThreadCommand {
+    /// Start a thread with colleagues (user ids or names).
+    New {
+        /// Who to talk with: USER[,USER...].
+        #[arg(long, value_delimiter = ',', required = true)]
+        with: Vec<String>,
+        /// A subject; it travels encrypted, as the first message.
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Add a colleague to a thread.
+    Add {
+        /// The thread.
+        thread: String,
+        /// Their user id or name.
+        user: String,
+    },
+    /// Remove a colleague from a thread.
+    Remove {
+        /// The thread.
+        thread: String,
+        /// Their user id or name.
+        user: String,
+    },
 }
 
 /// `curbside admin audit ...`.
@@ -333,6 +384,42 @@ pub enum CliError {
     /// An audit command failed, or the log does not verify.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// An MLS step failed.
+    #[error(transparent)]
+    Mls(crate::mls::MlsError),
+    /// This device does not know the thread.
+    #[error(
+        "this device is not in thread {0}: check the id with `curbside threads`, or ask a member \
+         to add you"
+    )]
+    UnknownThread(String),
+    /// No active user matches.
+    #[error("no active user matches {0:?}; check with `curbside directory search`")]
+    NoSuchUser(String),
+    /// More than one user matches.
+    #[error("more than one user matches {0:?}; give their user id instead")]
+    AmbiguousUser(String),
+    /// A key package's credential does not match the directory.
+    #[error(
+        "the key package of device {0} does not match the directory's key for that device; do \
+         not add it, and tell your administrator"
+    )]
+    CredentialMismatch(String),
+    /// A user has no device with key packages.
+    #[error(
+        "user {0} has no device ready to be added (no key packages); ask them to run any \
+         curbside command, then try again"
+    )]
+    NoKeyPackages(String),
+    /// A user to remove is not in the thread.
+    #[error("user {0} is not a member of this thread")]
+    NotInThread(String),
+    /// The thread kept moving.
+    #[error("thread {0} kept changing while this was tried; try again")]
+    Busy(String),
+    /// Nothing to send.
+    #[error("the message is empty; give the text, or pipe it in")]
+    EmptyMessage,
     /// A public key given on the command line is not one.
     #[error(
         "--public-key must be the 32-byte Ed25519 key in base64url, as the server publishes it"
@@ -402,6 +489,23 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             Ok(lines.join("\n"))
         }
         Command::Admin(command) => admin(&cli, command).await,
+        Command::Threads => conversation::list(&mut Session::open(&cli)?).await,
+        Command::Thread(ThreadCommand::New { with, subject }) => {
+            conversation::new_thread(&mut Session::open(&cli)?, with, subject.as_deref()).await
+        }
+        Command::Thread(ThreadCommand::Add { thread, user }) => {
+            conversation::change_members(&mut Session::open(&cli)?, thread, user, true).await
+        }
+        Command::Thread(ThreadCommand::Remove { thread, user }) => {
+            conversation::change_members(&mut Session::open(&cli)?, thread, user, false).await
+        }
+        Command::Send { thread, text } => {
+            conversation::send(&mut Session::open(&cli)?, thread, text.as_deref()).await
+        }
+        Command::Read { thread } => conversation::read(&mut Session::open(&cli)?, thread).await,
+        Command::SafetyNumber { user } => {
+            conversation::safety_number(&mut Session::open(&cli)?, user).await
+        }
     }
 }
 
@@ -457,6 +561,8 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
         device_id: enrolled.device.device_id.clone(),
         device_key_pkcs8: pkcs8.to_vec(),
         session: None,
+        mls_state: Vec::new(),
+        threads: Default::default(),
     };
     profile.save(&contents, &passphrase)?;
     Ok(format!(
@@ -703,11 +809,11 @@ fn new_passphrase(cli: &Cli, profile: &Profile) -> Result<Zeroizing<String>, Cli
 }
 
 /// An opened profile and a client for its server.
-struct Session {
+pub(crate) struct Session {
     profile: Profile,
     passphrase: Zeroizing<String>,
-    contents: StoreContents,
-    client: Client,
+    pub(crate) contents: StoreContents,
+    pub(crate) client: Client,
 }
 
 impl Session {
@@ -738,7 +844,7 @@ impl Session {
         })
     }
 
-    fn save(&self) -> Result<(), CliError> {
+    pub(crate) fn save(&self) -> Result<(), CliError> {
         Ok(self.profile.save(&self.contents, &self.passphrase)?)
     }
 
@@ -760,7 +866,7 @@ impl Session {
     /// Calls the server with the stored session; logs in first when there
     /// is none or it has expired, and once more if the server says the
     /// session has ended.
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &mut self,
         request: impl AsyncFn(&Client) -> Result<T, ClientError>,
     ) -> Result<T, CliError> {
@@ -785,7 +891,7 @@ impl Session {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| {

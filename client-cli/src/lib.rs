@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod cli;
 pub mod client;
+mod conversation;
 pub mod mls;
 pub mod store;
 pub mod trust;

@@ -50,6 +50,72 @@ pub struct StoreContents {
     pub device_key_pkcs8: Vec<u8>,
     /// The current session, if logged in.
     pub session: Option<StoredSession>,
+    /// OpenMLS's key-value store: this device's MLS keys and groups.
+    #[serde(default)]
+    pub mls_state: Vec<MlsValue>,
+    /// What this device has processed of each thread, and the messages it
+    /// decrypted (MLS keys are used once, so they cannot be read again).
+    #[serde(default)]
+    pub threads: std::collections::BTreeMap<String, ThreadState>,
+}
+
+impl std::fmt::Debug for MlsValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MlsValue").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ThreadState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadState")
+            .field("processed_seq", &self.processed_seq)
+            .field("messages", &self.messages.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for StoredMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredMessage")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One entry of OpenMLS's store.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlsValue {
+    /// The key.
+    #[serde(with = "curbside_proto::b64")]
+    pub key: Vec<u8>,
+    /// The value.
+    #[serde(with = "curbside_proto::b64")]
+    pub value: Vec<u8>,
+}
+
+/// This device's view of one thread.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadState {
+    /// The last log entry processed.
+    pub processed_seq: u64,
+    /// The decrypted messages, oldest first.
+    pub messages: Vec<StoredMessage>,
+}
+
+/// A decrypted message.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredMessage {
+    /// Its place in the thread's log.
+    pub seq: u64,
+    /// The sending user.
+    pub sender_user: String,
+    /// When the server accepted it (Unix ms).
+    pub time_ms: i64,
+    /// The text.
+    pub text: String,
 }
 
 impl std::fmt::Debug for StoreContents {
@@ -67,6 +133,14 @@ impl Drop for StoreContents {
         self.device_key_pkcs8.zeroize();
         if let Some(session) = &mut self.session {
             session.token.zeroize();
+        }
+        for value in &mut self.mls_state {
+            value.value.zeroize();
+        }
+        for thread in self.threads.values_mut() {
+            for message in &mut thread.messages {
+                message.text.zeroize();
+            }
         }
     }
 }
@@ -330,6 +404,8 @@ mod tests {
             device_id: "d".into(),
             device_key_pkcs8: vec![42; 83],
             session: None,
+            mls_state: Vec::new(),
+            threads: Default::default(),
         }
     }
 

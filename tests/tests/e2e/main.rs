@@ -12,6 +12,7 @@ mod audit;
 mod audit_access;
 mod certificates;
 mod cli;
+mod conversation;
 mod events;
 mod http_api;
 mod identity;

@@ -284,6 +284,12 @@ async fn three_clinicians_talk_and_the_server_sees_only_ciphertext(backend: Back
 
 /// How many places in the server's storage hold [`MARKER`] in the clear.
 pub async fn marker_in_storage(env: &TestEnv, backend: Backend) -> usize {
+    marker_in_storage_of(env, backend, MARKER).await
+}
+
+/// How many places in the server's storage hold `marker` in the clear: any
+/// file of the SQLite data directory, or any text or bytea column.
+pub async fn marker_in_storage_of(env: &TestEnv, backend: Backend, marker: &str) -> usize {
     match backend {
         Backend::Sqlite => {
             let mut found = 0;
@@ -292,8 +298,8 @@ pub async fn marker_in_storage(env: &TestEnv, backend: Backend) -> usize {
                 if path.is_file() {
                     let bytes = std::fs::read(&path).unwrap();
                     found += bytes
-                        .windows(MARKER.len())
-                        .filter(|window| *window == MARKER.as_bytes())
+                        .windows(marker.len())
+                        .filter(|window| *window == marker.as_bytes())
                         .count();
                 }
             }
@@ -323,7 +329,7 @@ pub async fn marker_in_storage(env: &TestEnv, backend: Backend) -> usize {
                 let count: i64 = sqlx::query_scalar(&format!(
                     "SELECT COUNT(*) FROM \"{table}\" WHERE {condition}"
                 ))
-                .bind(MARKER)
+                .bind(marker)
                 .fetch_one(&mut connection)
                 .await
                 .unwrap();

@@ -1,0 +1,165 @@
+//! The `curbside` commands clinicians use for threads, each run as its own
+//! command on its own profile (the MLS state lives in the encrypted store
+//! between runs): create, send, read, add, remove, safety numbers.
+
+use clap::Parser;
+use curbside_cli::cli::{Cli, CliError, run};
+use curbside_proto::identity::Role;
+use curbside_tests::{Backend, TestEnv, TestServer, backend_tests};
+
+use crate::people::{Person, first_admin};
+
+backend_tests!(clinicians_talk_through_the_cli);
+
+/// One clinician's `curbside` profile.
+struct Clinician {
+    url: String,
+    pin: String,
+    home: tempfile::TempDir,
+    user_id: String,
+}
+
+impl Clinician {
+    async fn enroll(server: &TestServer, admin: &Person, name: &str) -> Self {
+        let user = admin
+            .client
+            .create_user(&curbside_proto::identity::NewUser {
+                display_name: name.to_owned(),
+                role: Role::Clinician,
+                department: "Cardiology".to_owned(),
+                licence_number: None,
+            })
+            .await
+            .unwrap();
+        let code = admin
+            .client
+            .issue_enrollment_code(&user.user_id)
+            .await
+            .unwrap();
+        let clinician = Self {
+            url: server.url.clone(),
+            pin: server.fingerprint.to_string(),
+            home: tempfile::tempdir().unwrap(),
+            user_id: user.user_id,
+        };
+        clinician
+            .run(&["enroll", "--code", &code.code])
+            .await
+            .unwrap();
+        clinician
+    }
+
+    async fn run(&self, args: &[&str]) -> Result<String, CliError> {
+        let mut argv = vec![
+            "curbside",
+            "--server",
+            &self.url,
+            "--pin-sha256",
+            &self.pin,
+            "--home",
+            self.home.path().to_str().unwrap(),
+        ];
+        argv.extend_from_slice(args);
+        let mut cli = Cli::parse_from(argv);
+        cli.passphrase = Some("correct horse battery".to_owned());
+        run(cli).await
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        match self.run(args).await {
+            Ok(output) => output,
+            Err(error) => panic!("curbside {args:?} failed: {error}"),
+        }
+    }
+}
+
+async fn clinicians_talk_through_the_cli(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let admin = first_admin(&server).await;
+    let ana = Clinician::enroll(&server, &admin, "Dr. Ana Alvarez").await;
+    let ben = Clinician::enroll(&server, &admin, "Dr. Ben Brown").await;
+    let cal = Clinician::enroll(&server, &admin, "Dr. Cal Chen").await;
+    // Any first command publishes the device's key packages.
+    assert_eq!(ben.ok(&["threads"]).await, "No threads.");
+    assert_eq!(cal.ok(&["threads"]).await, "No threads.");
+
+    let created = ana
+        .ok(&["thread", "new", "--with", "Ben Brown", "--subject", "Bed 4"])
+        .await;
+    let thread = created.strip_prefix("Created thread ").unwrap().to_owned();
+    ana.ok(&["send", &thread, "MARKER-cli-4471: troponin rising"])
+        .await;
+
+    let read = ben.ok(&["read", &thread]).await;
+    assert!(read.contains("Dr. Ana Alvarez: Subject: Bed 4"), "{read}");
+    assert!(
+        read.contains("Dr. Ana Alvarez: MARKER-cli-4471: troponin rising"),
+        "{read}"
+    );
+    ben.ok(&["send", &thread, "on my way"]).await;
+    let read = ana.ok(&["read", &thread]).await;
+    assert!(read.contains("Dr. Ben Brown: on my way"), "{read}");
+    // Ana's own messages are in her history too, in order.
+    let lines: Vec<&str> = read.lines().collect();
+    assert_eq!(lines.len(), 3, "{read}");
+    assert!(lines[2].contains("on my way"));
+
+    // Cal joins and reads only what follows.
+    assert!(
+        ana.ok(&["thread", "add", &thread, &cal.user_id])
+            .await
+            .starts_with("Added")
+    );
+    assert_eq!(cal.ok(&["read", &thread]).await, "No messages yet.");
+    ana.ok(&["send", &thread, "welcome Cal"]).await;
+    let read = cal.ok(&["read", &thread]).await;
+    assert!(
+        read.contains("welcome Cal") && !read.contains("troponin"),
+        "{read}"
+    );
+    let listed = ben.ok(&["threads"]).await;
+    assert!(listed.contains(&format!("{thread}  1 unread")), "{listed}");
+
+    // Ana removes Ben: he can no longer read the thread.
+    assert!(
+        ana.ok(&["thread", "remove", &thread, "Ben Brown"])
+            .await
+            .starts_with("Removed")
+    );
+    ana.ok(&["send", &thread, "after Ben"]).await;
+    assert!(cal.ok(&["read", &thread]).await.contains("after Ben"));
+    assert!(ben.run(&["read", &thread]).await.is_err());
+
+    // Both sides compute the same safety number.
+    let number = |output: String| output.lines().nth(1).unwrap().trim().to_owned();
+    assert_eq!(
+        number(ana.ok(&["safety-number", &cal.user_id]).await),
+        number(cal.ok(&["safety-number", &ana.user_id]).await)
+    );
+
+    // Bad input is refused with a clear error.
+    let error = ana.run(&["send", &thread, "  "]).await.unwrap_err();
+    assert!(error.to_string().contains("empty"), "{error}");
+    let error = ana
+        .run(&["thread", "new", "--with", "Nobody Such"])
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no active user"), "{error}");
+
+    // The server never saw the text, and its audit log names the thread.
+    assert_eq!(
+        crate::mls::marker_in_storage_of(&env, backend, "MARKER-cli-4471").await,
+        0
+    );
+    let page = admin
+        .client
+        .audit_search(&curbside_proto::audit_review::SearchQuery {
+            resource: Some(thread.clone()),
+            action: Some("thread.message.send".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.entries.len(), 5);
+}
