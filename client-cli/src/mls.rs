@@ -336,6 +336,25 @@ impl Device {
         })
     }
 
+    /// A commit that only refreshes this device's own keys (no change of
+    /// members), at the group's current epoch.
+    pub fn update(&self, thread_id: &str) -> Result<PendingCommit, MlsError> {
+        let mut group = self.group(thread_id)?;
+        let epoch = group.epoch().as_u64();
+        let bundle = group
+            .self_update(&self.provider, &self.signer, LeafNodeParameters::default())
+            .map_err(|e| protocol("updating own keys")(&e))?;
+        let commit = bundle
+            .commit()
+            .tls_serialize_detached()
+            .map_err(|e| protocol("commit encoding")(&e))?;
+        Ok(PendingCommit {
+            epoch,
+            commit,
+            welcome: None,
+        })
+    }
+
     /// The server accepted this device's pending commit: apply it.
     pub fn commit_accepted(&self, thread_id: &str) -> Result<u64, MlsError> {
         let mut group = self.group(thread_id)?;

@@ -12,7 +12,10 @@ use curbside_tests::{Backend, TestEnv, TestServer, backend_tests};
 
 use crate::people::{Person, first_admin, person};
 
-backend_tests!(three_clinicians_talk_and_the_server_sees_only_ciphertext);
+backend_tests!(
+    three_clinicians_talk_and_the_server_sees_only_ciphertext,
+    racing_mls_commits_one_wins_and_the_loser_catches_up,
+);
 
 const MARKER: &str = "MARKER-7f3a-clinical-note";
 
@@ -338,4 +341,86 @@ pub async fn marker_in_storage_of(env: &TestEnv, backend: Backend, marker: &str)
             found
         }
     }
+}
+
+/// Posts `member`'s self-update commit; `Ok(seq)` or the refusal's status.
+async fn post_update(member: &Member, thread: &str) -> Result<u64, u16> {
+    let pending = member.device.update(thread).unwrap();
+    let result = member
+        .person
+        .client
+        .commit(
+            thread,
+            &CommitRequest {
+                epoch: pending.epoch,
+                commit: Blob(pending.commit),
+                change: MembershipChange::default(),
+                welcome: None,
+            },
+        )
+        .await;
+    match result {
+        Ok(appended) => {
+            member.device.commit_accepted(thread).unwrap();
+            Ok(appended.seq)
+        }
+        Err(ClientError::Api { status, .. }) => {
+            member.device.commit_refused(thread).unwrap();
+            Err(status.as_u16())
+        }
+        Err(other) => panic!("{other}"),
+    }
+}
+
+async fn racing_mls_commits_one_wins_and_the_loser_catches_up(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let admin = first_admin(&server).await;
+    let mut ana = Member::new(&server, &admin, "Dr. Ana").await;
+    let mut ben = Member::new(&server, &admin, "Dr. Ben").await;
+    let mut cal = Member::new(&server, &admin, "Dr. Cal").await;
+    let thread = format!("{:032x}", 0xace_u128 << 64 | u128::from(std::process::id()));
+    let mut packages = ana.claim(&ben).await;
+    packages.extend(ana.claim(&cal).await);
+    let (epoch, welcome) = ana.device.create(&thread, &packages).unwrap();
+    ana.person
+        .client
+        .create_thread(&NewThread {
+            thread_id: thread.clone(),
+            epoch,
+            devices: vec![ben.person.device_id.clone(), cal.person.device_id.clone()],
+            welcome: Blob(welcome),
+        })
+        .await
+        .unwrap();
+    ben.join().await;
+    cal.join().await;
+
+    // Ana and Ben commit at the same epoch at once: exactly one wins.
+    let (a, b) = tokio::join!(post_update(&ana, &thread), post_update(&ben, &thread));
+    let loser_is_ben = match (a, b) {
+        (Ok(_), Err(409)) => true,
+        (Err(409), Ok(_)) => false,
+        other => panic!("exactly one commit wins, the other gets 409: {other:?}"),
+    };
+    // The loser catches up (processes the winner's commit) and retries.
+    if loser_is_ben {
+        assert!(ben.read(&thread).await.is_empty());
+        post_update(&ben, &thread).await.unwrap();
+    } else {
+        assert!(ana.read(&thread).await.is_empty());
+        post_update(&ana, &thread).await.unwrap();
+    }
+    for member in [&mut ana, &mut ben, &mut cal] {
+        member.read(&thread).await;
+    }
+    let epochs: Vec<u64> = [&ana, &ben, &cal]
+        .iter()
+        .map(|member| member.device.epoch(&thread).unwrap())
+        .collect();
+    assert_eq!(epochs, [epoch + 2; 3], "all at the same epoch");
+    // And they can still talk.
+    cal.say(&thread, "still here").await;
+    assert_eq!(ana.read(&thread).await, ["still here"]);
+    assert_eq!(ben.read(&thread).await, ["still here"]);
 }
