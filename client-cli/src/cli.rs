@@ -96,6 +96,12 @@ pub enum Command {
         /// The thread.
         thread: String,
     },
+    /// Print each new message as it arrives, until interrupted.
+    Watch {
+        /// Stop after this many messages.
+        #[arg(long, value_name = "N")]
+        count: Option<usize>,
+    },
     /// Print the number to compare aloud with a colleague.
     SafetyNumber {
         /// Their user id or name.
@@ -420,6 +426,11 @@ pub enum CliError {
     /// Nothing to send.
     #[error("the message is empty; give the text, or pipe it in")]
     EmptyMessage,
+    /// The server closed the event connection.
+    #[error(
+        "the server closed the connection (session ended or too far behind); run the command again"
+    )]
+    Disconnected,
     /// A public key given on the command line is not one.
     #[error(
         "--public-key must be the 32-byte Ed25519 key in base64url, as the server publishes it"
@@ -503,6 +514,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             conversation::send(&mut Session::open(&cli)?, thread, text.as_deref()).await
         }
         Command::Read { thread } => conversation::read(&mut Session::open(&cli)?, thread).await,
+        Command::Watch { count } => conversation::watch(&mut Session::open(&cli)?, *count).await,
         Command::SafetyNumber { user } => {
             conversation::safety_number(&mut Session::open(&cli)?, user).await
         }

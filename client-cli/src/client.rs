@@ -13,9 +13,10 @@ use curbside_proto::identity::{
     UserUpdate, Whoami, login_message,
 };
 use curbside_proto::threads::{
-    Appended, CLAIM_PATH, ClaimedKeyPackages, CommitRequest, EntryPage, KEY_PACKAGES_PATH,
-    KeyPackageClaim, KeyPackageCount, KeyPackageUpload, MessageRequest, NewThread, Receipt,
-    THREADS_PATH, ThreadDetail, ThreadList, ThreadSummary, WELCOMES_PATH, WelcomeList,
+    Appended, CLAIM_PATH, ClaimedKeyPackages, CommitRequest, EVENTS_PATH, EntryPage,
+    KEY_PACKAGES_PATH, KeyPackageClaim, KeyPackageCount, KeyPackageUpload, MessageRequest,
+    NewThread, Receipt, THREADS_PATH, ThreadDetail, ThreadList, ThreadSummary, WELCOMES_PATH,
+    WelcomeList,
 };
 use curbside_proto::{ErrorBody, ErrorCode};
 use reqwest::{StatusCode, Url};
@@ -38,7 +39,13 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     token: Option<String>,
+    /// The same trust, for the event WebSocket (HTTP/1.1).
+    websocket_tls: std::sync::Arc<rustls::ClientConfig>,
 }
+
+/// The event WebSocket, over TLS.
+pub type EventSocket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,10 +155,13 @@ impl Client {
                 server: base.to_string(),
                 detail: chain(&error),
             })?;
+        let mut websocket_tls = client_config(trust)?;
+        websocket_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             http,
             base,
             token: None,
+            websocket_tls: std::sync::Arc::new(websocket_tls),
         })
     }
 
@@ -348,6 +358,50 @@ impl Client {
             None::<&()>,
         )
         .await
+    }
+
+    /// Opens `/v1/events`, the WebSocket that pushes this device's new
+    /// entries, welcomes and receipts (the token goes in a header).
+    pub async fn events(&self) -> Result<EventSocket, ClientError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let unreachable = |detail: String| ClientError::Unreachable {
+            server: self.base.to_string(),
+            detail,
+        };
+        let host = self
+            .base
+            .host_str()
+            .ok_or_else(|| ClientError::InvalidServerUrl(self.base.to_string()))?
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let port = self.base.port_or_known_default().unwrap_or(443);
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|error| unreachable(error.to_string()))?;
+        let name = rustls_pki_types::ServerName::try_from(host.clone())
+            .map_err(|_| ClientError::InvalidServerUrl(self.base.to_string()))?;
+        let tls = tokio_rustls::TlsConnector::from(self.websocket_tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|error| unreachable(chain(&error)))?;
+        let mut url = self
+            .base
+            .join(EVENTS_PATH)
+            .map_err(|_| ClientError::InvalidServerUrl(self.base.to_string()))?;
+        let _ = url.set_scheme("wss");
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|error| unreachable(error.to_string()))?;
+        if let Some(token) = &self.token
+            && let Ok(value) = format!("Bearer {token}").parse()
+        {
+            request.headers_mut().insert("authorization", value);
+        }
+        let (socket, _) = tokio_tungstenite::client_async(request, tls)
+            .await
+            .map_err(|error| unreachable(error.to_string()))?;
+        Ok(socket)
     }
 
     /// The audit log's published checkpoint key (no session needed).

@@ -10,7 +10,7 @@
 use std::io::Read;
 
 use curbside_proto::threads::{
-    Blob, CommitRequest, KeyPackageUpload, MembershipChange, MessageRequest, NewThread,
+    Blob, CommitRequest, Event, KeyPackageUpload, MembershipChange, MessageRequest, NewThread,
 };
 use openmls::prelude::KeyPackage;
 
@@ -488,4 +488,91 @@ pub async fn safety_number(session: &mut Session, user: &str) -> Result<String, 
         "Safety number with {other}:\n  {}\nRead it to each other; if it differs, do not use the thread and tell your administrator.",
         groups.join(" ")
     ))
+}
+
+/// `curbside watch`: prints each new message as it arrives, until
+/// interrupted (or, with `--count N`, after N messages).
+pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String, CliError> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let device = catch_up(session).await?;
+    let mut socket = session.client.events().await?;
+    let directory = session.client.directory("").await?;
+    let name = |user: &str| {
+        directory
+            .entries
+            .iter()
+            .find(|entry| entry.user_id == user)
+            .map_or_else(|| user.to_owned(), |entry| printable(&entry.display_name))
+    };
+    let mut shown = 0usize;
+    // What arrived before the socket was open is read now; the rest as it
+    // is pushed.
+    let known: Vec<String> = session.contents.threads.keys().cloned().collect();
+    for thread_id in known {
+        shown += sync_and_print(session, &device, &thread_id, &name).await?;
+    }
+    while count.is_none_or(|count| shown < count) {
+        let frame = tokio::select! {
+            frame = socket.next() => frame,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(_))) | None => return Err(CliError::Disconnected),
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => {
+                return Err(ClientError::Unreachable {
+                    server: session.client.server().to_string(),
+                    detail: error.to_string(),
+                }
+                .into());
+            }
+        };
+        let Ok(event) = curbside_proto::json::decode::<Event>(text.as_bytes()) else {
+            continue;
+        };
+        match event {
+            Event::Entry { thread_id, entry } => {
+                if entry.sender_device != session.contents.device_id {
+                    shown += sync_and_print(session, &device, &thread_id, &name).await?;
+                }
+            }
+            Event::Welcome { welcome } => {
+                catch_up(session).await?;
+                println!("Added to thread {}", welcome.thread_id);
+            }
+            Event::Receipt { .. } => {}
+        }
+    }
+    Ok(format!("Stopped watching after {shown} messages."))
+}
+
+/// Processes what is new in `thread_id` and prints its new messages;
+/// returns how many.
+async fn sync_and_print(
+    session: &mut Session,
+    device: &Device,
+    thread_id: &str,
+    name: &impl Fn(&str) -> String,
+) -> Result<usize, CliError> {
+    let before = session
+        .contents
+        .threads
+        .get(thread_id)
+        .map_or(0, |state| state.messages.len());
+    sync(session, device, thread_id).await?;
+    let mut shown = 0;
+    if let Some(state) = session.contents.threads.get(thread_id) {
+        for message in state.messages.iter().skip(before) {
+            println!(
+                "[{}] {} in {thread_id}: {}",
+                crate::audit::utc(message.time_ms),
+                name(&message.sender_user),
+                printable(&message.text)
+            );
+            shown += 1;
+        }
+    }
+    Ok(shown)
 }

@@ -118,8 +118,29 @@ async fn clinicians_talk_through_the_cli(backend: Backend) {
         read.contains("welcome Cal") && !read.contains("troponin"),
         "{read}"
     );
+    // Cal watches: messages show up as they are sent.
+    let (watched, ()) = tokio::join!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            cal.run(&["watch", "--count", "2"])
+        ),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            ana.ok(&["send", &thread, "live one"]).await;
+            ana.ok(&["send", &thread, "live two"]).await;
+        }
+    );
+    assert_eq!(
+        watched.expect("watch saw both messages").unwrap(),
+        "Stopped watching after 2 messages."
+    );
+    let read = cal.ok(&["read", &thread]).await;
+    assert!(
+        read.contains("live one") && read.contains("live two"),
+        "{read}"
+    );
     let listed = ben.ok(&["threads"]).await;
-    assert!(listed.contains(&format!("{thread}  1 unread")), "{listed}");
+    assert!(listed.contains(&format!("{thread}  3 unread")), "{listed}");
 
     // Ana removes Ben: he can no longer read the thread.
     assert!(
@@ -161,5 +182,5 @@ async fn clinicians_talk_through_the_cli(backend: Backend) {
         })
         .await
         .unwrap();
-    assert_eq!(page.entries.len(), 5);
+    assert_eq!(page.entries.len(), 7);
 }
