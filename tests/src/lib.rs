@@ -355,7 +355,25 @@ impl ServerProcess {
     /// whether this start prints a first-administrator code (the first start
     /// on an empty database).
     pub fn start(env: &TestEnv, binary: &str, extra: &[&str], expect_code: bool) -> Self {
+        Self::start_logging(env, binary, extra, expect_code, None)
+    }
+
+    /// [`ServerProcess::start`], writing the server's log (standard error,
+    /// at every level) to `log` if given.
+    pub fn start_logging(
+        env: &TestEnv,
+        binary: &str,
+        extra: &[&str],
+        expect_code: bool,
+        log: Option<&Path>,
+    ) -> Self {
         use std::io::BufRead;
+        let stderr = match log {
+            Some(path) => {
+                std::process::Stdio::from(std::fs::File::create(path).expect("a log file"))
+            }
+            None => std::process::Stdio::null(),
+        };
         let mut child = std::process::Command::new(binary)
             .arg("serve")
             .arg("--data-dir")
@@ -366,7 +384,8 @@ impl ServerProcess {
             .env("CURBSIDE_DATABASE_URL", env.database_url())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .env("CURBSIDE_LOG", "trace")
+            .stderr(stderr)
             .spawn()
             .expect("the server binary starts");
         let stdout = child.stdout.take().expect("its standard output");

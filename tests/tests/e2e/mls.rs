@@ -14,6 +14,7 @@ use crate::people::{Person, first_admin, person};
 
 backend_tests!(
     three_clinicians_talk_and_the_server_sees_only_ciphertext,
+    message_text_never_reaches_the_server_log,
     racing_mls_commits_one_wins_and_the_loser_catches_up,
 );
 
@@ -27,7 +28,32 @@ struct Member {
 
 impl Member {
     async fn new(server: &TestServer, admin: &Person, name: &str) -> Self {
-        let person = person(server, admin, name, Role::Clinician).await;
+        Self::from(person(server, admin, name, Role::Clinician).await).await
+    }
+
+    /// A clinician enrolled through `client` (any server), made by `admin`.
+    async fn on(client: curbside_cli::Client, admin: &Person, name: &str) -> Self {
+        let user = admin
+            .client
+            .create_user(&curbside_proto::identity::NewUser {
+                display_name: name.to_owned(),
+                role: Role::Clinician,
+                department: "Cardiology".to_owned(),
+                licence_number: None,
+            })
+            .await
+            .unwrap();
+        let code = admin
+            .client
+            .issue_enrollment_code(&user.user_id)
+            .await
+            .unwrap();
+        let mut person = crate::people::enroll_with(client, &code.code, None).await;
+        person.login().await;
+        Self::from(person).await
+    }
+
+    async fn from(person: Person) -> Self {
         let device = Device::new(
             &person.user.user_id,
             &person.device_id,
@@ -423,4 +449,43 @@ async fn racing_mls_commits_one_wins_and_the_loser_catches_up(backend: Backend) 
     cal.say(&thread, "still here").await;
     assert_eq!(ana.read(&thread).await, ["still here"]);
     assert_eq!(ben.read(&thread).await, ["still here"]);
+}
+
+async fn message_text_never_reaches_the_server_log(backend: Backend) {
+    const SERVER: &str = env!("CARGO_BIN_EXE_curbside-server-under-test");
+    let env = TestEnv::new(backend).await;
+    let log = env.data_dir().join("server.log");
+    let server = curbside_tests::ServerProcess::start_logging(&env, SERVER, &[], true, Some(&log));
+    let mut admin = crate::people::enroll_with(
+        server.client(),
+        server.first_admin_code.as_deref().unwrap(),
+        Some("Dr. First Admin"),
+    )
+    .await;
+    admin.login().await;
+    let ana = Member::on(server.client(), &admin, "Dr. Ana").await;
+    let mut ben = Member::on(server.client(), &admin, "Dr. Ben").await;
+    let thread = format!("{:032x}", 0x106_u128 << 64 | u128::from(std::process::id()));
+    let packages = ana.claim(&ben).await;
+    let (epoch, welcome) = ana.device.create(&thread, &packages).unwrap();
+    ana.person
+        .client
+        .create_thread(&NewThread {
+            thread_id: thread.clone(),
+            epoch,
+            devices: vec![ben.person.device_id.clone()],
+            welcome: Blob(welcome),
+        })
+        .await
+        .unwrap();
+    ben.join().await;
+    ana.say(&thread, &format!("{MARKER}: logged?")).await;
+    assert_eq!(ben.read(&thread).await, [format!("{MARKER}: logged?")]);
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    // The log is there, at every level, and names the requests...
+    assert!(text.contains("/v1/threads/{thread_id}/messages"), "{text}");
+    // ...but never the message, a token or a key package.
+    assert!(!text.contains(MARKER));
+    assert!(!text.contains(ana.person.token()));
 }
