@@ -81,6 +81,8 @@ async fn catch_up(session: &mut Session) -> Result<Device, CliError> {
     for welcome in client.welcomes().await?.welcomes {
         match device.join(&welcome.welcome.0) {
             Ok(thread_id) => {
+                // Every member's credential must match the directory.
+                check_members(session, &device, &thread_id).await?;
                 session.contents.threads.insert(
                     thread_id,
                     ThreadState {
@@ -95,6 +97,31 @@ async fn catch_up(session: &mut Session) -> Result<Device, CliError> {
     }
     save(session, &device)?;
     Ok(device)
+}
+
+/// Checks every member of `thread_id`'s group against the directory: an
+/// active user, that user's enrolled device, and its enrolled key.
+async fn check_members(
+    session: &Session,
+    device: &Device,
+    thread_id: &str,
+) -> Result<(), CliError> {
+    let directory = session.client.directory("").await?;
+    for member in device.members(thread_id)? {
+        let listed = directory
+            .entries
+            .iter()
+            .filter(|entry| entry.user_id == member.user_id)
+            .flat_map(|entry| entry.devices.iter())
+            .find(|listed| listed.device_id == member.device_id);
+        let own = member.device_id == session.contents.device_id;
+        match listed {
+            Some(listed) if listed.public_key == member.public_key => {}
+            None if own => {}
+            _ => return Err(CliError::CredentialMismatch(member.device_id)),
+        }
+    }
+    Ok(())
 }
 
 /// Processes everything new in `thread_id`.
@@ -131,7 +158,11 @@ async fn sync(session: &mut Session, device: &Device, thread_id: &str) -> Result
                         text: String::from_utf8_lossy(&plaintext).into_owned(),
                     });
                 }
-                Ok(Processed::Commit { .. }) => {}
+                Ok(Processed::Commit { added, .. }) => {
+                    if !added.is_empty() {
+                        check_members(session, device, thread_id).await?;
+                    }
+                }
                 Err(error @ MlsError::DeclarationMismatch { .. }) => {
                     return Err(error.into());
                 }
