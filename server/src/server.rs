@@ -185,6 +185,7 @@ impl Server {
                 auth: self.auth.clone(),
                 audit: self.audit.clone(),
                 events: self.events.clone(),
+                max_message_bytes: self.config.max_message_bytes,
             },
             self.config.max_body_bytes,
             self.extra_routes,

@@ -44,6 +44,7 @@ const BODY_BYTES_RANGE: RangeInclusive<u64> = 1024..=64 * 1024 * 1024;
 const GRACE_SECONDS_RANGE: RangeInclusive<u64> = 0..=3600;
 const CONNECTIONS_RANGE: RangeInclusive<u64> = 1..=1_000_000;
 const CHECKPOINT_ENTRIES_RANGE: RangeInclusive<u64> = 1..=1_000_000;
+const MESSAGE_BYTES_RANGE: RangeInclusive<u64> = 1024..=512 * 1024;
 const CHECKPOINT_SECONDS_RANGE: RangeInclusive<u64> = 1..=86_400;
 
 /// Fully resolved and validated server settings.
@@ -73,6 +74,8 @@ pub struct Config {
     pub enrollment_code_lifetime: Duration,
     /// When the audit log signs a checkpoint.
     pub audit_checkpoints: crate::audit::CheckpointPolicy,
+    /// The largest MLS message (commit, application message, welcome).
+    pub max_message_bytes: usize,
 }
 
 impl Config {
@@ -95,6 +98,7 @@ impl Config {
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             enrollment_code_lifetime: DEFAULT_ENROLLMENT_CODE_LIFETIME,
             audit_checkpoints: crate::audit::CheckpointPolicy::default(),
+            max_message_bytes: curbside_proto::threads::DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -193,6 +197,9 @@ pub struct Overrides {
         value_name = "SECONDS"
     )]
     pub audit_checkpoint_seconds: Option<String>,
+    /// Largest MLS message in bytes [default: 65536].
+    #[arg(long, env = "CURBSIDE_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub max_message_bytes: Option<String>,
 }
 
 /// The settings a TOML configuration file may hold.
@@ -214,6 +221,7 @@ struct FileSettings {
     enrollment_code_hours: Option<u64>,
     audit_checkpoint_entries: Option<u64>,
     audit_checkpoint_seconds: Option<u64>,
+    max_message_bytes: Option<u64>,
 }
 
 /// Why the settings could not be resolved.
@@ -534,6 +542,19 @@ impl Overrides {
             "seconds",
         )? {
             config.audit_checkpoints.every = Duration::from_secs(value);
+        }
+        if let Some(value) = number(
+            "max_message_bytes",
+            pick(
+                self.max_message_bytes,
+                file.max_message_bytes.map(|n| n.to_string()),
+                ("--max-message-bytes", "CURBSIDE_MAX_MESSAGE_BYTES"),
+                path,
+            ),
+            MESSAGE_BYTES_RANGE,
+            "bytes",
+        )? {
+            config.max_message_bytes = to_usize(value);
         }
 
         Ok(config)

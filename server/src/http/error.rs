@@ -28,6 +28,15 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// An MLS message is over the configured limit.
+    #[error(
+        "the MLS message is larger than this server accepts ({limit} bytes); send a shorter \
+         message or split it"
+    )]
+    MessageTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The body is not JSON.
     #[error("send the request body as JSON with the header Content-Type: application/json")]
     UnsupportedMediaType,
@@ -83,7 +92,7 @@ impl Error {
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
-            Self::PayloadTooLarge { .. } => {
+            Self::PayloadTooLarge { .. } | Self::MessageTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge)
             }
             Self::UnsupportedMediaType => (

@@ -46,6 +46,8 @@ pub struct AppState {
     pub audit: crate::audit::AuditLog,
     /// Live delivery to connected devices.
     pub events: std::sync::Arc<crate::events::Events>,
+    /// The largest MLS message accepted, in bytes.
+    pub max_message_bytes: usize,
 }
 
 /// How long one request, body included, may take before it is answered

@@ -18,10 +18,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use curbside_proto::threads::{
-    Appended, Blob, CommitRequest, DEFAULT_MAX_MESSAGE_BYTES, EntryKind, EntryPage,
-    MAX_ENTRIES_PAGE, MAX_THREAD_DEVICES, Member, MembershipChange, MessageRequest, NewThread,
-    ReadReceipt, Receipt, ReceiptKind, THREADS_PATH, ThreadDetail, ThreadEntry, ThreadList,
-    ThreadSummary, WELCOMES_PATH, Welcome, WelcomeList, is_thread_id,
+    Appended, Blob, CommitRequest, EntryKind, EntryPage, MAX_ENTRIES_PAGE, MAX_THREAD_DEVICES,
+    Member, MembershipChange, MessageRequest, NewThread, ReadReceipt, Receipt, ReceiptKind,
+    THREADS_PATH, ThreadDetail, ThreadEntry, ThreadList, ThreadSummary, WELCOMES_PATH, Welcome,
+    WelcomeList, is_thread_id,
 };
 use serde::Deserialize;
 use sqlx::{Any, Transaction};
@@ -61,15 +61,15 @@ fn to_i64(value: u64) -> Result<i64> {
     i64::try_from(value).map_err(|_| Error::InvalidRequest("a number is out of range".to_owned()))
 }
 
-fn check_size(name: &str, blob: &Blob) -> Result<()> {
+fn check_size(state: &AppState, name: &str, blob: &Blob) -> Result<()> {
     if blob.0.is_empty() {
         return Err(Error::InvalidRequest(format!(
             "`{name}` is empty; send the serialized MLS message"
         )));
     }
-    if blob.0.len() > DEFAULT_MAX_MESSAGE_BYTES {
-        return Err(Error::PayloadTooLarge {
-            limit: DEFAULT_MAX_MESSAGE_BYTES,
+    if blob.0.len() > state.max_message_bytes {
+        return Err(Error::MessageTooLarge {
+            limit: state.max_message_bytes,
         });
     }
     Ok(())
@@ -251,7 +251,7 @@ async fn create(
             "`devices` names your own device, which is the thread's creator".to_owned(),
         ));
     }
-    check_size("welcome", &new.welcome)?;
+    check_size(&state, "welcome", &new.welcome)?;
     limit_writes(&state, &caller)?;
     let epoch = to_i64(new.epoch)?;
     let now = now_ms();
@@ -470,7 +470,7 @@ async fn commit(
     extract::Json(request): extract::Json<CommitRequest>,
 ) -> Result<Json<Appended>> {
     membership(&state, &access, &caller, &thread_id).await?;
-    check_size("commit", &request.commit)?;
+    check_size(&state, "commit", &request.commit)?;
     limit_writes(&state, &caller)?;
     let change = &request.change;
     check_devices(&change.add, "change.add")?;
@@ -493,7 +493,7 @@ async fn commit(
     }
     let welcome = match (&request.welcome, change.add.is_empty()) {
         (Some(welcome), false) => {
-            check_size("welcome", welcome)?;
+            check_size(&state, "welcome", welcome)?;
             Some(welcome)
         }
         (None, false) => {
@@ -602,7 +602,7 @@ async fn message(
     extract::Json(request): extract::Json<MessageRequest>,
 ) -> Result<Json<Appended>> {
     membership(&state, &access, &caller, &thread_id).await?;
-    check_size("ciphertext", &request.ciphertext)?;
+    check_size(&state, "ciphertext", &request.ciphertext)?;
     limit_writes(&state, &caller)?;
     let epoch = to_i64(request.epoch)?;
     let mut tx = state.database.pool().begin().await?;

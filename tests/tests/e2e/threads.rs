@@ -19,6 +19,7 @@ backend_tests!(
     receipts_and_unread_counts,
     bad_thread_requests_are_refused,
     a_deactivated_users_devices_leave_the_thread,
+    the_message_limit_is_configurable,
 );
 
 fn status<T: std::fmt::Debug>(result: &Result<T, ClientError>) -> u16 {
@@ -435,4 +436,26 @@ async fn a_deactivated_users_devices_leave_the_thread(backend: Backend) {
         .commit(&thread, &commit(1, &[], &[&ben]))
         .await
         .unwrap();
+}
+
+async fn the_message_limit_is_configurable(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let mut config = env.config();
+    config.max_message_bytes = 2048;
+    let server = env.start_with(config, axum::Router::new()).await;
+    let (_admin, ana, _ben, _cal, thread) = three(&server).await;
+    let message = |size: usize| MessageRequest {
+        epoch: 1,
+        ciphertext: Blob(vec![7; size]),
+    };
+    ana.client
+        .send_message(&thread, &message(2048))
+        .await
+        .unwrap();
+    let refused = ana.client.send_message(&thread, &message(2049)).await;
+    assert_eq!(status(&refused), 413);
+    let Err(ClientError::Api { message, .. }) = refused else {
+        unreachable!()
+    };
+    assert!(message.contains("2048 bytes"), "{message}");
 }
