@@ -63,7 +63,6 @@ async fn catch_up(session: &mut Session) -> Result<Device, CliError> {
         .call(async |client| client.key_package_count().await)
         .await?;
     let device = device(session)?;
-    let client = &session.client;
     if count.available < LOW_WATER || !count.last_resort {
         let last_resort = if count.last_resort {
             None
@@ -71,26 +70,35 @@ async fn catch_up(session: &mut Session) -> Result<Device, CliError> {
             device.key_packages(1, true)?.pop().map(Blob)
         };
         let packages = device.key_packages(BATCH, false)?;
-        client
+        // Their private keys are kept before the server hands them out.
+        save(session, &device)?;
+        session
+            .client
             .upload_key_packages(&KeyPackageUpload {
                 packages: packages.into_iter().map(Blob).collect(),
                 last_resort,
             })
             .await?;
     }
-    for welcome in client.welcomes().await?.welcomes {
+    for welcome in session.client.welcomes().await?.welcomes {
         match device.join(&welcome.welcome.0) {
-            Ok(thread_id) => {
-                // Every member's credential must match the directory.
-                check_members(session, &device, &thread_id).await?;
-                session.contents.threads.insert(
-                    thread_id,
-                    ThreadState {
-                        processed_seq: welcome.joined_seq,
-                        messages: Vec::new(),
-                    },
-                );
-            }
+            // Every member's credential must match the directory; a thread
+            // whose members do not is left alone, with a warning.
+            Ok(thread_id) => match check_members(session, &device, &thread_id).await {
+                Ok(()) => {
+                    session.contents.threads.insert(
+                        thread_id,
+                        ThreadState {
+                            processed_seq: welcome.joined_seq,
+                            messages: Vec::new(),
+                        },
+                    );
+                }
+                Err(error) => eprintln!(
+                    "curbside: not joining thread {}: {error}",
+                    printable(&thread_id)
+                ),
+            },
             Err(error) => eprintln!("curbside: a welcome could not be used: {error}"),
         }
         session.client.ack_welcome(&welcome.welcome_id).await?;
@@ -117,11 +125,33 @@ async fn check_members(
         let own = member.device_id == session.contents.device_id;
         match listed {
             Some(listed) if listed.public_key == member.public_key => {}
-            None if own => {}
-            _ => return Err(CliError::CredentialMismatch(member.device_id)),
+            Some(_) => return Err(CliError::CredentialMismatch(member.device_id)),
+            None if own => {
+                if member.user_id != session.contents.user_id
+                    || member.public_key != own_public_key(session)?
+                {
+                    return Err(CliError::CredentialMismatch(member.device_id));
+                }
+            }
+            // Removed, or its user deactivated: still in the group until a
+            // member's commit removes it.
+            None => eprintln!(
+                "curbside: device {} of thread {} is no longer enrolled; remove it with \
+                 `curbside thread remove`",
+                printable(&member.device_id),
+                printable(thread_id)
+            ),
         }
     }
     Ok(())
+}
+
+/// This device's enrolled public key.
+fn own_public_key(session: &Session) -> Result<Vec<u8>, CliError> {
+    use ring::signature::KeyPair;
+    let key = ring::signature::Ed25519KeyPair::from_pkcs8(&session.contents.device_key_pkcs8)
+        .map_err(|_| CliError::BadKey)?;
+    Ok(key.public_key().as_ref().to_vec())
 }
 
 /// Processes everything new in `thread_id`.
@@ -139,17 +169,26 @@ async fn sync(session: &mut Session, device: &Device, thread_id: &str) -> Result
             .await?;
         let done = page.entries.is_empty();
         for entry in page.entries {
-            state.processed_seq = entry.seq;
             if entry.sender_device == session.contents.device_id {
-                // Own entries were applied (commits) or kept (messages)
-                // when they were sent.
+                // Own messages were kept when sent. An own commit the
+                // server took while this device did not hear back (a
+                // timeout, a crash) is applied now.
+                if entry.kind == curbside_proto::threads::EntryKind::Commit
+                    && device.has_pending_commit(thread_id)
+                {
+                    device.commit_accepted(thread_id)?;
+                }
+                state.processed_seq = entry.seq;
                 continue;
             }
             let declared = entry
                 .change
                 .as_ref()
                 .map(|change| (change.add.as_slice(), change.remove.as_slice()));
-            match device.process(thread_id, &entry.body.0, declared) {
+            let processed =
+                device.process(thread_id, &entry.sender_device, &entry.body.0, declared);
+            state.processed_seq = entry.seq;
+            match processed {
                 Ok(Processed::Message { sender, plaintext }) => {
                     state.messages.push(StoredMessage {
                         seq: entry.seq,
@@ -158,16 +197,27 @@ async fn sync(session: &mut Session, device: &Device, thread_id: &str) -> Result
                         text: String::from_utf8_lossy(&plaintext).into_owned(),
                     });
                 }
-                Ok(Processed::Commit { added, .. }) => {
-                    if !added.is_empty() {
-                        check_members(session, device, thread_id).await?;
-                    }
+                Ok(Processed::Commit { .. }) => {
+                    session
+                        .contents
+                        .threads
+                        .insert(thread_id.to_owned(), state.clone());
+                    save(session, device)?;
+                    check_members(session, device, thread_id).await?;
                 }
-                Err(error @ MlsError::DeclarationMismatch { .. }) => {
+                Err(error) if entry.kind == curbside_proto::threads::EntryKind::Commit => {
+                    // A commit that cannot be applied leaves this device
+                    // behind the group: stop rather than go on out of step.
                     return Err(error.into());
                 }
                 Err(error) => {
                     eprintln!("curbside: entry {} could not be read: {error}", entry.seq);
+                    state.messages.push(StoredMessage {
+                        seq: entry.seq,
+                        sender_user: entry.sender_user.clone(),
+                        time_ms: entry.created_at_ms,
+                        text: "[this message could not be decrypted]".to_owned(),
+                    });
                 }
             }
         }
@@ -233,6 +283,8 @@ async fn send_text(
     text: &str,
 ) -> Result<u64, CliError> {
     let (epoch, ciphertext) = device.encrypt(thread_id, text.as_bytes())?;
+    // The ratchet moved on: keep that before the message leaves.
+    save(session, device)?;
     let appended = session
         .client
         .send_message(
@@ -270,6 +322,7 @@ pub async fn new_thread(
     for user in with {
         users.push(user_id(session, user).await?);
     }
+    users.sort();
     users.dedup();
     for user in &users {
         let (claimed, ids) = claim(session, &device, user).await?;
@@ -334,6 +387,7 @@ pub async fn change_members(
             (Vec::new(), Vec::new(), removed)
         };
         let pending = device.commit(thread_id, &packages, &removed)?;
+        save(session, &device)?;
         let result = session
             .client
             .commit(
@@ -367,11 +421,15 @@ pub async fn change_members(
                 device.commit_refused(thread_id)?;
                 save(session, &device)?;
             }
-            Err(error) => {
+            // The server said no: drop the commit.
+            Err(error @ ClientError::Api { .. }) => {
                 device.commit_refused(thread_id)?;
                 save(session, &device)?;
                 return Err(error.into());
             }
+            // No answer: the server may have taken it. The commit stays
+            // pending; the next command applies it if the log has it.
+            Err(error) => return Err(error.into()),
         }
     }
     Err(CliError::Busy(thread_id.to_owned()))
@@ -526,7 +584,7 @@ pub async fn safety_number(session: &mut Session, user: &str) -> Result<String, 
 pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String, CliError> {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
-    let device = catch_up(session).await?;
+    let mut device = catch_up(session).await?;
     let mut socket = session.client.events().await?;
     let directory = session.client.directory("").await?;
     let name = |user: &str| {
@@ -565,12 +623,13 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
         };
         match event {
             Event::Entry { thread_id, entry } => {
-                if entry.sender_device != session.contents.device_id {
+                let known = session.contents.threads.contains_key(&thread_id);
+                if known && entry.sender_device != session.contents.device_id {
                     shown += sync_and_print(session, &device, &thread_id, &name).await?;
                 }
             }
             Event::Welcome { welcome } => {
-                catch_up(session).await?;
+                device = catch_up(session).await?;
                 println!("Added to thread {}", welcome.thread_id);
             }
             Event::Receipt { .. } => {}

@@ -53,6 +53,27 @@ pub enum MlsError {
     /// A credential names something other than a device identity.
     #[error("a member credential is not a Curbside device identity")]
     BadCredential,
+    /// An entry's MLS sender is not the device the server says sent it.
+    #[error(
+        "a message in thread {thread} was not sent by the device the server names; stop using \
+         this thread and tell your administrator"
+    )]
+    SenderMismatch {
+        /// The thread.
+        thread: String,
+    },
+    /// A commit does something Curbside clients never do (an external
+    /// join, a change of group settings, a member changing identity).
+    #[error(
+        "a commit in thread {thread} does something Curbside does not allow ({what}); stop \
+         using this thread and tell your administrator"
+    )]
+    ForbiddenCommit {
+        /// The thread.
+        thread: String,
+        /// What it tried.
+        what: &'static str,
+    },
 }
 
 fn protocol(step: &'static str) -> impl Fn(&dyn std::fmt::Debug) -> MlsError {
@@ -117,6 +138,12 @@ fn identity_of(credential: &Credential, public_key: &[u8]) -> Result<Identity, M
         BasicCredential::try_from(credential.clone()).map_err(|_| MlsError::BadCredential)?;
     let text = std::str::from_utf8(basic.identity()).map_err(|_| MlsError::BadCredential)?;
     let (user_id, device_id) = text.split_once(':').ok_or(MlsError::BadCredential)?;
+    // Exactly two ids of 32 lower-case hex digits.
+    let is_id =
+        |id: &str| id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !is_id(user_id) || !is_id(device_id) {
+        return Err(MlsError::BadCredential);
+    }
     Ok(Identity {
         user_id: user_id.to_owned(),
         device_id: device_id.to_owned(),
@@ -383,8 +410,15 @@ impl Device {
         let config = MlsGroupJoinConfig::builder()
             .use_ratchet_tree_extension(true)
             .build();
-        let group = StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None)
-            .map_err(|e| protocol("reading the welcome")(&e))?
+        let staged = StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None)
+            .map_err(|e| protocol("reading the welcome")(&e))?;
+        // Added again after being removed: the old group gives way.
+        let group_id = staged.group_context().group_id().clone();
+        if let Ok(Some(mut old)) = MlsGroup::load(self.provider.storage(), &group_id) {
+            old.delete(self.provider.storage())
+                .map_err(|e| protocol("forgetting the old group")(&e))?;
+        }
+        let group = staged
             .into_group(&self.provider)
             .map_err(|e| protocol("joining")(&e))?;
         Ok(hex(group.group_id().as_slice()))
@@ -415,11 +449,19 @@ impl Device {
         Ok((group.epoch().as_u64(), bytes))
     }
 
-    /// Processes one log entry sent by another device. A commit must do
-    /// exactly what `declared` (added and removed devices) says.
+    /// Whether this device has a commit waiting for the server's answer.
+    pub fn has_pending_commit(&self, thread_id: &str) -> bool {
+        self.group(thread_id)
+            .is_ok_and(|group| group.pending_commit().is_some())
+    }
+
+    /// Processes one log entry that the server says `sender_device` sent.
+    /// A commit must do exactly what `declared` (added and removed
+    /// devices) says, and nothing Curbside clients never do.
     pub fn process(
         &self,
         thread_id: &str,
+        sender_device: &str,
         body: &[u8],
         declared: Option<(&[String], &[String])>,
     ) -> Result<Processed, MlsError> {
@@ -432,20 +474,52 @@ impl Device {
         let processed = group
             .process_message(&self.provider, protocol_message)
             .map_err(|e| protocol("processing a message")(&e))?;
-        let sender = processed.credential().clone();
-        let sender_key = match processed.sender() {
-            Sender::Member(index) => group
-                .member_at(*index)
-                .map(|member| member.signature_key)
-                .unwrap_or_default(),
-            _ => Vec::new(),
+        let forbidden = |what: &'static str| MlsError::ForbiddenCommit {
+            thread: thread_id.to_owned(),
+            what,
         };
+        let sender = processed.credential().clone();
+        let Sender::Member(sender_index) = *processed.sender() else {
+            return Err(forbidden("a sender from outside the group"));
+        };
+        let sender_key = group
+            .member_at(sender_index)
+            .map(|member| member.signature_key)
+            .unwrap_or_default();
+        let sender_identity = identity_of(&sender, &sender_key)?;
+        if sender_identity.device_id != sender_device {
+            return Err(MlsError::SenderMismatch {
+                thread: thread_id.to_owned(),
+            });
+        }
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(message) => Ok(Processed::Message {
-                sender: identity_of(&sender, &sender_key)?,
+                sender: sender_identity,
                 plaintext: message.into_bytes(),
             }),
             ProcessedMessageContent::StagedCommitMessage(staged) => {
+                // Only adds and removes, by reference or inline.
+                for queued in staged.queued_proposals() {
+                    match queued.proposal() {
+                        Proposal::Add(_) | Proposal::Remove(_) => {}
+                        _ => return Err(forbidden("a proposal other than add or remove")),
+                    }
+                }
+                // A member refreshing its keys stays who it is.
+                if let Some(leaf) = staged.update_path_leaf_node() {
+                    let renewed = identity_of(leaf.credential(), leaf.signature_key().as_slice())?;
+                    if renewed.user_id != sender_identity.user_id
+                        || renewed.device_id != sender_identity.device_id
+                        || renewed.public_key != sender_identity.public_key
+                    {
+                        return Err(forbidden("a member changing its identity or key"));
+                    }
+                }
+                let Some((add, remove)) = declared else {
+                    return Err(MlsError::DeclarationMismatch {
+                        thread: thread_id.to_owned(),
+                    });
+                };
                 let added: Vec<String> = staged
                     .add_proposals()
                     .map(|proposal| {
@@ -466,19 +540,17 @@ impl Device {
                             .map(|identity| identity.device_id)
                     })
                     .collect::<Result<_, _>>()?;
-                if let Some((add, remove)) = declared {
-                    let same = |a: &[String], b: &[String]| {
-                        let mut a = a.to_vec();
-                        let mut b = b.to_vec();
-                        a.sort();
-                        b.sort();
-                        a == b
-                    };
-                    if !same(&added, add) || !same(&removed, remove) {
-                        return Err(MlsError::DeclarationMismatch {
-                            thread: thread_id.to_owned(),
-                        });
-                    }
+                let same = |a: &[String], b: &[String]| {
+                    let mut a = a.to_vec();
+                    let mut b = b.to_vec();
+                    a.sort();
+                    b.sort();
+                    a == b
+                };
+                if !same(&added, add) || !same(&removed, remove) {
+                    return Err(MlsError::DeclarationMismatch {
+                        thread: thread_id.to_owned(),
+                    });
                 }
                 group
                     .merge_staged_commit(&self.provider, *staged)

@@ -235,6 +235,31 @@ impl SessionCache {
         Ok(caller)
     }
 
+    /// Whether the session is still live at `now_ms`, without counting this
+    /// as activity (a push connection is not the user doing something, so
+    /// it must not hold off the idle timeout).
+    pub async fn still_live(
+        &self,
+        database: &Database,
+        session_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, SessionError> {
+        let remembered = self.lock().get(session_id).map(|entry| entry.last_seen_ms);
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT s.expires_at_ms, s.last_seen_at_ms FROM session s \
+             JOIN app_user u ON u.user_id = s.user_id JOIN device d ON d.device_id = s.device_id \
+             WHERE s.session_id = $1 AND s.ended_at_ms IS NULL AND d.removed_at_ms IS NULL \
+               AND u.status = 'active'",
+        )
+        .bind(session_id)
+        .fetch_optional(database.pool())
+        .await?;
+        Ok(row.is_some_and(|(expires_at_ms, last_seen)| {
+            let last_seen = last_seen.max(remembered.unwrap_or(0));
+            now_ms < expires_at_ms && now_ms - last_seen <= self.idle_timeout_ms
+        }))
+    }
+
     /// Forgets one session.
     pub fn evict(&self, session_id: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);

@@ -79,18 +79,14 @@ async fn serve(mut socket: WebSocket, state: AppState, caller: Caller, subscribe
                 Some(Ok(_)) => {}
             },
             _ = recheck.tick() => {
+                // Not activity: an open socket alone does not hold off the
+                // idle timeout (automatic logoff).
                 let live = state
                     .auth
                     .sessions
-                    .check(
-                        &state.database,
-                        &caller.session_id,
-                        &caller.user_id,
-                        &caller.device_id,
-                        now_ms(),
-                    )
+                    .still_live(&state.database, &caller.session_id, now_ms())
                     .await;
-                if live.is_err() {
+                if !matches!(live, Ok(true)) {
                     close(&mut socket, CLOSE_SESSION_ENDED, "the session has ended; log in again")
                         .await;
                     break;

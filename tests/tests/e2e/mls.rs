@@ -16,6 +16,7 @@ backend_tests!(
     three_clinicians_talk_and_the_server_sees_only_ciphertext,
     message_text_never_reaches_the_server_log,
     racing_mls_commits_one_wins_and_the_loser_catches_up,
+    a_commit_unlike_its_declaration_or_sender_is_refused,
 );
 
 const MARKER: &str = "MARKER-7f3a-clinical-note";
@@ -171,7 +172,7 @@ impl Member {
                 .map(|change| (change.add.as_slice(), change.remove.as_slice()));
             match self
                 .device
-                .process(thread, &entry.body.0, declared)
+                .process(thread, &entry.sender_device, &entry.body.0, declared)
                 .unwrap()
             {
                 Processed::Message { sender, plaintext } => {
@@ -289,7 +290,9 @@ async fn three_clinicians_talk_and_the_server_sees_only_ciphertext(backend: Back
         .entries
         .remove(0);
     assert!(
-        ben.device.process(&thread, &leaked.body.0, None).is_err(),
+        ben.device
+            .process(&thread, &leaked.sender_device, &leaked.body.0, None)
+            .is_err(),
         "a removed member decrypted a later message"
     );
 
@@ -488,4 +491,91 @@ async fn message_text_never_reaches_the_server_log(backend: Backend) {
     // ...but never the message, a token or a key package.
     assert!(!text.contains(MARKER));
     assert!(!text.contains(ana.person.token()));
+}
+
+async fn a_commit_unlike_its_declaration_or_sender_is_refused(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let admin = first_admin(&server).await;
+    let ana = Member::new(&server, &admin, "Dr. Ana").await;
+    let mut ben = Member::new(&server, &admin, "Dr. Ben").await;
+    let cal = Member::new(&server, &admin, "Dr. Cal").await;
+    let thread = format!("{:032x}", 0xbad_u128 << 64 | u128::from(std::process::id()));
+    let packages = ana.claim(&ben).await;
+    let (epoch, welcome) = ana.device.create(&thread, &packages).unwrap();
+    ana.person
+        .client
+        .create_thread(&NewThread {
+            thread_id: thread.clone(),
+            epoch,
+            devices: vec![ben.person.device_id.clone()],
+            welcome: Blob(welcome),
+        })
+        .await
+        .unwrap();
+    ben.join().await;
+
+    // A message the server says Cal sent, when Ana's device sent it.
+    ana.say(&thread, "from Ana").await;
+    let message = ben
+        .person
+        .client
+        .entries(&thread, 0, 10)
+        .await
+        .unwrap()
+        .entries
+        .remove(0);
+    let refused = ben
+        .device
+        .process(&thread, &cal.person.device_id, &message.body.0, None);
+    assert!(
+        matches!(
+            refused,
+            Err(curbside_cli::mls::MlsError::SenderMismatch { .. })
+        ),
+        "{refused:?}"
+    );
+
+    // Ana's commit only refreshes her keys, but she tells the server it
+    // adds Cal: Ben's device refuses it.
+    let pending = ana.device.update(&thread).unwrap();
+    ana.person
+        .client
+        .commit(
+            &thread,
+            &CommitRequest {
+                epoch: pending.epoch,
+                commit: Blob(pending.commit),
+                change: MembershipChange {
+                    add: vec![cal.person.device_id.clone()],
+                    remove: Vec::new(),
+                },
+                welcome: Some(Blob(b"not a welcome".to_vec())),
+            },
+        )
+        .await
+        .unwrap();
+    let entry = ben
+        .person
+        .client
+        .entries(&thread, message.seq, 10)
+        .await
+        .unwrap()
+        .entries
+        .remove(0);
+    let change = entry.change.clone().unwrap();
+    let refused = ben.device.process(
+        &thread,
+        &entry.sender_device,
+        &entry.body.0,
+        Some((&change.add, &change.remove)),
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(curbside_cli::mls::MlsError::DeclarationMismatch { .. })
+        ),
+        "{refused:?}"
+    );
+    let _ = &mut ben;
 }
