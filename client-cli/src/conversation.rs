@@ -225,8 +225,14 @@ async fn sync(session: &mut Session, device: &Device, thread_id: &str) -> Result
             break;
         }
     }
+    let processed = state.processed_seq;
     session.contents.threads.insert(thread_id.to_owned(), state);
-    save(session, device)
+    save(session, device)?;
+    // The delivery receipt: this device has processed the log up to here.
+    if processed > 0 {
+        session.client.receipt(thread_id, processed, false).await?;
+    }
+    Ok(())
 }
 
 /// `USER` as a user id: itself if it is one, else the one active user the

@@ -139,6 +139,9 @@ async fn clinicians_talk_through_the_cli(backend: Backend) {
         read.contains("live one") && read.contains("live two"),
         "{read}"
     );
+    // Reading sent delivery receipts: the server records how far Cal's
+    // device has processed the thread (entry 7, "live two").
+    assert_eq!(delivered(&env, &thread, &cal.user_id).await, 7);
     let listed = ben.ok(&["threads"]).await;
     assert!(listed.contains(&format!("{thread}  3 unread")), "{listed}");
 
@@ -183,4 +186,24 @@ async fn clinicians_talk_through_the_cli(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(page.entries.len(), 7);
+}
+
+/// The delivery receipt the server holds for `user_id`'s device in
+/// `thread`, read behind its back.
+async fn delivered(env: &TestEnv, thread: &str, user_id: &str) -> i64 {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut connection = sqlx::AnyConnection::connect(env.database_url())
+        .await
+        .unwrap();
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT MAX(delivered_seq) FROM thread_member WHERE thread_id = $1 AND user_id = $2",
+    )
+    .bind(thread)
+    .bind(user_id)
+    .fetch_one(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+    seq
 }
