@@ -8,7 +8,7 @@ use curbside_proto::audit_review::{
 };
 use curbside_proto::health::{HEALTH_PATH, Health, READY_PATH, Ready};
 use curbside_proto::identity::{
-    Challenge, ChallengeRequest, DeviceList, Directory, EnrollRequest, Enrolled,
+    Challenge, ChallengeRequest, DeviceList, Directory, DirectoryEntry, EnrollRequest, Enrolled,
     EnrollmentCodeIssued, LoggedIn, LoginRequest, NewUser, Role, User, UserList, UserStatus,
     UserUpdate, Whoami, login_message,
 };
@@ -532,6 +532,12 @@ impl Client {
     /// `GET /v1/directory?q=...`.
     pub async fn directory(&self, query: &str) -> Result<Directory, ClientError> {
         self.get(&format!("/v1/directory?q={}", encode_query(query)))
+            .await
+    }
+
+    /// `GET /v1/directory/users/{id}`: one active user and their devices.
+    pub async fn directory_user(&self, user_id: &str) -> Result<DirectoryEntry, ClientError> {
+        self.get(&format!("/v1/directory/users/{}", encode_path(user_id)))
             .await
     }
 

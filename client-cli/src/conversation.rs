@@ -9,6 +9,7 @@
 
 use std::io::Read;
 
+use curbside_proto::identity::Directory;
 use curbside_proto::threads::{
     Blob, CommitRequest, Event, KeyPackageUpload, MembershipChange, MessageRequest, NewThread,
 };
@@ -107,6 +108,26 @@ async fn catch_up(session: &mut Session) -> Result<Device, CliError> {
     Ok(device)
 }
 
+/// The directory's entries for these users, looked up one by one (the
+/// search lists at most 200 people); users not active are left out.
+async fn known_users(
+    session: &Session,
+    users: impl IntoIterator<Item = String>,
+) -> Result<Directory, CliError> {
+    let mut wanted: Vec<String> = users.into_iter().collect();
+    wanted.sort();
+    wanted.dedup();
+    let mut entries = Vec::with_capacity(wanted.len());
+    for user in wanted {
+        match session.client.directory_user(&user).await {
+            Ok(entry) => entries.push(entry),
+            Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(Directory { entries })
+}
+
 /// Checks every member of `thread_id`'s group against the directory: an
 /// active user, that user's enrolled device, and its enrolled key.
 async fn check_members(
@@ -114,8 +135,9 @@ async fn check_members(
     device: &Device,
     thread_id: &str,
 ) -> Result<(), CliError> {
-    let directory = session.client.directory("").await?;
-    for member in device.members(thread_id)? {
+    let members = device.members(thread_id)?;
+    let directory = known_users(session, members.iter().map(|m| m.user_id.clone())).await?;
+    for member in members {
         let listed = directory
             .entries
             .iter()
@@ -257,7 +279,7 @@ async fn claim(
     user: &str,
 ) -> Result<(Vec<KeyPackage>, Vec<String>), CliError> {
     let claimed = session.client.claim_key_packages(user).await?;
-    let directory = session.client.directory("").await?;
+    let directory = known_users(session, [user.to_owned()]).await?;
     let mut packages = Vec::new();
     let mut devices = Vec::new();
     for claimed in claimed.packages {
@@ -482,7 +504,8 @@ pub async fn read(session: &mut Session, thread_id: &str) -> Result<String, CliE
         .get(thread_id)
         .cloned()
         .unwrap_or_default();
-    let directory = session.client.directory("").await?;
+    let senders = state.messages.iter().map(|m| m.sender_user.clone());
+    let directory = known_users(session, senders.collect::<Vec<_>>()).await?;
     let name = |user: &str| {
         directory
             .entries
@@ -541,7 +564,7 @@ pub async fn safety_number(session: &mut Session, user: &str) -> Result<String, 
         .call(async |client| client.key_package_count().await)
         .await?;
     let other = user_id(session, user).await?;
-    let directory = session.client.directory("").await?;
+    let directory = known_users(session, [other.clone(), session.contents.user_id.clone()]).await?;
     let mut keys: Vec<(String, String, Vec<u8>)> = directory
         .entries
         .iter()

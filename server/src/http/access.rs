@@ -86,6 +86,7 @@ pub fn classify(method: &Method, route: &str) -> Kind {
         ("POST", "/v1/auth/logout") => kind("auth.logout", "session", None),
         ("GET", "/v1/me") => kind("identity.whoami", "user", None),
         ("GET", "/v1/directory") => kind("directory.search", "directory", None),
+        ("GET", "/v1/directory/users/{user_id}") => kind("directory.read", "user", USER),
         ("POST", "/v1/admin/users") => kind("admin.user.create", "user", None),
         ("GET", "/v1/admin/users") => kind("admin.user.list", "user", None),
         ("GET", "/v1/admin/users/{user_id}") => kind("admin.user.read", "user", USER),

@@ -17,7 +17,9 @@ pub const MAX_RESULTS: i64 = 200;
 
 /// `GET /v1/directory`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/directory", get(search))
+    Router::new()
+        .route("/v1/directory", get(search))
+        .route("/v1/directory/users/{user_id}", get(lookup))
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +78,35 @@ async fn search(
     .bind(MAX_RESULTS)
     .fetch_all(state.database.pool())
     .await?;
+    Ok(Json(Directory {
+        entries: entries(rows)?,
+    }))
+}
+
+/// `GET /v1/directory/users/{user_id}`: one active user and their devices,
+/// however large the directory (clients check credentials against it).
+async fn lookup(
+    State(state): State<AppState>,
+    _caller: Caller,
+    axum::extract::Path(user_id): axum::extract::Path<String>,
+) -> Result<Json<DirectoryEntry>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT u.user_id, u.display_name, u.role, u.department, \
+                d.device_id, d.device_name, d.public_key \
+         FROM app_user u \
+         LEFT JOIN device d ON d.user_id = u.user_id AND d.removed_at_ms IS NULL \
+         WHERE u.user_id = $1 AND u.status = 'active' \
+         ORDER BY d.created_at_ms, d.device_id",
+    )
+    .bind(&user_id)
+    .fetch_all(state.database.pool())
+    .await?;
+    entries(rows)?.pop().map(Json).ok_or(Error::NotFound)
+}
+
+/// Directory entries from rows of users joined with their devices, in
+/// user order.
+fn entries(rows: Vec<Row>) -> Result<Vec<DirectoryEntry>> {
     let mut entries: Vec<DirectoryEntry> = Vec::new();
     for (user_id, display_name, role, department, device_id, device_name, public_key) in rows {
         if entries.last().is_none_or(|entry| entry.user_id != user_id) {
@@ -98,5 +129,5 @@ async fn search(
             });
         }
     }
-    Ok(Json(Directory { entries }))
+    Ok(entries)
 }

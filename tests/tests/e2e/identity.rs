@@ -658,6 +658,18 @@ async fn a_deactivated_user_leaves_the_directory(backend: Backend) {
     let after = names(staying.client.directory("Dr.").await.unwrap());
     assert!(!after.contains(&"Dr. Soon Gone".to_owned()), "{after:?}");
     assert!(after.contains(&"Dr. Staying".to_owned()), "{after:?}");
+    // Looked up by id, the same: active users only, with their devices.
+    let found = staying
+        .client
+        .directory_user(&staying.user.user_id)
+        .await
+        .unwrap();
+    assert_eq!(found.devices.len(), 1);
+    assert_eq!(found.devices[0].device_id, staying.device_id);
+    assert!(matches!(
+        staying.client.directory_user(&leaving.user.user_id).await,
+        Err(curbside_cli::ClientError::Api { status, .. }) if status == 404
+    ));
     // Reactivation brings them back, and a new code enrolls again.
     admin
         .client
