@@ -128,6 +128,15 @@ async fn known_users(
     Ok(Directory { entries })
 }
 
+/// `user`'s name as the directory gives it, else the id.
+fn display_name(directory: &Directory, user: &str) -> String {
+    directory
+        .entries
+        .iter()
+        .find(|entry| entry.user_id == user)
+        .map_or_else(|| user.to_owned(), |entry| printable(&entry.display_name))
+}
+
 /// Checks every member of `thread_id`'s group against the directory: an
 /// active user, that user's enrolled device, and its enrolled key.
 async fn check_members(
@@ -506,13 +515,7 @@ pub async fn read(session: &mut Session, thread_id: &str) -> Result<String, CliE
         .unwrap_or_default();
     let senders = state.messages.iter().map(|m| m.sender_user.clone());
     let directory = known_users(session, senders.collect::<Vec<_>>()).await?;
-    let name = |user: &str| {
-        directory
-            .entries
-            .iter()
-            .find(|entry| entry.user_id == user)
-            .map_or_else(|| user.to_owned(), |entry| printable(&entry.display_name))
-    };
+    let name = |user: &str| display_name(&directory, user);
     if state.processed_seq > 0 {
         session
             .client
@@ -616,13 +619,7 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
     let mut device = catch_up(session).await?;
     let mut socket = session.client.events().await?;
     let directory = session.client.directory("").await?;
-    let name = |user: &str| {
-        directory
-            .entries
-            .iter()
-            .find(|entry| entry.user_id == user)
-            .map_or_else(|| user.to_owned(), |entry| printable(&entry.display_name))
-    };
+    let name = |user: &str| display_name(&directory, user);
     let mut shown = 0usize;
     // What arrived before the socket was open is read now; the rest as it
     // is pushed.

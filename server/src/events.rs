@@ -16,14 +16,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use curbside_proto::audit::Outcome;
-use curbside_proto::threads::{
-    Blob, EntryKind, Event, MembershipChange, ReceiptKind, ThreadEntry, Welcome,
-};
+use curbside_proto::threads::{Blob, Event, ReceiptKind, Welcome};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::audit::{AuditLog, NewEntry};
 use crate::db::Database;
+use crate::http::threads::{ENTRY_COLUMNS, EntryRow, thread_entry};
 
 /// The PostgreSQL channel notices travel on.
 const CHANNEL: &str = "curbside_events";
@@ -252,19 +251,6 @@ async fn members(database: &Database, thread_id: &str, seq: i64) -> Vec<String> 
     .unwrap_or_default()
 }
 
-/// Entry row: kind, epoch, sender user, sender device, time, body, added,
-/// removed.
-type EntryRow = (
-    String,
-    i64,
-    String,
-    String,
-    i64,
-    Vec<u8>,
-    Option<String>,
-    Option<String>,
-);
-
 async fn deliver(events: &Arc<Events>, audit: &AuditLog, notice: Notice) {
     if !events.anyone_here() {
         return;
@@ -272,51 +258,19 @@ async fn deliver(events: &Arc<Events>, audit: &AuditLog, notice: Notice) {
     let database = &events.database;
     let (devices, event, action, thread) = match notice {
         Notice::Entry { thread_id, seq } => {
-            let row: Option<EntryRow> = sqlx::query_as(
-                "SELECT kind, epoch, sender_user, sender_device, created_at_ms, body, added, \
-                 removed FROM thread_entry WHERE thread_id = $1 AND seq = $2",
-            )
+            let row: Option<EntryRow> = sqlx::query_as(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM thread_entry WHERE thread_id = $1 AND seq = $2"
+            ))
             .bind(&thread_id)
             .bind(seq)
             .fetch_optional(database.pool())
             .await
             .ok()
             .flatten();
-            let Some((
-                kind,
-                epoch,
-                sender_user,
-                sender_device,
-                created_at_ms,
-                body,
-                added,
-                removed,
-            )) = row
-            else {
+            let Some(row) = row else {
                 return;
             };
-            let ids = |text: Option<String>| -> Vec<String> {
-                text.map(|text| text.split_whitespace().map(str::to_owned).collect())
-                    .unwrap_or_default()
-            };
-            let is_commit = kind == "commit";
-            let entry = ThreadEntry {
-                seq: u64::try_from(seq).unwrap_or(0),
-                kind: if is_commit {
-                    EntryKind::Commit
-                } else {
-                    EntryKind::Application
-                },
-                epoch: u64::try_from(epoch).unwrap_or(0),
-                sender_user,
-                sender_device,
-                created_at_ms,
-                body: Blob(body),
-                change: is_commit.then(|| MembershipChange {
-                    add: ids(added),
-                    remove: ids(removed),
-                }),
-            };
+            let entry = thread_entry(row);
             (
                 members(database, &thread_id, seq).await,
                 Event::Entry {

@@ -17,7 +17,7 @@ pub mod extract;
 mod fields;
 mod health;
 mod key_packages;
-mod threads;
+pub(crate) mod threads;
 
 use std::time::{Duration, Instant};
 

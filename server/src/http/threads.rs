@@ -640,9 +640,13 @@ struct EntriesQuery {
     limit: Option<u32>,
 }
 
+/// The columns of a log row, in [`EntryRow`]'s order.
+pub(crate) const ENTRY_COLUMNS: &str =
+    "seq, kind, epoch, sender_user, sender_device, created_at_ms, body, added, removed";
+
 /// A log row: seq, kind, epoch, sender user, sender device, time, body,
 /// added, removed.
-type EntryRow = (
+pub(crate) type EntryRow = (
     i64,
     String,
     i64,
@@ -657,6 +661,29 @@ type EntryRow = (
 fn ids(text: Option<String>) -> Vec<String> {
     text.map(|text| text.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default()
+}
+
+/// A log entry from its row.
+pub(crate) fn thread_entry(row: EntryRow) -> ThreadEntry {
+    let (seq, kind, epoch, sender_user, sender_device, created_at_ms, body, added, removed) = row;
+    let is_commit = kind == "commit";
+    ThreadEntry {
+        seq: to_u64(seq),
+        kind: if is_commit {
+            EntryKind::Commit
+        } else {
+            EntryKind::Application
+        },
+        epoch: to_u64(epoch),
+        sender_user,
+        sender_device,
+        created_at_ms,
+        body: Blob(body),
+        change: is_commit.then(|| MembershipChange {
+            add: ids(added),
+            remove: ids(removed),
+        }),
+    }
 }
 
 async fn entries(
@@ -676,10 +703,10 @@ async fn entries(
     // A device reads from the commit that added it on: nothing before.
     let after = to_i64(query.after)?.max(joined);
     let pool = state.database.pool();
-    let rows: Vec<EntryRow> = sqlx::query_as(
-        "SELECT seq, kind, epoch, sender_user, sender_device, created_at_ms, body, added, removed \
-         FROM thread_entry WHERE thread_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-    )
+    let rows: Vec<EntryRow> = sqlx::query_as(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM thread_entry WHERE thread_id = $1 AND seq > $2 \
+         ORDER BY seq LIMIT $3"
+    ))
     .bind(&thread_id)
     .bind(after)
     .bind(i64::from(limit))
@@ -689,41 +716,7 @@ async fn entries(
         .bind(&thread_id)
         .fetch_one(pool)
         .await?;
-    let entries = rows
-        .into_iter()
-        .map(
-            |(
-                seq,
-                kind,
-                epoch,
-                sender_user,
-                sender_device,
-                created_at_ms,
-                body,
-                added,
-                removed,
-            )| {
-                let is_commit = kind == "commit";
-                ThreadEntry {
-                    seq: to_u64(seq),
-                    kind: if is_commit {
-                        EntryKind::Commit
-                    } else {
-                        EntryKind::Application
-                    },
-                    epoch: to_u64(epoch),
-                    sender_user,
-                    sender_device,
-                    created_at_ms,
-                    body: Blob(body),
-                    change: is_commit.then(|| MembershipChange {
-                        add: ids(added),
-                        remove: ids(removed),
-                    }),
-                }
-            },
-        )
-        .collect();
+    let entries = rows.into_iter().map(thread_entry).collect();
     Ok(Json(EntryPage {
         entries,
         last_seq: to_u64(last_seq),

@@ -185,32 +185,9 @@ async fn pushes_cross_between_replicas(backend: Backend) {
     .await;
     admin.login().await;
     // Ana works through the first replica, Ben through the second.
-    let make = |name: &'static str, on: &curbside_tests::ServerProcess| {
-        let client = on.client();
-        let admin = &admin;
-        async move {
-            let user = admin
-                .client
-                .create_user(&curbside_proto::identity::NewUser {
-                    display_name: name.to_owned(),
-                    role: curbside_proto::identity::Role::Clinician,
-                    department: "Cardiology".to_owned(),
-                    licence_number: None,
-                })
-                .await
-                .unwrap();
-            let code = admin
-                .client
-                .issue_enrollment_code(&user.user_id)
-                .await
-                .unwrap();
-            let mut person = crate::people::enroll_with(client, &code.code, None).await;
-            person.login().await;
-            person
-        }
-    };
-    let ana = make("Dr. Ana", &first).await;
-    let ben = make("Dr. Ben", &second).await;
+    let role = curbside_proto::identity::Role::Clinician;
+    let ana = crate::people::person_on(first.client(), &admin, "Dr. Ana", role).await;
+    let ben = crate::people::person_on(second.client(), &admin, "Dr. Ben", role).await;
     let thread = crate::threads::thread_id(3);
     ana.client
         .create_thread(&curbside_proto::threads::NewThread {

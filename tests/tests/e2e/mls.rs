@@ -34,24 +34,7 @@ impl Member {
 
     /// A clinician enrolled through `client` (any server), made by `admin`.
     async fn on(client: curbside_cli::Client, admin: &Person, name: &str) -> Self {
-        let user = admin
-            .client
-            .create_user(&curbside_proto::identity::NewUser {
-                display_name: name.to_owned(),
-                role: Role::Clinician,
-                department: "Cardiology".to_owned(),
-                licence_number: None,
-            })
-            .await
-            .unwrap();
-        let code = admin
-            .client
-            .issue_enrollment_code(&user.user_id)
-            .await
-            .unwrap();
-        let mut person = crate::people::enroll_with(client, &code.code, None).await;
-        person.login().await;
-        Self::from(person).await
+        Self::from(crate::people::person_on(client, admin, name, Role::Clinician).await).await
     }
 
     async fn from(person: Person) -> Self {

@@ -94,6 +94,12 @@ pub async fn first_admin(server: &TestServer) -> Person {
 
 /// A new user with this role, enrolled and logged in, made by `admin`.
 pub async fn person(server: &TestServer, admin: &Person, name: &str, role: Role) -> Person {
+    person_on(server.client(), admin, name, role).await
+}
+
+/// A new user made by `admin`, enrolled through `client` (any server on
+/// the same database) and logged in.
+pub async fn person_on(client: Client, admin: &Person, name: &str, role: Role) -> Person {
     let user = admin
         .client
         .create_user(&NewUser {
@@ -109,7 +115,7 @@ pub async fn person(server: &TestServer, admin: &Person, name: &str, role: Role)
         .issue_enrollment_code(&user.user_id)
         .await
         .unwrap();
-    let mut person = enroll(server, &code.code, None).await;
+    let mut person = enroll_with(client, &code.code, None).await;
     person.login().await;
     person
 }
