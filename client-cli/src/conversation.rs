@@ -542,8 +542,7 @@ pub async fn read(session: &mut Session, thread_id: &str) -> Result<String, CliE
 
 /// `curbside threads`: the device's threads with their unread counts.
 pub async fn list(session: &mut Session) -> Result<String, CliError> {
-    let device = catch_up(session).await?;
-    drop(device);
+    catch_up(session).await?;
     let threads = session.client.threads().await?.threads;
     if threads.is_empty() {
         return Ok("No threads.".to_owned());

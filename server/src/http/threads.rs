@@ -730,39 +730,88 @@ async fn delivered(
     Path(thread_id): Path<String>,
     extract::Json(receipt): extract::Json<Receipt>,
 ) -> Result<StatusCode> {
-    membership(&state, &access, &caller, &thread_id).await?;
-    let seq = to_i64(receipt.seq)?;
-    let mut tx = state.database.pool().begin().await?;
-    let updated = sqlx::query(
-        "UPDATE thread_member SET delivered_seq = $3 \
-         WHERE thread_id = $1 AND device_id = $2 AND removed_seq IS NULL AND delivered_seq < $3 \
-           AND $3 <= (SELECT last_seq FROM thread WHERE thread_id = $1)",
+    record_receipt(
+        &state,
+        &access,
+        caller,
+        thread_id,
+        receipt,
+        ReceiptKind::Delivered,
     )
-    .bind(&thread_id)
-    .bind(&caller.device_id)
-    .bind(seq)
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() == 0 {
-        check_receipt(&mut tx, &thread_id, seq).await?;
-        access.commit(&state, tx).await?;
-        return Ok(StatusCode::NO_CONTENT);
+    .await
+}
+
+async fn read(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    extract::Json(receipt): extract::Json<Receipt>,
+) -> Result<StatusCode> {
+    record_receipt(
+        &state,
+        &access,
+        caller,
+        thread_id,
+        receipt,
+        ReceiptKind::Read,
+    )
+    .await
+}
+
+/// Moves the caller's device's delivery receipt or user's read receipt
+/// forward (never back), and announces it if it moved.
+async fn record_receipt(
+    state: &AppState,
+    access: &Access,
+    caller: Caller,
+    thread_id: String,
+    receipt: Receipt,
+    kind: ReceiptKind,
+) -> Result<StatusCode> {
+    membership(state, access, &caller, &thread_id).await?;
+    let seq = to_i64(receipt.seq)?;
+    let (sql, whose) = match kind {
+        ReceiptKind::Delivered => (
+            "UPDATE thread_member SET delivered_seq = $3 \
+             WHERE thread_id = $1 AND device_id = $2 AND removed_seq IS NULL \
+               AND delivered_seq < $3",
+            &caller.device_id,
+        ),
+        ReceiptKind::Read => (
+            "INSERT INTO read_receipt (thread_id, user_id, read_seq) VALUES ($1, $2, $3) \
+             ON CONFLICT (thread_id, user_id) DO UPDATE SET read_seq = excluded.read_seq \
+             WHERE read_receipt.read_seq < excluded.read_seq",
+            &caller.user_id,
+        ),
+    };
+    // The write comes first (SQLite); one past the log is undone with the
+    // transaction.
+    let mut tx = state.database.pool().begin().await?;
+    let moved = sqlx::query(sql)
+        .bind(&thread_id)
+        .bind(whose)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+    check_receipt(&mut tx, &thread_id, seq).await?;
+    access.commit(state, tx).await?;
+    if moved.rows_affected() == 1 {
+        state
+            .events
+            .announce(Notice::Receipt {
+                thread_id,
+                kind,
+                user_id: caller.user_id,
+                device_id: caller.device_id,
+                seq,
+            })
+            .await;
     }
-    access.commit(&state, tx).await?;
-    state
-        .events
-        .announce(Notice::Receipt {
-            thread_id,
-            kind: ReceiptKind::Delivered,
-            user_id: caller.user_id,
-            device_id: caller.device_id,
-            seq,
-        })
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A receipt that changed nothing: fine if it is not ahead of the log.
+/// Refuses a receipt past the thread's last entry.
 async fn check_receipt(tx: &mut Transaction<'_, Any>, thread_id: &str, seq: i64) -> Result<()> {
     let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM thread WHERE thread_id = $1")
         .bind(thread_id)
@@ -774,43 +823,6 @@ async fn check_receipt(tx: &mut Transaction<'_, Any>, thread_id: &str, seq: i64)
         )));
     }
     Ok(())
-}
-
-async fn read(
-    State(state): State<AppState>,
-    access: Access,
-    caller: Caller,
-    Path(thread_id): Path<String>,
-    extract::Json(receipt): extract::Json<Receipt>,
-) -> Result<StatusCode> {
-    membership(&state, &access, &caller, &thread_id).await?;
-    let seq = to_i64(receipt.seq)?;
-    let mut tx = state.database.pool().begin().await?;
-    let moved = sqlx::query(
-        "INSERT INTO read_receipt (thread_id, user_id, read_seq) VALUES ($1, $2, $3) \
-         ON CONFLICT (thread_id, user_id) DO UPDATE SET read_seq = excluded.read_seq \
-         WHERE read_receipt.read_seq < excluded.read_seq",
-    )
-    .bind(&thread_id)
-    .bind(&caller.user_id)
-    .bind(seq)
-    .execute(&mut *tx)
-    .await?;
-    check_receipt(&mut tx, &thread_id, seq).await?;
-    access.commit(&state, tx).await?;
-    if moved.rows_affected() == 1 {
-        state
-            .events
-            .announce(Notice::Receipt {
-                thread_id,
-                kind: ReceiptKind::Read,
-                user_id: caller.user_id,
-                device_id: caller.device_id,
-                seq,
-            })
-            .await;
-    }
-    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn welcomes(
