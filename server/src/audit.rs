@@ -8,18 +8,22 @@
 //! task, which takes everything waiting (up to [`MAX_BATCH`]), writes it in
 //! one transaction, and only then answers each caller with its sequence
 //! number, so every caller still waits for its own entry to be durable.
-//! A write that must commit with its entry uses [`append_in`] inside its own
-//! transaction instead.
+//! A write that must commit with its entry either hands the writer a
+//! [`Change`] with the entry ([`AuditLog::commit`]), so that it shares the
+//! batch's transaction and commit too, or uses [`append_in`] inside its own
+//! transaction.
 //!
 //! The canonical encoding, hashing and checkpoint format are
 //! `curbside_proto::audit`'s, specified in `docs/audit-format.md`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use curbside_proto::audit::{AuditEntry, Checkpoint, Outcome};
 use ring::signature::{Ed25519KeyPair, KeyPair};
-use sqlx::{Any, Transaction};
+use sqlx::{Any, AnyConnection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::Database;
@@ -146,9 +150,33 @@ pub type CheckpointRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
 /// checkpoint time.
 type HeadRow = (i64, Vec<u8>, i64, Vec<u8>, i64);
 
+/// What [`Change::apply`] returns: whether the change was made.
+pub type Applied<'a> = Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + 'a>>;
+
+/// A change to the database that commits in the writer's batch
+/// transaction, together with its audit entry: the change and its entry
+/// are durable together, or neither is, and many changes share one commit.
+pub trait Change: Send + Sync + 'static {
+    /// The key of the first row the change locks. A batch applies its
+    /// changes in key order, so that writers in several processes take
+    /// their row locks in one order and cannot deadlock.
+    fn lock_key(&self) -> &str;
+
+    /// Makes the change on `connection`, inside the batch's transaction;
+    /// its first statement must write (SQLite). Returns `false`, having
+    /// changed nothing, if the change is refused: its entry is then not
+    /// written and the caller learns so.
+    fn apply<'a>(&'a self, connection: &'a mut AnyConnection) -> Applied<'a>;
+}
+
+/// The answer to one pending append: the entry's sequence number, or
+/// `None` if its change was refused (and the entry not written).
+type Reply = Result<Option<u64>, Arc<AuditError>>;
+
 struct Pending {
     entry: NewEntry,
-    reply: oneshot::Sender<Result<u64, Arc<AuditError>>>,
+    change: Option<Arc<dyn Change>>,
+    reply: oneshot::Sender<Reply>,
 }
 
 /// A handle to the writer task, with what a transaction needs to append
@@ -208,9 +236,30 @@ impl AuditLog {
     /// Appends one entry and waits until it is committed; returns its
     /// sequence number.
     pub async fn append(&self, entry: NewEntry) -> Result<u64, Arc<AuditError>> {
+        self.submit(entry, None)
+            .await?
+            .ok_or_else(|| Arc::new(AuditError::Damaged))
+    }
+
+    /// Makes `change` and appends its `entry` in one batch transaction,
+    /// and waits until both are committed; returns the entry's sequence
+    /// number, or `None` if the change was refused (nothing was written).
+    pub async fn commit(
+        &self,
+        change: Arc<dyn Change>,
+        entry: NewEntry,
+    ) -> Result<Option<u64>, Arc<AuditError>> {
+        self.submit(entry, Some(change)).await
+    }
+
+    async fn submit(&self, entry: NewEntry, change: Option<Arc<dyn Change>>) -> Reply {
         let (reply, answer) = oneshot::channel();
         self.sender
-            .send(Pending { entry, reply })
+            .send(Pending {
+                entry,
+                change,
+                reply,
+            })
             .await
             .map_err(|_| Arc::new(AuditError::Closed))?;
         answer.await.map_err(|_| Arc::new(AuditError::Closed))?
@@ -241,17 +290,34 @@ async fn write_batches(
         if received == 0 {
             break;
         }
-        let entries: Vec<NewEntry> = batch.iter().map(|p| p.entry.clone()).collect();
+        // Lock order (see `Change::lock_key`); the sort is stable, so the
+        // changes to one row keep the order they came in.
+        batch.sort_by(|a, b| lock_key(a).cmp(lock_key(b)));
         let result = async {
             let mut tx = database.pool().begin().await?;
+            let mut applied = Vec::with_capacity(batch.len());
+            for pending in &batch {
+                applied.push(match &pending.change {
+                    Some(change) => change.apply(&mut tx).await?,
+                    None => true,
+                });
+            }
+            let entries: Vec<NewEntry> = batch
+                .iter()
+                .zip(&applied)
+                .filter(|(_, applied)| **applied)
+                .map(|(pending, _)| pending.entry.clone())
+                .collect();
             let seqs = append_in(&mut tx, &entries, &signer, policy).await?;
             tx.commit().await?;
-            Ok::<_, AuditError>(seqs)
+            Ok::<_, AuditError>((applied, seqs))
         }
         .await;
         match result {
-            Ok(seqs) => {
-                for (pending, seq) in batch.drain(..).zip(seqs) {
+            Ok((applied, seqs)) => {
+                let mut seqs = seqs.into_iter();
+                for (pending, applied) in batch.drain(..).zip(applied) {
+                    let seq = if applied { seqs.next() } else { None };
                     let _ = pending.reply.send(Ok(seq));
                 }
             }
@@ -264,6 +330,13 @@ async fn write_batches(
             }
         }
     }
+}
+
+fn lock_key(pending: &Pending) -> &str {
+    pending
+        .change
+        .as_ref()
+        .map_or("", |change| change.lock_key())
 }
 
 /// Appends `entries` in the caller's transaction, after taking the log's

@@ -201,6 +201,8 @@ async fn dispatch(
     database_url: String,
     audit: AuditLog,
 ) {
+    let (pushes, queued) = mpsc::channel(PUSHES_IN_FLIGHT);
+    tokio::spawn(push_in_order(events.clone(), queued));
     if events.database.is_postgres() {
         let mut listener = match sqlx::postgres::PgListener::connect(&database_url).await {
             Ok(listener) => listener,
@@ -217,7 +219,7 @@ async fn dispatch(
             match listener.recv().await {
                 Ok(notification) => {
                     if let Ok(notice) = serde_json::from_str::<Notice>(notification.payload()) {
-                        deliver(&events, &audit, notice).await;
+                        deliver(&events, &audit, &pushes, notice).await;
                     }
                 }
                 // The listener reconnects by itself; what was missed is
@@ -230,7 +232,7 @@ async fn dispatch(
         }
     } else {
         while let Some(notice) = local.recv().await {
-            deliver(&events, &audit, notice).await;
+            deliver(&events, &audit, &pushes, notice).await;
         }
     }
 }
@@ -251,7 +253,12 @@ async fn members(database: &Database, thread_id: &str, seq: i64) -> Vec<String> 
     .unwrap_or_default()
 }
 
-async fn deliver(events: &Arc<Events>, audit: &AuditLog, notice: Notice) {
+async fn deliver(
+    events: &Arc<Events>,
+    audit: &AuditLog,
+    pushes: &mpsc::Sender<Push>,
+    notice: Notice,
+) {
     if !events.anyone_here() {
         return;
     }
@@ -335,11 +342,11 @@ async fn deliver(events: &Arc<Events>, audit: &AuditLog, notice: Notice) {
     let Ok(frame) = serde_json::to_string(&event) else {
         return;
     };
-    let mut pushes = tokio::task::JoinSet::new();
     for (id, subscriber, sender) in events.here(&devices) {
         // Each push is a read of the thread by that device: audited first,
-        // and not sent if its entry cannot be written. The pushes' entries
-        // are appended together, so they share a commit.
+        // and not sent if its entry cannot be written. The entries of many
+        // pushes share a commit: each is appended in a task of its own, and
+        // the pushes wait for them in order (see `push_in_order`).
         let entry = NewEntry {
             time_ms: crate::server::now_ms(),
             actor_user: Some(subscriber.user_id.clone()),
@@ -352,17 +359,49 @@ async fn deliver(events: &Arc<Events>, audit: &AuditLog, notice: Notice) {
             outcome: Outcome::Allowed,
             reason: "ok".to_owned(),
         };
-        let (audit, events, frame) = (audit.clone(), events.clone(), frame.clone());
-        pushes.spawn(async move {
-            if let Err(error) = audit.append(entry).await {
-                tracing::warn!(%error, "a push was not sent: its audit entry could not be written");
-                return;
-            }
-            if sender.try_send(frame).is_err() {
-                // Too far behind: cut it off; it will catch up by fetching.
-                events.disconnect(&subscriber.device_id, id);
-            }
-        });
+        let audit = audit.clone();
+        let audited = tokio::spawn(async move { audit.append(entry).await.map(drop) });
+        let push = Push {
+            audited,
+            connection: id,
+            device_id: subscriber.device_id,
+            sender,
+            frame: frame.clone(),
+        };
+        if pushes.send(push).await.is_err() {
+            return;
+        }
     }
-    while pushes.join_next().await.is_some() {}
+}
+
+/// A push waiting for its audit entry.
+struct Push {
+    audited: tokio::task::JoinHandle<Result<(), Arc<crate::audit::AuditError>>>,
+    connection: u64,
+    device_id: String,
+    sender: mpsc::Sender<String>,
+    frame: String,
+}
+
+/// Pushes queued for their audit entries, at most.
+const PUSHES_IN_FLIGHT: usize = 4096;
+
+/// Sends each push once its audit entry is durable, in the order the
+/// pushes were made, so a device receives a thread's entries in order.
+async fn push_in_order(events: Arc<Events>, mut pushes: mpsc::Receiver<Push>) {
+    while let Some(push) = pushes.recv().await {
+        match push.audited.await {
+            Ok(Ok(())) => {
+                if push.sender.try_send(push.frame).is_err() {
+                    // Too far behind: cut it off; it will catch up by
+                    // fetching.
+                    events.disconnect(&push.device_id, push.connection);
+                }
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "a push was not sent: its audit entry could not be written");
+            }
+            Err(error) => tracing::warn!(%error, "a push's audit task failed"),
+        }
+    }
 }

@@ -221,6 +221,27 @@ impl Access {
         self.lock().written = true;
         Ok(())
     }
+
+    /// Hands `change` with this request's `allowed` entry to the audit
+    /// writer, which commits them together in its next batch; returns
+    /// whether the change was made. If it was refused, nothing was written
+    /// and the request's entry is still to come.
+    pub async fn commit_change(
+        &self,
+        state: &AppState,
+        change: Arc<dyn crate::audit::Change>,
+    ) -> Result<bool> {
+        let entry = self.entry(Outcome::Allowed, "ok");
+        let seq = state
+            .audit
+            .commit(change, entry)
+            .await
+            .map_err(|error| audit_unavailable(&error))?;
+        if seq.is_some() {
+            self.lock().written = true;
+        }
+        Ok(seq.is_some())
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Access {

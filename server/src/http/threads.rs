@@ -23,13 +23,16 @@ use curbside_proto::threads::{
     THREADS_PATH, ThreadDetail, ThreadEntry, ThreadList, ThreadSummary, WELCOMES_PATH, Welcome,
     WelcomeList, is_thread_id,
 };
+use std::sync::{Arc, LazyLock, OnceLock};
+
 use serde::Deserialize;
-use sqlx::{Any, Transaction};
+use sqlx::{Any, AnyConnection, Transaction};
 
 use super::AppState;
 use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
+use crate::audit::{Applied, Change};
 use crate::auth::new_id;
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
@@ -387,6 +390,17 @@ async fn detail(
     }))
 }
 
+/// The compare-and-swap that moves thread `$1` on by one entry if it is
+/// at epoch `$2` and device `$5` is a member: to epoch `$3`, with activity
+/// at `$4`. Returns the entry's sequence number, or no row.
+static ADVANCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE thread SET epoch = $3, last_seq = last_seq + 1, last_activity_ms = $4 \
+         WHERE thread_id = $1 AND epoch = $2 AND {} RETURNING last_seq",
+        IS_MEMBER.replace("$THREAD", "$1").replace("$DEVICE", "$5")
+    )
+});
+
 /// Moves the thread on by one entry if it is at `epoch` and the caller's
 /// device is a member, in `tx`'s first statement; returns the entry's
 /// sequence number. `next_epoch` is the epoch after it. Otherwise says
@@ -399,12 +413,7 @@ async fn advance(
     epoch: i64,
     next_epoch: i64,
 ) -> Result<i64> {
-    let sql = format!(
-        "UPDATE thread SET epoch = $3, last_seq = last_seq + 1, last_activity_ms = $4 \
-         WHERE thread_id = $1 AND epoch = $2 AND {} RETURNING last_seq",
-        IS_MEMBER.replace("$THREAD", "$1").replace("$DEVICE", "$5")
-    );
-    let seq: Option<i64> = sqlx::query_scalar(&sql)
+    let seq: Option<i64> = sqlx::query_scalar(&ADVANCE)
         .bind(thread_id)
         .bind(epoch)
         .bind(next_epoch)
@@ -412,34 +421,53 @@ async fn advance(
         .bind(&caller.device_id)
         .fetch_optional(&mut **tx)
         .await?;
-    if let Some(seq) = seq {
-        return Ok(seq);
+    match seq {
+        Some(seq) => Ok(seq),
+        // Why not, read in this transaction (a second pooled connection
+        // here could wait for ever when every connection is a loser doing
+        // the same).
+        None => Err(refusal(tx, access, caller, thread_id, epoch).await),
     }
-    // Why not, read in this transaction (a second pooled connection here
-    // could wait for ever when every connection is a loser doing the same).
-    joined_seq(&mut **tx, access, caller, thread_id).await?;
-    let current: i64 = sqlx::query_scalar("SELECT epoch FROM thread WHERE thread_id = $1")
+}
+
+/// Why the caller's device could not append to the thread at `epoch`: 404
+/// if it is not a member, else 409 for a stale epoch.
+async fn refusal(
+    connection: &mut AnyConnection,
+    access: &Access,
+    caller: &Caller,
+    thread_id: &str,
+    epoch: i64,
+) -> Error {
+    if let Err(error) = joined_seq(&mut *connection, access, caller, thread_id).await {
+        return error;
+    }
+    let current: i64 = match sqlx::query_scalar("SELECT epoch FROM thread WHERE thread_id = $1")
         .bind(thread_id)
-        .fetch_one(&mut **tx)
-        .await?;
+        .fetch_one(&mut *connection)
+        .await
+    {
+        Ok(current) => current,
+        Err(error) => return error.into(),
+    };
     access.reason("stale_epoch");
-    Err(Error::Conflict(format!(
+    Error::Conflict(format!(
         "the thread is at epoch {current}, not {epoch}: fetch and process its new entries, \
          then make this again"
-    )))
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn insert_entry(
-    tx: &mut Transaction<'_, Any>,
+    connection: &mut AnyConnection,
     thread_id: &str,
     seq: i64,
     kind: EntryKind,
     epoch: i64,
-    caller: &Caller,
-    body: &Blob,
+    (sender_user, sender_device): (&str, &str),
+    body: &[u8],
     change: Option<&MembershipChange>,
-) -> Result<()> {
+) -> std::result::Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
          created_at_ms, body, added, removed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -451,15 +479,64 @@ async fn insert_entry(
         EntryKind::Application => "application",
     })
     .bind(epoch)
-    .bind(&caller.user_id)
-    .bind(&caller.device_id)
+    .bind(sender_user)
+    .bind(sender_device)
     .bind(now_ms())
-    .bind(&body.0)
+    .bind(body)
     .bind(change.map(|change| change.add.join(" ")))
     .bind(change.map(|change| change.remove.join(" ")))
-    .execute(&mut **tx)
+    .execute(connection)
     .await?;
     Ok(())
+}
+
+/// A message to append to a thread's log, made in the audit writer's
+/// batch with its entry (group commit: one durable commit for many
+/// messages). Refused, changing nothing, unless the thread is at `epoch`
+/// and the sender's device is a member.
+struct Append {
+    thread_id: String,
+    epoch: i64,
+    user_id: String,
+    device_id: String,
+    ciphertext: Vec<u8>,
+    /// The entry's sequence number, once appended.
+    seq: OnceLock<i64>,
+}
+
+impl Change for Append {
+    fn lock_key(&self) -> &str {
+        &self.thread_id
+    }
+
+    fn apply<'a>(&'a self, connection: &'a mut AnyConnection) -> Applied<'a> {
+        Box::pin(async move {
+            let seq: Option<i64> = sqlx::query_scalar(&ADVANCE)
+                .bind(&self.thread_id)
+                .bind(self.epoch)
+                .bind(self.epoch)
+                .bind(now_ms())
+                .bind(&self.device_id)
+                .fetch_optional(&mut *connection)
+                .await?;
+            let Some(seq) = seq else {
+                return Ok(false);
+            };
+            insert_entry(
+                connection,
+                &self.thread_id,
+                seq,
+                EntryKind::Application,
+                self.epoch,
+                (&self.user_id, &self.device_id),
+                &self.ciphertext,
+                None,
+            )
+            .await?;
+            let _ = self.seq.set(seq);
+            Ok(true)
+        })
+    }
 }
 
 async fn commit(
@@ -522,8 +599,8 @@ async fn commit(
         seq,
         EntryKind::Commit,
         epoch,
-        &caller,
-        &request.commit,
+        (&caller.user_id, &caller.device_id),
+        &request.commit.0,
         Some(change),
     )
     .await?;
@@ -601,24 +678,27 @@ async fn message(
     Path(thread_id): Path<String>,
     extract::Json(request): extract::Json<MessageRequest>,
 ) -> Result<Json<Appended>> {
-    membership(&state, &access, &caller, &thread_id).await?;
+    // Membership is checked by the append itself (and why it was refused
+    // only if it was): no read before the write.
     check_size(&state, "ciphertext", &request.ciphertext)?;
     limit_writes(&state, &caller)?;
     let epoch = to_i64(request.epoch)?;
-    let mut tx = state.database.pool().begin().await?;
-    let seq = advance(&access, &caller, &mut tx, &thread_id, epoch, epoch).await?;
-    insert_entry(
-        &mut tx,
-        &thread_id,
-        seq,
-        EntryKind::Application,
+    let append = Arc::new(Append {
+        thread_id: thread_id.clone(),
         epoch,
-        &caller,
-        &request.ciphertext,
-        None,
-    )
-    .await?;
-    access.commit(&state, tx).await?;
+        user_id: caller.user_id.clone(),
+        device_id: caller.device_id.clone(),
+        ciphertext: request.ciphertext.0,
+        seq: OnceLock::new(),
+    });
+    let appended = access.commit_change(&state, append.clone()).await?;
+    let seq = match append.seq.get() {
+        Some(seq) if appended => *seq,
+        _ => {
+            let mut connection = state.database.pool().acquire().await?;
+            return Err(refusal(&mut connection, &access, &caller, &thread_id, epoch).await);
+        }
+    };
     state
         .events
         .announce(Notice::Entry {
