@@ -41,6 +41,8 @@ pub struct Client {
     token: Option<String>,
     /// The same trust, for the event WebSocket (HTTP/1.1).
     websocket_tls: std::sync::Arc<rustls::ClientConfig>,
+    /// The local address connections are made from, if not the default.
+    local_address: Option<std::net::IpAddr>,
 }
 
 /// The event WebSocket, over TLS.
@@ -129,6 +131,17 @@ impl Client {
     /// A client for the server at `server` (an `https://` URL), trusting its
     /// certificate as `trust` says.
     pub fn new(server: &str, trust: &Trust) -> Result<Self, ClientError> {
+        Self::new_from(server, trust, None)
+    }
+
+    /// [`Client::new`], connecting from `local_address` if given (a
+    /// load generator standing in for many clients binds each to its own
+    /// loopback address).
+    pub fn new_from(
+        server: &str,
+        trust: &Trust,
+        local_address: Option<std::net::IpAddr>,
+    ) -> Result<Self, ClientError> {
         // Only scheme, host, port (and a path prefix): no credentials, query
         // or fragment, which would otherwise end up in error messages.
         let base = Url::parse(server)
@@ -150,6 +163,7 @@ impl Client {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("curbside/", env!("CARGO_PKG_VERSION")))
+            .local_address(local_address)
             .build()
             .map_err(|error| ClientError::Unreachable {
                 server: base.to_string(),
@@ -162,6 +176,7 @@ impl Client {
             base,
             token: None,
             websocket_tls: std::sync::Arc::new(websocket_tls),
+            local_address,
         })
     }
 
@@ -375,9 +390,29 @@ impl Client {
             .trim_matches(['[', ']'])
             .to_owned();
         let port = self.base.port_or_known_default().unwrap_or(443);
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|error| unreachable(error.to_string()))?;
+        let tcp = match self.local_address {
+            None => tokio::net::TcpStream::connect((host.as_str(), port)).await,
+            Some(local) => {
+                let remote = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .map_err(|error| unreachable(error.to_string()))?
+                    .find(|remote| remote.is_ipv4() == local.is_ipv4())
+                    .ok_or_else(|| {
+                        unreachable(format!("no address of {host} to reach from {local}"))
+                    })?;
+                let socket = if local.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .map_err(|error| unreachable(error.to_string()))?;
+                socket
+                    .bind(std::net::SocketAddr::new(local, 0))
+                    .map_err(|error| unreachable(error.to_string()))?;
+                socket.connect(remote).await
+            }
+        }
+        .map_err(|error| unreachable(error.to_string()))?;
         let name = rustls_pki_types::ServerName::try_from(host.clone())
             .map_err(|_| ClientError::InvalidServerUrl(self.base.to_string()))?;
         let tls = tokio_rustls::TlsConnector::from(self.websocket_tls.clone())

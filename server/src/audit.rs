@@ -8,26 +8,28 @@
 //! task, which takes everything waiting (up to [`MAX_BATCH`]), writes it in
 //! one transaction, and only then answers each caller with its sequence
 //! number, so every caller still waits for its own entry to be durable.
-//! A write that must commit with its entry either hands the writer a
-//! [`Change`] with the entry ([`AuditLog::commit`]), so that it shares the
-//! batch's transaction and commit too, or uses [`append_in`] inside its own
-//! transaction.
+//! A message is handed to the writer with its entry
+//! ([`AuditLog::append_message`]): the writer appends the batch's messages
+//! to their threads ([`crate::messages`]) in the same transaction, so each
+//! message and its entry are durable together and many share one commit.
+//! Any other write that must commit with its entry uses [`append_in`]
+//! inside its own transaction.
 //!
 //! The canonical encoding, hashing and checkpoint format are
 //! `curbside_proto::audit`'s, specified in `docs/audit-format.md`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use curbside_proto::audit::{AuditEntry, Checkpoint, Outcome};
 use ring::signature::{Ed25519KeyPair, KeyPair};
-use sqlx::{Any, AnyConnection, Transaction};
+use sqlx::{Any, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::Database;
 use crate::files::{self, KeyError};
+use crate::messages::{self, NewMessage};
+use crate::server::now_ms;
 
 /// The file that holds the audit signing key (PKCS#8), separate from the
 /// token key.
@@ -150,32 +152,14 @@ pub type CheckpointRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
 /// checkpoint time.
 type HeadRow = (i64, Vec<u8>, i64, Vec<u8>, i64);
 
-/// What [`Change::apply`] returns: whether the change was made.
-pub type Applied<'a> = Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + 'a>>;
-
-/// A change to the database that commits in the writer's batch
-/// transaction, together with its audit entry: the change and its entry
-/// are durable together, or neither is, and many changes share one commit.
-pub trait Change: Send + Sync + 'static {
-    /// The key of the first row the change locks. A batch applies its
-    /// changes in key order, so that writers in several processes take
-    /// their row locks in one order and cannot deadlock.
-    fn lock_key(&self) -> &str;
-
-    /// Makes the change on `connection`, inside the batch's transaction;
-    /// its first statement must write (SQLite). Returns `false`, having
-    /// changed nothing, if the change is refused: its entry is then not
-    /// written and the caller learns so.
-    fn apply<'a>(&'a self, connection: &'a mut AnyConnection) -> Applied<'a>;
-}
-
-/// The answer to one pending append: the entry's sequence number, or
-/// `None` if its change was refused (and the entry not written).
-type Reply = Result<Option<u64>, Arc<AuditError>>;
+/// The answer to one pending append: the entry's sequence number and, for
+/// a message, its sequence number in its thread; `None` if the message was
+/// refused (and nothing written).
+type Reply = Result<Option<(u64, Option<i64>)>, Arc<AuditError>>;
 
 struct Pending {
     entry: NewEntry,
-    change: Option<Arc<dyn Change>>,
+    message: Option<NewMessage>,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -238,26 +222,32 @@ impl AuditLog {
     pub async fn append(&self, entry: NewEntry) -> Result<u64, Arc<AuditError>> {
         self.submit(entry, None)
             .await?
+            .map(|(seq, _)| seq)
             .ok_or_else(|| Arc::new(AuditError::Damaged))
     }
 
-    /// Makes `change` and appends its `entry` in one batch transaction,
-    /// and waits until both are committed; returns the entry's sequence
-    /// number, or `None` if the change was refused (nothing was written).
-    pub async fn commit(
+    /// Appends `message` to its thread and `entry` to the log in one batch
+    /// transaction, and waits until both are committed; returns the
+    /// message's sequence number in its thread, or `None` if it was
+    /// refused (stale epoch, or the sender is not a member), in which case
+    /// nothing was written.
+    pub async fn append_message(
         &self,
-        change: Arc<dyn Change>,
+        message: NewMessage,
         entry: NewEntry,
-    ) -> Result<Option<u64>, Arc<AuditError>> {
-        self.submit(entry, Some(change)).await
+    ) -> Result<Option<i64>, Arc<AuditError>> {
+        Ok(self
+            .submit(entry, Some(message))
+            .await?
+            .and_then(|(_, seq)| seq))
     }
 
-    async fn submit(&self, entry: NewEntry, change: Option<Arc<dyn Change>>) -> Reply {
+    async fn submit(&self, entry: NewEntry, message: Option<NewMessage>) -> Reply {
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Pending {
                 entry,
-                change,
+                message,
                 reply,
             })
             .await
@@ -290,35 +280,52 @@ async fn write_batches(
         if received == 0 {
             break;
         }
-        // Lock order (see `Change::lock_key`); the sort is stable, so the
-        // changes to one row keep the order they came in.
-        batch.sort_by(|a, b| lock_key(a).cmp(lock_key(b)));
         let result = async {
+            let started = std::time::Instant::now();
             let mut tx = database.pool().begin().await?;
-            let mut applied = Vec::with_capacity(batch.len());
-            for pending in &batch {
-                applied.push(match &pending.change {
-                    Some(change) => change.apply(&mut tx).await?,
-                    None => true,
-                });
-            }
+            // The messages first: they lock their threads' rows, and every
+            // write transaction takes the audit head last.
+            let messages: Vec<&NewMessage> =
+                batch.iter().filter_map(|p| p.message.as_ref()).collect();
+            let mut seqs = messages::append(&mut tx, database.is_postgres(), &messages, now_ms())
+                .await?
+                .into_iter();
+            let outcomes: Vec<Option<Option<i64>>> = batch
+                .iter()
+                .map(|pending| match pending.message {
+                    None => Some(None),
+                    Some(_) => seqs.next().flatten().map(Some),
+                })
+                .collect();
+            let changed = started.elapsed();
             let entries: Vec<NewEntry> = batch
                 .iter()
-                .zip(&applied)
-                .filter(|(_, applied)| **applied)
+                .zip(&outcomes)
+                .filter(|(_, outcome)| outcome.is_some())
                 .map(|(pending, _)| pending.entry.clone())
                 .collect();
-            let seqs = append_in(&mut tx, &entries, &signer, policy).await?;
+            let entry_seqs = append_in(&mut tx, &entries, &signer, policy).await?;
+            let appended = started.elapsed();
             tx.commit().await?;
-            Ok::<_, AuditError>((applied, seqs))
+            tracing::debug!(
+                entries = entries.len(),
+                messages = messages.len(),
+                messages_us = changed.as_micros(),
+                append_us = (appended - changed).as_micros(),
+                commit_us = (started.elapsed() - appended).as_micros(),
+                "audit batch"
+            );
+            Ok::<_, AuditError>((outcomes, entry_seqs))
         }
         .await;
         match result {
-            Ok((applied, seqs)) => {
-                let mut seqs = seqs.into_iter();
-                for (pending, applied) in batch.drain(..).zip(applied) {
-                    let seq = if applied { seqs.next() } else { None };
-                    let _ = pending.reply.send(Ok(seq));
+            Ok((outcomes, entry_seqs)) => {
+                let mut entry_seqs = entry_seqs.into_iter();
+                for (pending, outcome) in batch.drain(..).zip(outcomes) {
+                    let reply = outcome.and_then(|message_seq| {
+                        entry_seqs.next().map(|entry_seq| (entry_seq, message_seq))
+                    });
+                    let _ = pending.reply.send(Ok(reply));
                 }
             }
             Err(error) => {
@@ -330,13 +337,6 @@ async fn write_batches(
             }
         }
     }
-}
-
-fn lock_key(pending: &Pending) -> &str {
-    pending
-        .change
-        .as_ref()
-        .map_or("", |change| change.lock_key())
 }
 
 /// Appends `entries` in the caller's transaction, after taking the log's

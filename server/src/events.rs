@@ -387,7 +387,8 @@ struct Push {
 const PUSHES_IN_FLIGHT: usize = 4096;
 
 /// Sends each push once its audit entry is durable, in the order the
-/// pushes were made, so a device receives a thread's entries in order.
+/// pushes were made (the order the notices came, which need not be log
+/// order: devices fetch by sequence number to fill any gap).
 async fn push_in_order(events: Arc<Events>, mut pushes: mpsc::Receiver<Push>) {
     while let Some(push) = pushes.recv().await {
         match push.audited.await {

@@ -13,6 +13,7 @@ pub mod db;
 pub mod events;
 pub mod files;
 pub mod http;
+pub mod messages;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

@@ -419,6 +419,13 @@ impl ServerProcess {
     pub fn client(&self) -> Client {
         Client::new(&self.url, &Trust::Pin(self.fingerprint)).expect("a client")
     }
+
+    /// Kills the server outright (`SIGKILL`, as `kill -9`: no shutdown,
+    /// no final checkpoint) and waits for it to be gone.
+    pub fn kill(mut self) {
+        self.child.kill().expect("the server can be killed");
+        self.child.wait().expect("the killed server is reaped");
+    }
 }
 
 impl Drop for ServerProcess {

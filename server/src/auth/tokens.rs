@@ -5,7 +5,9 @@
 //! and allows 5 s of clock leeway. A valid signature is not enough: the
 //! session it names must also be live (see `sessions`).
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -40,6 +42,10 @@ pub struct Claims {
     pub jti: String,
 }
 
+/// Tokens whose signature was checked, remembered by SHA-256 of the whole
+/// token, at most.
+const VERIFIED_TOKENS: usize = 65_536;
+
 /// Signs and checks session tokens.
 pub struct TokenIssuer {
     encoding: EncodingKey,
@@ -47,6 +53,12 @@ pub struct TokenIssuer {
     validation: Validation,
     issuer: String,
     audience: String,
+    /// The claims of tokens already verified, by the token's digest: an
+    /// Ed25519 check costs more than the rest of a small request, and a
+    /// client sends the same token with every request. A hit is only
+    /// trusted within the token's validity (the same leeway); anything
+    /// else takes the full check.
+    verified: Mutex<HashMap<[u8; 32], Claims>>,
 }
 
 impl std::fmt::Debug for TokenIssuer {
@@ -101,6 +113,7 @@ impl TokenIssuer {
             validation,
             issuer,
             audience,
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -127,10 +140,34 @@ impl TokenIssuer {
             .map_err(|_| InvalidToken)
     }
 
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Claims>> {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Checks a token's signature, algorithm and claims.
     pub fn verify(&self, token: &str) -> Result<Claims, Rejected> {
+        let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+            .as_ref()
+            .try_into()
+            .map_err(|_| Rejected::Invalid)?;
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        if let Some(claims) = self.remembered().get(&digest)
+            && now_s <= claims.exp.saturating_add(LEEWAY_SECONDS)
+            && claims.nbf <= now_s.saturating_add(LEEWAY_SECONDS)
+        {
+            return Ok(claims.clone());
+        }
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
-            Ok(data) => Ok(data.claims),
+            Ok(data) => {
+                let mut remembered = self.remembered();
+                if remembered.len() >= VERIFIED_TOKENS {
+                    remembered.clear();
+                }
+                remembered.insert(digest, data.claims.clone());
+                Ok(data.claims)
+            }
             Err(error) if *error.kind() == ErrorKind::ExpiredSignature => {
                 // Genuine but expired: say whose it was, for the audit log.
                 let mut expired = self.validation.clone();

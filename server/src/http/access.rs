@@ -222,25 +222,25 @@ impl Access {
         Ok(())
     }
 
-    /// Hands `change` with this request's `allowed` entry to the audit
-    /// writer, which commits them together in its next batch; returns
-    /// whether the change was made. If it was refused, nothing was written
-    /// and the request's entry is still to come.
-    pub async fn commit_change(
+    /// Hands `message` with this request's `allowed` entry to the audit
+    /// writer, which appends them together in its next batch; returns the
+    /// message's sequence number, or `None` if it was refused (then nothing
+    /// was written and the request's entry is still to come).
+    pub async fn append_message(
         &self,
         state: &AppState,
-        change: Arc<dyn crate::audit::Change>,
-    ) -> Result<bool> {
+        message: crate::messages::NewMessage,
+    ) -> Result<Option<i64>> {
         let entry = self.entry(Outcome::Allowed, "ok");
         let seq = state
             .audit
-            .commit(change, entry)
+            .append_message(message, entry)
             .await
             .map_err(|error| audit_unavailable(&error))?;
         if seq.is_some() {
             self.lock().written = true;
         }
-        Ok(seq.is_some())
+        Ok(seq)
     }
 }
 

@@ -23,7 +23,7 @@ use curbside_proto::threads::{
     THREADS_PATH, ThreadDetail, ThreadEntry, ThreadList, ThreadSummary, WELCOMES_PATH, Welcome,
     WelcomeList, is_thread_id,
 };
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::LazyLock;
 
 use serde::Deserialize;
 use sqlx::{Any, AnyConnection, Transaction};
@@ -32,11 +32,11 @@ use super::AppState;
 use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
-use crate::audit::{Applied, Change};
 use crate::auth::new_id;
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
 use crate::events::Notice;
+use crate::messages::NewMessage;
 use crate::server::now_ms;
 
 /// The most threads one listing returns.
@@ -490,55 +490,6 @@ async fn insert_entry(
     Ok(())
 }
 
-/// A message to append to a thread's log, made in the audit writer's
-/// batch with its entry (group commit: one durable commit for many
-/// messages). Refused, changing nothing, unless the thread is at `epoch`
-/// and the sender's device is a member.
-struct Append {
-    thread_id: String,
-    epoch: i64,
-    user_id: String,
-    device_id: String,
-    ciphertext: Vec<u8>,
-    /// The entry's sequence number, once appended.
-    seq: OnceLock<i64>,
-}
-
-impl Change for Append {
-    fn lock_key(&self) -> &str {
-        &self.thread_id
-    }
-
-    fn apply<'a>(&'a self, connection: &'a mut AnyConnection) -> Applied<'a> {
-        Box::pin(async move {
-            let seq: Option<i64> = sqlx::query_scalar(&ADVANCE)
-                .bind(&self.thread_id)
-                .bind(self.epoch)
-                .bind(self.epoch)
-                .bind(now_ms())
-                .bind(&self.device_id)
-                .fetch_optional(&mut *connection)
-                .await?;
-            let Some(seq) = seq else {
-                return Ok(false);
-            };
-            insert_entry(
-                connection,
-                &self.thread_id,
-                seq,
-                EntryKind::Application,
-                self.epoch,
-                (&self.user_id, &self.device_id),
-                &self.ciphertext,
-                None,
-            )
-            .await?;
-            let _ = self.seq.set(seq);
-            Ok(true)
-        })
-    }
-}
-
 async fn commit(
     State(state): State<AppState>,
     access: Access,
@@ -679,25 +630,31 @@ async fn message(
     extract::Json(request): extract::Json<MessageRequest>,
 ) -> Result<Json<Appended>> {
     // Membership is checked by the append itself (and why it was refused
-    // only if it was): no read before the write.
-    check_size(&state, "ciphertext", &request.ciphertext)?;
-    limit_writes(&state, &caller)?;
-    let epoch = to_i64(request.epoch)?;
-    let append = Arc::new(Append {
+    // only if it was): no read before the write. A request refused before
+    // that still answers a non-member 404, as every thread route does.
+    if !is_thread_id(&thread_id) {
+        return Err(Error::NotFound);
+    }
+    let checked = check_size(&state, "ciphertext", &request.ciphertext)
+        .and_then(|()| limit_writes(&state, &caller))
+        .and_then(|()| to_i64(request.epoch));
+    let epoch = match checked {
+        Ok(epoch) => epoch,
+        Err(error) => {
+            membership(&state, &access, &caller, &thread_id).await?;
+            return Err(error);
+        }
+    };
+    let message = NewMessage {
         thread_id: thread_id.clone(),
         epoch,
         user_id: caller.user_id.clone(),
         device_id: caller.device_id.clone(),
         ciphertext: request.ciphertext.0,
-        seq: OnceLock::new(),
-    });
-    let appended = access.commit_change(&state, append.clone()).await?;
-    let seq = match append.seq.get() {
-        Some(seq) if appended => *seq,
-        _ => {
-            let mut connection = state.database.pool().acquire().await?;
-            return Err(refusal(&mut connection, &access, &caller, &thread_id, epoch).await);
-        }
+    };
+    let Some(seq) = access.append_message(&state, message).await? else {
+        let mut connection = state.database.pool().acquire().await?;
+        return Err(refusal(&mut connection, &access, &caller, &thread_id, epoch).await);
     };
     state
         .events

@@ -26,7 +26,7 @@ backend_tests!(
 /// The real server binary.
 const SERVER: &str = env!("CARGO_BIN_EXE_curbside-server-under-test");
 
-async fn open(env: &TestEnv) -> Database {
+pub async fn open(env: &TestEnv) -> Database {
     Database::open(&DatabaseUrl::parse(env.database_url()).unwrap())
         .await
         .unwrap()

@@ -13,6 +13,7 @@ mod audit_access;
 mod certificates;
 mod cli;
 mod conversation;
+mod durability;
 mod events;
 mod http_api;
 mod identity;
