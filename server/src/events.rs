@@ -215,12 +215,21 @@ async fn dispatch(
             tracing::error!(%error, "cannot listen for events; devices will fetch instead");
             return;
         }
+        let parse = |notification: sqlx::postgres::PgNotification| {
+            serde_json::from_str(notification.payload()).ok()
+        };
         loop {
             match listener.recv().await {
                 Ok(notification) => {
-                    if let Ok(notice) = serde_json::from_str::<Notice>(notification.payload()) {
-                        deliver(&events, &audit, &pushes, notice).await;
+                    // With whatever else has arrived.
+                    let mut notices: Vec<Notice> = parse(notification).into_iter().collect();
+                    while notices.len() < NOTICES_PER_BATCH {
+                        let Some(notification) = listener.next_buffered() else {
+                            break;
+                        };
+                        notices.extend(parse(notification));
                     }
+                    deliver_all(&events, &audit, &pushes, notices).await;
                 }
                 // The listener reconnects by itself; what was missed is
                 // fetched by the devices.
@@ -231,9 +240,127 @@ async fn dispatch(
             }
         }
     } else {
-        while let Some(notice) = local.recv().await {
-            deliver(&events, &audit, &pushes, notice).await;
+        let mut notices = Vec::with_capacity(NOTICES_PER_BATCH);
+        while local.recv_many(&mut notices, NOTICES_PER_BATCH).await > 0 {
+            deliver_all(&events, &audit, &pushes, std::mem::take(&mut notices)).await;
         }
+    }
+}
+
+/// Notices handled together, at most: their entries and members are read
+/// in two queries, whatever their number.
+const NOTICES_PER_BATCH: usize = 256;
+
+/// The entries and thread members that a batch of notices names.
+#[derive(Default)]
+struct Prefetched {
+    entries: HashMap<(String, i64), EntryRow>,
+    /// Each thread's current member devices, with the sequence each joined
+    /// at.
+    members: HashMap<String, Vec<(String, i64)>>,
+}
+
+/// A log row with its thread: thread, then [`EntryRow`]'s columns.
+type ThreadEntryRow = (
+    String,
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    Vec<u8>,
+    Option<String>,
+    Option<String>,
+);
+
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads what the entry notices in `notices` name, in two queries.
+async fn prefetch(database: &Database, notices: &[Notice]) -> Result<Prefetched, sqlx::Error> {
+    let mut threads: Vec<&str> = Vec::new();
+    let mut seqs: Vec<i64> = Vec::new();
+    for notice in notices {
+        if let Notice::Entry { thread_id, seq } = notice {
+            threads.push(thread_id);
+            seqs.push(*seq);
+        }
+    }
+    if threads.is_empty() {
+        return Ok(Prefetched::default());
+    }
+    threads.sort_unstable();
+    threads.dedup();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut prefetched = Prefetched::default();
+    let sql = format!(
+        "SELECT thread_id, {ENTRY_COLUMNS} FROM thread_entry WHERE thread_id IN ({}) \
+         AND seq IN ({})",
+        placeholders(1, threads.len()),
+        placeholders(threads.len() + 1, seqs.len())
+    );
+    let mut query = sqlx::query_as::<_, ThreadEntryRow>(&sql);
+    for thread in &threads {
+        query = query.bind(*thread);
+    }
+    for seq in &seqs {
+        query = query.bind(*seq);
+    }
+    for (thread, seq, kind, epoch, user, device, at, body, added, removed) in
+        query.fetch_all(database.pool()).await?
+    {
+        prefetched.entries.insert(
+            (thread, seq),
+            (seq, kind, epoch, user, device, at, body, added, removed),
+        );
+    }
+    let sql = format!(
+        "SELECT m.thread_id, m.device_id, m.joined_seq FROM thread_member m \
+         JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
+         WHERE m.thread_id IN ({}) AND m.removed_seq IS NULL \
+           AND d.removed_at_ms IS NULL AND u.status = 'active'",
+        placeholders(1, threads.len())
+    );
+    let mut query = sqlx::query_as::<_, (String, String, i64)>(&sql);
+    for thread in &threads {
+        query = query.bind(*thread);
+    }
+    for (thread, device, joined) in query.fetch_all(database.pool()).await? {
+        prefetched
+            .members
+            .entry(thread)
+            .or_default()
+            .push((device, joined));
+    }
+    Ok(prefetched)
+}
+
+/// Delivers a batch of notices, in order.
+async fn deliver_all(
+    events: &Arc<Events>,
+    audit: &AuditLog,
+    pushes: &mpsc::Sender<Push>,
+    notices: Vec<Notice>,
+) {
+    if !events.anyone_here() {
+        return;
+    }
+    let mut prefetched = match prefetch(&events.database, &notices).await {
+        Ok(prefetched) => prefetched,
+        Err(error) => {
+            // Devices fetch what they missed.
+            tracing::warn!(%error, "cannot read the entries to push");
+            return;
+        }
+    };
+    for notice in notices {
+        deliver(events, audit, pushes, notice, &mut prefetched).await;
     }
 }
 
@@ -258,28 +385,28 @@ async fn deliver(
     audit: &AuditLog,
     pushes: &mpsc::Sender<Push>,
     notice: Notice,
+    prefetched: &mut Prefetched,
 ) {
-    if !events.anyone_here() {
-        return;
-    }
     let database = &events.database;
     let (devices, event, action, thread) = match notice {
         Notice::Entry { thread_id, seq } => {
-            let row: Option<EntryRow> = sqlx::query_as(&format!(
-                "SELECT {ENTRY_COLUMNS} FROM thread_entry WHERE thread_id = $1 AND seq = $2"
-            ))
-            .bind(&thread_id)
-            .bind(seq)
-            .fetch_optional(database.pool())
-            .await
-            .ok()
-            .flatten();
-            let Some(row) = row else {
+            let Some(row) = prefetched.entries.remove(&(thread_id.clone(), seq)) else {
                 return;
             };
             let entry = thread_entry(row);
+            let devices = prefetched
+                .members
+                .get(&thread_id)
+                .map(|members| {
+                    members
+                        .iter()
+                        .filter(|(_, joined)| *joined < seq)
+                        .map(|(device, _)| device.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
             (
-                members(database, &thread_id, seq).await,
+                devices,
                 Event::Entry {
                     thread_id: thread_id.clone(),
                     entry,

@@ -25,6 +25,12 @@ pub const CLOSE_SESSION_ENDED: u16 = 4401;
 /// Close code: too far behind; fetch, then reconnect.
 pub const CLOSE_BEHIND: u16 = 4008;
 
+/// Each socket's read buffer.
+const READ_BUFFER: usize = 4 * 1024;
+/// The largest frame or message a device may send (it sends only pings and
+/// a close).
+const MAX_INCOMING: usize = 4 * 1024;
+
 /// `GET /v1/events`.
 pub fn router() -> Router<AppState> {
     Router::new().route(EVENTS_PATH, get(subscribe))
@@ -43,7 +49,15 @@ async fn subscribe(
         client_addr: access.client_addr(),
         request_id: access.request_id(),
     };
-    upgrade.on_upgrade(move |socket| serve(socket, state, caller, subscriber))
+    upgrade
+        // Thousands of mostly idle sockets: small buffers (the library's
+        // default is 128 KiB each way, per socket), every frame written at
+        // once, and a device has nothing large to say.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(MAX_INCOMING)
+        .max_frame_size(MAX_INCOMING)
+        .on_upgrade(move |socket| serve(socket, state, caller, subscriber))
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
