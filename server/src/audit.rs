@@ -27,6 +27,7 @@ use sqlx::{Any, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::Database;
+use crate::db::batch::{self, Statement, Value, marks};
 use crate::files::{self, KeyError};
 use crate::messages::{self, NewMessage};
 use crate::server::now_ms;
@@ -186,7 +187,35 @@ impl AuditLog {
         policy: CheckpointPolicy,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(MAX_BATCH * 8);
-        let task = tokio::spawn(write_batches(database, signer.clone(), policy, receiver));
+        // A thread and runtime of its own, with a pool of its own made
+        // there: every request waits for this task, several times per
+        // batch, and on the shared runtime each of its wake-ups queued
+        // behind all the requests' work (measured: most of a batch's time
+        // under load).
+        let writer_signer = signer.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the audit writer; refusing audited requests");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let own = match database.reopen(2).await {
+                    Ok(own) => own,
+                    Err(error) => {
+                        tracing::error!(%error, "the audit writer cannot reach the database; refusing audited requests");
+                        return;
+                    }
+                };
+                write_batches(own.clone(), writer_signer, policy, receiver).await;
+                own.close().await;
+            });
+        });
         (
             Self {
                 sender,
@@ -287,7 +316,7 @@ async fn write_batches(
             // write transaction takes the audit head last.
             let messages: Vec<&NewMessage> =
                 batch.iter().filter_map(|p| p.message.as_ref()).collect();
-            let mut seqs = messages::append(&mut tx, database.is_postgres(), &messages, now_ms())
+            let mut seqs = messages::append(&mut tx, &messages, now_ms())
                 .await?
                 .into_iter();
             let outcomes: Vec<Option<Option<i64>>> = batch
@@ -350,13 +379,10 @@ pub async fn append_in(
 ) -> Result<Vec<u64>, AuditError> {
     // Take the head first: the row lock (PostgreSQL) or write lock (SQLite)
     // that makes every append, from any process, one linear chain.
-    sqlx::query("UPDATE audit_head SET seq = seq WHERE head_row = 1")
-        .execute(&mut **tx)
-        .await?;
     let (head_seq, head_hash, checkpoint_seq, checkpoint_hash, checkpoint_time): HeadRow =
         sqlx::query_as(
-            "SELECT seq, entry_hash, checkpoint_seq, checkpoint_hash, checkpoint_time_ms \
-         FROM audit_head WHERE head_row = 1",
+            "UPDATE audit_head SET seq = seq WHERE head_row = 1 \
+             RETURNING seq, entry_hash, checkpoint_seq, checkpoint_hash, checkpoint_time_ms",
         )
         .fetch_one(&mut **tx)
         .await?;
@@ -368,46 +394,37 @@ pub async fn append_in(
         seq += 1;
         let full = entry.at(seq);
         let hash = full.hash(&prev).map_err(|_| AuditError::FieldTooLong)?;
-        rows.push((full, hash));
-        seqs.push(seq);
+        let seq = i64::try_from(seq).map_err(|_| AuditError::Damaged)?;
+        rows.push((seq, full, hash));
+        seqs.push(u64::try_from(seq).map_err(|_| AuditError::Damaged)?);
         prev = hash;
     }
+    // The entries, the checkpoint if one is due and the new head: one round
+    // trip on SQLite (see `db::batch`).
+    let mut statements = Vec::new();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        // Numbered placeholders: `QueryBuilder<Any>` writes `?`, which
-        // PostgreSQL does not read.
-        let mut sql = String::from(
+        let mut insert = Statement::new(format!(
             "INSERT INTO audit_entry (seq, time_ms, actor_user, actor_device, client_addr, \
-             request_id, action, resource_type, resource_id, outcome, reason, entry_hash) VALUES ",
-        );
-        for row in 0..chunk.len() {
-            let first = row * COLUMNS;
-            let placeholders: Vec<String> = (1..=COLUMNS)
-                .map(|column| format!("${}", first + column))
-                .collect();
-            if row > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            sql.push_str(&placeholders.join(", "));
-            sql.push(')');
+             request_id, action, resource_type, resource_id, outcome, reason, entry_hash) \
+             VALUES {}",
+            vec![format!("({})", marks(COLUMNS)); chunk.len()].join(", ")
+        ));
+        for (seq, entry, hash) in chunk {
+            insert
+                .bind(Value::Int(*seq))
+                .bind(Value::Int(entry.time_ms))
+                .bind(Value::OptText(entry.actor_user.as_deref()))
+                .bind(Value::OptText(entry.actor_device.as_deref()))
+                .bind(Value::OptText(entry.client_addr.as_deref()))
+                .bind(Value::Text(&entry.request_id))
+                .bind(Value::Text(&entry.action))
+                .bind(Value::Text(&entry.resource_type))
+                .bind(Value::OptText(entry.resource_id.as_deref()))
+                .bind(Value::Text(entry.outcome.as_str()))
+                .bind(Value::Text(&entry.reason))
+                .bind(Value::Bytes(hash));
         }
-        let mut insert = sqlx::query(&sql);
-        for (entry, hash) in chunk {
-            insert = insert
-                .bind(i64::try_from(entry.seq).map_err(|_| AuditError::Damaged)?)
-                .bind(entry.time_ms)
-                .bind(entry.actor_user.clone())
-                .bind(entry.actor_device.clone())
-                .bind(entry.client_addr.clone())
-                .bind(entry.request_id.clone())
-                .bind(entry.action.clone())
-                .bind(entry.resource_type.clone())
-                .bind(entry.resource_id.clone())
-                .bind(entry.outcome.as_str())
-                .bind(entry.reason.clone())
-                .bind(hash.to_vec());
-        }
-        insert.execute(&mut **tx).await?;
+        statements.push(insert);
     }
 
     let now = crate::server::now_ms();
@@ -418,6 +435,7 @@ pub async fn append_in(
         >= i64::try_from(policy.every_entries).unwrap_or(i64::MAX);
     let due_by_time =
         now - checkpoint_time >= i64::try_from(policy.every.as_millis()).unwrap_or(i64::MAX);
+    let mut checkpoint = None;
     if seq > 0
         && i64::try_from(seq).unwrap_or(i64::MAX) > checkpoint_seq
         && (due_by_count || due_by_time)
@@ -426,33 +444,37 @@ pub async fn append_in(
             .as_slice()
             .try_into()
             .map_err(|_| AuditError::Damaged)?;
-        let checkpoint = sign_checkpoint(signer, seq, &prev, now, &prev_checkpoint);
-        sqlx::query(
-            "INSERT INTO audit_checkpoint (seq, head_hash, time_ms, prev_checkpoint_hash, signature) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(i64::try_from(checkpoint.seq).unwrap_or(i64::MAX))
-        .bind(checkpoint.head_hash.clone())
-        .bind(checkpoint.time_ms)
-        .bind(checkpoint.prev_checkpoint_hash.clone())
-        .bind(checkpoint.signature.clone())
-        .execute(&mut **tx)
-        .await?;
+        let signed = sign_checkpoint(signer, seq, &prev, now, &prev_checkpoint);
         checkpoint_seq = i64::try_from(seq).unwrap_or(i64::MAX);
-        checkpoint_hash = checkpoint.hash().ok_or(AuditError::Damaged)?.to_vec();
+        checkpoint_hash = signed.hash().ok_or(AuditError::Damaged)?.to_vec();
         checkpoint_time = now;
+        checkpoint = Some(signed);
     }
-    sqlx::query(
-        "UPDATE audit_head SET seq = $1, entry_hash = $2, checkpoint_seq = $3, \
-         checkpoint_hash = $4, checkpoint_time_ms = $5 WHERE head_row = 1",
-    )
-    .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-    .bind(prev.to_vec())
-    .bind(checkpoint_seq)
-    .bind(checkpoint_hash)
-    .bind(checkpoint_time)
-    .execute(&mut **tx)
-    .await?;
+    if let Some(checkpoint) = &checkpoint {
+        let mut insert = Statement::new(
+            "INSERT INTO audit_checkpoint (seq, head_hash, time_ms, prev_checkpoint_hash, \
+             signature) VALUES (?, ?, ?, ?, ?)",
+        );
+        insert
+            .bind(Value::Int(checkpoint_seq))
+            .bind(Value::Bytes(&checkpoint.head_hash))
+            .bind(Value::Int(checkpoint.time_ms))
+            .bind(Value::Bytes(&checkpoint.prev_checkpoint_hash))
+            .bind(Value::Bytes(&checkpoint.signature));
+        statements.push(insert);
+    }
+    let head_seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    let mut head = Statement::new(
+        "UPDATE audit_head SET seq = ?, entry_hash = ?, checkpoint_seq = ?, \
+         checkpoint_hash = ?, checkpoint_time_ms = ? WHERE head_row = 1",
+    );
+    head.bind(Value::Int(head_seq))
+        .bind(Value::Bytes(&prev))
+        .bind(Value::Int(checkpoint_seq))
+        .bind(Value::Bytes(&checkpoint_hash))
+        .bind(Value::Int(checkpoint_time));
+    statements.push(head);
+    batch::run(tx, &statements).await?;
     Ok(seqs)
 }
 

@@ -2,11 +2,9 @@
 //! inside the audit writer's transaction (group commit; see
 //! [`crate::audit`]).
 //!
-//! A batch costs a handful of statements whatever its size, because a
-//! statement's round trip, not its work, is what a message used to pay for
-//! (about 0.3 ms to PostgreSQL on this kind of machine, and a thread
-//! hand-off to SQLite's worker): lock and read the batch's threads, read
-//! which senders are members, then move every thread's last sequence
+//! A batch costs a fixed number of round trips whatever its size (two on
+//! SQLite, see [`crate::db::batch`]): lock and read the batch's threads and
+//! which senders are members; then move every thread's last sequence
 //! number in one `UPDATE` and insert the entries with multi-row `INSERT`s.
 //! A message is refused, changing nothing, unless its thread is at the
 //! message's epoch and its sender's device is a current member (an enrolled
@@ -15,7 +13,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{Any, Transaction};
+use sqlx::{Any, Row, Transaction};
+
+use crate::db::batch::{self, Statement, Value, marks};
 
 /// An application message to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,23 +34,14 @@ pub struct NewMessage {
 
 /// Rows per multi-row `INSERT`.
 const ROWS_PER_INSERT: usize = 64;
-/// Parameters per entry row.
-const COLUMNS: usize = 7;
-
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// Appends `messages` in `tx`, in order; returns each one's sequence
-/// number, or `None` if it was refused. This is the transaction's first
-/// statement on SQLite (a write), and on PostgreSQL it locks the threads'
-/// rows in id order, so writers in several processes cannot deadlock.
+/// number, or `None` if it was refused. Its first statement writes
+/// (SQLite's write lock, taken before any read) or, on PostgreSQL, locks
+/// the threads' rows in id order, so that writers in several processes
+/// cannot deadlock.
 pub async fn append(
     tx: &mut Transaction<'_, Any>,
-    postgres: bool,
     messages: &[&NewMessage],
     now_ms: i64,
 ) -> Result<Vec<Option<i64>>, sqlx::Error> {
@@ -60,58 +51,55 @@ pub async fn append(
     let mut threads: Vec<&str> = messages.iter().map(|m| m.thread_id.as_str()).collect();
     threads.sort_unstable();
     threads.dedup();
+    let mut devices: Vec<&str> = messages.iter().map(|m| m.device_id.as_str()).collect();
+    devices.sort_unstable();
+    devices.dedup();
 
-    // Lock and read the threads.
-    let list = placeholders(1, threads.len());
-    let sql = if postgres {
+    // Lock and read the threads, and read which senders are members.
+    let list = marks(threads.len());
+    let mut lock = Statement::new(if batch::is_postgres(tx) {
         format!(
             "SELECT thread_id, epoch, last_seq FROM thread WHERE thread_id IN ({list}) \
              ORDER BY thread_id FOR UPDATE"
         )
     } else {
-        // A write first: SQLite's write lock, taken before any read.
         format!(
             "UPDATE thread SET last_seq = last_seq WHERE thread_id IN ({list}) \
              RETURNING thread_id, epoch, last_seq"
         )
-    };
-    let mut query = sqlx::query_as::<_, (String, i64, i64)>(&sql);
-    for thread in &threads {
-        query = query.bind(*thread);
-    }
-    let mut state: HashMap<String, (i64, i64)> = query
-        .fetch_all(&mut **tx)
-        .await?
-        .into_iter()
-        .map(|(thread, epoch, last_seq)| (thread, (epoch, last_seq)))
-        .collect();
-
-    // Which senders are current members.
-    let mut devices: Vec<&str> = messages.iter().map(|m| m.device_id.as_str()).collect();
-    devices.sort_unstable();
-    devices.dedup();
-    let sql = format!(
+    });
+    let mut members = Statement::new(format!(
         "SELECT m.thread_id, m.device_id FROM thread_member m \
          JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
-         WHERE m.thread_id IN ({}) AND m.device_id IN ({}) AND m.removed_seq IS NULL \
+         WHERE m.thread_id IN ({list}) AND m.device_id IN ({}) AND m.removed_seq IS NULL \
            AND d.removed_at_ms IS NULL AND u.status = 'active'",
-        placeholders(1, threads.len()),
-        placeholders(threads.len() + 1, devices.len())
-    );
-    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
-    for value in threads.iter().chain(&devices) {
-        query = query.bind(*value);
+        marks(devices.len())
+    ));
+    for thread in &threads {
+        lock.bind(Value::Text(thread));
+        members.bind(Value::Text(thread));
     }
-    let members: HashSet<(String, String)> =
-        query.fetch_all(&mut **tx).await?.into_iter().collect();
+    for device in &devices {
+        members.bind(Value::Text(device));
+    }
+    let mut state: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut member: HashSet<(String, String)> = HashSet::new();
+    for row in batch::run(tx, &[lock, members]).await? {
+        // Three columns: a thread; two: a membership.
+        if row.len() == 3 {
+            state.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+        } else {
+            member.insert((row.try_get(0)?, row.try_get(1)?));
+        }
+    }
 
     // Number the ones that may be appended, in order.
     let mut seqs = Vec::with_capacity(messages.len());
     let mut moved: Vec<&str> = Vec::new();
     for message in messages {
-        let member = members.contains(&(message.thread_id.clone(), message.device_id.clone()));
+        let is_member = member.contains(&(message.thread_id.clone(), message.device_id.clone()));
         let seq = match state.get_mut(&message.thread_id) {
-            Some((epoch, last_seq)) if member && *epoch == message.epoch => {
+            Some((epoch, last_seq)) if is_member && *epoch == message.epoch => {
                 *last_seq += 1;
                 if !moved.contains(&message.thread_id.as_str()) {
                     moved.push(&message.thread_id);
@@ -126,65 +114,49 @@ pub async fn append(
         return Ok(seqs);
     }
 
-    // Move each thread on, in one statement.
-    let mut cases = String::new();
-    for n in 0..moved.len() {
-        cases.push_str(&format!(" WHEN ${} THEN ${}", 2 + n * 2, 3 + n * 2));
+    // Move each thread on, and insert the entries.
+    let mut statements = Vec::new();
+    let mut update = Statement::new("UPDATE thread SET last_seq = CASE thread_id");
+    for _ in &moved {
+        update.push(" WHEN ? THEN ?");
     }
-    let sql = format!(
-        "UPDATE thread SET last_seq = CASE thread_id{cases} ELSE last_seq END, \
-         last_activity_ms = $1 WHERE thread_id IN ({})",
-        placeholders(2 + moved.len() * 2, moved.len())
-    );
-    let mut query = sqlx::query(&sql).bind(now_ms);
+    update.push(&format!(
+        " ELSE last_seq END, last_activity_ms = ? WHERE thread_id IN ({})",
+        marks(moved.len())
+    ));
     for thread in &moved {
         let last_seq = state.get(*thread).map_or(0, |(_, last_seq)| *last_seq);
-        query = query.bind(*thread).bind(last_seq);
+        update.bind(Value::Text(thread)).bind(Value::Int(last_seq));
     }
+    update.bind(Value::Int(now_ms));
     for thread in &moved {
-        query = query.bind(*thread);
+        update.bind(Value::Text(thread));
     }
-    query.execute(&mut **tx).await?;
-
-    // And insert the entries.
+    statements.push(update);
     let rows: Vec<(&NewMessage, i64)> = messages
         .iter()
         .zip(&seqs)
         .filter_map(|(message, seq)| seq.map(|seq| (*message, seq)))
         .collect();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|row| {
-                let n = row * COLUMNS;
-                format!(
-                    "(${}, ${}, 'application', ${}, ${}, ${}, ${}, ${}, NULL, NULL)",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7
-                )
-            })
-            .collect();
-        let sql = format!(
+        let values = vec!["(?, ?, 'application', ?, ?, ?, ?, ?, NULL, NULL)"; chunk.len()];
+        let mut insert = Statement::new(format!(
             "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
              created_at_ms, body, added, removed) VALUES {}",
             values.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
+        ));
         for (message, seq) in chunk {
-            query = query
-                .bind(&message.thread_id)
-                .bind(*seq)
-                .bind(message.epoch)
-                .bind(&message.user_id)
-                .bind(&message.device_id)
-                .bind(now_ms)
-                .bind(&message.ciphertext);
+            insert
+                .bind(Value::Text(&message.thread_id))
+                .bind(Value::Int(*seq))
+                .bind(Value::Int(message.epoch))
+                .bind(Value::Text(&message.user_id))
+                .bind(Value::Text(&message.device_id))
+                .bind(Value::Int(now_ms))
+                .bind(Value::Bytes(&message.ciphertext));
         }
-        query.execute(&mut **tx).await?;
+        statements.push(insert);
     }
+    batch::run(tx, &statements).await?;
     Ok(seqs)
 }

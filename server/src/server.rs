@@ -289,8 +289,14 @@ impl Server {
             tracing::warn!(%error, "cannot sign the audit checkpoint at shutdown");
         }
         self.events_task.abort();
+        // The writer stops once every handle to it is gone.
         drop(self.audit);
-        self.audit_writer.abort();
+        if tokio::time::timeout(DATABASE_CLOSE_TIMEOUT, self.audit_writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the audit writer did not stop in time; exiting anyway");
+        }
         if tokio::time::timeout(DATABASE_CLOSE_TIMEOUT, self.database.close())
             .await
             .is_err()

@@ -3,6 +3,7 @@
 //! query is written once. Each backend has its own migrations folder because
 //! their DDL differs; the queries the server runs do not.
 
+pub mod batch;
 pub mod identity;
 
 use std::time::Duration;
@@ -39,6 +40,7 @@ pub enum Backend {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    url: DatabaseUrl,
 }
 
 /// Why the database could not be opened or prepared.
@@ -68,6 +70,19 @@ impl Database {
     /// Opens a pool to `url`, applying the SQLite settings to every
     /// connection, and brings the schema up to date.
     pub async fn open(url: &DatabaseUrl) -> Result<Self, DbError> {
+        let database = Self::connect(url, None).await?;
+        database.migrate().await?;
+        Ok(database)
+    }
+
+    /// Another pool to the same database, of at most `max_connections`,
+    /// made on the calling task's runtime (the audit writer runs on a
+    /// thread of its own, see [`crate::audit`]).
+    pub async fn reopen(&self, max_connections: u32) -> Result<Self, DbError> {
+        Self::connect(&self.url, Some(max_connections)).await
+    }
+
+    async fn connect(url: &DatabaseUrl, max_connections: Option<u32>) -> Result<Self, DbError> {
         install_default_drivers();
         let backend = if url.is_postgres() {
             Backend::Postgres
@@ -76,10 +91,10 @@ impl Database {
         };
         let options = AnyPoolOptions::new()
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .max_connections(match backend {
+            .max_connections(max_connections.unwrap_or(match backend {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
-            });
+            }));
         let options = match backend {
             Backend::Sqlite => options.after_connect(|connection, _meta| {
                 Box::pin(async move {
@@ -96,9 +111,11 @@ impl Database {
                 url: url.to_string(),
                 source,
             })?;
-        let database = Self { pool, backend };
-        database.migrate().await?;
-        Ok(database)
+        Ok(Self {
+            pool,
+            backend,
+            url: url.clone(),
+        })
     }
 
     async fn migrate(&self) -> Result<(), DbError> {
