@@ -146,6 +146,30 @@ pub enum AuditError {
     Damaged,
 }
 
+/// The writer task of an [`AuditLog`]. It stops when told to or dropped
+/// (appends after that fail with [`AuditError::Closed`]), having written
+/// what was queued; handles to the log alone do not keep it running, since
+/// open WebSockets hold them until the runtime ends.
+#[derive(Debug)]
+pub struct AuditWriter {
+    task: Option<tokio::task::JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl AuditWriter {
+    /// Stops the writer and waits for it, at most `timeout`.
+    pub async fn stop(mut self, timeout: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take()
+            && tokio::time::timeout(timeout, task).await.is_err()
+        {
+            tracing::warn!("the audit writer did not stop in time; exiting anyway");
+        }
+    }
+}
+
 /// `audit_checkpoint`: seq, head hash, time, previous checkpoint hash,
 /// signature.
 pub type CheckpointRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
@@ -185,8 +209,9 @@ impl AuditLog {
         database: Database,
         signer: Arc<AuditSigner>,
         policy: CheckpointPolicy,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
+    ) -> (Self, AuditWriter) {
         let (sender, receiver) = mpsc::channel(MAX_BATCH * 8);
+        let (stop, stopped) = oneshot::channel();
         // A thread and runtime of its own, with a pool of its own made
         // there: every request waits for this task, several times per
         // batch, and on the shared runtime each of its wake-ups queued
@@ -212,7 +237,7 @@ impl AuditLog {
                         return;
                     }
                 };
-                write_batches(own.clone(), writer_signer, policy, receiver).await;
+                write_batches(own.clone(), writer_signer, policy, receiver, stopped).await;
                 own.close().await;
             });
         });
@@ -222,7 +247,10 @@ impl AuditLog {
                 signer,
                 policy,
             },
-            task,
+            AuditWriter {
+                task: Some(task),
+                stop: Some(stop),
+            },
         )
     }
 
@@ -290,7 +318,9 @@ async fn write_batches(
     signer: Arc<AuditSigner>,
     policy: CheckpointPolicy,
     mut receiver: mpsc::Receiver<Pending>,
+    mut stop: oneshot::Receiver<()>,
 ) {
+    let mut stopping = false;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Entries appended and then followed by silence are sealed on time too,
     // not only when the next entry arrives.
@@ -299,6 +329,13 @@ async fn write_batches(
     loop {
         let received = tokio::select! {
             received = receiver.recv_many(&mut batch, MAX_BATCH) => received,
+            // Told to stop (or its handle dropped): take nothing more, and
+            // write what is already queued.
+            _ = &mut stop, if !stopping => {
+                stopping = true;
+                receiver.close();
+                continue;
+            }
             _ = tick.tick() => {
                 if let Err(error) = seal_if_due(&database, &signer, policy).await {
                     tracing::warn!(%error, "cannot sign an audit checkpoint");

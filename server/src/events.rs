@@ -203,9 +203,12 @@ async fn dispatch(
             tracing::error!(%error, "cannot listen for events; devices will fetch instead");
             return;
         }
-        // A payload is a batch of notices (see `publish`).
+        // A payload is a batch of notices (see `publish`), or one notice
+        // from a replica of the version before.
         let parse = |notification: sqlx::postgres::PgNotification| -> Vec<Notice> {
-            serde_json::from_str(notification.payload()).unwrap_or_default()
+            serde_json::from_str(notification.payload())
+                .or_else(|_| serde_json::from_str(notification.payload()).map(|one| vec![one]))
+                .unwrap_or_default()
         };
         loop {
             match listener.recv().await {
@@ -312,34 +315,32 @@ fn placeholders(first: usize, count: usize) -> String {
 
 /// Reads what the entry notices in `notices` name, in two queries.
 async fn prefetch(database: &Database, notices: &[Notice]) -> Result<Prefetched, sqlx::Error> {
-    let mut threads: Vec<&str> = Vec::new();
-    let mut seqs: Vec<i64> = Vec::new();
+    let mut wanted: Vec<(&str, i64)> = Vec::new();
     for notice in notices {
         if let Notice::Entry { thread_id, seq } = notice {
-            threads.push(thread_id);
-            seqs.push(*seq);
+            wanted.push((thread_id, *seq));
         }
     }
-    if threads.is_empty() {
+    if wanted.is_empty() {
         return Ok(Prefetched::default());
     }
-    threads.sort_unstable();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut threads: Vec<&str> = wanted.iter().map(|(thread, _)| *thread).collect();
     threads.dedup();
-    seqs.sort_unstable();
-    seqs.dedup();
     let mut prefetched = Prefetched::default();
+    // Exactly the entries named: (thread, seq) pairs, not every seq of
+    // every thread.
+    let pairs: Vec<String> = (0..wanted.len())
+        .map(|n| format!("(thread_id = ${} AND seq = ${})", 2 * n + 1, 2 * n + 2))
+        .collect();
     let sql = format!(
-        "SELECT thread_id, {ENTRY_COLUMNS} FROM thread_entry WHERE thread_id IN ({}) \
-         AND seq IN ({})",
-        placeholders(1, threads.len()),
-        placeholders(threads.len() + 1, seqs.len())
+        "SELECT thread_id, {ENTRY_COLUMNS} FROM thread_entry WHERE {}",
+        pairs.join(" OR ")
     );
     let mut query = sqlx::query_as::<_, ThreadEntryRow>(&sql);
-    for thread in &threads {
-        query = query.bind(*thread);
-    }
-    for seq in &seqs {
-        query = query.bind(*seq);
+    for (thread, seq) in &wanted {
+        query = query.bind(*thread).bind(*seq);
     }
     for (thread, seq, kind, epoch, user, device, at, body, added, removed) in
         query.fetch_all(database.pool()).await?

@@ -81,7 +81,7 @@ pub struct Server {
     database: Database,
     auth: Arc<Auth>,
     audit: AuditLog,
-    audit_writer: tokio::task::JoinHandle<()>,
+    audit_writer: crate::audit::AuditWriter,
     events: Arc<Events>,
     events_task: tokio::task::JoinHandle<()>,
     first_admin_code: Option<String>,
@@ -289,14 +289,8 @@ impl Server {
             tracing::warn!(%error, "cannot sign the audit checkpoint at shutdown");
         }
         self.events_task.abort();
-        // The writer stops once every handle to it is gone.
         drop(self.audit);
-        if tokio::time::timeout(DATABASE_CLOSE_TIMEOUT, self.audit_writer)
-            .await
-            .is_err()
-        {
-            tracing::warn!("the audit writer did not stop in time; exiting anyway");
-        }
+        self.audit_writer.stop(DATABASE_CLOSE_TIMEOUT).await;
         if tokio::time::timeout(DATABASE_CLOSE_TIMEOUT, self.database.close())
             .await
             .is_err()
