@@ -13,6 +13,8 @@
 //! SQLite cannot turn a reading transaction into a writing one while
 //! another connection writes, so every transaction here writes first.
 
+use std::sync::LazyLock;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -23,8 +25,6 @@ use curbside_proto::threads::{
     THREADS_PATH, ThreadDetail, ThreadEntry, ThreadList, ThreadSummary, WELCOMES_PATH, Welcome,
     WelcomeList, is_thread_id,
 };
-use std::sync::LazyLock;
-
 use serde::Deserialize;
 use sqlx::{Any, AnyConnection, Transaction};
 
