@@ -132,6 +132,21 @@ pub struct ExportQuery {
     pub until_ms: Option<i64>,
 }
 
+impl ExportQuery {
+    /// The whole log in `format`, unfiltered: what `verify` checks.
+    pub fn whole_log(format: ExportFormat) -> Self {
+        Self {
+            format,
+            actor: None,
+            resource: None,
+            action: None,
+            outcome: None,
+            since_ms: None,
+            until_ms: None,
+        }
+    }
+}
+
 macro_rules! filter_of {
     ($query:ty) => {
         impl $query {

@@ -311,15 +311,7 @@ async fn threads(
 async fn verify_audit(admin: &Client) -> Result<Value> {
     let key = admin.audit_key().await?;
     let response = admin
-        .audit_export(&ExportQuery {
-            format: ExportFormat::Jsonl,
-            actor: None,
-            resource: None,
-            action: None,
-            outcome: None,
-            since_ms: None,
-            until_ms: None,
-        })
+        .audit_export(&ExportQuery::whole_log(ExportFormat::Jsonl))
         .await?;
     let verified = curbside_cli::audit::verify_stream(admin, response, &key.public_key).await?;
     println!("audit chain: valid up to sequence {}", verified.last);

@@ -114,15 +114,7 @@ async fn export(backend: Backend) {
         std::fs::write("/proc/self/clear_refs", "5").unwrap();
         let (_, before) = memory();
         let mut response = client
-            .audit_export(&ExportQuery {
-                format,
-                actor: None,
-                resource: None,
-                action: None,
-                outcome: None,
-                since_ms: None,
-                until_ms: None,
-            })
+            .audit_export(&ExportQuery::whole_log(format))
             .await
             .unwrap();
         let (mut bytes, mut lines) = (0usize, 0usize);

@@ -312,15 +312,7 @@ async fn each_access_writes_one_entry(backend: Backend) {
     );
     let auditor = person(&server, &admin, "A. Auditor", Role::Auditor).await;
     log.new_entries().await;
-    let query = ExportQuery {
-        format: ExportFormat::Csv,
-        actor: None,
-        resource: None,
-        action: None,
-        outcome: None,
-        since_ms: None,
-        until_ms: None,
-    };
+    let query = ExportQuery::whole_log(ExportFormat::Csv);
     let export = auditor.client.audit_export(&query).await.unwrap();
     assert_eq!(export.status(), 200);
     drop(export);
