@@ -129,7 +129,7 @@ impl Events {
 
     /// Announces a committed change. Never fails the request: a lost
     /// notice only delays a device until it fetches.
-    pub async fn announce(&self, notice: Notice) {
+    pub fn announce(&self, notice: Notice) {
         let _ = self.local.send(notice);
     }
 

@@ -219,15 +219,12 @@ async fn add_member(
 }
 
 /// Announces the welcomes queued for `devices` (after the commit).
-async fn announce_welcomes(state: &AppState, devices: &[String], welcome_ids: Vec<String>) {
+fn announce_welcomes(state: &AppState, devices: &[String], welcome_ids: Vec<String>) {
     for (device_id, welcome_id) in devices.iter().zip(welcome_ids) {
-        state
-            .events
-            .announce(Notice::Welcome {
-                device_id: device_id.clone(),
-                welcome_id,
-            })
-            .await;
+        state.events.announce(Notice::Welcome {
+            device_id: device_id.clone(),
+            welcome_id,
+        });
     }
 }
 
@@ -290,7 +287,7 @@ async fn create(
             .push(add_member(&mut tx, &new.thread_id, device, 0, epoch, &new.welcome, now).await?);
     }
     access.commit(&state, tx).await?;
-    announce_welcomes(&state, &new.devices, welcome_ids).await;
+    announce_welcomes(&state, &new.devices, welcome_ids);
     Ok((
         StatusCode::CREATED,
         Json(ThreadSummary {
@@ -457,35 +454,32 @@ async fn refusal(
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn insert_entry(
-    connection: &mut AnyConnection,
+/// Appends a commit to the thread's log (messages are appended in the
+/// audit writer's batches, see `crate::messages`).
+async fn insert_commit(
+    tx: &mut Transaction<'_, Any>,
     thread_id: &str,
     seq: i64,
-    kind: EntryKind,
     epoch: i64,
-    (sender_user, sender_device): (&str, &str),
-    body: &[u8],
-    change: Option<&MembershipChange>,
-) -> std::result::Result<(), sqlx::Error> {
+    caller: &Caller,
+    body: &Blob,
+    change: &MembershipChange,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
-         created_at_ms, body, added, removed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         created_at_ms, body, added, removed) \
+         VALUES ($1, $2, 'commit', $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(thread_id)
     .bind(seq)
-    .bind(match kind {
-        EntryKind::Commit => "commit",
-        EntryKind::Application => "application",
-    })
     .bind(epoch)
-    .bind(sender_user)
-    .bind(sender_device)
+    .bind(&caller.user_id)
+    .bind(&caller.device_id)
     .bind(now_ms())
-    .bind(body)
-    .bind(change.map(|change| change.add.join(" ")))
-    .bind(change.map(|change| change.remove.join(" ")))
-    .execute(connection)
+    .bind(&body.0)
+    .bind(change.add.join(" "))
+    .bind(change.remove.join(" "))
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
@@ -544,15 +538,14 @@ async fn commit(
     let now = now_ms();
     let mut tx = state.database.pool().begin().await?;
     let seq = advance(&access, &caller, &mut tx, &thread_id, epoch, next_epoch).await?;
-    insert_entry(
+    insert_commit(
         &mut tx,
         &thread_id,
         seq,
-        EntryKind::Commit,
         epoch,
-        (&caller.user_id, &caller.device_id),
-        &request.commit.0,
-        Some(change),
+        &caller,
+        &request.commit,
+        change,
     )
     .await?;
     for device in &change.remove {
@@ -608,14 +601,11 @@ async fn commit(
         )));
     }
     access.commit(&state, tx).await?;
-    state
-        .events
-        .announce(Notice::Entry {
-            thread_id: thread_id.clone(),
-            seq,
-        })
-        .await;
-    announce_welcomes(&state, &change.add, welcome_ids).await;
+    state.events.announce(Notice::Entry {
+        thread_id: thread_id.clone(),
+        seq,
+    });
+    announce_welcomes(&state, &change.add, welcome_ids);
     Ok(Json(Appended {
         seq: to_u64(seq),
         epoch: to_u64(next_epoch),
@@ -656,13 +646,10 @@ async fn message(
         let mut connection = state.database.pool().acquire().await?;
         return Err(refusal(&mut connection, &access, &caller, &thread_id, epoch).await);
     };
-    state
-        .events
-        .announce(Notice::Entry {
-            thread_id: thread_id.clone(),
-            seq,
-        })
-        .await;
+    state.events.announce(Notice::Entry {
+        thread_id: thread_id.clone(),
+        seq,
+    });
     Ok(Json(Appended {
         seq: to_u64(seq),
         epoch: request.epoch,
@@ -834,16 +821,13 @@ async fn record_receipt(
     check_receipt(&mut tx, &thread_id, seq).await?;
     access.commit(state, tx).await?;
     if moved.rows_affected() == 1 {
-        state
-            .events
-            .announce(Notice::Receipt {
-                thread_id,
-                kind,
-                user_id: caller.user_id,
-                device_id: caller.device_id,
-                seq,
-            })
-            .await;
+        state.events.announce(Notice::Receipt {
+            thread_id,
+            kind,
+            user_id: caller.user_id,
+            device_id: caller.device_id,
+            seq,
+        });
     }
     Ok(StatusCode::NO_CONTENT)
 }
