@@ -138,7 +138,7 @@ impl SessionCache {
         };
         if let Some((caller, write)) = cached {
             if write {
-                touch(database, session_id, now_ms).await?;
+                touch(database, session_id, now_ms);
             }
             return Ok(caller);
         }
@@ -199,7 +199,7 @@ impl SessionCache {
             return Err(SessionError::Expired);
         }
         let written_last_seen_ms = if now_ms - last_seen >= LAST_SEEN_WRITE_EVERY_MS {
-            touch(database, session_id, now_ms).await?;
+            touch(database, session_id, now_ms);
             now_ms
         } else {
             last_seen
@@ -281,15 +281,26 @@ impl SessionCache {
     }
 }
 
-async fn touch(database: &Database, session_id: &str, now_ms: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE session SET last_seen_at_ms = $1 WHERE session_id = $2 AND last_seen_at_ms < $1",
-    )
-    .bind(now_ms)
-    .bind(session_id)
-    .execute(database.pool())
-    .await?;
-    Ok(())
+/// Records in the background that the session was seen at `now_ms`. The
+/// request does not wait for it: it is a write of its own, which can queue
+/// behind the audit writer's transactions, and a lost one only makes the
+/// session look idle for longer than it was (it may end sooner, never
+/// later).
+fn touch(database: &Database, session_id: &str, now_ms: i64) {
+    let database = database.clone();
+    let session_id = session_id.to_owned();
+    tokio::spawn(async move {
+        let written = sqlx::query(
+            "UPDATE session SET last_seen_at_ms = $1 WHERE session_id = $2 AND last_seen_at_ms < $1",
+        )
+        .bind(now_ms)
+        .bind(&session_id)
+        .execute(database.pool())
+        .await;
+        if let Err(error) = written {
+            tracing::warn!(%error, "cannot record when a session was last seen");
+        }
+    });
 }
 
 /// Whose sessions to end.
