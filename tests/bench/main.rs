@@ -26,6 +26,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 use server::{Clinician, Server, Storage};
 
+/// The server's allocator (see its `main.rs`): the load generator shares
+/// the machine, so its own cost matters too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
 #[derive(Debug, Parser)]
