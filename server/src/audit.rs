@@ -27,7 +27,7 @@ use sqlx::{Any, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::Database;
-use crate::db::batch::{self, Statement, Value, marks};
+use crate::db::batch::{self, Link, LinkError, Row, Statement, Value, marks};
 use crate::files::{self, KeyError};
 use crate::messages::{self, NewMessage};
 use crate::server::now_ms;
@@ -144,6 +144,22 @@ pub enum AuditError {
     /// The stored head is not what the format allows.
     #[error("the audit log's head row is damaged")]
     Damaged,
+    /// The writer's SQLite connection refused.
+    #[error("the audit log cannot be written: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The writer could not open its connection.
+    #[error("the audit writer cannot open the database: {0}")]
+    Open(String),
+}
+
+impl From<LinkError> for AuditError {
+    fn from(error: LinkError) -> Self {
+        match error {
+            LinkError::Sqlx(error) => Self::Database(error),
+            LinkError::Sqlite(error) => Self::Sqlite(error),
+            LinkError::Column(_) => Self::Damaged,
+        }
+    }
 }
 
 /// The writer task of an [`AuditLog`]. It stops when told to or dropped
@@ -152,7 +168,8 @@ pub enum AuditError {
 /// open WebSockets hold them until the runtime ends.
 #[derive(Debug)]
 pub struct AuditWriter {
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// Answers (by closing) when the writer's thread has finished.
+    finished: Option<oneshot::Receiver<()>>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -162,8 +179,8 @@ impl AuditWriter {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take()
-            && tokio::time::timeout(timeout, task).await.is_err()
+        if let Some(finished) = self.finished.take()
+            && tokio::time::timeout(timeout, finished).await.is_err()
         {
             tracing::warn!("the audit writer did not stop in time; exiting anyway");
         }
@@ -212,35 +229,23 @@ impl AuditLog {
     ) -> (Self, AuditWriter) {
         let (sender, receiver) = mpsc::channel(MAX_BATCH * 8);
         let (stop, stopped) = oneshot::channel();
-        // A thread and runtime of its own, with a pool of its own made
-        // there: every request waits for this task, several times per
-        // batch, and on the shared runtime each of its wake-ups queued
-        // behind all the requests' work (measured: most of a batch's time
-        // under load).
+        // A thread and runtime of its own, with a connection of its own:
+        // every request waits for this task, and on the shared runtime each
+        // of its wake-ups queued behind all the requests' work (measured:
+        // most of a batch's time under load). On SQLite the thread drives
+        // the database itself (see `db::batch::Link`).
         let writer_signer = signer.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    tracing::error!(%error, "cannot start the audit writer; refusing audited requests");
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let own = match database.reopen(2).await {
-                    Ok(own) => own,
-                    Err(error) => {
-                        tracing::error!(%error, "the audit writer cannot reach the database; refusing audited requests");
-                        return;
-                    }
-                };
-                write_batches(own.clone(), writer_signer, policy, receiver, stopped).await;
-                own.close().await;
+        let (done, finished) = oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("audit-writer".to_owned())
+            .spawn(move || {
+                // Dropped when the thread ends, however it ends.
+                let _done = done;
+                run_writer(database, writer_signer, policy, receiver, stopped);
             });
-        });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the audit writer; refusing audited requests");
+        }
         (
             Self {
                 sender,
@@ -248,7 +253,7 @@ impl AuditLog {
                 policy,
             },
             AuditWriter {
-                task: Some(task),
+                finished: Some(finished),
                 stop: Some(stop),
             },
         )
@@ -313,8 +318,70 @@ impl AuditLog {
     }
 }
 
-async fn write_batches(
+/// The writer's thread: its runtime, its link, its batches.
+fn run_writer(
     database: Database,
+    signer: Arc<AuditSigner>,
+    policy: CheckpointPolicy,
+    receiver: mpsc::Receiver<Pending>,
+    stopped: oneshot::Receiver<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the audit writer; refusing audited requests");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let opener = match Opener::new(&database).await {
+            Ok(opener) => opener,
+            Err(error) => {
+                tracing::error!(%error, "the audit writer cannot reach the database; refusing audited requests");
+                return;
+            }
+        };
+        write_batches(&opener, signer, policy, receiver, stopped).await;
+        if let Opener::Postgres(own) = opener {
+            own.close().await;
+        }
+    });
+}
+
+/// Where the writer's [`Link`] comes from.
+enum Opener {
+    /// The SQLite database's file.
+    Sqlite(std::path::PathBuf),
+    /// A pool of the writer's own, made on its runtime.
+    Postgres(Database),
+}
+
+impl Opener {
+    async fn new(database: &Database) -> Result<Self, AuditError> {
+        Ok(match database.sqlite_file().await? {
+            Some(path) => Self::Sqlite(path),
+            None => Self::Postgres(
+                database
+                    .reopen(1)
+                    .await
+                    .map_err(|error| AuditError::Open(error.to_string()))?,
+            ),
+        })
+    }
+
+    async fn open(&self) -> Result<Link, AuditError> {
+        Ok(match self {
+            Self::Sqlite(path) => Link::open_sqlite(path, crate::db::SQLITE_PRAGMAS)?,
+            Self::Postgres(database) => Link::Postgres(database.pool().acquire().await?),
+        })
+    }
+}
+
+async fn write_batches(
+    opener: &Opener,
     signer: Arc<AuditSigner>,
     policy: CheckpointPolicy,
     mut receiver: mpsc::Receiver<Pending>,
@@ -322,6 +389,10 @@ async fn write_batches(
 ) {
     let mut stopping = false;
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // The writer keeps its link open; one that fails is closed, whatever
+    // state it is in (a broken connection, a transaction left open), and
+    // another opened for the next batch.
+    let mut held: Option<Link> = None;
     // Entries appended and then followed by silence are sealed on time too,
     // not only when the next entry arrives.
     let mut tick = tokio::time::interval(policy.every.max(Duration::from_secs(1)));
@@ -337,8 +408,15 @@ async fn write_batches(
                 continue;
             }
             _ = tick.tick() => {
-                if let Err(error) = seal_if_due(&database, &signer, policy).await {
+                let sealed = match held_link(&mut held, opener).await {
+                    Ok(link) => seal_if_due(link, &signer, policy).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = sealed {
                     tracing::warn!(%error, "cannot sign an audit checkpoint");
+                    if let Some(link) = held.take() {
+                        link.discard();
+                    }
                 }
                 continue;
             }
@@ -346,44 +424,15 @@ async fn write_batches(
         if received == 0 {
             break;
         }
-        let result = async {
-            let started = std::time::Instant::now();
-            let mut tx = database.pool().begin().await?;
-            // The messages first: they lock their threads' rows, and every
-            // write transaction takes the audit head last.
-            let messages: Vec<&NewMessage> =
-                batch.iter().filter_map(|p| p.message.as_ref()).collect();
-            let mut seqs = messages::append(&mut tx, &messages, now_ms())
-                .await?
-                .into_iter();
-            let outcomes: Vec<Option<Option<i64>>> = batch
-                .iter()
-                .map(|pending| match pending.message {
-                    None => Some(None),
-                    Some(_) => seqs.next().flatten().map(Some),
-                })
-                .collect();
-            let changed = started.elapsed();
-            let entries: Vec<NewEntry> = batch
-                .iter()
-                .zip(&outcomes)
-                .filter(|(_, outcome)| outcome.is_some())
-                .map(|(pending, _)| pending.entry.clone())
-                .collect();
-            let entry_seqs = append_in(&mut tx, &entries, &signer, policy).await?;
-            let appended = started.elapsed();
-            tx.commit().await?;
-            tracing::debug!(
-                entries = entries.len(),
-                messages = messages.len(),
-                messages_us = changed.as_micros(),
-                append_us = (appended - changed).as_micros(),
-                commit_us = (started.elapsed() - appended).as_micros(),
-                "audit batch"
-            );
-            Ok::<_, AuditError>((outcomes, entry_seqs))
+        let result = match held_link(&mut held, opener).await {
+            Ok(link) => write_batch(link, &batch, &signer, policy).await,
+            Err(error) => Err(error),
+        };
+        if result.is_err()
+            && let Some(link) = held.take()
+        {
+            link.discard();
         }
-        .await;
         match result {
             Ok((outcomes, entry_seqs)) => {
                 let mut entry_seqs = entry_seqs.into_iter();
@@ -405,6 +454,100 @@ async fn write_batches(
     }
 }
 
+/// The writer's link, opened if it has none.
+async fn held_link<'h>(
+    held: &'h mut Option<Link>,
+    opener: &Opener,
+) -> Result<&'h mut Link, AuditError> {
+    let link = match held.take() {
+        Some(link) => link,
+        None => opener.open().await?,
+    };
+    Ok(held.insert(link))
+}
+
+/// The head as [`TAKE_HEAD`] returns it.
+fn head_from(rows: &[Row]) -> Result<HeadRow, AuditError> {
+    let head = rows
+        .iter()
+        .find(|row| row.columns() == 5)
+        .ok_or(AuditError::Damaged)?;
+    Ok((
+        head.int(0)?,
+        head.bytes(1)?,
+        head.int(2)?,
+        head.bytes(3)?,
+        head.int(4)?,
+    ))
+}
+
+/// For each pending append: `None` if its message was refused (nothing of
+/// it written), else the message's sequence number if it has one; and the
+/// sequence numbers of the entries written, in order.
+type Written = (Vec<Option<Option<i64>>>, Vec<u64>);
+
+/// Writes one batch in one transaction: it opens it, locks the messages'
+/// threads and reads them and their senders' memberships, then takes the
+/// audit head; appends the messages that may be and every entry whose
+/// access stands; and commits. If it fails, nothing is written.
+async fn write_batch(
+    link: &mut Link,
+    batch: &[Pending],
+    signer: &AuditSigner,
+    policy: CheckpointPolicy,
+) -> Result<Written, AuditError> {
+    let started = std::time::Instant::now();
+    let messages: Vec<&NewMessage> = batch.iter().filter_map(|p| p.message.as_ref()).collect();
+    let mut first: Vec<Statement<'_>> = messages::read(&messages, link.is_postgres())
+        .into_iter()
+        .collect();
+    first.push(Statement::new(TAKE_HEAD));
+    let written = async {
+        let rows = link.begin_with(&first).await?;
+        let read = started.elapsed();
+        let head = head_from(&rows)?;
+        let (seqs, mut statements) = messages::plan(&messages, &rows, now_ms())?;
+        let mut seqs = seqs.into_iter();
+        let outcomes: Vec<Option<Option<i64>>> = batch
+            .iter()
+            .map(|pending| match pending.message {
+                None => Some(None),
+                Some(_) => seqs.next().flatten().map(Some),
+            })
+            .collect();
+        let entries: Vec<NewEntry> = batch
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| outcome.is_some())
+            .map(|(pending, _)| pending.entry.clone())
+            .collect();
+        let appended = Appended::new(head, &entries, signer, policy)?;
+        statements.extend(appended.statements());
+        link.commit_with(&statements).await?;
+        tracing::debug!(
+            entries = entries.len(),
+            messages = messages.len(),
+            read_us = read.as_micros(),
+            write_us = (started.elapsed() - read).as_micros(),
+            "audit batch"
+        );
+        Ok::<_, AuditError>((outcomes, appended.seqs))
+    }
+    .await;
+    if written.is_err() {
+        // If this fails too, the link is discarded, which ends the
+        // transaction.
+        let _ = link.rollback().await;
+    }
+    written
+}
+
+/// Takes the log's head (the row lock on PostgreSQL, the write lock on
+/// SQLite) and reads it: a [`HeadRow`] of five columns. Every transaction
+/// that appends takes the head last, after any thread rows it locks.
+const TAKE_HEAD: &str = "UPDATE audit_head SET seq = seq WHERE head_row = 1 \
+     RETURNING seq, entry_hash, checkpoint_seq, checkpoint_hash, checkpoint_time_ms";
+
 /// Appends `entries` in the caller's transaction, after taking the log's
 /// head; returns their sequence numbers. They are durable when `tx`
 /// commits, and vanish with it if it rolls back.
@@ -416,103 +559,141 @@ pub async fn append_in(
 ) -> Result<Vec<u64>, AuditError> {
     // Take the head first: the row lock (PostgreSQL) or write lock (SQLite)
     // that makes every append, from any process, one linear chain.
-    let (head_seq, head_hash, checkpoint_seq, checkpoint_hash, checkpoint_time): HeadRow =
-        sqlx::query_as(
-            "UPDATE audit_head SET seq = seq WHERE head_row = 1 \
-             RETURNING seq, entry_hash, checkpoint_seq, checkpoint_hash, checkpoint_time_ms",
-        )
-        .fetch_one(&mut **tx)
-        .await?;
-    let mut seq = u64::try_from(head_seq).map_err(|_| AuditError::Damaged)?;
-    let mut prev: [u8; 32] = head_hash.try_into().map_err(|_| AuditError::Damaged)?;
-    let mut seqs = Vec::with_capacity(entries.len());
-    let mut rows = Vec::with_capacity(entries.len());
-    for entry in entries {
-        seq += 1;
-        let full = entry.at(seq);
-        let hash = full.hash(&prev).map_err(|_| AuditError::FieldTooLong)?;
-        let seq = i64::try_from(seq).map_err(|_| AuditError::Damaged)?;
-        rows.push((seq, full, hash));
-        seqs.push(u64::try_from(seq).map_err(|_| AuditError::Damaged)?);
-        prev = hash;
-    }
-    // The entries, the checkpoint if one is due and the new head: one round
-    // trip on SQLite (see `db::batch`).
-    let mut statements = Vec::new();
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut insert = Statement::new(format!(
-            "INSERT INTO audit_entry (seq, time_ms, actor_user, actor_device, client_addr, \
-             request_id, action, resource_type, resource_id, outcome, reason, entry_hash) \
-             VALUES {}",
-            vec![format!("({})", marks(COLUMNS)); chunk.len()].join(", ")
-        ));
-        for (seq, entry, hash) in chunk {
-            insert
-                .bind(Value::Int(*seq))
-                .bind(Value::Int(entry.time_ms))
-                .bind(Value::OptText(entry.actor_user.as_deref()))
-                .bind(Value::OptText(entry.actor_device.as_deref()))
-                .bind(Value::OptText(entry.client_addr.as_deref()))
-                .bind(Value::Text(&entry.request_id))
-                .bind(Value::Text(&entry.action))
-                .bind(Value::Text(&entry.resource_type))
-                .bind(Value::OptText(entry.resource_id.as_deref()))
-                .bind(Value::Text(entry.outcome.as_str()))
-                .bind(Value::Text(&entry.reason))
-                .bind(Value::Bytes(hash));
+    let head: HeadRow = sqlx::query_as(TAKE_HEAD).fetch_one(&mut **tx).await?;
+    let appended = Appended::new(head, entries, signer, policy)?;
+    // One round trip on SQLite (see `db::batch`).
+    batch::run(tx, &appended.statements()).await?;
+    Ok(appended.seqs)
+}
+
+/// Entries numbered and hashed after a head, the checkpoint if one is due,
+/// and the new head: what [`Appended::statements`] writes.
+struct Appended {
+    /// The entries' sequence numbers.
+    seqs: Vec<u64>,
+    /// Each entry with its hash.
+    rows: Vec<(i64, AuditEntry, [u8; 32])>,
+    checkpoint: Option<Checkpoint>,
+    /// The new head: seq, entry hash, checkpoint seq, checkpoint hash,
+    /// checkpoint time.
+    head: HeadRow,
+}
+
+impl Appended {
+    fn new(
+        head: HeadRow,
+        entries: &[NewEntry],
+        signer: &AuditSigner,
+        policy: CheckpointPolicy,
+    ) -> Result<Self, AuditError> {
+        let (head_seq, head_hash, checkpoint_seq, checkpoint_hash, checkpoint_time) = head;
+        let mut seq = u64::try_from(head_seq).map_err(|_| AuditError::Damaged)?;
+        let mut prev: [u8; 32] = head_hash.try_into().map_err(|_| AuditError::Damaged)?;
+        let mut seqs = Vec::with_capacity(entries.len());
+        let mut rows = Vec::with_capacity(entries.len());
+        for entry in entries {
+            seq += 1;
+            let full = entry.at(seq);
+            let hash = full.hash(&prev).map_err(|_| AuditError::FieldTooLong)?;
+            rows.push((
+                i64::try_from(seq).map_err(|_| AuditError::Damaged)?,
+                full,
+                hash,
+            ));
+            seqs.push(seq);
+            prev = hash;
         }
-        statements.push(insert);
+
+        let now = crate::server::now_ms();
+        let mut checkpoint_seq = checkpoint_seq;
+        let mut checkpoint_hash = checkpoint_hash;
+        let mut checkpoint_time = checkpoint_time;
+        let due_by_count = i64::try_from(seq).unwrap_or(i64::MAX) - checkpoint_seq
+            >= i64::try_from(policy.every_entries).unwrap_or(i64::MAX);
+        let due_by_time =
+            now - checkpoint_time >= i64::try_from(policy.every.as_millis()).unwrap_or(i64::MAX);
+        let mut checkpoint = None;
+        if seq > 0
+            && i64::try_from(seq).unwrap_or(i64::MAX) > checkpoint_seq
+            && (due_by_count || due_by_time)
+        {
+            let prev_checkpoint: [u8; 32] = checkpoint_hash
+                .as_slice()
+                .try_into()
+                .map_err(|_| AuditError::Damaged)?;
+            let signed = sign_checkpoint(signer, seq, &prev, now, &prev_checkpoint);
+            checkpoint_seq = i64::try_from(seq).unwrap_or(i64::MAX);
+            checkpoint_hash = signed.hash().ok_or(AuditError::Damaged)?.to_vec();
+            checkpoint_time = now;
+            checkpoint = Some(signed);
+        }
+        Ok(Self {
+            seqs,
+            rows,
+            checkpoint,
+            head: (
+                i64::try_from(seq).unwrap_or(i64::MAX),
+                prev.to_vec(),
+                checkpoint_seq,
+                checkpoint_hash,
+                checkpoint_time,
+            ),
+        })
     }
 
-    let now = crate::server::now_ms();
-    let mut checkpoint_seq = checkpoint_seq;
-    let mut checkpoint_hash = checkpoint_hash;
-    let mut checkpoint_time = checkpoint_time;
-    let due_by_count = i64::try_from(seq).unwrap_or(i64::MAX) - checkpoint_seq
-        >= i64::try_from(policy.every_entries).unwrap_or(i64::MAX);
-    let due_by_time =
-        now - checkpoint_time >= i64::try_from(policy.every.as_millis()).unwrap_or(i64::MAX);
-    let mut checkpoint = None;
-    if seq > 0
-        && i64::try_from(seq).unwrap_or(i64::MAX) > checkpoint_seq
-        && (due_by_count || due_by_time)
-    {
-        let prev_checkpoint: [u8; 32] = checkpoint_hash
-            .as_slice()
-            .try_into()
-            .map_err(|_| AuditError::Damaged)?;
-        let signed = sign_checkpoint(signer, seq, &prev, now, &prev_checkpoint);
-        checkpoint_seq = i64::try_from(seq).unwrap_or(i64::MAX);
-        checkpoint_hash = signed.hash().ok_or(AuditError::Damaged)?.to_vec();
-        checkpoint_time = now;
-        checkpoint = Some(signed);
-    }
-    if let Some(checkpoint) = &checkpoint {
-        let mut insert = Statement::new(
-            "INSERT INTO audit_checkpoint (seq, head_hash, time_ms, prev_checkpoint_hash, \
-             signature) VALUES (?, ?, ?, ?, ?)",
+    /// The entries' inserts, the checkpoint's and the head's update.
+    fn statements(&self) -> Vec<Statement<'_>> {
+        let mut statements = Vec::new();
+        for chunk in self.rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = Statement::new(format!(
+                "INSERT INTO audit_entry (seq, time_ms, actor_user, actor_device, client_addr, \
+                 request_id, action, resource_type, resource_id, outcome, reason, entry_hash) \
+                 VALUES {}",
+                vec![format!("({})", marks(COLUMNS)); chunk.len()].join(", ")
+            ));
+            for (seq, entry, hash) in chunk {
+                insert
+                    .bind(Value::Int(*seq))
+                    .bind(Value::Int(entry.time_ms))
+                    .bind(Value::OptText(entry.actor_user.as_deref()))
+                    .bind(Value::OptText(entry.actor_device.as_deref()))
+                    .bind(Value::OptText(entry.client_addr.as_deref()))
+                    .bind(Value::Text(&entry.request_id))
+                    .bind(Value::Text(&entry.action))
+                    .bind(Value::Text(&entry.resource_type))
+                    .bind(Value::OptText(entry.resource_id.as_deref()))
+                    .bind(Value::Text(entry.outcome.as_str()))
+                    .bind(Value::Text(&entry.reason))
+                    .bind(Value::Bytes(hash));
+            }
+            statements.push(insert);
+        }
+        let (head_seq, head_hash, checkpoint_seq, checkpoint_hash, checkpoint_time) = &self.head;
+        if let Some(checkpoint) = &self.checkpoint {
+            let mut insert = Statement::new(
+                "INSERT INTO audit_checkpoint (seq, head_hash, time_ms, prev_checkpoint_hash, \
+                 signature) VALUES (?, ?, ?, ?, ?)",
+            );
+            insert
+                .bind(Value::Int(*checkpoint_seq))
+                .bind(Value::Bytes(&checkpoint.head_hash))
+                .bind(Value::Int(checkpoint.time_ms))
+                .bind(Value::Bytes(&checkpoint.prev_checkpoint_hash))
+                .bind(Value::Bytes(&checkpoint.signature));
+            statements.push(insert);
+        }
+        let mut head = Statement::new(
+            "UPDATE audit_head SET seq = ?, entry_hash = ?, checkpoint_seq = ?, \
+             checkpoint_hash = ?, checkpoint_time_ms = ? WHERE head_row = 1",
         );
-        insert
-            .bind(Value::Int(checkpoint_seq))
-            .bind(Value::Bytes(&checkpoint.head_hash))
-            .bind(Value::Int(checkpoint.time_ms))
-            .bind(Value::Bytes(&checkpoint.prev_checkpoint_hash))
-            .bind(Value::Bytes(&checkpoint.signature));
-        statements.push(insert);
+        head.bind(Value::Int(*head_seq))
+            .bind(Value::Bytes(head_hash))
+            .bind(Value::Int(*checkpoint_seq))
+            .bind(Value::Bytes(checkpoint_hash))
+            .bind(Value::Int(*checkpoint_time));
+        statements.push(head);
+        statements
     }
-    let head_seq = i64::try_from(seq).unwrap_or(i64::MAX);
-    let mut head = Statement::new(
-        "UPDATE audit_head SET seq = ?, entry_hash = ?, checkpoint_seq = ?, \
-         checkpoint_hash = ?, checkpoint_time_ms = ? WHERE head_row = 1",
-    );
-    head.bind(Value::Int(head_seq))
-        .bind(Value::Bytes(&prev))
-        .bind(Value::Int(checkpoint_seq))
-        .bind(Value::Bytes(&checkpoint_hash))
-        .bind(Value::Int(checkpoint_time));
-    statements.push(head);
-    batch::run(tx, &statements).await?;
-    Ok(seqs)
 }
 
 fn sign_checkpoint(
@@ -535,23 +716,25 @@ fn sign_checkpoint(
 /// Signs a checkpoint if the policy says one is due for entries appended
 /// since the last.
 async fn seal_if_due(
-    database: &Database,
+    link: &mut Link,
     signer: &AuditSigner,
     policy: CheckpointPolicy,
 ) -> Result<(), AuditError> {
-    let due: Option<i64> = sqlx::query_scalar(
-        "SELECT seq FROM audit_head WHERE head_row = 1 AND seq > checkpoint_seq \
-         AND checkpoint_time_ms <= $1",
-    )
-    .bind(crate::server::now_ms() - i64::try_from(policy.every.as_millis()).unwrap_or(i64::MAX))
-    .fetch_optional(database.pool())
-    .await?;
-    if due.is_some() {
-        let mut tx = database.pool().begin().await?;
-        append_in(&mut tx, &[], signer, policy).await?;
-        tx.commit().await?;
+    let sealed = async {
+        let head = head_from(&link.begin_with(&[Statement::new(TAKE_HEAD)]).await?)?;
+        let appended = Appended::new(head, &[], signer, policy)?;
+        if appended.checkpoint.is_some() {
+            link.commit_with(&appended.statements()).await?;
+        } else {
+            link.rollback().await?;
+        }
+        Ok::<_, AuditError>(())
     }
-    Ok(())
+    .await;
+    if sealed.is_err() {
+        let _ = link.rollback().await;
+    }
+    sealed
 }
 
 /// Signs a checkpoint for the current head if entries were appended since

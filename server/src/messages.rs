@@ -2,20 +2,20 @@
 //! inside the audit writer's transaction (group commit; see
 //! [`crate::audit`]).
 //!
-//! A batch costs a fixed number of round trips whatever its size (two on
-//! SQLite, see [`crate::db::batch`]): lock and read the batch's threads and
-//! which senders are members; then move every thread's last sequence
-//! number in one `UPDATE` and insert the entries with multi-row `INSERT`s.
-//! A message is refused, changing nothing, unless its thread is at the
-//! message's epoch and its sender's device is a current member (an enrolled
-//! device of an active user), exactly the conditions of a commit's
+//! A batch costs a fixed number of statements whatever its size, which the
+//! writer sends with its audit entries' (see [`crate::db::batch`]): [`read`]
+//! locks and reads the batch's threads and which senders are members, at
+//! the start of the transaction; [`plan`] then numbers the messages and
+//! writes the statements that move every thread's last sequence number in
+//! one `UPDATE` and insert the entries with multi-row `INSERT`s. A message
+//! is refused, changing nothing, unless its thread is at the message's
+//! epoch and its sender's device is a current member (an enrolled device
+//! of an active user), exactly the conditions of a commit's
 //! compare-and-swap.
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{Any, Row, Transaction};
-
-use crate::db::batch::{self, Statement, Value, marks};
+use crate::db::batch::{LinkError, Row, Statement, Value, marks};
 
 /// An application message to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,18 +35,16 @@ pub struct NewMessage {
 /// Rows per multi-row `INSERT`.
 const ROWS_PER_INSERT: usize = 64;
 
-/// Appends `messages` in `tx`, in order; returns each one's sequence
-/// number, or `None` if it was refused. Its first statement writes
-/// (SQLite's write lock, taken before any read) or, on PostgreSQL, locks
-/// the threads' rows in id order, so that writers in several processes
-/// cannot deadlock.
-pub async fn append(
-    tx: &mut Transaction<'_, Any>,
-    messages: &[&NewMessage],
-    now_ms: i64,
-) -> Result<Vec<Option<i64>>, sqlx::Error> {
+/// The statement that locks and reads the threads of `messages` with which
+/// of their senders are members: a row of four columns per thread (id,
+/// epoch, last sequence number, the member senders' devices separated by
+/// spaces), which [`plan`] takes. It must come first in the transaction
+/// after SQLite's `BEGIN IMMEDIATE` (which holds the write lock already);
+/// on PostgreSQL it locks the rows in id order, so that writers in several
+/// processes cannot deadlock. None if there are no messages.
+pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Option<Statement<'a>> {
     if messages.is_empty() {
-        return Ok(Vec::new());
+        return None;
     }
     let mut threads: Vec<&str> = messages.iter().map(|m| m.thread_id.as_str()).collect();
     threads.sort_unstable();
@@ -54,48 +52,54 @@ pub async fn append(
     let mut devices: Vec<&str> = messages.iter().map(|m| m.device_id.as_str()).collect();
     devices.sort_unstable();
     devices.dedup();
-
-    // Lock and read the threads, and read which senders are members.
-    let list = marks(threads.len());
-    let mut lock = Statement::new(if batch::is_postgres(tx) {
-        format!(
-            "SELECT thread_id, epoch, last_seq FROM thread WHERE thread_id IN ({list}) \
-             ORDER BY thread_id FOR UPDATE"
-        )
-    } else {
-        format!(
-            "UPDATE thread SET last_seq = last_seq WHERE thread_id IN ({list}) \
-             RETURNING thread_id, epoch, last_seq"
-        )
-    });
-    let mut members = Statement::new(format!(
-        "SELECT m.thread_id, m.device_id FROM thread_member m \
-         JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
-         WHERE m.thread_id IN ({list}) AND m.device_id IN ({}) AND m.removed_seq IS NULL \
-           AND d.removed_at_ms IS NULL AND u.status = 'active'",
-        marks(devices.len())
+    // One row per thread, not one per membership: each row is a hand-off
+    // from SQLite's worker thread.
+    let mut read = Statement::new(format!(
+        "SELECT t.thread_id, t.epoch, t.last_seq, \
+           (SELECT string_agg(m.device_id, ' ') FROM thread_member m \
+            JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
+            WHERE m.thread_id = t.thread_id AND m.device_id IN ({}) AND m.removed_seq IS NULL \
+              AND d.removed_at_ms IS NULL AND u.status = 'active') \
+         FROM thread t WHERE t.thread_id IN ({}){}",
+        marks(devices.len()),
+        marks(threads.len()),
+        if postgres {
+            " ORDER BY t.thread_id FOR UPDATE OF t"
+        } else {
+            ""
+        }
     ));
-    for thread in &threads {
-        lock.bind(Value::Text(thread));
-        members.bind(Value::Text(thread));
-    }
     for device in &devices {
-        members.bind(Value::Text(device));
+        read.bind(Value::Text(device));
     }
+    for thread in &threads {
+        read.bind(Value::Text(thread));
+    }
+    Some(read)
+}
+
+/// From the rows of [`read`] (rows of other lengths are ignored), numbers
+/// `messages` in order: each one's sequence number, or `None` if it is
+/// refused; and the statements that append the others at `now_ms`.
+pub fn plan<'a>(
+    messages: &[&'a NewMessage],
+    rows: &[Row],
+    now_ms: i64,
+) -> Result<(Vec<Option<i64>>, Vec<Statement<'a>>), LinkError> {
     let mut state: HashMap<String, (i64, i64)> = HashMap::new();
     let mut member: HashSet<(String, String)> = HashSet::new();
-    for row in batch::run(tx, &[lock, members]).await? {
-        // Three columns: a thread; two: a membership.
-        if row.len() == 3 {
-            state.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
-        } else {
-            member.insert((row.try_get(0)?, row.try_get(1)?));
+    for row in rows.iter().filter(|row| row.columns() == 4) {
+        let thread = row.text(0)?;
+        let devices = row.opt_text(3)?;
+        for device in devices.iter().flat_map(|devices| devices.split(' ')) {
+            member.insert((thread.clone(), device.to_owned()));
         }
+        state.insert(thread, (row.int(1)?, row.int(2)?));
     }
 
     // Number the ones that may be appended, in order.
     let mut seqs = Vec::with_capacity(messages.len());
-    let mut moved: Vec<&str> = Vec::new();
+    let mut moved: Vec<&'a str> = Vec::new();
     for message in messages {
         let is_member = member.contains(&(message.thread_id.clone(), message.device_id.clone()));
         let seq = match state.get_mut(&message.thread_id) {
@@ -111,7 +115,7 @@ pub async fn append(
         seqs.push(seq);
     }
     if moved.is_empty() {
-        return Ok(seqs);
+        return Ok((seqs, Vec::new()));
     }
 
     // Move each thread on, and insert the entries.
@@ -133,7 +137,7 @@ pub async fn append(
         update.bind(Value::Text(thread));
     }
     statements.push(update);
-    let rows: Vec<(&NewMessage, i64)> = messages
+    let rows: Vec<(&'a NewMessage, i64)> = messages
         .iter()
         .zip(&seqs)
         .filter_map(|(message, seq)| seq.map(|seq| (*message, seq)))
@@ -157,6 +161,5 @@ pub async fn append(
         }
         statements.push(insert);
     }
-    batch::run(tx, &statements).await?;
-    Ok(seqs)
+    Ok((seqs, statements))
 }

@@ -18,10 +18,11 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 
 /// Settings applied to every SQLite connection. `synchronous=FULL` makes a
 /// commit durable before it returns, which is what a 2xx reply promises.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
+pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = FULL; \
      PRAGMA foreign_keys = ON; \
-     PRAGMA busy_timeout = 5000;";
+     PRAGMA busy_timeout = 5000; \
+     PRAGMA wal_autocheckpoint = 16384;";
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -96,12 +97,19 @@ impl Database {
                 Backend::Postgres => 16,
             }));
         let options = match backend {
-            Backend::Sqlite => options.after_connect(|connection, _meta| {
-                Box::pin(async move {
-                    connection.execute(SQLITE_PRAGMAS).await?;
-                    Ok(())
-                })
-            }),
+            // A SQLite connection is a file handle, which does not go stale:
+            // checking it before each use would be one more hand-off to its
+            // worker thread per query.
+            Backend::Sqlite => {
+                options
+                    .test_before_acquire(false)
+                    .after_connect(|connection, _meta| {
+                        Box::pin(async move {
+                            connection.execute(SQLITE_PRAGMAS).await?;
+                            Ok(())
+                        })
+                    })
+            }
             Backend::Postgres => options,
         };
         let pool = options
@@ -130,6 +138,19 @@ impl Database {
     /// The connection pool, for queries.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The SQLite database's file, as SQLite names it; `None` on
+    /// PostgreSQL.
+    pub async fn sqlite_file(&self) -> Result<Option<std::path::PathBuf>, sqlx::Error> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let file: String =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Some(file.into()))
     }
 
     /// Whether this is PostgreSQL (which carries events between replicas).
