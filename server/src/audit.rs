@@ -392,7 +392,7 @@ async fn write_batches(
     // The writer keeps its link open; one that fails is closed, whatever
     // state it is in (a broken connection, a transaction left open), and
     // another opened for the next batch.
-    let mut held: Option<Link> = None;
+    let mut held: Option<(Link, std::time::Instant)> = None;
     // Entries appended and then followed by silence are sealed on time too,
     // not only when the next entry arrives.
     let mut tick = tokio::time::interval(policy.every.max(Duration::from_secs(1)));
@@ -414,9 +414,7 @@ async fn write_batches(
                 };
                 if let Err(error) = sealed {
                     tracing::warn!(%error, "cannot sign an audit checkpoint");
-                    if let Some(link) = held.take() {
-                        link.discard();
-                    }
+                    discard(&mut held);
                 }
                 continue;
             }
@@ -428,10 +426,8 @@ async fn write_batches(
             Ok(link) => write_batch(link, &batch, &signer, policy).await,
             Err(error) => Err(error),
         };
-        if result.is_err()
-            && let Some(link) = held.take()
-        {
-            link.discard();
+        if result.is_err() {
+            discard(&mut held);
         }
         match result {
             Ok((outcomes, entry_seqs)) => {
@@ -454,16 +450,38 @@ async fn write_batches(
     }
 }
 
-/// The writer's link, opened if it has none.
+/// After this long unused, the writer's PostgreSQL connection is checked
+/// before a batch: a database restart or an idle-connection timeout would
+/// otherwise fail the batch that finds it closed.
+const CHECK_IDLE_LINK_AFTER: Duration = Duration::from_secs(30);
+
+/// The writer's link, opened if it has none, checked if it has been idle.
 async fn held_link<'h>(
-    held: &'h mut Option<Link>,
+    held: &'h mut Option<(Link, std::time::Instant)>,
     opener: &Opener,
 ) -> Result<&'h mut Link, AuditError> {
     let link = match held.take() {
-        Some(link) => link,
+        Some((mut link, used)) if used.elapsed() >= CHECK_IDLE_LINK_AFTER => {
+            if link.ping().await.is_ok() {
+                link
+            } else {
+                link.discard();
+                opener.open().await?
+            }
+        }
+        Some((link, _)) => link,
         None => opener.open().await?,
     };
-    Ok(held.insert(link))
+    let (link, _) = held.insert((link, std::time::Instant::now()));
+    Ok(link)
+}
+
+/// Closes the writer's link after a failure: whatever state it is in (a
+/// broken connection, a transaction left open), it is not used again.
+fn discard(held: &mut Option<(Link, std::time::Instant)>) {
+    if let Some((link, _)) = held.take() {
+        link.discard();
+    }
 }
 
 /// The head as [`TAKE_HEAD`] returns it.
@@ -498,9 +516,7 @@ async fn write_batch(
 ) -> Result<Written, AuditError> {
     let started = std::time::Instant::now();
     let messages: Vec<&NewMessage> = batch.iter().filter_map(|p| p.message.as_ref()).collect();
-    let mut first: Vec<Statement<'_>> = messages::read(&messages, link.is_postgres())
-        .into_iter()
-        .collect();
+    let mut first = messages::read(&messages, link.is_postgres());
     first.push(Statement::new(TAKE_HEAD));
     let written = async {
         let rows = link.begin_with(&first).await?;
@@ -720,6 +736,17 @@ async fn seal_if_due(
     signer: &AuditSigner,
     policy: CheckpointPolicy,
 ) -> Result<(), AuditError> {
+    // Read first, without a lock: most ticks find nothing due.
+    let mut due = Statement::new(
+        "SELECT seq FROM audit_head WHERE head_row = 1 AND seq > checkpoint_seq \
+         AND checkpoint_time_ms <= ?",
+    );
+    due.bind(Value::Int(
+        crate::server::now_ms() - i64::try_from(policy.every.as_millis()).unwrap_or(i64::MAX),
+    ));
+    if link.read(&[due]).await?.is_empty() {
+        return Ok(());
+    }
     let sealed = async {
         let head = head_from(&link.begin_with(&[Statement::new(TAKE_HEAD)]).await?)?;
         let appended = Appended::new(head, &[], signer, policy)?;

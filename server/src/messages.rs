@@ -35,16 +35,21 @@ pub struct NewMessage {
 /// Rows per multi-row `INSERT`.
 const ROWS_PER_INSERT: usize = 64;
 
-/// The statement that locks and reads the threads of `messages` with which
-/// of their senders are members: a row of four columns per thread (id,
-/// epoch, last sequence number, the member senders' devices separated by
-/// spaces), which [`plan`] takes. It must come first in the transaction
-/// after SQLite's `BEGIN IMMEDIATE` (which holds the write lock already);
-/// on PostgreSQL it locks the rows in id order, so that writers in several
-/// processes cannot deadlock. None if there are no messages.
-pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Option<Statement<'a>> {
+/// The statements that lock and read the threads of `messages` and which
+/// of their senders are members, which [`plan`] takes: a row of three
+/// columns per thread (id, epoch, last sequence number) and one of two
+/// per thread with member senders (id, their devices separated by
+/// spaces), or on SQLite one row of all four per thread. They must come
+/// first in the transaction: after SQLite's `BEGIN IMMEDIATE`, which holds
+/// the write lock already; on PostgreSQL the first locks the threads' rows
+/// in id order, so that writers in several processes cannot deadlock, and
+/// the memberships are read by a statement of their own, after the lock:
+/// under read committed, a subquery of the locking statement would see
+/// them as they were before a commit it waited for. None if there are no
+/// messages.
+pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Vec<Statement<'a>> {
     if messages.is_empty() {
-        return None;
+        return Vec::new();
     }
     let mut threads: Vec<&str> = messages.iter().map(|m| m.thread_id.as_str()).collect();
     threads.sort_unstable();
@@ -52,33 +57,60 @@ pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Option<Statement
     let mut devices: Vec<&str> = messages.iter().map(|m| m.device_id.as_str()).collect();
     devices.sort_unstable();
     devices.dedup();
-    // One row per thread, not one per membership: each row is a hand-off
-    // from SQLite's worker thread.
-    let mut read = Statement::new(format!(
-        "SELECT t.thread_id, t.epoch, t.last_seq, \
-           (SELECT string_agg(m.device_id, ' ') FROM thread_member m \
-            JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
-            WHERE m.thread_id = t.thread_id AND m.device_id IN ({}) AND m.removed_seq IS NULL \
-              AND d.removed_at_ms IS NULL AND u.status = 'active') \
-         FROM thread t WHERE t.thread_id IN ({}){}",
-        marks(devices.len()),
-        marks(threads.len()),
-        if postgres {
-            " ORDER BY t.thread_id FOR UPDATE OF t"
-        } else {
-            ""
+    let members = |thread: &str| {
+        format!(
+            "SELECT string_agg(m.device_id, ' ') FROM thread_member m \
+             JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
+             WHERE m.thread_id = {thread} AND m.device_id IN ({}) AND m.removed_seq IS NULL \
+               AND d.removed_at_ms IS NULL AND u.status = 'active'",
+            marks(devices.len())
+        )
+    };
+    let mut statements = Vec::new();
+    if postgres {
+        let mut lock = Statement::new(format!(
+            "SELECT thread_id, epoch, last_seq FROM thread WHERE thread_id IN ({}) \
+             ORDER BY thread_id FOR UPDATE",
+            marks(threads.len())
+        ));
+        let mut member = Statement::new(format!(
+            "SELECT t.thread_id, ({}) FROM thread t WHERE t.thread_id IN ({})",
+            members("t.thread_id"),
+            marks(threads.len())
+        ));
+        for thread in &threads {
+            lock.bind(Value::Text(thread));
         }
-    ));
-    for device in &devices {
-        read.bind(Value::Text(device));
+        for device in &devices {
+            member.bind(Value::Text(device));
+        }
+        for thread in &threads {
+            member.bind(Value::Text(thread));
+        }
+        statements.push(lock);
+        statements.push(member);
+    } else {
+        // One row per thread, not one per membership or two statements:
+        // every row and statement costs.
+        let mut read = Statement::new(format!(
+            "SELECT t.thread_id, t.epoch, t.last_seq, ({}) FROM thread t \
+             WHERE t.thread_id IN ({})",
+            members("t.thread_id"),
+            marks(threads.len())
+        ));
+        for device in &devices {
+            read.bind(Value::Text(device));
+        }
+        for thread in &threads {
+            read.bind(Value::Text(thread));
+        }
+        statements.push(read);
     }
-    for thread in &threads {
-        read.bind(Value::Text(thread));
-    }
-    Some(read)
+    statements
 }
 
-/// From the rows of [`read`] (rows of other lengths are ignored), numbers
+/// From the rows of [`read`] (rows of other shapes, such as the audit
+/// head's five columns, are ignored), numbers
 /// `messages` in order: each one's sequence number, or `None` if it is
 /// refused; and the statements that append the others at `now_ms`.
 pub fn plan<'a>(
@@ -88,13 +120,22 @@ pub fn plan<'a>(
 ) -> Result<(Vec<Option<i64>>, Vec<Statement<'a>>), LinkError> {
     let mut state: HashMap<String, (i64, i64)> = HashMap::new();
     let mut member: HashSet<(String, String)> = HashSet::new();
-    for row in rows.iter().filter(|row| row.columns() == 4) {
-        let thread = row.text(0)?;
-        let devices = row.opt_text(3)?;
+    for row in rows {
+        let devices = match row.columns() {
+            4 => row.opt_text(3)?,
+            2 => row.opt_text(1)?,
+            _ => None,
+        };
+        let thread = match row.columns() {
+            2..=4 => row.text(0)?,
+            _ => continue,
+        };
         for device in devices.iter().flat_map(|devices| devices.split(' ')) {
             member.insert((thread.clone(), device.to_owned()));
         }
-        state.insert(thread, (row.int(1)?, row.int(2)?));
+        if row.columns() >= 3 {
+            state.insert(thread, (row.int(1)?, row.int(2)?));
+        }
     }
 
     // Number the ones that may be appended, in order.

@@ -1,15 +1,19 @@
-//! Several statements in one round trip where the database allows it.
+//! Several statements in as few round trips as the database allows.
 //!
 //! Under load, a statement's round trip costs more than its work: to
-//! PostgreSQL about 0.3 ms on the benchmark machine, and to SQLite a hand-off
-//! to the connection's worker thread and back, each waiting for a core
-//! (measured: about 1 ms each under the `send` benchmark, whatever the
-//! statement). The audit writer runs a batch's statements with [`run`]: on
-//! SQLite they go to the worker as one multi-statement query (one
-//! hand-off); PostgreSQL's extended protocol takes one statement per
-//! message, so there they run in turn. The writer itself uses a [`Link`],
-//! which on SQLite runs statements on the writer's own thread: no
-//! hand-offs at all.
+//! PostgreSQL about 0.3 ms on the benchmark machine, and to SQLite through
+//! sqlx a hand-off to the connection's worker thread and back, each
+//! waiting for a core (measured: about 1 ms each under the `send`
+//! benchmark, whatever the statement).
+//!
+//! - [`run`] runs statements in a sqlx transaction (entries appended with a
+//!   change, [`crate::audit::append_in`]): on SQLite they go to the worker
+//!   as one multi-statement query (one hand-off); PostgreSQL's extended
+//!   protocol takes one statement per message, so there they run in turn.
+//! - The audit writer uses a [`Link`] of its own. On SQLite it runs
+//!   statements on the writer's own thread: no hand-offs at all. On
+//!   PostgreSQL a transaction's writes go as one statement ([`as_one`]).
+//!
 //! Statements are written with `?` placeholders, numbered here for
 //! PostgreSQL; SQLite binds anonymous `?` in order across the statements
 //! (and, unlike `$N`, without looking each name up).
@@ -250,11 +254,16 @@ impl Link {
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        connection.execute_batch(pragmas)?;
         // Instead of `busy_timeout`'s sleeps, which grow to 100 ms: another
         // connection holds the write lock for one short transaction, and
-        // every request in the batch waits for this one.
+        // every request in the batch waits for this one. (The pragmas'
+        // `busy_timeout` is skipped, as it would replace this.)
         connection.busy_handler(Some(retry_soon))?;
+        for pragma in pragmas.split(';').map(str::trim) {
+            if !pragma.is_empty() && !pragma.starts_with("PRAGMA busy_timeout") {
+                connection.execute_batch(pragma)?;
+            }
+        }
         connection.set_prepared_statement_cache_capacity(SQLITE_STATEMENT_CACHE);
         Ok(Self::Sqlite(connection))
     }
@@ -262,6 +271,28 @@ impl Link {
     /// Whether this is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         matches!(self, Self::Postgres(_))
+    }
+
+    /// Runs `statements` outside any transaction (each on its own, as
+    /// SQLite and PostgreSQL do by default) and returns their rows.
+    pub async fn read(&mut self, statements: &[Statement<'_>]) -> Result<Vec<Row>, LinkError> {
+        match self {
+            Self::Sqlite(connection) => run_sqlite(connection, statements),
+            Self::Postgres(connection) => Ok(run(connection, statements)
+                .await?
+                .into_iter()
+                .map(Row::Any)
+                .collect()),
+        }
+    }
+
+    /// Checks that a PostgreSQL connection still answers (one round trip;
+    /// a SQLite link always does).
+    pub async fn ping(&mut self) -> Result<(), LinkError> {
+        if let Self::Postgres(connection) = self {
+            sqlx::Connection::ping(&mut **connection).await?;
+        }
+        Ok(())
     }
 
     /// Opens a transaction and runs `statements` in it, returning the rows
@@ -334,7 +365,8 @@ impl Link {
 /// Writing `statements` (none of which returns rows) as one PostgreSQL
 /// statement, all but the last as data-modifying `WITH` queries: one round
 /// trip instead of one each. PostgreSQL runs them on one snapshot, in no
-/// set order, so they must not depend on each other's effects.
+/// set order, so none may read what another writes, and no two may change
+/// the same row (inserting different rows of one table is fine).
 fn as_one<'a>(statements: &[Statement<'a>]) -> Option<Statement<'a>> {
     let (last, rest) = statements.split_last()?;
     let mut one = Statement::new(String::new());
