@@ -57,15 +57,6 @@ pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Vec<Statement<'a
     let mut devices: Vec<&str> = messages.iter().map(|m| m.device_id.as_str()).collect();
     devices.sort_unstable();
     devices.dedup();
-    let members = |thread: &str| {
-        format!(
-            "SELECT string_agg(m.device_id, ' ') FROM thread_member m \
-             JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
-             WHERE m.thread_id = {thread} AND m.device_id IN ({}) AND m.removed_seq IS NULL \
-               AND d.removed_at_ms IS NULL AND u.status = 'active'",
-            marks(devices.len())
-        )
-    };
     let mut statements = Vec::new();
     if postgres {
         let mut lock = Statement::new(format!(
@@ -73,39 +64,35 @@ pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Vec<Statement<'a
              ORDER BY thread_id FOR UPDATE",
             marks(threads.len())
         ));
-        let mut member = Statement::new(format!(
-            "SELECT t.thread_id, ({}) FROM thread t WHERE t.thread_id IN ({})",
-            members("t.thread_id"),
-            marks(threads.len())
-        ));
         for thread in &threads {
             lock.bind(Value::Text(thread));
         }
-        for device in &devices {
-            member.bind(Value::Text(device));
-        }
-        for thread in &threads {
-            member.bind(Value::Text(thread));
-        }
         statements.push(lock);
-        statements.push(member);
-    } else {
-        // One row per thread, not one per membership or two statements:
-        // every row and statement costs.
-        let mut read = Statement::new(format!(
-            "SELECT t.thread_id, t.epoch, t.last_seq, ({}) FROM thread t \
-             WHERE t.thread_id IN ({})",
-            members("t.thread_id"),
-            marks(threads.len())
-        ));
-        for device in &devices {
-            read.bind(Value::Text(device));
-        }
-        for thread in &threads {
-            read.bind(Value::Text(thread));
-        }
-        statements.push(read);
     }
+    // Each thread with its member senders, one row per thread; on SQLite
+    // with its epoch and last sequence number too, so that one statement
+    // does (every row and statement costs).
+    let mut read = Statement::new(format!(
+        "SELECT t.thread_id, {}(SELECT string_agg(m.device_id, ' ') FROM thread_member m \
+           JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
+           WHERE m.thread_id = t.thread_id AND m.device_id IN ({}) AND m.removed_seq IS NULL \
+             AND d.removed_at_ms IS NULL AND u.status = 'active') \
+         FROM thread t WHERE t.thread_id IN ({})",
+        if postgres {
+            ""
+        } else {
+            "t.epoch, t.last_seq, "
+        },
+        marks(devices.len()),
+        marks(threads.len())
+    ));
+    for device in &devices {
+        read.bind(Value::Text(device));
+    }
+    for thread in &threads {
+        read.bind(Value::Text(thread));
+    }
+    statements.push(read);
     statements
 }
 
