@@ -108,20 +108,22 @@ pub fn plan<'a>(
     let mut state: HashMap<String, (i64, i64)> = HashMap::new();
     let mut member: HashSet<(String, String)> = HashSet::new();
     for row in rows {
-        let devices = match row.columns() {
-            4 => row.opt_text(3)?,
-            2 => row.opt_text(1)?,
-            _ => None,
-        };
-        let thread = match row.columns() {
-            2..=4 => row.text(0)?,
+        // (thread, its epoch and last sequence number, its member senders)
+        let (thread, position, devices) = match row.columns() {
+            4 => (
+                row.text(0)?,
+                Some((row.int(1)?, row.int(2)?)),
+                row.opt_text(3)?,
+            ),
+            3 => (row.text(0)?, Some((row.int(1)?, row.int(2)?)), None),
+            2 => (row.text(0)?, None, row.opt_text(1)?),
             _ => continue,
         };
         for device in devices.iter().flat_map(|devices| devices.split(' ')) {
             member.insert((thread.clone(), device.to_owned()));
         }
-        if row.columns() >= 3 {
-            state.insert(thread, (row.int(1)?, row.int(2)?));
+        if let Some(position) = position {
+            state.insert(thread, position);
         }
     }
 
