@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::db::Database;
 use crate::db::batch::{self, Link, LinkError, Row, Statement, Value, marks};
+use crate::events::Events;
 use crate::files::{self, KeyError};
 use crate::messages::{self, NewMessage};
 use crate::server::now_ms;
@@ -227,6 +228,19 @@ impl AuditLog {
         signer: Arc<AuditSigner>,
         policy: CheckpointPolicy,
     ) -> (Self, AuditWriter) {
+        Self::start_pushing(database, signer, policy, None)
+    }
+
+    /// Starts the writer task on `database`; with `events`, it pushes each
+    /// message it appends to the member devices connected here, with the
+    /// audit entries of those pushes in the message's transaction (see
+    /// [`crate::events`]).
+    pub fn start_pushing(
+        database: Database,
+        signer: Arc<AuditSigner>,
+        policy: CheckpointPolicy,
+        events: Option<Arc<Events>>,
+    ) -> (Self, AuditWriter) {
         let (sender, receiver) = mpsc::channel(MAX_BATCH * 8);
         let (stop, stopped) = oneshot::channel();
         // A thread and runtime of its own, with a connection of its own:
@@ -241,7 +255,7 @@ impl AuditLog {
             .spawn(move || {
                 // Dropped when the thread ends, however it ends.
                 let _done = done;
-                run_writer(database, writer_signer, policy, receiver, stopped);
+                run_writer(database, writer_signer, policy, events, receiver, stopped);
             });
         if let Err(error) = spawned {
             tracing::error!(%error, "cannot start the audit writer; refusing audited requests");
@@ -323,6 +337,7 @@ fn run_writer(
     database: Database,
     signer: Arc<AuditSigner>,
     policy: CheckpointPolicy,
+    events: Option<Arc<Events>>,
     receiver: mpsc::Receiver<Pending>,
     stopped: oneshot::Receiver<()>,
 ) {
@@ -344,7 +359,12 @@ fn run_writer(
                 return;
             }
         };
-        write_batches(&opener, signer, policy, receiver, stopped).await;
+        let writer = Writer {
+            signer,
+            policy,
+            events,
+        };
+        write_batches(&opener, &writer, receiver, stopped).await;
         if let Opener::Postgres(own) = opener {
             own.close().await;
         }
@@ -380,10 +400,16 @@ impl Opener {
     }
 }
 
-async fn write_batches(
-    opener: &Opener,
+/// What the writer writes with.
+struct Writer {
     signer: Arc<AuditSigner>,
     policy: CheckpointPolicy,
+    events: Option<Arc<Events>>,
+}
+
+async fn write_batches(
+    opener: &Opener,
+    writer: &Writer,
     mut receiver: mpsc::Receiver<Pending>,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -395,7 +421,7 @@ async fn write_batches(
     let mut held: Option<(Link, std::time::Instant)> = None;
     // Entries appended and then followed by silence are sealed on time too,
     // not only when the next entry arrives.
-    let mut tick = tokio::time::interval(policy.every.max(Duration::from_secs(1)));
+    let mut tick = tokio::time::interval(writer.policy.every.max(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let received = tokio::select! {
@@ -409,7 +435,7 @@ async fn write_batches(
             }
             _ = tick.tick() => {
                 let sealed = match held_link(&mut held, opener).await {
-                    Ok(link) => seal_if_due(link, &signer, policy).await,
+                    Ok(link) => seal_if_due(link, &writer.signer, writer.policy).await,
                     Err(error) => Err(error),
                 };
                 if let Err(error) = sealed {
@@ -423,7 +449,7 @@ async fn write_batches(
             break;
         }
         let result = match held_link(&mut held, opener).await {
-            Ok(link) => write_batch(link, &batch, &signer, policy).await,
+            Ok(link) => write_batch(link, &batch, writer).await,
             Err(error) => Err(error),
         };
         if result.is_err() {
@@ -505,14 +531,14 @@ fn head_from(rows: &[Row]) -> Result<HeadRow, AuditError> {
 type Written = (Vec<Option<Option<i64>>>, Vec<u64>);
 
 /// Writes one batch in one transaction: it opens it, locks the messages'
-/// threads and reads them and their senders' memberships, then takes the
-/// audit head; appends the messages that may be and every entry whose
-/// access stands; and commits. If it fails, nothing is written.
+/// threads and reads them and their members, then takes the audit head;
+/// appends the messages that may be, every entry whose access stands and
+/// the entries of the messages' pushes; and commits. If it fails, nothing
+/// is written. Once it has committed, the messages are pushed.
 async fn write_batch(
     link: &mut Link,
     batch: &[Pending],
-    signer: &AuditSigner,
-    policy: CheckpointPolicy,
+    writer: &Writer,
 ) -> Result<Written, AuditError> {
     let started = std::time::Instant::now();
     let messages: Vec<&NewMessage> = batch.iter().filter_map(|p| p.message.as_ref()).collect();
@@ -522,8 +548,14 @@ async fn write_batch(
         let rows = link.begin_with(&first).await?;
         let read = started.elapsed();
         let head = head_from(&rows)?;
-        let (seqs, mut statements) = messages::plan(&messages, &rows, now_ms())?;
-        let mut seqs = seqs.into_iter();
+        let now = now_ms();
+        let plan = messages::plan(&messages, &rows, now)?;
+        let pushes = writer
+            .events
+            .as_ref()
+            .map(|events| events.targets(&messages, &plan.seqs, &plan.members, now));
+        let mut statements = plan.statements;
+        let mut seqs = plan.seqs.into_iter();
         let outcomes: Vec<Option<Option<i64>>> = batch
             .iter()
             .map(|pending| match pending.message {
@@ -531,15 +563,20 @@ async fn write_batch(
                 Some(_) => seqs.next().flatten().map(Some),
             })
             .collect();
+        // The callers' entries first: they take the first sequence numbers.
         let entries: Vec<NewEntry> = batch
             .iter()
             .zip(&outcomes)
             .filter(|(_, outcome)| outcome.is_some())
             .map(|(pending, _)| pending.entry.clone())
+            .chain(pushes.iter().flat_map(|pushes| pushes.entries(now)))
             .collect();
-        let appended = Appended::new(head, &entries, signer, policy)?;
+        let appended = Appended::new(head, &entries, &writer.signer, writer.policy)?;
         statements.extend(appended.statements());
         link.commit_with(&statements).await?;
+        if let (Some(events), Some(pushes)) = (&writer.events, pushes) {
+            events.committed(pushes);
+        }
         tracing::debug!(
             entries = entries.len(),
             messages = messages.len(),

@@ -1,16 +1,25 @@
 //! Live delivery: each new thread entry, welcome and receipt is pushed to
 //! every connected member device at once.
 //!
-//! A handler that committed something announces it with a small [`Notice`]
-//! (ids only). On PostgreSQL the notices go out with `NOTIFY`, a batch per
-//! `NOTIFY`, so every replica hears them, its own included, through a
-//! `LISTEN` connection; on
-//! SQLite (one server) it goes straight to this process's dispatcher. The
-//! dispatcher reads what the notice names, finds which of the devices
-//! connected here may see it (current members, at the time of the event),
-//! writes the audit entry of each push, and hands the event to the
-//! device's connections. Nothing depends on this: a device that was away,
-//! or missed a push, catches up by sequence number.
+//! Application messages, the bulk of the traffic, are pushed by the audit
+//! writer (see [`crate::audit`]): inside the transaction that appends a
+//! message it finds which of the thread's member devices are connected
+//! here ([`Events::targets`]) and appends the audit entry of each push
+//! with the message, so that a push waits for one commit, not two; once
+//! the transaction commits it hands the entry to those connections
+//! ([`Events::committed`]).
+//!
+//! Everything else committed (commits, welcomes, receipts) is announced
+//! by its handler with a small [`Notice`] (ids only), as the writer
+//! announces each message too. A notice goes straight to this process's
+//! dispatcher and, on PostgreSQL, out with `NOTIFY` (a batch per
+//! `NOTIFY`, marked with this process's origin) to the other replicas,
+//! which hear it through a `LISTEN` connection. The dispatcher reads what
+//! the notice names, finds which of the devices connected here may see it
+//! (current members, at the time of the event) and were not pushed it
+//! already, writes the audit entry of each push, and then hands the event
+//! to the device's connections. Nothing depends on this: a device that was
+//! away, or missed a push, catches up by sequence number.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +33,7 @@ use tokio::sync::mpsc;
 use crate::audit::{AuditLog, NewEntry};
 use crate::db::Database;
 use crate::http::threads::{ENTRY_COLUMNS, EntryRow, thread_entry};
+use crate::messages::NewMessage;
 
 /// The PostgreSQL channel notices travel on.
 const CHANNEL: &str = "curbside_events";
@@ -77,19 +87,100 @@ pub struct Subscriber {
     pub request_id: String,
 }
 
+impl Subscriber {
+    /// The audit entry of a push to this subscriber: a read of `resource`
+    /// by its device.
+    fn entry(&self, action: &str, resource: (&str, &str), time_ms: i64) -> NewEntry {
+        NewEntry {
+            time_ms,
+            actor_user: Some(self.user_id.clone()),
+            actor_device: Some(self.device_id.clone()),
+            client_addr: self.client_addr.clone(),
+            request_id: self.request_id.clone(),
+            action: action.to_owned(),
+            resource_type: resource.0.to_owned(),
+            resource_id: Some(resource.1.to_owned()),
+            outcome: Outcome::Allowed,
+            reason: "ok".to_owned(),
+        }
+    }
+}
+
 struct Connection {
     id: u64,
     subscriber: Subscriber,
     sender: mpsc::Sender<String>,
 }
 
+/// A notice, with what the audit writer already pushed of it.
+struct Delivery {
+    notice: Notice,
+    pushed: Option<Pushed>,
+}
+
+/// What the audit writer pushed of a message with its commit: the
+/// thread's member devices then, and the connections it pushed to. The
+/// dispatcher pushes it only to connections of those devices made since.
+struct Pushed {
+    members: Vec<String>,
+    connections: Vec<u64>,
+}
+
 /// The devices connected to this server, and the way notices reach it.
 pub struct Events {
     connections: Mutex<HashMap<String, Vec<Connection>>>,
     next_id: AtomicU64,
-    local: mpsc::UnboundedSender<Notice>,
+    /// To this process's dispatcher.
+    inbox: mpsc::UnboundedSender<Delivery>,
+    /// On PostgreSQL, to the other replicas.
+    outbox: Option<mpsc::UnboundedSender<Notice>>,
+    /// This process, among the replicas: it skips its own `NOTIFY`s.
+    origin: u64,
     database: Database,
 }
+
+/// The receiving ends of an [`Events`]' queues, for [`Events::start`].
+pub struct Mailboxes {
+    inbox: mpsc::UnboundedReceiver<Delivery>,
+    outbox: Option<mpsc::UnboundedReceiver<Notice>>,
+}
+
+impl std::fmt::Debug for Mailboxes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailboxes").finish_non_exhaustive()
+    }
+}
+
+/// The pushes of a batch's messages, decided inside its transaction.
+#[derive(Default)]
+pub(crate) struct CommitPushes {
+    messages: Vec<MessagePushes>,
+}
+
+struct MessagePushes {
+    thread_id: String,
+    seq: i64,
+    /// The thread's member devices.
+    members: Vec<String>,
+    /// The connections here of those devices.
+    targets: Vec<(u64, Subscriber, mpsc::Sender<String>)>,
+    /// The event (empty if there is no one to push it to).
+    frame: String,
+}
+
+impl CommitPushes {
+    /// The audit entries of the pushes, to append with the messages.
+    pub(crate) fn entries(&self, time_ms: i64) -> impl Iterator<Item = NewEntry> + '_ {
+        self.messages.iter().flat_map(move |message| {
+            message.targets.iter().map(move |(_, subscriber, _)| {
+                subscriber.entry(PUSH_ENTRY, ("thread", message.thread_id.as_str()), time_ms)
+            })
+        })
+    }
+}
+
+/// The audit action of a pushed thread entry.
+const PUSH_ENTRY: &str = "thread.entries.push";
 
 impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,27 +189,51 @@ impl std::fmt::Debug for Events {
 }
 
 impl Events {
-    /// Starts the dispatcher: on PostgreSQL it listens on `database_url`;
-    /// on SQLite it takes notices from this process.
-    pub fn start(
-        database: Database,
-        database_url: &str,
-        audit: AuditLog,
-    ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
-        let (local, notices) = mpsc::unbounded_channel();
+    /// The connections of this process, none yet, and the queues that
+    /// [`Events::start`] takes.
+    pub fn new(database: Database) -> (Arc<Self>, Mailboxes) {
+        let (inbox, inbox_receiver) = mpsc::unbounded_channel();
+        let (outbox, outbox_receiver) = if database.is_postgres() {
+            let (outbox, receiver) = mpsc::unbounded_channel();
+            (Some(outbox), Some(receiver))
+        } else {
+            (None, None)
+        };
+        // Only told apart from the other replicas' (a clash would cost
+        // their pushes, not correctness).
+        let origin = crate::auth::random_bytes::<8>().map_or_else(
+            |_| u64::from(std::process::id()) ^ crate::server::now_ms().unsigned_abs() << 20,
+            u64::from_le_bytes,
+        );
         let events = Arc::new(Self {
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            local,
+            inbox,
+            outbox,
+            origin,
             database,
         });
-        let task = tokio::spawn(dispatch(
-            events.clone(),
-            notices,
-            database_url.to_owned(),
-            audit,
-        ));
-        (events, task)
+        let mailboxes = Mailboxes {
+            inbox: inbox_receiver,
+            outbox: outbox_receiver,
+        };
+        (events, mailboxes)
+    }
+
+    /// Starts the dispatcher, with its pushes' entries appended to
+    /// `audit`; on PostgreSQL it also sends this process's notices to the
+    /// other replicas and listens for theirs on `database_url`.
+    pub fn start(
+        self: &Arc<Self>,
+        mailboxes: Mailboxes,
+        database_url: &str,
+        audit: AuditLog,
+    ) -> tokio::task::JoinHandle<()> {
+        if let Some(outbox) = mailboxes.outbox {
+            tokio::spawn(publish(self.database.clone(), outbox, self.origin));
+            tokio::spawn(listen(self.clone(), database_url.to_owned()));
+        }
+        tokio::spawn(dispatch(self.clone(), mailboxes.inbox, audit))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Connection>>> {
@@ -130,7 +245,96 @@ impl Events {
     /// Announces a committed change. Never fails the request: a lost
     /// notice only delays a device until it fetches.
     pub fn announce(&self, notice: Notice) {
-        let _ = self.local.send(notice);
+        self.deliver(notice, None);
+    }
+
+    fn deliver(&self, notice: Notice, pushed: Option<Pushed>) {
+        if let Some(outbox) = &self.outbox {
+            let _ = outbox.send(notice.clone());
+        }
+        let _ = self.inbox.send(Delivery { notice, pushed });
+    }
+
+    /// For the audit writer, inside the transaction that appends
+    /// `messages`, numbered `seqs` (`None` if refused), to threads with
+    /// these `members`: the connections here that each accepted message
+    /// is to be pushed to, with its event.
+    pub(crate) fn targets(
+        &self,
+        messages: &[&NewMessage],
+        seqs: &[Option<i64>],
+        members: &HashMap<String, Vec<String>>,
+        time_ms: i64,
+    ) -> CommitPushes {
+        let mut pushes = CommitPushes::default();
+        let anyone_here = self.anyone_here();
+        for (message, seq) in messages.iter().zip(seqs) {
+            let Some(seq) = *seq else { continue };
+            let members = members.get(&message.thread_id).cloned().unwrap_or_default();
+            let mut targets = if anyone_here {
+                self.here(&members)
+            } else {
+                Vec::new()
+            };
+            let event = || Event::Entry {
+                thread_id: message.thread_id.clone(),
+                entry: thread_entry((
+                    seq,
+                    "application".to_owned(),
+                    message.epoch,
+                    message.user_id.clone(),
+                    message.device_id.clone(),
+                    time_ms,
+                    message.ciphertext.clone(),
+                    None,
+                    None,
+                )),
+            };
+            let frame = if targets.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&event()).unwrap_or_else(|_| {
+                    // Not pushed then (nor audited as pushed): fetched.
+                    targets.clear();
+                    String::new()
+                })
+            };
+            pushes.messages.push(MessagePushes {
+                thread_id: message.thread_id.clone(),
+                seq,
+                members,
+                targets,
+                frame,
+            });
+        }
+        pushes
+    }
+
+    /// For the audit writer, once the transaction that appended `pushes`'
+    /// messages and entries has committed: pushes them, and announces
+    /// each message.
+    pub(crate) fn committed(&self, pushes: CommitPushes) {
+        for message in pushes.messages {
+            let mut connections = Vec::with_capacity(message.targets.len());
+            for (id, subscriber, sender) in message.targets {
+                connections.push(id);
+                if sender.try_send(message.frame.clone()).is_err() {
+                    // Too far behind: cut it off; it will catch up by
+                    // fetching.
+                    self.disconnect(&subscriber.device_id, id);
+                }
+            }
+            self.deliver(
+                Notice::Entry {
+                    thread_id: message.thread_id,
+                    seq: message.seq,
+                },
+                Some(Pushed {
+                    members: message.members,
+                    connections,
+                }),
+            );
+        }
     }
 
     /// Registers a connection of `subscriber`'s device; returns its id and
@@ -177,6 +381,17 @@ impl Events {
             .collect()
     }
 
+    /// The ids of the connections of these devices that are here.
+    fn connection_ids(&self, devices: &[String]) -> Vec<u64> {
+        let connections = self.lock();
+        devices
+            .iter()
+            .filter_map(|device| connections.get(device))
+            .flatten()
+            .map(|connection| connection.id)
+            .collect()
+    }
+
     fn anyone_here(&self) -> bool {
         !self.lock().is_empty()
     }
@@ -184,57 +399,77 @@ impl Events {
 
 async fn dispatch(
     events: Arc<Events>,
-    mut local: mpsc::UnboundedReceiver<Notice>,
-    database_url: String,
+    mut inbox: mpsc::UnboundedReceiver<Delivery>,
     audit: AuditLog,
 ) {
     let (pushes, queued) = mpsc::channel(PUSHES_IN_FLIGHT);
     tokio::spawn(push_in_order(events.clone(), queued));
-    if events.database.is_postgres() {
-        tokio::spawn(publish(events.database.clone(), local));
-        let mut listener = match sqlx::postgres::PgListener::connect(&database_url).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for events; devices will fetch instead");
-                return;
-            }
-        };
-        if let Err(error) = listener.listen(CHANNEL).await {
+    let mut deliveries = Vec::with_capacity(NOTICES_PER_BATCH);
+    while inbox.recv_many(&mut deliveries, NOTICES_PER_BATCH).await > 0 {
+        deliver_all(&events, &audit, &pushes, std::mem::take(&mut deliveries)).await;
+    }
+}
+
+/// A notice as it travels in a `NOTIFY`, with the process that sent it.
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    #[serde(flatten)]
+    notice: &'a Notice,
+    o: u64,
+}
+
+/// A notice from a `NOTIFY`; one from a replica of a version that did not
+/// mark them has no origin.
+#[derive(Deserialize)]
+struct Incoming {
+    #[serde(flatten)]
+    notice: Notice,
+    #[serde(default)]
+    o: Option<u64>,
+}
+
+/// The notices of a `NOTIFY` payload that other processes sent: a batch
+/// (see [`publish`]), or one notice from a replica of an older version.
+fn foreign_notices(payload: &str, origin: u64) -> Vec<Notice> {
+    let incoming: Vec<Incoming> = serde_json::from_str(payload)
+        .or_else(|_| serde_json::from_str(payload).map(|one| vec![one]))
+        .unwrap_or_default();
+    incoming
+        .into_iter()
+        .filter(|incoming| incoming.o != Some(origin))
+        .map(|incoming| incoming.notice)
+        .collect()
+}
+
+/// Hands the other replicas' notices to this process's dispatcher.
+async fn listen(events: Arc<Events>, database_url: String) {
+    let mut listener = match sqlx::postgres::PgListener::connect(&database_url).await {
+        Ok(listener) => listener,
+        Err(error) => {
             tracing::error!(%error, "cannot listen for events; devices will fetch instead");
             return;
         }
-        // A payload is a batch of notices (see `publish`), or one notice
-        // from a replica of the version before.
-        let parse = |notification: sqlx::postgres::PgNotification| -> Vec<Notice> {
-            serde_json::from_str(notification.payload())
-                .or_else(|_| serde_json::from_str(notification.payload()).map(|one| vec![one]))
-                .unwrap_or_default()
-        };
-        loop {
-            match listener.recv().await {
-                Ok(notification) => {
-                    // With whatever else has arrived.
-                    let mut notices = parse(notification);
-                    while notices.len() < NOTICES_PER_BATCH {
-                        let Some(notification) = listener.next_buffered() else {
-                            break;
-                        };
-                        notices.extend(parse(notification));
-                    }
-                    deliver_all(&events, &audit, &pushes, notices).await;
-                }
-                // The listener reconnects by itself; what was missed is
-                // fetched by the devices.
-                Err(error) => {
-                    tracing::warn!(%error, "the event listener lost its connection");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    if let Err(error) = listener.listen(CHANNEL).await {
+        tracing::error!(%error, "cannot listen for events; devices will fetch instead");
+        return;
+    }
+    loop {
+        match listener.recv().await {
+            Ok(notification) => {
+                for notice in foreign_notices(notification.payload(), events.origin) {
+                    let _ = events.inbox.send(Delivery {
+                        notice,
+                        pushed: None,
+                    });
                 }
             }
-        }
-    } else {
-        let mut notices = Vec::with_capacity(NOTICES_PER_BATCH);
-        while local.recv_many(&mut notices, NOTICES_PER_BATCH).await > 0 {
-            deliver_all(&events, &audit, &pushes, std::mem::take(&mut notices)).await;
+            // The listener reconnects by itself; what was missed is
+            // fetched by the devices.
+            Err(error) => {
+                tracing::warn!(%error, "the event listener lost its connection");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
         }
     }
 }
@@ -245,13 +480,13 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 /// The most bytes of notices in one `NOTIFY` (PostgreSQL's limit is 8000).
 const MAX_PAYLOAD: usize = 7000;
 
-/// Sends this process's notices to every replica (itself included), a
-/// batch per `NOTIFY`: each `NOTIFY` is a transaction and a commit of its
-/// own, and one per message could not keep up (measured: 1000 messages/s
-/// left pushes 9 s behind).
-async fn publish(database: Database, mut local: mpsc::UnboundedReceiver<Notice>) {
+/// Sends this process's notices to the other replicas, a batch per
+/// `NOTIFY`: each `NOTIFY` is a transaction and a commit of its own, and
+/// one per message could not keep up (measured: 1000 messages/s left
+/// pushes 9 s behind).
+async fn publish(database: Database, mut outbox: mpsc::UnboundedReceiver<Notice>, origin: u64) {
     let mut notices = Vec::with_capacity(NOTICES_PER_BATCH);
-    while local.recv_many(&mut notices, NOTICES_PER_BATCH).await > 0 {
+    while outbox.recv_many(&mut notices, NOTICES_PER_BATCH).await > 0 {
         // With what follows within a moment: each NOTIFY costs a round trip
         // here and, on every replica, a read of what it names. Without the
         // pause, quick commits made NOTIFYs of a notice or two, and at
@@ -259,22 +494,23 @@ async fn publish(database: Database, mut local: mpsc::UnboundedReceiver<Notice>)
         // (measured).
         tokio::time::sleep(GATHER).await;
         while notices.len() < NOTICES_PER_BATCH {
-            match local.try_recv() {
+            match outbox.try_recv() {
                 Ok(notice) => notices.push(notice),
                 Err(_) => break,
             }
         }
-        let mut payloads: Vec<Vec<&Notice>> = vec![Vec::new()];
+        let mut payloads: Vec<Vec<Outgoing<'_>>> = vec![Vec::new()];
         let mut size = 0;
         for notice in &notices {
-            let length = serde_json::to_string(notice).map_or(0, |text| text.len()) + 1;
+            let outgoing = Outgoing { notice, o: origin };
+            let length = serde_json::to_string(&outgoing).map_or(0, |text| text.len()) + 1;
             if size + length > MAX_PAYLOAD {
                 payloads.push(Vec::new());
                 size = 0;
             }
             size += length;
             if let Some(payload) = payloads.last_mut() {
-                payload.push(notice);
+                payload.push(outgoing);
             }
         }
         for payload in payloads.iter().filter(|payload| !payload.is_empty()) {
@@ -391,9 +627,33 @@ async fn deliver_all(
     events: &Arc<Events>,
     audit: &AuditLog,
     pushes: &mpsc::Sender<Push>,
-    notices: Vec<Notice>,
+    deliveries: Vec<Delivery>,
 ) {
     if !events.anyone_here() {
+        return;
+    }
+    // What the writer pushed goes only to connections made since its
+    // transaction looked (usually none: then nothing is read).
+    let mut notices = Vec::with_capacity(deliveries.len());
+    let mut skips = Vec::with_capacity(deliveries.len());
+    for Delivery { notice, pushed } in deliveries {
+        let skip = match pushed {
+            None => Vec::new(),
+            Some(Pushed {
+                members,
+                connections,
+            }) => {
+                let here = events.connection_ids(&members);
+                if here.iter().all(|id| connections.contains(id)) {
+                    continue;
+                }
+                connections
+            }
+        };
+        notices.push(notice);
+        skips.push(skip);
+    }
+    if notices.is_empty() {
         return;
     }
     let mut prefetched = match prefetch(&events.database, &notices).await {
@@ -404,8 +664,8 @@ async fn deliver_all(
             return;
         }
     };
-    for notice in notices {
-        deliver(events, audit, pushes, notice, &mut prefetched).await;
+    for (notice, skip) in notices.into_iter().zip(skips) {
+        deliver(events, audit, pushes, notice, &skip, &mut prefetched).await;
     }
 }
 
@@ -430,10 +690,11 @@ async fn deliver(
     audit: &AuditLog,
     pushes: &mpsc::Sender<Push>,
     notice: Notice,
+    skip: &[u64],
     prefetched: &mut Prefetched,
 ) {
     let database = &events.database;
-    let (devices, event, action, thread) = match notice {
+    let (devices, event, action, resource) = match notice {
         Notice::Entry { thread_id, seq } => {
             let Some(row) = prefetched.entries.remove(&(thread_id.clone(), seq)) else {
                 return;
@@ -456,7 +717,7 @@ async fn deliver(
                     thread_id: thread_id.clone(),
                     entry,
                 },
-                "thread.entries.push",
+                PUSH_ENTRY,
                 (String::from("thread"), thread_id),
             )
         }
@@ -515,22 +776,14 @@ async fn deliver(
         return;
     };
     for (id, subscriber, sender) in events.here(&devices) {
+        if skip.contains(&id) {
+            continue;
+        }
         // Each push is a read of the thread by that device: audited first,
         // and not sent if its entry cannot be written. The entries of many
         // pushes share a commit: each is appended in a task of its own, and
         // the pushes wait for them in order (see `push_in_order`).
-        let entry = NewEntry {
-            time_ms: crate::server::now_ms(),
-            actor_user: Some(subscriber.user_id.clone()),
-            actor_device: Some(subscriber.device_id.clone()),
-            client_addr: subscriber.client_addr.clone(),
-            request_id: subscriber.request_id.clone(),
-            action: action.to_owned(),
-            resource_type: thread.0.clone(),
-            resource_id: Some(thread.1.clone()),
-            outcome: Outcome::Allowed,
-            reason: "ok".to_owned(),
-        };
+        let entry = subscriber.entry(action, (&resource.0, &resource.1), crate::server::now_ms());
         let audit = audit.clone();
         let audited = tokio::spawn(async move { audit.append(entry).await.map(drop) });
         let push = Push {
@@ -576,5 +829,42 @@ async fn push_in_order(events: Arc<Events>, mut pushes: mpsc::Receiver<Push>) {
             }
             Err(error) => tracing::warn!(%error, "a push's audit task failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: i64) -> Notice {
+        Notice::Entry {
+            thread_id: "t".to_owned(),
+            seq,
+        }
+    }
+
+    #[test]
+    fn a_replica_hears_the_others_notices_and_skips_its_own() {
+        let mine = [entry(1), entry(2)];
+        let theirs = [entry(3)];
+        let mut batch: Vec<Outgoing<'_>> = mine
+            .iter()
+            .map(|notice| Outgoing { notice, o: 7 })
+            .collect();
+        batch.extend(theirs.iter().map(|notice| Outgoing { notice, o: 9 }));
+        let payload = serde_json::to_string(&batch).unwrap();
+        assert_eq!(foreign_notices(&payload, 7), vec![entry(3)]);
+        assert_eq!(foreign_notices(&payload, 9), vec![entry(1), entry(2)]);
+    }
+
+    #[test]
+    fn notices_from_replicas_that_do_not_mark_them_are_heard() {
+        // A batch, and a single notice, as replicas of earlier versions
+        // sent them.
+        let batch = serde_json::to_string(&[entry(1), entry(2)]).unwrap();
+        assert_eq!(foreign_notices(&batch, 7), vec![entry(1), entry(2)]);
+        let one = serde_json::to_string(&entry(3)).unwrap();
+        assert_eq!(foreign_notices(&one, 7), vec![entry(3)]);
+        assert_eq!(foreign_notices("not json", 7), Vec::<Notice>::new());
     }
 }

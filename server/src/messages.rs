@@ -4,7 +4,7 @@
 //!
 //! A batch costs a fixed number of statements whatever its size, which the
 //! writer sends with its audit entries' (see [`crate::db::batch`]): [`read`]
-//! locks and reads the batch's threads and which senders are members, at
+//! locks and reads the batch's threads and their member devices, at
 //! the start of the transaction; [`plan`] then numbers the messages and
 //! writes the statements that move every thread's last sequence number in
 //! one `UPDATE` and insert the entries with multi-row `INSERT`s. A message
@@ -13,7 +13,7 @@
 //! of an active user), exactly the conditions of a commit's
 //! compare-and-swap.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::db::batch::{LinkError, Row, Statement, Value, marks};
 
@@ -35,11 +35,13 @@ pub struct NewMessage {
 /// Rows per multi-row `INSERT`.
 const ROWS_PER_INSERT: usize = 64;
 
-/// The statements that lock and read the threads of `messages` and which
-/// of their senders are members, which [`plan`] takes: a row of three
-/// columns per thread (id, epoch, last sequence number) and one of two
-/// per thread with member senders (id, their devices separated by
-/// spaces), or on SQLite one row of all four per thread. They must come
+/// The statements that lock and read the threads of `messages` and their
+/// member devices, which [`plan`] takes: a row of three columns per
+/// thread (id, epoch, last sequence number) and one of two per thread
+/// with members (id, their devices separated by spaces), or on SQLite one
+/// row of all four per thread. The members decide which senders may
+/// append, and which connected devices the messages are pushed to with
+/// their commit (see [`crate::events`]). They must come
 /// first in the transaction: after SQLite's `BEGIN IMMEDIATE`, which holds
 /// the write lock already; on PostgreSQL the first locks the threads' rows
 /// in id order, so that writers in several processes cannot deadlock, and
@@ -54,9 +56,6 @@ pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Vec<Statement<'a
     let mut threads: Vec<&str> = messages.iter().map(|m| m.thread_id.as_str()).collect();
     threads.sort_unstable();
     threads.dedup();
-    let mut devices: Vec<&str> = messages.iter().map(|m| m.device_id.as_str()).collect();
-    devices.sort_unstable();
-    devices.dedup();
     let mut statements = Vec::new();
     if postgres {
         let mut lock = Statement::new(format!(
@@ -69,13 +68,13 @@ pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Vec<Statement<'a
         }
         statements.push(lock);
     }
-    // Each thread with its member senders, one row per thread; on SQLite
+    // Each thread with its member devices, one row per thread; on SQLite
     // with its epoch and last sequence number too, so that one statement
     // does (every row and statement costs).
     let mut read = Statement::new(format!(
         "SELECT t.thread_id, {}(SELECT string_agg(m.device_id, ' ') FROM thread_member m \
            JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
-           WHERE m.thread_id = t.thread_id AND m.device_id IN ({}) AND m.removed_seq IS NULL \
+           WHERE m.thread_id = t.thread_id AND m.removed_seq IS NULL \
              AND d.removed_at_ms IS NULL AND u.status = 'active') \
          FROM thread t WHERE t.thread_id IN ({})",
         if postgres {
@@ -83,12 +82,8 @@ pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Vec<Statement<'a
         } else {
             "t.epoch, t.last_seq, "
         },
-        marks(devices.len()),
         marks(threads.len())
     ));
-    for device in &devices {
-        read.bind(Value::Text(device));
-    }
     for thread in &threads {
         read.bind(Value::Text(thread));
     }
@@ -96,19 +91,30 @@ pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Vec<Statement<'a
     statements
 }
 
+/// What [`plan`] decided.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    /// Each message's sequence number, in order, or `None` if it is
+    /// refused.
+    pub seqs: Vec<Option<i64>>,
+    /// The statements that append the others.
+    pub statements: Vec<Statement<'a>>,
+    /// Each thread's current member devices.
+    pub members: HashMap<String, Vec<String>>,
+}
+
 /// From the rows of [`read`] (rows of other shapes, such as the audit
-/// head's five columns, are ignored), numbers
-/// `messages` in order: each one's sequence number, or `None` if it is
-/// refused; and the statements that append the others at `now_ms`.
+/// head's five columns, are ignored), numbers `messages` in order and
+/// writes the statements that append those that may be at `now_ms`.
 pub fn plan<'a>(
     messages: &[&'a NewMessage],
     rows: &[Row],
     now_ms: i64,
-) -> Result<(Vec<Option<i64>>, Vec<Statement<'a>>), LinkError> {
+) -> Result<Plan<'a>, LinkError> {
     let mut state: HashMap<String, (i64, i64)> = HashMap::new();
-    let mut member: HashSet<(String, String)> = HashSet::new();
+    let mut members: HashMap<String, Vec<String>> = HashMap::new();
     for row in rows {
-        // (thread, its epoch and last sequence number, its member senders)
+        // (thread, its epoch and last sequence number, its member devices)
         let (thread, position, devices) = match row.columns() {
             4 => (
                 row.text(0)?,
@@ -119,11 +125,14 @@ pub fn plan<'a>(
             2 => (row.text(0)?, None, row.opt_text(1)?),
             _ => continue,
         };
-        for device in devices.iter().flat_map(|devices| devices.split(' ')) {
-            member.insert((thread.clone(), device.to_owned()));
-        }
         if let Some(position) = position {
-            state.insert(thread, position);
+            state.insert(thread.clone(), position);
+        }
+        if let Some(devices) = devices {
+            members
+                .entry(thread)
+                .or_default()
+                .extend(devices.split(' ').map(str::to_owned));
         }
     }
 
@@ -131,7 +140,9 @@ pub fn plan<'a>(
     let mut seqs = Vec::with_capacity(messages.len());
     let mut moved: Vec<&'a str> = Vec::new();
     for message in messages {
-        let is_member = member.contains(&(message.thread_id.clone(), message.device_id.clone()));
+        let is_member = members
+            .get(&message.thread_id)
+            .is_some_and(|devices| devices.contains(&message.device_id));
         let seq = match state.get_mut(&message.thread_id) {
             Some((epoch, last_seq)) if is_member && *epoch == message.epoch => {
                 *last_seq += 1;
@@ -145,7 +156,11 @@ pub fn plan<'a>(
         seqs.push(seq);
     }
     if moved.is_empty() {
-        return Ok((seqs, Vec::new()));
+        return Ok(Plan {
+            seqs,
+            statements: Vec::new(),
+            members,
+        });
     }
 
     // Move each thread on, and insert the entries.
@@ -191,5 +206,9 @@ pub fn plan<'a>(
         }
         statements.push(insert);
     }
-    Ok((seqs, statements))
+    Ok(Plan {
+        seqs,
+        statements,
+        members,
+    })
 }

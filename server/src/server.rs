@@ -123,10 +123,14 @@ impl Server {
             IssueError::Audit(error) => RunError::Audit(error),
             _ => RunError::Random,
         })?;
-        let (audit, audit_writer) =
-            AuditLog::start(database.clone(), signer, config.audit_checkpoints);
-        let (events, events_task) =
-            Events::start(database.clone(), config.database.expose(), audit.clone());
+        let (events, mailboxes) = Events::new(database.clone());
+        let (audit, audit_writer) = AuditLog::start_pushing(
+            database.clone(),
+            signer,
+            config.audit_checkpoints,
+            Some(events.clone()),
+        );
+        let events_task = events.start(mailboxes, config.database.expose(), audit.clone());
         let auth = Arc::new(Auth {
             tokens,
             sessions: SessionCache::new(config.session_idle),

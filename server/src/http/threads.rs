@@ -646,10 +646,7 @@ async fn message(
         let mut connection = state.database.pool().acquire().await?;
         return Err(refusal(&mut connection, &access, &caller, &thread_id, epoch).await);
     };
-    state.events.announce(Notice::Entry {
-        thread_id: thread_id.clone(),
-        seq,
-    });
+    // Pushed and announced by the audit writer, with its commit.
     Ok(Json(Appended {
         seq: to_u64(seq),
         epoch: request.epoch,
