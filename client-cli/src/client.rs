@@ -155,8 +155,16 @@ impl Client {
                     && url.fragment().is_none()
             })
             .ok_or_else(|| ClientError::InvalidServerUrl(printable(server)))?;
+        // HTTP/1.1: the client sends one request at a time, which a
+        // kept-alive HTTP/1.1 connection carries as well as HTTP/2 does,
+        // for less work at both ends (measured: the server's health check
+        // at 64 connections went from 11,500 to 15,000 requests/s; see
+        // docs/benchmarks.md).
+        let mut rest_tls = client_config(trust)?;
+        rest_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(client_config(trust)?)
+            .tls_backend_preconfigured(rest_tls)
+            .http1_only()
             .https_only(true)
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
