@@ -5,13 +5,17 @@
 //! row lock on PostgreSQL and the write lock on SQLite), so appends from any
 //! number of tasks and server processes form one linear chain. Requests do
 //! not each pay a commit: [`AuditLog::append`] hands its entry to one writer
-//! task, which takes everything waiting (up to [`MAX_BATCH`]), writes it in
-//! one transaction, and only then answers each caller with its sequence
-//! number, so every caller still waits for its own entry to be durable.
-//! A message is handed to the writer with its entry
+//! task, which takes everything waiting (up to [`MAX_BATCH`] appends),
+//! writes it in one transaction, and only then answers each caller with
+//! its sequence number, so every caller still waits for its own entry to
+//! be durable. A message is handed to the writer with its entry
 //! ([`AuditLog::append_message`]): the writer appends the batch's messages
 //! to their threads ([`crate::messages`]) in the same transaction, so each
 //! message and its entry are durable together and many share one commit.
+//! With them it appends the entries of the messages' pushes to the member
+//! devices connected to this process (at most
+//! `events::MAX_PUSHES_PER_COMMIT`), and pushes them once it has committed
+//! (see [`crate::events`]).
 //! Any other write that must commit with its entry uses [`append_in`]
 //! inside its own transaction.
 //!
@@ -228,14 +232,23 @@ impl AuditLog {
         signer: Arc<AuditSigner>,
         policy: CheckpointPolicy,
     ) -> (Self, AuditWriter) {
-        Self::start_pushing(database, signer, policy, None)
+        Self::spawn(database, signer, policy, None)
     }
 
-    /// Starts the writer task on `database`; with `events`, it pushes each
-    /// message it appends to the member devices connected here, with the
-    /// audit entries of those pushes in the message's transaction (see
+    /// Starts the writer task on `database`, pushing each message it
+    /// appends to the member devices connected to `events`, with the audit
+    /// entries of those pushes in the message's transaction (see
     /// [`crate::events`]).
     pub fn start_pushing(
+        database: Database,
+        signer: Arc<AuditSigner>,
+        policy: CheckpointPolicy,
+        events: Arc<Events>,
+    ) -> (Self, AuditWriter) {
+        Self::spawn(database, signer, policy, Some(events))
+    }
+
+    fn spawn(
         database: Database,
         signer: Arc<AuditSigner>,
         policy: CheckpointPolicy,
@@ -542,8 +555,7 @@ async fn write_batch(
 ) -> Result<Written, AuditError> {
     let started = std::time::Instant::now();
     let messages: Vec<&NewMessage> = batch.iter().filter_map(|p| p.message.as_ref()).collect();
-    let mut first = messages::read(&messages, link.is_postgres());
-    first.push(Statement::new(TAKE_HEAD));
+    let first = messages::read(&messages, link.is_postgres(), Statement::new(TAKE_HEAD));
     let written = async {
         let rows = link.begin_with(&first).await?;
         let read = started.elapsed();
@@ -553,7 +565,7 @@ async fn write_batch(
         let pushes = writer
             .events
             .as_ref()
-            .map(|events| events.targets(&messages, &plan.seqs, &plan.members, now));
+            .map(|events| events.targets(&messages, &plan.seqs, &plan.members));
         let mut statements = plan.statements;
         let mut seqs = plan.seqs.into_iter();
         let outcomes: Vec<Option<Option<i64>>> = batch
@@ -569,13 +581,17 @@ async fn write_batch(
             .zip(&outcomes)
             .filter(|(_, outcome)| outcome.is_some())
             .map(|(pending, _)| pending.entry.clone())
-            .chain(pushes.iter().flat_map(|pushes| pushes.entries(now)))
+            .chain(
+                pushes
+                    .iter()
+                    .flat_map(|pushes| pushes.entries(&messages, now)),
+            )
             .collect();
         let appended = Appended::new(head, &entries, &writer.signer, writer.policy)?;
         statements.extend(appended.statements());
         link.commit_with(&statements).await?;
         if let (Some(events), Some(pushes)) = (&writer.events, pushes) {
-            events.committed(pushes);
+            events.committed(pushes, &messages, now);
         }
         tracing::debug!(
             entries = entries.len(),

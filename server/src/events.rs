@@ -35,6 +35,10 @@ use crate::db::Database;
 use crate::http::threads::{ENTRY_COLUMNS, EntryRow, thread_entry};
 use crate::messages::NewMessage;
 
+/// A text frame for a connection: cheap to clone, so one event serves
+/// every connection it goes to.
+pub type Frame = axum::extract::ws::Utf8Bytes;
+
 /// The PostgreSQL channel notices travel on.
 const CHANNEL: &str = "curbside_events";
 /// Events queued per connection; a device that falls further behind is
@@ -109,7 +113,7 @@ impl Subscriber {
 struct Connection {
     id: u64,
     subscriber: Subscriber,
-    sender: mpsc::Sender<String>,
+    sender: mpsc::Sender<Frame>,
 }
 
 /// A notice, with what the audit writer already pushed of it.
@@ -122,7 +126,7 @@ struct Delivery {
 /// thread's member devices then, and the connections it pushed to. The
 /// dispatcher pushes it only to connections of those devices made since.
 struct Pushed {
-    members: Vec<String>,
+    members: Arc<[String]>,
     connections: Vec<u64>,
 }
 
@@ -158,26 +162,39 @@ pub(crate) struct CommitPushes {
 }
 
 struct MessagePushes {
-    thread_id: String,
+    /// Which of the batch's messages.
+    index: usize,
     seq: i64,
     /// The thread's member devices.
-    members: Vec<String>,
+    members: Arc<[String]>,
     /// The connections here of those devices.
-    targets: Vec<(u64, Subscriber, mpsc::Sender<String>)>,
-    /// The event (empty if there is no one to push it to).
-    frame: String,
+    targets: Vec<(u64, Subscriber, mpsc::Sender<Frame>)>,
 }
 
 impl CommitPushes {
-    /// The audit entries of the pushes, to append with the messages.
-    pub(crate) fn entries(&self, time_ms: i64) -> impl Iterator<Item = NewEntry> + '_ {
-        self.messages.iter().flat_map(move |message| {
-            message.targets.iter().map(move |(_, subscriber, _)| {
-                subscriber.entry(PUSH_ENTRY, ("thread", message.thread_id.as_str()), time_ms)
+    /// The audit entries of the pushes of `messages` (the batch's), to
+    /// append with them.
+    pub(crate) fn entries<'a>(
+        &'a self,
+        messages: &'a [&NewMessage],
+        time_ms: i64,
+    ) -> impl Iterator<Item = NewEntry> + 'a {
+        self.messages.iter().flat_map(move |pushes| {
+            let thread_id = messages
+                .get(pushes.index)
+                .map_or("", |message| message.thread_id.as_str());
+            pushes.targets.iter().map(move |(_, subscriber, _)| {
+                subscriber.entry(PUSH_ENTRY, ("thread", thread_id), time_ms)
             })
         })
     }
 }
+
+/// The most pushes the audit writer makes with one commit; the dispatcher
+/// makes any beyond (after a commit of their own), so that a thread of
+/// many connected devices cannot make the writer's transaction, which
+/// every audited request waits for, as large as it likes.
+const MAX_PUSHES_PER_COMMIT: usize = 1024;
 
 /// The audit action of a pushed thread entry.
 const PUSH_ENTRY: &str = "thread.entries.push";
@@ -229,11 +246,12 @@ impl Events {
         database_url: &str,
         audit: AuditLog,
     ) -> tokio::task::JoinHandle<()> {
-        if let Some(outbox) = mailboxes.outbox {
-            tokio::spawn(publish(self.database.clone(), outbox, self.origin));
-            tokio::spawn(listen(self.clone(), database_url.to_owned()));
-        }
-        tokio::spawn(dispatch(self.clone(), mailboxes.inbox, audit))
+        tokio::spawn(dispatch(
+            self.clone(),
+            mailboxes,
+            database_url.to_owned(),
+            audit,
+        ))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Connection>>> {
@@ -258,79 +276,91 @@ impl Events {
     /// For the audit writer, inside the transaction that appends
     /// `messages`, numbered `seqs` (`None` if refused), to threads with
     /// these `members`: the connections here that each accepted message
-    /// is to be pushed to, with its event.
+    /// is to be pushed to.
     pub(crate) fn targets(
         &self,
         messages: &[&NewMessage],
         seqs: &[Option<i64>],
         members: &HashMap<String, Vec<String>>,
-        time_ms: i64,
     ) -> CommitPushes {
         let mut pushes = CommitPushes::default();
         let anyone_here = self.anyone_here();
-        for (message, seq) in messages.iter().zip(seqs) {
+        let mut shared: HashMap<&str, Arc<[String]>> = HashMap::new();
+        let mut budget = MAX_PUSHES_PER_COMMIT;
+        for (index, (message, seq)) in messages.iter().zip(seqs).enumerate() {
             let Some(seq) = *seq else { continue };
-            let members = members.get(&message.thread_id).cloned().unwrap_or_default();
+            let members = shared
+                .entry(message.thread_id.as_str())
+                .or_insert_with(|| {
+                    members
+                        .get(&message.thread_id)
+                        .map_or_else(|| Arc::from([]), |devices| Arc::from(devices.as_slice()))
+                })
+                .clone();
             let mut targets = if anyone_here {
                 self.here(&members)
             } else {
                 Vec::new()
             };
-            let event = || Event::Entry {
-                thread_id: message.thread_id.clone(),
-                entry: thread_entry((
-                    seq,
-                    "application".to_owned(),
-                    message.epoch,
-                    message.user_id.clone(),
-                    message.device_id.clone(),
-                    time_ms,
-                    message.ciphertext.clone(),
-                    None,
-                    None,
-                )),
-            };
-            let frame = if targets.is_empty() {
-                String::new()
-            } else {
-                serde_json::to_string(&event()).unwrap_or_else(|_| {
-                    // Not pushed then (nor audited as pushed): fetched.
-                    targets.clear();
-                    String::new()
-                })
-            };
+            if targets.len() > budget {
+                // Left to the dispatcher.
+                targets.clear();
+            }
+            budget -= targets.len();
             pushes.messages.push(MessagePushes {
-                thread_id: message.thread_id.clone(),
+                index,
                 seq,
                 members,
                 targets,
-                frame,
             });
         }
         pushes
     }
 
-    /// For the audit writer, once the transaction that appended `pushes`'
-    /// messages and entries has committed: pushes them, and announces
-    /// each message.
-    pub(crate) fn committed(&self, pushes: CommitPushes) {
-        for message in pushes.messages {
-            let mut connections = Vec::with_capacity(message.targets.len());
-            for (id, subscriber, sender) in message.targets {
-                connections.push(id);
-                if sender.try_send(message.frame.clone()).is_err() {
-                    // Too far behind: cut it off; it will catch up by
-                    // fetching.
-                    self.disconnect(&subscriber.device_id, id);
+    /// For the audit writer, once the transaction that appended
+    /// `messages` (the batch's) and their pushes' entries has committed at
+    /// `time_ms`: pushes them, and announces each message.
+    pub(crate) fn committed(&self, pushes: CommitPushes, messages: &[&NewMessage], time_ms: i64) {
+        for pushes in pushes.messages {
+            let Some(message) = messages.get(pushes.index) else {
+                continue;
+            };
+            let mut connections = Vec::with_capacity(pushes.targets.len());
+            if !pushes.targets.is_empty() {
+                let event = Event::Entry {
+                    thread_id: message.thread_id.clone(),
+                    entry: thread_entry((
+                        pushes.seq,
+                        "application".to_owned(),
+                        message.epoch,
+                        message.user_id.clone(),
+                        message.device_id.clone(),
+                        time_ms,
+                        message.ciphertext.clone(),
+                        None,
+                        None,
+                    )),
+                };
+                // If it cannot be written (it always can), the dispatcher
+                // pushes it instead.
+                if let Ok(frame) = serde_json::to_string(&event).map(Frame::from) {
+                    for (id, subscriber, sender) in pushes.targets {
+                        connections.push(id);
+                        if sender.try_send(frame.clone()).is_err() {
+                            // Too far behind: cut it off; it will catch up
+                            // by fetching.
+                            self.disconnect(&subscriber.device_id, id);
+                        }
+                    }
                 }
             }
             self.deliver(
                 Notice::Entry {
-                    thread_id: message.thread_id,
-                    seq: message.seq,
+                    thread_id: message.thread_id.clone(),
+                    seq: pushes.seq,
                 },
                 Some(Pushed {
-                    members: message.members,
+                    members: pushes.members,
                     connections,
                 }),
             );
@@ -339,7 +369,7 @@ impl Events {
 
     /// Registers a connection of `subscriber`'s device; returns its id and
     /// the frames to send it.
-    pub fn connect(&self, subscriber: Subscriber) -> (u64, mpsc::Receiver<String>) {
+    pub fn connect(&self, subscriber: Subscriber) -> (u64, mpsc::Receiver<Frame>) {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock()
@@ -365,7 +395,7 @@ impl Events {
     }
 
     /// The connections of these devices that are here.
-    fn here(&self, devices: &[String]) -> Vec<(u64, Subscriber, mpsc::Sender<String>)> {
+    fn here(&self, devices: &[String]) -> Vec<(u64, Subscriber, mpsc::Sender<Frame>)> {
         let connections = self.lock();
         devices
             .iter()
@@ -397,17 +427,38 @@ impl Events {
     }
 }
 
+/// A task that ends with its owner.
+struct Owned(tokio::task::JoinHandle<()>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The dispatcher, and the tasks it owns: they end when it is stopped.
 async fn dispatch(
     events: Arc<Events>,
-    mut inbox: mpsc::UnboundedReceiver<Delivery>,
+    mailboxes: Mailboxes,
+    database_url: String,
     audit: AuditLog,
 ) {
+    let Mailboxes { mut inbox, outbox } = mailboxes;
     let (pushes, queued) = mpsc::channel(PUSHES_IN_FLIGHT);
-    tokio::spawn(push_in_order(events.clone(), queued));
+    let mut owned = vec![Owned(tokio::spawn(push_in_order(events.clone(), queued)))];
+    if let Some(outbox) = outbox {
+        owned.push(Owned(tokio::spawn(publish(
+            events.database.clone(),
+            outbox,
+            events.origin,
+        ))));
+        owned.push(Owned(tokio::spawn(listen(events.clone(), database_url))));
+    }
     let mut deliveries = Vec::with_capacity(NOTICES_PER_BATCH);
     while inbox.recv_many(&mut deliveries, NOTICES_PER_BATCH).await > 0 {
         deliver_all(&events, &audit, &pushes, std::mem::take(&mut deliveries)).await;
     }
+    drop(owned);
 }
 
 /// A notice as it travels in a `NOTIFY`, with the process that sent it.
@@ -424,7 +475,6 @@ struct Outgoing<'a> {
 struct Incoming {
     #[serde(flatten)]
     notice: Notice,
-    #[serde(default)]
     o: Option<u64>,
 }
 
@@ -772,7 +822,7 @@ async fn deliver(
             (String::from("thread"), thread_id),
         ),
     };
-    let Ok(frame) = serde_json::to_string(&event) else {
+    let Ok(frame) = serde_json::to_string(&event).map(Frame::from) else {
         return;
     };
     for (id, subscriber, sender) in events.here(&devices) {
@@ -804,8 +854,8 @@ struct Push {
     audited: tokio::task::JoinHandle<Result<(), Arc<crate::audit::AuditError>>>,
     connection: u64,
     device_id: String,
-    sender: mpsc::Sender<String>,
-    frame: String,
+    sender: mpsc::Sender<Frame>,
+    frame: Frame,
 }
 
 /// Pushes queued for their audit entries, at most.
@@ -855,6 +905,10 @@ mod tests {
         let payload = serde_json::to_string(&batch).unwrap();
         assert_eq!(foreign_notices(&payload, 7), vec![entry(3)]);
         assert_eq!(foreign_notices(&payload, 9), vec![entry(1), entry(2)]);
+        // Replicas of earlier versions, which read the notices alone,
+        // still read them all.
+        let read: Vec<Notice> = serde_json::from_str(&payload).unwrap();
+        assert_eq!(read, vec![entry(1), entry(2), entry(3)]);
     }
 
     #[test]

@@ -36,23 +36,30 @@ pub struct NewMessage {
 const ROWS_PER_INSERT: usize = 64;
 
 /// The statements that lock and read the threads of `messages` and their
-/// member devices, which [`plan`] takes: a row of three columns per
-/// thread (id, epoch, last sequence number) and one of two per thread
-/// with members (id, their devices separated by spaces), or on SQLite one
-/// row of all four per thread. The members decide which senders may
-/// append, and which connected devices the messages are pushed to with
-/// their commit (see [`crate::events`]). They must come
-/// first in the transaction: after SQLite's `BEGIN IMMEDIATE`, which holds
-/// the write lock already; on PostgreSQL the first locks the threads' rows
-/// in id order, so that writers in several processes cannot deadlock, and
-/// the memberships are read by a statement of their own, after the lock:
-/// under read committed, a subquery of the locking statement would see
-/// them as they were before a commit it waited for. None if there are no
-/// messages.
-pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Vec<Statement<'a>> {
+/// member devices, which [`plan`] takes, with `head` (the statement that
+/// takes the audit head) in its place: a row of three columns per thread
+/// (id, epoch, last sequence number) and one of two per thread with
+/// members (id, their devices separated by spaces), or on SQLite one row
+/// of all four per thread. The members decide which senders may append,
+/// and which connected devices the messages are pushed to with their
+/// commit (see [`crate::events`]). They come first in the transaction:
+/// after SQLite's `BEGIN IMMEDIATE`, which holds the write lock already;
+/// on PostgreSQL the first locks the threads' rows in id order, so that
+/// writers in several processes cannot deadlock, then `head` is taken,
+/// and only then are the memberships read, by a statement of their own:
+/// under read committed a statement sees what was committed before it
+/// began, so this one sees every change that committed before the head
+/// was free (removing a device or a user takes the head, but no thread
+/// row), as a subquery of the locking statement would not.
+pub fn read<'a>(
+    messages: &[&'a NewMessage],
+    postgres: bool,
+    head: Statement<'a>,
+) -> Vec<Statement<'a>> {
     if messages.is_empty() {
-        return Vec::new();
+        return vec![head];
     }
+    let mut head = Some(head);
     let mut threads: Vec<&str> = messages.iter().map(|m| m.thread_id.as_str()).collect();
     threads.sort_unstable();
     threads.dedup();
@@ -67,6 +74,7 @@ pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Vec<Statement<'a
             lock.bind(Value::Text(thread));
         }
         statements.push(lock);
+        statements.extend(head.take());
     }
     // Each thread with its member devices, one row per thread; on SQLite
     // with its epoch and last sequence number too, so that one statement
@@ -88,11 +96,11 @@ pub fn read<'a>(messages: &[&'a NewMessage], postgres: bool) -> Vec<Statement<'a
         read.bind(Value::Text(thread));
     }
     statements.push(read);
+    statements.extend(head);
     statements
 }
 
 /// What [`plan`] decided.
-#[derive(Debug)]
 pub struct Plan<'a> {
     /// Each message's sequence number, in order, or `None` if it is
     /// refused.
@@ -101,6 +109,17 @@ pub struct Plan<'a> {
     pub statements: Vec<Statement<'a>>,
     /// Each thread's current member devices.
     pub members: HashMap<String, Vec<String>>,
+}
+
+impl std::fmt::Debug for Plan<'_> {
+    /// Counts only: the statements' values include the ciphertexts.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("seqs", &self.seqs)
+            .field("statements", &self.statements.len())
+            .field("threads", &self.members.len())
+            .finish()
+    }
 }
 
 /// From the rows of [`read`] (rows of other shapes, such as the audit

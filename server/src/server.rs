@@ -128,7 +128,7 @@ impl Server {
             database.clone(),
             signer,
             config.audit_checkpoints,
-            Some(events.clone()),
+            events.clone(),
         );
         let events_task = events.start(mailboxes, config.database.expose(), audit.clone());
         let auth = Arc::new(Auth {

@@ -267,8 +267,8 @@ impl Link {
         // A batch's multi-row statements each keep a statement journal,
         // which past 64 KiB went to a temporary file: a file created,
         // written and deleted per commit (measured: a third of this
-        // thread's time in the kernel). This connection's statements are
-        // small; their journals stay in memory.
+        // thread's time in the kernel). Those journals are as small as a
+        // batch; they stay in memory.
         connection.execute_batch("PRAGMA temp_store = MEMORY")?;
         connection.set_prepared_statement_cache_capacity(SQLITE_STATEMENT_CACHE);
         Ok(Self::Sqlite(connection))

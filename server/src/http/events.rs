@@ -77,7 +77,7 @@ async fn serve(mut socket: WebSocket, state: AppState, caller: Caller, subscribe
         tokio::select! {
             frame = frames.recv() => match frame {
                 Some(text) => {
-                    if socket.send(Message::Text(text.into())).await.is_err() {
+                    if socket.send(Message::Text(text)).await.is_err() {
                         break;
                     }
                 }

@@ -18,6 +18,7 @@ use crate::threads::{blob, commit, send, three};
 
 backend_tests!(
     a_connected_member_receives_each_event_at_once,
+    a_removed_device_is_pushed_nothing_more,
     pushes_cross_between_replicas,
 );
 
@@ -162,6 +163,48 @@ async fn a_connected_member_receives_each_event_at_once(backend: Backend) {
         }
     };
     assert_eq!(closed, 4401);
+}
+
+async fn a_removed_device_is_pushed_nothing_more(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let (admin, ana, ben, _cal, thread) = three(&server).await;
+    let mut ben_socket = connect(&server, ben.token()).await;
+    send(&ana.client, &thread, 1, "before").await.unwrap();
+    match next(&mut ben_socket, SOON).await {
+        Ok(Some(Event::Entry { entry, .. })) => assert_eq!(entry.seq, 1),
+        other => panic!("expected entry 1, got {other:?}"),
+    }
+
+    // Ben's device is removed while its socket is open (the session
+    // re-check that closes it comes up to 5 s later): what Ana sends now
+    // is not pushed to it, nor recorded as read by it.
+    admin
+        .client
+        .remove_device(&ben.user.user_id, &ben.device_id)
+        .await
+        .unwrap();
+    send(&ana.client, &thread, 1, "after").await.unwrap();
+    let deadline = tokio::time::Instant::now() + SOON;
+    while tokio::time::Instant::now() < deadline {
+        match next(&mut ben_socket, Duration::from_millis(100)).await {
+            Ok(Some(Event::Entry { entry, .. })) => {
+                panic!("a removed device was pushed entry {}", entry.seq)
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let page = admin
+        .client
+        .audit_search(&curbside_proto::audit_review::SearchQuery {
+            action: Some("thread.entries.push".to_owned()),
+            actor: Some(ben.user.user_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.entries.len(), 1);
 }
 
 async fn pushes_cross_between_replicas(backend: Backend) {
