@@ -14,6 +14,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::people::Person;
 use crate::threads::{blob, commit, send, three};
 
 backend_tests!(
@@ -73,6 +74,20 @@ async fn next(socket: &mut Socket, wait: Duration) -> Result<Option<Event>, u16>
 }
 
 const SOON: Duration = Duration::from_secs(1);
+
+/// How many thread entries the audit log records as pushed to `reader`.
+async fn pushes_recorded(admin: &Person, reader: &Person) -> usize {
+    let page = admin
+        .client
+        .audit_search(&curbside_proto::audit_review::SearchQuery {
+            action: Some("thread.entries.push".to_owned()),
+            actor: Some(reader.user.user_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    page.entries.len()
+}
 
 async fn a_connected_member_receives_each_event_at_once(backend: Backend) {
     let env = TestEnv::new(backend).await;
@@ -142,16 +157,7 @@ async fn a_connected_member_receives_each_event_at_once(backend: Backend) {
     );
 
     // Each push was a read of the thread, on the record.
-    let page = admin
-        .client
-        .audit_search(&curbside_proto::audit_review::SearchQuery {
-            action: Some("thread.entries.push".to_owned()),
-            actor: Some(ben.user.user_id.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(page.entries.len(), 4);
+    assert_eq!(pushes_recorded(&admin, &ben).await, 4);
 
     // Ending the session closes the socket (within the re-check interval).
     ben.client.logout().await.unwrap();
@@ -195,16 +201,7 @@ async fn a_removed_device_is_pushed_nothing_more(backend: Backend) {
             Err(_) => break,
         }
     }
-    let page = admin
-        .client
-        .audit_search(&curbside_proto::audit_review::SearchQuery {
-            action: Some("thread.entries.push".to_owned()),
-            actor: Some(ben.user.user_id.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(page.entries.len(), 1);
+    assert_eq!(pushes_recorded(&admin, &ben).await, 1);
 }
 
 async fn pushes_cross_between_replicas(backend: Backend) {
