@@ -263,10 +263,12 @@ impl Events {
     /// Announces a committed change. Never fails the request: a lost
     /// notice only delays a device until it fetches.
     pub fn announce(&self, notice: Notice) {
-        self.deliver(notice, None);
+        self.post(notice, None);
     }
 
-    fn deliver(&self, notice: Notice, pushed: Option<Pushed>) {
+    /// Hands `notice` to this process's dispatcher and, on PostgreSQL, to
+    /// the other replicas.
+    fn post(&self, notice: Notice, pushed: Option<Pushed>) {
         if let Some(outbox) = &self.outbox {
             let _ = outbox.send(notice.clone());
         }
@@ -281,22 +283,17 @@ impl Events {
         &self,
         messages: &[&NewMessage],
         seqs: &[Option<i64>],
-        members: &HashMap<String, Vec<String>>,
+        members: &HashMap<String, Arc<[String]>>,
     ) -> CommitPushes {
         let mut pushes = CommitPushes::default();
         let anyone_here = self.anyone_here();
-        let mut shared: HashMap<&str, Arc<[String]>> = HashMap::new();
         let mut budget = MAX_PUSHES_PER_COMMIT;
         for (index, (message, seq)) in messages.iter().zip(seqs).enumerate() {
             let Some(seq) = *seq else { continue };
-            let members = shared
-                .entry(message.thread_id.as_str())
-                .or_insert_with(|| {
-                    members
-                        .get(&message.thread_id)
-                        .map_or_else(|| Arc::from([]), |devices| Arc::from(devices.as_slice()))
-                })
-                .clone();
+            let members = members
+                .get(&message.thread_id)
+                .cloned()
+                .unwrap_or_else(|| Arc::from([]));
             let mut targets = if anyone_here {
                 self.here(&members)
             } else {
@@ -354,7 +351,7 @@ impl Events {
                     }
                 }
             }
-            self.deliver(
+            self.post(
                 Notice::Entry {
                     thread_id: message.thread_id.clone(),
                     seq: pushes.seq,
@@ -394,32 +391,26 @@ impl Events {
         }
     }
 
-    /// The connections of these devices that are here.
-    fn here(&self, devices: &[String]) -> Vec<(u64, Subscriber, mpsc::Sender<Frame>)> {
+    /// `pick` of each connection of these devices that is here.
+    fn each_here<T>(&self, devices: &[String], pick: impl FnMut(&Connection) -> T) -> Vec<T> {
         let connections = self.lock();
         devices
             .iter()
             .filter_map(|device| connections.get(device))
             .flatten()
-            .map(|connection| {
-                (
-                    connection.id,
-                    connection.subscriber.clone(),
-                    connection.sender.clone(),
-                )
-            })
+            .map(pick)
             .collect()
     }
 
-    /// The ids of the connections of these devices that are here.
-    fn connection_ids(&self, devices: &[String]) -> Vec<u64> {
-        let connections = self.lock();
-        devices
-            .iter()
-            .filter_map(|device| connections.get(device))
-            .flatten()
-            .map(|connection| connection.id)
-            .collect()
+    /// The connections of these devices that are here.
+    fn here(&self, devices: &[String]) -> Vec<(u64, Subscriber, mpsc::Sender<Frame>)> {
+        self.each_here(devices, |connection| {
+            (
+                connection.id,
+                connection.subscriber.clone(),
+                connection.sender.clone(),
+            )
+        })
     }
 
     fn anyone_here(&self) -> bool {
@@ -693,7 +684,7 @@ async fn deliver_all(
                 members,
                 connections,
             }) => {
-                let here = events.connection_ids(&members);
+                let here = events.each_here(&members, |connection| connection.id);
                 if here.iter().all(|id| connections.contains(id)) {
                     continue;
                 }

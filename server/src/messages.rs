@@ -14,6 +14,7 @@
 //! compare-and-swap.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::db::batch::{LinkError, Row, Statement, Value, marks};
 
@@ -107,8 +108,8 @@ pub struct Plan<'a> {
     pub seqs: Vec<Option<i64>>,
     /// The statements that append the others.
     pub statements: Vec<Statement<'a>>,
-    /// Each thread's current member devices.
-    pub members: HashMap<String, Vec<String>>,
+    /// Each thread's current member devices (shared with its pushes).
+    pub members: HashMap<String, Arc<[String]>>,
 }
 
 impl std::fmt::Debug for Plan<'_> {
@@ -131,7 +132,7 @@ pub fn plan<'a>(
     now_ms: i64,
 ) -> Result<Plan<'a>, LinkError> {
     let mut state: HashMap<String, (i64, i64)> = HashMap::new();
-    let mut members: HashMap<String, Vec<String>> = HashMap::new();
+    let mut members: HashMap<String, Arc<[String]>> = HashMap::new();
     for row in rows {
         // (thread, its epoch and last sequence number, its member devices)
         let (thread, position, devices) = match row.columns() {
@@ -147,11 +148,9 @@ pub fn plan<'a>(
         if let Some(position) = position {
             state.insert(thread.clone(), position);
         }
+        // One row per thread names them all.
         if let Some(devices) = devices {
-            members
-                .entry(thread)
-                .or_default()
-                .extend(devices.split(' ').map(str::to_owned));
+            members.insert(thread, devices.split(' ').map(str::to_owned).collect());
         }
     }
 

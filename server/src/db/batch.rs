@@ -279,8 +279,9 @@ impl Link {
         matches!(self, Self::Postgres(_))
     }
 
-    /// Runs `statements` outside any transaction (each on its own, as
-    /// SQLite and PostgreSQL do by default) and returns their rows.
+    /// Runs `statements` (in the open transaction, if there is one; each
+    /// on its own otherwise, as SQLite and PostgreSQL do by default) and
+    /// returns their rows.
     pub async fn read(&mut self, statements: &[Statement<'_>]) -> Result<Vec<Row>, LinkError> {
         match self {
             Self::Sqlite(connection) => run_sqlite(connection, statements),
@@ -310,20 +311,13 @@ impl Link {
         statements: &[Statement<'_>],
     ) -> Result<Vec<Row>, LinkError> {
         match self {
-            Self::Sqlite(connection) => {
-                connection.execute_batch("BEGIN IMMEDIATE")?;
-                run_sqlite(connection, statements)
-            }
+            Self::Sqlite(connection) => connection.execute_batch("BEGIN IMMEDIATE")?,
             Self::Postgres(connection) => {
                 // Unprepared, as sqlx's own transactions send it.
                 connection.execute("BEGIN").await?;
-                Ok(run(connection, statements)
-                    .await?
-                    .into_iter()
-                    .map(Row::Any)
-                    .collect())
             }
         }
+        self.read(statements).await
     }
 
     /// Runs `statements` in the open transaction and commits it. If this
