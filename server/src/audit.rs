@@ -163,6 +163,7 @@ impl From<LinkError> for AuditError {
             LinkError::Sqlx(error) => Self::Database(error),
             LinkError::Sqlite(error) => Self::Sqlite(error),
             LinkError::Column(_) => Self::Damaged,
+            LinkError::Io(error) => Self::Open(error.to_string()),
         }
     }
 }
@@ -371,6 +372,19 @@ fn run_writer(
                 tracing::error!(%error, "the audit writer cannot reach the database; refusing audited requests");
                 return;
             }
+        };
+        // Dropped, and so stopped, when the writer stops.
+        let _checkpointer = match &opener {
+            Opener::Sqlite(path) => {
+                match crate::db::checkpoint::Checkpointer::start(path, crate::db::checkpoint::COPY_AT) {
+                    Ok(checkpointer) => Some(checkpointer),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot start checkpointing the write-ahead log; commits will");
+                        None
+                    }
+                }
+            }
+            Opener::Postgres(_) => None,
         };
         let writer = Writer {
             signer,

@@ -156,6 +156,9 @@ pub enum LinkError {
     /// A row's column is missing or of another type.
     #[error("column {0} of a row is missing or of an unexpected type")]
     Column(usize),
+    /// The operating system refused (a file, a thread).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// A row a [`Link`] returned.
@@ -250,28 +253,7 @@ impl Link {
     /// Opens a SQLite link to the database file `path` (one sqlx already
     /// opened and migrated), with the settings of `pragmas`.
     pub fn open_sqlite(path: &std::path::Path, pragmas: &str) -> Result<Self, LinkError> {
-        let connection = rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        // Instead of `busy_timeout`'s sleeps, which grow to 100 ms: another
-        // connection holds the write lock for one short transaction, and
-        // every request in the batch waits for this one. (The pragmas'
-        // `busy_timeout` is skipped, as it would replace this.)
-        connection.busy_handler(Some(retry_soon))?;
-        for pragma in pragmas.split(';').map(str::trim) {
-            if !pragma.is_empty() && !pragma.starts_with("PRAGMA busy_timeout") {
-                connection.execute_batch(pragma)?;
-            }
-        }
-        // A batch's multi-row statements each keep a statement journal,
-        // which past 64 KiB went to a temporary file: a file created,
-        // written and deleted per commit (measured: a third of this
-        // thread's time in the kernel). Those journals are as small as a
-        // batch; they stay in memory.
-        connection.execute_batch("PRAGMA temp_store = MEMORY")?;
-        connection.set_prepared_statement_cache_capacity(SQLITE_STATEMENT_CACHE);
-        Ok(Self::Sqlite(connection))
+        Ok(Self::Sqlite(open_sqlite(path, pragmas)?))
     }
 
     /// Whether this is PostgreSQL.
@@ -379,6 +361,37 @@ fn as_one<'a>(statements: &[Statement<'a>]) -> Option<Statement<'a>> {
     one.push(&last.sql);
     one.values.extend(last.values.iter().copied());
     Some(one)
+}
+
+/// Opens a SQLite connection to the database file `path` (one sqlx
+/// already opened and migrated), with the settings of `pragmas`, for a
+/// thread of the server's own.
+pub(crate) fn open_sqlite(
+    path: &std::path::Path,
+    pragmas: &str,
+) -> Result<rusqlite::Connection, LinkError> {
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // Instead of `busy_timeout`'s sleeps, which grow to 100 ms: another
+    // connection holds the write lock for one short transaction, and
+    // every request in the batch waits for this one. (The pragmas'
+    // `busy_timeout` is skipped, as it would replace this.)
+    connection.busy_handler(Some(retry_soon))?;
+    for pragma in pragmas.split(';').map(str::trim) {
+        if !pragma.is_empty() && !pragma.starts_with("PRAGMA busy_timeout") {
+            connection.execute_batch(pragma)?;
+        }
+    }
+    // A batch's multi-row statements each keep a statement journal,
+    // which past 64 KiB went to a temporary file: a file created,
+    // written and deleted per commit (measured: a third of this
+    // thread's time in the kernel). Those journals are as small as a
+    // batch; they stay in memory.
+    connection.execute_batch("PRAGMA temp_store = MEMORY")?;
+    connection.set_prepared_statement_cache_capacity(SQLITE_STATEMENT_CACHE);
+    Ok(connection)
 }
 
 /// How long a SQLite [`Link`] waits between tries for a lock another

@@ -4,6 +4,7 @@
 //! their DDL differs; the queries the server runs do not.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod identity;
 
 use std::time::Duration;
