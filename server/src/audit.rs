@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::db::Database;
 use crate::db::batch::{self, Link, LinkError, Row, Statement, Value, marks};
+use crate::db::checkpoint::{self, Checkpointer};
 use crate::events::Events;
 use crate::files::{self, KeyError};
 use crate::messages::{self, NewMessage};
@@ -373,17 +374,13 @@ fn run_writer(
                 return;
             }
         };
-        // Dropped, and so stopped, when the writer stops.
+        // Stopped, and waited for, when the writer stops.
         let _checkpointer = match &opener {
-            Opener::Sqlite(path) => {
-                match crate::db::checkpoint::Checkpointer::start(path, crate::db::checkpoint::COPY_AT) {
-                    Ok(checkpointer) => Some(checkpointer),
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot start checkpointing the write-ahead log; commits will");
-                        None
-                    }
-                }
-            }
+            Opener::Sqlite(path) => Checkpointer::start(path, checkpoint::COPY_AT)
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "no checkpoint thread; commits will checkpoint the log");
+                })
+                .ok(),
             Opener::Postgres(_) => None,
         };
         let writer = Writer {

@@ -10,14 +10,17 @@
 //! `PASSIVE` checkpoints, which run beside readers and writers and take no
 //! lock they wait for. It repeats them, each copying what was committed
 //! during the one before, until the whole log is in the database file;
-//! the next write then starts the log over from its beginning, as SQLite
-//! does after any complete checkpoint.
+//! the next commit that finds no reader still in the log then starts it
+//! over from its beginning, as after any complete checkpoint.
 //!
 //! Under writes too constant for a pass ever to finish between two
-//! commits, the log keeps growing until a commit reaches
-//! `wal_autocheckpoint` ([`super::SQLITE_PRAGMAS`]); that commit still
-//! checkpoints, as it always did, but finds nearly everything copied
-//! already. If this thread fails, that is all that changes.
+//! commits, or while a long reader (an audit export) holds frames, the
+//! log keeps growing, and every commit past `wal_autocheckpoint`
+//! ([`super::SQLITE_PRAGMAS`]) tries a checkpoint, as SQLite always does;
+//! it finds nearly everything copied already. If this thread fails, that
+//! is all that changes. Its connection syncs as every connection does
+//! (`synchronous=FULL`): the log before its pages are copied, the database
+//! file before the log may start over.
 //!
 //! The log's length is read from the wal-index header in the `-shm` file
 //! (<https://www.sqlite.org/walformat.html>, "The WAL-Index Header"), as a
@@ -26,7 +29,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::batch::{LinkError, open_sqlite};
@@ -39,11 +43,19 @@ pub const COPY_AT: u32 = 8_192;
 const LOOK_EVERY: Duration = Duration::from_millis(20);
 /// The most passes made in a row; the next look starts more.
 const MAX_PASSES: usize = 16;
+/// How long to wait after passes that copied nothing (a reader still
+/// needs the frames), before trying again.
+const AFTER_NO_PROGRESS: Duration = Duration::from_millis(500);
+/// How long to wait after a failed checkpoint (a full or failing disk)
+/// before trying again: one warning every few seconds, not fifty a second.
+const AFTER_FAILURE: Duration = Duration::from_secs(5);
 
-/// The checkpointing thread; it stops when this is dropped.
+/// The checkpointing thread. Dropping this stops it and waits for it (at
+/// most the pass it is in).
 #[derive(Debug)]
 pub struct Checkpointer {
-    _stop: SyncSender<()>,
+    stop: Option<SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
@@ -54,20 +66,44 @@ impl Checkpointer {
         let connection = open_sqlite(path, super::SQLITE_PRAGMAS)?;
         let shm = File::open(shm_path(path))?;
         let (stop, stopped) = mpsc::sync_channel(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("wal-checkpoint".into())
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(LOOK_EVERY) {
-                    let Some(log) = read_log(&shm) else { continue };
-                    if log.frames >= copy_at
-                        && log.backfilled < log.frames
-                        && let Err(error) = copy_back(&connection)
-                    {
-                        tracing::warn!(%error, "cannot checkpoint the database's write-ahead log");
-                    }
-                }
-            })?;
-        Ok(Self { _stop: stop })
+            .spawn(move || watch(&connection, &shm, copy_at, &stopped))?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // Closing the channel is the signal.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The thread: looks at the log's length every [`LOOK_EVERY`] and copies
+/// it back when it is long, until told to stop.
+fn watch(connection: &rusqlite::Connection, shm: &File, copy_at: u32, stopped: &Receiver<()>) {
+    let mut wait = LOOK_EVERY;
+    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+        wait = LOOK_EVERY;
+        let Some(log) = read_log(shm) else { continue };
+        if log.frames < copy_at || log.backfilled >= log.frames {
+            continue;
+        }
+        match copy_back(connection, stopped) {
+            Ok(Copied::All) => {}
+            Ok(Copied::Part) => wait = AFTER_NO_PROGRESS,
+            Err(error) => {
+                tracing::warn!(%error, "cannot checkpoint the write-ahead log; retrying in 5 s");
+                wait = AFTER_FAILURE;
+            }
+        }
     }
 }
 
@@ -85,9 +121,10 @@ struct Log {
     backfilled: u32,
 }
 
-/// Reads the wal-index header: two copies of 48 bytes (SQLite writes one,
-/// then the other; they differ only while it does), `mxFrame` at byte 16
-/// of each, and `nBackfill` at byte 96, all in the machine's byte order.
+/// Reads the wal-index header: two copies of 48 bytes (SQLite writes the
+/// second, then the first; read in the other order, they differ only while
+/// it does), `mxFrame` at byte 16 of each, and `nBackfill` at byte 96, all
+/// in the machine's byte order.
 fn read_log(shm: &File) -> Option<Log> {
     let mut header = [0_u8; 100];
     shm.read_exact_at(&mut header, 0).ok()?;
@@ -106,23 +143,39 @@ fn read_log(shm: &File) -> Option<Log> {
     })
 }
 
-/// Makes `PASSIVE` checkpoints until the log is all copied, a pass copies
-/// nothing more (a reader still needs the frames), or [`MAX_PASSES`].
-fn copy_back(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
+/// How far [`copy_back`] got.
+enum Copied {
+    /// The whole log, or as much as there was before it was told to stop.
+    All,
+    /// Not all: a pass copied nothing more (a reader still needs the
+    /// frames), another checkpoint was running, or [`MAX_PASSES`] ran out.
+    Part,
+}
+
+/// Makes `PASSIVE` checkpoints until the log is all copied, or it cannot
+/// be for now, or the thread is told to stop.
+fn copy_back(
+    connection: &rusqlite::Connection,
+    stopped: &Receiver<()>,
+) -> rusqlite::Result<Copied> {
     let started = std::time::Instant::now();
+    let mut pass = connection.prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")?;
     let mut copied_before = None;
     let mut passes = 0;
+    let mut outcome = Copied::Part;
     let mut left = 0;
-    for _ in 0..MAX_PASSES {
+    while passes < MAX_PASSES {
         passes += 1;
         // One row: blocked (1 if another checkpoint was running), the
         // log's frames, the frames now in the database file.
         let (blocked, frames, copied): (i64, i64, i64) =
-            connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?;
+            pass.query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
         left = frames - copied;
-        if blocked != 0 || copied >= frames || copied_before == Some(copied) {
+        if copied >= frames || !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
+            outcome = Copied::All;
+            break;
+        }
+        if blocked != 0 || copied_before == Some(copied) {
             break;
         }
         copied_before = Some(copied);
@@ -133,7 +186,7 @@ fn copy_back(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
         took_us = started.elapsed().as_micros(),
         "write-ahead log checkpointed"
     );
-    Ok(())
+    Ok(outcome)
 }
 
 #[cfg(test)]
@@ -166,6 +219,12 @@ mod tests {
     }
 
     #[test]
+    fn copying_starts_at_half_the_autocheckpoint() {
+        let setting = format!("PRAGMA wal_autocheckpoint = {};", 2 * COPY_AT);
+        assert!(super::super::SQLITE_PRAGMAS.contains(&setting));
+    }
+
+    #[test]
     fn the_header_says_what_sqlite_says() {
         let dir = tempfile::tempdir().unwrap();
         let connection = database(dir.path());
@@ -194,7 +253,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let connection = database(dir.path());
         // Below the threshold: nothing is copied.
-        let _checkpointer = Checkpointer::start(&dir.path().join("test.db"), 400).unwrap();
+        let checkpointer = Checkpointer::start(&dir.path().join("test.db"), 400).unwrap();
         write(&connection, 50);
         std::thread::sleep(LOOK_EVERY * 5);
         let short = log(dir.path());
@@ -211,7 +270,9 @@ mod tests {
         };
         assert!(long.frames >= 400, "{long:?}");
         assert_eq!(long.backfilled, long.frames, "{long:?}");
-        // And the next commit starts the log over.
+        // And, once the thread is done, the next commit starts the log
+        // over.
+        drop(checkpointer);
         write(&connection, 1);
         let restarted = log(dir.path());
         assert!(restarted.frames < 10, "{restarted:?}");
