@@ -97,8 +97,8 @@ fn watch(connection: &rusqlite::Connection, shm: &File, copy_at: u32, stopped: &
             continue;
         }
         match copy_back(connection, stopped) {
-            Ok(Copied::All) => {}
-            Ok(Copied::Part) => wait = AFTER_NO_PROGRESS,
+            Ok(Copied::All | Copied::Some) => {}
+            Ok(Copied::Stuck) => wait = AFTER_NO_PROGRESS,
             Err(error) => {
                 tracing::warn!(%error, "cannot checkpoint the write-ahead log; retrying in 5 s");
                 wait = AFTER_FAILURE;
@@ -147,9 +147,11 @@ fn read_log(shm: &File) -> Option<Log> {
 enum Copied {
     /// The whole log, or as much as there was before it was told to stop.
     All,
+    /// Not all before [`MAX_PASSES`] ran out: the next look goes on.
+    Some,
     /// Not all: a pass copied nothing more (a reader still needs the
-    /// frames), another checkpoint was running, or [`MAX_PASSES`] ran out.
-    Part,
+    /// frames), or another checkpoint was running.
+    Stuck,
 }
 
 /// Makes `PASSIVE` checkpoints until the log is all copied, or it cannot
@@ -162,7 +164,7 @@ fn copy_back(
     let mut pass = connection.prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")?;
     let mut copied_before = None;
     let mut passes = 0;
-    let mut outcome = Copied::Part;
+    let mut outcome = Copied::Some;
     let mut left = 0;
     while passes < MAX_PASSES {
         passes += 1;
@@ -176,6 +178,7 @@ fn copy_back(
             break;
         }
         if blocked != 0 || copied_before == Some(copied) {
+            outcome = Copied::Stuck;
             break;
         }
         copied_before = Some(copied);
