@@ -27,6 +27,10 @@ use crate::trust::{PinMismatch, Trust, TrustError, client_config};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A kept-alive connection is dropped after this long unused: well within
+/// the server's 10 s, so the client never sends on a connection the server
+/// is closing for idleness.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an audit export (a whole log, perhaps) may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 /// The largest response body the client reads, so a hostile server cannot
@@ -171,6 +175,7 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("curbside/", env!("CARGO_PKG_VERSION")))
             .local_address(local_address)
             .build()

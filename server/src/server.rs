@@ -3,44 +3,42 @@
 //!
 //! There is no plain-text path: every accepted TCP connection goes through
 //! the rustls handshake first, and a connection that does not complete it
-//! within a few seconds is dropped without an HTTP response.
+//! within a few seconds is dropped without an HTTP response. What each
+//! connection may then do, and for how long, is `crate::connection`.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::extract::Request;
+use axum::http::Request;
 use curbside_proto::CertificateFingerprint;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::audit::{AuditLog, AuditSigner};
-use crate::auth::rate_limit::RateLimiter;
+use crate::auth::rate_limit::{RateLimiter, address_key};
 use crate::auth::sessions::SessionCache;
 use crate::auth::tokens::TokenIssuer;
 use crate::auth::{self, Auth, IssueError};
 use crate::config::Config;
+use crate::connection::{
+    Activity, AddressShares, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, HTTP1_HEADER_TIMEOUT,
+    HTTP2_PING_INTERVAL, HTTP2_PING_TIMEOUT, WATCH_EVERY, http2_idle_limit,
+};
 use crate::db::{Database, DbError};
 use crate::events::Events;
 use crate::files::{self, FileError, KeyError};
 use crate::http::{self, AppState};
 use crate::tls::{self, TlsError, TlsIdentity};
 
-/// How long a client has to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client has to send a request's headers (HTTP/1).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often idle HTTP/2 connections are pinged.
-const H2_KEEP_ALIVE: Duration = Duration::from_secs(60);
 /// The most requests one HTTP/2 connection may have in flight.
 const H2_MAX_CONCURRENT_STREAMS: u32 = 64;
 /// How long closing the database may take at shutdown.
@@ -48,6 +46,8 @@ const DATABASE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause after a failed `accept` (e.g. out of file descriptors), so the
 /// loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// How often refusals of connections over an address's share are logged.
+const SHARE_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -195,23 +195,12 @@ impl Server {
             self.extra_routes,
         );
         let acceptor = TlsAcceptor::from(self.tls.config.clone());
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .keep_alive_interval(H2_KEEP_ALIVE)
-            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS);
-        // The protocol is fixed by ALPN during the handshake, so the
-        // connection never waits on an untimed sniff of its first bytes.
-        let http1 = builder.clone().http1_only();
-        let http2 = builder.http2_only();
-        let graceful = GracefulShutdown::new();
+        let protocols = Arc::new(Protocols::new());
         let slots = Arc::new(Semaphore::new(self.config.max_connections));
+        let shares = AddressShares::new(self.config.connections_per_address());
+        let (closing, closing_seen) = watch::channel(false);
         let mut connections = JoinSet::new();
+        let mut share_warned: Option<Instant> = None;
 
         tokio::pin!(shutdown);
         loop {
@@ -237,16 +226,27 @@ impl Server {
                     }
                 },
             };
+            // Over its address's share: closed before any TLS work.
+            let Some(share) = shares.admit(address_key(peer.ip())) else {
+                drop(stream);
+                if share_warned.is_none_or(|at| at.elapsed() >= SHARE_WARNING_EVERY) {
+                    share_warned = Some(Instant::now());
+                    tracing::warn!(
+                        refused = shares.take_refused(),
+                        per_address = self.config.connections_per_address(),
+                        "refusing connections from an address that holds its whole share of \
+                         the connection slots (setting `max_connections_per_address`)"
+                    );
+                }
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
-            let (http1, http2) = (http1.clone(), http2.clone());
-            let watcher = graceful.watcher();
-            let service = app.clone().map_request(move |mut request: Request<_>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
+            let protocols = protocols.clone();
+            let closing = closing_seen.clone();
+            let app = app.clone();
             connections.spawn(async move {
-                let _slot = slot;
+                let _held = (slot, share);
                 let tls_stream =
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => tls_stream,
@@ -259,23 +259,18 @@ impl Server {
                             return;
                         }
                     };
-                let builder = match tls_stream.get_ref().1.alpn_protocol() {
-                    Some(b"h2") => &http2,
-                    _ => &http1,
-                };
-                let connection = builder.serve_connection_with_upgrades(
-                    TokioIo::new(tls_stream),
-                    TowerToHyperService::new(service),
-                );
-                if let Err(error) = watcher.watch(connection).await {
-                    tracing::debug!(error = %error, "connection ended with an error");
-                }
+                let http2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                protocols
+                    .serve(TokioIo::new(tls_stream), http2, app, peer, closing)
+                    .await;
             });
         }
 
         drop(listener);
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
-        if tokio::time::timeout(self.config.shutdown_grace, graceful.shutdown())
+        let _ = closing.send(true);
+        let drained = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.config.shutdown_grace, drained)
             .await
             .is_err()
         {
@@ -302,6 +297,151 @@ impl Server {
             tracing::warn!("the database did not close in time; exiting anyway");
         }
         tracing::info!("shut down");
+    }
+}
+
+/// The HTTP/1.1 and HTTP/2 settings every connection is served with.
+struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Protocols {
+    fn new() -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(HTTP1_HEADER_TIMEOUT);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .keep_alive_interval(HTTP2_PING_INTERVAL)
+            .keep_alive_timeout(HTTP2_PING_TIMEOUT)
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS);
+        Self { http1, http2 }
+    }
+
+    /// Serves one connection, in the protocol ALPN chose, until it ends,
+    /// idles past its limit, or the server shuts down.
+    async fn serve<I>(
+        &self,
+        io: I,
+        http2: bool,
+        app: Router,
+        peer: SocketAddr,
+        closing: watch::Receiver<bool>,
+    ) where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let activity = Activity::new();
+        let service = {
+            let activity = activity.clone();
+            hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                let in_flight = activity.start();
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let app = app.clone();
+                async move {
+                    let response = app.oneshot(request.map(axum::body::Body::new)).await;
+                    drop(in_flight);
+                    response
+                }
+            })
+        };
+        if http2 {
+            let connection = self.http2.serve_connection(io, service);
+            watch_connection(connection, &activity, Some(http2_idle_limit), closing).await;
+        } else {
+            // hyper's header timer covers HTTP/1's first request and idle
+            // keep-alive; the watchdog only handles shutdown.
+            let connection = self.http1.serve_connection(io, service).with_upgrades();
+            watch_connection(connection, &activity, None, closing).await;
+        }
+    }
+}
+
+/// Drives `connection` to its end. It is told to close (GOAWAY, or no
+/// more keep-alive) when the server shuts down, or when `idle_limit` says
+/// it has been idle too long; one told to close that has nothing in flight
+/// is dropped after [`CLOSE_TIMEOUT`].
+async fn watch_connection<C: Closable>(
+    connection: C,
+    activity: &Activity,
+    idle_limit: Option<fn(&Activity) -> Duration>,
+    mut closing: watch::Receiver<bool>,
+) {
+    tokio::pin!(connection);
+    let mut told_to_close: Option<Instant> = None;
+    let mut watchdog = tokio::time::interval(WATCH_EVERY);
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            changed = closing.changed(), if told_to_close.is_none() => {
+                if changed.is_err() || *closing.borrow() {
+                    connection.as_mut().close_gracefully();
+                    told_to_close = Some(Instant::now());
+                }
+            }
+            _ = watchdog.tick() => match told_to_close {
+                None => {
+                    if idle_limit.is_some_and(|limit| activity.idle_for() >= limit(activity)) {
+                        if !activity.has_served() {
+                            // Still in its preface: nothing to say goodbye to.
+                            tracing::debug!("connection sent no request in time; closing it");
+                            return;
+                        }
+                        connection.as_mut().close_gracefully();
+                        told_to_close = Some(Instant::now());
+                    }
+                }
+                Some(at) => {
+                    if at.elapsed() >= CLOSE_TIMEOUT && activity.idle_for() > Duration::ZERO {
+                        tracing::debug!("connection did not close in time; dropping it");
+                        return;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// A hyper connection that can be asked to finish what it is doing and
+/// close: no more keep-alive on HTTP/1, GOAWAY on HTTP/2.
+trait Closable: Future<Output = Result<(), hyper::Error>> {
+    fn close_gracefully(self: std::pin::Pin<&mut Self>);
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<I, S, B> Closable for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn close_gracefully(self: std::pin::Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, B, E> Closable for http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<BoxError>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn close_gracefully(self: std::pin::Pin<&mut Self>) {
+        http2::Connection::graceful_shutdown(self);
     }
 }
 

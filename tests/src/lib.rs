@@ -296,6 +296,17 @@ impl TestServer {
             .expect("an HTTP client")
     }
 
+    /// Like [`TestServer::http1`], but connecting from `local` (another
+    /// loopback address, say `127.0.0.2`), so the server sees another
+    /// client address.
+    pub fn http1_from(&self, local: std::net::IpAddr) -> reqwest::Client {
+        self.http_builder(&[b"http/1.1"])
+            .http1_only()
+            .local_address(local)
+            .build()
+            .expect("an HTTP client")
+    }
+
     fn http_builder(&self, alpn: &[&[u8]]) -> reqwest::ClientBuilder {
         let mut config =
             curbside_cli::trust::client_config(&Trust::Pin(self.fingerprint)).expect("TLS set-up");

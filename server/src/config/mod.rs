@@ -66,6 +66,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The most connections served at once; further clients wait.
     pub max_connections: usize,
+    /// The most connections one client address (an IPv6 client's /64) may
+    /// hold at once; `None` is a quarter of `max_connections`.
+    pub max_connections_per_address: Option<usize>,
     /// A session idle this long ends.
     pub session_idle: Duration,
     /// How long a session token is valid.
@@ -94,12 +97,22 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: None,
             session_idle: DEFAULT_SESSION_IDLE,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             enrollment_code_lifetime: DEFAULT_ENROLLMENT_CODE_LIFETIME,
             audit_checkpoints: crate::audit::CheckpointPolicy::default(),
             max_message_bytes: curbside_proto::threads::DEFAULT_MAX_MESSAGE_BYTES,
         }
+    }
+}
+
+impl Config {
+    /// The most connections one client address may hold at once.
+    pub fn connections_per_address(&self) -> usize {
+        self.max_connections_per_address
+            .unwrap_or(self.max_connections / crate::connection::DEFAULT_SHARE_DIVISOR)
+            .clamp(1, self.max_connections.max(1))
     }
 }
 
@@ -178,6 +191,10 @@ pub struct Overrides {
     /// The most connections served at once [default: 16384].
     #[arg(long, env = "CURBSIDE_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<String>,
+    /// The most connections one client address (an IPv6 client's /64) may hold
+    /// [default: a quarter of --max-connections].
+    #[arg(long, env = "CURBSIDE_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<String>,
     /// Seconds of inactivity after which a session ends [default: 900].
     #[arg(long, env = "CURBSIDE_SESSION_IDLE_SECONDS", value_name = "SECONDS")]
     pub session_idle_seconds: Option<String>,
@@ -216,6 +233,7 @@ struct FileSettings {
     max_body_bytes: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
     max_connections: Option<u64>,
+    max_connections_per_address: Option<u64>,
     session_idle_seconds: Option<u64>,
     token_lifetime_seconds: Option<u64>,
     enrollment_code_hours: Option<u64>,
@@ -468,6 +486,22 @@ impl Overrides {
             "connections",
         )? {
             config.max_connections = to_usize(value);
+        }
+        if let Some(value) = number(
+            "max_connections_per_address",
+            pick(
+                self.max_connections_per_address,
+                file.max_connections_per_address.map(|n| n.to_string()),
+                (
+                    "--max-connections-per-address",
+                    "CURBSIDE_MAX_CONNECTIONS_PER_ADDRESS",
+                ),
+                path,
+            ),
+            CONNECTIONS_RANGE,
+            "connections",
+        )? {
+            config.max_connections_per_address = Some(to_usize(value));
         }
         if let Some(value) = number(
             "session_idle_seconds",

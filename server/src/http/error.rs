@@ -37,6 +37,12 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The body arrived more slowly than the server waits for.
+    #[error(
+        "the request body arrived too slowly (under 240 bytes a second); send it again over a \
+         faster connection"
+    )]
+    BodyTooSlow,
     /// The body is not JSON.
     #[error("send the request body as JSON with the header Content-Type: application/json")]
     UnsupportedMediaType,
@@ -103,6 +109,7 @@ impl Error {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            Self::BodyTooSlow => (StatusCode::REQUEST_TIMEOUT, ErrorCode::Timeout),
             Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests),
             Self::DatabaseUnavailable(_) | Self::AuditUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)

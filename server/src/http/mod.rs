@@ -9,6 +9,7 @@ pub mod access;
 mod admin;
 mod audit;
 mod auth;
+pub mod body_rate;
 mod directory;
 mod enroll;
 pub mod error;
@@ -99,6 +100,7 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(Extension(BodyLimit(max_body_bytes)))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(body_rate::enforce))
         // Inside the timeout: a request that times out keeps running in the
         // task `access::record` gave it, and writes its one entry there.
         .layer(middleware::from_fn_with_state(
@@ -109,6 +111,7 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(middleware::from_fn(body_rate::close_on_timeout))
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(security_headers))

@@ -22,6 +22,7 @@ mod mls;
 mod people;
 mod probe;
 mod shutdown;
+mod starvation;
 mod storage;
 mod threads;
 mod tls;
