@@ -46,14 +46,14 @@ async fn admin_code(overrides: Overrides) -> ExitCode {
     let config = match overrides.resolve() {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("curbside-server: {error}");
+            telemetry::report(&format!("curbside-server: {error}"));
             return ExitCode::from(2);
         }
     };
     let database = match Database::open(&config.database).await {
         Ok(database) => database,
         Err(error) => {
-            eprintln!("curbside-server: {error}");
+            telemetry::report(&format!("curbside-server: {error}"));
             return ExitCode::FAILURE;
         }
     };
@@ -73,7 +73,7 @@ async fn admin_code(overrides: Overrides) -> ExitCode {
         }
         Err(error) => {
             database.close().await;
-            eprintln!("curbside-server: {error}");
+            telemetry::report(&format!("curbside-server: {error}"));
             return ExitCode::FAILURE;
         }
     };
@@ -92,7 +92,7 @@ async fn admin_code(overrides: Overrides) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("curbside-server: cannot issue a code: {error}");
+            telemetry::report(&format!("curbside-server: cannot issue a code: {error}"));
             ExitCode::FAILURE
         }
     }
@@ -102,7 +102,7 @@ async fn serve(overrides: Overrides) -> ExitCode {
     let config = match overrides.resolve() {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("curbside-server: {error}");
+            telemetry::report(&format!("curbside-server: {error}"));
             return ExitCode::from(2);
         }
     };
@@ -115,14 +115,17 @@ async fn serve(overrides: Overrides) -> ExitCode {
         Ok(server) => server,
         Err(error) => {
             tracing::error!(%error, "cannot start");
-            eprintln!("curbside-server: {error}");
+            telemetry::flush();
+            telemetry::report(&format!("curbside-server: {error}"));
             return ExitCode::FAILURE;
         }
     };
     let listener = match TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(error) => {
-            eprintln!("curbside-server: cannot listen on {listen} (setting `listen`): {error}");
+            telemetry::report(&format!(
+                "curbside-server: cannot listen on {listen} (setting `listen`): {error}"
+            ));
             return ExitCode::FAILURE;
         }
     };
@@ -167,6 +170,7 @@ async fn serve(overrides: Overrides) -> ExitCode {
     // A closed standard output must not stop the server.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), console.as_bytes());
     server.run(listener, shutdown_signal()).await;
+    telemetry::flush();
     ExitCode::SUCCESS
 }
 

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod db;
+pub mod disk;
 pub mod events;
 pub mod files;
 pub mod http;

@@ -34,8 +34,10 @@ use crate::connection::{
     HTTP2_PING_INTERVAL, HTTP2_PING_TIMEOUT, WATCH_EVERY, http2_idle_limit,
 };
 use crate::db::{Database, DbError};
+use crate::disk::DiskGuard;
 use crate::events::Events;
 use crate::files::{self, FileError, KeyError};
+use crate::http::refusals::Refusals;
 use crate::http::{self, AppState};
 use crate::tls::{self, TlsError, TlsIdentity};
 
@@ -86,6 +88,7 @@ pub struct Server {
     events_task: tokio::task::JoinHandle<()>,
     first_admin_code: Option<String>,
     extra_routes: Router<AppState>,
+    disk: Arc<DiskGuard>,
 }
 
 impl std::fmt::Debug for Server {
@@ -103,6 +106,7 @@ impl Server {
     /// opens the database and runs its migrations.
     pub async fn prepare(config: Config) -> Result<Self, RunError> {
         files::create_private_dir(&config.data_dir).map_err(RunError::DataDir)?;
+        let disk = DiskGuard::new(&config.data_dir, config.min_free_disk_bytes);
         let tls = tls::load_or_generate(&config.tls, &config.data_dir)?;
         let database = Database::open(&config.database).await?;
         let installation_id = database
@@ -150,6 +154,7 @@ impl Server {
             events_task,
             first_admin_code,
             extra_routes: Router::new(),
+            disk,
         })
     }
 
@@ -183,6 +188,8 @@ impl Server {
     /// period, after which the remaining connections are cut) and closes the
     /// database.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let refusals = Arc::new(Refusals::default());
+        let refusals_flush = refusals.start_flushing(self.audit.clone());
         let app = http::router(
             AppState {
                 database: self.database.clone(),
@@ -190,10 +197,13 @@ impl Server {
                 audit: self.audit.clone(),
                 events: self.events.clone(),
                 max_message_bytes: self.config.max_message_bytes,
+                disk: self.disk.clone(),
+                refusals: refusals.clone(),
             },
             self.config.max_body_bytes,
             self.extra_routes,
         );
+        let disk_watch = self.disk.watch();
         let acceptor = TlsAcceptor::from(self.tls.config.clone());
         let protocols = Arc::new(Protocols::new());
         let slots = Arc::new(Semaphore::new(self.config.max_connections));
@@ -282,12 +292,15 @@ impl Server {
         }
         connections.shutdown().await;
         drop(app);
+        refusals_flush.abort();
+        refusals.flush(&self.audit).await;
         // Seal what the last requests appended, so that cutting entries off
         // the end of the log shows.
         if let Err(error) = self.audit.checkpoint_now(&self.database).await {
             tracing::warn!(%error, "cannot sign the audit checkpoint at shutdown");
         }
         self.events_task.abort();
+        disk_watch.abort();
         drop(self.audit);
         self.audit_writer.stop(DATABASE_CLOSE_TIMEOUT).await;
         if tokio::time::timeout(DATABASE_CLOSE_TIMEOUT, self.database.close())

@@ -378,14 +378,14 @@ impl ServerProcess {
         expect_code: bool,
         log: Option<&Path>,
     ) -> Self {
-        use std::io::BufRead;
         let stderr = match log {
             Some(path) => {
                 std::process::Stdio::from(std::fs::File::create(path).expect("a log file"))
             }
             None => std::process::Stdio::null(),
         };
-        let mut child = std::process::Command::new(binary)
+        let mut command = std::process::Command::new(binary);
+        command
             .arg("serve")
             .arg("--data-dir")
             .arg(env.data_dir())
@@ -393,10 +393,19 @@ impl ServerProcess {
             .arg("127.0.0.1:0")
             .args(extra)
             .env("CURBSIDE_DATABASE_URL", env.database_url())
+            .env("CURBSIDE_LOG", "trace")
+            .stderr(stderr);
+        Self::spawn(command, expect_code)
+    }
+
+    /// Runs `command`, which starts a server (with whatever wrapping and
+    /// redirections the test needs), and waits for its start-up banner on
+    /// standard output.
+    pub fn spawn(mut command: std::process::Command, expect_code: bool) -> Self {
+        use std::io::BufRead;
+        let mut child = command
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
-            .env("CURBSIDE_LOG", "trace")
-            .stderr(stderr)
             .spawn()
             .expect("the server binary starts");
         let stdout = child.stdout.take().expect("its standard output");
@@ -424,6 +433,16 @@ impl ServerProcess {
             fingerprint: fingerprint.expect("the fingerprint"),
             first_admin_code: code,
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The real client, pinned to this server's certificate.

@@ -1,7 +1,8 @@
-//! Token-bucket rate limits on the unauthenticated routes (enrollment,
-//! challenge, login), per client address and per device, and on claims of
-//! others' key packages, per user. Refused requests get 429 with
-//! `Retry-After`.
+//! Token-bucket rate limits: on the unauthenticated routes (enrollment,
+//! challenge, login), per client address and per address and device; and
+//! per user on what a signed-in user could otherwise do at machine speed
+//! (claiming others' key packages, thread writes, new threads, directory
+//! and audit reads). Refused requests get 429 with `Retry-After`.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -14,15 +15,35 @@ pub enum Limit {
     EnrollPerAddress,
     /// Challenge and login requests from one address: 60, then 1 per s.
     AuthPerAddress,
-    /// Failed logins for one device: 20, then 1 per 3 s. Only failures
-    /// count, so nobody can lock a device out by asking for challenges.
-    AuthPerDevice,
+    /// Failed logins for one device from one address: 20, then 1 per 3 s.
+    /// Only failures count, and only those from the same address, so that
+    /// nobody can lock a device out, by asking for challenges or by bogus
+    /// logins from elsewhere.
+    FailedLoginsPerAddressAndDevice,
     /// Key-package claims by one user: 100 at once, then 1 per s, so no
     /// one can drain a colleague's packages.
     ClaimPerUser,
     /// Thread writes (new threads, commits, messages) by one user: 1000 at
     /// once, then 100 per s: far above any person, well below a flood.
     ThreadWritesPerUser,
+    /// New threads started by one user: 30 at once, then 1 per minute. A
+    /// person starts a few a day; burying a colleague's real threads under
+    /// junk ones takes hundreds.
+    ThreadCreatesPerUser,
+    /// Directory searches by one user: 60 at once, then 2 per s: a person
+    /// typing, not a program listing everyone.
+    DirectorySearchPerUser,
+    /// Directory look-ups of one user by id, by one user: 600 at once,
+    /// then 20 per s (clients check every member of a large thread).
+    DirectoryReadPerUser,
+    /// Audit log pages read by one reviewer: 60 at once, then 5 per s.
+    AuditSearchPerUser,
+    /// Audit log exports by one reviewer: 20 at once, then 1 per 10 s.
+    AuditExportPerUser,
+    /// Refusals with an audit entry of their own, per address (or per
+    /// user, for signed-in users going too fast): 30, then 1 per s; past
+    /// that they are counted (`http::refusals`).
+    RefusalsPerKey,
 }
 
 impl Limit {
@@ -30,9 +51,14 @@ impl Limit {
         match self {
             Self::EnrollPerAddress => 10.0,
             Self::AuthPerAddress => 60.0,
-            Self::AuthPerDevice => 20.0,
+            Self::FailedLoginsPerAddressAndDevice => 20.0,
             Self::ClaimPerUser => 100.0,
             Self::ThreadWritesPerUser => 1000.0,
+            Self::RefusalsPerKey => 30.0,
+            Self::ThreadCreatesPerUser => 30.0,
+            Self::DirectorySearchPerUser | Self::AuditSearchPerUser => 60.0,
+            Self::DirectoryReadPerUser => 600.0,
+            Self::AuditExportPerUser => 20.0,
         }
     }
 
@@ -40,9 +66,15 @@ impl Limit {
         match self {
             Self::EnrollPerAddress => 1.0 / 6.0,
             Self::AuthPerAddress => 1.0,
-            Self::AuthPerDevice => 1.0 / 3.0,
+            Self::FailedLoginsPerAddressAndDevice => 1.0 / 3.0,
             Self::ClaimPerUser => 1.0,
             Self::ThreadWritesPerUser => 100.0,
+            Self::RefusalsPerKey => 1.0,
+            Self::ThreadCreatesPerUser => 1.0 / 60.0,
+            Self::DirectorySearchPerUser => 2.0,
+            Self::DirectoryReadPerUser => 20.0,
+            Self::AuditSearchPerUser => 5.0,
+            Self::AuditExportPerUser => 0.1,
         }
     }
 }
@@ -162,7 +194,9 @@ mod tests {
         limiter.check(Limit::AuthPerAddress, "10.0.0.1").unwrap();
         // Peeking takes nothing.
         for _ in 0..50 {
-            limiter.peek(Limit::AuthPerDevice, "d").unwrap();
+            limiter
+                .peek(Limit::FailedLoginsPerAddressAndDevice, "d")
+                .unwrap();
         }
     }
 

@@ -46,6 +46,7 @@ const CONNECTIONS_RANGE: RangeInclusive<u64> = 1..=1_000_000;
 const CHECKPOINT_ENTRIES_RANGE: RangeInclusive<u64> = 1..=1_000_000;
 const MESSAGE_BYTES_RANGE: RangeInclusive<u64> = 1024..=512 * 1024;
 const CHECKPOINT_SECONDS_RANGE: RangeInclusive<u64> = 1..=86_400;
+const FREE_DISK_MIB_RANGE: RangeInclusive<u64> = 0..=1024 * 1024;
 
 /// Fully resolved and validated server settings.
 #[derive(Debug, Clone)]
@@ -79,6 +80,9 @@ pub struct Config {
     pub audit_checkpoints: crate::audit::CheckpointPolicy,
     /// The largest MLS message (commit, application message, welcome).
     pub max_message_bytes: usize,
+    /// Below this much free space on the data directory's disk, the server
+    /// refuses unauthenticated work.
+    pub min_free_disk_bytes: u64,
 }
 
 impl Config {
@@ -103,6 +107,7 @@ impl Config {
             enrollment_code_lifetime: DEFAULT_ENROLLMENT_CODE_LIFETIME,
             audit_checkpoints: crate::audit::CheckpointPolicy::default(),
             max_message_bytes: curbside_proto::threads::DEFAULT_MAX_MESSAGE_BYTES,
+            min_free_disk_bytes: crate::disk::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
         }
     }
 }
@@ -217,6 +222,10 @@ pub struct Overrides {
     /// Largest MLS message in bytes [default: 65536].
     #[arg(long, env = "CURBSIDE_MAX_MESSAGE_BYTES", value_name = "BYTES")]
     pub max_message_bytes: Option<String>,
+    /// Below this much free space (MiB) on the data directory's disk, refuse
+    /// unauthenticated work [default: 64].
+    #[arg(long, env = "CURBSIDE_MIN_FREE_DISK_MIB", value_name = "MIB")]
+    pub min_free_disk_mib: Option<String>,
 }
 
 /// The settings a TOML configuration file may hold.
@@ -240,6 +249,7 @@ struct FileSettings {
     audit_checkpoint_entries: Option<u64>,
     audit_checkpoint_seconds: Option<u64>,
     max_message_bytes: Option<u64>,
+    min_free_disk_mib: Option<u64>,
 }
 
 /// Why the settings could not be resolved.
@@ -589,6 +599,19 @@ impl Overrides {
             "bytes",
         )? {
             config.max_message_bytes = to_usize(value);
+        }
+        if let Some(value) = number(
+            "min_free_disk_mib",
+            pick(
+                self.min_free_disk_mib,
+                file.min_free_disk_mib.map(|n| n.to_string()),
+                ("--min-free-disk-mib", "CURBSIDE_MIN_FREE_DISK_MIB"),
+                path,
+            ),
+            FREE_DISK_MIB_RANGE,
+            "MiB",
+        )? {
+            config.min_free_disk_bytes = value * 1024 * 1024;
         }
 
         Ok(config)

@@ -21,8 +21,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
-use axum::http::Method;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use curbside_proto::audit::Outcome;
@@ -31,7 +31,10 @@ use sqlx::{Any, Transaction};
 
 use super::AppState;
 use super::error::{Error, Result};
+use super::refusals::TARPIT;
 use crate::audit::{AuditError, NewEntry};
+use crate::auth::rate_limit::address_key;
+use crate::server::now_ms;
 
 /// Routes anyone may call without an entry: they reveal nothing protected.
 pub const PUBLIC_ROUTES: [&str; 3] = [
@@ -123,6 +126,7 @@ pub fn classify(method: &Method, route: &str) -> Kind {
             kind("thread.receipt.delivered", "thread", THREAD)
         }
         ("POST", "/v1/threads/{thread_id}/read") => kind("thread.receipt.read", "thread", THREAD),
+        ("POST", "/v1/threads/{thread_id}/leave") => kind("thread.leave", "thread", THREAD),
         ("GET", "/v1/welcomes") => kind("welcome.list", "device", None),
         ("GET", curbside_proto::threads::EVENTS_PATH) => kind("events.subscribe", "device", None),
         ("POST", "/v1/welcomes/{welcome_id}/ack") => {
@@ -156,6 +160,9 @@ pub struct Access {
     record: Arc<Mutex<Record>>,
     request_id: String,
     client_addr: Option<String>,
+    /// The client's address as rate limits count it (an IPv6 client's
+    /// /64).
+    address_key: Option<String>,
 }
 
 impl Access {
@@ -195,7 +202,7 @@ impl Access {
     fn entry(&self, outcome: Outcome, reason: &str) -> NewEntry {
         let record = self.lock();
         NewEntry {
-            time_ms: crate::server::now_ms(),
+            time_ms: now_ms(),
             actor_user: record.actor_user.clone(),
             actor_device: record.actor_device.clone(),
             client_addr: self.client_addr.clone(),
@@ -290,6 +297,10 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         None if kind.resource_type == "route" => Some(route.clone()),
         None => None,
     };
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
     let access = Access {
         record: Arc::new(Mutex::new(Record {
             kind,
@@ -303,11 +314,32 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
             .extensions
             .get::<RequestId>()
             .map_or_else(String::new, |id| id.as_str().to_owned()),
-        client_addr: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| peer.ip().to_canonical().to_string()),
+        client_addr: peer.map(|peer| peer.to_canonical().to_string()),
+        address_key: peer.map(address_key),
     };
+    // Without a session: refused before any work while the disk is nearly
+    // full, or while the address is past its refusal allowance.
+    if !parts.headers.contains_key(header::AUTHORIZATION) {
+        let early = if state.disk.is_low() {
+            Some((Error::LowOnSpace, "disk_space_low"))
+        } else {
+            match access
+                .address_key
+                .as_deref()
+                .map(|key| state.refusals.allowance(key))
+            {
+                Some(Err(wait)) => Some((Error::from(wait), "rate_limited")),
+                _ => None,
+            }
+        };
+        if let Some((error, reason)) = early {
+            state
+                .refusals
+                .count(access.address_key.clone(), None, reason, now_ms());
+            tokio::time::sleep(TARPIT).await;
+            return error.into_response();
+        }
+    }
     parts.extensions.insert(access.clone());
     let request = Request::from_parts(parts, body);
     let handled = tokio::spawn(async move {
@@ -320,11 +352,14 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
 }
 
 /// Appends the request's entry unless its transaction already did, and
-/// returns the response only once the entry is durable.
+/// returns the response only once the entry is durable. A refusal without
+/// a session, or for going too fast, past its key's allowance is counted
+/// instead (`http::refusals`); one without a session is answered after a
+/// pause.
 async fn finish(state: &AppState, access: &Access, response: Response) -> Response {
-    let (written, reason) = {
+    let (written, reason, actor) = {
         let record = access.lock();
-        (record.written, record.reason)
+        (record.written, record.reason, record.actor_user.clone())
     };
     if written {
         return response;
@@ -334,12 +369,34 @@ async fn finish(state: &AppState, access: &Access, response: Response) -> Respon
     let entry = if status.is_success() || status == axum::http::StatusCode::SWITCHING_PROTOCOLS {
         access.entry(Outcome::Allowed, "ok")
     } else {
-        let code = match response.extensions().get::<ErrorCode>() {
+        let code = response.extensions().get::<ErrorCode>();
+        let rate_limited = code == Some(&ErrorCode::TooManyRequests);
+        let code = match code {
             Some(ErrorCode::TooManyRequests) => "rate_limited",
             Some(code) => code.as_str(),
             None => status_reason(status),
         };
-        access.entry(Outcome::Denied, reason.unwrap_or(code))
+        let reason = reason.unwrap_or(code);
+        let allowance = match &actor {
+            None => access.address_key.clone(),
+            Some(user) if rate_limited => Some(format!("user:{user}")),
+            Some(_) => None,
+        };
+        if let Some(key) = allowance
+            && !state.refusals.spend(&key)
+        {
+            let anonymous = actor.is_none();
+            state
+                .refusals
+                .count(access.address_key.clone(), actor, reason, now_ms());
+            // An anonymous flood slows itself down; a signed-in user is
+            // known, and their own limits already hold them.
+            if anonymous {
+                tokio::time::sleep(TARPIT).await;
+            }
+            return response;
+        }
+        access.entry(Outcome::Denied, reason)
     };
     match state.audit.append(entry).await {
         Ok(_) => response,

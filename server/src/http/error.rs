@@ -67,6 +67,18 @@ pub enum Error {
         "the server cannot reach its database; try again shortly, or ask its administrator to check the server's log"
     )]
     DatabaseUnavailable(#[source] sqlx::Error),
+    /// The database's storage is full or failing.
+    #[error(
+        "the server's storage is full or failing, so it could not do this; try again shortly, or \
+         ask its administrator to free disk space"
+    )]
+    StorageUnavailable(String),
+    /// The server is low on disk space and refuses work without a session.
+    #[error(
+        "the server is low on disk space and refuses enrollment and sign-in until its \
+         administrator frees some; try again later"
+    )]
+    LowOnSpace,
     /// The access could not be recorded in the audit log, so it was
     /// refused (fail closed).
     #[error(
@@ -111,9 +123,10 @@ impl Error {
             Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
             Self::BodyTooSlow => (StatusCode::REQUEST_TIMEOUT, ErrorCode::Timeout),
             Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests),
-            Self::DatabaseUnavailable(_) | Self::AuditUnavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
-            }
+            Self::DatabaseUnavailable(_)
+            | Self::AuditUnavailable(_)
+            | Self::StorageUnavailable(_)
+            | Self::LowOnSpace => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
@@ -124,10 +137,12 @@ impl Error {
                 cause: source.to_string(),
                 is_bug: false,
             }),
-            Self::AuditUnavailable(cause) => Some(InternalCause {
-                cause: cause.clone(),
-                is_bug: false,
-            }),
+            Self::AuditUnavailable(cause) | Self::StorageUnavailable(cause) => {
+                Some(InternalCause {
+                    cause: cause.clone(),
+                    is_bug: false,
+                })
+            }
             Self::Internal(cause) => Some(InternalCause {
                 cause: cause.clone(),
                 is_bug: true,
@@ -176,6 +191,12 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Self::DatabaseUnavailable(error)
             }
+            sqlx::Error::Database(database) if is_storage_failure(database.code().as_deref()) => {
+                Self::StorageUnavailable(format!(
+                    "the database's storage refused a write: SQLSTATE {}",
+                    database.code().as_deref().unwrap_or("unknown")
+                ))
+            }
             // A database's own message can quote the values involved (which
             // may be personal data): log its SQLSTATE and constraint only.
             sqlx::Error::Database(database) => Self::Internal(format!(
@@ -185,6 +206,25 @@ impl From<sqlx::Error> for Error {
             )),
             other => Self::Internal(format!("database: {other}")),
         }
+    }
+}
+
+/// Whether a database error code says its storage is full or failing (an
+/// operational condition, not a bug): SQLite's `SQLITE_FULL` and
+/// `SQLITE_IOERR` (and their extended codes), PostgreSQL's class 53
+/// (insufficient resources, `disk_full` among them) and 58 (system errors,
+/// I/O among them).
+pub fn is_storage_failure(code: Option<&str>) -> bool {
+    match code {
+        // PostgreSQL's SQLSTATEs are five characters; SQLite's result
+        // codes (extended ones included) are at most four digits.
+        Some(sqlstate) if sqlstate.len() == 5 => {
+            sqlstate.starts_with("53") || sqlstate.starts_with("58")
+        }
+        Some(sqlite) => sqlite
+            .parse::<u32>()
+            .is_ok_and(|code| matches!(code & 0xff, 10 | 13)),
+        None => false,
     }
 }
 
@@ -214,5 +254,27 @@ impl IntoResponse for Error {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_storage_failure;
+
+    #[test]
+    fn full_and_failing_storage_is_told_apart_from_bugs() {
+        // SQLITE_FULL, SQLITE_IOERR, SQLITE_IOERR_WRITE.
+        for code in ["13", "10", "778"] {
+            assert!(is_storage_failure(Some(code)), "{code}");
+        }
+        // disk_full, out_of_memory, io_error.
+        for code in ["53100", "53200", "58030"] {
+            assert!(is_storage_failure(Some(code)), "{code}");
+        }
+        // SQLITE_CONSTRAINT_UNIQUE, unique_violation, serialization_failure.
+        for code in ["2067", "23505", "40001"] {
+            assert!(!is_storage_failure(Some(code)), "{code}");
+        }
+        assert!(!is_storage_failure(None));
     }
 }

@@ -18,6 +18,7 @@ pub mod extract;
 mod fields;
 mod health;
 mod key_packages;
+pub mod refusals;
 pub(crate) mod threads;
 
 use std::time::{Duration, Instant};
@@ -49,6 +50,10 @@ pub struct AppState {
     pub events: std::sync::Arc<crate::events::Events>,
     /// The largest MLS message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// Whether the data directory's disk is nearly full.
+    pub disk: std::sync::Arc<crate::disk::DiskGuard>,
+    /// Per-address refusal allowances, and refusals counted past them.
+    pub refusals: std::sync::Arc<refusals::Refusals>,
 }
 
 /// How long one request, body included, may take before it is answered

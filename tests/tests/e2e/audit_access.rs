@@ -363,7 +363,9 @@ async fn each_access_writes_one_entry(backend: Backend) {
         "ok",
     );
 
-    // Rate-limit refusals are recorded as such, one entry per attempt.
+    // Rate-limit refusals are recorded as such, one entry per attempt
+    // (within the address's allowance of refusals with an entry of their
+    // own; past it they are counted, see `flood.rs`).
     let stranger = admin.anonymous(&server);
     let mut attempts = 0;
     loop {
