@@ -174,6 +174,11 @@ pub enum ThreadCommand {
         /// Their user id or name.
         user: String,
     },
+    /// Leave a thread, on all your devices: you get nothing more of it.
+    Leave {
+        /// The thread.
+        thread: String,
+    },
 }
 
 /// `curbside admin audit ...`.
@@ -509,6 +514,9 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         }
         Command::Thread(ThreadCommand::Remove { thread, user }) => {
             conversation::change_members(&mut Session::open(&cli)?, thread, user, false).await
+        }
+        Command::Thread(ThreadCommand::Leave { thread }) => {
+            conversation::leave(&mut Session::open(&cli)?, thread).await
         }
         Command::Send { thread, text } => {
             conversation::send(&mut Session::open(&cli)?, thread, text.as_deref()).await

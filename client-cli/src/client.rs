@@ -310,9 +310,48 @@ impl Client {
         self.post(THREADS_PATH, new).await
     }
 
-    /// `GET /v1/threads`.
+    /// `GET /v1/threads`: every page of the device's threads, most
+    /// recently active first.
     pub async fn threads(&self) -> Result<ThreadList, ClientError> {
-        self.get(THREADS_PATH).await
+        let mut all = self.threads_page(None, None).await?;
+        let mut next = all.next.take();
+        while let Some(after) = next {
+            let mut page = self.threads_page(Some(&after), None).await?;
+            next = page.next.take();
+            all.threads.append(&mut page.threads);
+        }
+        Ok(all)
+    }
+
+    /// `GET /v1/threads?after=&limit=`: one page of the device's threads.
+    pub async fn threads_page(
+        &self,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<ThreadList, ClientError> {
+        let mut query = Vec::new();
+        if let Some(after) = after {
+            query.push(format!("after={}", encode_query(after)));
+        }
+        if let Some(limit) = limit {
+            query.push(format!("limit={limit}"));
+        }
+        if query.is_empty() {
+            self.get(THREADS_PATH).await
+        } else {
+            self.get(&format!("{THREADS_PATH}?{}", query.join("&")))
+                .await
+        }
+    }
+
+    /// `POST /v1/threads/{id}/leave`: this user leaves the thread.
+    pub async fn leave_thread(&self, thread_id: &str) -> Result<(), ClientError> {
+        self.send_empty(
+            reqwest::Method::POST,
+            &format!("/v1/threads/{}/leave", encode_path(thread_id)),
+            None::<&()>,
+        )
+        .await
     }
 
     /// `GET /v1/threads/{id}`.
@@ -576,10 +615,26 @@ impl Client {
         self.get("/v1/me").await
     }
 
-    /// `GET /v1/directory?q=...`.
+    /// `GET /v1/directory?q=...`: the first page of matches.
     pub async fn directory(&self, query: &str) -> Result<Directory, ClientError> {
-        self.get(&format!("/v1/directory?q={}", encode_query(query)))
-            .await
+        self.directory_page(query, None, None).await
+    }
+
+    /// `GET /v1/directory?q=...&after=...&limit=...`: one page of matches.
+    pub async fn directory_page(
+        &self,
+        query: &str,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Directory, ClientError> {
+        let mut path = format!("/v1/directory?q={}", encode_query(query));
+        if let Some(after) = after {
+            path.push_str(&format!("&after={}", encode_query(after)));
+        }
+        if let Some(limit) = limit {
+            path.push_str(&format!("&limit={limit}"));
+        }
+        self.get(&path).await
     }
 
     /// `GET /v1/directory/users/{id}`: one active user and their devices.

@@ -125,7 +125,10 @@ async fn known_users(
             Err(error) => return Err(error.into()),
         }
     }
-    Ok(Directory { entries })
+    Ok(Directory {
+        entries,
+        next: None,
+    })
 }
 
 /// `user`'s name as the directory gives it, else the id.
@@ -472,6 +475,17 @@ pub async fn change_members(
     Err(CliError::Busy(thread_id.to_owned()))
 }
 
+/// `curbside thread leave THREAD`: this user leaves the thread; its
+/// history stays in the profile, and it is no longer caught up.
+pub async fn leave(session: &mut Session, thread_id: &str) -> Result<String, CliError> {
+    session
+        .call(async |client| client.leave_thread(thread_id).await)
+        .await?;
+    session.contents.threads.remove(thread_id);
+    session.save()?;
+    Ok(format!("Left thread {thread_id}"))
+}
+
 /// `curbside send THREAD [TEXT]` (standard input without TEXT).
 pub async fn send(
     session: &mut Session,
@@ -617,14 +631,12 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
     use tokio_tungstenite::tungstenite::Message;
     let mut device = catch_up(session).await?;
     let mut socket = session.client.events().await?;
-    let directory = session.client.directory("").await?;
-    let name = |user: &str| display_name(&directory, user);
     let mut shown = 0usize;
     // What arrived before the socket was open is read now; the rest as it
     // is pushed.
     let known: Vec<String> = session.contents.threads.keys().cloned().collect();
     for thread_id in known {
-        shown += sync_and_print(session, &device, &thread_id, &name).await?;
+        shown += sync_and_print(session, &device, &thread_id).await?;
     }
     while count.is_none_or(|count| shown < count) {
         let frame = tokio::select! {
@@ -650,7 +662,7 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
             Event::Entry { thread_id, entry } => {
                 let known = session.contents.threads.contains_key(&thread_id);
                 if known && entry.sender_device != session.contents.device_id {
-                    shown += sync_and_print(session, &device, &thread_id, &name).await?;
+                    shown += sync_and_print(session, &device, &thread_id).await?;
                 }
             }
             Event::Welcome { welcome } => {
@@ -669,7 +681,6 @@ async fn sync_and_print(
     session: &mut Session,
     device: &Device,
     thread_id: &str,
-    name: &impl Fn(&str) -> String,
 ) -> Result<usize, CliError> {
     let before = session
         .contents
@@ -678,16 +689,19 @@ async fn sync_and_print(
         .map_or(0, |state| state.messages.len());
     sync(session, device, thread_id).await?;
     let mut shown = 0;
-    if let Some(state) = session.contents.threads.get(thread_id) {
-        for message in state.messages.iter().skip(before) {
-            println!(
-                "[{}] {} in {thread_id}: {}",
-                crate::audit::utc(message.time_ms),
-                name(&message.sender_user),
-                printable(&message.text)
-            );
-            shown += 1;
-        }
+    let Some(state) = session.contents.threads.get(thread_id) else {
+        return Ok(0);
+    };
+    let new: Vec<StoredMessage> = state.messages.iter().skip(before).cloned().collect();
+    let directory = known_users(session, new.iter().map(|m| m.sender_user.clone())).await?;
+    for message in new {
+        println!(
+            "[{}] {} in {thread_id}: {}",
+            crate::audit::utc(message.time_ms),
+            display_name(&directory, &message.sender_user),
+            printable(&message.text)
+        );
+        shown += 1;
     }
     Ok(shown)
 }

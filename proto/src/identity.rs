@@ -314,7 +314,15 @@ pub struct DirectoryDevice {
 pub struct Directory {
     /// Matching active users, by display name.
     pub entries: Vec<DirectoryEntry>,
+    /// Where the next page starts (`?after=`), if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
+
+/// The most users one page of `GET /v1/directory` holds (`?limit=`).
+pub const MAX_DIRECTORY_PAGE: u32 = 200;
+/// The users a directory page holds when no `limit` is given.
+pub const DEFAULT_DIRECTORY_PAGE: u32 = 50;
 
 /// The domain-separation prefix of the login message.
 pub const LOGIN_CONTEXT: &[u8] = b"curbside login v1\n";
@@ -478,6 +486,7 @@ mod tests {
                     public_key: vec![4; 32],
                 }],
             }],
+            next: Some("bmFtZQ.u".into()),
         });
     }
 

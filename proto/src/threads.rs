@@ -125,7 +125,15 @@ pub struct ThreadSummary {
 pub struct ThreadList {
     /// The caller's device's threads, most recently active first.
     pub threads: Vec<ThreadSummary>,
+    /// Where the next page starts (`?after=`), if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
+
+/// The most threads one page of `GET /v1/threads` holds (`?limit=`).
+pub const MAX_THREADS_PAGE: u32 = 500;
+/// The threads a page holds when no `limit` is given.
+pub const DEFAULT_THREADS_PAGE: u32 = 100;
 
 /// A member device of a thread.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod identity;
+pub mod membership;
 
 use std::time::Duration;
 

@@ -21,6 +21,7 @@ use super::finish;
 use crate::auth::sessions::{SessionsOf, end_sessions};
 use crate::auth::{IssueError, issue_enrollment_code, new_id};
 use crate::db::identity::{USER_COLUMNS, UserRow, find_user, user_devices, user_from_row};
+use crate::db::membership::{self, Leaving};
 use crate::server::now_ms;
 
 /// The most users one listing returns.
@@ -190,22 +191,6 @@ async fn update_user(
     Ok(Json(user_or_404(&state, &user_id).await?))
 }
 
-/// Ends every thread membership of the devices whose `column` (`user_id`
-/// or `device_id`) is `id`, as of each thread's last entry.
-async fn leave_threads(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    column: &'static str,
-    id: &str,
-) -> Result<()> {
-    let sql = format!(
-        "UPDATE thread_member SET removed_seq = \
-         (SELECT t.last_seq FROM thread t WHERE t.thread_id = thread_member.thread_id) \
-         WHERE {column} = $1 AND removed_seq IS NULL"
-    );
-    sqlx::query(&sql).bind(id).execute(&mut **tx).await?;
-    Ok(())
-}
-
 /// Refuses a change that would leave no active administrator.
 async fn keep_an_admin(state: &AppState, target: &User) -> Result<()> {
     if target.role != Role::Admin || target.status != UserStatus::Active {
@@ -249,7 +234,7 @@ async fn set_status(
         // Out of every thread for good: reactivation does not bring the
         // devices back (they would read what was said meanwhile); members
         // add them again, and remove them from the MLS group.
-        leave_threads(&mut tx, "user_id", user_id).await?;
+        membership::end(&mut tx, Leaving::User(user_id)).await?;
         // Codes issued before deactivation must not bring the user back.
         sqlx::query(
             "UPDATE enrollment_code SET used_at_ms = $1 WHERE user_id = $2 AND used_at_ms IS NULL",
@@ -365,7 +350,7 @@ async fn remove_device(
             now,
         )
         .await?;
-        leave_threads(&mut tx, "device_id", &device_id).await?;
+        membership::end(&mut tx, Leaving::Device(&device_id)).await?;
         access.commit(&state, tx).await?;
         state.auth.sessions.evict_device(&device_id);
         Ok(())

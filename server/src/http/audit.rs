@@ -26,6 +26,7 @@ use super::error::{Error, Result};
 use crate::audit::{
     CHECKPOINT_COLUMNS, CheckpointRow, ENTRY_COLUMNS, EntryRow, checkpoint_from_row, entry_from_row,
 };
+use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
 
 /// Entries a search page holds unless the query says otherwise.
@@ -42,8 +43,11 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A signed-in administrator or auditor; anyone else gets 403.
-#[derive(Debug, Clone, Copy)]
-pub struct Reviewer;
+#[derive(Debug, Clone)]
+pub struct Reviewer {
+    /// The reviewer's user id.
+    pub user_id: String,
+}
 
 impl FromRequestParts<AppState> for Reviewer {
     type Rejection = Error;
@@ -58,7 +62,9 @@ impl FromRequestParts<AppState> for Reviewer {
                 "only administrators and auditors may read the audit log".to_owned(),
             ));
         }
-        Ok(Self)
+        Ok(Self {
+            user_id: caller.user_id,
+        })
     }
 }
 
@@ -162,9 +168,13 @@ fn check_filter(filter: &AuditFilter) -> Result<()> {
 
 async fn search(
     State(state): State<AppState>,
-    _reviewer: Reviewer,
+    reviewer: Reviewer,
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<AuditPage>> {
+    state
+        .auth
+        .limits
+        .check(Limit::AuditSearchPerUser, &reviewer.user_id)?;
     let filter = query.filter();
     check_filter(&filter)?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
@@ -206,9 +216,13 @@ struct Cursor {
 
 async fn export(
     State(state): State<AppState>,
-    _reviewer: Reviewer,
+    reviewer: Reviewer,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response> {
+    state
+        .auth
+        .limits
+        .check(Limit::AuditExportPerUser, &reviewer.user_id)?;
     let filter = query.filter();
     check_filter(&filter)?;
     // The end is fixed now, so the export is one consistent prefix of the

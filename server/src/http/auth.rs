@@ -12,8 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use curbside_proto::identity::{
-    Challenge, ChallengeRequest, LoggedIn, LoginRequest, NONCE_LEN, UserStatus, Whoami,
-    login_message,
+    Challenge, ChallengeRequest, LoggedIn, LoginRequest, NONCE_LEN, Whoami, login_message,
 };
 use ring::signature::{ED25519, UnparsedPublicKey};
 
@@ -50,16 +49,36 @@ fn limit_address(state: &AppState, peer: SocketAddr) -> Result<()> {
     Ok(())
 }
 
-/// The refusal of a device that may not sign in, with its audit reason.
-fn not_allowed(access: &Access) -> Error {
-    access.reason("device_not_allowed");
+/// The rate-limit key of failed logins: the client's address and the
+/// device, so that someone else's bogus logins cannot spend a device's
+/// allowance (and lock it out).
+fn failure_key(peer: SocketAddr, device_id: &str) -> String {
+    format!("{} {device_id}", address_key(peer.ip()))
+}
+
+fn malformed_device_id() -> Error {
+    Error::InvalidRequest(
+        "`device_id` must be the device's id: 32 lower-case hex digits".to_owned(),
+    )
+}
+
+/// The refusal of a login that names a device that may not sign in, or
+/// whose signature does not verify: the same answer for both, so that it
+/// tells nothing about which devices exist; the audit entry says which.
+fn login_refused(access: &Access, reason: &'static str) -> Error {
+    access.reason(reason);
     Error::Unauthorized(
-        "this device cannot sign in: it is not enrolled here, was removed, or its user is \
-         deactivated; ask your administrator"
+        "the sign-in was refused: this device is not enrolled and active on this server, or the \
+         signature does not match its key; if your device was removed or your account \
+         deactivated, ask your administrator"
             .to_owned(),
     )
 }
 
+/// Issues a challenge for any well-formed device id, enrolled or not, with
+/// the same work and answer for each: whether the device may sign in is
+/// decided at login, so that a challenge tells no one which devices are
+/// active (nor, by its timing, which users are deactivated).
 async fn challenge(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -69,29 +88,19 @@ async fn challenge(
     access.resource(&request.device_id);
     limit_address(&state, peer)?;
     if !is_device_id(&request.device_id) {
-        return Err(not_allowed(&access));
-    }
-    let pool = state.database.pool();
-    let device = find_device(pool, &request.device_id)
-        .await?
-        .ok_or_else(|| not_allowed(&access))?;
-    let user = find_user(pool, &device.user_id)
-        .await?
-        .ok_or_else(|| not_allowed(&access))?;
-    if user.status != UserStatus::Active {
-        return Err(not_allowed(&access));
+        return Err(malformed_device_id());
     }
     let now = now_ms();
     let challenge_id = new_id()?;
     let nonce = random_bytes::<NONCE_LEN>()?.to_vec();
     let expires_at_ms = now + CHALLENGE_LIFETIME_MS;
-    let mut tx = pool.begin().await?;
+    let mut tx = state.database.pool().begin().await?;
     sqlx::query(
         "INSERT INTO login_challenge (challenge_id, device_id, nonce, created_at_ms, expires_at_ms) \
          VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&challenge_id)
-    .bind(&device.device_id)
+    .bind(&request.device_id)
     .bind(&nonce)
     .bind(now)
     .bind(expires_at_ms)
@@ -115,17 +124,27 @@ async fn login(
     access.resource(&request.device_id);
     limit_address(&state, peer)?;
     if !is_device_id(&request.device_id) {
-        return Err(not_allowed(&access));
+        return Err(malformed_device_id());
     }
     let limits = &state.auth.limits;
-    limits.peek(Limit::AuthPerDevice, &request.device_id)?;
+    let failures = failure_key(peer, &request.device_id);
+    limits.peek(Limit::FailedLoginsPerAddressAndDevice, &failures)?;
     let result = verify_and_open_session(&state, &access, &request).await;
     if matches!(result, Err(Error::Unauthorized(_))) {
-        // Only failures spend the device's allowance.
-        let _ = limits.check(Limit::AuthPerDevice, &request.device_id);
+        // Only failures spend the allowance.
+        let _ = limits.check(Limit::FailedLoginsPerAddressAndDevice, &failures);
     }
     result.map(Json)
 }
+
+/// A valid Ed25519 public key no device holds (made with `openssl genpkey
+/// -algorithm ed25519`, its private key thrown away), for checking a
+/// signature when the named device may not sign in, so that both refusals
+/// take the same time.
+const NO_DEVICE_KEY: [u8; 32] = [
+    0xc9, 0x05, 0x76, 0x2d, 0x70, 0x9c, 0x26, 0x9c, 0x6a, 0x80, 0xe1, 0xa8, 0x75, 0x8b, 0x46, 0xab,
+    0x2b, 0x13, 0x03, 0xb6, 0x91, 0x49, 0x8b, 0xb9, 0xba, 0x7a, 0xbb, 0x3d, 0x81, 0xf1, 0xf2, 0xab,
+];
 
 async fn verify_and_open_session(
     state: &AppState,
@@ -151,20 +170,26 @@ async fn verify_and_open_session(
         return Err(challenge_refusal(state, request, now).await?);
     };
 
-    let device = find_device(pool, &request.device_id)
-        .await?
-        .ok_or_else(|| not_allowed(access))?;
-    let message = login_message(&state.auth.server_id, &device.device_id, &nonce);
-    UnparsedPublicKey::new(&ED25519, &device.public_key)
+    // One query, whatever the device's state, then one signature check.
+    let device: Option<(String, Vec<u8>)> = sqlx::query_as(
+        "SELECT d.user_id, d.public_key FROM device d JOIN app_user u ON u.user_id = d.user_id \
+         WHERE d.device_id = $1 AND d.removed_at_ms IS NULL AND u.status = 'active'",
+    )
+    .bind(&request.device_id)
+    .fetch_optional(pool)
+    .await?;
+    let message = login_message(&state.auth.server_id, &request.device_id, &nonce);
+    let key = device
+        .as_ref()
+        .map_or(&NO_DEVICE_KEY[..], |(_, key)| key.as_slice());
+    let verified = UnparsedPublicKey::new(&ED25519, key)
         .verify(&message, &request.signature)
-        .map_err(|_| {
-            access.reason("bad_signature");
-            Error::Unauthorized(
-                "the signature does not verify with this device's enrolled key; sign the login \
-                 message with the device's own key"
-                    .to_owned(),
-            )
-        })?;
+        .is_ok();
+    let user_id = match (device, verified) {
+        (Some((user_id, _)), true) => user_id,
+        (Some(_), false) => return Err(login_refused(access, "bad_signature")),
+        (None, _) => return Err(login_refused(access, "device_not_allowed")),
+    };
 
     let session_id = new_id()?;
     let lifetime_s = state.auth.token_lifetime.as_secs().max(1);
@@ -183,24 +208,18 @@ async fn verify_and_open_session(
     .bind(&session_id)
     .bind(now)
     .bind(session_expires_ms)
-    .bind(&device.device_id)
+    .bind(&request.device_id)
     .execute(&mut *tx)
     .await?;
     if opened.rows_affected() != 1 {
-        return Err(not_allowed(access));
+        return Err(login_refused(access, "device_not_allowed"));
     }
     let token = state
         .auth
         .tokens
-        .issue(
-            &session_id,
-            &device.user_id,
-            &device.device_id,
-            now_s,
-            lifetime_s,
-        )
+        .issue(&session_id, &user_id, &request.device_id, now_s, lifetime_s)
         .map_err(|error| Error::Internal(error.to_string()))?;
-    access.actor(&device.user_id, &device.device_id);
+    access.actor(&user_id, &request.device_id);
     access.commit(state, tx).await?;
     Ok(LoggedIn {
         token,

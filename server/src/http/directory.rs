@@ -1,19 +1,25 @@
 //! `GET /v1/directory?q=TEXT`: signed-in users find active colleagues by
 //! name or department, with their devices' public keys (which clients check
 //! MLS credentials against).
+//!
+//! Colleagues in a closed network may look each other up, but not at
+//! machine speed: searches and look-ups are limited per user, and a search
+//! answers a page at a time (`limit`, `after`).
 
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use curbside_proto::identity::{Directory, DirectoryDevice, DirectoryEntry, Role};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use curbside_proto::identity::{
+    DEFAULT_DIRECTORY_PAGE, Directory, DirectoryDevice, DirectoryEntry, MAX_DIRECTORY_PAGE, Role,
+};
 use serde::Deserialize;
 
 use super::AppState;
 use super::error::{Error, Result};
+use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
-
-/// The most users one search returns.
-pub const MAX_RESULTS: i64 = 200;
 
 /// `GET /v1/directory`.
 pub fn router() -> Router<AppState> {
@@ -27,6 +33,28 @@ pub fn router() -> Router<AppState> {
 struct SearchQuery {
     #[serde(default)]
     q: String,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// A place in a search's results (by display name, then id): the last
+/// user of a page, as `BASE64URL(display name).USER_ID`.
+fn cursor(display_name: &str, user_id: &str) -> String {
+    format!("{}.{user_id}", URL_SAFE_NO_PAD.encode(display_name))
+}
+
+fn parse_cursor(text: &str) -> Result<(String, String)> {
+    text.split_once('.')
+        .and_then(|(name, user_id)| {
+            let name = String::from_utf8(URL_SAFE_NO_PAD.decode(name).ok()?).ok()?;
+            Some((name, user_id.to_owned()))
+        })
+        .ok_or_else(|| {
+            Error::InvalidRequest(
+                "`after` is not a cursor from this search; pass the `next` of the page before"
+                    .to_owned(),
+            )
+        })
 }
 
 /// `text` as a case-insensitive `LIKE` pattern matching it anywhere, with
@@ -55,7 +83,7 @@ type Row = (
 
 async fn search(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<Directory>> {
     if query.q.chars().count() > 100 {
@@ -63,6 +91,20 @@ async fn search(
             "the search text is longer than 100 characters".to_owned(),
         ));
     }
+    let limit = query.limit.unwrap_or(DEFAULT_DIRECTORY_PAGE);
+    if !(1..=MAX_DIRECTORY_PAGE).contains(&limit) {
+        return Err(Error::InvalidRequest(format!(
+            "`limit` must be from 1 to {MAX_DIRECTORY_PAGE}"
+        )));
+    }
+    let (after_name, after_id) = match &query.after {
+        Some(cursor) => parse_cursor(cursor)?,
+        None => (String::new(), String::new()),
+    };
+    state
+        .auth
+        .limits
+        .check(Limit::DirectorySearchPerUser, &caller.user_id)?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT u.user_id, u.display_name, u.role, u.department, \
                 d.device_id, d.device_name, d.public_key \
@@ -70,26 +112,41 @@ async fn search(
                WHERE status = 'active' \
                  AND (LOWER(display_name) LIKE $1 ESCAPE '\\' \
                       OR LOWER(department) LIKE $1 ESCAPE '\\') \
-               ORDER BY display_name, user_id LIMIT $2) u \
+                 AND (display_name > $2 OR (display_name = $2 AND user_id > $3)) \
+               ORDER BY display_name, user_id LIMIT $4) u \
          LEFT JOIN device d ON d.user_id = u.user_id AND d.removed_at_ms IS NULL \
          ORDER BY u.display_name, u.user_id, d.created_at_ms, d.device_id",
     )
     .bind(contains_pattern(&query.q))
-    .bind(MAX_RESULTS)
+    .bind(&after_name)
+    .bind(&after_id)
+    .bind(i64::from(limit) + 1)
     .fetch_all(state.database.pool())
     .await?;
-    Ok(Json(Directory {
-        entries: entries(rows)?,
-    }))
+    let mut entries = entries(rows)?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let next = if entries.len() > limit {
+        entries.truncate(limit);
+        entries
+            .last()
+            .map(|last| cursor(&last.display_name, &last.user_id))
+    } else {
+        None
+    };
+    Ok(Json(Directory { entries, next }))
 }
 
 /// `GET /v1/directory/users/{user_id}`: one active user and their devices,
 /// however large the directory (clients check credentials against it).
 async fn lookup(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     axum::extract::Path(user_id): axum::extract::Path<String>,
 ) -> Result<Json<DirectoryEntry>> {
+    state
+        .auth
+        .limits
+        .check(Limit::DirectoryReadPerUser, &caller.user_id)?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT u.user_id, u.display_name, u.role, u.department, \
                 d.device_id, d.device_name, d.public_key \

@@ -20,10 +20,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use curbside_proto::threads::{
-    Appended, Blob, CommitRequest, EntryKind, EntryPage, MAX_ENTRIES_PAGE, MAX_THREAD_DEVICES,
-    Member, MembershipChange, MessageRequest, NewThread, ReadReceipt, Receipt, ReceiptKind,
-    THREADS_PATH, ThreadDetail, ThreadEntry, ThreadList, ThreadSummary, WELCOMES_PATH, Welcome,
-    WelcomeList, is_thread_id,
+    Appended, Blob, CommitRequest, DEFAULT_THREADS_PAGE, EntryKind, EntryPage, MAX_ENTRIES_PAGE,
+    MAX_THREAD_DEVICES, MAX_THREADS_PAGE, Member, MembershipChange, MessageRequest, NewThread,
+    ReadReceipt, Receipt, ReceiptKind, THREADS_PATH, ThreadDetail, ThreadEntry, ThreadList,
+    ThreadSummary, WELCOMES_PATH, Welcome, WelcomeList, is_thread_id,
 };
 use serde::Deserialize;
 use sqlx::{Any, AnyConnection, Transaction};
@@ -35,12 +35,10 @@ use super::extract;
 use crate::auth::new_id;
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
+use crate::db::membership::{self, Leaving};
 use crate::events::Notice;
 use crate::messages::NewMessage;
 use crate::server::now_ms;
-
-/// The most threads one listing returns.
-const MAX_THREADS: i64 = 500;
 
 /// `/v1/threads/...` and `/v1/welcomes/...`.
 pub fn router() -> Router<AppState> {
@@ -52,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/threads/{thread_id}/entries", get(entries))
         .route("/v1/threads/{thread_id}/delivered", post(delivered))
         .route("/v1/threads/{thread_id}/read", post(read))
+        .route("/v1/threads/{thread_id}/leave", post(leave))
         .route(WELCOMES_PATH, get(welcomes))
         .route("/v1/welcomes/{welcome_id}/ack", post(ack_welcome))
 }
@@ -253,6 +252,12 @@ async fn create(
     }
     check_size(&state, "welcome", &new.welcome)?;
     limit_writes(&state, &caller)?;
+    // Far above what a person starts in a day, and far below what it takes
+    // to bury a colleague's real threads under junk ones.
+    state
+        .auth
+        .limits
+        .check(Limit::ThreadCreatesPerUser, &caller.user_id)?;
     let epoch = to_i64(new.epoch)?;
     let now = now_ms();
     let mut tx = state.database.pool().begin().await?;
@@ -306,7 +311,8 @@ const SUMMARY_SQL: &str = "SELECT t.thread_id, t.epoch, t.last_seq, \
      (SELECT COUNT(*) FROM thread_entry e WHERE e.thread_id = t.thread_id \
         AND e.kind = 'application' AND e.sender_user <> $2 AND e.seq > m.joined_seq \
         AND e.seq > COALESCE((SELECT r.read_seq FROM read_receipt r \
-                              WHERE r.thread_id = t.thread_id AND r.user_id = $2), 0)) \
+                              WHERE r.thread_id = t.thread_id AND r.user_id = $2), 0)), \
+     t.last_activity_ms \
      FROM thread t JOIN thread_member m ON m.thread_id = t.thread_id \
      WHERE m.device_id = $1 AND m.removed_seq IS NULL";
 
@@ -319,18 +325,96 @@ fn summary((thread_id, epoch, last_seq, unread): SummaryRow) -> ThreadSummary {
     }
 }
 
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<ThreadList>> {
-    let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
-        "{SUMMARY_SQL} ORDER BY t.last_activity_ms DESC, t.thread_id LIMIT $3"
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// A place in the thread list (most recently active first): the last
+/// activity and the thread id of the last thread of a page, as
+/// `MS.THREAD_ID`.
+fn list_cursor(last_activity_ms: i64, thread_id: &str) -> String {
+    format!("{last_activity_ms}.{thread_id}")
+}
+
+fn parse_list_cursor(text: &str) -> Result<(i64, String)> {
+    text.split_once('.')
+        .and_then(|(ms, thread_id)| Some((ms.parse().ok()?, thread_id)))
+        .filter(|(_, thread_id)| is_thread_id(thread_id))
+        .map(|(ms, thread_id)| (ms, thread_id.to_owned()))
+        .ok_or_else(|| {
+            Error::InvalidRequest(
+                "`after` is not a cursor from this list; pass the `next` of the page before"
+                    .to_owned(),
+            )
+        })
+}
+
+/// `GET /v1/threads?after=CURSOR&limit=N`: a page of the caller's device's
+/// threads, most recently active first, and where the next one starts.
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<ThreadList>> {
+    let limit = query.limit.unwrap_or(DEFAULT_THREADS_PAGE);
+    if !(1..=MAX_THREADS_PAGE).contains(&limit) {
+        return Err(Error::InvalidRequest(format!(
+            "`limit` must be from 1 to {MAX_THREADS_PAGE}"
+        )));
+    }
+    let (before_ms, after_id) = match &query.after {
+        Some(cursor) => parse_list_cursor(cursor)?,
+        None => (i64::MAX, String::new()),
+    };
+    let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(&format!(
+        "{SUMMARY_SQL} AND (t.last_activity_ms < $3 OR (t.last_activity_ms = $3 AND t.thread_id > $4)) \
+         ORDER BY t.last_activity_ms DESC, t.thread_id LIMIT $5"
     ))
     .bind(&caller.device_id)
     .bind(&caller.user_id)
-    .bind(MAX_THREADS)
+    .bind(before_ms)
+    .bind(&after_id)
+    .bind(i64::from(limit) + 1)
     .fetch_all(state.database.pool())
     .await?;
-    Ok(Json(ThreadList {
-        threads: rows.into_iter().map(summary).collect(),
-    }))
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > limit;
+    let mut threads = Vec::with_capacity(rows.len());
+    let mut next = None;
+    for (thread_id, epoch, last_seq, unread, last_activity_ms) in
+        rows.into_iter().take(limit)
+    {
+        next = more.then(|| list_cursor(last_activity_ms, &thread_id));
+        threads.push(summary((thread_id, epoch, last_seq, unread)));
+    }
+    Ok(Json(ThreadList { threads, next }))
+}
+
+/// `POST /v1/threads/{id}/leave`: the caller's user leaves the thread, on
+/// all their devices. The server gives them nothing more of it at once;
+/// their devices stay in the MLS group until another member's commit
+/// removes them (which the server accepts for former members).
+async fn leave(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+) -> Result<StatusCode> {
+    membership(&state, &access, &caller, &thread_id).await?;
+    let mut tx = state.database.pool().begin().await?;
+    membership::end(
+        &mut tx,
+        Leaving::UserInThread {
+            user_id: &caller.user_id,
+            thread_id: &thread_id,
+        },
+    )
+    .await?;
+    access.commit(&state, tx).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn detail(
@@ -341,13 +425,15 @@ async fn detail(
 ) -> Result<Json<ThreadDetail>> {
     membership(&state, &access, &caller, &thread_id).await?;
     let pool = state.database.pool();
-    let row: SummaryRow = sqlx::query_as(&format!("{SUMMARY_SQL} AND t.thread_id = $3"))
-        .bind(&caller.device_id)
-        .bind(&caller.user_id)
-        .bind(&thread_id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| hidden(&access))?;
+    let (thread_id_row, epoch, last_seq, unread, _): (String, i64, i64, i64, i64) =
+        sqlx::query_as(&format!("{SUMMARY_SQL} AND t.thread_id = $3"))
+            .bind(&caller.device_id)
+            .bind(&caller.user_id)
+            .bind(&thread_id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or_else(|| hidden(&access))?;
+    let row = (thread_id_row, epoch, last_seq, unread);
     let members: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT m.user_id, m.device_id, m.delivered_seq FROM thread_member m \
          JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
@@ -849,9 +935,13 @@ async fn welcomes(
     caller: Caller,
 ) -> Result<Json<WelcomeList>> {
     access.resource(&caller.device_id);
+    // Only welcomes to threads the device is still a member of: one whose
+    // membership ended (a removal, a deactivation, leaving) is withdrawn.
     let rows: Vec<(String, String, i64, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT welcome_id, thread_id, epoch, joined_seq, welcome FROM welcome \
-         WHERE device_id = $1 ORDER BY created_at_ms, welcome_id LIMIT 100",
+        "SELECT w.welcome_id, w.thread_id, w.epoch, w.joined_seq, w.welcome FROM welcome w \
+         JOIN thread_member m ON m.thread_id = w.thread_id AND m.device_id = w.device_id \
+         WHERE w.device_id = $1 AND m.removed_seq IS NULL \
+         ORDER BY w.created_at_ms, w.welcome_id LIMIT 100",
     )
     .bind(&caller.device_id)
     .fetch_all(state.database.pool())

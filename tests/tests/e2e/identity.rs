@@ -25,6 +25,9 @@ backend_tests!(
     a_deactivated_user_leaves_the_directory,
     challenge_requests_cannot_lock_a_device_out,
     failed_logins_are_limited_per_device,
+    bogus_logins_from_elsewhere_do_not_lock_a_device_out,
+    sign_in_tells_no_one_which_devices_are_active,
+    directory_and_audit_reads_are_paged_and_limited,
     the_last_administrator_stays,
 );
 
@@ -696,7 +699,7 @@ async fn challenge_requests_cannot_lock_a_device_out(backend: Backend) {
 
     // A device id of the wrong form never reaches the database.
     let error = client.challenge(&"x".repeat(5000)).await.unwrap_err();
-    assert_eq!(api_status(&error), Some(StatusCode::UNAUTHORIZED));
+    assert_eq!(api_status(&error), Some(StatusCode::BAD_REQUEST));
 
     // The client refuses a challenge from a server other than its own.
     let error = admin
@@ -782,5 +785,199 @@ async fn failed_logins_are_limited_per_device(backend: Backend) {
         }
     }
     assert!(limited, "failed logins were never limited");
+    server.stop().await;
+}
+
+/// Someone who knows a colleague's device id (the directory lists them)
+/// sends bogus logins for it from another address, as fast as they are
+/// let: they spend only their own allowance, and the device still signs in.
+async fn bogus_logins_from_elsewhere_do_not_lock_a_device_out(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let mut victim = first_admin(&server).await;
+    let attacker = curbside_cli::Client::new_from(
+        &server.url,
+        &curbside_cli::Trust::Pin(server.fingerprint),
+        Some(std::net::IpAddr::from([127, 0, 0, 2])),
+    )
+    .unwrap();
+    let (mut refused, mut limited) = (0, false);
+    for _ in 0..40 {
+        let Ok(challenge) = attacker.challenge(&victim.device_id).await else {
+            break;
+        };
+        let error = attacker
+            .login(&LoginRequest {
+                challenge_id: challenge.challenge_id,
+                device_id: victim.device_id.clone(),
+                signature: vec![7; 64],
+            })
+            .await
+            .unwrap_err();
+        match api_status(&error) {
+            Some(StatusCode::UNAUTHORIZED) => refused += 1,
+            Some(StatusCode::TOO_MANY_REQUESTS) => {
+                limited = true;
+                break;
+            }
+            other => panic!("unexpected {other:?}: {error}"),
+        }
+    }
+    assert!(refused >= 20, "only {refused} bogus logins were answered");
+    assert!(limited, "the attacker's failures were never limited");
+    // The device's own logins, from its own address, go through, again and
+    // again.
+    for _ in 0..3 {
+        victim.login().await;
+        victim.client.whoami().await.unwrap();
+    }
+    server.stop().await;
+}
+
+/// A challenge is issued alike for an active device, an unknown one, a
+/// removed one and one of a deactivated user; a refused login says the
+/// same for a bad signature and for each device that may not sign in.
+async fn sign_in_tells_no_one_which_devices_are_active(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let admin = first_admin(&server).await;
+    let removed = person(&server, &admin, "Dr. Removed Device", Role::Clinician).await;
+    admin
+        .client
+        .remove_device(&removed.user.user_id, &removed.device_id)
+        .await
+        .unwrap();
+    let deactivated = person(&server, &admin, "Dr. Deactivated", Role::Clinician).await;
+    admin
+        .client
+        .set_user_active(&deactivated.user.user_id, false)
+        .await
+        .unwrap();
+    let stranger = admin.anonymous(&server);
+    let unknown = "0123456789abcdef0123456789abcdef".to_owned();
+    let mut messages = Vec::new();
+    for device_id in [
+        &admin.device_id,
+        &unknown,
+        &removed.device_id,
+        &deactivated.device_id,
+    ] {
+        let challenge = stranger.challenge(device_id).await.unwrap();
+        assert_eq!(challenge.nonce.len(), 32);
+        assert_eq!(challenge.server_id, admin.server_id);
+        // The right key, where there is one: refused all the same.
+        let key = if device_id == &removed.device_id {
+            Some(&removed.key)
+        } else if device_id == &deactivated.device_id {
+            Some(&deactivated.key)
+        } else {
+            None
+        };
+        let signature = match key {
+            Some(key) => key
+                .sign(&login_message(
+                    &admin.server_id,
+                    device_id,
+                    &challenge.nonce,
+                ))
+                .as_ref()
+                .to_vec(),
+            None => vec![1; 64],
+        };
+        let error = stranger
+            .login(&LoginRequest {
+                challenge_id: challenge.challenge_id,
+                device_id: device_id.clone(),
+                signature,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(api_status(&error), Some(StatusCode::UNAUTHORIZED));
+        messages.push(error.to_string());
+    }
+    messages.dedup();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(
+        messages[0].contains("ask your administrator"),
+        "{messages:#?}"
+    );
+    server.stop().await;
+}
+
+/// A search answers a page at a time, and a colleague may look people up,
+/// or read the audit log, at a person's pace but not at a machine's.
+async fn directory_and_audit_reads_are_paged_and_limited(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let admin = first_admin(&server).await;
+    for n in 0..120 {
+        admin
+            .client
+            .create_user(&NewUser {
+                display_name: format!("Dr. Pager {n:03}"),
+                role: Role::Clinician,
+                department: "Oncology".to_owned(),
+                licence_number: None,
+            })
+            .await
+            .unwrap();
+    }
+    let clinician = person(&server, &admin, "Dr. Looker", Role::Clinician).await;
+    let mut names = Vec::new();
+    let mut pages = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = clinician
+            .client
+            .directory_page("pager", after.as_deref(), Some(50))
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.entries.len() <= 50);
+        names.extend(page.entries.into_iter().map(|entry| entry.display_name));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (0..120).map(|n| format!("Dr. Pager {n:03}")).collect();
+    assert_eq!(names, expected, "every match once, in name order");
+    // With no limit given, a page holds 50.
+    assert_eq!(
+        clinician
+            .client
+            .directory("pager")
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        50
+    );
+
+    // One search after another, as fast as a program can: refused soon.
+    let mut searches = 0;
+    let limited = loop {
+        searches += 1;
+        match clinician.client.directory("p").await {
+            Ok(_) => assert!(searches < 200, "searches were never limited"),
+            Err(error) => break api_status(&error),
+        }
+    };
+    assert_eq!(limited, Some(StatusCode::TOO_MANY_REQUESTS));
+    assert!(searches > 30, "limited after only {searches} searches");
+    // Others are not affected.
+    admin.client.directory("pager").await.unwrap();
+
+    let mut reads = 0;
+    let limited = loop {
+        reads += 1;
+        match admin.client.audit_search(&Default::default()).await {
+            Ok(_) => assert!(reads < 200, "audit reads were never limited"),
+            Err(error) => break api_status(&error),
+        }
+    };
+    assert_eq!(limited, Some(StatusCode::TOO_MANY_REQUESTS));
+    assert!(reads > 30, "limited after only {reads} audit pages");
     server.stop().await;
 }

@@ -20,6 +20,7 @@ backend_tests!(
     bad_thread_requests_are_refused,
     a_deactivated_users_devices_leave_the_thread,
     the_message_limit_is_configurable,
+    junk_threads_cannot_hide_real_ones,
 );
 
 fn status<T: std::fmt::Debug>(result: &Result<T, ClientError>) -> u16 {
@@ -431,6 +432,8 @@ async fn a_deactivated_users_devices_leave_the_thread(backend: Backend) {
     ben.login().await;
     assert_eq!(status(&ben.client.entries(&thread, 0, 10).await), 404);
     assert!(ben.client.threads().await.unwrap().threads.is_empty());
+    // Nor is the welcome to it, never used, offered to him again.
+    assert!(ben.client.welcomes().await.unwrap().welcomes.is_empty());
     // Ana removes the device from the MLS group too: the commit is accepted.
     ana.client
         .commit(&thread, &commit(1, &[], &[&ben]))
@@ -458,4 +461,115 @@ async fn the_message_limit_is_configurable(backend: Backend) {
         unreachable!()
     };
     assert!(message.contains("2048 bytes"), "{message}");
+}
+
+/// A clinician tries to bury a colleague's real threads under 1,000 junk
+/// ones: past the per-user limit on new threads they are refused, every
+/// thread stays reachable through paging, and the colleague can leave one.
+async fn junk_threads_cannot_hide_real_ones(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let (_admin, ana, ben, cal, real) = three(&server).await;
+    // Two more real threads of Ben's, with Cal.
+    let mut reals = vec![real];
+    for n in 2..4u8 {
+        cal.client
+            .create_thread(&NewThread {
+                thread_id: thread_id(n),
+                epoch: 1,
+                devices: vec![ben.device_id.clone()],
+                welcome: blob("welcome"),
+            })
+            .await
+            .unwrap();
+        reals.push(thread_id(n));
+    }
+
+    let (mut junk, mut refused) = (Vec::new(), 0);
+    for n in 0..1000u32 {
+        let id = format!("{:032x}", u128::from(n) << 32 | 0x0bad);
+        let made = ana
+            .client
+            .create_thread(&NewThread {
+                thread_id: id.clone(),
+                epoch: 1,
+                devices: vec![ben.device_id.clone()],
+                welcome: blob("junk"),
+            })
+            .await;
+        match made {
+            Ok(_) => junk.push(id),
+            Err(error) => {
+                assert_eq!(status::<()>(&Err(error)), 429);
+                refused += 1;
+            }
+        }
+    }
+    assert!(junk.len() <= 32, "{} junk threads were made", junk.len());
+    assert_eq!(junk.len() + refused, 1000);
+    // Ana's ordinary work goes on: she is limited in new threads only.
+    send(&ana.client, &reals[0], 1, "still here").await.unwrap();
+
+    // Ben pages through all his threads, ten at a time.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = ben
+            .client
+            .threads_page(after.as_deref(), Some(10))
+            .await
+            .unwrap();
+        assert!(page.threads.len() <= 10);
+        seen.extend(page.threads.into_iter().map(|thread| thread.thread_id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "a thread was listed twice");
+    assert_eq!(seen.len(), reals.len() + junk.len());
+    for thread in reals.iter().chain(&junk) {
+        assert!(seen.contains(thread), "thread {thread} is not reachable");
+    }
+    // The most recently active thread comes first.
+    assert_eq!(seen[0], reals[0]);
+    // A bad cursor or limit is refused.
+    assert_eq!(
+        status(&ben.client.threads_page(Some("nonsense"), None).await),
+        400
+    );
+    assert_eq!(status(&ben.client.threads_page(None, Some(0)).await), 400);
+
+    // Ben leaves a junk thread: it is gone from his list, he reads nothing
+    // more of it, and Ana's messages there no longer reach him.
+    let left = junk[0].clone();
+    ben.client.leave_thread(&left).await.unwrap();
+    let listed = ben.client.threads().await.unwrap().threads;
+    assert!(listed.iter().all(|thread| thread.thread_id != left));
+    assert_eq!(listed.len(), reals.len() + junk.len() - 1);
+    assert_eq!(status(&ben.client.entries(&left, 0, 10).await), 404);
+    assert_eq!(status(&ben.client.leave_thread(&left).await), 404);
+    let members = ana.client.thread(&left).await.unwrap().members;
+    assert!(
+        members
+            .iter()
+            .all(|member| member.user_id != ben.user.user_id)
+    );
+    send(&ana.client, &left, 1, "are you there?").await.unwrap();
+    assert!(
+        ben.client
+            .threads()
+            .await
+            .unwrap()
+            .threads
+            .iter()
+            .all(|t| t.thread_id != left)
+    );
+    // His welcome to it is withdrawn too.
+    let welcomes = ben.client.welcomes().await.unwrap().welcomes;
+    assert!(welcomes.iter().all(|welcome| welcome.thread_id != left));
+    server.stop().await;
 }
