@@ -16,7 +16,9 @@ use zeroize::Zeroizing;
 use crate::audit::{self, AuditError};
 use crate::client::{Client, ClientError, printable};
 use crate::conversation;
-use crate::store::{MIN_PASSPHRASE_CHARS, Profile, StoreContents, StoreError, StoredSession};
+use crate::store::{
+    MIN_PASSPHRASE_CHARS, Profile, ProfileLock, StoreContents, StoreError, StoredSession,
+};
 use crate::trust::Trust;
 
 /// Curbside: end-to-end encrypted case discussion for clinicians.
@@ -365,6 +367,9 @@ fn parse_role(text: &str) -> Result<Role, String> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CliError {
+    /// A bug in the CLI itself.
+    #[error("internal error in curbside ({0}); please report it")]
+    Internal(&'static str),
     /// No server was named.
     #[error("no server given: pass --server https://HOST:PORT or set CURBSIDE_SERVER")]
     NoServer,
@@ -449,7 +454,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         Command::Health => health(&cli).await,
         Command::Enroll(args) => enroll(&cli, args).await,
         Command::Login => {
-            let mut session = Session::open(&cli)?;
+            let mut session = Session::open(&cli).await?;
             let user = session.login().await?;
             Ok(format!(
                 "Logged in as {} ({}) on device {}",
@@ -459,7 +464,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             ))
         }
         Command::Logout => {
-            let mut session = Session::open(&cli)?;
+            let mut session = Session::open(&cli).await?;
             if session.contents.session.is_some() {
                 let result = session.client.logout().await;
                 session.contents.session = None;
@@ -472,7 +477,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             Ok("Logged out".to_owned())
         }
         Command::Whoami => {
-            let mut session = Session::open(&cli)?;
+            let mut session = Session::open(&cli).await?;
             let whoami = session.call(async |client| client.whoami().await).await?;
             Ok(format!(
                 "{}\ndevice {} ({})\nsession {}",
@@ -483,7 +488,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             ))
         }
         Command::Directory(DirectoryCommand::Search { query }) => {
-            let mut session = Session::open(&cli)?;
+            let mut session = Session::open(&cli).await?;
             let directory = session
                 .call(async |client| client.directory(query).await)
                 .await?;
@@ -505,26 +510,32 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             Ok(lines.join("\n"))
         }
         Command::Admin(command) => admin(&cli, command).await,
-        Command::Threads => conversation::list(&mut Session::open(&cli)?).await,
+        Command::Threads => conversation::list(&mut Session::open(&cli).await?).await,
         Command::Thread(ThreadCommand::New { with, subject }) => {
-            conversation::new_thread(&mut Session::open(&cli)?, with, subject.as_deref()).await
+            conversation::new_thread(&mut Session::open(&cli).await?, with, subject.as_deref())
+                .await
         }
         Command::Thread(ThreadCommand::Add { thread, user }) => {
-            conversation::change_members(&mut Session::open(&cli)?, thread, user, true).await
+            conversation::change_members(&mut Session::open(&cli).await?, thread, user, true).await
         }
         Command::Thread(ThreadCommand::Remove { thread, user }) => {
-            conversation::change_members(&mut Session::open(&cli)?, thread, user, false).await
+            conversation::change_members(&mut Session::open(&cli).await?, thread, user, false).await
         }
         Command::Thread(ThreadCommand::Leave { thread }) => {
-            conversation::leave(&mut Session::open(&cli)?, thread).await
+            conversation::leave(&mut Session::open(&cli).await?, thread).await
         }
         Command::Send { thread, text } => {
-            conversation::send(&mut Session::open(&cli)?, thread, text.as_deref()).await
+            let text = conversation::message_text(text.as_deref())?;
+            conversation::send(&mut Session::open(&cli).await?, thread, &text).await
         }
-        Command::Read { thread } => conversation::read(&mut Session::open(&cli)?, thread).await,
-        Command::Watch { count } => conversation::watch(&mut Session::open(&cli)?, *count).await,
+        Command::Read { thread } => {
+            conversation::read(&mut Session::open(&cli).await?, thread).await
+        }
+        Command::Watch { count } => {
+            conversation::watch(&mut Session::open(&cli).await?, *count).await
+        }
         Command::SafetyNumber { user } => {
-            conversation::safety_number(&mut Session::open(&cli)?, user).await
+            conversation::safety_number(&mut Session::open(&cli).await?, user).await
         }
     }
 }
@@ -553,6 +564,10 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
         return Err(StoreError::Exists(profile.name().to_owned()).into());
     }
     let passphrase = new_passphrase(cli, &profile)?;
+    let _lock = lock(&profile).await?;
+    if profile.exists() {
+        return Err(StoreError::Exists(profile.name().to_owned()).into());
+    }
     let client = Client::new(
         server,
         &Trust::from_options(cli.pin_sha256, cli.ca_cert.clone()),
@@ -594,7 +609,7 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
 }
 
 async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
-    let mut session = Session::open(cli)?;
+    let mut session = Session::open(cli).await?;
     match command {
         AdminCommand::User(AdminUserCommand::Create {
             name,
@@ -828,21 +843,50 @@ fn new_passphrase(cli: &Cli, profile: &Profile) -> Result<Zeroizing<String>, Cli
     Ok(first)
 }
 
-/// An opened profile and a client for its server.
+/// An opened profile and a client for its server. It holds the profile's
+/// lock (see `store`) from opening until dropped, except while `watch`
+/// has released it to wait for the server.
 pub(crate) struct Session {
     profile: Profile,
     passphrase: Zeroizing<String>,
     pub(crate) contents: StoreContents,
     pub(crate) client: Client,
+    lock: Option<ProfileLock>,
 }
 
+/// Waits for the profile's lock, saying so if another command holds it for
+/// long.
+async fn lock(profile: &Profile) -> Result<ProfileLock, CliError> {
+    let asked = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        if let Some(lock) = profile.try_lock()? {
+            return Ok(lock);
+        }
+        if !said && asked.elapsed() >= LOCK_NOTICE_AFTER {
+            said = true;
+            eprintln!(
+                "curbside: waiting for another curbside command using profile {} to finish…",
+                profile.name()
+            );
+        }
+        tokio::time::sleep(LOCK_POLL).await;
+    }
+}
+
+/// How often a command waiting for its profile's lock tries again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// After how long it says that it is waiting.
+const LOCK_NOTICE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Session {
-    fn open(cli: &Cli) -> Result<Self, CliError> {
+    async fn open(cli: &Cli) -> Result<Self, CliError> {
         let profile = profile(cli)?;
         if !profile.exists() {
             return Err(StoreError::Missing(profile.name().to_owned()).into());
         }
         let passphrase = passphrase(cli, &profile, "Passphrase")?;
+        let lock = lock(&profile).await?;
         let contents = profile.load(&passphrase)?;
         let pin = match (cli.pin_sha256, &contents.pin_sha256) {
             (Some(pin), _) => Some(pin),
@@ -861,10 +905,34 @@ impl Session {
             passphrase,
             contents,
             client,
+            lock: Some(lock),
         })
     }
 
+    /// Lets other commands use the profile (while `watch` waits for the
+    /// server). What is in memory may then go stale: [`Session::resume`]
+    /// reads it again.
+    pub(crate) fn release(&mut self) {
+        self.lock = None;
+    }
+
+    /// Takes the profile's lock again and reads the store anew, with
+    /// whatever other commands saved meanwhile.
+    pub(crate) async fn resume(&mut self) -> Result<(), CliError> {
+        if self.lock.is_none() {
+            self.lock = Some(lock(&self.profile).await?);
+            self.contents = self.profile.load(&self.passphrase)?;
+            self.client
+                .set_token(self.contents.session.as_ref().map(|s| s.token.clone()));
+        }
+        Ok(())
+    }
+
     pub(crate) fn save(&self) -> Result<(), CliError> {
+        if self.lock.is_none() {
+            // A save without the lock could undo another command's.
+            return Err(CliError::Internal("saving a profile without its lock"));
+        }
         Ok(self.profile.save(&self.contents, &self.passphrase)?)
     }
 

@@ -260,6 +260,9 @@ async fn sync(session: &mut Session, device: &Device, thread_id: &str) -> Result
         }
     }
     let processed = state.processed_seq;
+    // Own messages are kept when sent, possibly before others' that the
+    // log puts ahead of them.
+    state.messages.sort_by_key(|message| message.seq);
     session.contents.threads.insert(thread_id.to_owned(), state);
     save(session, device)?;
     // The delivery receipt: this device has processed the log up to here.
@@ -337,7 +340,13 @@ async fn send_text(
         .await?;
     let user = session.contents.user_id.clone();
     if let Some(state) = session.contents.threads.get_mut(thread_id) {
-        state.processed_seq = state.processed_seq.max(appended.seq);
+        // Others' entries may have come in between the last catch-up and
+        // this one: only an entry right after what was processed moves
+        // the mark, or those would be skipped for good. (The next catch-up
+        // passes over this one, kept here.)
+        if appended.seq == state.processed_seq + 1 {
+            state.processed_seq = appended.seq;
+        }
         state.messages.push(StoredMessage {
             seq: appended.seq,
             sender_user: user,
@@ -445,11 +454,23 @@ pub async fn change_members(
             .await;
         match result {
             Ok(appended) => {
-                device.commit_accepted(thread_id)?;
-                if let Some(state) = session.contents.threads.get_mut(thread_id) {
-                    state.processed_seq = state.processed_seq.max(appended.seq);
+                let processed = session
+                    .contents
+                    .threads
+                    .get(thread_id)
+                    .map_or(0, |state| state.processed_seq);
+                if appended.seq == processed + 1 {
+                    device.commit_accepted(thread_id)?;
+                    if let Some(state) = session.contents.threads.get_mut(thread_id) {
+                        state.processed_seq = appended.seq;
+                    }
+                    save(session, &device)?;
+                } else {
+                    // Messages came in at this epoch before the commit:
+                    // they are read first, and the commit applied when the
+                    // catch-up reaches it.
+                    sync(session, &device, thread_id).await?;
                 }
-                save(session, &device)?;
                 return Ok(format!(
                     "{} {user} {} thread {thread_id}",
                     if add { "Added" } else { "Removed" },
@@ -486,12 +507,10 @@ pub async fn leave(session: &mut Session, thread_id: &str) -> Result<String, Cli
     Ok(format!("Left thread {thread_id}"))
 }
 
-/// `curbside send THREAD [TEXT]` (standard input without TEXT).
-pub async fn send(
-    session: &mut Session,
-    thread_id: &str,
-    text: Option<&str>,
-) -> Result<String, CliError> {
+/// The text of `curbside send THREAD [TEXT]`: `TEXT`, or standard input
+/// without it (read before the profile is opened, so that no other command
+/// waits on someone typing).
+pub fn message_text(text: Option<&str>) -> Result<String, CliError> {
     let text = match text {
         Some(text) => text.to_owned(),
         None => {
@@ -505,10 +524,15 @@ pub async fn send(
     if text.trim().is_empty() {
         return Err(CliError::EmptyMessage);
     }
+    Ok(text)
+}
+
+/// `curbside send THREAD TEXT`.
+pub async fn send(session: &mut Session, thread_id: &str, text: &str) -> Result<String, CliError> {
     let device = catch_up(session).await?;
     for _ in 0..COMMIT_ATTEMPTS {
         sync(session, &device, thread_id).await?;
-        match send_text(session, &device, thread_id, &text).await {
+        match send_text(session, &device, thread_id, text).await {
             Err(CliError::Client(ClientError::Api { status, .. }))
                 if status == reqwest::StatusCode::CONFLICT => {}
             result => return result.map(|seq| format!("Sent ({seq})")),
@@ -626,18 +650,39 @@ pub async fn safety_number(session: &mut Session, user: &str) -> Result<String, 
 
 /// `curbside watch`: prints each new message as it arrives, until
 /// interrupted (or, with `--count N`, after N messages).
+///
+/// While it waits for the server it lets go of the profile, so that other
+/// commands (`send`, `thread add`) can run beside it; it takes the profile
+/// back, with what they saved, for each event it handles.
 pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String, CliError> {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
-    let mut device = catch_up(session).await?;
-    let mut socket = session.client.events().await?;
     let mut shown = 0usize;
-    // What arrived before the socket was open is read now; the rest as it
-    // is pushed.
-    let known: Vec<String> = session.contents.threads.keys().cloned().collect();
-    for thread_id in known {
-        shown += sync_and_print(session, &device, &thread_id).await?;
-    }
+    // What the store held at start is old; anything after it is printed
+    // once, whichever command (this one, or a `send` or `read` beside it)
+    // processed it.
+    let mut printed: std::collections::BTreeMap<String, u64> = session
+        .contents
+        .threads
+        .iter()
+        .map(|(thread_id, state)| {
+            let last = state.messages.iter().map(|message| message.seq).max();
+            (thread_id.clone(), last.unwrap_or(0))
+        })
+        .collect();
+    let mut socket = {
+        let device = catch_up(session).await?;
+        let socket = session.client.events().await?;
+        // What arrived before the socket was open is read now; the rest as
+        // it is pushed.
+        let known: Vec<String> = session.contents.threads.keys().cloned().collect();
+        for thread_id in known {
+            sync(session, &device, &thread_id).await?;
+            shown += print_new(session, &thread_id, &mut printed).await?;
+        }
+        socket
+    };
+    session.release();
     while count.is_none_or(|count| shown < count) {
         let frame = tokio::select! {
             frame = socket.next() => frame,
@@ -659,14 +704,19 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
             continue;
         };
         match event {
-            Event::Entry { thread_id, entry } => {
-                let known = session.contents.threads.contains_key(&thread_id);
-                if known && entry.sender_device != session.contents.device_id {
-                    shown += sync_and_print(session, &device, &thread_id).await?;
+            Event::Entry { thread_id, .. } => {
+                session.resume().await?;
+                if session.contents.threads.contains_key(&thread_id) {
+                    let device = device(session)?;
+                    sync(session, &device, &thread_id).await?;
+                    shown += print_new(session, &thread_id, &mut printed).await?;
                 }
+                session.release();
             }
             Event::Welcome { welcome } => {
-                device = catch_up(session).await?;
+                session.resume().await?;
+                catch_up(session).await?;
+                session.release();
                 println!("Added to thread {}", welcome.thread_id);
             }
             Event::Receipt { .. } => {}
@@ -675,33 +725,34 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
     Ok(format!("Stopped watching after {shown} messages."))
 }
 
-/// Processes what is new in `thread_id` and prints its new messages;
+/// Prints the stored messages of `thread_id` after the last one printed;
 /// returns how many.
-async fn sync_and_print(
-    session: &mut Session,
-    device: &Device,
+async fn print_new(
+    session: &Session,
     thread_id: &str,
+    printed: &mut std::collections::BTreeMap<String, u64>,
 ) -> Result<usize, CliError> {
-    let before = session
-        .contents
-        .threads
-        .get(thread_id)
-        .map_or(0, |state| state.messages.len());
-    sync(session, device, thread_id).await?;
-    let mut shown = 0;
     let Some(state) = session.contents.threads.get(thread_id) else {
         return Ok(0);
     };
-    let new: Vec<StoredMessage> = state.messages.iter().skip(before).cloned().collect();
+    let last = printed.entry(thread_id.to_owned()).or_insert(0);
+    let new: Vec<StoredMessage> = state
+        .messages
+        .iter()
+        .filter(|message| message.seq > *last)
+        .cloned()
+        .collect();
+    if let Some(newest) = new.iter().map(|message| message.seq).max() {
+        *last = newest;
+    }
     let directory = known_users(session, new.iter().map(|m| m.sender_user.clone())).await?;
-    for message in new {
+    for message in &new {
         println!(
             "[{}] {} in {thread_id}: {}",
             crate::audit::utc(message.time_ms),
             display_name(&directory, &message.sender_user),
             printable(&message.text)
         );
-        shown += 1;
     }
-    Ok(shown)
+    Ok(new.len())
 }

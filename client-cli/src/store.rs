@@ -6,6 +6,13 @@
 //! sealed with ChaCha20-Poly1305 (ring) under a random nonce, freshly drawn
 //! at every save. The file and its profile directory are readable by their
 //! owner only (0600 and 0700). A wrong passphrase fails the AEAD check.
+//!
+//! Commands on one profile take turns: each holds an exclusive lock on the
+//! profile ([`ProfileLock`], an OS file lock on `store.lock`) while it reads
+//! and writes the store, and reads the store only once it holds the lock.
+//! Without it, `watch` saving the MLS state it loaded at start undid what a
+//! `send` beside it had saved, and the next message reused a spent secret
+//! that the recipients could not decrypt.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -19,6 +26,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 const FORMAT: &str = "curbside-store-v1";
 const FILE_NAME: &str = "store.json";
+const LOCK_NAME: &str = "store.lock";
 const SALT_LEN: usize = 16;
 /// argon2id cost: memory in KiB, passes, lanes.
 const ARGON2_COST: (u32, u32, u32) = (19 * 1024, 2, 1);
@@ -298,8 +306,37 @@ impl Profile {
         curbside_proto::json::decode(plaintext).map_err(|_| StoreError::Malformed(path))
     }
 
-    /// Saves `contents` under `passphrase`, creating the profile if needed.
-    pub fn save(&self, contents: &StoreContents, passphrase: &str) -> Result<(), StoreError> {
+    /// The exclusive lock on this profile, if no other command holds it
+    /// now (creating the profile's directory if needed).
+    pub fn try_lock(&self) -> Result<Option<ProfileLock>, StoreError> {
+        self.make_dir()?;
+        let path = self.dir.join(LOCK_NAME);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| StoreError::Io {
+                action: "open",
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ProfileLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(source)) => Err(StoreError::Io {
+                action: "lock",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Creates the profile's directory (0700) if needed, and refuses one
+    /// that others can read.
+    fn make_dir(&self) -> Result<(), StoreError> {
         let io = |action, path: &Path| {
             let path = path.to_owned();
             move |source| StoreError::Io {
@@ -326,6 +363,21 @@ impl Profile {
                 source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
             });
         }
+        Ok(())
+    }
+
+    /// Saves `contents` under `passphrase`, creating the profile if needed.
+    /// The caller holds the profile's lock.
+    pub fn save(&self, contents: &StoreContents, passphrase: &str) -> Result<(), StoreError> {
+        let io = |action, path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        self.make_dir()?;
         let random = SystemRandom::new();
         let mut salt = [0u8; SALT_LEN];
         let mut nonce = [0u8; NONCE_LEN];
@@ -371,6 +423,13 @@ impl Profile {
         // In case the file existed with looser permissions.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io("protect", &path))
     }
+}
+
+/// An exclusive lock on a profile's store, released when dropped (the OS
+/// releases it too if the process dies).
+#[derive(Debug)]
+pub struct ProfileLock {
+    _file: fs::File,
 }
 
 fn derive_key(
@@ -426,5 +485,25 @@ mod tests {
             Err(StoreError::WrongPassphrase(_))
         ));
         assert!(Profile::new(home.path(), "../etc").is_err());
+    }
+
+    #[test]
+    fn one_command_at_a_time_holds_a_profile() {
+        let home = tempfile::tempdir().unwrap();
+        let profile = Profile::new(home.path(), "alice").unwrap();
+        let held = profile.try_lock().unwrap().expect("the lock is free");
+        // Another opening of the lock file (as another process would) waits.
+        let other = Profile::new(home.path(), "alice").unwrap();
+        assert!(other.try_lock().unwrap().is_none());
+        // Other profiles are not affected.
+        let bob = Profile::new(home.path(), "bob").unwrap();
+        assert!(bob.try_lock().unwrap().is_some());
+        drop(held);
+        assert!(other.try_lock().unwrap().is_some());
+        let mode = fs::metadata(home.path().join("profiles/alice/store.lock"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

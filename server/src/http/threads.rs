@@ -384,9 +384,7 @@ async fn list(
     let more = rows.len() > limit;
     let mut threads = Vec::with_capacity(rows.len());
     let mut next = None;
-    for (thread_id, epoch, last_seq, unread, last_activity_ms) in
-        rows.into_iter().take(limit)
-    {
+    for (thread_id, epoch, last_seq, unread, last_activity_ms) in rows.into_iter().take(limit) {
         next = more.then(|| list_cursor(last_activity_ms, &thread_id));
         threads.push(summary((thread_id, epoch, last_seq, unread)));
     }

@@ -9,7 +9,14 @@ use curbside_tests::{Backend, TestEnv, TestServer, backend_tests};
 
 use crate::people::{Person, first_admin};
 
-backend_tests!(clinicians_talk_through_the_cli);
+backend_tests!(
+    clinicians_talk_through_the_cli,
+    commands_on_one_profile_take_turns,
+);
+
+/// The real `curbside` binary.
+const CURBSIDE: &str = env!("CARGO_BIN_EXE_curbside-under-test");
+const PASSPHRASE: &str = "correct horse battery";
 
 /// One clinician's `curbside` profile.
 struct Clinician {
@@ -61,8 +68,41 @@ impl Clinician {
         ];
         argv.extend_from_slice(args);
         let mut cli = Cli::parse_from(argv);
-        cli.passphrase = Some("correct horse battery".to_owned());
+        cli.passphrase = Some(PASSPHRASE.to_owned());
         run(cli).await
+    }
+
+    /// Runs `curbside ARGS` on this profile as a process of its own, its
+    /// standard output read line by line into the returned channel.
+    fn spawn(
+        &self,
+        args: &[&str],
+    ) -> (
+        std::process::Child,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(CURBSIDE)
+            .args(["--server", &self.url, "--pin-sha256", &self.pin, "--home"])
+            .arg(self.home.path())
+            .args(args)
+            .env("CURBSIDE_PASSPHRASE", PASSPHRASE)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (lines, received) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if lines.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        (child, received)
     }
 
     async fn ok(&self, args: &[&str]) -> String {
@@ -206,4 +246,97 @@ async fn delivered(env: &TestEnv, thread: &str, user_id: &str) -> i64 {
     .unwrap();
     connection.close().await.unwrap();
     seq
+}
+
+/// `watch` runs on Ana's profile in a process of its own while she sends
+/// and adds members on the same profile: the commands take turns, so every
+/// message marked sent is decrypted by its recipients, and the profile can
+/// still send and read afterwards. (Without the profile's lock, 5 of 6
+/// messages sent beside a `watch` could not be decrypted, and `thread add`
+/// during `watch` left the profile unable to send in that thread again.)
+async fn commands_on_one_profile_take_turns(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let admin = first_admin(&server).await;
+    let ana = Clinician::enroll(&server, &admin, "Dr. Ana Alvarez").await;
+    let ben = Clinician::enroll(&server, &admin, "Dr. Ben Brown").await;
+    let cal = Clinician::enroll(&server, &admin, "Dr. Cal Chen").await;
+    ben.ok(&["threads"]).await;
+    cal.ok(&["threads"]).await;
+    let created = ana.ok(&["thread", "new", "--with", &ben.user_id]).await;
+    let thread = created.strip_prefix("Created thread ").unwrap().to_owned();
+
+    let (mut watch, mut watched) = ana.spawn(&["watch"]);
+    // Once watch shows Ben's first message, it is up.
+    ben.ok(&["send", &thread, "from ben, first"]).await;
+    let shown = wait_for_line(&mut watched, "from ben, first").await;
+    assert!(shown.contains("Dr. Ben Brown"), "{shown}");
+
+    // Twenty rounds: Ben's message makes Ana's watch process the thread and
+    // save while Ana sends on the same profile.
+    for round in 0..20 {
+        let (from_ana, from_ben) = (format!("from ana {round}"), format!("from ben {round}"));
+        let (ana_args, ben_args) = (["send", &thread, &from_ana], ["send", &thread, &from_ben]);
+        let (ana_sent, ben_sent) = tokio::join!(ana.run(&ana_args), ben.run(&ben_args));
+        assert!(ana_sent.unwrap().starts_with("Sent"));
+        assert!(ben_sent.unwrap().starts_with("Sent"));
+    }
+    let read = ben.ok(&["read", &thread]).await;
+    assert!(!read.contains("could not be decrypted"), "{read}");
+    for round in 0..20 {
+        assert!(read.contains(&format!("from ana {round}")), "{read}");
+    }
+    let read = ana.ok(&["read", &thread]).await;
+    assert!(!read.contains("could not be decrypted"), "{read}");
+    for round in 0..20 {
+        assert!(read.contains(&format!("from ben {round}")), "{read}");
+    }
+
+    // Ana adds Cal while her watch handles Ben's message.
+    let add = ["thread", "add", &thread, &cal.user_id];
+    let send = ["send", &thread, "while Cal joins"];
+    let (added, sent) = tokio::join!(ana.run(&add), ben.run(&send));
+    assert!(added.unwrap().starts_with("Added"));
+    assert!(sent.unwrap().starts_with("Sent"));
+    // Ana's profile still sends in that thread, and everyone reads it.
+    for round in 0..3 {
+        let (from_ana, from_ben) = (
+            format!("after the add {round}"),
+            format!("ben after the add {round}"),
+        );
+        let (ana_args, ben_args) = (["send", &thread, &from_ana], ["send", &thread, &from_ben]);
+        let (ana_sent, ben_sent) = tokio::join!(ana.run(&ana_args), ben.run(&ben_args));
+        assert!(ana_sent.unwrap().starts_with("Sent"));
+        assert!(ben_sent.unwrap().starts_with("Sent"));
+    }
+    for reader in [&ben, &cal] {
+        let read = reader.ok(&["read", &thread]).await;
+        assert!(!read.contains("could not be decrypted"), "{read}");
+        for round in 0..3 {
+            assert!(read.contains(&format!("after the add {round}")), "{read}");
+        }
+    }
+    let read = ana.ok(&["read", &thread]).await;
+    assert!(!read.contains("could not be decrypted"), "{read}");
+    assert!(read.contains("ben after the add 2"), "{read}");
+    // And the watch saw Ben's messages all along.
+    wait_for_line(&mut watched, "ben after the add 2").await;
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+}
+
+/// Waits (up to 30 s) for a line containing `text`; returns it.
+async fn wait_for_line(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    text: &str,
+) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, lines.recv()).await {
+            Ok(Some(line)) if line.contains(text) => return line,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the command ended before printing {text:?}"),
+            Err(_) => panic!("no line with {text:?} within 30 s"),
+        }
+    }
 }
