@@ -590,6 +590,10 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
     let contents = StoreContents {
         server: client.server().to_string(),
         pin_sha256: cli.pin_sha256.map(|pin| pin.to_string()),
+        pin_key_sha256: client
+            .presented()
+            .filter(|_| cli.pin_sha256.is_some())
+            .map(|presented| hex(&presented.key)),
         ca_cert: cli.ca_cert.clone(),
         server_id: enrolled.server_id,
         user_id: enrolled.user.user_id.clone(),
@@ -852,6 +856,9 @@ pub(crate) struct Session {
     pub(crate) contents: StoreContents,
     pub(crate) client: Client,
     lock: Option<ProfileLock>,
+    /// Whether the client trusts by the profile's stored pin (rather than
+    /// one given on the command line), which then follows a renewal.
+    stored_pin: bool,
 }
 
 /// Waits for the profile's lock, saying so if another command holds it for
@@ -898,7 +905,18 @@ impl Session {
             .server
             .clone()
             .unwrap_or_else(|| contents.server.clone());
-        let mut client = Client::new(&server, &Trust::from_options(pin, ca))?;
+        // The stored pin follows a renewal with the same key; a pin given on
+        // the command line is taken exactly.
+        let key = contents
+            .pin_key_sha256
+            .as_deref()
+            .and_then(unhex)
+            .filter(|_| cli.pin_sha256.is_none());
+        let trust = match (pin, key) {
+            (Some(certificate), Some(key)) => Trust::PinOrSameKey { certificate, key },
+            (pin, _) => Trust::from_options(pin, ca),
+        };
+        let mut client = Client::new(&server, &trust)?;
         client.set_token(contents.session.as_ref().map(|s| s.token.clone()));
         Ok(Self {
             profile,
@@ -906,6 +924,7 @@ impl Session {
             contents,
             client,
             lock: Some(lock),
+            stored_pin: cli.pin_sha256.is_none(),
         })
     }
 
@@ -967,16 +986,59 @@ impl Session {
         if !usable {
             self.login().await?;
         }
-        match request(&self.client).await {
+        let result = match request(&self.client).await {
             Err(ClientError::Api { status, .. })
                 if usable && status == reqwest::StatusCode::UNAUTHORIZED =>
             {
                 self.login().await?;
-                Ok(request(&self.client).await?)
+                request(&self.client).await?
             }
-            result => Ok(result?),
-        }
+            result => result?,
+        };
+        self.remember_certificate()?;
+        Ok(result)
     }
+
+    /// Keeps the pinned certificate's key, and follows a certificate the
+    /// server renewed with that key: the profile pins the new fingerprint.
+    fn remember_certificate(&mut self) -> Result<(), CliError> {
+        let Some(presented) = self.client.presented().filter(|_| self.stored_pin) else {
+            return Ok(());
+        };
+        let Some(stored) = self.contents.pin_sha256.clone() else {
+            return Ok(());
+        };
+        let certificate = presented.certificate.to_string();
+        let key = hex(&presented.key);
+        if stored == certificate && self.contents.pin_key_sha256.as_deref() == Some(key.as_str()) {
+            return Ok(());
+        }
+        if stored != certificate {
+            eprintln!(
+                "curbside: the server renewed its TLS certificate with the same key; profile {} \
+                 now pins {certificate}",
+                self.profile.name()
+            );
+        }
+        self.contents.pin_sha256 = Some(certificate);
+        self.contents.pin_key_sha256 = Some(key);
+        self.save()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 pub(crate) fn now_ms() -> i64 {

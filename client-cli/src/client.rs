@@ -23,7 +23,7 @@ use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::trust::{PinMismatch, Trust, TrustError, client_config};
+use crate::trust::{Observed, PinMismatch, Presented, Trust, TrustError, client_config_observed};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,6 +45,8 @@ pub struct Client {
     token: Option<String>,
     /// The same trust, for the event WebSocket (HTTP/1.1).
     websocket_tls: std::sync::Arc<rustls::ClientConfig>,
+    /// The pinned certificate the server last presented.
+    observed: Observed,
     /// The local address connections are made from, if not the default.
     local_address: Option<std::net::IpAddr>,
 }
@@ -164,7 +166,7 @@ impl Client {
         // for less work at both ends (measured: the server's health check
         // at 64 connections went from 11,500 to 15,000 requests/s; see
         // docs/benchmarks.md).
-        let mut tls = client_config(trust)?;
+        let (mut tls, observed) = client_config_observed(trust)?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let websocket_tls = tls.clone();
         let http = reqwest::Client::builder()
@@ -188,8 +190,18 @@ impl Client {
             base,
             token: None,
             websocket_tls: std::sync::Arc::new(websocket_tls),
+            observed,
             local_address,
         })
+    }
+
+    /// The pinned certificate (and its key) the server presented on the
+    /// last connection, when trusting by pin.
+    pub fn presented(&self) -> Option<Presented> {
+        *self
+            .observed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The server's base URL.

@@ -45,6 +45,10 @@ pub struct StoreContents {
     pub server: String,
     /// The pinned certificate fingerprint, if trusted by pin.
     pub pin_sha256: Option<String>,
+    /// The SHA-256 of the pinned certificate's public key (hex), so that a
+    /// certificate the server renewed with the same key is followed.
+    #[serde(default)]
+    pub pin_key_sha256: Option<String>,
     /// The CA file, if trusted by CA.
     pub ca_cert: Option<PathBuf>,
     /// The server's id.
@@ -457,6 +461,7 @@ mod tests {
         StoreContents {
             server: "https://127.0.0.1:8443".into(),
             pin_sha256: None,
+            pin_key_sha256: None,
             ca_cert: None,
             server_id: "s".into(),
             user_id: "u".into(),

@@ -2,6 +2,12 @@
 //! SHA-256 fingerprint, by a given CA certificate, or by the system's roots,
 //! in that order of preference. A pin that does not match is an error, never
 //! a reason to fall back to another way of trusting.
+//!
+//! A profile also remembers the public key of the certificate it pinned
+//! ([`Trust::PinOrSameKey`]): the server renews its generated certificate
+//! with the same key before it expires, and a certificate with that key is
+//! the same server, so the profile follows the renewal and pins the new
+//! fingerprint. A certificate with any other key is refused as before.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +30,15 @@ pub enum Trust {
     /// Accept exactly the certificate with this SHA-256 fingerprint (host
     /// name and expiry are not checked: the pin is the whole identity).
     Pin(CertificateFingerprint),
+    /// Accept the certificate with this fingerprint, or one whose public key
+    /// (its SubjectPublicKeyInfo) has this SHA-256: the pinned server's
+    /// certificate, renewed with the same key.
+    PinOrSameKey {
+        /// The pinned certificate's fingerprint.
+        certificate: CertificateFingerprint,
+        /// The SHA-256 of its SubjectPublicKeyInfo.
+        key: [u8; 32],
+    },
     /// Accept certificates issued for the server's host name by the CA
     /// certificates in this PEM file.
     CaFile(PathBuf),
@@ -71,10 +86,45 @@ pub struct PinMismatch {
     pub presented: CertificateFingerprint,
 }
 
+/// A pinned certificate the client accepted: its fingerprint and the
+/// SHA-256 of its public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presented {
+    /// The certificate's fingerprint.
+    pub certificate: CertificateFingerprint,
+    /// The SHA-256 of its SubjectPublicKeyInfo.
+    pub key: [u8; 32],
+}
+
+/// Where a pinned configuration records the certificate it last accepted.
+pub type Observed = Arc<std::sync::Mutex<Option<Presented>>>;
+
+/// The SHA-256 of a certificate's SubjectPublicKeyInfo, if it parses.
+pub fn key_hash(certificate: &CertificateDer<'_>) -> Option<[u8; 32]> {
+    let leaf = webpki::EndEntityCert::try_from(certificate).ok()?;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        leaf.subject_public_key_info().as_ref(),
+    );
+    digest.as_ref().try_into().ok()
+}
+
 /// Builds the TLS client configuration for `trust`: TLS 1.3 and 1.2 only
 /// (rustls's `ring` provider), ALPN h2 and http/1.1.
 pub fn client_config(trust: &Trust) -> Result<ClientConfig, TrustError> {
-    client_config_for_versions(trust, &[&rustls::version::TLS13, &rustls::version::TLS12])
+    client_config_observed(trust).map(|(config, _)| config)
+}
+
+/// [`client_config`], and where a pinned configuration records the
+/// certificate it accepted.
+pub fn client_config_observed(trust: &Trust) -> Result<(ClientConfig, Observed), TrustError> {
+    let observed = Observed::default();
+    let config = build(
+        trust,
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+        observed.clone(),
+    )?;
+    Ok((config, observed))
 }
 
 /// [`client_config`] restricted to some TLS versions (tests use it to check
@@ -83,16 +133,31 @@ pub fn client_config_for_versions(
     trust: &Trust,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<ClientConfig, TrustError> {
+    build(trust, versions, Observed::default())
+}
+
+fn build(
+    trust: &Trust,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    observed: Observed,
+) -> Result<ClientConfig, TrustError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder =
         ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(versions)?;
+    let pinned = |expected: CertificateFingerprint, key: Option<[u8; 32]>| PinnedCertificate {
+        expected,
+        key,
+        algorithms: provider.signature_verification_algorithms,
+        observed: observed.clone(),
+    };
     let mut config = match trust {
         Trust::Pin(expected) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedCertificate {
-                expected: *expected,
-                algorithms: provider.signature_verification_algorithms,
-            }))
+            .with_custom_certificate_verifier(Arc::new(pinned(*expected, None)))
+            .with_no_client_auth(),
+        Trust::PinOrSameKey { certificate, key } => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(pinned(*certificate, Some(*key))))
             .with_no_client_auth(),
         Trust::CaFile(path) => {
             let roots = read_roots(path)?;
@@ -126,12 +191,15 @@ fn read_roots(path: &Path) -> Result<RootCertStore, TrustError> {
     Ok(roots)
 }
 
-/// Accepts exactly one certificate, by fingerprint. The handshake signature
-/// is still verified, so the server must hold that certificate's key.
+/// Accepts exactly one certificate, by fingerprint, or (given the key) a
+/// certificate for the same public key. The handshake signature is still
+/// verified, so the server must hold that certificate's key.
 #[derive(Debug)]
 struct PinnedCertificate {
     expected: CertificateFingerprint,
+    key: Option<[u8; 32]>,
     algorithms: WebPkiSupportedAlgorithms,
+    observed: Observed,
 }
 
 impl ServerCertVerifier for PinnedCertificate {
@@ -144,7 +212,18 @@ impl ServerCertVerifier for PinnedCertificate {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let presented = CertificateFingerprint::of_der(end_entity.as_ref());
-        if presented == self.expected {
+        let key = key_hash(end_entity);
+        let same_key = self.key.is_some() && key == self.key;
+        if presented == self.expected || same_key {
+            if let Some(key) = key {
+                *self
+                    .observed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Presented {
+                    certificate: presented,
+                    key,
+                });
+            }
             return Ok(ServerCertVerified::assertion());
         }
         Err(rustls::Error::InvalidCertificate(CertificateError::Other(

@@ -147,6 +147,13 @@ async fn serve(overrides: Overrides) -> ExitCode {
         "listening for HTTPS"
     );
     let fingerprint = server.fingerprint();
+    if let Some(old) = tls.renewed_from {
+        tracing::info!(
+            old = %old,
+            new = %fingerprint,
+            "renewed the generated TLS certificate with the same key"
+        );
+    }
     let mut console = String::new();
     if log_format == LogFormat::Text {
         console.push_str(&format!(

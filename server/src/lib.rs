@@ -17,6 +17,7 @@ pub mod files;
 pub mod http;
 pub mod messages;
 pub mod server;
+pub mod sweep;
 pub mod telemetry;
 pub mod tls;
 

@@ -205,6 +205,8 @@ impl Server {
         );
         let disk_watch = self.disk.watch();
         let acceptor = TlsAcceptor::from(self.tls.config.clone());
+        let renewal = tokio::spawn(renew_periodically(self.tls));
+        let sweeps = crate::sweep::start(self.database.clone(), self.config.sweep_every);
         let protocols = Arc::new(Protocols::new());
         let slots = Arc::new(Semaphore::new(self.config.max_connections));
         let shares = AddressShares::new(self.config.connections_per_address());
@@ -301,6 +303,8 @@ impl Server {
         }
         self.events_task.abort();
         disk_watch.abort();
+        renewal.abort();
+        sweeps.abort();
         drop(self.audit);
         self.audit_writer.stop(DATABASE_CLOSE_TIMEOUT).await;
         if tokio::time::timeout(DATABASE_CLOSE_TIMEOUT, self.database.close())
@@ -310,6 +314,25 @@ impl Server {
             tracing::warn!("the database did not close in time; exiting anyway");
         }
         tracing::info!("shut down");
+    }
+}
+
+/// Renews a generated certificate that runs short while the server runs,
+/// serving the new one from then on.
+async fn renew_periodically(tls: TlsIdentity) {
+    let mut ticks = tokio::time::interval(tls::RENEWAL_CHECK_EVERY);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        match tls.renew_if_due() {
+            Ok(Some(fingerprint)) => tracing::info!(
+                %fingerprint,
+                "renewed the generated TLS certificate with the same key; the CLI follows it by \
+                 its key, others must pin the new fingerprint"
+            ),
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "cannot renew the generated TLS certificate"),
+        }
     }
 }
 

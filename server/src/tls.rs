@@ -5,6 +5,14 @@
 //! suite needs to be filtered out. Without a configured certificate the
 //! server generates a self-signed one once, keeps it in the data directory and
 //! reuses it, so clients can pin its fingerprint.
+//!
+//! The generated certificate is valid for 397 days (browsers' rules allow
+//! 398) and renewed, with the same key, when it has less than 30 days
+//! left: at start, and twice a day while the server runs (served from then
+//! on without a restart). Its fingerprint then changes but its key does
+//! not, and the CLI, which remembers the key of the certificate it pinned,
+//! follows the renewal (`curbside_cli::trust`). A certificate generated
+//! before this rule, valid for ten years, is renewed the same way once.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,7 +35,12 @@ const KEY_FILE: &str = "key.pem";
 const NAMES_FILE: &str = "hostnames.txt";
 /// The names every generated certificate covers.
 const LOCAL_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
-const GENERATED_VALIDITY_DAYS: i64 = 3650;
+/// How long a generated certificate is valid.
+pub const GENERATED_VALIDITY_DAYS: i64 = 397;
+/// A generated certificate with less left than this is renewed.
+pub const RENEW_WITHIN_DAYS: u64 = 30;
+/// How often the running server looks at its generated certificate.
+pub const RENEWAL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 /// The server's certificate, key and the rustls configuration built from them.
 pub struct TlsIdentity {
@@ -42,6 +55,33 @@ pub struct TlsIdentity {
     /// Host names asked for with `--hostname` that the stored generated
     /// certificate does not cover.
     pub missing_hostnames: Vec<String>,
+    /// The fingerprint of the generated certificate this start renewed.
+    pub renewed_from: Option<CertificateFingerprint>,
+    /// The certificate being served, swapped when a generated one is
+    /// renewed while the server runs.
+    pub current: Arc<CurrentCertificate>,
+    /// Where the generated certificate lives, if it is one.
+    generated_dir: Option<PathBuf>,
+}
+
+/// The certificate and key the server presents, swappable at run time.
+#[derive(Debug)]
+pub struct CurrentCertificate {
+    certified: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::server::ResolvesServerCert for CurrentCertificate {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(
+            self.certified
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
+    }
 }
 
 impl std::fmt::Debug for TlsIdentity {
@@ -94,8 +134,17 @@ pub fn load_or_generate(source: &TlsSource, data_dir: &Path) -> Result<TlsIdenti
         TlsSource::Files { cert, key } => {
             check_key_permissions(key, 0o640)?;
             let chain = read_certificates(cert)?;
+            if let Some(leaf) = chain.first()
+                && !valid_at(leaf, days_from_now(RENEW_WITHIN_DAYS))
+            {
+                tracing::warn!(
+                    certificate = %cert.display(),
+                    "the TLS certificate expires within 30 days (or has expired); renew it \
+                     (setting `tls_cert`)"
+                );
+            }
             let key = read_private_key(key)?;
-            identity(chain, key, cert.clone(), false, Vec::new())
+            identity(chain, key, cert.clone(), false, Vec::new(), None, None)
         }
         TlsSource::Generated { hostnames } => {
             let dir = data_dir.join(TLS_DIR);
@@ -128,9 +177,25 @@ pub fn load_or_generate(source: &TlsSource, data_dir: &Path) -> Result<TlsIdenti
                 .cloned()
                 .collect();
             check_key_permissions(&key_path, 0o600)?;
-            let chain = read_certificates(&cert_path)?;
+            let mut chain = read_certificates(&cert_path)?;
+            let mut renewed_from = None;
+            if chain.first().is_some_and(needs_renewal) {
+                renewed_from = chain
+                    .first()
+                    .map(|leaf| CertificateFingerprint::of_der(leaf.as_ref()));
+                renew(&dir)?;
+                chain = read_certificates(&cert_path)?;
+            }
             let key = read_private_key(&key_path)?;
-            identity(chain, key, cert_path, newly_generated, missing_hostnames)
+            identity(
+                chain,
+                key,
+                cert_path,
+                newly_generated,
+                missing_hostnames,
+                renewed_from,
+                Some(dir),
+            )
         }
     }
 }
@@ -141,6 +206,8 @@ fn identity(
     certificate_path: PathBuf,
     newly_generated: bool,
     missing_hostnames: Vec<String>,
+    renewed_from: Option<CertificateFingerprint>,
+    generated_dir: Option<PathBuf>,
 ) -> Result<TlsIdentity, TlsError> {
     let fingerprint = chain
         .first()
@@ -149,29 +216,144 @@ fn identity(
             path: certificate_path.clone(),
             problem: "holds no certificate".to_owned(),
         })?;
+    let current = Arc::new(CurrentCertificate {
+        certified: std::sync::RwLock::new(Arc::new(certified(chain, key)?)),
+    });
     Ok(TlsIdentity {
-        config: Arc::new(server_config(chain, key)?),
+        config: Arc::new(server_config(current.clone())?),
         fingerprint,
         certificate_path,
         newly_generated,
         missing_hostnames,
+        renewed_from,
+        current,
+        generated_dir,
     })
+}
+
+fn certified(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::sign::CertifiedKey, rustls::Error> {
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(chain, key, &provider)
 }
 
 /// The rustls configuration: TLS 1.3 and 1.2 (ECDHE + AEAD only, which is
 /// all the `ring` provider offers), no client certificates, ALPN h2 and
-/// http/1.1.
-pub fn server_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-) -> Result<ServerConfig, rustls::Error> {
+/// http/1.1, presenting the current certificate.
+pub fn server_config(current: Arc<CurrentCertificate>) -> Result<ServerConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(current);
     config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
     Ok(config)
+}
+
+impl TlsIdentity {
+    /// Renews a generated certificate that has less than 30 days left and
+    /// serves the new one from now on; returns its fingerprint if it did.
+    pub fn renew_if_due(&self) -> Result<Option<CertificateFingerprint>, TlsError> {
+        let Some(dir) = &self.generated_dir else {
+            return Ok(None);
+        };
+        let cert_path = dir.join(CERT_FILE);
+        let chain = read_certificates(&cert_path)?;
+        if !chain.first().is_some_and(needs_renewal) {
+            return Ok(None);
+        }
+        renew(dir)?;
+        let chain = read_certificates(&cert_path)?;
+        let fingerprint = chain
+            .first()
+            .map(|leaf| CertificateFingerprint::of_der(leaf.as_ref()));
+        let key = read_private_key(&dir.join(KEY_FILE))?;
+        let certified = Arc::new(certified(chain, key)?);
+        *self
+            .current
+            .certified
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = certified;
+        Ok(fingerprint)
+    }
+}
+
+/// `days` from now, as rustls and webpki count time.
+fn days_from_now(days: u64) -> rustls_pki_types::UnixTime {
+    rustls_pki_types::UnixTime::since_unix_epoch(
+        rustls_pki_types::UnixTime::now()
+            .as_secs()
+            .checked_add(days * 86_400)
+            .map_or(std::time::Duration::MAX, std::time::Duration::from_secs),
+    )
+}
+
+/// Whether `certificate` (self-signed) is valid at `at`: webpki checks it
+/// as its own trust anchor, which covers its validity period.
+fn valid_at(certificate: &CertificateDer<'_>, at: rustls_pki_types::UnixTime) -> bool {
+    let Ok(anchor) = webpki::anchor_from_trusted_cert(certificate) else {
+        return false;
+    };
+    let Ok(leaf) = webpki::EndEntityCert::try_from(certificate) else {
+        return false;
+    };
+    leaf.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &[],
+        at,
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .is_ok()
+}
+
+/// Whether a generated certificate must be renewed: it has less than 30
+/// days left, or it is valid for longer than browsers allow (one generated
+/// before the 397-day rule).
+fn needs_renewal(certificate: &CertificateDer<'_>) -> bool {
+    let allowed = u64::try_from(GENERATED_VALIDITY_DAYS).unwrap_or(0) + 1;
+    !valid_at(certificate, days_from_now(RENEW_WITHIN_DAYS))
+        || valid_at(certificate, days_from_now(allowed))
+}
+
+/// Makes a new certificate for the generated key in `dir`, for the names it
+/// covers, and puts it in place.
+fn renew(dir: &Path) -> Result<(), TlsError> {
+    let key_path = dir.join(KEY_FILE);
+    let pem = fs::read_to_string(&key_path).map_err(|error| TlsError::Pem {
+        path: key_path.clone(),
+        problem: format!("cannot be read ({error})"),
+    })?;
+    let key = rcgen::KeyPair::from_pem(&pem)?;
+    let names: Vec<String> = fs::read_to_string(dir.join(NAMES_FILE))
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let names = if names.is_empty() {
+        LOCAL_NAMES.iter().map(|name| (*name).to_owned()).collect()
+    } else {
+        names
+    };
+    let cert = self_signed(&names, &key)?;
+    write_new_file(&dir.join(CERT_FILE), cert.pem().as_bytes(), 0o644)?;
+    Ok(())
+}
+
+fn self_signed(names: &[String], key: &rcgen::KeyPair) -> Result<rcgen::Certificate, TlsError> {
+    let mut params = rcgen::CertificateParams::new(names.to_vec())?;
+    let mut subject = rcgen::DistinguishedName::new();
+    subject.push(rcgen::DnType::CommonName, "Curbside server (self-signed)");
+    params.distinguished_name = subject;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(GENERATED_VALIDITY_DAYS);
+    Ok(params.self_signed(key)?)
 }
 
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -211,15 +393,8 @@ fn generate(
             names.push(name.clone());
         }
     }
-    let mut params = rcgen::CertificateParams::new(names.clone())?;
-    let mut subject = rcgen::DistinguishedName::new();
-    subject.push(rcgen::DnType::CommonName, "Curbside server (self-signed)");
-    params.distinguished_name = subject;
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(GENERATED_VALIDITY_DAYS);
     let key = rcgen::KeyPair::generate()?;
-    let cert = params.self_signed(&key)?;
+    let cert = self_signed(&names, &key)?;
 
     // The key first: a certificate without its key is reported as incomplete
     // on the next start rather than silently replaced.
@@ -262,6 +437,81 @@ mod tests {
             third.missing_hostnames,
             vec!["other.example.org".to_owned()]
         );
+    }
+
+    /// The SHA-256 of a certificate's public key (its SPKI).
+    fn key_of(path: &Path) -> Vec<u8> {
+        let der = CertificateDer::from_pem_file(path).unwrap();
+        let leaf = webpki::EndEntityCert::try_from(&der).unwrap();
+        ring::digest::digest(
+            &ring::digest::SHA256,
+            leaf.subject_public_key_info().as_ref(),
+        )
+        .as_ref()
+        .to_vec()
+    }
+
+    /// Puts a certificate for the generated key, valid `days` from now, in
+    /// place of the generated one.
+    fn replace_with_validity(data_dir: &Path, days: i64) {
+        let dir = data_dir.join(TLS_DIR);
+        let key =
+            rcgen::KeyPair::from_pem(&fs::read_to_string(dir.join(KEY_FILE)).unwrap()).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(days);
+        let cert = params.self_signed(&key).unwrap();
+        fs::write(dir.join(CERT_FILE), cert.pem()).unwrap();
+    }
+
+    #[test]
+    fn a_generated_certificate_lasts_397_days_and_is_renewed_with_its_key() {
+        let temporary = tempfile::tempdir().unwrap();
+        let data_dir = temporary.path().join("data");
+        let source = TlsSource::Generated { hostnames: vec![] };
+        let first = load_or_generate(&source, &data_dir).unwrap();
+        let cert_path = data_dir.join(TLS_DIR).join(CERT_FILE);
+        let der = CertificateDer::from_pem_file(&cert_path).unwrap();
+        assert!(valid_at(&der, days_from_now(396)));
+        assert!(!valid_at(&der, days_from_now(398)));
+        assert!(!needs_renewal(&der));
+        assert_eq!(first.renew_if_due().unwrap(), None);
+        let key = key_of(&cert_path);
+
+        // Ten days left: the next start renews it, with the same key.
+        replace_with_validity(&data_dir, 10);
+        let expiring = CertificateFingerprint::of_der(
+            CertificateDer::from_pem_file(&cert_path).unwrap().as_ref(),
+        );
+        let second = load_or_generate(&source, &data_dir).unwrap();
+        assert_eq!(second.renewed_from, Some(expiring));
+        assert_ne!(second.fingerprint, expiring);
+        assert_eq!(key_of(&cert_path), key);
+        let renewed = CertificateDer::from_pem_file(&cert_path).unwrap();
+        assert!(valid_at(&renewed, days_from_now(396)));
+
+        // A ten-year certificate from before the rule is renewed too, and a
+        // running server renews one that runs short, serving it at once.
+        replace_with_validity(&data_dir, 3650);
+        assert!(
+            load_or_generate(&source, &data_dir)
+                .unwrap()
+                .renewed_from
+                .is_some()
+        );
+        replace_with_validity(&data_dir, 5);
+        let now_serving = second.renew_if_due().unwrap().unwrap();
+        assert_eq!(
+            now_serving,
+            CertificateFingerprint::of_der(
+                CertificateDer::from_pem_file(&cert_path).unwrap().as_ref()
+            )
+        );
+        let served = second.current.certified.read().unwrap().clone();
+        let served = served.end_entity_cert().unwrap().clone();
+        assert_eq!(CertificateFingerprint::of_der(served.as_ref()), now_serving);
+        assert_eq!(key_of(&cert_path), key);
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub struct Config {
     /// Below this much free space on the data directory's disk, the server
     /// refuses unauthenticated work.
     pub min_free_disk_bytes: u64,
+    /// How often expired rows are swept (not a setting: tests shorten it).
+    pub sweep_every: Duration,
 }
 
 impl Config {
@@ -108,6 +110,7 @@ impl Config {
             audit_checkpoints: crate::audit::CheckpointPolicy::default(),
             max_message_bytes: curbside_proto::threads::DEFAULT_MAX_MESSAGE_BYTES,
             min_free_disk_bytes: crate::disk::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
+            sweep_every: crate::sweep::DEFAULT_EVERY,
         }
     }
 }

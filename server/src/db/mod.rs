@@ -50,6 +50,14 @@ pub struct Database {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DbError {
+    /// The SQLite file's permissions could not be narrowed.
+    #[error("cannot make the database file {path} private (chmod 600): {source}")]
+    Permissions {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// No connection could be made.
     #[error(
         "cannot open the database ({url}): {source}; check the setting `database_url` and that the \
@@ -74,8 +82,37 @@ impl Database {
     /// connection, and brings the schema up to date.
     pub async fn open(url: &DatabaseUrl) -> Result<Self, DbError> {
         let database = Self::connect(url, None).await?;
+        database.make_private().await?;
         database.migrate().await?;
         Ok(database)
+    }
+
+    /// Makes a SQLite database's files readable by the server's user only
+    /// (SQLite creates them 0644, and its log and shared-memory files after
+    /// the database file's mode): they hold the audit log and every
+    /// ciphertext, whatever the data directory's own mode.
+    async fn make_private(&self) -> Result<(), DbError> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(file) = self.sqlite_file().await? else {
+            return Ok(());
+        };
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = file.clone().into_os_string();
+            path.push(suffix);
+            let path = std::path::PathBuf::from(path);
+            match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {}
+                Err(error)
+                    if error.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+                Err(source) => {
+                    return Err(DbError::Permissions {
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Another pool to the same database, of at most `max_connections`,

@@ -5,7 +5,83 @@ use curbside_server::db::Database;
 use curbside_tests::{Backend, TestEnv, backend_tests};
 use sqlx::Connection;
 
-backend_tests!(migrations_run_once_and_the_installation_id_is_stable);
+backend_tests!(
+    migrations_run_once_and_the_installation_id_is_stable,
+    expired_login_challenges_are_swept,
+);
+
+/// The SQLite file and its log are the server user's alone, whatever the
+/// data directory's mode. (SQLite only: PostgreSQL keeps its own files.)
+#[tokio::test]
+async fn the_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let server = env.start().await;
+    server.client().challenge(&"0".repeat(32)).await.unwrap();
+    for name in ["curbside.db", "curbside.db-wal", "curbside.db-shm"] {
+        let mode = std::fs::metadata(env.data_dir().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} is {:o}", mode & 0o777);
+    }
+    server.stop().await;
+    // A file left readable by an older version is narrowed at the next start.
+    let file = env.data_dir().join("curbside.db");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = env.start().await;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    server.stop().await;
+}
+
+/// Login challenges no longer live for ever: expired ones are swept.
+async fn expired_login_challenges_are_swept(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let mut config = env.config();
+    config.sweep_every = std::time::Duration::from_millis(100);
+    let server = env.start_with(config, axum::Router::new()).await;
+    let client = server.client();
+    let old = client.challenge(&"1".repeat(32)).await.unwrap();
+    let fresh = client.challenge(&"2".repeat(32)).await.unwrap();
+    // The first expired long ago (behind the server's back).
+    execute(
+        &env,
+        &format!(
+            "UPDATE login_challenge SET expires_at_ms = 1 WHERE challenge_id = '{}'",
+            old.challenge_id
+        ),
+    )
+    .await;
+    let count = |id: String| {
+        let env = &env;
+        async move {
+            sqlx::any::install_default_drivers();
+            let mut connection = sqlx::AnyConnection::connect(env.database_url())
+                .await
+                .unwrap();
+            let count: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM login_challenge WHERE challenge_id = $1")
+                    .bind(id)
+                    .fetch_one(&mut connection)
+                    .await
+                    .unwrap();
+            connection.close().await.unwrap();
+            count
+        }
+    };
+    let started = std::time::Instant::now();
+    while count(old.challenge_id.clone()).await > 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the expired challenge was never swept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The unexpired one is still there, and serves.
+    assert_eq!(count(fresh.challenge_id.clone()).await, 1);
+    server.stop().await;
+}
 
 /// Runs one statement directly against the test's database, behind the
 /// server's back.

@@ -1,0 +1,59 @@
+//! Sweeps of rows that have served their purpose, on a schedule, a bounded
+//! number per pass so that none holds the database for long.
+//!
+//! Today: login challenges, kept for [`CHALLENGE_KEPT_FOR`] after they
+//! expire (so that a late login still hears "expired" rather than
+//! "unknown"), then deleted. Nothing else was ever deleted, so a client
+//! asking for challenges grew the table without end.
+
+use std::time::Duration;
+
+use crate::db::Database;
+
+/// How long an expired login challenge is kept.
+pub const CHALLENGE_KEPT_FOR: Duration = Duration::from_secs(10 * 60);
+/// The default time between passes.
+pub const DEFAULT_EVERY: Duration = Duration::from_secs(60);
+/// Rows deleted per statement.
+const BATCH: i64 = 1000;
+/// Statements per pass, at most.
+const BATCHES_PER_PASS: usize = 20;
+
+/// Deletes login challenges expired before `now_ms` less
+/// [`CHALLENGE_KEPT_FOR`], at most a pass's worth; returns how many.
+pub async fn sweep_once(database: &Database, now_ms: i64) -> Result<u64, sqlx::Error> {
+    let kept_ms = i64::try_from(CHALLENGE_KEPT_FOR.as_millis()).unwrap_or(i64::MAX);
+    let before = now_ms.saturating_sub(kept_ms);
+    let mut deleted = 0;
+    for _ in 0..BATCHES_PER_PASS {
+        let swept = sqlx::query(
+            "DELETE FROM login_challenge WHERE challenge_id IN \
+             (SELECT challenge_id FROM login_challenge WHERE expires_at_ms < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(BATCH)
+        .execute(database.pool())
+        .await?
+        .rows_affected();
+        deleted += swept;
+        if swept < u64::try_from(BATCH).unwrap_or(0) {
+            break;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Sweeps every `every` until aborted.
+pub fn start(database: Database, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            match sweep_once(&database, crate::server::now_ms()).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "swept expired login challenges"),
+                Err(error) => tracing::warn!(%error, "cannot sweep expired login challenges"),
+            }
+        }
+    })
+}
