@@ -159,15 +159,51 @@ pub struct DeviceList {
 pub struct EnrollmentCodeIssued {
     /// The code to hand to the user; the server keeps only its hash.
     pub code: String,
+    /// The code's id, to list or revoke it by (never the code itself).
+    pub code_id: String,
     /// Whose device it enrolls.
     pub user_id: String,
     /// When it stops working (Unix ms).
     pub expires_at_ms: i64,
+    /// How many of the user's older codes this one revoked.
+    pub revoked: u64,
+}
+
+/// `POST /v1/admin/users/{id}/enrollment-codes?keep_others=BOOL`: by
+/// default a new code revokes the user's older outstanding ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueCodeQuery {
+    /// Keep the user's other outstanding codes working.
+    #[serde(default)]
+    pub keep_others: bool,
+}
+
+/// An outstanding enrollment code (unused, unrevoked, unexpired), without
+/// the code itself, which the server does not keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutstandingCode {
+    /// The code's id.
+    pub code_id: String,
+    /// When it was issued (Unix ms).
+    pub created_at_ms: i64,
+    /// When it stops working (Unix ms).
+    pub expires_at_ms: i64,
+}
+
+/// `GET /v1/admin/users/{id}/enrollment-codes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutstandingCodes {
+    /// The user's outstanding codes, oldest first.
+    pub codes: Vec<OutstandingCode>,
 }
 
 impl std::fmt::Debug for EnrollmentCodeIssued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnrollmentCodeIssued")
+            .field("code_id", &self.code_id)
             .field("user_id", &self.user_id)
             .field("expires_at_ms", &self.expires_at_ms)
             .finish_non_exhaustive()
@@ -436,8 +472,18 @@ mod tests {
         });
         round_trip(&EnrollmentCodeIssued {
             code: "C".into(),
+            code_id: "i".into(),
             user_id: "u1".into(),
             expires_at_ms: 9,
+            revoked: 1,
+        });
+        round_trip(&IssueCodeQuery { keep_others: true });
+        round_trip(&OutstandingCodes {
+            codes: vec![OutstandingCode {
+                code_id: "i".into(),
+                created_at_ms: 1,
+                expires_at_ms: 2,
+            }],
         });
         round_trip(&EnrollRequest {
             code: "C".into(),
@@ -494,8 +540,10 @@ mod tests {
     fn secrets_stay_out_of_debug() {
         let issued = EnrollmentCodeIssued {
             code: "SECRETCODE".into(),
+            code_id: "i".into(),
             user_id: "u".into(),
             expires_at_ms: 1,
+            revoked: 0,
         };
         let logged_in = LoggedIn {
             token: "SECRETTOKEN".into(),

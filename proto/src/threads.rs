@@ -254,8 +254,67 @@ pub struct ThreadEntry {
 pub struct EntryPage {
     /// Entries after `after`, in order.
     pub entries: Vec<ThreadEntry>,
-    /// The thread's last sequence number.
+    /// The thread's last sequence number (for a former member, the last
+    /// one it may read).
     pub last_seq: u64,
+    /// For a former member: how its membership ended. It reads the log up
+    /// to that point, and nothing after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<MembershipEnded>,
+}
+
+/// How a device's membership of a thread ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipEnded {
+    /// The last entry the device may read (for a removal by commit, that
+    /// commit).
+    pub seq: u64,
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// The user who ended it (a member who removed the device, an
+    /// administrator, or its own user), if known.
+    pub by_user: Option<String>,
+    /// How.
+    pub reason: EndReason,
+}
+
+/// How a membership ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EndReason {
+    /// A member's commit removed the device.
+    Removed,
+    /// Its user left the thread.
+    Left,
+    /// An administrator deactivated its user.
+    Deactivated,
+    /// An administrator removed the device.
+    DeviceRemoved,
+}
+
+impl EndReason {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Removed => "removed",
+            Self::Left => "left",
+            Self::Deactivated => "deactivated",
+            Self::DeviceRemoved => "device_removed",
+        }
+    }
+
+    /// From its stored form.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "removed" => Some(Self::Removed),
+            "left" => Some(Self::Left),
+            "deactivated" => Some(Self::Deactivated),
+            "device_removed" => Some(Self::DeviceRemoved),
+            _ => None,
+        }
+    }
 }
 
 /// A pending welcome for the caller's device.

@@ -16,6 +16,7 @@ pub mod events;
 pub mod files;
 pub mod http;
 pub mod messages;
+pub mod search;
 pub mod server;
 pub mod sweep;
 pub mod telemetry;

@@ -79,6 +79,23 @@ pub fn enrollment_code_hash(canonical_code: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// A code just issued: the code itself (shown once) and its id.
+#[derive(Clone)]
+pub struct IssuedCode {
+    /// The code, in canonical form.
+    pub code: String,
+    /// Its id, to list and revoke it by.
+    pub code_id: String,
+}
+
+impl std::fmt::Debug for IssuedCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCode")
+            .field("code_id", &self.code_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Issues an enrollment code valid until `expires_at_ms`, for `user_id`, or
 /// (with `None`) for a first administrator whom enrollment creates.
 pub async fn issue_enrollment_code<'c, E>(
@@ -86,24 +103,26 @@ pub async fn issue_enrollment_code<'c, E>(
     user_id: Option<&str>,
     now_ms: i64,
     expires_at_ms: i64,
-) -> Result<String, IssueError>
+) -> Result<IssuedCode, IssueError>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
     let code = new_enrollment_code()?;
+    let code_id = new_id()?;
     let bootstrap_role = user_id.is_none().then_some("admin");
     sqlx::query(
-        "INSERT INTO enrollment_code (code_hash, user_id, bootstrap_role, created_at_ms, expires_at_ms) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO enrollment_code (code_hash, user_id, bootstrap_role, created_at_ms, \
+         expires_at_ms, code_id) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(enrollment_code_hash(&code))
     .bind(user_id)
     .bind(bootstrap_role)
     .bind(now_ms)
     .bind(expires_at_ms)
+    .bind(&code_id)
     .execute(executor)
     .await?;
-    Ok(code)
+    Ok(IssuedCode { code, code_id })
 }
 
 /// Why a code could not be issued.
@@ -133,7 +152,9 @@ pub async fn issue_admin_code(
     expires_at_ms: i64,
 ) -> Result<String, IssueError> {
     let mut tx = database.pool().begin().await?;
-    let code = issue_enrollment_code(&mut *tx, None, now_ms, expires_at_ms).await?;
+    let code = issue_enrollment_code(&mut *tx, None, now_ms, expires_at_ms)
+        .await?
+        .code;
     let entry = crate::audit::NewEntry {
         time_ms: now_ms,
         actor_user: None,

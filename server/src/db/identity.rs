@@ -104,3 +104,31 @@ where
         .map(device_from_row)
         .collect())
 }
+
+/// Fills the search key (`crate::search`) of users made before it existed
+/// (migration 0007); returns how many. Runs at every start; usually finds
+/// none.
+pub async fn fill_search_keys(pool: &sqlx::AnyPool) -> Result<u64, sqlx::Error> {
+    let mut filled = 0;
+    loop {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT user_id, display_name, department FROM app_user \
+             WHERE search_key IS NULL LIMIT 500",
+        )
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(filled);
+        }
+        let mut tx = pool.begin().await?;
+        for (user_id, display_name, department) in rows {
+            sqlx::query("UPDATE app_user SET search_key = $1 WHERE user_id = $2")
+                .bind(crate::search::user_key(&display_name, &department))
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            filled += 1;
+        }
+        tx.commit().await?;
+    }
+}

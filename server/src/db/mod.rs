@@ -84,6 +84,7 @@ impl Database {
         let database = Self::connect(url, None).await?;
         database.make_private().await?;
         database.migrate().await?;
+        identity::fill_search_keys(&database.pool).await?;
         Ok(database)
     }
 

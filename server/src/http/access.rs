@@ -103,6 +103,14 @@ pub fn classify(method: &Method, route: &str) -> Kind {
         ("POST", "/v1/admin/users/{user_id}/enrollment-codes") => {
             kind("admin.enrollment_code.issue", "user", USER)
         }
+        ("GET", "/v1/admin/users/{user_id}/enrollment-codes") => {
+            kind("admin.enrollment_code.list", "user", USER)
+        }
+        ("DELETE", "/v1/admin/users/{user_id}/enrollment-codes/{code_id}") => kind(
+            "admin.enrollment_code.revoke",
+            "enrollment_code",
+            Some("code_id"),
+        ),
         ("GET", "/v1/admin/users/{user_id}/devices") => kind("admin.device.list", "user", USER),
         ("DELETE", "/v1/admin/users/{user_id}/devices/{device_id}") => {
             kind("admin.device.remove", "device", Some("device_id"))

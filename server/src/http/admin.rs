@@ -6,14 +6,13 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use curbside_proto::identity::{
-    DeviceList, EnrollmentCodeIssued, NewUser, Role, User, UserList, UserStatus, UserUpdate,
-    format_enrollment_code,
+    DeviceList, EnrollmentCodeIssued, IssueCodeQuery, NewUser, OutstandingCode, OutstandingCodes,
+    Role, User, UserList, UserStatus, UserUpdate, format_enrollment_code,
 };
 use serde::Deserialize;
 
 use super::AppState;
 use super::access::Access;
-use super::directory::contains_pattern;
 use super::error::{Error, Result};
 use super::extract::{self, Admin};
 use super::fields::{self, LICENCE_MAX, NAME_MAX};
@@ -22,6 +21,7 @@ use crate::auth::sessions::{SessionsOf, end_sessions};
 use crate::auth::{IssueError, issue_enrollment_code, new_id};
 use crate::db::identity::{USER_COLUMNS, UserRow, find_user, user_devices, user_from_row};
 use crate::db::membership::{self, Leaving};
+use crate::search::{contains_pattern, user_key};
 use crate::server::now_ms;
 
 /// The most users one listing returns.
@@ -39,7 +39,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/users/{user_id}/reactivate", post(reactivate))
         .route(
             "/v1/admin/users/{user_id}/enrollment-codes",
-            post(issue_code),
+            post(issue_code).get(list_codes),
+        )
+        .route(
+            "/v1/admin/users/{user_id}/enrollment-codes/{code_id}",
+            delete(revoke_code),
         )
         .route("/v1/admin/users/{user_id}/devices", get(list_devices))
         .route(
@@ -57,7 +61,12 @@ fn licence(value: Option<&str>) -> Result<Option<String>> {
 async fn user_or_404(state: &AppState, user_id: &str) -> Result<User> {
     find_user(state.database.pool(), user_id)
         .await?
-        .ok_or(Error::NotFound)
+        .ok_or_else(|| {
+            Error::NotFoundWhat(format!(
+                "no user has the id {}; find people with `curbside admin user list`",
+                super::error::shown(user_id)
+            ))
+        })
 }
 
 async fn create_user(
@@ -71,10 +80,11 @@ async fn create_user(
     let licence_number = licence(new.licence_number.as_deref())?;
     let user_id = new_id()?;
     let now = now_ms();
+    let search_key = user_key(&display_name, &department);
     let mut tx = state.database.pool().begin().await?;
     sqlx::query(
         "INSERT INTO app_user (user_id, display_name, role, department, licence_number, status, \
-         created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+         created_at_ms, updated_at_ms, search_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
     )
     .bind(&user_id)
     .bind(display_name)
@@ -83,6 +93,7 @@ async fn create_user(
     .bind(licence_number)
     .bind(UserStatus::Active.as_str())
     .bind(now)
+    .bind(search_key)
     .execute(&mut *tx)
     .await?;
     access.resource(&user_id);
@@ -109,7 +120,7 @@ async fn list_users(
 ) -> Result<Json<UserList>> {
     let sql = format!(
         "SELECT {USER_COLUMNS} FROM app_user \
-         WHERE (LOWER(display_name) LIKE $1 ESCAPE '\\' OR LOWER(department) LIKE $1 ESCAPE '\\') \
+         WHERE search_key LIKE $1 ESCAPE '\\' \
            AND ($2 = '' OR role = $2) AND ($3 = '' OR status = $3) \
          ORDER BY display_name, user_id LIMIT $4"
     );
@@ -171,9 +182,10 @@ async fn update_user(
     let evict_state = state.clone();
     finish(async move {
         let mut tx = evict_state.database.pool().begin().await?;
+        let search_key = user_key(&display_name, &department);
         sqlx::query(
             "UPDATE app_user SET display_name = $1, department = $2, licence_number = $3, role = $4, \
-             updated_at_ms = $5 WHERE user_id = $6",
+             updated_at_ms = $5, search_key = $7 WHERE user_id = $6",
         )
         .bind(display_name)
         .bind(department)
@@ -181,6 +193,7 @@ async fn update_user(
         .bind(role.as_str())
         .bind(now_ms())
         .bind(&target)
+        .bind(search_key)
         .execute(&mut *tx)
         .await?;
         access.commit(&evict_state, tx).await?;
@@ -214,6 +227,7 @@ async fn keep_an_admin(state: &AppState, target: &User) -> Result<()> {
 async fn set_status(
     state: &AppState,
     access: &Access,
+    by_user: &str,
     user_id: &str,
     status: UserStatus,
 ) -> Result<User> {
@@ -234,7 +248,7 @@ async fn set_status(
         // Out of every thread for good: reactivation does not bring the
         // devices back (they would read what was said meanwhile); members
         // add them again, and remove them from the MLS group.
-        membership::end(&mut tx, Leaving::User(user_id)).await?;
+        membership::end(&mut tx, Leaving::User(user_id), by_user, now).await?;
         // Codes issued before deactivation must not bring the user back.
         sqlx::query(
             "UPDATE enrollment_code SET used_at_ms = $1 WHERE user_id = $2 AND used_at_ms IS NULL",
@@ -261,20 +275,38 @@ async fn deactivate(
         ));
     }
     Ok(Json(
-        finish(async move { set_status(&state, &access, &user_id, UserStatus::Deactivated).await })
-            .await?,
+        finish(async move {
+            set_status(
+                &state,
+                &access,
+                &admin.user_id,
+                &user_id,
+                UserStatus::Deactivated,
+            )
+            .await
+        })
+        .await?,
     ))
 }
 
 async fn reactivate(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     access: Access,
     Path(user_id): Path<String>,
 ) -> Result<Json<User>> {
     Ok(Json(
-        finish(async move { set_status(&state, &access, &user_id, UserStatus::Active).await })
-            .await?,
+        finish(async move {
+            set_status(
+                &state,
+                &access,
+                &admin.user_id,
+                &user_id,
+                UserStatus::Active,
+            )
+            .await
+        })
+        .await?,
     ))
 }
 
@@ -283,6 +315,7 @@ async fn issue_code(
     _admin: Admin,
     access: Access,
     Path(user_id): Path<String>,
+    Query(query): Query<IssueCodeQuery>,
 ) -> Result<(StatusCode, Json<EnrollmentCodeIssued>)> {
     let user = user_or_404(&state, &user_id).await?;
     if user.status != UserStatus::Active {
@@ -294,7 +327,23 @@ async fn issue_code(
     let lifetime =
         i64::try_from(state.auth.enrollment_code_lifetime.as_millis()).unwrap_or(i64::MAX / 2);
     let mut tx = state.database.pool().begin().await?;
-    let code = issue_enrollment_code(&mut *tx, Some(&user_id), now, now + lifetime)
+    // A new code replaces the ones handed out before, unless told not to:
+    // a code sent to the wrong place is withdrawn by issuing another.
+    let revoked = if query.keep_others {
+        0
+    } else {
+        sqlx::query(
+            "UPDATE enrollment_code SET revoked_at_ms = $1 \
+             WHERE user_id = $2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL \
+               AND expires_at_ms > $1",
+        )
+        .bind(now)
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    };
+    let issued = issue_enrollment_code(&mut *tx, Some(&user_id), now, now + lifetime)
         .await
         .map_err(|error| match error {
             IssueError::Database(error) => Error::from(error),
@@ -304,11 +353,70 @@ async fn issue_code(
     Ok((
         StatusCode::CREATED,
         Json(EnrollmentCodeIssued {
-            code: format_enrollment_code(&code),
+            code: format_enrollment_code(&issued.code),
+            code_id: issued.code_id,
             user_id,
             expires_at_ms: now + lifetime,
+            revoked,
         }),
     ))
+}
+
+async fn list_codes(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(user_id): Path<String>,
+) -> Result<Json<OutstandingCodes>> {
+    user_or_404(&state, &user_id).await?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT code_id, created_at_ms, expires_at_ms FROM enrollment_code \
+         WHERE user_id = $1 AND used_at_ms IS NULL AND revoked_at_ms IS NULL \
+           AND expires_at_ms > $2 \
+         ORDER BY created_at_ms, code_id",
+    )
+    .bind(&user_id)
+    .bind(now_ms())
+    .fetch_all(state.database.pool())
+    .await?;
+    Ok(Json(OutstandingCodes {
+        codes: rows
+            .into_iter()
+            .map(|(code_id, created_at_ms, expires_at_ms)| OutstandingCode {
+                code_id,
+                created_at_ms,
+                expires_at_ms,
+            })
+            .collect(),
+    }))
+}
+
+async fn revoke_code(
+    State(state): State<AppState>,
+    _admin: Admin,
+    access: Access,
+    Path((user_id, code_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let now = now_ms();
+    let mut tx = state.database.pool().begin().await?;
+    let revoked = sqlx::query(
+        "UPDATE enrollment_code SET revoked_at_ms = $1 \
+         WHERE code_id = $2 AND user_id = $3 AND used_at_ms IS NULL AND revoked_at_ms IS NULL \
+           AND expires_at_ms > $1",
+    )
+    .bind(now)
+    .bind(&code_id)
+    .bind(&user_id)
+    .execute(&mut *tx)
+    .await?;
+    if revoked.rows_affected() != 1 {
+        return Err(Error::NotFoundWhat(format!(
+            "no outstanding enrollment code {} for this user (used, expired, or revoked \
+             already); list them with `curbside admin user codes USER`",
+            super::error::shown(&code_id)
+        )));
+    }
+    access.commit(&state, tx).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_devices(
@@ -324,10 +432,11 @@ async fn list_devices(
 
 async fn remove_device(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     access: Access,
     Path((user_id, device_id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
+    let by_user = admin.user_id;
     finish(async move {
         let now = now_ms();
         let mut tx = state.database.pool().begin().await?;
@@ -341,7 +450,11 @@ async fn remove_device(
         .execute(&mut *tx)
         .await?;
         if removed.rows_affected() != 1 {
-            return Err(Error::NotFound);
+            return Err(Error::NotFoundWhat(format!(
+                "this user has no enrolled device {} (removed already, or another user's); \
+                 list their devices with `curbside admin device list USER`",
+                super::error::shown(&device_id)
+            )));
         }
         end_sessions(
             &mut *tx,
@@ -350,7 +463,7 @@ async fn remove_device(
             now,
         )
         .await?;
-        membership::end(&mut tx, Leaving::Device(&device_id)).await?;
+        membership::end(&mut tx, Leaving::Device(&device_id), &by_user, now).await?;
         access.commit(&state, tx).await?;
         state.auth.sessions.evict_device(&device_id);
         Ok(())

@@ -1,5 +1,6 @@
 //! `GET /v1/directory?q=TEXT`: signed-in users find active colleagues by
-//! name or department, with their devices' public keys (which clients check
+//! name or department (whatever the case, accents or script: see
+//! `crate::search`), with their devices' public keys (which clients check
 //! MLS credentials against).
 //!
 //! Colleagues in a closed network may look each other up, but not at
@@ -20,6 +21,7 @@ use super::AppState;
 use super::error::{Error, Result};
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
+use crate::search::contains_pattern;
 
 /// `GET /v1/directory`.
 pub fn router() -> Router<AppState> {
@@ -55,20 +57,6 @@ fn parse_cursor(text: &str) -> Result<(String, String)> {
                     .to_owned(),
             )
         })
-}
-
-/// `text` as a case-insensitive `LIKE` pattern matching it anywhere, with
-/// `%`, `_` and the escape character itself escaped.
-pub fn contains_pattern(text: &str) -> String {
-    let mut pattern = String::from("%");
-    for c in text.trim().to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
 }
 
 type Row = (
@@ -109,9 +97,7 @@ async fn search(
         "SELECT u.user_id, u.display_name, u.role, u.department, \
                 d.device_id, d.device_name, d.public_key \
          FROM (SELECT user_id, display_name, role, department FROM app_user \
-               WHERE status = 'active' \
-                 AND (LOWER(display_name) LIKE $1 ESCAPE '\\' \
-                      OR LOWER(department) LIKE $1 ESCAPE '\\') \
+               WHERE status = 'active' AND search_key LIKE $1 ESCAPE '\\' \
                  AND (display_name > $2 OR (display_name = $2 AND user_id > $3)) \
                ORDER BY display_name, user_id LIMIT $4) u \
          LEFT JOIN device d ON d.user_id = u.user_id AND d.removed_at_ms IS NULL \

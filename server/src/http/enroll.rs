@@ -12,6 +12,9 @@ use curbside_proto::identity::{
 use std::net::SocketAddr;
 
 use super::AppState;
+
+/// The department of the first administrator, whom enrollment creates.
+const ADMIN_DEPARTMENT: &str = "Administration";
 use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
@@ -26,8 +29,8 @@ type CodeRow = (Option<String>, Option<String>);
 
 /// Why a code could not be claimed, for the error message.
 async fn code_refusal(state: &AppState, hash: &[u8], now: i64) -> Result<Error> {
-    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT expires_at_ms, used_at_ms FROM enrollment_code WHERE code_hash = $1",
+    let row: Option<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT expires_at_ms, used_at_ms, revoked_at_ms FROM enrollment_code WHERE code_hash = $1",
     )
     .bind(hash)
     .fetch_optional(state.database.pool())
@@ -36,10 +39,14 @@ async fn code_refusal(state: &AppState, hash: &[u8], now: i64) -> Result<Error> 
         None => "this enrollment code is not recognised; check it, or ask your administrator \
                  for a new one"
             .to_owned(),
-        Some((_, Some(_))) => "this enrollment code has already been used; each code enrolls \
-                               one device, so ask your administrator for a new one"
+        Some((_, Some(_), _)) => "this enrollment code has already been used; each code \
+                                  enrolls one device, so ask your administrator for a new one"
             .to_owned(),
-        Some((expires_at_ms, None)) if expires_at_ms <= now => {
+        Some((_, None, Some(_))) => "this enrollment code was withdrawn (a newer one was issued, \
+                                     or an administrator revoked it); ask your administrator \
+                                     for the newest code"
+            .to_owned(),
+        Some((expires_at_ms, None, None)) if expires_at_ms <= now => {
             "this enrollment code has expired; ask your administrator for a new one".to_owned()
         }
         Some(_) => "this enrollment code could not be used; try again".to_owned(),
@@ -82,7 +89,8 @@ async fn enroll(
     // write lock at once (SQLite) and lets exactly one racer win.
     let claimed: Option<CodeRow> = sqlx::query_as(
         "UPDATE enrollment_code SET used_at_ms = $1 \
-         WHERE code_hash = $2 AND used_at_ms IS NULL AND expires_at_ms > $1 \
+         WHERE code_hash = $2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL \
+           AND expires_at_ms > $1 \
          RETURNING user_id, bootstrap_role",
     )
     .bind(now)
@@ -117,16 +125,19 @@ async fn enroll(
             })?;
             let display_name = fields::text("display_name", display_name, NAME_MAX)?;
             let user_id = new_id()?;
+            let search_key = crate::search::user_key(&display_name, ADMIN_DEPARTMENT);
             sqlx::query(
                 "INSERT INTO app_user (user_id, display_name, role, department, licence_number, \
-                 status, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, NULL, $5, $6, $6)",
+                 status, created_at_ms, updated_at_ms, search_key) \
+                 VALUES ($1, $2, $3, $4, NULL, $5, $6, $6, $7)",
             )
             .bind(&user_id)
             .bind(display_name)
             .bind(Role::Admin.as_str())
-            .bind("Administration")
+            .bind(ADMIN_DEPARTMENT)
             .bind(UserStatus::Active.as_str())
             .bind(now)
+            .bind(search_key)
             .execute(&mut *tx)
             .await?;
             user_id

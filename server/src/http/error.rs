@@ -60,8 +60,15 @@ pub enum Error {
     #[error("too many attempts; try again in {} seconds", .0.as_secs())]
     TooManyRequests(std::time::Duration),
     /// Nothing here, or nothing the caller may know of.
-    #[error("nothing was found at this path; check it against the API reference")]
+    #[error(
+        "nothing was found at this path: no such resource, or none you may see; check the path \
+         and the ids in it"
+    )]
     NotFound,
+    /// Not found, where saying what was looked for tells the caller nothing
+    /// it may not know (an administrator's own resources).
+    #[error("{0}")]
+    NotFoundWhat(String),
     /// The database does not answer.
     #[error(
         "the server cannot reach its database; try again shortly, or ask its administrator to check the server's log"
@@ -117,7 +124,7 @@ impl Error {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ErrorCode::UnsupportedMediaType,
             ),
-            Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Self::NotFound | Self::NotFoundWhat(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
@@ -207,6 +214,15 @@ impl From<sqlx::Error> for Error {
             other => Self::Internal(format!("database: {other}")),
         }
     }
+}
+
+/// Client-given text fit to quote in an error message: at most 64
+/// characters, control characters replaced.
+pub fn shown(text: &str) -> String {
+    text.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// Whether a database error code says its storage is full or failing (an

@@ -20,10 +20,11 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use curbside_proto::threads::{
-    Appended, Blob, CommitRequest, DEFAULT_THREADS_PAGE, EntryKind, EntryPage, MAX_ENTRIES_PAGE,
-    MAX_THREAD_DEVICES, MAX_THREADS_PAGE, Member, MembershipChange, MessageRequest, NewThread,
-    ReadReceipt, Receipt, ReceiptKind, THREADS_PATH, ThreadDetail, ThreadEntry, ThreadList,
-    ThreadSummary, WELCOMES_PATH, Welcome, WelcomeList, is_thread_id,
+    Appended, Blob, CommitRequest, DEFAULT_THREADS_PAGE, EndReason, EntryKind, EntryPage,
+    MAX_ENTRIES_PAGE, MAX_THREAD_DEVICES, MAX_THREADS_PAGE, Member, MembershipChange,
+    MembershipEnded, MessageRequest, NewThread, ReadReceipt, Receipt, ReceiptKind, THREADS_PATH,
+    ThreadDetail, ThreadEntry, ThreadList, ThreadSummary, WELCOMES_PATH, Welcome, WelcomeList,
+    is_thread_id,
 };
 use serde::Deserialize;
 use sqlx::{Any, AnyConnection, Transaction};
@@ -184,7 +185,8 @@ async fn add_member(
         "INSERT INTO thread_member (thread_id, device_id, user_id, joined_seq, removed_seq, \
          delivered_seq) VALUES ($1, $2, $3, $4, NULL, $4) \
          ON CONFLICT (thread_id, device_id) DO UPDATE SET joined_seq = excluded.joined_seq, \
-         removed_seq = NULL, delivered_seq = excluded.delivered_seq \
+         removed_seq = NULL, delivered_seq = excluded.delivered_seq, removed_by = NULL, \
+         removed_at_ms = NULL, removed_reason = NULL \
          WHERE thread_member.removed_seq IS NOT NULL",
     )
     .bind(thread_id)
@@ -409,6 +411,8 @@ async fn leave(
             user_id: &caller.user_id,
             thread_id: &thread_id,
         },
+        &caller.user_id,
+        now_ms(),
     )
     .await?;
     access.commit(&state, tx).await?;
@@ -634,12 +638,15 @@ async fn commit(
     .await?;
     for device in &change.remove {
         let removed = sqlx::query(
-            "UPDATE thread_member SET removed_seq = $3 \
+            "UPDATE thread_member SET removed_seq = $3, removed_by = $4, removed_at_ms = $5, \
+             removed_reason = 'removed' \
              WHERE thread_id = $1 AND device_id = $2 AND removed_seq IS NULL",
         )
         .bind(&thread_id)
         .bind(device)
         .bind(seq)
+        .bind(&caller.user_id)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         if removed.rows_affected() != 1 {
@@ -791,6 +798,60 @@ pub(crate) fn thread_entry(row: EntryRow) -> ThreadEntry {
     }
 }
 
+/// What the caller's device may read of a thread: from the commit that
+/// added it, and, if its membership ended, up to where it ended.
+struct Readable {
+    joined_seq: i64,
+    ended: Option<MembershipEnded>,
+}
+
+/// The caller's device's membership of `thread_id`, current or ended (a
+/// former member reads the log up to where it left, and learns how it
+/// ended); anyone who never was a member gets 404.
+async fn readable(
+    state: &AppState,
+    access: &Access,
+    caller: &Caller,
+    thread_id: &str,
+) -> Result<Readable> {
+    if !is_thread_id(thread_id) {
+        return Err(Error::NotFound);
+    }
+    type Row = (
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT m.joined_seq, m.removed_seq, m.removed_by, m.removed_at_ms, m.removed_reason \
+         FROM thread_member m \
+         JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
+         WHERE m.thread_id = $1 AND m.device_id = $2 \
+           AND d.removed_at_ms IS NULL AND u.status = 'active'",
+    )
+    .bind(thread_id)
+    .bind(&caller.device_id)
+    .fetch_optional(state.database.pool())
+    .await?;
+    let Some((joined_seq, removed_seq, by_user, at_ms, reason)) = row else {
+        return Err(hidden(access));
+    };
+    let ended = removed_seq.map(|seq| MembershipEnded {
+        seq: to_u64(seq),
+        at_ms: at_ms.unwrap_or(0),
+        by_user,
+        // Ended before reasons were recorded: by a commit or a removal
+        // the server cannot tell apart now.
+        reason: reason
+            .as_deref()
+            .and_then(EndReason::parse)
+            .unwrap_or(EndReason::Removed),
+    });
+    Ok(Readable { joined_seq, ended })
+}
+
 async fn entries(
     State(state): State<AppState>,
     access: Access,
@@ -798,23 +859,28 @@ async fn entries(
     Path(thread_id): Path<String>,
     Query(query): Query<EntriesQuery>,
 ) -> Result<Json<EntryPage>> {
-    let joined = membership(&state, &access, &caller, &thread_id).await?;
+    let readable = readable(&state, &access, &caller, &thread_id).await?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_ENTRIES_PAGE).contains(&limit) {
         return Err(Error::InvalidRequest(format!(
             "`limit` must be from 1 to {MAX_ENTRIES_PAGE}"
         )));
     }
-    // A device reads from the commit that added it on: nothing before.
-    let after = to_i64(query.after)?.max(joined);
+    // A device reads from the commit that added it on, and a former member
+    // up to where it left: nothing before, nothing after.
+    let after = to_i64(query.after)?.max(readable.joined_seq);
+    let through = readable.ended.as_ref().map_or(i64::MAX, |ended| {
+        i64::try_from(ended.seq).unwrap_or(i64::MAX)
+    });
     let pool = state.database.pool();
     let rows: Vec<EntryRow> = sqlx::query_as(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM thread_entry WHERE thread_id = $1 AND seq > $2 \
+        "SELECT {ENTRY_COLUMNS} FROM thread_entry WHERE thread_id = $1 AND seq > $2 AND seq <= $4 \
          ORDER BY seq LIMIT $3"
     ))
     .bind(&thread_id)
     .bind(after)
     .bind(i64::from(limit))
+    .bind(through)
     .fetch_all(pool)
     .await?;
     let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM thread WHERE thread_id = $1")
@@ -824,7 +890,8 @@ async fn entries(
     let entries = rows.into_iter().map(thread_entry).collect();
     Ok(Json(EntryPage {
         entries,
-        last_seq: to_u64(last_seq),
+        last_seq: to_u64(last_seq.min(through)),
+        ended: readable.ended,
     }))
 }
 

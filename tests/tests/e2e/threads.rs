@@ -166,16 +166,32 @@ async fn a_thread_orders_entries_for_its_members_only(backend: Backend) {
         vec![cal.device_id.clone()]
     );
 
-    // Ana removes Ben: the thread is gone for him.
-    ana.client
+    // Ana removes Ben: he reads the log up to the commit that removed him,
+    // learns who did it, and nothing after; everything else is 404.
+    let removal = ana
+        .client
         .commit(&thread, &commit(2, &[], &[&ben]))
         .await
         .unwrap();
-    assert_eq!(status(&ben.client.entries(&thread, 0, 100).await), 404);
+    assert_eq!(send(&cal.client, &thread, 3, "c1").await.unwrap(), 6);
+    let page = ben.client.entries(&thread, 0, 100).await.unwrap();
+    assert_eq!(page.entries.last().unwrap().seq, removal.seq);
+    assert_eq!(page.last_seq, removal.seq);
+    let ended = page.ended.unwrap();
+    assert_eq!(ended.seq, removal.seq);
+    assert_eq!(ended.by_user.as_deref(), Some(ana.user.user_id.as_str()));
+    assert_eq!(ended.reason, curbside_proto::threads::EndReason::Removed);
+    assert!(
+        ben.client
+            .entries(&thread, removal.seq, 100)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
     assert_eq!(status(&send(&ben.client, &thread, 3, "b2").await), 404);
     assert_eq!(status(&ben.client.thread(&thread).await), 404);
     assert!(ben.client.threads().await.unwrap().threads.is_empty());
-    assert_eq!(send(&cal.client, &thread, 3, "c1").await.unwrap(), 6);
 
     // An outsider gets the same 404 as for a thread that does not exist.
     let unknown = thread_id(9);
@@ -209,8 +225,8 @@ async fn a_thread_orders_entries_for_its_members_only(backend: Backend) {
         .collect();
     let ben_id = Some(ben.user.user_id.as_str());
     let admin_id = Some(admin.user.user_id.as_str());
-    assert!(refused.contains(&(ben_id, "thread.entries.read", "not_a_member")));
     assert!(refused.contains(&(ben_id, "thread.message.send", "not_a_member")));
+    assert!(refused.contains(&(ben_id, "thread.read", "not_a_member")));
     assert!(refused.contains(&(admin_id, "thread.entries.read", "not_a_member")));
     assert!(refused.contains(&(
         Some(ana.user.user_id.as_str()),
@@ -430,7 +446,16 @@ async fn a_deactivated_users_devices_leave_the_thread(backend: Backend) {
         .await
         .unwrap();
     ben.login().await;
-    assert_eq!(status(&ben.client.entries(&thread, 0, 10).await), 404);
+    // He reads the thread up to his deactivation, and learns of it.
+    let page = ben.client.entries(&thread, 0, 10).await.unwrap();
+    assert!(page.entries.iter().all(|entry| entry.seq < 2));
+    let ended = page.ended.unwrap();
+    assert_eq!(
+        ended.reason,
+        curbside_proto::threads::EndReason::Deactivated
+    );
+    assert_eq!(ended.by_user.as_deref(), Some(admin.user.user_id.as_str()));
+    assert_eq!(status(&send(&ben.client, &thread, 1, "back").await), 404);
     assert!(ben.client.threads().await.unwrap().threads.is_empty());
     // Nor is the welcome to it, never used, offered to him again.
     assert!(ben.client.welcomes().await.unwrap().welcomes.is_empty());
@@ -550,7 +575,10 @@ async fn junk_threads_cannot_hide_real_ones(backend: Backend) {
     let listed = ben.client.threads().await.unwrap().threads;
     assert!(listed.iter().all(|thread| thread.thread_id != left));
     assert_eq!(listed.len(), reals.len() + junk.len() - 1);
-    assert_eq!(status(&ben.client.entries(&left, 0, 10).await), 404);
+    let page = ben.client.entries(&left, 0, 10).await.unwrap();
+    let ended = page.ended.unwrap();
+    assert_eq!(ended.reason, curbside_proto::threads::EndReason::Left);
+    assert_eq!(ended.by_user.as_deref(), Some(ben.user.user_id.as_str()));
     assert_eq!(status(&ben.client.leave_thread(&left).await), 404);
     let members = ana.client.thread(&left).await.unwrap().members;
     assert!(
