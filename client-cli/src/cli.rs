@@ -856,9 +856,12 @@ pub(crate) struct Session {
     pub(crate) contents: StoreContents,
     pub(crate) client: Client,
     lock: Option<ProfileLock>,
-    /// Whether the client trusts by the profile's stored pin (rather than
-    /// one given on the command line), which then follows a renewal.
+    /// Whether the client trusts by the profile's stored pin (which then
+    /// follows a renewal), rather than by one given on the command line
+    /// (which, when it matches, repairs the stored one).
     stored_pin: bool,
+    /// Whether this command talks to the profile's own server.
+    own_server: bool,
 }
 
 /// Waits for the profile's lock, saying so if another command holds it for
@@ -916,6 +919,7 @@ impl Session {
             (Some(certificate), Some(key)) => Trust::PinOrSameKey { certificate, key },
             (pin, _) => Trust::from_options(pin, ca),
         };
+        let contents_server = contents.server.clone();
         let mut client = Client::new(&server, &trust)?;
         client.set_token(contents.session.as_ref().map(|s| s.token.clone()));
         Ok(Self {
@@ -925,6 +929,9 @@ impl Session {
             client,
             lock: Some(lock),
             stored_pin: cli.pin_sha256.is_none(),
+            own_server: cli.server.as_deref().is_none_or(|given| {
+                given.trim_end_matches('/') == contents_server.trim_end_matches('/')
+            }),
         })
     }
 
@@ -1002,7 +1009,7 @@ impl Session {
     /// Keeps the pinned certificate's key, and follows a certificate the
     /// server renewed with that key: the profile pins the new fingerprint.
     fn remember_certificate(&mut self) -> Result<(), CliError> {
-        let Some(presented) = self.client.presented().filter(|_| self.stored_pin) else {
+        let Some(presented) = self.client.presented() else {
             return Ok(());
         };
         let Some(stored) = self.contents.pin_sha256.clone() else {
@@ -1014,11 +1021,20 @@ impl Session {
             return Ok(());
         }
         if stored != certificate {
-            eprintln!(
-                "curbside: the server renewed its TLS certificate with the same key; profile {} \
-                 now pins {certificate}",
-                self.profile.name()
-            );
+            if self.stored_pin {
+                eprintln!(
+                    "curbside: the server renewed its TLS certificate with the same key; \
+                     profile {} now pins {certificate}",
+                    self.profile.name()
+                );
+            } else if self.own_server {
+                eprintln!(
+                    "curbside: profile {} now pins {certificate}, as given",
+                    self.profile.name()
+                );
+            } else {
+                return Ok(());
+            }
         }
         self.contents.pin_sha256 = Some(certificate);
         self.contents.pin_key_sha256 = Some(key);

@@ -327,7 +327,12 @@ impl Client {
     pub async fn threads(&self) -> Result<ThreadList, ClientError> {
         let mut all = self.threads_page(None, None).await?;
         let mut next = all.next.take();
+        let mut seen = std::collections::HashSet::new();
         while let Some(after) = next {
+            // A cursor seen before would page for ever.
+            if !seen.insert(after.clone()) {
+                break;
+            }
             let mut page = self.threads_page(Some(&after), None).await?;
             next = page.next.take();
             all.threads.append(&mut page.threads);

@@ -202,6 +202,31 @@ struct PinnedCertificate {
     observed: Observed,
 }
 
+impl PinnedCertificate {
+    /// Whether `certificate` is the pinned one, or has its key.
+    fn accepts(&self, certificate: &CertificateDer<'_>) -> bool {
+        CertificateFingerprint::of_der(certificate.as_ref()) == self.expected
+            || (self.key.is_some() && key_hash(certificate) == self.key)
+    }
+
+    /// Notes the certificate the server proved it holds the key of (its
+    /// handshake signature verified).
+    fn observe(&self, certificate: &CertificateDer<'_>) {
+        if !self.accepts(certificate) {
+            return;
+        }
+        if let Some(key) = key_hash(certificate) {
+            *self
+                .observed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Presented {
+                certificate: CertificateFingerprint::of_der(certificate.as_ref()),
+                key,
+            });
+        }
+    }
+}
+
 impl ServerCertVerifier for PinnedCertificate {
     fn verify_server_cert(
         &self,
@@ -212,18 +237,7 @@ impl ServerCertVerifier for PinnedCertificate {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let presented = CertificateFingerprint::of_der(end_entity.as_ref());
-        let key = key_hash(end_entity);
-        let same_key = self.key.is_some() && key == self.key;
-        if presented == self.expected || same_key {
-            if let Some(key) = key {
-                *self
-                    .observed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Presented {
-                    certificate: presented,
-                    key,
-                });
-            }
+        if self.accepts(end_entity) {
             return Ok(ServerCertVerified::assertion());
         }
         Err(rustls::Error::InvalidCertificate(CertificateError::Other(
@@ -240,7 +254,9 @@ impl ServerCertVerifier for PinnedCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        let valid = rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)?;
+        self.observe(cert);
+        Ok(valid)
     }
 
     fn verify_tls13_signature(
@@ -249,7 +265,9 @@ impl ServerCertVerifier for PinnedCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        let valid = rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)?;
+        self.observe(cert);
+        Ok(valid)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

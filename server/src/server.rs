@@ -31,7 +31,8 @@ use crate::auth::{self, Auth, IssueError};
 use crate::config::Config;
 use crate::connection::{
     Activity, AddressShares, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, HTTP1_HEADER_TIMEOUT,
-    HTTP2_PING_INTERVAL, HTTP2_PING_TIMEOUT, WATCH_EVERY, http2_idle_limit,
+    HTTP2_PING_INTERVAL, HTTP2_PING_TIMEOUT, Hold, WATCH_EVERY, WRITE_STALL_TIMEOUT, Watched,
+    http2_idle_limit,
 };
 use crate::db::{Database, DbError};
 use crate::disk::DiskGuard;
@@ -189,7 +190,8 @@ impl Server {
     /// database.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let refusals = Arc::new(Refusals::default());
-        let refusals_flush = refusals.start_flushing(self.audit.clone());
+        let (stop_flushing, flushing_stopped) = watch::channel(false);
+        let refusals_flush = refusals.start_flushing(self.audit.clone(), flushing_stopped);
         let app = http::router(
             AppState {
                 database: self.database.clone(),
@@ -258,7 +260,8 @@ impl Server {
             let closing = closing_seen.clone();
             let app = app.clone();
             connections.spawn(async move {
-                let _held = (slot, share);
+                // Kept until the connection ends, or handed to a WebSocket.
+                let hold = Hold::new((slot, share));
                 let tls_stream =
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => tls_stream,
@@ -273,7 +276,7 @@ impl Server {
                     };
                 let http2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 protocols
-                    .serve(TokioIo::new(tls_stream), http2, app, peer, closing)
+                    .serve(tls_stream, http2, app, peer, hold, closing)
                     .await;
             });
         }
@@ -294,8 +297,14 @@ impl Server {
         }
         connections.shutdown().await;
         drop(app);
-        refusals_flush.abort();
-        refusals.flush(&self.audit).await;
+        // The last counted refusals, before the final checkpoint seals them.
+        let _ = stop_flushing.send(true);
+        if tokio::time::timeout(DATABASE_CLOSE_TIMEOUT, refusals_flush)
+            .await
+            .is_err()
+        {
+            tracing::warn!("counted refusals were still being written at shutdown");
+        }
         // Seal what the last requests appended, so that cutting entries off
         // the end of the log shows.
         if let Err(error) = self.audit.checkpoint_now(&self.database).await {
@@ -358,23 +367,27 @@ impl Protocols {
     }
 
     /// Serves one connection, in the protocol ALPN chose, until it ends,
-    /// idles past its limit, or the server shuts down.
+    /// idles past its limit, stops reading what it is sent, or the server
+    /// shuts down.
     async fn serve<I>(
         &self,
-        io: I,
+        stream: I,
         http2: bool,
         app: Router,
         peer: SocketAddr,
+        hold: Hold,
         closing: watch::Receiver<bool>,
     ) where
-        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let activity = Activity::new();
+        let io = TokioIo::new(Watched::new(stream, activity.clone()));
         let service = {
             let activity = activity.clone();
             hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
                 let in_flight = activity.start();
                 request.extensions_mut().insert(ConnectInfo(peer));
+                request.extensions_mut().insert(hold.clone());
                 let app = app.clone();
                 async move {
                     let response = app.oneshot(request.map(axum::body::Body::new)).await;
@@ -388,7 +401,7 @@ impl Protocols {
             watch_connection(connection, &activity, Some(http2_idle_limit), closing).await;
         } else {
             // hyper's header timer covers HTTP/1's first request and idle
-            // keep-alive; the watchdog only handles shutdown.
+            // keep-alive; the watchdog handles stalled writes and shutdown.
             let connection = self.http1.serve_connection(io, service).with_upgrades();
             watch_connection(connection, &activity, None, closing).await;
         }
@@ -424,6 +437,10 @@ async fn watch_connection<C: Closable>(
                 }
             }
             _ = watchdog.tick() => match told_to_close {
+                _ if activity.write_waiting_for() >= WRITE_STALL_TIMEOUT => {
+                    tracing::debug!("the client stopped reading; dropping the connection");
+                    return;
+                }
                 None => {
                     if idle_limit.is_some_and(|limit| activity.idle_for() >= limit(activity)) {
                         if !activity.has_served() {

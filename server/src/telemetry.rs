@@ -92,10 +92,22 @@ pub fn flush() {
     let Some(queue) = QUEUE.get() else {
         return;
     };
+    // Bounded: a full queue behind a stalled standard error must not hold
+    // the process.
+    let deadline = std::time::Instant::now() + FLUSH_TIMEOUT;
     let (done, wait) = mpsc::sync_channel(1);
-    if queue.send(Line::Flush(done)).is_ok() {
-        let _ = wait.recv_timeout(FLUSH_TIMEOUT);
+    let mut marker = Line::Flush(done);
+    loop {
+        match queue.try_send(marker) {
+            Ok(()) => break,
+            Err(TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                marker = back;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => return,
+        }
     }
+    let _ = wait.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
 }
 
 fn write_out(bytes: &[u8]) {

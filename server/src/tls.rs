@@ -12,7 +12,9 @@
 //! on without a restart). Its fingerprint then changes but its key does
 //! not, and the CLI, which remembers the key of the certificate it pinned,
 //! follows the renewal (`curbside_cli::trust`). A certificate generated
-//! before this rule, valid for ten years, is renewed the same way once.
+//! before this rule, valid for ten years, is renewed the same way when it
+//! has 30 days left (at once, it would break the pins of the profiles made
+//! before they learned to follow a renewal).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -134,15 +136,6 @@ pub fn load_or_generate(source: &TlsSource, data_dir: &Path) -> Result<TlsIdenti
         TlsSource::Files { cert, key } => {
             check_key_permissions(key, 0o640)?;
             let chain = read_certificates(cert)?;
-            if let Some(leaf) = chain.first()
-                && !valid_at(leaf, days_from_now(RENEW_WITHIN_DAYS))
-            {
-                tracing::warn!(
-                    certificate = %cert.display(),
-                    "the TLS certificate expires within 30 days (or has expired); renew it \
-                     (setting `tls_cert`)"
-                );
-            }
             let key = read_private_key(key)?;
             identity(chain, key, cert.clone(), false, Vec::new(), None, None)
         }
@@ -180,11 +173,19 @@ pub fn load_or_generate(source: &TlsSource, data_dir: &Path) -> Result<TlsIdenti
             let mut chain = read_certificates(&cert_path)?;
             let mut renewed_from = None;
             if chain.first().is_some_and(needs_renewal) {
-                renewed_from = chain
-                    .first()
-                    .map(|leaf| CertificateFingerprint::of_der(leaf.as_ref()));
-                renew(&dir)?;
-                chain = read_certificates(&cert_path)?;
+                // A renewal that fails (a full disk, say) leaves the current
+                // certificate in use: the running server tries again.
+                match renew(&dir) {
+                    Ok(()) => {
+                        renewed_from = chain
+                            .first()
+                            .map(|leaf| CertificateFingerprint::of_der(leaf.as_ref()));
+                        chain = read_certificates(&cert_path)?;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot renew the generated TLS certificate");
+                    }
+                }
             }
             let key = read_private_key(&key_path)?;
             identity(
@@ -312,12 +313,11 @@ fn valid_at(certificate: &CertificateDer<'_>, at: rustls_pki_types::UnixTime) ->
 }
 
 /// Whether a generated certificate must be renewed: it has less than 30
-/// days left, or it is valid for longer than browsers allow (one generated
-/// before the 397-day rule).
+/// days left. (One generated before the 397-day rule keeps its ten years
+/// until then: renewing it at once would break the pins of profiles made
+/// before they learned to follow a renewal by its key.)
 fn needs_renewal(certificate: &CertificateDer<'_>) -> bool {
-    let allowed = u64::try_from(GENERATED_VALIDITY_DAYS).unwrap_or(0) + 1;
     !valid_at(certificate, days_from_now(RENEW_WITHIN_DAYS))
-        || valid_at(certificate, days_from_now(allowed))
 }
 
 /// Makes a new certificate for the generated key in `dir`, for the names it
@@ -491,14 +491,15 @@ mod tests {
         let renewed = CertificateDer::from_pem_file(&cert_path).unwrap();
         assert!(valid_at(&renewed, days_from_now(396)));
 
-        // A ten-year certificate from before the rule is renewed too, and a
-        // running server renews one that runs short, serving it at once.
+        // A ten-year certificate from before the rule is kept (profiles
+        // pinned to it may not know its key yet); a running server renews
+        // one that runs short, serving it at once.
         replace_with_validity(&data_dir, 3650);
         assert!(
             load_or_generate(&source, &data_dir)
                 .unwrap()
                 .renewed_from
-                .is_some()
+                .is_none()
         );
         replace_with_validity(&data_dir, 5);
         let now_serving = second.renew_if_due().unwrap().unwrap();

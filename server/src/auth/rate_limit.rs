@@ -30,8 +30,10 @@ pub enum Limit {
     /// person starts a few a day; burying a colleague's real threads under
     /// junk ones takes hundreds.
     ThreadCreatesPerUser,
-    /// Directory searches by one user: 60 at once, then 2 per s: a person
-    /// typing, not a program listing everyone.
+    /// Directory searches by one user, a token per 25 users a page may hold
+    /// (2 for the default page): 60 at once, then 2 per s, so a person
+    /// typing is never slowed, and listing the whole directory goes at 50
+    /// people a second.
     DirectorySearchPerUser,
     /// Directory look-ups of one user by id, by one user: 600 at once,
     /// then 20 per s (clients check every member of a large thread).
@@ -40,6 +42,9 @@ pub enum Limit {
     AuditSearchPerUser,
     /// Audit log exports by one reviewer: 20 at once, then 1 per 10 s.
     AuditExportPerUser,
+    /// Requests of one signed-in user, whatever they are (each writes an
+    /// audit entry): 2000 at once, then 200 per s.
+    RequestsPerUser,
     /// Refusals with an audit entry of their own, per address (or per
     /// user, for signed-in users going too fast): 30, then 1 per s; past
     /// that they are counted (`http::refusals`).
@@ -59,6 +64,7 @@ impl Limit {
             Self::DirectorySearchPerUser | Self::AuditSearchPerUser => 60.0,
             Self::DirectoryReadPerUser => 600.0,
             Self::AuditExportPerUser => 20.0,
+            Self::RequestsPerUser => 2000.0,
         }
     }
 
@@ -75,6 +81,7 @@ impl Limit {
             Self::DirectoryReadPerUser => 20.0,
             Self::AuditSearchPerUser => 5.0,
             Self::AuditExportPerUser => 0.1,
+            Self::RequestsPerUser => 200.0,
         }
     }
 }
@@ -112,6 +119,12 @@ impl RateLimiter {
     /// wait for one.
     pub fn check(&self, limit: Limit, key: &str) -> Result<(), RetryAfter> {
         self.take(limit, key, 1.0)
+    }
+
+    /// Takes `cost` tokens (at least one must be left) from `key`'s bucket
+    /// for `limit`: a request that does more work costs more.
+    pub fn check_cost(&self, limit: Limit, key: &str, cost: f64) -> Result<(), RetryAfter> {
+        self.take(limit, key, cost)
     }
 
     /// Says whether `key` has a token left for `limit`, without taking it.

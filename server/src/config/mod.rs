@@ -68,7 +68,7 @@ pub struct Config {
     /// The most connections served at once; further clients wait.
     pub max_connections: usize,
     /// The most connections one client address (an IPv6 client's /64) may
-    /// hold at once; `None` is a quarter of `max_connections`.
+    /// hold at once; `None` is 1/64 of `max_connections`, from 4 to 256.
     pub max_connections_per_address: Option<usize>,
     /// A session idle this long ends.
     pub session_idle: Duration,
@@ -119,7 +119,7 @@ impl Config {
     /// The most connections one client address may hold at once.
     pub fn connections_per_address(&self) -> usize {
         self.max_connections_per_address
-            .unwrap_or(self.max_connections / crate::connection::DEFAULT_SHARE_DIVISOR)
+            .unwrap_or_else(|| crate::connection::default_share(self.max_connections))
             .clamp(1, self.max_connections.max(1))
     }
 }
@@ -200,7 +200,7 @@ pub struct Overrides {
     #[arg(long, env = "CURBSIDE_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<String>,
     /// The most connections one client address (an IPv6 client's /64) may hold
-    /// [default: a quarter of --max-connections].
+    /// [default: 1/64 of --max-connections, at least 4, at most 256].
     #[arg(long, env = "CURBSIDE_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
     pub max_connections_per_address: Option<String>,
     /// Seconds of inactivity after which a session ends [default: 900].

@@ -31,10 +31,13 @@ use sqlx::{Any, Transaction};
 
 use super::AppState;
 use super::error::{Error, Result};
-use super::refusals::TARPIT;
+use super::refusals::{Refused, TARPIT};
 use crate::audit::{AuditError, NewEntry};
 use crate::auth::rate_limit::address_key;
 use crate::server::now_ms;
+
+/// The routes that sign a device in: they are called without a session.
+const SIGN_IN_ROUTES: [&str; 3] = ["/v1/enroll", "/v1/auth/challenge", "/v1/auth/login"];
 
 /// Routes anyone may call without an entry: they reveal nothing protected.
 pub const PUBLIC_ROUTES: [&str; 3] = [
@@ -171,6 +174,8 @@ pub struct Access {
     /// The client's address as rate limits count it (an IPv6 client's
     /// /64).
     address_key: Option<String>,
+    /// The request's HTTP version (a refusal may close its connection).
+    version: axum::http::Version,
 }
 
 impl Access {
@@ -324,12 +329,20 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
             .map_or_else(String::new, |id| id.as_str().to_owned()),
         client_addr: peer.map(|peer| peer.to_canonical().to_string()),
         address_key: peer.map(address_key),
+        version: parts.version,
     };
-    // Without a session: refused before any work while the disk is nearly
-    // full, or while the address is past its refusal allowance.
-    if !parts.headers.contains_key(header::AUTHORIZATION) {
+    // Sign-in itself (enrollment, challenge, login) waits while the disk is
+    // nearly full; other requests without a session do too, and while the
+    // address is past its refusal allowance (sign-in keeps its own
+    // per-address limits, so that one machine behind a shared address
+    // cannot lock its colleagues out).
+    let signing_in = SIGN_IN_ROUTES.contains(&route.as_str());
+    let without_session = signing_in || !parts.headers.contains_key(header::AUTHORIZATION);
+    if without_session {
         let early = if state.disk.is_low() {
             Some((Error::LowOnSpace, "disk_space_low"))
+        } else if signing_in {
+            None
         } else {
             match access
                 .address_key
@@ -341,11 +354,14 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
             }
         };
         if let Some((error, reason)) = early {
-            state
-                .refusals
-                .count(access.address_key.clone(), None, reason, now_ms());
-            tokio::time::sleep(TARPIT).await;
-            return error.into_response();
+            let refused = Refused {
+                address: access.address_key.clone(),
+                actor_user: None,
+                action: kind.action,
+                reason,
+            };
+            state.refusals.count(&refused, now_ms());
+            return slowly(&state, &access, parts.version, error.into_response()).await;
         }
     }
     parts.extensions.insert(access.clone());
@@ -377,30 +393,32 @@ async fn finish(state: &AppState, access: &Access, response: Response) -> Respon
     let entry = if status.is_success() || status == axum::http::StatusCode::SWITCHING_PROTOCOLS {
         access.entry(Outcome::Allowed, "ok")
     } else {
-        let code = response.extensions().get::<ErrorCode>();
-        let rate_limited = code == Some(&ErrorCode::TooManyRequests);
-        let code = match code {
+        let code = match response.extensions().get::<ErrorCode>() {
             Some(ErrorCode::TooManyRequests) => "rate_limited",
             Some(code) => code.as_str(),
             None => status_reason(status),
         };
         let reason = reason.unwrap_or(code);
+        // Without a valid session: no token, a bad one, or one whose session
+        // has ended (a replayed token names its user, but is no session).
+        let unauthenticated = actor.is_none() || status == axum::http::StatusCode::UNAUTHORIZED;
         let allowance = match &actor {
-            None => access.address_key.clone(),
-            Some(user) if rate_limited => Some(format!("user:{user}")),
-            Some(_) => None,
+            Some(user) => format!("user:{user}"),
+            None => access.address_key.clone().unwrap_or_default(),
         };
-        if let Some(key) = allowance
-            && !state.refusals.spend(&key)
-        {
-            let anonymous = actor.is_none();
-            state
-                .refusals
-                .count(access.address_key.clone(), actor, reason, now_ms());
-            // An anonymous flood slows itself down; a signed-in user is
-            // known, and their own limits already hold them.
-            if anonymous {
-                tokio::time::sleep(TARPIT).await;
+        let low_on_space = unauthenticated && state.disk.is_low();
+        if low_on_space || !state.refusals.spend(&allowance) {
+            let refused = Refused {
+                address: access.address_key.clone(),
+                actor_user: actor,
+                action: access.lock().kind.action,
+                reason,
+            };
+            state.refusals.count(&refused, now_ms());
+            // A flood without a session slows itself down; a signed-in
+            // user is known, and their own limits hold them.
+            if unauthenticated {
+                return slowly(state, access, access.version, response).await;
             }
             return response;
         }
@@ -410,6 +428,23 @@ async fn finish(state: &AppState, access: &Access, response: Response) -> Respon
         Ok(_) => response,
         Err(error) => audit_unavailable(&error).into_response(),
     }
+}
+
+/// Answers a counted refusal without a session after [`TARPIT`], or at
+/// once with the connection closed when its address already has as many
+/// refusals waiting as it may.
+async fn slowly(
+    state: &AppState,
+    access: &Access,
+    version: axum::http::Version,
+    mut response: Response,
+) -> Response {
+    let address = access.address_key.clone().unwrap_or_default();
+    match state.refusals.wait(&address) {
+        Some(_waiting) => tokio::time::sleep(TARPIT).await,
+        None => super::body_rate::close_after(&mut response, version),
+    }
+    response
 }
 
 /// The refusal of an access whose entry could not be written. A

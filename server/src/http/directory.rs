@@ -89,10 +89,12 @@ async fn search(
         Some(cursor) => parse_cursor(cursor)?,
         None => (String::new(), String::new()),
     };
+    // A page costs by how many people it may list.
+    let cost = f64::from(limit.div_ceil(25));
     state
         .auth
         .limits
-        .check(Limit::DirectorySearchPerUser, &caller.user_id)?;
+        .check_cost(Limit::DirectorySearchPerUser, &caller.user_id, cost)?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT u.user_id, u.display_name, u.role, u.department, \
                 d.device_id, d.device_name, d.public_key \

@@ -227,16 +227,13 @@ pub fn shown(text: &str) -> String {
 
 /// Whether a database error code says its storage is full or failing (an
 /// operational condition, not a bug): SQLite's `SQLITE_FULL` and
-/// `SQLITE_IOERR` (and their extended codes), PostgreSQL's class 53
-/// (insufficient resources, `disk_full` among them) and 58 (system errors,
-/// I/O among them).
+/// `SQLITE_IOERR` (and their extended codes), PostgreSQL's `disk_full`
+/// (53100) and `io_error` (58030).
 pub fn is_storage_failure(code: Option<&str>) -> bool {
     match code {
         // PostgreSQL's SQLSTATEs are five characters; SQLite's result
         // codes (extended ones included) are at most four digits.
-        Some(sqlstate) if sqlstate.len() == 5 => {
-            sqlstate.starts_with("53") || sqlstate.starts_with("58")
-        }
+        Some(sqlstate) if sqlstate.len() == 5 => matches!(sqlstate, "53100" | "58030"),
         Some(sqlite) => sqlite
             .parse::<u32>()
             .is_ok_and(|code| matches!(code & 0xff, 10 | 13)),
@@ -283,12 +280,13 @@ mod tests {
         for code in ["13", "10", "778"] {
             assert!(is_storage_failure(Some(code)), "{code}");
         }
-        // disk_full, out_of_memory, io_error.
-        for code in ["53100", "53200", "58030"] {
+        // disk_full, io_error.
+        for code in ["53100", "58030"] {
             assert!(is_storage_failure(Some(code)), "{code}");
         }
-        // SQLITE_CONSTRAINT_UNIQUE, unique_violation, serialization_failure.
-        for code in ["2067", "23505", "40001"] {
+        // SQLITE_CONSTRAINT_UNIQUE, unique_violation, serialization_failure,
+        // too_many_connections, out_of_memory.
+        for code in ["2067", "23505", "40001", "53300", "53200"] {
             assert!(!is_storage_failure(Some(code)), "{code}");
         }
         assert!(!is_storage_failure(None));

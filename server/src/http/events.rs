@@ -7,16 +7,17 @@
 //! removal, deactivation, expiry) the server closes the socket with code
 //! 4401. A device that falls behind is closed with 4008 and fetches.
 
-use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
+use axum::{Extension, Router};
 use curbside_proto::threads::EVENTS_PATH;
 
 use super::AppState;
 use super::access::Access;
 use crate::auth::sessions::{Caller, REVALIDATE_AFTER};
+use crate::connection::Hold;
 use crate::events::Subscriber;
 use crate::server::now_ms;
 
@@ -25,6 +26,8 @@ pub const CLOSE_SESSION_ENDED: u16 = 4401;
 /// Close code: too far behind; fetch, then reconnect.
 pub const CLOSE_BEHIND: u16 = 4008;
 
+/// How long a frame may wait for the device to read it.
+const SEND_TIMEOUT: std::time::Duration = crate::connection::WRITE_STALL_TIMEOUT;
 /// Each socket's read buffer.
 const READ_BUFFER: usize = 4 * 1024;
 /// The largest frame or message a device may send (it sends only pings and
@@ -40,8 +43,11 @@ async fn subscribe(
     State(state): State<AppState>,
     access: Access,
     caller: Caller,
+    hold: Option<Extension<Hold>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // The socket keeps its connection's slot and its address's share.
+    let held = hold.and_then(|Extension(hold)| hold.take());
     access.resource(&caller.device_id);
     let subscriber = Subscriber {
         user_id: caller.user_id.clone(),
@@ -57,16 +63,18 @@ async fn subscribe(
         .write_buffer_size(0)
         .max_message_size(MAX_INCOMING)
         .max_frame_size(MAX_INCOMING)
-        .on_upgrade(move |socket| serve(socket, state, caller, subscriber))
+        .on_upgrade(move |socket| async move {
+            serve(socket, state, caller, subscriber).await;
+            drop(held);
+        })
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await;
 }
 
 async fn serve(mut socket: WebSocket, state: AppState, caller: Caller, subscriber: Subscriber) {
@@ -77,7 +85,9 @@ async fn serve(mut socket: WebSocket, state: AppState, caller: Caller, subscribe
         tokio::select! {
             frame = frames.recv() => match frame {
                 Some(text) => {
-                    if socket.send(Message::Text(text)).await.is_err() {
+                    // A device that stops reading is dropped, not waited for.
+                    let sent = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text)));
+                    if !matches!(sent.await, Ok(Ok(()))) {
                         break;
                     }
                 }

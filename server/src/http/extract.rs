@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::Error;
 use super::{AppState, access};
+use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::{Caller, SessionError};
 use crate::auth::tokens::Rejected;
 use curbside_proto::identity::Role;
@@ -117,6 +118,15 @@ impl FromRequestParts<AppState> for Caller {
                 SessionError::Expired => refuse("session_expired", error.into()),
                 SessionError::Ended => refuse("session_ended", error.into()),
                 other => other.into(),
+            })
+            .and_then(|caller| {
+                // Every request of a signed-in user writes an audit entry:
+                // none may send them at machine speed.
+                state
+                    .auth
+                    .limits
+                    .check(Limit::RequestsPerUser, &caller.user_id)?;
+                Ok(caller)
             })
     }
 }

@@ -38,6 +38,95 @@ async fn one_address_cannot_take_every_slot() {
     server.stop().await;
 }
 
+/// A client that pipelines requests and never reads the answers: once the
+/// server's writes have waited 30 s for it, the connection is dropped.
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped() {
+    use tokio::io::AsyncWriteExt;
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let server = env.start().await;
+    let mut config =
+        curbside_cli::trust::client_config(&curbside_cli::Trust::Pin(server.fingerprint)).unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A small receive window, so the server's writes soon wait.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(server.address).await.unwrap();
+    let mut stream = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let opened = Instant::now();
+    let request = b"GET /v1/nothing-here HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(64);
+    // Writes go on until the server stops reading (its own writes wait) and
+    // then drops the connection.
+    let dropped = loop {
+        let written =
+            tokio::time::timeout(Duration::from_secs(60), stream.write_all(&request)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break opened.elapsed(),
+            Err(_) => panic!("writes were blocked for 60 s and the connection was not dropped"),
+        }
+        assert!(
+            opened.elapsed() < Duration::from_secs(90),
+            "the connection was not dropped"
+        );
+    };
+    eprintln!("a client that never reads was dropped after {dropped:?}");
+    assert!(
+        dropped < Duration::from_secs(60),
+        "dropped only after {dropped:?}"
+    );
+    server.client().health().await.unwrap();
+    server.stop().await;
+}
+
+/// WebSockets keep their connection's slot and their address's share: one
+/// address cannot open more than its share of them, and a closed one frees
+/// its place.
+#[tokio::test]
+async fn websockets_count_against_the_connection_limits() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let mut config = env.config();
+    config.max_connections = 8;
+    config.max_connections_per_address = Some(3);
+    let server = env.start_with(config, axum::Router::new()).await;
+    let admin = crate::people::first_admin(&server).await;
+    // The sockets come from an address of their own.
+    let mut from_three = curbside_cli::Client::new_from(
+        &server.url,
+        &curbside_cli::Trust::Pin(server.fingerprint),
+        Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3))),
+    )
+    .unwrap();
+    from_three.set_token(Some(admin.token().to_owned()));
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(from_three.events().await.unwrap());
+    }
+    // The share is held by the open sockets: a fourth connection from this
+    // address is closed at once, socket or not.
+    assert!(from_three.events().await.is_err());
+    assert!(from_three.whoami().await.is_err());
+    // Another address is served.
+    admin.client.whoami().await.unwrap();
+    // Closing one frees its place.
+    drop(sockets.pop());
+    let started = Instant::now();
+    loop {
+        if from_three.whoami().await.is_ok() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the slot was not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}
+
 /// Opens 200 connections that finish TLS and send nothing, 200 that stop
 /// half-way through the HTTP/2 preface and 50 that trickle a request
 /// body, all from 127.0.0.1, and checks that each is closed within
