@@ -90,32 +90,16 @@ pub fn table(page: &AuditPage) -> String {
 /// Unix milliseconds as RFC 3339 UTC, always with milliseconds (so table
 /// columns line up), e.g. `2026-11-22T21:54:58.120Z`.
 pub fn utc(time_ms: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000) {
-        Ok(at) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second(),
-            at.millisecond()
-        ),
+    match jiff::Timestamp::from_millisecond(time_ms) {
+        Ok(at) => at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
         Err(_) => time_ms.to_string(),
     }
 }
 
-/// Parses a time given as RFC 3339 (`2026-11-22T09:00:00Z`) or Unix ms.
+/// Parses a time given as RFC 3339 (`2026-11-22T09:00:00Z`), a date or a
+/// date and time in UTC, or Unix ms.
 pub fn parse_time(text: &str) -> Result<i64, String> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| {
-            "expected a time such as 2026-11-22T09:00:00Z (RFC 3339) or Unix milliseconds"
-                .to_owned()
-        })?;
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).map_err(|_| "time out of range".into())
+    crate::show::Times::new(true).parse(text)
 }
 
 /// Streams an export into `out`, which must not exist yet; returns the

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use crate::audit::{self, AuditError};
 use crate::client::{Client, ClientError, printable};
 use crate::conversation;
+use crate::show;
 use crate::store::{
     MIN_PASSPHRASE_CHARS, Profile, ProfileLock, StoreContents, StoreError, StoredSession,
 };
@@ -52,6 +53,9 @@ pub struct Cli {
     /// Where profiles live [default: $HOME/.curbside].
     #[arg(long, env = "CURBSIDE_HOME", global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
+    /// Show and read times in UTC rather than this computer's time zone.
+    #[arg(long, env = "CURBSIDE_UTC", global = true)]
+    pub utc: bool,
     /// The profile's passphrase, for programs that embed this command line
     /// (people use `CURBSIDE_PASSPHRASE` or the prompt; there is no flag, so
     /// it never shows in a process listing).
@@ -109,6 +113,14 @@ pub enum Command {
         /// Their user id or name.
         user: String,
     },
+    /// Ask for the passphrase now, and keep the profile unlocked while it
+    /// is in use (15 minutes idle by default; CURBSIDE_UNLOCK_MINUTES).
+    Unlock,
+    /// Forget the passphrase: the next command asks for it again.
+    Lock,
+    /// The unlock agent itself (started by the commands).
+    #[command(hide = true)]
+    Agent,
 }
 
 /// `curbside enroll`.
@@ -181,6 +193,12 @@ pub enum ThreadCommand {
         /// The thread.
         thread: String,
     },
+    /// Show a thread's members and devices, and who has each message
+    /// delivered and read.
+    Show {
+        /// The thread (its id, the start of it, or its subject).
+        thread: String,
+    },
 }
 
 /// `curbside admin audit ...`.
@@ -239,24 +257,32 @@ pub struct FilterArgs {
     /// allowed or denied.
     #[arg(long, value_parser = parse_outcome)]
     pub outcome: Option<Outcome>,
-    /// From this time (RFC 3339, e.g. 2026-11-22T09:00:00Z, or Unix ms).
-    #[arg(long, value_parser = audit::parse_time, value_name = "TIME")]
-    pub since: Option<i64>,
-    /// Before this time (RFC 3339 or Unix ms).
-    #[arg(long, value_parser = audit::parse_time, value_name = "TIME")]
-    pub until: Option<i64>,
+    /// From this time: a date (2026-11-22, from its start), a local time
+    /// (2026-11-22T09:00), RFC 3339 (2026-11-22T09:00:00Z) or Unix ms;
+    /// local times are in this computer's zone, or UTC with --utc.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Before this time (as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
 }
 
 impl FilterArgs {
-    fn filter(&self) -> AuditFilter {
-        AuditFilter {
+    fn filter(&self, times: &show::Times) -> Result<AuditFilter, CliError> {
+        let time = |option: &'static str, text: &Option<String>| {
+            text.as_deref()
+                .map(|text| times.parse(text))
+                .transpose()
+                .map_err(|reason| CliError::BadTime { option, reason })
+        };
+        Ok(AuditFilter {
             actor: self.actor.clone(),
             resource: self.resource.clone(),
             action: self.action.clone(),
             outcome: self.outcome,
-            since_ms: self.since,
-            until_ms: self.until,
-        }
+            since_ms: time("--since", &self.since)?,
+            until_ms: time("--until", &self.until)?,
+        })
     }
 }
 
@@ -305,12 +331,12 @@ pub enum AdminUserCommand {
     },
     /// Show one user.
     Show {
-        /// The user's id.
+        /// The user's id or name.
         user_id: String,
     },
     /// Change a user's name, role, department or licence number.
     Update {
-        /// The user's id.
+        /// The user's id or name.
         user_id: String,
         /// New display name.
         #[arg(long)]
@@ -327,18 +353,34 @@ pub enum AdminUserCommand {
     },
     /// Deactivate a user: every session ends at once.
     Deactivate {
-        /// The user's id.
+        /// The user's id or name.
         user_id: String,
     },
     /// Reactivate a user.
     Reactivate {
-        /// The user's id.
+        /// The user's id or name.
         user_id: String,
     },
-    /// Issue a one-time enrollment code for a user's new device.
+    /// Issue a one-time enrollment code for a user's new device; it
+    /// revokes the user's older codes unless --keep-others.
     Code {
-        /// The user's id.
+        /// The user's id or name.
         user_id: String,
+        /// Keep the user's other outstanding codes working.
+        #[arg(long)]
+        keep_others: bool,
+    },
+    /// List a user's outstanding enrollment codes (their ids, never the codes).
+    Codes {
+        /// The user's id or name.
+        user_id: String,
+    },
+    /// Revoke one of a user's outstanding enrollment codes.
+    RevokeCode {
+        /// The user's id or name.
+        user_id: String,
+        /// The code's id, as `admin user codes` lists it.
+        code_id: String,
     },
 }
 
@@ -347,12 +389,12 @@ pub enum AdminUserCommand {
 pub enum AdminDeviceCommand {
     /// List a user's devices.
     List {
-        /// The user's id.
+        /// The user's id or name.
         user_id: String,
     },
     /// Remove a device: its sessions end at once.
     Remove {
-        /// The user's id.
+        /// The user's id or name.
         user_id: String,
         /// The device's id.
         device_id: String,
@@ -405,16 +447,41 @@ pub enum CliError {
     Mls(crate::mls::MlsError),
     /// This device does not know the thread.
     #[error(
-        "this device is not in thread {0}: check the id with `curbside threads`, or ask a member \
-         to add you"
+        "no thread {0:?} on this profile; list yours with `curbside threads` (a thread is named \
+         by its id, the start of it, or its subject)"
     )]
     UnknownThread(String),
+    /// This user's membership of a thread ended.
+    #[error("{0}")]
+    NotAMember(String),
     /// No active user matches.
-    #[error("no active user matches {0:?}; check with `curbside directory search`")]
-    NoSuchUser(String),
+    #[error(
+        "{}",
+        if *by_id {
+            format!("no active user has the id {given}: mistyped, or the user was deactivated; find people with `curbside directory search NAME`")
+        } else if given.is_empty() {
+            "name someone: a user id, or a name only one colleague has".to_owned()
+        } else {
+            format!("no active user is named {given:?}; find people with `curbside directory search NAME`")
+        }
+    )]
+    NoSuchUser {
+        /// What was given.
+        given: String,
+        /// Whether it was an id.
+        by_id: bool,
+    },
     /// More than one user matches.
-    #[error("more than one user matches {0:?}; give their user id instead")]
-    AmbiguousUser(String),
+    #[error(
+        "{given:?} matches several people: {}; give more of the name, or the user id",
+        candidates.join("; ")
+    )]
+    AmbiguousUser {
+        /// What was given.
+        given: String,
+        /// Who matches (name, department, id).
+        candidates: Vec<String>,
+    },
     /// A key package's credential does not match the directory.
     #[error(
         "the key package of device {0} does not match the directory's key for that device; do \
@@ -423,13 +490,22 @@ pub enum CliError {
     CredentialMismatch(String),
     /// A user has no device with key packages.
     #[error(
-        "user {0} has no device ready to be added (no key packages); ask them to run any \
+        "{0} has no device ready to be added (none has published its keys); ask them to run any \
          curbside command, then try again"
     )]
     NoKeyPackages(String),
     /// A user to remove is not in the thread.
-    #[error("user {0} is not a member of this thread")]
+    #[error("{0} is not in this thread")]
     NotInThread(String),
+    /// A user to add is in the thread already.
+    #[error("{0} is already in this thread")]
+    AlreadyMember(String),
+    /// Removing oneself.
+    #[error("to leave a thread, use `curbside thread leave THREAD`; you cannot remove yourself")]
+    RemoveSelf,
+    /// A thread with no one else.
+    #[error("name at least one colleague to start a thread with (--with NAME)")]
+    NobodyElse,
     /// The thread kept moving.
     #[error("thread {0} kept changing while this was tried; try again")]
     Busy(String),
@@ -441,6 +517,20 @@ pub enum CliError {
         "the server closed the connection (session ended or too far behind); run the command again"
     )]
     Disconnected,
+    /// The server would not sign this device in.
+    #[error("{0}")]
+    SignInRefused(String),
+    /// The profile is locked and no passphrase was given.
+    #[error("{0}")]
+    Agent(String),
+    /// A time given on the command line is not one.
+    #[error("{option}: {reason}")]
+    BadTime {
+        /// The option.
+        option: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// A public key given on the command line is not one.
     #[error(
         "--public-key must be the 32-byte Ed25519 key in base64url, as the server publishes it"
@@ -452,6 +542,33 @@ pub enum CliError {
 pub async fn run(cli: Cli) -> Result<String, CliError> {
     match &cli.command {
         Command::Health => health(&cli).await,
+        Command::Unlock => {
+            let mut session = Session::open(&cli).await?;
+            if session.given == Given::Set {
+                return Ok("CURBSIDE_PASSPHRASE is set: there is nothing to unlock".to_owned());
+            }
+            session.unlocked().await;
+            Ok(format!(
+                "Profile {} is unlocked for {} minutes after its last use; `curbside lock` ends it",
+                session.profile.name(),
+                crate::agent::idle_time().as_secs() / 60
+            ))
+        }
+        Command::Lock => {
+            let profile = profile(&cli)?;
+            Ok(if crate::agent::stop(&profile).await {
+                format!("Profile {} is locked", profile.name())
+            } else {
+                format!("Profile {} was not unlocked", profile.name())
+            })
+        }
+        Command::Agent => {
+            let profile = profile(&cli)?;
+            crate::agent::serve(&profile, crate::agent::idle_time())
+                .await
+                .map_err(CliError::Agent)?;
+            Ok(String::new())
+        }
         Command::Enroll(args) => enroll(&cli, args).await,
         Command::Login => {
             let mut session = Session::open(&cli).await?;
@@ -474,7 +591,8 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
                     Err(error) => return Err(error.into()),
                 }
             }
-            Ok("Logged out".to_owned())
+            crate::agent::stop(&session.profile).await;
+            Ok("Logged out; the profile is locked".to_owned())
         }
         Command::Whoami => {
             let mut session = Session::open(&cli).await?;
@@ -521,6 +639,9 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         Command::Thread(ThreadCommand::Remove { thread, user }) => {
             conversation::change_members(&mut Session::open(&cli).await?, thread, user, false).await
         }
+        Command::Thread(ThreadCommand::Show { thread }) => {
+            conversation::show(&mut Session::open(&cli).await?, thread).await
+        }
         Command::Thread(ThreadCommand::Leave { thread }) => {
             conversation::leave(&mut Session::open(&cli).await?, thread).await
         }
@@ -541,11 +662,25 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
 }
 
 async fn health(cli: &Cli) -> Result<String, CliError> {
-    let server = cli.server.as_deref().ok_or(CliError::NoServer)?;
-    let client = Client::new(
-        server,
-        &Trust::from_options(cli.pin_sha256, cli.ca_cert.clone()),
-    )?;
+    // The profile's server, as it trusts it, unless told otherwise; no
+    // passphrase needed.
+    let note = profile(cli).ok().and_then(|profile| profile.server_note());
+    let server = cli
+        .server
+        .clone()
+        .or_else(|| note.as_ref().map(|note| note.server.clone()))
+        .ok_or(CliError::NoServer)?;
+    let (pin, ca) = if cli.server.is_some() || cli.pin_sha256.is_some() || cli.ca_cert.is_some() {
+        (cli.pin_sha256, cli.ca_cert.clone())
+    } else {
+        (
+            note.as_ref()
+                .and_then(|note| note.pin_sha256.as_deref())
+                .and_then(|pin| pin.parse().ok()),
+            note.and_then(|note| note.ca_cert),
+        )
+    };
+    let client = Client::new(&server, &Trust::from_options(pin, ca))?;
     client.health().await?;
     client.ready().await?;
     Ok(format!(
@@ -644,8 +779,9 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
             })
         }
         AdminCommand::User(AdminUserCommand::Show { user_id }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
             let user = session
-                .call(async |client| client.get_user(user_id).await)
+                .call(async |client| client.get_user(&user_id).await)
                 .await?;
             Ok(describe_user(&user))
         }
@@ -656,6 +792,7 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
             department,
             licence,
         }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
             let update = UserUpdate {
                 display_name: name.clone(),
                 role: *role,
@@ -663,34 +800,90 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
                 licence_number: licence.clone(),
             };
             let user = session
-                .call(async |client| client.update_user(user_id, &update).await)
+                .call(async |client| client.update_user(&user_id, &update).await)
                 .await?;
             Ok(format!("Updated {}", describe_user(&user)))
         }
         AdminCommand::User(
             AdminUserCommand::Deactivate { user_id } | AdminUserCommand::Reactivate { user_id },
         ) => {
+            let user_id = admin_user(&mut session, user_id).await?;
             let active = matches!(
                 command,
                 AdminCommand::User(AdminUserCommand::Reactivate { .. })
             );
             let user = session
-                .call(async |client| client.set_user_active(user_id, active).await)
+                .call(async |client| client.set_user_active(&user_id, active).await)
                 .await?;
             Ok(describe_user(&user))
         }
-        AdminCommand::User(AdminUserCommand::Code { user_id }) => {
+        AdminCommand::User(AdminUserCommand::Code {
+            user_id,
+            keep_others,
+        }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
             let issued = session
-                .call(async |client| client.issue_enrollment_code(user_id).await)
+                .call(async |client| {
+                    client
+                        .issue_enrollment_code_keeping(&user_id, *keep_others)
+                        .await
+                })
                 .await?;
+            let user = session
+                .call(async |client| client.get_user(&user_id).await)
+                .await?;
+            let revoked = match issued.revoked {
+                0 => String::new(),
+                1 => "\nTheir older code no longer works.".to_owned(),
+                n => format!("\nTheir {n} older codes no longer work."),
+            };
             Ok(format!(
-                "One-time enrollment code for user {} (shown only now):\n  {}\nIt expires at {} (Unix ms).",
-                issued.user_id, issued.code, issued.expires_at_ms
+                "One-time enrollment code for {} (shown only now):\n  {}\nIt expires at {} \
+                 (code id {}).{revoked}\nThey enroll with:\n  {}",
+                printable(&user.display_name),
+                issued.code,
+                session.times.at(issued.expires_at_ms),
+                issued.code_id,
+                enroll_command(&session, &issued.code),
             ))
         }
+        AdminCommand::User(AdminUserCommand::Codes { user_id }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
+            let codes = session
+                .call(async |client| client.enrollment_codes(&user_id).await)
+                .await?;
+            if codes.codes.is_empty() {
+                return Ok("No outstanding enrollment codes.".to_owned());
+            }
+            Ok(codes
+                .codes
+                .iter()
+                .map(|code| {
+                    format!(
+                        "{}  issued {}  expires {}",
+                        code.code_id,
+                        session.times.at(code.created_at_ms),
+                        session.times.at(code.expires_at_ms)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        AdminCommand::User(AdminUserCommand::RevokeCode { user_id, code_id }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
+            session
+                .call(async |client| {
+                    client
+                        .revoke_enrollment_code(&user_id, code_id.trim())
+                        .await
+                })
+                .await?;
+            Ok(format!("Revoked enrollment code {}", code_id.trim()))
+        }
         AdminCommand::Device(AdminDeviceCommand::List { user_id }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
             let list = session
-                .call(async |client| client.list_devices(user_id).await)
+                .call(async |client| client.list_devices(&user_id).await)
                 .await?;
             let lines: Vec<String> = list
                 .devices
@@ -700,7 +893,7 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
                         "{}  {}  enrolled {}",
                         device.device_id,
                         printable(&device.device_name),
-                        device.created_at_ms
+                        session.times.at(device.created_at_ms)
                     )
                 })
                 .collect();
@@ -711,13 +904,59 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
             })
         }
         AdminCommand::Device(AdminDeviceCommand::Remove { user_id, device_id }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
             session
-                .call(async |client| client.remove_device(user_id, device_id).await)
+                .call(async |client| client.remove_device(&user_id, device_id.trim()).await)
                 .await?;
             Ok("Device removed; its sessions have ended.".to_owned())
         }
         AdminCommand::Audit(command) => audit_command(&mut session, command).await,
     }
+}
+
+/// The user `given` names, for an administrator: an id as it is (the
+/// server says if there is no such user), or a name (or part of one) that
+/// matches one user, active or not.
+async fn admin_user(session: &mut Session, given: &str) -> Result<String, CliError> {
+    let given = given.trim();
+    if crate::people::is_id(given) {
+        return Ok(given.to_ascii_lowercase());
+    }
+    let users = session
+        .call(async |client| client.list_users(given, None, None).await)
+        .await?
+        .users;
+    let exact: Vec<&User> = users
+        .iter()
+        .filter(|user| user.display_name.eq_ignore_ascii_case(given))
+        .collect();
+    match (users.as_slice(), exact.as_slice()) {
+        ([one], _) => Ok(one.user_id.clone()),
+        (_, [one]) => Ok(one.user_id.clone()),
+        ([], _) => Err(CliError::NoSuchUser {
+            given: given.to_owned(),
+            by_id: false,
+        }),
+        (many, _) => Err(CliError::AmbiguousUser {
+            given: given.to_owned(),
+            candidates: many.iter().take(10).map(describe_user).collect(),
+        }),
+    }
+}
+
+/// The command that enrolls a device with `code` on this profile's server,
+/// trusting it as this profile does.
+fn enroll_command(session: &Session, code: &str) -> String {
+    let contents = &session.contents;
+    let trust = match (&contents.pin_sha256, &contents.ca_cert) {
+        (Some(pin), _) => format!(" --pin-sha256 {pin}"),
+        (None, Some(ca)) => format!(" --ca-cert {}", ca.display()),
+        (None, None) => String::new(),
+    };
+    format!(
+        "curbside --server {}{trust} --profile NAME enroll --code {code}",
+        contents.server.trim_end_matches('/')
+    )
 }
 
 async fn audit_command(
@@ -730,7 +969,7 @@ async fn audit_command(
             after,
             limit,
         } => {
-            let filter = filter.filter();
+            let filter = filter.filter(&session.times)?;
             let query = SearchQuery {
                 actor: filter.actor,
                 resource: filter.resource,
@@ -751,7 +990,7 @@ async fn audit_command(
             out,
             filter,
         } => {
-            let query = export_query(*format, &filter.filter());
+            let query = export_query(*format, &filter.filter(&session.times)?);
             let response = session
                 .call(async |client| client.audit_export(&query).await)
                 .await?;
@@ -811,22 +1050,66 @@ fn describe_user(user: &User) -> String {
     )
 }
 
-fn profile(cli: &Cli) -> Result<Profile, CliError> {
-    let home = match &cli.home {
-        Some(home) => home.clone(),
+fn home(cli: &Cli) -> Result<PathBuf, CliError> {
+    match &cli.home {
+        Some(home) => Ok(home.clone()),
         None => std::env::var_os("HOME")
             .map(|home| PathBuf::from(home).join(".curbside"))
-            .ok_or(CliError::NoHome)?,
-    };
-    Ok(Profile::new(&home, &cli.profile)?)
+            .ok_or(CliError::NoHome),
+    }
 }
 
-fn passphrase(cli: &Cli, profile: &Profile, prompt: &str) -> Result<Zeroizing<String>, CliError> {
+fn profile(cli: &Cli) -> Result<Profile, CliError> {
+    Ok(Profile::new(&home(cli)?, &cli.profile)?)
+}
+
+/// Where a passphrase came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Given {
+    /// The program embedding the CLI, or `CURBSIDE_PASSPHRASE`.
+    Set,
+    /// The profile's unlock agent.
+    Agent,
+    /// Typed just now (or read from standard input).
+    Typed,
+}
+
+fn passphrase_set(cli: &Cli) -> Option<Zeroizing<String>> {
     if let Some(passphrase) = &cli.passphrase {
-        return Ok(Zeroizing::new(passphrase.clone()));
+        return Some(Zeroizing::new(passphrase.clone()));
     }
-    if let Ok(passphrase) = std::env::var("CURBSIDE_PASSPHRASE") {
-        return Ok(Zeroizing::new(passphrase));
+    std::env::var("CURBSIDE_PASSPHRASE")
+        .ok()
+        .map(Zeroizing::new)
+}
+
+/// The profile's passphrase: given by the program or the environment, held
+/// by its unlock agent, or asked for at the terminal (or read from standard
+/// input when that is not one).
+async fn passphrase(
+    cli: &Cli,
+    profile: &Profile,
+    prompt: &str,
+) -> Result<(Zeroizing<String>, Given), CliError> {
+    if let Some(passphrase) = passphrase_set(cli) {
+        return Ok((passphrase, Given::Set));
+    }
+    if let Some(passphrase) = crate::agent::fetch(profile).await {
+        return Ok((passphrase, Given::Agent));
+    }
+    ask(profile, prompt).map(|passphrase| (passphrase, Given::Typed))
+}
+
+fn ask(profile: &Profile, prompt: &str) -> Result<Zeroizing<String>, CliError> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        let mut line = Zeroizing::new(String::new());
+        return match std::io::stdin().read_line(&mut line) {
+            Ok(n) if n > 0 => Ok(Zeroizing::new(
+                line.trim_end_matches(['\n', '\r']).to_owned(),
+            )),
+            _ => Err(CliError::NoPassphrase),
+        };
     }
     rpassword::prompt_password(format!("{prompt} for profile {}: ", profile.name()))
         .map(Zeroizing::new)
@@ -834,12 +1117,18 @@ fn passphrase(cli: &Cli, profile: &Profile, prompt: &str) -> Result<Zeroizing<St
 }
 
 fn new_passphrase(cli: &Cli, profile: &Profile) -> Result<Zeroizing<String>, CliError> {
-    let first = passphrase(cli, profile, "New passphrase")?;
+    if let Some(passphrase) = passphrase_set(cli) {
+        if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
+            return Err(StoreError::WeakPassphrase.into());
+        }
+        return Ok(passphrase);
+    }
+    let first = ask(profile, "New passphrase")?;
     if first.chars().count() < MIN_PASSPHRASE_CHARS {
         return Err(StoreError::WeakPassphrase.into());
     }
-    if cli.passphrase.is_none() && std::env::var_os("CURBSIDE_PASSPHRASE").is_none() {
-        let again = passphrase(cli, profile, "Repeat the passphrase")?;
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let again = ask(profile, "Repeat the passphrase")?;
         if *again != *first {
             return Err(CliError::NoPassphrase);
         }
@@ -852,9 +1141,14 @@ fn new_passphrase(cli: &Cli, profile: &Profile) -> Result<Zeroizing<String>, Cli
 /// has released it to wait for the server.
 pub(crate) struct Session {
     profile: Profile,
+    home: PathBuf,
     passphrase: Zeroizing<String>,
+    /// Where the passphrase came from.
+    given: Given,
     pub(crate) contents: StoreContents,
     pub(crate) client: Client,
+    /// How times are shown and read.
+    pub(crate) times: show::Times,
     lock: Option<ProfileLock>,
     /// Whether the client trusts by the profile's stored pin (which then
     /// follows a renewal), rather than by one given on the command line
@@ -895,9 +1189,17 @@ impl Session {
         if !profile.exists() {
             return Err(StoreError::Missing(profile.name().to_owned()).into());
         }
-        let passphrase = passphrase(cli, &profile, "Passphrase")?;
+        let (passphrase, given) = passphrase(cli, &profile, "Passphrase").await?;
         let lock = lock(&profile).await?;
-        let contents = profile.load(&passphrase)?;
+        let contents = match profile.load(&passphrase) {
+            Err(StoreError::WrongPassphrase(name)) if given == Given::Agent => {
+                // The agent's passphrase no longer opens the store (changed
+                // elsewhere): forget it.
+                crate::agent::stop(&profile).await;
+                return Err(StoreError::WrongPassphrase(name).into());
+            }
+            other => other?,
+        };
         let pin = match (cli.pin_sha256, &contents.pin_sha256) {
             (Some(pin), _) => Some(pin),
             (None, Some(stored)) => stored.parse().ok(),
@@ -922,17 +1224,41 @@ impl Session {
         let contents_server = contents.server.clone();
         let mut client = Client::new(&server, &trust)?;
         client.set_token(contents.session.as_ref().map(|s| s.token.clone()));
-        Ok(Self {
+        let home = home(cli)?;
+        let mut session = Self {
             profile,
+            home,
             passphrase,
+            given,
             contents,
             client,
+            times: show::Times::new(cli.utc),
             lock: Some(lock),
             stored_pin: cli.pin_sha256.is_none(),
             own_server: cli.server.as_deref().is_none_or(|given| {
                 given.trim_end_matches('/') == contents_server.trim_end_matches('/')
             }),
-        })
+        };
+        if given == Given::Typed {
+            session.unlocked().await;
+        }
+        Ok(session)
+    }
+
+    /// Keeps the profile unlocked for the next commands (its unlock agent
+    /// holds the passphrase), unless it already is or the passphrase was
+    /// set by the environment.
+    pub(crate) async fn unlocked(&mut self) {
+        if self.given != Given::Typed {
+            return;
+        }
+        if let Err(error) = crate::agent::start(&self.profile, &self.home, &self.passphrase) {
+            eprintln!(
+                "curbside: cannot keep the profile unlocked ({error}); the next command will ask \
+                 for the passphrase again"
+            );
+        }
+        self.given = Given::Agent;
     }
 
     /// Lets other commands use the profile (while `watch` waits for the
@@ -968,7 +1294,16 @@ impl Session {
         let logged_in = self
             .client
             .login_with_key(&self.contents.server_id, &self.contents.device_id, &key)
-            .await?;
+            .await
+            .map_err(|error| match error {
+                // Signing in again will not help: say so, and stop.
+                ClientError::Api {
+                    status, message, ..
+                } if status == reqwest::StatusCode::UNAUTHORIZED => {
+                    CliError::SignInRefused(message)
+                }
+                other => other.into(),
+            })?;
         self.contents.session = Some(StoredSession {
             token: logged_in.token.clone(),
             expires_at_ms: logged_in.expires_at_ms,

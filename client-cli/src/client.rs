@@ -9,8 +9,8 @@ use curbside_proto::audit_review::{
 use curbside_proto::health::{HEALTH_PATH, Health, READY_PATH, Ready};
 use curbside_proto::identity::{
     Challenge, ChallengeRequest, DeviceList, Directory, DirectoryEntry, EnrollRequest, Enrolled,
-    EnrollmentCodeIssued, LoggedIn, LoginRequest, NewUser, Role, User, UserList, UserStatus,
-    UserUpdate, Whoami, login_message,
+    EnrollmentCodeIssued, LoggedIn, LoginRequest, NewUser, OutstandingCodes, Role, User, UserList,
+    UserStatus, UserUpdate, Whoami, login_message,
 };
 use curbside_proto::threads::{
     Appended, CLAIM_PATH, ClaimedKeyPackages, CommitRequest, EVENTS_PATH, EntryPage,
@@ -111,7 +111,7 @@ pub enum ClientError {
     )]
     WrongServer,
     /// The server answered with an error.
-    #[error("the server refused the request ({status}, {code}): {message}")]
+    #[error("the server refused: {message}")]
     Api {
         /// The HTTP status.
         status: StatusCode,
@@ -131,6 +131,30 @@ pub enum ClientError {
         /// What did not fit.
         detail: String,
     },
+}
+
+impl ClientError {
+    /// Whether trying again later may work: the server could not be
+    /// reached, dropped the connection, was unavailable, or the session
+    /// ended (a new sign-in fixes that).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Api { status, .. } => {
+                *status == StatusCode::UNAUTHORIZED || status.is_server_error()
+            }
+            _ => false,
+        }
+    }
+
+    /// A short account of the error, for a line of its own.
+    pub fn brief(&self) -> String {
+        match self {
+            Self::Unreachable { server, detail } => format!("cannot reach {server}: {detail}"),
+            Self::Api { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl Client {
@@ -718,9 +742,45 @@ impl Client {
         &self,
         user_id: &str,
     ) -> Result<EnrollmentCodeIssued, ClientError> {
-        self.send(
-            reqwest::Method::POST,
-            &format!("/v1/admin/users/{}/enrollment-codes", encode_path(user_id)),
+        self.issue_enrollment_code_keeping(user_id, false).await
+    }
+
+    /// `POST /v1/admin/users/{id}/enrollment-codes?keep_others=...`: a new
+    /// code, revoking the user's older ones unless `keep_others`.
+    pub async fn issue_enrollment_code_keeping(
+        &self,
+        user_id: &str,
+        keep_others: bool,
+    ) -> Result<EnrollmentCodeIssued, ClientError> {
+        let mut path = format!("/v1/admin/users/{}/enrollment-codes", encode_path(user_id));
+        if keep_others {
+            path.push_str("?keep_others=true");
+        }
+        self.send(reqwest::Method::POST, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/admin/users/{id}/enrollment-codes`: the outstanding codes.
+    pub async fn enrollment_codes(&self, user_id: &str) -> Result<OutstandingCodes, ClientError> {
+        self.get(&format!(
+            "/v1/admin/users/{}/enrollment-codes",
+            encode_path(user_id)
+        ))
+        .await
+    }
+
+    /// `DELETE /v1/admin/users/{id}/enrollment-codes/{code_id}`.
+    pub async fn revoke_enrollment_code(
+        &self,
+        user_id: &str,
+        code_id: &str,
+    ) -> Result<(), ClientError> {
+        self.send_empty(
+            reqwest::Method::DELETE,
+            &format!(
+                "/v1/admin/users/{}/enrollment-codes/{}",
+                encode_path(user_id),
+                encode_path(code_id)
+            ),
             None::<&()>,
         )
         .await
@@ -844,6 +904,35 @@ fn find_rustls_error<'a>(
 
 /// An error and its sources on one line.
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    // The common failures, in words; anything else as its chain of causes,
+    // without the links to library documentation some of them carry.
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            let said = match io.kind() {
+                ErrorKind::ConnectionRefused => Some("nothing is listening there"),
+                ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof => Some("the connection was cut"),
+                ErrorKind::TimedOut => Some("it did not answer in time"),
+                ErrorKind::NotFound
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable => Some("that host cannot be reached"),
+                _ => None,
+            };
+            if let Some(said) = said {
+                return said.to_owned();
+            }
+        }
+        if let Some(request) = error.downcast_ref::<reqwest::Error>()
+            && request.is_timeout()
+        {
+            return "it did not answer in time".to_owned();
+        }
+        current = error.source();
+    }
     let mut text = error.to_string();
     let mut current = error.source();
     while let Some(source) = current {
@@ -854,7 +943,15 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         }
         current = source.source();
     }
-    text
+    if text.contains("close_notify") {
+        return "the connection was cut".to_owned();
+    }
+    text.split_whitespace()
+        .filter(|word| !word.starts_with("https://docs.rs"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end_matches(':')
+        .to_owned()
 }
 
 /// The query pairs of an audit filter.

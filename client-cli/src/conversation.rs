@@ -1,24 +1,33 @@
-//! `curbside threads`, `thread new|add|remove`, `send`, `read` and
-//! `safety-number`: MLS threads as a clinician uses them.
+//! `curbside threads`, `thread new|add|remove|leave|show`, `send`, `read`,
+//! `watch` and `safety-number`: MLS threads as a clinician uses them.
 //!
 //! Every command first catches up: it joins the threads it was welcomed
-//! to, processes what is new in the thread it touches, and tops up its key
-//! packages. Decrypted messages are kept in the profile's encrypted store
-//! (MLS keys are used once, so a message cannot be decrypted twice), as is
-//! OpenMLS's state, so every command can run as its own process.
+//! to (replacing the state of a thread it was removed from and is now
+//! added back to), processes what is new in the thread it touches, and
+//! tops up its key packages. Decrypted messages are kept in the profile's
+//! encrypted store (MLS keys are used once, so a message cannot be
+//! decrypted twice), as is OpenMLS's state, so every command can run as its
+//! own process.
+//!
+//! A thread this device is no longer in is marked as left, with who ended
+//! the membership, when and how; it never stops other threads or `watch`,
+//! and every command that touches it says so in those words.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 
-use curbside_proto::identity::Directory;
+use curbside_proto::content::Content;
 use curbside_proto::threads::{
-    Blob, CommitRequest, Event, KeyPackageUpload, MembershipChange, MessageRequest, NewThread,
+    Blob, CommitRequest, EndReason, EntryKind, Event, KeyPackageUpload, MembershipChange,
+    MessageRequest, NewThread, ThreadEntry,
 };
 use openmls::prelude::KeyPackage;
 
 use crate::cli::{CliError, Session};
 use crate::client::{ClientError, printable};
-use crate::mls::{Device, MlsError, Processed};
-use crate::store::{MlsValue, StoredMessage, ThreadState};
+use crate::mls::{Device, Identity, MlsError, Processed};
+use crate::people::{self, Names};
+use crate::show::{short, text_block};
+use crate::store::{LeftThread, MemberChange, MlsValue, StoredMessage, ThreadState};
 
 /// Top up key packages when fewer than this many are left.
 const LOW_WATER: u32 = 10;
@@ -26,6 +35,10 @@ const LOW_WATER: u32 = 10;
 const BATCH: usize = 30;
 /// How often a commit is retried after losing the epoch race.
 const COMMIT_ATTEMPTS: usize = 5;
+/// The close code of an events socket whose session ended.
+const SESSION_ENDED: u16 = 4401;
+/// How long `watch` waits before trying the server again, at most.
+const RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl From<MlsError> for CliError {
     fn from(error: MlsError) -> Self {
@@ -82,62 +95,33 @@ async fn catch_up(session: &mut Session) -> Result<Device, CliError> {
             .await?;
     }
     for welcome in session.client.welcomes().await?.welcomes {
-        match device.join(&welcome.welcome.0) {
-            // Every member's credential must match the directory; a thread
-            // whose members do not is left alone, with a warning.
-            Ok(thread_id) => match check_members(session, &device, &thread_id).await {
-                Ok(()) => {
-                    session.contents.threads.insert(
-                        thread_id,
-                        ThreadState {
-                            processed_seq: welcome.joined_seq,
-                            messages: Vec::new(),
-                        },
-                    );
-                }
-                Err(error) => eprintln!(
-                    "curbside: not joining thread {}: {error}",
-                    printable(&thread_id)
-                ),
-            },
-            Err(error) => eprintln!("curbside: a welcome could not be used: {error}"),
+        let thread_id = welcome.thread_id.clone();
+        let joined = device
+            .join(&welcome.welcome.0, &thread_id, welcome.epoch)
+            .map_err(CliError::from);
+        // Every member's credential must match the directory; a thread
+        // whose members do not is left alone, with a warning.
+        let checked = match joined {
+            Ok(()) => check_members(session, &device, &thread_id).await,
+            Err(error) => Err(error),
+        };
+        match checked {
+            Ok(()) => {
+                // Added (again): what was kept of the thread stays, and
+                // reading starts after the commit that added this device.
+                let state = session.contents.threads.entry(thread_id).or_default();
+                state.processed_seq = welcome.joined_seq;
+                state.left = None;
+            }
+            Err(error) => eprintln!(
+                "curbside: not joining thread {}: {error}",
+                printable(&thread_id)
+            ),
         }
         session.client.ack_welcome(&welcome.welcome_id).await?;
     }
     save(session, &device)?;
     Ok(device)
-}
-
-/// The directory's entries for these users, looked up one by one (the
-/// search lists at most 200 people); users not active are left out.
-async fn known_users(
-    session: &Session,
-    users: impl IntoIterator<Item = String>,
-) -> Result<Directory, CliError> {
-    let mut wanted: Vec<String> = users.into_iter().collect();
-    wanted.sort();
-    wanted.dedup();
-    let mut entries = Vec::with_capacity(wanted.len());
-    for user in wanted {
-        match session.client.directory_user(&user).await {
-            Ok(entry) => entries.push(entry),
-            Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(Directory {
-        entries,
-        next: None,
-    })
-}
-
-/// `user`'s name as the directory gives it, else the id.
-fn display_name(directory: &Directory, user: &str) -> String {
-    directory
-        .entries
-        .iter()
-        .find(|entry| entry.user_id == user)
-        .map_or_else(|| user.to_owned(), |entry| printable(&entry.display_name))
 }
 
 /// Checks every member of `thread_id`'s group against the directory: an
@@ -148,17 +132,21 @@ async fn check_members(
     thread_id: &str,
 ) -> Result<(), CliError> {
     let members = device.members(thread_id)?;
-    let directory = known_users(session, members.iter().map(|m| m.user_id.clone())).await?;
+    let mut names = Names::default();
     for member in members {
-        let listed = directory
-            .entries
-            .iter()
-            .filter(|entry| entry.user_id == member.user_id)
-            .flat_map(|entry| entry.devices.iter())
-            .find(|listed| listed.device_id == member.device_id);
         let own = member.device_id == session.contents.device_id;
+        let listed = names
+            .entry(&session.client, &member.user_id)
+            .await?
+            .and_then(|entry| {
+                entry
+                    .devices
+                    .iter()
+                    .find(|listed| listed.device_id == member.device_id)
+            })
+            .map(|listed| listed.public_key.clone());
         match listed {
-            Some(listed) if listed.public_key == member.public_key => {}
+            Some(key) if key == member.public_key => {}
             Some(_) => return Err(CliError::CredentialMismatch(member.device_id)),
             None if own => {
                 if member.user_id != session.contents.user_id
@@ -170,10 +158,10 @@ async fn check_members(
             // Removed, or its user deactivated: still in the group until a
             // member's commit removes it.
             None => eprintln!(
-                "curbside: device {} of thread {} is no longer enrolled; remove it with \
-                 `curbside thread remove`",
-                printable(&member.device_id),
-                printable(thread_id)
+                "curbside: a device of {} in this thread is no longer enrolled; remove them with \
+                 `curbside thread remove {} USER`",
+                names.of(&session.client, &member.user_id).await?,
+                short(thread_id)
             ),
         }
     }
@@ -188,7 +176,107 @@ fn own_public_key(session: &Session) -> Result<Vec<u8>, CliError> {
     Ok(key.public_key().as_ref().to_vec())
 }
 
-/// Processes everything new in `thread_id`.
+/// The id of the thread `given` names on this profile: its id, a unique
+/// start of it (at least 6 digits), or its subject.
+fn thread_id(session: &Session, given: &str) -> Result<String, CliError> {
+    let given = given.trim();
+    let threads = &session.contents.threads;
+    if threads.contains_key(given) {
+        return Ok(given.to_owned());
+    }
+    let lower = given.to_ascii_lowercase();
+    let by_prefix: Vec<&String> = threads
+        .keys()
+        .filter(|id| lower.len() >= 6 && id.starts_with(&lower))
+        .collect();
+    if let [one] = by_prefix.as_slice() {
+        return Ok((*one).clone());
+    }
+    let by_subject: Vec<&String> = threads
+        .iter()
+        .filter(|(_, state)| {
+            state
+                .subject
+                .as_deref()
+                .is_some_and(|subject| subject.eq_ignore_ascii_case(given))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    match by_subject.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => Err(CliError::UnknownThread(printable(given))),
+    }
+}
+
+/// How a thread is named in a sentence: its subject in quotes, or its id.
+fn thread_name(session: &Session, thread_id: &str) -> String {
+    session
+        .contents
+        .threads
+        .get(thread_id)
+        .and_then(|state| state.subject.as_deref())
+        .map_or_else(
+            || format!("thread {}", short(thread_id)),
+            |subject| format!("'{}'", printable(subject)),
+        )
+}
+
+/// The sentence that says how this device's membership of `thread_id`
+/// ended.
+async fn how_it_ended(
+    session: &Session,
+    names: &mut Names,
+    thread_id: &str,
+    left: &LeftThread,
+) -> Result<String, CliError> {
+    let thread = thread_name(session, thread_id);
+    let when = session.times.clock(left.at_ms);
+    let by = match &left.by_user {
+        Some(user) if *user == session.contents.user_id => "you".to_owned(),
+        Some(user) => names.of(&session.client, user).await?,
+        None => "an administrator".to_owned(),
+    };
+    Ok(match left.reason.as_str() {
+        "removed" => format!("You were removed from {thread} by {by} at {when}"),
+        "left" => format!("You left {thread} at {when}"),
+        "deactivated" => format!(
+            "You left {thread} at {when}, when your account was deactivated by {by}; a member \
+             can add you back"
+        ),
+        "device_removed" => {
+            format!("This device was removed by {by} at {when}, and so left {thread}")
+        }
+        _ => format!("You are no longer in {thread}"),
+    })
+}
+
+/// Refuses to work on a thread this device has left, saying how.
+async fn still_in(session: &Session, thread_id: &str) -> Result<(), CliError> {
+    let Some(left) = session
+        .contents
+        .threads
+        .get(thread_id)
+        .and_then(|state| state.left.clone())
+    else {
+        return Ok(());
+    };
+    let sentence = how_it_ended(session, &mut Names::default(), thread_id, &left).await?;
+    Err(CliError::NotAMember(format!(
+        "{sentence}; ask a member to add you back if you need it"
+    )))
+}
+
+/// The users behind `devices` among `identities`, each once.
+fn users_of(identities: &[Identity]) -> Vec<String> {
+    let mut users: Vec<String> = identities.iter().map(|id| id.user_id.clone()).collect();
+    users.sort();
+    users.dedup();
+    users
+}
+
+/// Processes everything new in `thread_id`: messages, subjects, changes
+/// of members. A thread this device is no longer in is marked as left (the
+/// server says how, or no longer shows it at all), never an error.
 async fn sync(session: &mut Session, device: &Device, thread_id: &str) -> Result<(), CliError> {
     let mut state = session
         .contents
@@ -196,94 +284,186 @@ async fn sync(session: &mut Session, device: &Device, thread_id: &str) -> Result
         .get(thread_id)
         .cloned()
         .ok_or_else(|| CliError::UnknownThread(thread_id.to_owned()))?;
+    if state.left.is_some() {
+        return Ok(());
+    }
+    let mut ended = None;
     loop {
-        let page = session
+        let page = match session
             .client
             .entries(thread_id, state.processed_seq, 500)
-            .await?;
+            .await
+        {
+            Ok(page) => page,
+            Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
+                // The server shows nothing of it to this device any more.
+                state.left = Some(LeftThread {
+                    at_ms: crate::cli::now_ms(),
+                    by_user: None,
+                    reason: "unknown".to_owned(),
+                });
+                break;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        ended = page.ended.clone();
         let done = page.entries.is_empty();
         for entry in page.entries {
-            if entry.sender_device == session.contents.device_id {
-                // Own messages were kept when sent. An own commit the
-                // server took while this device did not hear back (a
-                // timeout, a crash) is applied now.
-                if entry.kind == curbside_proto::threads::EntryKind::Commit
-                    && device.has_pending_commit(thread_id)
-                {
-                    device.commit_accepted(thread_id)?;
-                }
-                state.processed_seq = entry.seq;
-                continue;
-            }
-            let declared = entry
-                .change
-                .as_ref()
-                .map(|change| (change.add.as_slice(), change.remove.as_slice()));
-            let processed =
-                device.process(thread_id, &entry.sender_device, &entry.body.0, declared);
-            state.processed_seq = entry.seq;
-            match processed {
-                Ok(Processed::Message { sender, plaintext }) => {
-                    state.messages.push(StoredMessage {
-                        seq: entry.seq,
-                        sender_user: sender.user_id,
-                        time_ms: entry.created_at_ms,
-                        text: String::from_utf8_lossy(&plaintext).into_owned(),
-                    });
-                }
-                Ok(Processed::Commit { .. }) => {
-                    session
-                        .contents
-                        .threads
-                        .insert(thread_id.to_owned(), state.clone());
-                    save(session, device)?;
-                    check_members(session, device, thread_id).await?;
-                }
-                Err(error) if entry.kind == curbside_proto::threads::EntryKind::Commit => {
-                    // A commit that cannot be applied leaves this device
-                    // behind the group: stop rather than go on out of step.
-                    return Err(error.into());
-                }
-                Err(error) => {
-                    eprintln!("curbside: entry {} could not be read: {error}", entry.seq);
-                    state.messages.push(StoredMessage {
-                        seq: entry.seq,
-                        sender_user: entry.sender_user.clone(),
-                        time_ms: entry.created_at_ms,
-                        text: "[this message could not be decrypted]".to_owned(),
-                    });
-                }
-            }
+            process(session, device, thread_id, &mut state, &entry).await?;
         }
         if done || state.processed_seq >= page.last_seq {
             break;
         }
     }
+    if let Some(ended) = ended
+        && state.processed_seq >= ended.seq
+    {
+        state.left = Some(LeftThread {
+            at_ms: ended.at_ms,
+            by_user: ended.by_user,
+            reason: match ended.reason {
+                EndReason::Removed => "removed",
+                EndReason::Left => "left",
+                EndReason::Deactivated => "deactivated",
+                EndReason::DeviceRemoved => "device_removed",
+                _ => "unknown",
+            }
+            .to_owned(),
+        });
+    }
     let processed = state.processed_seq;
+    let still_in = state.left.is_none();
     // Own messages are kept when sent, possibly before others' that the
     // log puts ahead of them.
     state.messages.sort_by_key(|message| message.seq);
     session.contents.threads.insert(thread_id.to_owned(), state);
     save(session, device)?;
     // The delivery receipt: this device has processed the log up to here.
-    if processed > 0 {
+    if processed > 0 && still_in {
         session.client.receipt(thread_id, processed, false).await?;
     }
     Ok(())
 }
 
-/// `USER` as a user id: itself if it is one, else the one active user the
-/// directory finds for it.
-async fn user_id(session: &Session, user: &str) -> Result<String, CliError> {
-    if user.len() == 32 && user.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(user.to_ascii_lowercase());
+/// Processes one log entry into `state`.
+async fn process(
+    session: &mut Session,
+    device: &Device,
+    thread_id: &str,
+    state: &mut ThreadState,
+    entry: &ThreadEntry,
+) -> Result<(), CliError> {
+    if entry.sender_device == session.contents.device_id {
+        // Own messages were kept when sent. An own commit the server took
+        // while this device did not hear back (a timeout, a crash) is
+        // applied now.
+        if entry.kind == EntryKind::Commit && device.has_pending_commit(thread_id) {
+            let before = device.members(thread_id)?;
+            device.commit_accepted(thread_id)?;
+            record_change(device, thread_id, state, entry, &before)?;
+        }
+        state.processed_seq = entry.seq;
+        return Ok(());
     }
-    let found = session.client.directory(user).await?.entries;
-    match found.as_slice() {
-        [one] => Ok(one.user_id.clone()),
-        [] => Err(CliError::NoSuchUser(user.to_owned())),
-        _ => Err(CliError::AmbiguousUser(user.to_owned())),
+    let declared = entry
+        .change
+        .as_ref()
+        .map(|change| (change.add.as_slice(), change.remove.as_slice()));
+    let processed = device.process(thread_id, &entry.sender_device, &entry.body.0, declared);
+    state.processed_seq = entry.seq;
+    match processed {
+        Ok(Processed::Message { sender, plaintext }) => match Content::decode(&plaintext) {
+            Content::Subject { subject } => state.subject = Some(subject),
+            Content::Text { text } => state.messages.push(StoredMessage {
+                seq: entry.seq,
+                sender_user: sender.user_id,
+                time_ms: entry.created_at_ms,
+                text,
+                change: None,
+            }),
+            _ => {}
+        },
+        Ok(Processed::Commit { added, removed }) => {
+            state.messages.push(StoredMessage {
+                seq: entry.seq,
+                sender_user: entry.sender_user.clone(),
+                time_ms: entry.created_at_ms,
+                text: String::new(),
+                change: Some(MemberChange {
+                    added: users_of(&added),
+                    removed: users_of(&removed),
+                }),
+            });
+            let removes_me = removed
+                .iter()
+                .any(|identity| identity.device_id == session.contents.device_id);
+            if removes_me {
+                state.left = Some(LeftThread {
+                    at_ms: entry.created_at_ms,
+                    by_user: Some(entry.sender_user.clone()),
+                    reason: "removed".to_owned(),
+                });
+            } else {
+                session
+                    .contents
+                    .threads
+                    .insert(thread_id.to_owned(), state.clone());
+                save(session, device)?;
+                check_members(session, device, thread_id).await?;
+            }
+        }
+        Err(error) if entry.kind == EntryKind::Commit => {
+            // A commit that cannot be applied leaves this device behind the
+            // group: stop rather than go on out of step.
+            return Err(error.into());
+        }
+        Err(error) => {
+            eprintln!("curbside: entry {} could not be read: {error}", entry.seq);
+            state.messages.push(StoredMessage {
+                seq: entry.seq,
+                sender_user: entry.sender_user.clone(),
+                time_ms: entry.created_at_ms,
+                text: "[this message could not be decrypted]".to_owned(),
+                change: None,
+            });
+        }
     }
+    Ok(())
+}
+
+/// Records this device's own commit `entry`, just applied, as a change of
+/// members: `before` were the members before it.
+fn record_change(
+    device: &Device,
+    thread_id: &str,
+    state: &mut ThreadState,
+    entry: &ThreadEntry,
+    before: &[Identity],
+) -> Result<(), CliError> {
+    let Some(change) = &entry.change else {
+        return Ok(());
+    };
+    let after = device.members(thread_id)?;
+    let pick = |devices: &[String], among: &[Identity]| -> Vec<Identity> {
+        among
+            .iter()
+            .filter(|identity| devices.contains(&identity.device_id))
+            .cloned()
+            .collect()
+    };
+    let added = users_of(&pick(&change.add, &after));
+    let removed = users_of(&pick(&change.remove, before));
+    if added.is_empty() && removed.is_empty() {
+        return Ok(());
+    }
+    state.messages.push(StoredMessage {
+        seq: entry.seq,
+        sender_user: entry.sender_user.clone(),
+        time_ms: entry.created_at_ms,
+        text: String::new(),
+        change: Some(MemberChange { added, removed }),
+    });
+    Ok(())
 }
 
 /// Claims a package for each device of `user` (but this one), checking
@@ -291,19 +471,17 @@ async fn user_id(session: &Session, user: &str) -> Result<String, CliError> {
 async fn claim(
     session: &Session,
     device: &Device,
-    user: &str,
+    user: &curbside_proto::identity::DirectoryEntry,
 ) -> Result<(Vec<KeyPackage>, Vec<String>), CliError> {
-    let claimed = session.client.claim_key_packages(user).await?;
-    let directory = known_users(session, [user.to_owned()]).await?;
+    let claimed = session.client.claim_key_packages(&user.user_id).await?;
     let mut packages = Vec::new();
     let mut devices = Vec::new();
     for claimed in claimed.packages {
         let (package, identity) = device.read_key_package(&claimed.key_package.0)?;
-        let listed = directory
-            .entries
+        let listed = user
+            .devices
             .iter()
-            .filter(|entry| entry.user_id == user && identity.user_id == user)
-            .flat_map(|entry| entry.devices.iter())
+            .filter(|_| identity.user_id == user.user_id)
             .find(|listed| {
                 listed.device_id == claimed.device_id && listed.device_id == identity.device_id
             });
@@ -318,14 +496,14 @@ async fn claim(
     Ok((packages, devices))
 }
 
-/// Encrypts and sends `text`; keeps it in the local history.
-async fn send_text(
+/// Encrypts and sends `content`; keeps a text in the local history.
+async fn send_content(
     session: &mut Session,
     device: &Device,
     thread_id: &str,
-    text: &str,
+    content: &Content,
 ) -> Result<u64, CliError> {
-    let (epoch, ciphertext) = device.encrypt(thread_id, text.as_bytes())?;
+    let (epoch, ciphertext) = device.encrypt(thread_id, &content.encode())?;
     // The ratchet moved on: keep that before the message leaves.
     save(session, device)?;
     let appended = session
@@ -347,12 +525,17 @@ async fn send_text(
         if appended.seq == state.processed_seq + 1 {
             state.processed_seq = appended.seq;
         }
-        state.messages.push(StoredMessage {
-            seq: appended.seq,
-            sender_user: user,
-            time_ms: crate::cli::now_ms(),
-            text: text.to_owned(),
-        });
+        match content {
+            Content::Text { text } => state.messages.push(StoredMessage {
+                seq: appended.seq,
+                sender_user: user,
+                time_ms: crate::cli::now_ms(),
+                text: text.clone(),
+                change: None,
+            }),
+            Content::Subject { subject } => state.subject = Some(subject.clone()),
+            _ => {}
+        }
     }
     save(session, device)?;
     Ok(appended.seq)
@@ -365,18 +548,37 @@ pub async fn new_thread(
     subject: Option<&str>,
 ) -> Result<String, CliError> {
     let device = catch_up(session).await?;
+    let mut colleagues = Vec::new();
+    for given in with
+        .iter()
+        .map(|given| given.trim())
+        .filter(|given| !given.is_empty())
+    {
+        let entry = people::resolve(&session.client, given).await?;
+        if entry.user_id != session.contents.user_id
+            && !colleagues
+                .iter()
+                .any(|known: &curbside_proto::identity::DirectoryEntry| {
+                    known.user_id == entry.user_id
+                })
+        {
+            colleagues.push(entry);
+        }
+    }
+    if colleagues.is_empty() {
+        return Err(CliError::NobodyElse);
+    }
     let mut packages = Vec::new();
     let mut devices = Vec::new();
-    let mut users = vec![session.contents.user_id.clone()];
-    for user in with {
-        users.push(user_id(session, user).await?);
-    }
-    users.sort();
-    users.dedup();
-    for user in &users {
-        let (claimed, ids) = claim(session, &device, user).await?;
-        if claimed.is_empty() && *user != session.contents.user_id {
-            return Err(CliError::NoKeyPackages(user.clone()));
+    // This user's other devices come along.
+    let own = people::resolve(&session.client, &session.contents.user_id.clone()).await?;
+    let (claimed, ids) = claim(session, &device, &own).await?;
+    packages.extend(claimed);
+    devices.extend(ids);
+    for colleague in &colleagues {
+        let (claimed, ids) = claim(session, &device, colleague).await?;
+        if claimed.is_empty() {
+            return Err(CliError::NoKeyPackages(printable(&colleague.display_name)));
         }
         packages.extend(claimed);
         devices.extend(ids);
@@ -400,54 +602,84 @@ pub async fn new_thread(
         .threads
         .insert(thread_id.clone(), ThreadState::default());
     save(session, &device)?;
-    if let Some(subject) = subject {
-        send_text(session, &device, &thread_id, &format!("Subject: {subject}")).await?;
+    if let Some(subject) = subject.map(str::trim).filter(|subject| !subject.is_empty()) {
+        send_content(
+            session,
+            &device,
+            &thread_id,
+            &Content::Subject {
+                subject: subject.to_owned(),
+            },
+        )
+        .await?;
     }
-    Ok(format!("Created thread {thread_id}"))
+    let names: Vec<String> = colleagues
+        .iter()
+        .map(|entry| printable(&entry.display_name))
+        .collect();
+    Ok(format!(
+        "Created thread {thread_id} with {}",
+        names.join(", ")
+    ))
 }
 
 /// `curbside thread add THREAD USER` and `thread remove THREAD USER`.
 pub async fn change_members(
     session: &mut Session,
-    thread_id: &str,
+    thread: &str,
     user: &str,
     add: bool,
 ) -> Result<String, CliError> {
     let device = catch_up(session).await?;
-    let user = user_id(session, user).await?;
+    let thread_id = thread_id(session, thread)?;
+    sync(session, &device, &thread_id).await?;
+    still_in(session, &thread_id).await?;
+    let target = people::resolve(&session.client, user).await?;
+    let name = printable(&target.display_name);
+    if !add && target.user_id == session.contents.user_id {
+        return Err(CliError::RemoveSelf);
+    }
     for _ in 0..COMMIT_ATTEMPTS {
-        sync(session, &device, thread_id).await?;
+        sync(session, &device, &thread_id).await?;
+        let members = device.members(&thread_id)?;
         let (packages, added, removed) = if add {
-            let (packages, devices) = claim(session, &device, &user).await?;
+            if members
+                .iter()
+                .any(|member| member.user_id == target.user_id)
+            {
+                return Err(CliError::AlreadyMember(name));
+            }
+            let (packages, devices) = claim(session, &device, &target).await?;
             if packages.is_empty() {
-                return Err(CliError::NoKeyPackages(user));
+                return Err(CliError::NoKeyPackages(name));
             }
             (packages, devices, Vec::new())
         } else {
-            let removed: Vec<String> = device
-                .members(thread_id)?
+            let removed: Vec<String> = members
                 .into_iter()
-                .filter(|member| member.user_id == user)
+                .filter(|member| member.user_id == target.user_id)
                 .map(|member| member.device_id)
                 .collect();
             if removed.is_empty() {
-                return Err(CliError::NotInThread(user));
+                return Err(CliError::NotInThread(name));
             }
             (Vec::new(), Vec::new(), removed)
         };
-        let pending = device.commit(thread_id, &packages, &removed)?;
+        let before = device.members(&thread_id)?;
+        let pending = device.commit(&thread_id, &packages, &removed)?;
         save(session, &device)?;
+        let change = MembershipChange {
+            add: added,
+            remove: removed,
+        };
         let result = session
             .client
             .commit(
-                thread_id,
+                &thread_id,
                 &CommitRequest {
                     epoch: pending.epoch,
                     commit: Blob(pending.commit),
-                    change: MembershipChange {
-                        add: added,
-                        remove: removed,
-                    },
+                    change: change.clone(),
                     welcome: pending.welcome.map(Blob),
                 },
             )
@@ -457,11 +689,22 @@ pub async fn change_members(
                 let processed = session
                     .contents
                     .threads
-                    .get(thread_id)
+                    .get(&thread_id)
                     .map_or(0, |state| state.processed_seq);
                 if appended.seq == processed + 1 {
-                    device.commit_accepted(thread_id)?;
-                    if let Some(state) = session.contents.threads.get_mut(thread_id) {
+                    device.commit_accepted(&thread_id)?;
+                    if let Some(state) = session.contents.threads.get_mut(&thread_id) {
+                        let entry = ThreadEntry {
+                            seq: appended.seq,
+                            kind: EntryKind::Commit,
+                            epoch: pending.epoch,
+                            sender_user: session.contents.user_id.clone(),
+                            sender_device: session.contents.device_id.clone(),
+                            created_at_ms: crate::cli::now_ms(),
+                            body: Blob(Vec::new()),
+                            change: Some(change),
+                        };
+                        record_change(&device, &thread_id, state, &entry, &before)?;
                         state.processed_seq = appended.seq;
                     }
                     save(session, &device)?;
@@ -469,22 +712,34 @@ pub async fn change_members(
                     // Messages came in at this epoch before the commit:
                     // they are read first, and the commit applied when the
                     // catch-up reaches it.
-                    sync(session, &device, thread_id).await?;
+                    sync(session, &device, &thread_id).await?;
+                }
+                // Newcomers read nothing from before they joined: tell them
+                // the subject.
+                let subject = session
+                    .contents
+                    .threads
+                    .get(&thread_id)
+                    .and_then(|state| state.subject.clone());
+                if add && let Some(subject) = subject {
+                    send_content(session, &device, &thread_id, &Content::Subject { subject })
+                        .await?;
                 }
                 return Ok(format!(
-                    "{} {user} {} thread {thread_id}",
+                    "{} {name} {} {}",
                     if add { "Added" } else { "Removed" },
-                    if add { "to" } else { "from" }
+                    if add { "to" } else { "from" },
+                    thread_name(session, &thread_id)
                 ));
             }
             Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::CONFLICT => {
                 // Another member committed first: catch up and try again.
-                device.commit_refused(thread_id)?;
+                device.commit_refused(&thread_id)?;
                 save(session, &device)?;
             }
             // The server said no: drop the commit.
             Err(error @ ClientError::Api { .. }) => {
-                device.commit_refused(thread_id)?;
+                device.commit_refused(&thread_id)?;
                 save(session, &device)?;
                 return Err(error.into());
             }
@@ -493,18 +748,37 @@ pub async fn change_members(
             Err(error) => return Err(error.into()),
         }
     }
-    Err(CliError::Busy(thread_id.to_owned()))
+    Err(CliError::Busy(thread_id))
 }
 
-/// `curbside thread leave THREAD`: this user leaves the thread; its
-/// history stays in the profile, and it is no longer caught up.
-pub async fn leave(session: &mut Session, thread_id: &str) -> Result<String, CliError> {
-    session
-        .call(async |client| client.leave_thread(thread_id).await)
-        .await?;
-    session.contents.threads.remove(thread_id);
-    session.save()?;
-    Ok(format!("Left thread {thread_id}"))
+/// `curbside thread leave THREAD`: this user leaves the thread, on all
+/// their devices; its history stays in the profile, marked as left.
+pub async fn leave(session: &mut Session, thread: &str) -> Result<String, CliError> {
+    let device = catch_up(session).await?;
+    let thread_id = thread_id(session, thread)?;
+    sync(session, &device, &thread_id).await?;
+    still_in(session, &thread_id).await?;
+    match session.client.leave_thread(&thread_id).await {
+        Ok(()) => {}
+        Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
+            // Ended meanwhile: say how.
+            sync(session, &device, &thread_id).await?;
+            still_in(session, &thread_id).await?;
+        }
+        Err(error) => return Err(error.into()),
+    }
+    if let Some(state) = session.contents.threads.get_mut(&thread_id) {
+        state.left = Some(LeftThread {
+            at_ms: crate::cli::now_ms(),
+            by_user: Some(session.contents.user_id.clone()),
+            reason: "left".to_owned(),
+        });
+    }
+    save(session, &device)?;
+    Ok(format!(
+        "You left {}; its history stays on this device",
+        thread_name(session, &thread_id)
+    ))
 }
 
 /// The text of `curbside send THREAD [TEXT]`: `TEXT`, or standard input
@@ -514,8 +788,15 @@ pub fn message_text(text: Option<&str>) -> Result<String, CliError> {
     let text = match text {
         Some(text) => text.to_owned(),
         None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!(
+                    "Type the message; end it with Ctrl-D on a line of its own (Ctrl-C to cancel)."
+                );
+            }
             let mut text = String::new();
-            std::io::stdin()
+            stdin
+                .lock()
                 .read_to_string(&mut text)
                 .map_err(|_| CliError::EmptyMessage)?;
             text
@@ -528,73 +809,282 @@ pub fn message_text(text: Option<&str>) -> Result<String, CliError> {
 }
 
 /// `curbside send THREAD TEXT`.
-pub async fn send(session: &mut Session, thread_id: &str, text: &str) -> Result<String, CliError> {
+pub async fn send(session: &mut Session, thread: &str, text: &str) -> Result<String, CliError> {
     let device = catch_up(session).await?;
+    let thread_id = thread_id(session, thread)?;
+    let content = Content::Text {
+        text: text.to_owned(),
+    };
     for _ in 0..COMMIT_ATTEMPTS {
-        sync(session, &device, thread_id).await?;
-        match send_text(session, &device, thread_id, text).await {
+        sync(session, &device, &thread_id).await?;
+        still_in(session, &thread_id).await?;
+        match send_content(session, &device, &thread_id, &content).await {
             Err(CliError::Client(ClientError::Api { status, .. }))
-                if status == reqwest::StatusCode::CONFLICT => {}
-            result => return result.map(|seq| format!("Sent ({seq})")),
+                if status == reqwest::StatusCode::CONFLICT
+                    || status == reqwest::StatusCode::NOT_FOUND => {}
+            result => {
+                return result.map(|seq| {
+                    format!("Sent to {} (entry {seq})", thread_name(session, &thread_id))
+                });
+            }
         }
     }
-    Err(CliError::Busy(thread_id.to_owned()))
+    Err(CliError::Busy(thread_id))
+}
+
+/// One line (or block) of a thread's history, as people read it.
+async fn history_line(
+    session: &Session,
+    names: &mut Names,
+    message: &StoredMessage,
+) -> Result<String, CliError> {
+    let when = session.times.at(message.time_ms);
+    let sender = names.of(&session.client, &message.sender_user).await?;
+    if let Some(change) = &message.change {
+        let mut parts = Vec::new();
+        if !change.added.is_empty() {
+            parts.push(format!(
+                "added {}",
+                names.list(&session.client, &change.added).await?
+            ));
+        }
+        if !change.removed.is_empty() {
+            parts.push(format!(
+                "removed {}",
+                names.list(&session.client, &change.removed).await?
+            ));
+        }
+        if parts.is_empty() {
+            parts.push("renewed their keys".to_owned());
+        }
+        return Ok(format!("[{when}] — {sender} {}", parts.join(" and ")));
+    }
+    let prefix = format!("[{when}] {sender}: ");
+    let indent = " ".repeat(prefix.chars().count());
+    Ok(format!("{prefix}{}", text_block(&message.text, &indent)))
 }
 
 /// `curbside read THREAD`: the thread's messages; marks them read.
-pub async fn read(session: &mut Session, thread_id: &str) -> Result<String, CliError> {
+pub async fn read(session: &mut Session, thread: &str) -> Result<String, CliError> {
     let device = catch_up(session).await?;
-    sync(session, &device, thread_id).await?;
+    let thread_id = thread_id(session, thread)?;
+    sync(session, &device, &thread_id).await?;
     let state = session
         .contents
         .threads
-        .get(thread_id)
+        .get(&thread_id)
         .cloned()
         .unwrap_or_default();
-    let senders = state.messages.iter().map(|m| m.sender_user.clone());
-    let directory = known_users(session, senders.collect::<Vec<_>>()).await?;
-    let name = |user: &str| display_name(&directory, user);
-    if state.processed_seq > 0 {
+    if state.processed_seq > 0 && state.left.is_none() {
         session
             .client
-            .receipt(thread_id, state.processed_seq, true)
+            .receipt(&thread_id, state.processed_seq, true)
             .await?;
     }
-    if state.messages.is_empty() {
-        return Ok("No messages yet.".to_owned());
+    let mut names = Names::default();
+    let mut lines = Vec::new();
+    if let Some(subject) = &state.subject {
+        lines.push(printable(subject));
     }
-    Ok(state
-        .messages
-        .iter()
-        .map(|message| {
-            format!(
-                "[{}] {}: {}",
-                crate::audit::utc(message.time_ms),
-                name(&message.sender_user),
-                printable(&message.text)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n"))
+    for message in &state.messages {
+        lines.push(history_line(session, &mut names, message).await?);
+    }
+    if state.messages.is_empty() {
+        lines.push("No messages yet.".to_owned());
+    }
+    if let Some(left) = &state.left {
+        lines.push(format!(
+            "{}.",
+            how_it_ended(session, &mut names, &thread_id, left).await?
+        ));
+    }
+    Ok(lines.join("\n"))
 }
 
-/// `curbside threads`: the device's threads with their unread counts.
+/// `curbside threads`: the device's threads with their subjects, members
+/// and unread counts, then the threads it has left and how.
 pub async fn list(session: &mut Session) -> Result<String, CliError> {
-    catch_up(session).await?;
-    let threads = session.client.threads().await?.threads;
-    if threads.is_empty() {
-        return Ok("No threads.".to_owned());
-    }
-    Ok(threads
+    let device = catch_up(session).await?;
+    let listed = session.client.threads().await?.threads;
+    // Threads this profile knows that the server no longer lists for it:
+    // catch up, to learn how they ended.
+    let known: Vec<String> = session
+        .contents
+        .threads
         .iter()
-        .map(|thread| {
-            format!(
-                "{}  {} unread  (last entry {})",
-                thread.thread_id, thread.unread, thread.last_seq
-            )
+        .filter(|(id, state)| {
+            state.left.is_none() && !listed.iter().any(|thread| &thread.thread_id == *id)
         })
-        .collect::<Vec<_>>()
-        .join("\n"))
+        .map(|(id, _)| id.clone())
+        .collect();
+    for thread_id in known {
+        sync(session, &device, &thread_id).await?;
+    }
+    let mut names = Names::default();
+    let mut lines = Vec::new();
+    for summary in &listed {
+        let members = match session.client.thread(&summary.thread_id).await {
+            Ok(detail) => {
+                let mut users: Vec<String> = detail
+                    .members
+                    .iter()
+                    .map(|member| member.user_id.clone())
+                    .collect();
+                users.dedup();
+                names.list(&session.client, &users).await?
+            }
+            Err(_) => "members unknown".to_owned(),
+        };
+        let subject = session
+            .contents
+            .threads
+            .get(&summary.thread_id)
+            .and_then(|state| state.subject.clone())
+            .map_or_else(|| "(no subject)".to_owned(), |subject| printable(&subject));
+        let unread = match summary.unread {
+            0 => String::new(),
+            n => format!("  {n} unread"),
+        };
+        lines.push(format!("{subject}{unread}"));
+        lines.push(format!("    {members} · thread {}", summary.thread_id));
+    }
+    let left: Vec<(String, LeftThread)> = session
+        .contents
+        .threads
+        .iter()
+        .filter_map(|(id, state)| state.left.clone().map(|left| (id.clone(), left)))
+        .collect();
+    if !left.is_empty() {
+        lines.push(if listed.is_empty() {
+            "No threads you are in. Threads you have left:".to_owned()
+        } else {
+            "Threads you have left:".to_owned()
+        });
+        for (thread_id, ended) in left {
+            lines.push(format!(
+                "  {} · thread {thread_id}",
+                how_it_ended(session, &mut names, &thread_id, &ended).await?
+            ));
+        }
+    } else if listed.is_empty() {
+        lines.push("No threads yet. Start one with `curbside thread new --with NAME`.".to_owned());
+    }
+    Ok(lines.join("\n"))
+}
+
+/// `curbside thread show THREAD`: members and their devices, then each
+/// message with who has it delivered and who has read it.
+pub async fn show(session: &mut Session, thread: &str) -> Result<String, CliError> {
+    let device = catch_up(session).await?;
+    let thread_id = thread_id(session, thread)?;
+    sync(session, &device, &thread_id).await?;
+    let state = session
+        .contents
+        .threads
+        .get(&thread_id)
+        .cloned()
+        .unwrap_or_default();
+    let mut names = Names::default();
+    let mut lines = vec![format!(
+        "{} (thread {thread_id})",
+        state
+            .subject
+            .as_deref()
+            .map_or_else(|| "(no subject)".to_owned(), printable)
+    )];
+    if let Some(left) = &state.left {
+        lines.push(format!(
+            "{}.",
+            how_it_ended(session, &mut names, &thread_id, left).await?
+        ));
+        return Ok(lines.join("\n"));
+    }
+    let detail = session.client.thread(&thread_id).await?;
+    lines.push("Members:".to_owned());
+    let mut users: Vec<(String, String)> = Vec::new();
+    for member in &detail.members {
+        if !users.iter().any(|(_, user)| *user == member.user_id) {
+            let name = names.of(&session.client, &member.user_id).await?;
+            users.push((name, member.user_id.clone()));
+        }
+    }
+    users.sort_by_key(|(name, _)| name.to_lowercase());
+    let users: Vec<(String, String)> = users;
+    for (name, user) in &users {
+        let name = name.clone();
+        let you = if *user == session.contents.user_id {
+            " (you)"
+        } else {
+            ""
+        };
+        let entry = names.entry(&session.client, user).await?.cloned();
+        let devices: Vec<String> = detail
+            .members
+            .iter()
+            .filter(|member| member.user_id == *user)
+            .map(|member| {
+                let device_name = entry
+                    .as_ref()
+                    .and_then(|entry| {
+                        entry
+                            .devices
+                            .iter()
+                            .find(|listed| listed.device_id == member.device_id)
+                    })
+                    .map_or_else(String::new, |listed| {
+                        format!("{:?} ", printable(&listed.device_name))
+                    });
+                format!("{device_name}{}", short(&member.device_id))
+            })
+            .collect();
+        lines.push(format!(
+            "  {name}{you}: device{} {}",
+            if devices.len() == 1 { "" } else { "s" },
+            devices.join(", ")
+        ));
+    }
+    lines.push("Messages:".to_owned());
+    if state.messages.is_empty() {
+        lines.push("  No messages yet.".to_owned());
+    }
+    for message in &state.messages {
+        lines.push(format!(
+            "  {}",
+            history_line(session, &mut names, message).await?
+        ));
+        if message.change.is_some() {
+            continue;
+        }
+        let others: Vec<&String> = users
+            .iter()
+            .map(|(_, user)| user)
+            .filter(|user| **user != message.sender_user)
+            .collect();
+        let mut delivered = Vec::new();
+        let mut read = Vec::new();
+        for user in others {
+            let has = detail
+                .members
+                .iter()
+                .any(|member| member.user_id == *user && member.delivered_seq >= message.seq);
+            let has_read = detail
+                .read
+                .iter()
+                .any(|receipt| receipt.user_id == *user && receipt.read_seq >= message.seq);
+            if has {
+                delivered.push((*user).clone());
+            }
+            if has_read {
+                read.push((*user).clone());
+            }
+        }
+        lines.push(format!(
+            "      delivered to {}; read by {}",
+            names.list(&session.client, &delivered).await?,
+            names.list(&session.client, &read).await?
+        ));
+    }
+    Ok(lines.join("\n"))
 }
 
 /// `curbside safety-number USER`: a number both clinicians can read to
@@ -603,12 +1093,10 @@ pub async fn safety_number(session: &mut Session, user: &str) -> Result<String, 
     session
         .call(async |client| client.key_package_count().await)
         .await?;
-    let other = user_id(session, user).await?;
-    let directory = known_users(session, [other.clone(), session.contents.user_id.clone()]).await?;
-    let mut keys: Vec<(String, String, Vec<u8>)> = directory
-        .entries
-        .iter()
-        .filter(|entry| entry.user_id == other || entry.user_id == session.contents.user_id)
+    let other = people::resolve(&session.client, user).await?;
+    let me = people::resolve(&session.client, &session.contents.user_id.clone()).await?;
+    let mut keys: Vec<(String, String, Vec<u8>)> = [&other, &me]
+        .into_iter()
         .flat_map(|entry| {
             entry.devices.iter().map(|device| {
                 (
@@ -619,10 +1107,8 @@ pub async fn safety_number(session: &mut Session, user: &str) -> Result<String, 
             })
         })
         .collect();
-    if !keys.iter().any(|(user, _, _)| *user == other) {
-        return Err(CliError::NoSuchUser(user.to_owned()));
-    }
     keys.sort();
+    keys.dedup();
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
     context.update(b"curbside safety number v1\n");
     for (user, device, key) in &keys {
@@ -643,17 +1129,24 @@ pub async fn safety_number(session: &mut Session, user: &str) -> Result<String, 
         })
         .collect();
     Ok(format!(
-        "Safety number with {other}:\n  {}\nRead it to each other; if it differs, do not use the thread and tell your administrator.",
+        "Safety number with {}:\n  {}\nRead it to each other; if it differs, do not use the thread and tell your administrator.",
+        printable(&other.display_name),
         groups.join(" ")
     ))
 }
+
+/// What `watch` has printed so far: each thread's last sequence shown.
+type Printed = std::collections::BTreeMap<String, u64>;
 
 /// `curbside watch`: prints each new message as it arrives, until
 /// interrupted (or, with `--count N`, after N messages).
 ///
 /// While it waits for the server it lets go of the profile, so that other
 /// commands (`send`, `thread add`) can run beside it; it takes the profile
-/// back, with what they saved, for each event it handles.
+/// back, with what they saved, for each event it handles. When the
+/// session ends (its token expires, say) or the server goes away, it signs
+/// in again and reconnects by itself, waiting longer each time (up to
+/// 30 s), and catches up on what it missed.
 pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String, CliError> {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
@@ -661,7 +1154,7 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
     // What the store held at start is old; anything after it is printed
     // once, whichever command (this one, or a `send` or `read` beside it)
     // processed it.
-    let mut printed: std::collections::BTreeMap<String, u64> = session
+    let mut printed: Printed = session
         .contents
         .threads
         .iter()
@@ -670,59 +1163,159 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
             (thread_id.clone(), last.unwrap_or(0))
         })
         .collect();
-    let mut socket = {
-        let device = catch_up(session).await?;
-        let socket = session.client.events().await?;
-        // What arrived before the socket was open is read now; the rest as
-        // it is pushed.
-        let known: Vec<String> = session.contents.threads.keys().cloned().collect();
-        for thread_id in known {
-            sync(session, &device, &thread_id).await?;
-            shown += print_new(session, &thread_id, &mut printed).await?;
+    // The pause before the next connection, and the one after that if
+    // this one fails too.
+    let mut pause = std::time::Duration::ZERO;
+    let mut wait = std::time::Duration::from_secs(1);
+    'connect: while count.is_none_or(|count| shown < count) {
+        if !pause.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = tokio::signal::ctrl_c() => break 'connect,
+            }
         }
-        socket
-    };
-    session.release();
-    while count.is_none_or(|count| shown < count) {
-        let frame = tokio::select! {
-            frame = socket.next() => frame,
-            _ = tokio::signal::ctrl_c() => break,
+        session.resume().await?;
+        let opened = async {
+            let device = catch_up(session).await?;
+            let socket = session.client.events().await?;
+            // What arrived while not connected is read now; the rest as it
+            // is pushed.
+            let mut caught_up = 0;
+            let known: Vec<String> = session.contents.threads.keys().cloned().collect();
+            for thread_id in known {
+                caught_up += catch_up_thread(session, &device, &thread_id, &mut printed).await?;
+            }
+            Ok::<_, CliError>((socket, caught_up))
+        }
+        .await;
+        session.release();
+        let mut socket = match opened {
+            Ok((socket, caught_up)) => {
+                shown += caught_up;
+                socket
+            }
+            Err(CliError::Client(error)) if error.is_transient() => {
+                eprintln!(
+                    "curbside: {}; trying again in {} s",
+                    error.brief(),
+                    wait.as_secs()
+                );
+                pause = wait;
+                wait = (wait * 2).min(RECONNECT_MAX);
+                continue 'connect;
+            }
+            Err(error) => return Err(error),
         };
-        let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(_))) | None => return Err(CliError::Disconnected),
-            Some(Ok(_)) => continue,
-            Some(Err(error)) => {
-                return Err(ClientError::Unreachable {
-                    server: session.client.server().to_string(),
-                    detail: error.to_string(),
+        pause = std::time::Duration::ZERO;
+        wait = std::time::Duration::from_secs(1);
+        while count.is_none_or(|count| shown < count) {
+            let frame = tokio::select! {
+                frame = socket.next() => frame,
+                _ = tokio::signal::ctrl_c() => break 'connect,
+            };
+            let text = match frame {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Close(Some(close)))) if u16::from(close.code) == SESSION_ENDED => {
+                    // The session ended (its token expired, say): sign in
+                    // again and reconnect at once.
+                    continue 'connect;
                 }
-                .into());
-            }
-        };
-        let Ok(event) = curbside_proto::json::decode::<Event>(text.as_bytes()) else {
-            continue;
-        };
-        match event {
-            Event::Entry { thread_id, .. } => {
-                session.resume().await?;
-                if session.contents.threads.contains_key(&thread_id) {
-                    let device = device(session)?;
-                    sync(session, &device, &thread_id).await?;
-                    shown += print_new(session, &thread_id, &mut printed).await?;
+                Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                    // The server went away: reconnect, waiting a little.
+                    eprintln!(
+                        "curbside: the connection to the server ended; reconnecting in {} s",
+                        wait.as_secs()
+                    );
+                    pause = wait;
+                    wait = (wait * 2).min(RECONNECT_MAX);
+                    continue 'connect;
                 }
-                session.release();
+                Some(Ok(_)) => continue,
+            };
+            let Ok(event) = curbside_proto::json::decode::<Event>(text.as_bytes()) else {
+                continue;
+            };
+            let handled = match event {
+                Event::Entry { thread_id, .. } => {
+                    session.resume().await?;
+                    let result = async {
+                        if session.contents.threads.contains_key(&thread_id) {
+                            let device = device(session)?;
+                            catch_up_thread(session, &device, &thread_id, &mut printed).await
+                        } else {
+                            Ok(0)
+                        }
+                    }
+                    .await;
+                    session.release();
+                    result
+                }
+                Event::Welcome { welcome } => {
+                    session.resume().await?;
+                    let result = catch_up(session).await;
+                    session.release();
+                    result.map(|_| {
+                        println!("You were added to thread {}", welcome.thread_id);
+                        0
+                    })
+                }
+                Event::Receipt { .. } => Ok(0),
+            };
+            match handled {
+                Ok(new) => shown += new,
+                Err(CliError::Client(error)) if error.is_transient() => {
+                    eprintln!("curbside: {}; reconnecting", error.brief());
+                    pause = wait;
+                    wait = (wait * 2).min(RECONNECT_MAX);
+                    continue 'connect;
+                }
+                Err(error) => return Err(error),
             }
-            Event::Welcome { welcome } => {
-                session.resume().await?;
-                catch_up(session).await?;
-                session.release();
-                println!("Added to thread {}", welcome.thread_id);
-            }
-            Event::Receipt { .. } => {}
         }
     }
     Ok(format!("Stopped watching after {shown} messages."))
+}
+
+/// Processes what is new in `thread_id` and prints it (a thread that cannot
+/// be caught up is reported, and the others go on); returns how many
+/// messages it printed.
+async fn catch_up_thread(
+    session: &mut Session,
+    device: &Device,
+    thread_id: &str,
+    printed: &mut Printed,
+) -> Result<usize, CliError> {
+    let was_in = session
+        .contents
+        .threads
+        .get(thread_id)
+        .is_some_and(|state| state.left.is_none());
+    match sync(session, device, thread_id).await {
+        Ok(()) => {}
+        Err(CliError::Client(error)) => return Err(CliError::Client(error)),
+        Err(error) => {
+            eprintln!(
+                "curbside: {} could not be caught up: {error}",
+                thread_name(session, thread_id)
+            );
+            return Ok(0);
+        }
+    }
+    let shown = print_new(session, thread_id, printed).await?;
+    let left = session
+        .contents
+        .threads
+        .get(thread_id)
+        .and_then(|state| state.left.clone());
+    if let Some(left) = left
+        && was_in
+    {
+        println!(
+            "{}.",
+            how_it_ended(session, &mut Names::default(), thread_id, &left).await?
+        );
+    }
+    Ok(shown)
 }
 
 /// Prints the stored messages of `thread_id` after the last one printed;
@@ -730,7 +1323,7 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
 async fn print_new(
     session: &Session,
     thread_id: &str,
-    printed: &mut std::collections::BTreeMap<String, u64>,
+    printed: &mut Printed,
 ) -> Result<usize, CliError> {
     let Some(state) = session.contents.threads.get(thread_id) else {
         return Ok(0);
@@ -745,14 +1338,17 @@ async fn print_new(
     if let Some(newest) = new.iter().map(|message| message.seq).max() {
         *last = newest;
     }
-    let directory = known_users(session, new.iter().map(|m| m.sender_user.clone())).await?;
+    let mut names = Names::default();
+    let mut shown = 0;
     for message in &new {
         println!(
-            "[{}] {} in {thread_id}: {}",
-            crate::audit::utc(message.time_ms),
-            display_name(&directory, &message.sender_user),
-            printable(&message.text)
+            "{} — {}",
+            thread_name(session, thread_id),
+            history_line(session, &mut names, message).await?
         );
+        if message.change.is_none() {
+            shown += 1;
+        }
     }
-    Ok(new.len())
+    Ok(shown)
 }

@@ -2,11 +2,14 @@
 //! as a library (used by the `curbside` command and the end-to-end tests) and
 //! as the `curbside` command line.
 
+pub mod agent;
 pub mod audit;
 pub mod cli;
 pub mod client;
 mod conversation;
 pub mod mls;
+mod people;
+pub mod show;
 pub mod store;
 pub mod trust;
 

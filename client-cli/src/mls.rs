@@ -24,14 +24,21 @@ pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MlsError {
-    /// OpenMLS refused (the message names the step).
-    #[error("MLS {step} failed: {detail}")]
+    /// OpenMLS refused (the message names the step; OpenMLS's own account
+    /// is kept for debugging, never shown).
+    #[error(
+        "the encryption step failed ({step}); run the command again, and if it fails again, \
+         tell your administrator"
+    )]
     Protocol {
         /// What was being done.
         step: &'static str,
         /// OpenMLS's account of it.
         detail: String,
     },
+    /// A welcome to a thread this device is in, at an epoch it has passed.
+    #[error("a welcome to thread {0} is older than what this device holds; it was ignored")]
+    StaleWelcome(String),
     /// A message or package from elsewhere is not well-formed MLS.
     #[error("a {what} from the server is not a well-formed MLS message")]
     Malformed {
@@ -164,9 +171,9 @@ pub enum Processed {
     /// A commit was applied; the group is at a new epoch.
     Commit {
         /// Devices it added.
-        added: Vec<String>,
+        added: Vec<Identity>,
         /// Devices it removed.
-        removed: Vec<String>,
+        removed: Vec<Identity>,
     },
 }
 
@@ -400,28 +407,36 @@ impl Device {
             .map_err(|e| protocol("dropping the commit")(&e))
     }
 
-    /// Joins a thread from a welcome; returns the thread id.
-    pub fn join(&self, welcome: &[u8]) -> Result<String, MlsError> {
+    /// Joins thread `thread_id` from a welcome the server says brings it
+    /// to `epoch`. A member removed and added back holds the thread's old
+    /// group: it gives way to the new one if the welcome is newer (a
+    /// welcome for an epoch this device has already reached is refused).
+    pub fn join(&self, welcome: &[u8], thread_id: &str, epoch: u64) -> Result<(), MlsError> {
         let message = MlsMessageIn::tls_deserialize_exact(welcome)
             .map_err(|_| MlsError::Malformed { what: "welcome" })?;
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
             return Err(MlsError::Malformed { what: "welcome" });
         };
+        let group_id = GroupId::from_slice(&thread_bytes(thread_id)?);
+        if let Ok(Some(mut old)) = MlsGroup::load(self.provider.storage(), &group_id) {
+            if old.is_active() && old.epoch().as_u64() >= epoch {
+                return Err(MlsError::StaleWelcome(thread_id.to_owned()));
+            }
+            old.delete(self.provider.storage())
+                .map_err(|e| protocol("forgetting the old group")(&e))?;
+        }
         let config = MlsGroupJoinConfig::builder()
             .use_ratchet_tree_extension(true)
             .build();
         let staged = StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None)
             .map_err(|e| protocol("reading the welcome")(&e))?;
-        // Added again after being removed: the old group gives way.
-        let group_id = staged.group_context().group_id().clone();
-        if let Ok(Some(mut old)) = MlsGroup::load(self.provider.storage(), &group_id) {
-            old.delete(self.provider.storage())
-                .map_err(|e| protocol("forgetting the old group")(&e))?;
+        if staged.group_context().group_id() != &group_id {
+            return Err(MlsError::Malformed { what: "welcome" });
         }
-        let group = staged
+        staged
             .into_group(&self.provider)
             .map_err(|e| protocol("joining")(&e))?;
-        Ok(hex(group.group_id().as_slice()))
+        Ok(())
     }
 
     /// The group's current epoch.
@@ -520,15 +535,14 @@ impl Device {
                         thread: thread_id.to_owned(),
                     });
                 };
-                let added: Vec<String> = staged
+                let added: Vec<Identity> = staged
                     .add_proposals()
                     .map(|proposal| {
                         let leaf = proposal.add_proposal().key_package().leaf_node();
                         identity_of(leaf.credential(), leaf.signature_key().as_slice())
-                            .map(|identity| identity.device_id)
                     })
                     .collect::<Result<_, _>>()?;
-                let removed: Vec<String> = staged
+                let removed: Vec<Identity> = staged
                     .remove_proposals()
                     .map(|proposal| {
                         group
@@ -537,14 +551,13 @@ impl Device {
                             .and_then(|member| {
                                 identity_of(&member.credential, &member.signature_key)
                             })
-                            .map(|identity| identity.device_id)
                     })
                     .collect::<Result<_, _>>()?;
-                let same = |a: &[String], b: &[String]| {
-                    let mut a = a.to_vec();
-                    let mut b = b.to_vec();
-                    a.sort();
-                    b.sort();
+                let same = |a: &[Identity], b: &[String]| {
+                    let mut a: Vec<&str> = a.iter().map(|id| id.device_id.as_str()).collect();
+                    let mut b: Vec<&str> = b.iter().map(String::as_str).collect();
+                    a.sort_unstable();
+                    b.sort_unstable();
                     a == b
                 };
                 if !same(&added, add) || !same(&removed, remove) {
@@ -579,8 +592,4 @@ fn thread_bytes(thread_id: &str) -> Result<Vec<u8>, MlsError> {
         .map(|at| u8::from_str_radix(&thread_id[at..at + 2], 16))
         .collect::<Result<_, _>>()
         .map_err(|_| MlsError::NotJoined(thread_id.to_owned()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -27,6 +27,7 @@ use zeroize::{Zeroize, Zeroizing};
 const FORMAT: &str = "curbside-store-v1";
 const FILE_NAME: &str = "store.json";
 const LOCK_NAME: &str = "store.lock";
+const SERVER_NAME: &str = "server.json";
 const SALT_LEN: usize = 16;
 /// argon2id cost: memory in KiB, passes, lanes.
 const ARGON2_COST: (u32, u32, u32) = (19 * 1024, 2, 1);
@@ -112,22 +113,54 @@ pub struct MlsValue {
 pub struct ThreadState {
     /// The last log entry processed.
     pub processed_seq: u64,
-    /// The decrypted messages, oldest first.
+    /// The decrypted messages and membership changes, oldest first.
     pub messages: Vec<StoredMessage>,
+    /// The thread's subject, once known.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// How this device's membership ended, if it has.
+    #[serde(default)]
+    pub left: Option<LeftThread>,
 }
 
-/// A decrypted message.
+/// How a device's membership of a thread ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeftThread {
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// Who ended it, if known.
+    pub by_user: Option<String>,
+    /// How: `removed`, `left`, `deactivated`, `device_removed`, or
+    /// `unknown` (the server no longer shows it).
+    pub reason: String,
+}
+
+/// A decrypted message, or a change of members, in a thread's history.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoredMessage {
     /// Its place in the thread's log.
     pub seq: u64,
-    /// The sending user.
+    /// The sending user (for a change of members, who made it).
     pub sender_user: String,
     /// When the server accepted it (Unix ms).
     pub time_ms: i64,
-    /// The text.
+    /// The text (empty for a change of members).
     pub text: String,
+    /// For a change of members: the users it added and removed.
+    #[serde(default)]
+    pub change: Option<MemberChange>,
+}
+
+/// The users a commit added and removed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberChange {
+    /// Users added.
+    pub added: Vec<String>,
+    /// Users removed.
+    pub removed: Vec<String>,
 }
 
 impl std::fmt::Debug for StoreContents {
@@ -262,6 +295,11 @@ impl Profile {
     /// The profile's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The profile's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The store file's path.
@@ -425,7 +463,60 @@ impl Profile {
             .map_err(io("write", &temporary))?;
         fs::rename(&temporary, &path).map_err(io("replace", &path))?;
         // In case the file existed with looser permissions.
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io("protect", &path))
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .map_err(io("protect", &path))?;
+        self.write_server_note(contents)
+    }
+}
+
+/// What a profile says of its server, kept in the clear beside the store
+/// (`server.json`: none of it is secret) so that `curbside health` needs no
+/// passphrase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerNote {
+    /// The server's base URL.
+    pub server: String,
+    /// The pinned certificate fingerprint, if trusted by pin.
+    pub pin_sha256: Option<String>,
+    /// The CA file, if trusted by CA.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl Profile {
+    /// What the profile says of its server, if it says anything.
+    pub fn server_note(&self) -> Option<ServerNote> {
+        let bytes = fs::read(self.dir.join(SERVER_NAME)).ok()?;
+        curbside_proto::json::decode(&bytes).ok()
+    }
+
+    fn write_server_note(&self, contents: &StoreContents) -> Result<(), StoreError> {
+        let note = ServerNote {
+            server: contents.server.clone(),
+            pin_sha256: contents.pin_sha256.clone(),
+            ca_cert: contents.ca_cert.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&note)
+            .map_err(|error| StoreError::Crypto(error.to_string()))?;
+        let path = self.dir.join(SERVER_NAME);
+        let temporary = path.with_extension("tmp");
+        let io = |action| {
+            let path = path.clone();
+            move |source| StoreError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        let _ = fs::remove_file(&temporary);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)
+            .map_err(io("create"))?;
+        file.write_all(&bytes).map_err(io("write"))?;
+        fs::rename(&temporary, &path).map_err(io("replace"))
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod audit_review;
 pub mod b64;
+pub mod content;
 pub mod error;
 pub mod fingerprint;
 pub mod health;

@@ -328,7 +328,9 @@ pub async fn thread(creator: &Clinician, other: &Clinician) -> Result<(String, u
         .await?;
     for welcome in other.client.welcomes().await?.welcomes {
         if welcome.thread_id == thread_id {
-            other.mls.join(&welcome.welcome.0)?;
+            other
+                .mls
+                .join(&welcome.welcome.0, &welcome.thread_id, welcome.epoch)?;
             other.client.ack_welcome(&welcome.welcome_id).await?;
         }
     }

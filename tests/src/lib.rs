@@ -236,7 +236,19 @@ impl TestEnv {
 
     /// Starts the server with `config` and `routes` mounted beside the API.
     pub async fn start_with(&self, config: Config, routes: Router<AppState>) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        self.start_on(config, routes, "127.0.0.1:0".parse().expect("an address"))
+            .await
+    }
+
+    /// Starts the server with `config` on `address` (a restart on the port
+    /// a server used before, say).
+    pub async fn start_on(
+        &self,
+        config: Config,
+        routes: Router<AppState>,
+        address: SocketAddr,
+    ) -> TestServer {
+        let listener = TcpListener::bind(address).await.expect("bind the address");
         let address = listener.local_addr().expect("a local address");
         let server = Server::prepare(config)
             .await

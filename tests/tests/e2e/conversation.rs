@@ -15,19 +15,19 @@ backend_tests!(
 );
 
 /// The real `curbside` binary.
-const CURBSIDE: &str = env!("CARGO_BIN_EXE_curbside-under-test");
-const PASSPHRASE: &str = "correct horse battery";
+pub const CURBSIDE: &str = env!("CARGO_BIN_EXE_curbside-under-test");
+pub const PASSPHRASE: &str = "correct horse battery";
 
 /// One clinician's `curbside` profile.
-struct Clinician {
-    url: String,
-    pin: String,
-    home: tempfile::TempDir,
-    user_id: String,
+pub struct Clinician {
+    pub url: String,
+    pub pin: String,
+    pub home: tempfile::TempDir,
+    pub user_id: String,
 }
 
 impl Clinician {
-    async fn enroll(server: &TestServer, admin: &Person, name: &str) -> Self {
+    pub async fn enroll(server: &TestServer, admin: &Person, name: &str) -> Self {
         let user = admin
             .client
             .create_user(&curbside_proto::identity::NewUser {
@@ -56,7 +56,7 @@ impl Clinician {
         clinician
     }
 
-    async fn run(&self, args: &[&str]) -> Result<String, CliError> {
+    pub async fn run(&self, args: &[&str]) -> Result<String, CliError> {
         let mut argv = vec![
             "curbside",
             "--server",
@@ -74,7 +74,7 @@ impl Clinician {
 
     /// Runs `curbside ARGS` on this profile as a process of its own, its
     /// standard output read line by line into the returned channel.
-    fn spawn(
+    pub fn spawn(
         &self,
         args: &[&str],
     ) -> (
@@ -105,12 +105,21 @@ impl Clinician {
         (child, received)
     }
 
-    async fn ok(&self, args: &[&str]) -> String {
+    pub async fn ok(&self, args: &[&str]) -> String {
         match self.run(args).await {
             Ok(output) => output,
             Err(error) => panic!("curbside {args:?} failed: {error}"),
         }
     }
+}
+
+/// The thread id in `thread new`'s output.
+pub fn created(output: &str) -> String {
+    output
+        .strip_prefix("Created thread ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("not a new thread: {output}"))
+        .to_owned()
 }
 
 async fn clinicians_talk_through_the_cli(backend: Backend) {
@@ -121,18 +130,19 @@ async fn clinicians_talk_through_the_cli(backend: Backend) {
     let ben = Clinician::enroll(&server, &admin, "Dr. Ben Brown").await;
     let cal = Clinician::enroll(&server, &admin, "Dr. Cal Chen").await;
     // Any first command publishes the device's key packages.
-    assert_eq!(ben.ok(&["threads"]).await, "No threads.");
-    assert_eq!(cal.ok(&["threads"]).await, "No threads.");
+    assert!(ben.ok(&["threads"]).await.starts_with("No threads yet"));
+    assert!(cal.ok(&["threads"]).await.starts_with("No threads yet"));
 
-    let created = ana
+    let made = ana
         .ok(&["thread", "new", "--with", "Ben Brown", "--subject", "Bed 4"])
         .await;
-    let thread = created.strip_prefix("Created thread ").unwrap().to_owned();
+    assert!(made.ends_with("with Dr. Ben Brown"), "{made}");
+    let thread = created(&made);
     ana.ok(&["send", &thread, "MARKER-cli-4471: troponin rising"])
         .await;
 
     let read = ben.ok(&["read", &thread]).await;
-    assert!(read.contains("Dr. Ana Alvarez: Subject: Bed 4"), "{read}");
+    assert!(read.starts_with("Bed 4\n"), "{read}");
     assert!(
         read.contains("Dr. Ana Alvarez: MARKER-cli-4471: troponin rising"),
         "{read}"
@@ -145,17 +155,24 @@ async fn clinicians_talk_through_the_cli(backend: Backend) {
     assert_eq!(lines.len(), 3, "{read}");
     assert!(lines[2].contains("on my way"));
 
-    // Cal joins and reads only what follows.
+    // Cal joins and reads only what follows, under the subject.
     assert!(
         ana.ok(&["thread", "add", &thread, &cal.user_id])
             .await
-            .starts_with("Added")
+            .starts_with("Added Dr. Cal Chen to 'Bed 4'")
     );
-    assert_eq!(cal.ok(&["read", &thread]).await, "No messages yet.");
+    let read = cal.ok(&["read", &thread]).await;
+    assert_eq!(read, "Bed 4\nNo messages yet.");
     ana.ok(&["send", &thread, "welcome Cal"]).await;
     let read = cal.ok(&["read", &thread]).await;
     assert!(
         read.contains("welcome Cal") && !read.contains("troponin"),
+        "{read}"
+    );
+    // The others see the change, with names.
+    let read = ben.ok(&["read", &thread]).await;
+    assert!(
+        read.contains("— Dr. Ana Alvarez added Dr. Cal Chen"),
         "{read}"
     );
     // Cal watches: messages show up as they are sent.
@@ -180,26 +197,42 @@ async fn clinicians_talk_through_the_cli(backend: Backend) {
         "{read}"
     );
     // Reading sent delivery receipts: the server records how far Cal's
-    // device has processed the thread (entry 7, "live two").
-    assert_eq!(delivered(&env, &thread, &cal.user_id).await, 7);
+    // device has processed the thread.
+    assert!(delivered(&env, &thread, &cal.user_id).await >= 8);
     let listed = ben.ok(&["threads"]).await;
-    assert!(listed.contains(&format!("{thread}  3 unread")), "{listed}");
+    assert!(listed.contains("Bed 4  2 unread"), "{listed}");
+    assert!(
+        listed.contains("Dr. Ana Alvarez, Dr. Ben Brown and Dr. Cal Chen"),
+        "{listed}"
+    );
 
-    // Ana removes Ben: he can no longer read the thread.
+    // Ana removes Ben: he can no longer read the thread, and is told why.
     assert!(
         ana.ok(&["thread", "remove", &thread, "Ben Brown"])
             .await
-            .starts_with("Removed")
+            .starts_with("Removed Dr. Ben Brown from 'Bed 4'")
     );
     ana.ok(&["send", &thread, "after Ben"]).await;
     assert!(cal.ok(&["read", &thread]).await.contains("after Ben"));
-    assert!(ben.run(&["read", &thread]).await.is_err());
+    let read = ben.ok(&["read", &thread]).await;
+    assert!(!read.contains("after Ben"), "{read}");
+    assert!(
+        read.contains("You were removed from 'Bed 4' by Dr. Ana Alvarez at"),
+        "{read}"
+    );
+    let error = ben.run(&["send", &thread, "hello?"]).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("You were removed from 'Bed 4' by Dr. Ana Alvarez at"),
+        "{error}"
+    );
 
     // Both sides compute the same safety number.
     let number = |output: String| output.lines().nth(1).unwrap().trim().to_owned();
     assert_eq!(
         number(ana.ok(&["safety-number", &cal.user_id]).await),
-        number(cal.ok(&["safety-number", &ana.user_id]).await)
+        number(cal.ok(&["safety-number", "Ana Alvarez"]).await)
     );
 
     // Bad input is refused with a clear error.
@@ -209,7 +242,10 @@ async fn clinicians_talk_through_the_cli(backend: Backend) {
         .run(&["thread", "new", "--with", "Nobody Such"])
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("no active user"), "{error}");
+    assert!(
+        error.to_string().contains("no active user is named"),
+        "{error}"
+    );
 
     // The server never saw the text, and its audit log names the thread.
     assert_eq!(
@@ -225,7 +261,9 @@ async fn clinicians_talk_through_the_cli(backend: Backend) {
         })
         .await
         .unwrap();
-    assert_eq!(page.entries.len(), 7);
+    // The subject, twice (at the start, and to Cal with the add), and six
+    // messages.
+    assert_eq!(page.entries.len(), 8);
 }
 
 /// The delivery receipt the server holds for `user_id`'s device in
@@ -263,8 +301,7 @@ async fn commands_on_one_profile_take_turns(backend: Backend) {
     let cal = Clinician::enroll(&server, &admin, "Dr. Cal Chen").await;
     ben.ok(&["threads"]).await;
     cal.ok(&["threads"]).await;
-    let created = ana.ok(&["thread", "new", "--with", &ben.user_id]).await;
-    let thread = created.strip_prefix("Created thread ").unwrap().to_owned();
+    let thread = created(&ana.ok(&["thread", "new", "--with", &ben.user_id]).await);
 
     let (mut watch, mut watched) = ana.spawn(&["watch"]);
     // Once watch shows Ben's first message, it is up.
@@ -326,7 +363,7 @@ async fn commands_on_one_profile_take_turns(backend: Backend) {
 }
 
 /// Waits (up to 30 s) for a line containing `text`; returns it.
-async fn wait_for_line(
+pub async fn wait_for_line(
     lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
     text: &str,
 ) -> String {

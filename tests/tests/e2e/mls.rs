@@ -108,8 +108,10 @@ impl Member {
             .unwrap()
             .welcomes
             .remove(0);
-        let thread = self.device.join(&welcome.welcome.0).unwrap();
-        assert_eq!(thread, welcome.thread_id);
+        let thread = welcome.thread_id.clone();
+        self.device
+            .join(&welcome.welcome.0, &thread, welcome.epoch)
+            .unwrap();
         self.read_up_to = welcome.joined_seq;
         self.person
             .client

@@ -1,0 +1,80 @@
+//! What travels inside a thread's MLS application messages: the plaintext
+//! only members' devices ever see. The server never parses it.
+//!
+//! A message is a JSON object tagged by `type`:
+//! - `{"type":"text","text":"..."}`: a message as the clinician wrote it;
+//! - `{"type":"subject","subject":"..."}`: the thread's subject, sent when
+//!   a thread is made, and again by whoever adds members, so newcomers (who
+//!   read nothing from before they joined) learn it too.
+//!
+//! Bytes that are not such an object (messages from clients before this
+//! format) are read as text.
+
+use serde::{Deserialize, Serialize};
+
+/// The plaintext of an application message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Content {
+    /// A message.
+    Text {
+        /// As written (several lines allowed).
+        text: String,
+    },
+    /// The thread's subject.
+    Subject {
+        /// The subject.
+        subject: String,
+    },
+}
+
+impl Content {
+    /// The bytes to encrypt.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads decrypted bytes: a `Content`, or (from older clients, or
+    /// anything else) text.
+    pub fn decode(bytes: &[u8]) -> Self {
+        crate::json::decode::<Self>(bytes).unwrap_or_else(|_| Self::Text {
+            text: String::from_utf8_lossy(bytes).into_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_round_trips_and_plain_bytes_are_text() {
+        for content in [
+            Content::Text {
+                text: "two\nlines".into(),
+            },
+            Content::Subject {
+                subject: "Bed 4, chest pain".into(),
+            },
+        ] {
+            assert_eq!(Content::decode(&content.encode()), content);
+        }
+        assert_eq!(
+            Content::Text { text: "x".into() }.encode(),
+            br#"{"type":"text","text":"x"}"#
+        );
+        assert_eq!(
+            Content::decode(b"Subject: old style"),
+            Content::Text {
+                text: "Subject: old style".into()
+            }
+        );
+        assert_eq!(
+            Content::decode(br#"{"type":"text","text":"x","extra":1}"#),
+            Content::Text {
+                text: r#"{"type":"text","text":"x","extra":1}"#.into()
+            }
+        );
+    }
+}
