@@ -1,13 +1,19 @@
 //! The unlock agent: the passphrase is asked for once per working session.
 //!
-//! When a command had to ask for the passphrase (or `curbside unlock` was
-//! run), it starts `curbside agent` for the profile: a small process of its
+//! When a command had to ask for the passphrase at the terminal (or
+//! `curbside unlock` was run), it starts `curbside agent` for the profile:
+//! a small process of its
 //! own that keeps the passphrase in memory (never on disk), answers the
 //! profile's later commands on a Unix socket in the profile's directory
 //! (`agent.sock`, in a directory only its user can open, and only to a
 //! peer of that same user), and exits after the idle time with no request
 //! (15 minutes by default, like the server's automatic logoff;
 //! `CURBSIDE_UNLOCK_MINUTES`), on `curbside lock`, or on `curbside logout`.
+//!
+//! One agent holds a profile at a time: it holds an exclusive lock on the
+//! profile's directory for as long as it runs, binds its socket under a
+//! name of its own and renames it into place, and on exit removes the
+//! socket only if it is still its own.
 //!
 //! Like `ssh-agent`, it gives what it holds to any process of the same user
 //! that asks, and such a process could read the profile's files and watch
@@ -90,7 +96,7 @@ pub fn start(profile: &Profile, home: &Path, passphrase: &str) -> std::io::Resul
         .env_remove("CURBSIDE_PASSPHRASE")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         // Its own process group: a Ctrl-C at the terminal does not end it.
         .process_group(0)
         .spawn()?;
@@ -102,13 +108,31 @@ pub fn start(profile: &Profile, home: &Path, passphrase: &str) -> std::io::Resul
     stdin.write_all(b"\n")?;
     drop(stdin);
     // Wait (briefly) until it answers, so the next command finds it.
-    for _ in 0..50 {
+    for _ in 0..100 {
         if std::os::unix::net::UnixStream::connect(socket_path(profile)).is_ok() {
+            // Reaped when it exits, even while this command still runs
+            // (`watch`).
+            drop(child.stderr.take());
+            std::thread::spawn(move || child.wait());
             return Ok(());
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            use std::io::Read;
+            let mut said = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = stderr.read_to_string(&mut said);
+            }
+            let said = said.trim();
+            return Err(std::io::Error::other(if said.is_empty() {
+                "the unlock agent stopped at once".to_owned()
+            } else {
+                format!("the unlock agent stopped: {}", crate::show::printable(said))
+            }));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(())
+    std::thread::spawn(move || child.wait());
+    Err(std::io::Error::other("the unlock agent did not answer"))
 }
 
 /// `curbside agent` (started by [`start`]): reads the passphrase from
@@ -123,18 +147,34 @@ pub async fn serve(profile: &Profile, idle: Duration) -> Result<(), String> {
     profile
         .load(&passphrase)
         .map_err(|error| error.to_string())?;
+    // One agent per profile: the lock on its directory is held until this
+    // process exits.
+    let held = std::fs::File::open(profile.dir()).map_err(|error| error.to_string())?;
+    match held.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err("an agent already holds this profile".to_owned());
+        }
+        Err(std::fs::TryLockError::Error(error)) => return Err(error.to_string()),
+    }
+    // Bound under a name of its own and renamed into place: a socket left
+    // by an agent that died is replaced, and no command ever finds a
+    // socket not yet restricted to its user.
     let path = socket_path(profile);
-    // A socket no one answers on is left from an agent that died.
-    if UnixStream::connect(&path).await.is_ok() {
-        return Err("an agent already holds this profile".to_owned());
-    }
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).map_err(|error| error.to_string())?;
-    {
+    // (Short: a socket's path has a limit of its own, 107 bytes.)
+    let fresh = profile.dir().join(format!("a{}", std::process::id()));
+    let _ = std::fs::remove_file(&fresh);
+    let listener = UnixListener::bind(&fresh).map_err(|error| error.to_string())?;
+    let placed = {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|error| error.to_string())?;
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| std::fs::rename(&fresh, &path))
+    };
+    if let Err(error) = placed {
+        let _ = std::fs::remove_file(&fresh);
+        return Err(error.to_string());
     }
+    let ours = inode(&path);
     let owner = {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(profile.dir())
@@ -168,6 +208,17 @@ pub async fn serve(profile: &Profile, idle: Duration) -> Result<(), String> {
         }
     }
     drop(listener);
-    let _ = std::fs::remove_file(&path);
+    if ours.is_some() && inode(&path) == ours {
+        let _ = std::fs::remove_file(&path);
+    }
+    drop(held);
     Ok(())
+}
+
+/// The file `path` names (device and inode), if any.
+fn inode(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|metadata| (metadata.dev(), metadata.ino()))
 }

@@ -13,7 +13,8 @@ use curbside_proto::audit_review::{
     AuditPage, CSV_COLUMNS, EXPORT_FORMAT, ExportLine, RecordedEntry,
 };
 
-use crate::client::{Client, ClientError, printable};
+use crate::client::{Client, ClientError};
+use crate::show::printable;
 
 /// The longest line accepted in an export (entries are a few hundred bytes).
 const MAX_LINE: usize = 64 * 1024;

@@ -14,9 +14,10 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use zeroize::Zeroizing;
 
 use crate::audit::{self, AuditError};
-use crate::client::{Client, ClientError, printable};
+use crate::client::{Client, ClientError};
 use crate::conversation;
 use crate::show;
+use crate::show::printable;
 use crate::store::{
     MIN_PASSPHRASE_CHARS, Profile, ProfileLock, StoreContents, StoreError, StoredSession,
 };
@@ -187,6 +188,13 @@ pub enum ThreadCommand {
         thread: String,
         /// Their user id or name.
         user: String,
+    },
+    /// Change a thread's subject (every member sees who changed it).
+    Subject {
+        /// The thread.
+        thread: String,
+        /// The new subject.
+        subject: String,
     },
     /// Leave a thread, on all your devices: you get nothing more of it.
     Leave {
@@ -451,6 +459,17 @@ pub enum CliError {
          by its id, the start of it, or its subject)"
     )]
     UnknownThread(String),
+    /// Several threads go by what was given.
+    #[error(
+        "several threads go by {given:?}: {}; name one by its id, or enough of the start of it",
+        ids.join(", ")
+    )]
+    AmbiguousThread {
+        /// What was given.
+        given: String,
+        /// The threads' ids.
+        ids: Vec<String>,
+    },
     /// This user's membership of a thread ended.
     #[error("{0}")]
     NotAMember(String),
@@ -458,7 +477,7 @@ pub enum CliError {
     #[error(
         "{}",
         if *by_id {
-            format!("no active user has the id {given}: mistyped, or the user was deactivated; find people with `curbside directory search NAME`")
+            format!("no active user has the id {}: mistyped, or the user was deactivated; find people with `curbside directory search NAME`", printable(given))
         } else if given.is_empty() {
             "name someone: a user id, or a name only one colleague has".to_owned()
         } else {
@@ -471,9 +490,30 @@ pub enum CliError {
         /// Whether it was an id.
         by_id: bool,
     },
-    /// More than one user matches.
+    /// Part of some names (or departments), the whole of none.
     #[error(
-        "{given:?} matches several people: {}; give more of the name, or the user id",
+        "no one is named {given:?}; it matches these people's names or departments: {}; give \
+         the whole name, or the user id",
+        candidates.join("; ")
+    )]
+    PartOfName {
+        /// What was given.
+        given: String,
+        /// Whom it matches (name, department, id).
+        candidates: Vec<String>,
+    },
+    /// So many people match that a namesake may be among those not read.
+    #[error(
+        "too many people match {given:?} to be sure who is meant; give the user id (find it with \
+         `curbside directory search NAME`)"
+    )]
+    TooManyMatches {
+        /// What was given.
+        given: String,
+    },
+    /// More than one user has the name.
+    #[error(
+        "{given:?} is the name of several people: {}; give the user id",
         candidates.join("; ")
     )]
     AmbiguousUser {
@@ -512,6 +552,16 @@ pub enum CliError {
     /// Nothing to send.
     #[error("the message is empty; give the text, or pipe it in")]
     EmptyMessage,
+    /// A subject with no text.
+    #[error("the subject is empty; give the new subject in quotes")]
+    EmptySubject,
+    /// The session was ended by the server (logout, automatic logoff,
+    /// removal), and is not to be replaced without asking.
+    #[error(
+        "the session was ended (logged out, idle for too long, or this device or its user was \
+         removed); run the command again to sign in"
+    )]
+    SessionEnded,
     /// The server closed the event connection.
     #[error(
         "the server closed the connection (session ended or too far behind); run the command again"
@@ -577,7 +627,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
                 "Logged in as {} ({}) on device {}",
                 printable(&user.display_name),
                 user.role.as_str(),
-                session.contents.device_id
+                printable(&session.contents.device_id)
             ))
         }
         Command::Logout => {
@@ -600,9 +650,9 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             Ok(format!(
                 "{}\ndevice {} ({})\nsession {}",
                 describe_user(&whoami.user),
-                whoami.device.device_id,
+                printable(&whoami.device.device_id),
                 printable(&whoami.device.device_name),
-                whoami.session_id
+                printable(&whoami.session_id)
             ))
         }
         Command::Directory(DirectoryCommand::Search { query }) => {
@@ -614,7 +664,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             for entry in directory.entries {
                 lines.push(format!(
                     "{}  {}  {}  {}  ({} device{})",
-                    entry.user_id,
+                    printable(&entry.user_id),
                     printable(&entry.display_name),
                     entry.role.as_str(),
                     printable(&entry.department),
@@ -641,6 +691,9 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         }
         Command::Thread(ThreadCommand::Show { thread }) => {
             conversation::show(&mut Session::open(&cli).await?, thread).await
+        }
+        Command::Thread(ThreadCommand::Subject { thread, subject }) => {
+            conversation::set_thread_subject(&mut Session::open(&cli).await?, thread, subject).await
         }
         Command::Thread(ThreadCommand::Leave { thread }) => {
             conversation::leave(&mut Session::open(&cli).await?, thread).await
@@ -741,7 +794,7 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
     profile.save(&contents, &passphrase)?;
     Ok(format!(
         "Enrolled device {} for {}\nLog in with: curbside --profile {} login",
-        enrolled.device.device_id,
+        printable(&enrolled.device.device_id),
         describe_user(&enrolled.user),
         profile.name()
     ))
@@ -841,9 +894,9 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
                 "One-time enrollment code for {} (shown only now):\n  {}\nIt expires at {} \
                  (code id {}).{revoked}\nThey enroll with:\n  {}",
                 printable(&user.display_name),
-                issued.code,
+                printable(&issued.code),
                 session.times.at(issued.expires_at_ms),
-                issued.code_id,
+                printable(&issued.code_id),
                 enroll_command(&session, &issued.code),
             ))
         }
@@ -861,7 +914,7 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
                 .map(|code| {
                     format!(
                         "{}  issued {}  expires {}",
-                        code.code_id,
+                        printable(&code.code_id),
                         session.times.at(code.created_at_ms),
                         session.times.at(code.expires_at_ms)
                     )
@@ -878,7 +931,10 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
                         .await
                 })
                 .await?;
-            Ok(format!("Revoked enrollment code {}", code_id.trim()))
+            Ok(format!(
+                "Revoked enrollment code {}",
+                printable(code_id.trim())
+            ))
         }
         AdminCommand::Device(AdminDeviceCommand::List { user_id }) => {
             let user_id = admin_user(&mut session, user_id).await?;
@@ -891,7 +947,7 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
                 .map(|device| {
                     format!(
                         "{}  {}  enrolled {}",
-                        device.device_id,
+                        printable(&device.device_id),
                         printable(&device.device_name),
                         session.times.at(device.created_at_ms)
                     )
@@ -915,31 +971,51 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
 }
 
 /// The user `given` names, for an administrator: an id as it is (the
-/// server says if there is no such user), or a name (or part of one) that
-/// matches one user, active or not.
+/// server says if there is no such user), or the whole of a name only one
+/// user has, active or not (as [`crate::people::resolve`] matches names).
 async fn admin_user(session: &mut Session, given: &str) -> Result<String, CliError> {
     let given = given.trim();
     if crate::people::is_id(given) {
         return Ok(given.to_ascii_lowercase());
     }
+    let bare = curbside_proto::names::bare(given);
+    if bare.is_empty() {
+        return Err(CliError::NoSuchUser {
+            given: String::new(),
+            by_id: false,
+        });
+    }
     let users = session
-        .call(async |client| client.list_users(given, None, None).await)
+        .call(async |client| client.list_users(&bare, None, None).await)
         .await?
         .users;
+    // A list cut at its bound may have left out a namesake.
+    if users.len() >= curbside_proto::identity::MAX_USER_LIST as usize {
+        return Err(CliError::TooManyMatches {
+            given: given.to_owned(),
+        });
+    }
     let exact: Vec<&User> = users
         .iter()
-        .filter(|user| user.display_name.eq_ignore_ascii_case(given))
+        .filter(|user| curbside_proto::names::same_name(&user.display_name, given))
         .collect();
-    match (users.as_slice(), exact.as_slice()) {
-        ([one], _) => Ok(one.user_id.clone()),
-        (_, [one]) => Ok(one.user_id.clone()),
-        ([], _) => Err(CliError::NoSuchUser {
+    match exact.as_slice() {
+        [one] => Ok(one.user_id.clone()),
+        [] if users.is_empty() => Err(CliError::NoSuchUser {
             given: given.to_owned(),
             by_id: false,
         }),
-        (many, _) => Err(CliError::AmbiguousUser {
+        [] => Err(CliError::PartOfName {
             given: given.to_owned(),
-            candidates: many.iter().take(10).map(describe_user).collect(),
+            candidates: users.iter().take(10).map(describe_user).collect(),
+        }),
+        many => Err(CliError::AmbiguousUser {
+            given: given.to_owned(),
+            candidates: many
+                .iter()
+                .take(10)
+                .map(|user| describe_user(user))
+                .collect(),
         }),
     }
 }
@@ -1070,8 +1146,11 @@ enum Given {
     Set,
     /// The profile's unlock agent.
     Agent,
-    /// Typed just now (or read from standard input).
+    /// Typed just now at the terminal.
     Typed,
+    /// Read from standard input that is not a terminal (a script's pipe):
+    /// the profile is kept unlocked only if `curbside unlock` asks for it.
+    Piped,
 }
 
 fn passphrase_set(cli: &Cli) -> Option<Zeroizing<String>> {
@@ -1097,22 +1176,23 @@ async fn passphrase(
     if let Some(passphrase) = crate::agent::fetch(profile).await {
         return Ok((passphrase, Given::Agent));
     }
-    ask(profile, prompt).map(|passphrase| (passphrase, Given::Typed))
+    ask(profile, prompt)
 }
 
-fn ask(profile: &Profile, prompt: &str) -> Result<Zeroizing<String>, CliError> {
+fn ask(profile: &Profile, prompt: &str) -> Result<(Zeroizing<String>, Given), CliError> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
         let mut line = Zeroizing::new(String::new());
         return match std::io::stdin().read_line(&mut line) {
-            Ok(n) if n > 0 => Ok(Zeroizing::new(
-                line.trim_end_matches(['\n', '\r']).to_owned(),
+            Ok(n) if n > 0 => Ok((
+                Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned()),
+                Given::Piped,
             )),
             _ => Err(CliError::NoPassphrase),
         };
     }
     rpassword::prompt_password(format!("{prompt} for profile {}: ", profile.name()))
-        .map(Zeroizing::new)
+        .map(|passphrase| (Zeroizing::new(passphrase), Given::Typed))
         .map_err(|_| CliError::NoPassphrase)
 }
 
@@ -1123,12 +1203,12 @@ fn new_passphrase(cli: &Cli, profile: &Profile) -> Result<Zeroizing<String>, Cli
         }
         return Ok(passphrase);
     }
-    let first = ask(profile, "New passphrase")?;
+    let (first, _) = ask(profile, "New passphrase")?;
     if first.chars().count() < MIN_PASSPHRASE_CHARS {
         return Err(StoreError::WeakPassphrase.into());
     }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        let again = ask(profile, "Repeat the passphrase")?;
+        let (again, _) = ask(profile, "Repeat the passphrase")?;
         if *again != *first {
             return Err(CliError::NoPassphrase);
         }
@@ -1249,7 +1329,7 @@ impl Session {
     /// holds the passphrase), unless it already is or the passphrase was
     /// set by the environment.
     pub(crate) async fn unlocked(&mut self) {
-        if self.given != Given::Typed {
+        if !matches!(self.given, Given::Typed | Given::Piped) {
             return;
         }
         if let Err(error) = crate::agent::start(&self.profile, &self.home, &self.passphrase) {

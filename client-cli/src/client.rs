@@ -23,10 +23,13 @@ use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::show::printable;
 use crate::trust::{Observed, PinMismatch, Presented, Trust, TrustError, client_config_observed};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long opening the events socket (TCP, TLS and upgrade) may take.
+const EVENTS_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// A kept-alive connection is dropped after this long unused: well within
 /// the server's 10 s, so the client never sends on a connection the server
 /// is closing for idleness.
@@ -470,6 +473,16 @@ impl Client {
     /// Opens `/v1/events`, the WebSocket that pushes this device's new
     /// entries, welcomes and receipts (the token goes in a header).
     pub async fn events(&self) -> Result<EventSocket, ClientError> {
+        let timeout = |_| ClientError::Unreachable {
+            server: self.base.to_string(),
+            detail: format!("no answer within {} s", EVENTS_CONNECT_TIMEOUT.as_secs()),
+        };
+        tokio::time::timeout(EVENTS_CONNECT_TIMEOUT, self.open_events())
+            .await
+            .map_err(timeout)?
+    }
+
+    async fn open_events(&self) -> Result<EventSocket, ClientError> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let unreachable = |detail: String| ClientError::Unreachable {
             server: self.base.to_string(),
@@ -527,7 +540,14 @@ impl Client {
         }
         let (socket, _) = tokio_tungstenite::client_async(request, tls)
             .await
-            .map_err(|error| unreachable(error.to_string()))?;
+            .map_err(|error| match error {
+                // Refused (a session that ended, say): the server's words.
+                tokio_tungstenite::tungstenite::Error::Http(response) => refusal(
+                    response.status(),
+                    response.body().as_deref().unwrap_or_default(),
+                ),
+                other => unreachable(other.to_string()),
+            })?;
         Ok(socket)
     }
 
@@ -833,17 +853,7 @@ impl Client {
                 }
             });
         }
-        match curbside_proto::json::decode::<ErrorBody>(&body) {
-            Ok(ErrorBody { error }) => Err(ClientError::Api {
-                status,
-                code: error.code,
-                message: printable(&error.message),
-            }),
-            Err(_) => Err(ClientError::UnexpectedResponse {
-                status,
-                detail: "the error body is not a Curbside error".to_owned(),
-            }),
-        }
+        Err(refusal(status, &body))
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ClientError {
@@ -867,18 +877,19 @@ impl Client {
     }
 }
 
-/// `text` with control characters (which could drive the terminal) shown
-/// as escapes, for printing text that came from elsewhere.
-pub fn printable(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+/// The error a refusal with `status` and `body` stands for.
+fn refusal(status: StatusCode, body: &[u8]) -> ClientError {
+    match curbside_proto::json::decode::<ErrorBody>(body) {
+        Ok(ErrorBody { error }) => ClientError::Api {
+            status,
+            code: error.code,
+            message: printable(&error.message),
+        },
+        Err(_) => ClientError::UnexpectedResponse {
+            status,
+            detail: "the error body is not a Curbside error".to_owned(),
+        },
+    }
 }
 
 /// Finds a rustls error inside `error`'s chain of sources, looking inside

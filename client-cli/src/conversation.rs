@@ -23,9 +23,10 @@ use curbside_proto::threads::{
 use openmls::prelude::KeyPackage;
 
 use crate::cli::{CliError, Session};
-use crate::client::{ClientError, printable};
-use crate::mls::{Device, Identity, MlsError, Processed};
+use crate::client::ClientError;
+use crate::mls::{Device, Identity, Joined, MlsError, Processed};
 use crate::people::{self, Names};
+use crate::show::printable;
 use crate::show::{short, text_block};
 use crate::store::{LeftThread, MemberChange, MlsValue, StoredMessage, ThreadState};
 
@@ -35,8 +36,19 @@ const LOW_WATER: u32 = 10;
 const BATCH: usize = 30;
 /// How often a commit is retried after losing the epoch race.
 const COMMIT_ATTEMPTS: usize = 5;
-/// The close code of an events socket whose session ended.
+/// The close code of an events socket whose session was ended (logout,
+/// idle, removal): watching stops.
 const SESSION_ENDED: u16 = 4401;
+/// The close code of an events socket whose session's lifetime ran out:
+/// sign in again and reconnect.
+const SESSION_EXPIRED: u16 = 4402;
+/// How often `watch` pings the server.
+const WATCH_PING: std::time::Duration = std::time::Duration::from_secs(25);
+/// How long `watch` waits to hear anything (a pong at least) before it
+/// takes the connection for dead.
+const WATCH_SILENCE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a connection must hold before failures count from zero again.
+const RECONNECT_RESET: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long `watch` waits before trying the server again, at most.
 const RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -96,27 +108,48 @@ async fn catch_up(session: &mut Session) -> Result<Device, CliError> {
     }
     for welcome in session.client.welcomes().await?.welcomes {
         let thread_id = welcome.thread_id.clone();
+        let before = device.snapshot();
         let joined = device
             .join(&welcome.welcome.0, &thread_id, welcome.epoch)
             .map_err(CliError::from);
         // Every member's credential must match the directory; a thread
         // whose members do not is left alone, with a warning.
         let checked = match joined {
-            Ok(()) => check_members(session, &device, &thread_id).await,
+            Ok(Joined::Now) => check_members(session, &device, &thread_id)
+                .await
+                .map(|()| true),
+            Ok(Joined::Already) => Ok(false),
             Err(error) => Err(error),
         };
         match checked {
-            Ok(()) => {
+            Ok(true) => {
                 // Added (again): what was kept of the thread stays, and
                 // reading starts after the commit that added this device.
                 let state = session.contents.threads.entry(thread_id).or_default();
                 state.processed_seq = welcome.joined_seq;
                 state.left = None;
+                // Kept before the server forgets the welcome.
+                save(session, &device)?;
             }
-            Err(error) => eprintln!(
-                "curbside: not joining thread {}: {error}",
-                printable(&thread_id)
-            ),
+            Ok(false) => {}
+            // The directory could not be asked: the welcome stays for the
+            // next command, and the others go on.
+            Err(CliError::Client(error)) => {
+                device.restore(before);
+                eprintln!(
+                    "curbside: thread {} will be joined later ({})",
+                    short(&thread_id),
+                    error.brief()
+                );
+                continue;
+            }
+            Err(error) => {
+                device.restore(before);
+                eprintln!(
+                    "curbside: not joining thread {}: {error}",
+                    printable(&thread_id)
+                );
+            }
         }
         session.client.ack_welcome(&welcome.welcome_id).await?;
     }
@@ -177,7 +210,8 @@ fn own_public_key(session: &Session) -> Result<Vec<u8>, CliError> {
 }
 
 /// The id of the thread `given` names on this profile: its id, a unique
-/// start of it (at least 6 digits), or its subject.
+/// start of it (at least 6 digits), or its subject (case and accents
+/// aside; a thread this device is in comes before ones it has left).
 fn thread_id(session: &Session, given: &str) -> Result<String, CliError> {
     let given = given.trim();
     let threads = &session.contents.threads;
@@ -192,19 +226,37 @@ fn thread_id(session: &Session, given: &str) -> Result<String, CliError> {
     if let [one] = by_prefix.as_slice() {
         return Ok((*one).clone());
     }
-    let by_subject: Vec<&String> = threads
-        .iter()
-        .filter(|(_, state)| {
-            state
-                .subject
-                .as_deref()
-                .is_some_and(|subject| subject.eq_ignore_ascii_case(given))
-        })
-        .map(|(id, _)| id)
-        .collect();
-    match by_subject.as_slice() {
+    let folded = curbside_proto::names::fold(given);
+    let by_subject = |current: bool| -> Vec<&String> {
+        threads
+            .iter()
+            .filter(|(_, state)| {
+                state.left.is_none() == current
+                    && state
+                        .subject
+                        .as_deref()
+                        .is_some_and(|subject| curbside_proto::names::fold(subject) == folded)
+            })
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let current = by_subject(true);
+    let matching = if current.is_empty() {
+        by_subject(false)
+    } else {
+        current
+    };
+    match matching.as_slice() {
         [one] => Ok((*one).clone()),
-        _ => Err(CliError::UnknownThread(printable(given))),
+        [] if by_prefix.len() > 1 => Err(CliError::AmbiguousThread {
+            given: printable(given),
+            ids: by_prefix.iter().map(|id| printable(id)).collect(),
+        }),
+        [] => Err(CliError::UnknownThread(printable(given))),
+        many => Err(CliError::AmbiguousThread {
+            given: printable(given),
+            ids: many.iter().map(|id| printable(id)).collect(),
+        }),
     }
 }
 
@@ -230,21 +282,26 @@ async fn how_it_ended(
     left: &LeftThread,
 ) -> Result<String, CliError> {
     let thread = thread_name(session, thread_id);
-    let when = session.times.clock(left.at_ms);
+    // A membership that ended before servers kept the time says so.
+    let when = if left.at_ms > 0 {
+        format!("at {}", session.times.clock(left.at_ms))
+    } else {
+        "earlier".to_owned()
+    };
     let by = match &left.by_user {
         Some(user) if *user == session.contents.user_id => "you".to_owned(),
         Some(user) => names.of(&session.client, user).await?,
         None => "an administrator".to_owned(),
     };
     Ok(match left.reason.as_str() {
-        "removed" => format!("You were removed from {thread} by {by} at {when}"),
-        "left" => format!("You left {thread} at {when}"),
+        "removed" => format!("You were removed from {thread} by {by} {when}"),
+        "left" => format!("You left {thread} {when}"),
         "deactivated" => format!(
-            "You left {thread} at {when}, when your account was deactivated by {by}; a member \
+            "You left {thread} {when}, when your account was deactivated by {by}; a member \
              can add you back"
         ),
         "device_removed" => {
-            format!("This device was removed by {by} at {when}, and so left {thread}")
+            format!("This device was removed by {by} {when}, and so left {thread}")
         }
         _ => format!("You are no longer in {thread}"),
     })
@@ -266,7 +323,7 @@ async fn still_in(session: &Session, thread_id: &str) -> Result<(), CliError> {
     )))
 }
 
-/// The users behind `devices` among `identities`, each once.
+/// The users of `identities`, each once, in order.
 fn users_of(identities: &[Identity]) -> Vec<String> {
     let mut users: Vec<String> = identities.iter().map(|id| id.user_id.clone()).collect();
     users.sort();
@@ -287,6 +344,7 @@ async fn sync(session: &mut Session, device: &Device, thread_id: &str) -> Result
     if state.left.is_some() {
         return Ok(());
     }
+    let started = state.processed_seq;
     let mut ended = None;
     loop {
         let page = match session
@@ -307,11 +365,25 @@ async fn sync(session: &mut Session, device: &Device, thread_id: &str) -> Result
             Err(error) => return Err(error.into()),
         };
         ended = page.ended.clone();
-        let done = page.entries.is_empty();
-        for entry in page.entries {
-            process(session, device, thread_id, &mut state, &entry).await?;
+        let before = state.processed_seq;
+        for entry in &page.entries {
+            // The log only moves forward: an entry at or before what was
+            // processed is not processed twice.
+            if entry.seq <= state.processed_seq {
+                continue;
+            }
+            if let Err(error) = process(session, device, thread_id, &mut state, entry).await {
+                // What was processed is kept (the device's keys have moved
+                // on with it): up to this entry, or through it if its
+                // commit was applied before the error (a member check that
+                // could not be made, say).
+                state.messages.sort_by_key(|message| message.seq);
+                session.contents.threads.insert(thread_id.to_owned(), state);
+                save(session, device)?;
+                return Err(error);
+            }
         }
-        if done || state.processed_seq >= page.last_seq {
+        if state.processed_seq == before || state.processed_seq >= page.last_seq {
             break;
         }
     }
@@ -338,9 +410,14 @@ async fn sync(session: &mut Session, device: &Device, thread_id: &str) -> Result
     state.messages.sort_by_key(|message| message.seq);
     session.contents.threads.insert(thread_id.to_owned(), state);
     save(session, device)?;
-    // The delivery receipt: this device has processed the log up to here.
-    if processed > 0 && still_in {
-        session.client.receipt(thread_id, processed, false).await?;
+    // The delivery receipt: this device has processed the log up to here
+    // (sent only when that moved; a thread that ended meanwhile takes none).
+    if processed > started && still_in {
+        match session.client.receipt(thread_id, processed, false).await {
+            Ok(()) => {}
+            Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {}
+            Err(error) => return Err(error.into()),
+        }
     }
     Ok(())
 }
@@ -360,6 +437,8 @@ async fn process(
         if entry.kind == EntryKind::Commit && device.has_pending_commit(thread_id) {
             let before = device.members(thread_id)?;
             device.commit_accepted(thread_id)?;
+            // Applied: whatever follows, the mark moves past it.
+            state.processed_seq = entry.seq;
             record_change(device, thread_id, state, entry, &before)?;
         }
         state.processed_seq = entry.seq;
@@ -370,16 +449,26 @@ async fn process(
         .as_ref()
         .map(|change| (change.add.as_slice(), change.remove.as_slice()));
     let processed = device.process(thread_id, &entry.sender_device, &entry.body.0, declared);
+    let unprocessed = state.processed_seq;
     state.processed_seq = entry.seq;
     match processed {
         Ok(Processed::Message { sender, plaintext }) => match Content::decode(&plaintext) {
-            Content::Subject { subject } => state.subject = Some(subject),
+            Content::Subject { subject } => {
+                set_subject(
+                    state,
+                    entry.seq,
+                    &sender.user_id,
+                    entry.created_at_ms,
+                    subject,
+                );
+            }
             Content::Text { text } => state.messages.push(StoredMessage {
                 seq: entry.seq,
                 sender_user: sender.user_id,
                 time_ms: entry.created_at_ms,
                 text,
                 change: None,
+                subject: None,
             }),
             _ => {}
         },
@@ -393,6 +482,7 @@ async fn process(
                     added: users_of(&added),
                     removed: users_of(&removed),
                 }),
+                subject: None,
             });
             let removes_me = removed
                 .iter()
@@ -414,7 +504,9 @@ async fn process(
         }
         Err(error) if entry.kind == EntryKind::Commit => {
             // A commit that cannot be applied leaves this device behind the
-            // group: stop rather than go on out of step.
+            // group: stop rather than go on out of step (it was not applied,
+            // so the mark stays before it).
+            state.processed_seq = unprocessed;
             return Err(error.into());
         }
         Err(error) => {
@@ -425,10 +517,33 @@ async fn process(
                 time_ms: entry.created_at_ms,
                 text: "[this message could not be decrypted]".to_owned(),
                 change: None,
+                subject: None,
             });
         }
     }
     Ok(())
+}
+
+/// Sets the subject of a thread to what `sender_user` sent; a change of an
+/// earlier subject goes into the history, saying who made it.
+fn set_subject(
+    state: &mut ThreadState,
+    seq: u64,
+    sender_user: &str,
+    time_ms: i64,
+    subject: String,
+) {
+    if state.subject.as_ref().is_some_and(|old| *old != subject) {
+        state.messages.push(StoredMessage {
+            seq,
+            sender_user: sender_user.to_owned(),
+            time_ms,
+            text: String::new(),
+            change: None,
+            subject: Some(subject.clone()),
+        });
+    }
+    state.subject = Some(subject);
 }
 
 /// Records this device's own commit `entry`, just applied, as a change of
@@ -462,6 +577,7 @@ fn record_change(
         time_ms: entry.created_at_ms,
         text: String::new(),
         change: Some(MemberChange { added, removed }),
+        subject: None,
     });
     Ok(())
 }
@@ -532,8 +648,17 @@ async fn send_content(
                 time_ms: crate::cli::now_ms(),
                 text: text.clone(),
                 change: None,
+                subject: None,
             }),
-            Content::Subject { subject } => state.subject = Some(subject.clone()),
+            Content::Subject { subject } => {
+                set_subject(
+                    state,
+                    appended.seq,
+                    &user,
+                    crate::cli::now_ms(),
+                    subject.clone(),
+                );
+            }
             _ => {}
         }
     }
@@ -639,9 +764,66 @@ pub async fn change_members(
     if !add && target.user_id == session.contents.user_id {
         return Err(CliError::RemoveSelf);
     }
+    if add {
+        // Someone who left (or was deactivated) is still in the group
+        // until a commit removes them: if the server no longer counts them
+        // a member, their old devices are removed first, then they are
+        // added afresh.
+        let in_group = device
+            .members(&thread_id)?
+            .iter()
+            .any(|member| member.user_id == target.user_id);
+        if in_group {
+            let detail = session.client.thread(&thread_id).await?;
+            if detail
+                .members
+                .iter()
+                .any(|member| member.user_id == target.user_id)
+            {
+                return Err(CliError::AlreadyMember(name));
+            }
+            match commit_change(session, &device, &thread_id, &target, false).await {
+                // Another member removed them meanwhile.
+                Ok(()) | Err(CliError::NotInThread(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    commit_change(session, &device, &thread_id, &target, add).await?;
+    if add {
+        // Newcomers read nothing from before they joined: tell them the
+        // subject.
+        let subject = session
+            .contents
+            .threads
+            .get(&thread_id)
+            .and_then(|state| state.subject.clone());
+        if let Some(subject) = subject {
+            send_content(session, &device, &thread_id, &Content::Subject { subject }).await?;
+        }
+    }
+    Ok(format!(
+        "{} {name} {} {}",
+        if add { "Added" } else { "Removed" },
+        if add { "to" } else { "from" },
+        thread_name(session, &thread_id)
+    ))
+}
+
+/// Commits adding every device of `target` to the thread, or removing
+/// every one of theirs in its group; catches up and tries again if another
+/// member committed first.
+async fn commit_change(
+    session: &mut Session,
+    device: &Device,
+    thread_id: &str,
+    target: &curbside_proto::identity::DirectoryEntry,
+    add: bool,
+) -> Result<(), CliError> {
+    let name = printable(&target.display_name);
     for _ in 0..COMMIT_ATTEMPTS {
-        sync(session, &device, &thread_id).await?;
-        let members = device.members(&thread_id)?;
+        sync(session, device, thread_id).await?;
+        let members = device.members(thread_id)?;
         let (packages, added, removed) = if add {
             if members
                 .iter()
@@ -649,7 +831,7 @@ pub async fn change_members(
             {
                 return Err(CliError::AlreadyMember(name));
             }
-            let (packages, devices) = claim(session, &device, &target).await?;
+            let (packages, devices) = claim(session, device, target).await?;
             if packages.is_empty() {
                 return Err(CliError::NoKeyPackages(name));
             }
@@ -665,9 +847,9 @@ pub async fn change_members(
             }
             (Vec::new(), Vec::new(), removed)
         };
-        let before = device.members(&thread_id)?;
-        let pending = device.commit(&thread_id, &packages, &removed)?;
-        save(session, &device)?;
+        let before = device.members(thread_id)?;
+        let pending = device.commit(thread_id, &packages, &removed)?;
+        save(session, device)?;
         let change = MembershipChange {
             add: added,
             remove: removed,
@@ -675,7 +857,7 @@ pub async fn change_members(
         let result = session
             .client
             .commit(
-                &thread_id,
+                thread_id,
                 &CommitRequest {
                     epoch: pending.epoch,
                     commit: Blob(pending.commit),
@@ -689,11 +871,11 @@ pub async fn change_members(
                 let processed = session
                     .contents
                     .threads
-                    .get(&thread_id)
+                    .get(thread_id)
                     .map_or(0, |state| state.processed_seq);
                 if appended.seq == processed + 1 {
-                    device.commit_accepted(&thread_id)?;
-                    if let Some(state) = session.contents.threads.get_mut(&thread_id) {
+                    device.commit_accepted(thread_id)?;
+                    if let Some(state) = session.contents.threads.get_mut(thread_id) {
                         let entry = ThreadEntry {
                             seq: appended.seq,
                             kind: EntryKind::Commit,
@@ -704,43 +886,27 @@ pub async fn change_members(
                             body: Blob(Vec::new()),
                             change: Some(change),
                         };
-                        record_change(&device, &thread_id, state, &entry, &before)?;
+                        record_change(device, thread_id, state, &entry, &before)?;
                         state.processed_seq = appended.seq;
                     }
-                    save(session, &device)?;
+                    save(session, device)?;
                 } else {
                     // Messages came in at this epoch before the commit:
                     // they are read first, and the commit applied when the
                     // catch-up reaches it.
-                    sync(session, &device, &thread_id).await?;
+                    sync(session, device, thread_id).await?;
                 }
-                // Newcomers read nothing from before they joined: tell them
-                // the subject.
-                let subject = session
-                    .contents
-                    .threads
-                    .get(&thread_id)
-                    .and_then(|state| state.subject.clone());
-                if add && let Some(subject) = subject {
-                    send_content(session, &device, &thread_id, &Content::Subject { subject })
-                        .await?;
-                }
-                return Ok(format!(
-                    "{} {name} {} {}",
-                    if add { "Added" } else { "Removed" },
-                    if add { "to" } else { "from" },
-                    thread_name(session, &thread_id)
-                ));
+                return Ok(());
             }
             Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::CONFLICT => {
                 // Another member committed first: catch up and try again.
-                device.commit_refused(&thread_id)?;
-                save(session, &device)?;
+                device.commit_refused(thread_id)?;
+                save(session, device)?;
             }
             // The server said no: drop the commit.
             Err(error @ ClientError::Api { .. }) => {
-                device.commit_refused(&thread_id)?;
-                save(session, &device)?;
+                device.commit_refused(thread_id)?;
+                save(session, device)?;
                 return Err(error.into());
             }
             // No answer: the server may have taken it. The commit stays
@@ -748,7 +914,7 @@ pub async fn change_members(
             Err(error) => return Err(error.into()),
         }
     }
-    Err(CliError::Busy(thread_id))
+    Err(CliError::Busy(thread_id.to_owned()))
 }
 
 /// `curbside thread leave THREAD`: this user leaves the thread, on all
@@ -810,23 +976,56 @@ pub fn message_text(text: Option<&str>) -> Result<String, CliError> {
 
 /// `curbside send THREAD TEXT`.
 pub async fn send(session: &mut Session, thread: &str, text: &str) -> Result<String, CliError> {
-    let device = catch_up(session).await?;
-    let thread_id = thread_id(session, thread)?;
     let content = Content::Text {
         text: text.to_owned(),
     };
+    let (thread_id, seq) = send_to(session, thread, &content).await?;
+    Ok(format!(
+        "Sent to {} (entry {seq})",
+        thread_name(session, &thread_id)
+    ))
+}
+
+/// `curbside thread subject THREAD TEXT`: every member sees the new
+/// subject, and the history says who changed it.
+pub async fn set_thread_subject(
+    session: &mut Session,
+    thread: &str,
+    subject: &str,
+) -> Result<String, CliError> {
+    let subject = subject.trim();
+    if subject.is_empty() {
+        return Err(CliError::EmptySubject);
+    }
+    let content = Content::Subject {
+        subject: subject.to_owned(),
+    };
+    let (thread_id, _) = send_to(session, thread, &content).await?;
+    Ok(format!(
+        "The subject of thread {} is now '{}'",
+        short(&thread_id),
+        printable(subject)
+    ))
+}
+
+/// Sends `content` to the thread `thread` names, catching up and trying
+/// again if the epoch moved on meanwhile; returns the thread's id and the
+/// entry's sequence number.
+async fn send_to(
+    session: &mut Session,
+    thread: &str,
+    content: &Content,
+) -> Result<(String, u64), CliError> {
+    let device = catch_up(session).await?;
+    let thread_id = thread_id(session, thread)?;
     for _ in 0..COMMIT_ATTEMPTS {
         sync(session, &device, &thread_id).await?;
         still_in(session, &thread_id).await?;
-        match send_content(session, &device, &thread_id, &content).await {
+        match send_content(session, &device, &thread_id, content).await {
             Err(CliError::Client(ClientError::Api { status, .. }))
                 if status == reqwest::StatusCode::CONFLICT
                     || status == reqwest::StatusCode::NOT_FOUND => {}
-            result => {
-                return result.map(|seq| {
-                    format!("Sent to {} (entry {seq})", thread_name(session, &thread_id))
-                });
-            }
+            result => return result.map(|seq| (thread_id, seq)),
         }
     }
     Err(CliError::Busy(thread_id))
@@ -858,6 +1057,12 @@ async fn history_line(
             parts.push("renewed their keys".to_owned());
         }
         return Ok(format!("[{when}] — {sender} {}", parts.join(" and ")));
+    }
+    if let Some(subject) = &message.subject {
+        return Ok(format!(
+            "[{when}] — {sender} changed the subject to '{}'",
+            printable(subject)
+        ));
     }
     let prefix = format!("[{when}] {sender}: ");
     let indent = " ".repeat(prefix.chars().count());
@@ -918,7 +1123,15 @@ pub async fn list(session: &mut Session) -> Result<String, CliError> {
         .map(|(id, _)| id.clone())
         .collect();
     for thread_id in known {
-        sync(session, &device, &thread_id).await?;
+        // One thread that cannot be caught up does not hide the others.
+        match sync(session, &device, &thread_id).await {
+            Ok(()) => {}
+            Err(error @ CliError::Client(_)) => return Err(error),
+            Err(error) => eprintln!(
+                "curbside: {} could not be caught up: {error}",
+                thread_name(session, &thread_id)
+            ),
+        }
     }
     let mut names = Names::default();
     let mut lines = Vec::new();
@@ -946,7 +1159,10 @@ pub async fn list(session: &mut Session) -> Result<String, CliError> {
             n => format!("  {n} unread"),
         };
         lines.push(format!("{subject}{unread}"));
-        lines.push(format!("    {members} · thread {}", summary.thread_id));
+        lines.push(format!(
+            "    {members} · thread {}",
+            printable(&summary.thread_id)
+        ));
     }
     let left: Vec<(String, LeftThread)> = session
         .contents
@@ -962,8 +1178,9 @@ pub async fn list(session: &mut Session) -> Result<String, CliError> {
         });
         for (thread_id, ended) in left {
             lines.push(format!(
-                "  {} · thread {thread_id}",
-                how_it_ended(session, &mut names, &thread_id, &ended).await?
+                "  {} · thread {}",
+                how_it_ended(session, &mut names, &thread_id, &ended).await?,
+                printable(&thread_id)
             ));
         }
     } else if listed.is_empty() {
@@ -986,11 +1203,12 @@ pub async fn show(session: &mut Session, thread: &str) -> Result<String, CliErro
         .unwrap_or_default();
     let mut names = Names::default();
     let mut lines = vec![format!(
-        "{} (thread {thread_id})",
+        "{} (thread {})",
         state
             .subject
             .as_deref()
-            .map_or_else(|| "(no subject)".to_owned(), printable)
+            .map_or_else(|| "(no subject)".to_owned(), printable),
+        printable(&thread_id)
     )];
     if let Some(left) = &state.left {
         lines.push(format!(
@@ -1052,7 +1270,7 @@ pub async fn show(session: &mut Session, thread: &str) -> Result<String, CliErro
             "  {}",
             history_line(session, &mut names, message).await?
         ));
-        if message.change.is_some() {
+        if !message.is_text() {
             continue;
         }
         let others: Vec<&String> = users
@@ -1148,7 +1366,7 @@ type Printed = std::collections::BTreeMap<String, u64>;
 /// in again and reconnects by itself, waiting longer each time (up to
 /// 30 s), and catches up on what it missed.
 pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String, CliError> {
-    use futures_util::StreamExt;
+    use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let mut shown = 0usize;
     // What the store held at start is old; anything after it is printed
@@ -1163,19 +1381,35 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
             (thread_id.clone(), last.unwrap_or(0))
         })
         .collect();
-    // The pause before the next connection, and the one after that if
-    // this one fails too.
-    let mut pause = std::time::Duration::ZERO;
-    let mut wait = std::time::Duration::from_secs(1);
+    let mut backoff = Backoff::default();
+    // Once signed in, a profile with no session was logged out (by
+    // `curbside logout` beside this): watching stops rather than sign in
+    // again behind the user's back.
+    let mut signed_in = false;
+    // Whether the server said the session's lifetime ran out (sign in
+    // again without asking whether it was ended).
+    let mut expired = false;
     'connect: while count.is_none_or(|count| shown < count) {
-        if !pause.is_zero() {
+        if let Some(pause) = backoff.pause() {
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 _ = tokio::signal::ctrl_c() => break 'connect,
             }
         }
         session.resume().await?;
+        if signed_in && session.contents.session.is_none() {
+            session.release();
+            return Ok(format!(
+                "Stopped watching after {shown} messages: this profile was logged out."
+            ));
+        }
         let opened = async {
+            // A session ended while no socket was open (automatic logoff
+            // during a network outage, say) is not quietly replaced: only
+            // one whose lifetime ran out is.
+            if signed_in && !std::mem::take(&mut expired) && ended_meanwhile(session).await? {
+                return Err(CliError::SessionEnded);
+            }
             let device = catch_up(session).await?;
             let socket = session.client.events().await?;
             // What arrived while not connected is read now; the rest as it
@@ -1192,42 +1426,72 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
         let mut socket = match opened {
             Ok((socket, caught_up)) => {
                 shown += caught_up;
+                signed_in = true;
                 socket
             }
             Err(CliError::Client(error)) if error.is_transient() => {
                 eprintln!(
                     "curbside: {}; trying again in {} s",
                     error.brief(),
-                    wait.as_secs()
+                    backoff.next().as_secs()
                 );
-                pause = wait;
-                wait = (wait * 2).min(RECONNECT_MAX);
                 continue 'connect;
             }
+            Err(CliError::SessionEnded) => return Ok(ended(shown)),
             Err(error) => return Err(error),
         };
-        pause = std::time::Duration::ZERO;
-        wait = std::time::Duration::from_secs(1);
+        backoff.connected();
+        let mut ping = tokio::time::interval(WATCH_PING);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        let mut heard = tokio::time::Instant::now();
         while count.is_none_or(|count| shown < count) {
             let frame = tokio::select! {
                 frame = socket.next() => frame,
+                _ = ping.tick() => {
+                    // A connection that stopped answering (a laptop's
+                    // network changed, say) is noticed and replaced.
+                    let pinged = tokio::time::timeout(
+                        WATCH_PING,
+                        socket.send(Message::Ping(Vec::new().into())),
+                    );
+                    if heard.elapsed() > WATCH_SILENCE || !matches!(pinged.await, Ok(Ok(()))) {
+                        eprintln!(
+                            "curbside: the server stopped answering; reconnecting in {} s",
+                            backoff.next().as_secs()
+                        );
+                        continue 'connect;
+                    }
+                    continue;
+                }
                 _ = tokio::signal::ctrl_c() => break 'connect,
             };
+            heard = tokio::time::Instant::now();
             let text = match frame {
                 Some(Ok(Message::Text(text))) => text,
-                Some(Ok(Message::Close(Some(close)))) if u16::from(close.code) == SESSION_ENDED => {
-                    // The session ended (its token expired, say): sign in
-                    // again and reconnect at once.
-                    continue 'connect;
-                }
-                Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                Some(Ok(Message::Close(Some(close)))) => match u16::from(close.code) {
+                    // Only the session's lifetime ran out: sign in again
+                    // and reconnect at once.
+                    SESSION_EXPIRED => {
+                        backoff.now();
+                        expired = true;
+                        continue 'connect;
+                    }
+                    SESSION_ENDED => return Ok(ended(shown)),
+                    _ => {
+                        eprintln!(
+                            "curbside: the server closed the connection; reconnecting in {} s",
+                            backoff.next().as_secs()
+                        );
+                        continue 'connect;
+                    }
+                },
+                Some(Ok(Message::Close(None)) | Err(_)) | None => {
                     // The server went away: reconnect, waiting a little.
                     eprintln!(
                         "curbside: the connection to the server ended; reconnecting in {} s",
-                        wait.as_secs()
+                        backoff.next().as_secs()
                     );
-                    pause = wait;
-                    wait = (wait * 2).min(RECONNECT_MAX);
                     continue 'connect;
                 }
                 Some(Ok(_)) => continue,
@@ -1235,10 +1499,21 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
             let Ok(event) = curbside_proto::json::decode::<Event>(text.as_bytes()) else {
                 continue;
             };
+            // Receipts change nothing this command shows: the profile is
+            // not opened for them.
+            if matches!(event, Event::Receipt { .. }) {
+                continue;
+            }
+            session.resume().await?;
+            if session.contents.session.is_none() {
+                session.release();
+                return Ok(format!(
+                    "Stopped watching after {shown} messages: this profile was logged out."
+                ));
+            }
             let handled = match event {
                 Event::Entry { thread_id, .. } => {
-                    session.resume().await?;
-                    let result = async {
+                    async {
                         if session.contents.threads.contains_key(&thread_id) {
                             let device = device(session)?;
                             catch_up_thread(session, &device, &thread_id, &mut printed).await
@@ -1246,27 +1521,36 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
                             Ok(0)
                         }
                     }
-                    .await;
-                    session.release();
-                    result
+                    .await
                 }
-                Event::Welcome { welcome } => {
-                    session.resume().await?;
-                    let result = catch_up(session).await;
-                    session.release();
-                    result.map(|_| {
-                        println!("You were added to thread {}", welcome.thread_id);
-                        0
-                    })
-                }
+                Event::Welcome { welcome } => catch_up(session).await.map(|_| {
+                    let joined = session
+                        .contents
+                        .threads
+                        .get(&welcome.thread_id)
+                        .is_some_and(|state| state.left.is_none());
+                    if joined {
+                        println!(
+                            "You were added to {}.",
+                            thread_name(session, &welcome.thread_id)
+                        );
+                    }
+                    0
+                }),
                 Event::Receipt { .. } => Ok(0),
             };
+            session.release();
+            // Handling may have taken a while (waiting for the profile, a
+            // long catch-up): that is not the server's silence.
+            heard = tokio::time::Instant::now();
             match handled {
                 Ok(new) => shown += new,
                 Err(CliError::Client(error)) if error.is_transient() => {
-                    eprintln!("curbside: {}; reconnecting", error.brief());
-                    pause = wait;
-                    wait = (wait * 2).min(RECONNECT_MAX);
+                    eprintln!(
+                        "curbside: {}; reconnecting in {} s",
+                        error.brief(),
+                        backoff.next().as_secs()
+                    );
                     continue 'connect;
                 }
                 Err(error) => return Err(error),
@@ -1274,6 +1558,78 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
         }
     }
     Ok(format!("Stopped watching after {shown} messages."))
+}
+
+/// What `watch` says when it stops because the session was ended.
+fn ended(shown: usize) -> String {
+    format!(
+        "Stopped watching after {shown} messages: the session was ended (logged out, idle for \
+         too long, or this device or its user was removed). Run `curbside watch` again to go on."
+    )
+}
+
+/// Whether the stored session, still within its lifetime, was ended by the
+/// server (a 401 to a request that does not sign in again).
+async fn ended_meanwhile(session: &Session) -> Result<bool, CliError> {
+    let within_lifetime = session
+        .contents
+        .session
+        .as_ref()
+        .is_some_and(|stored| stored.expires_at_ms > crate::cli::now_ms() + 60_000);
+    if !within_lifetime {
+        return Ok(false);
+    }
+    match session.client.whoami().await {
+        Ok(_) => Ok(false),
+        Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::UNAUTHORIZED => {
+            Ok(true)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// How long `watch` waits before connecting again: nothing at first, then
+/// 1 s, doubling to [`RECONNECT_MAX`]; back to nothing only once a
+/// connection has held for a while (a server that accepts and at once
+/// drops is not hammered).
+#[derive(Debug, Default)]
+struct Backoff {
+    pause: Option<std::time::Duration>,
+    connected_at: Option<std::time::Instant>,
+    failures: u32,
+}
+
+impl Backoff {
+    /// The pause before this attempt, if any.
+    fn pause(&self) -> Option<std::time::Duration> {
+        self.pause.filter(|pause| !pause.is_zero())
+    }
+
+    /// A connection was made.
+    fn connected(&mut self) {
+        self.connected_at = Some(std::time::Instant::now());
+        self.pause = None;
+    }
+
+    /// Reconnect at once (nothing went wrong).
+    fn now(&mut self) {
+        self.pause = None;
+    }
+
+    /// Something failed: the pause before the next attempt.
+    fn next(&mut self) -> std::time::Duration {
+        if self
+            .connected_at
+            .take()
+            .is_some_and(|at| at.elapsed() > RECONNECT_RESET)
+        {
+            self.failures = 0;
+        }
+        let pause = RECONNECT_MAX.min(std::time::Duration::from_secs(1 << self.failures.min(5)));
+        self.failures += 1;
+        self.pause = Some(pause);
+        pause
+    }
 }
 
 /// Processes what is new in `thread_id` and prints it (a thread that cannot
@@ -1346,7 +1702,7 @@ async fn print_new(
             thread_name(session, thread_id),
             history_line(session, &mut names, message).await?
         );
-        if message.change.is_none() {
+        if message.is_text() {
             shown += 1;
         }
     }

@@ -116,6 +116,24 @@ impl OpenMlsProvider for Provider {
     }
 }
 
+/// What a welcome did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// The device joined the thread's group now.
+    Now,
+    /// It had joined it already, at that epoch.
+    Already,
+}
+
+/// The device's state at one moment (private keys included: never shown).
+pub struct Snapshot(std::collections::HashMap<Vec<u8>, Vec<u8>>);
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot({} values)", self.0.len())
+    }
+}
+
 /// Signs with the device's enrolled Ed25519 key (ring).
 struct DeviceSigner(Ed25519KeyPair);
 
@@ -407,36 +425,85 @@ impl Device {
             .map_err(|e| protocol("dropping the commit")(&e))
     }
 
-    /// Joins thread `thread_id` from a welcome the server says brings it
-    /// to `epoch`. A member removed and added back holds the thread's old
-    /// group: it gives way to the new one if the welcome is newer (a
-    /// welcome for an epoch this device has already reached is refused).
-    pub fn join(&self, welcome: &[u8], thread_id: &str, epoch: u64) -> Result<(), MlsError> {
+    /// Joins thread `thread_id` from a welcome the server says brings the
+    /// group to `epoch`. A member removed and added back holds the
+    /// thread's old group: it gives way to the new one only if the welcome
+    /// names this thread and brings the group to a later epoch than the
+    /// one held (the welcome's own epoch, which must also be the server's
+    /// word). A welcome to the group and epoch already held was joined
+    /// before (its acknowledgement was lost). Any failure leaves the
+    /// device's state exactly as it was.
+    pub fn join(&self, welcome: &[u8], thread_id: &str, epoch: u64) -> Result<Joined, MlsError> {
         let message = MlsMessageIn::tls_deserialize_exact(welcome)
             .map_err(|_| MlsError::Malformed { what: "welcome" })?;
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
             return Err(MlsError::Malformed { what: "welcome" });
         };
         let group_id = GroupId::from_slice(&thread_bytes(thread_id)?);
-        if let Ok(Some(mut old)) = MlsGroup::load(self.provider.storage(), &group_id) {
-            if old.is_active() && old.epoch().as_u64() >= epoch {
-                return Err(MlsError::StaleWelcome(thread_id.to_owned()));
-            }
-            old.delete(self.provider.storage())
-                .map_err(|e| protocol("forgetting the old group")(&e))?;
+        let before = self.snapshot();
+        let result = self.replace_group(welcome, &group_id, thread_id, epoch);
+        if !matches!(result, Ok(Joined::Now)) {
+            self.restore(before);
         }
+        result
+    }
+
+    fn replace_group(
+        &self,
+        welcome: Welcome,
+        group_id: &GroupId,
+        thread_id: &str,
+        epoch: u64,
+    ) -> Result<Joined, MlsError> {
+        let held = match MlsGroup::load(self.provider.storage(), group_id) {
+            Ok(Some(mut old)) => {
+                let held = (old.epoch().as_u64(), old.is_active());
+                old.delete(self.provider.storage())
+                    .map_err(|e| protocol("forgetting the old group")(&e))?;
+                Some(held)
+            }
+            _ => None,
+        };
         let config = MlsGroupJoinConfig::builder()
             .use_ratchet_tree_extension(true)
             .build();
         let staged = StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None)
             .map_err(|e| protocol("reading the welcome")(&e))?;
-        if staged.group_context().group_id() != &group_id {
+        let context = staged.group_context();
+        if context.group_id() != group_id || context.epoch().as_u64() != epoch {
             return Err(MlsError::Malformed { what: "welcome" });
+        }
+        match held {
+            Some((held, true)) if epoch == held => return Ok(Joined::Already),
+            Some((held, _)) if epoch <= held => {
+                return Err(MlsError::StaleWelcome(thread_id.to_owned()));
+            }
+            _ => {}
         }
         staged
             .into_group(&self.provider)
             .map_err(|e| protocol("joining")(&e))?;
-        Ok(())
+        Ok(Joined::Now)
+    }
+
+    /// A copy of everything the device holds, to put back with
+    /// [`Device::restore`] if a step fails or is not accepted.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot(
+            self.provider
+                .storage
+                .values
+                .read()
+                .map(|values| values.clone())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Puts back what [`Device::snapshot`] copied.
+    pub fn restore(&self, snapshot: Snapshot) {
+        if let Ok(mut values) = self.provider.storage.values.write() {
+            *values = snapshot.0;
+        }
     }
 
     /// The group's current epoch.

@@ -7,20 +7,26 @@ use std::collections::HashMap;
 use curbside_proto::identity::DirectoryEntry;
 
 use crate::cli::CliError;
-use crate::client::{Client, ClientError, printable};
+use crate::client::{Client, ClientError};
+use crate::show::printable;
 use crate::show::short;
+
+/// The most people a name is looked up among; a name that more match
+/// (as part of theirs) must be given as an id.
+const MAX_MATCHES: usize = 500;
 
 /// Whether `text` is a user or device id (32 hex digits).
 pub fn is_id(text: &str) -> bool {
     text.len() == 32 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
 
-/// The active user `text` names: their id, or a name (or part of one) that
-/// matches exactly one active colleague, or one of several whose whole name
-/// it is.
+/// The active user `text` names: their id, or the whole of a name only one
+/// active colleague has (case, accents and a title such as "Dr." aside).
+/// Never part of a name, never a department: a thread must not reach
+/// someone because they were the only match for "Ben" or "Cardiology".
 pub async fn resolve(client: &Client, text: &str) -> Result<DirectoryEntry, CliError> {
     let text = text.trim();
-    if text.is_empty() {
+    if curbside_proto::names::bare(text).is_empty() {
         return Err(CliError::NoSuchUser {
             given: String::new(),
             by_id: false,
@@ -38,59 +44,62 @@ pub async fn resolve(client: &Client, text: &str) -> Result<DirectoryEntry, CliE
             Err(error) => Err(error.into()),
         };
     }
-    let found = client
-        .directory_page(
-            text,
-            None,
-            Some(curbside_proto::identity::MAX_DIRECTORY_PAGE),
+    // The server is asked for the name without its title, which finds it
+    // with or without one. Every page is read (a namesake can sort after
+    // a page's end), up to a bound past which the id must be given.
+    let query = curbside_proto::names::bare(text);
+    let mut found: Vec<DirectoryEntry> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = client
+            .directory_page(
+                &query,
+                after.as_deref(),
+                Some(curbside_proto::identity::DEFAULT_DIRECTORY_PAGE),
+            )
+            .await?;
+        found.extend(page.entries);
+        match page.next {
+            Some(next) if found.len() < MAX_MATCHES => after = Some(next),
+            Some(_) => {
+                return Err(CliError::TooManyMatches {
+                    given: text.to_owned(),
+                });
+            }
+            None => break,
+        }
+    }
+    let describe = |entry: &&DirectoryEntry| {
+        format!(
+            "{} ({}, {})",
+            printable(&entry.display_name),
+            printable(&entry.department),
+            printable(&entry.user_id)
         )
-        .await?
-        .entries;
+    };
     let exact: Vec<&DirectoryEntry> = found
         .iter()
-        .filter(|entry| same_name(&entry.display_name, text))
+        .filter(|entry| curbside_proto::names::same_name(&entry.display_name, text))
         .collect();
-    if let [one] = found.as_slice() {
-        return Ok(one.clone());
-    }
-    if let [one] = exact.as_slice() {
-        return Ok((*one).clone());
-    }
-    match (found.as_slice(), exact.as_slice()) {
-        ([], _) => Err(CliError::NoSuchUser {
+    match exact.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] if found.is_empty() => Err(CliError::NoSuchUser {
             given: text.to_owned(),
             by_id: false,
         }),
-        (many, _) => Err(CliError::AmbiguousUser {
+        [] => Err(CliError::PartOfName {
             given: text.to_owned(),
-            candidates: many
+            candidates: found
                 .iter()
                 .take(10)
-                .map(|entry| {
-                    format!(
-                        "{} ({}, {})",
-                        printable(&entry.display_name),
-                        printable(&entry.department),
-                        entry.user_id
-                    )
-                })
+                .map(|entry| describe(&entry))
                 .collect(),
         }),
+        many => Err(CliError::AmbiguousUser {
+            given: text.to_owned(),
+            candidates: many.iter().take(10).map(describe).collect(),
+        }),
     }
-}
-
-/// Whether two names are the same but for case and an honorific such as
-/// "Dr.".
-fn same_name(listed: &str, given: &str) -> bool {
-    let bare = |name: &str| {
-        let lower = name.trim().to_lowercase();
-        lower
-            .strip_prefix("dr. ")
-            .or_else(|| lower.strip_prefix("dr "))
-            .map(str::to_owned)
-            .unwrap_or(lower)
-    };
-    bare(listed) == bare(given)
 }
 
 /// Names for user ids, looked up once each (the directory holds active
@@ -152,10 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_match_without_case_or_title() {
-        assert!(same_name("Dr. Ben Brown", "ben brown"));
-        assert!(same_name("Ben Brown", "Dr. Ben Brown"));
-        assert!(!same_name("Dr. Ben Browning", "Ben Brown"));
+    fn ids_are_32_hex_digits() {
         assert!(is_id("0123456789abcdef0123456789ABCDEF"));
         assert!(!is_id("Ben"));
     }

@@ -39,7 +39,8 @@ impl Times {
         }
     }
 
-    /// Just the time of day, `14:02`, for a sentence.
+    /// The date and time to the minute, `2026-12-06 14:02`, for a
+    /// sentence.
     pub fn clock(&self, time_ms: i64) -> String {
         match Timestamp::from_millisecond(time_ms) {
             Ok(at) => at
@@ -55,7 +56,12 @@ impl Times {
     /// this zone), RFC 3339 with an offset or `Z`, or Unix milliseconds.
     pub fn parse(&self, text: &str) -> Result<i64, String> {
         let text = text.trim();
-        if let Ok(ms) = text.parse::<i64>() {
+        // Milliseconds have at least 10 digits since 1970-01-12; anything
+        // shorter (a year, say) is not taken for them.
+        if text.len() >= 10
+            && text.bytes().all(|byte| byte.is_ascii_digit())
+            && let Ok(ms) = text.parse::<i64>()
+        {
             return Ok(ms);
         }
         if let Ok(at) = text.parse::<Timestamp>() {
@@ -78,8 +84,63 @@ impl Times {
     }
 }
 
+/// Whether `c` must not reach the terminal as it is: a control character
+/// (which could drive the terminal), or an invisible one that changes how
+/// the rest of the line reads (bidirectional marks, overrides and
+/// isolates, zero widths, soft hyphens, tags, the byte-order mark, line
+/// separators), which could make a name or a message look like something
+/// else.
+fn hidden(c: char) -> bool {
+    // Unicode's format characters (category Cf) and the line and paragraph
+    // separators.
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    if hidden(c) {
+        out.extend(c.escape_default());
+    } else {
+        out.push(c);
+    }
+}
+
+/// One line of text from elsewhere (a name, a subject, an id, a server's
+/// message), fit for the terminal: what must not reach it is shown
+/// escaped (`\u{1b}`).
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_escaped(&mut out, c);
+    }
+    out
+}
+
 /// Text from others, fit for the terminal: as written, line breaks and tabs
-/// kept, other control characters shown escaped; each further line
+/// kept, what must not reach the terminal shown escaped; each further line
 /// indented by `indent`, so a message reads as one block.
 pub fn text_block(text: &str, indent: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -89,23 +150,24 @@ pub fn text_block(text: &str, indent: &str) -> String {
             out.push_str(indent);
         }
         for c in line.trim_end_matches('\r').chars() {
-            if c == '\t' || !c.is_control() {
+            if c == '\t' {
                 out.push(c);
             } else {
-                out.extend(c.escape_default());
+                push_escaped(&mut out, c);
             }
         }
     }
     out
 }
 
-/// An id shortened for reading: its first 8 characters and an ellipsis.
+/// An id shortened for reading: its first 8 characters and an ellipsis
+/// (escaped as [`printable`] does: ids come from the server).
 pub fn short(id: &str) -> String {
     if id.chars().count() > 10 {
         let head: String = id.chars().take(8).collect();
-        format!("{head}…")
+        format!("{}…", printable(&head))
     } else {
-        id.to_owned()
+        printable(id)
     }
 }
 
@@ -129,6 +191,8 @@ mod tests {
         );
         assert_eq!(utc.parse("1796518800000").unwrap(), 1_796_518_800_000);
         assert!(utc.parse("yesterday").unwrap_err().contains("2026-12-06"));
+        assert!(utc.parse("2026").is_err());
+        assert!(utc.parse("-1234567890").is_err());
         let paris = Times {
             zone: TimeZone::get("Europe/Paris").unwrap(),
         };
@@ -140,6 +204,17 @@ mod tests {
     fn text_keeps_its_lines_but_not_terminal_controls() {
         assert_eq!(text_block("one\ntwo\n", "  "), "one\n  two");
         assert_eq!(text_block("a\u{1b}[2Jb", ""), "a\\u{1b}[2Jb");
+        assert_eq!(
+            text_block("evil\u{202E}gpj.exe\u{200B}", ""),
+            "evil\\u{202e}gpj.exe\\u{200b}"
+        );
+        assert_eq!(printable("Dr.\u{2067} Ana\u{7}"), "Dr.\\u{2067} Ana\\u{7}");
+        assert_eq!(printable("Łukasz Ørsted"), "Łukasz Ørsted");
+        assert_eq!(
+            printable("a\u{061C}b\u{E0041}c\u{2028}"),
+            "a\\u{61c}b\\u{e0041}c\\u{2028}"
+        );
+        assert_eq!(short("\u{1b}[2J0123456789"), "\\u{1b}[2J0123…");
         assert_eq!(text_block("tab\there\r\n", ""), "tab\there");
         assert_eq!(short("0123456789abcdef"), "01234567…");
     }

@@ -151,6 +151,17 @@ pub struct StoredMessage {
     /// For a change of members: the users it added and removed.
     #[serde(default)]
     pub change: Option<MemberChange>,
+    /// For a change of subject: the new subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+impl StoredMessage {
+    /// Whether it is a message someone wrote (not a change of members or
+    /// subject).
+    pub fn is_text(&self) -> bool {
+        self.change.is_none() && self.subject.is_none()
+    }
 }
 
 /// The users a commit added and removed.

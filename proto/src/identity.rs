@@ -355,6 +355,10 @@ pub struct Directory {
     pub next: Option<String>,
 }
 
+/// The most users `GET /v1/admin/users` lists (by name); a search that
+/// matches more is cut there.
+pub const MAX_USER_LIST: u32 = 500;
+
 /// The most users one page of `GET /v1/directory` holds (`?limit=`).
 pub const MAX_DIRECTORY_PAGE: u32 = 200;
 /// The users a directory page holds when no `limit` is given.

@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod health;
 pub mod identity;
 pub mod json;
+pub mod names;
 pub mod request_id;
 pub mod threads;
 

@@ -292,6 +292,9 @@ pub enum EndReason {
     Deactivated,
     /// An administrator removed the device.
     DeviceRemoved,
+    /// A reason this client does not know (a newer server's).
+    #[serde(other)]
+    Unknown,
 }
 
 impl EndReason {
@@ -302,6 +305,7 @@ impl EndReason {
             Self::Left => "left",
             Self::Deactivated => "deactivated",
             Self::DeviceRemoved => "device_removed",
+            Self::Unknown => "unknown",
         }
     }
 

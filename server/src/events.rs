@@ -579,9 +579,10 @@ const NOTICES_PER_BATCH: usize = 256;
 #[derive(Default)]
 struct Prefetched {
     entries: HashMap<(String, i64), EntryRow>,
-    /// Each thread's current member devices, with the sequence each joined
-    /// at.
-    members: HashMap<String, Vec<(String, i64)>>,
+    /// Each thread's member devices, with the sequence each joined at and
+    /// the one it was removed at (if it was, at or after the first entry
+    /// named).
+    members: HashMap<String, Vec<(String, i64, Option<i64>)>>,
 }
 
 /// A log row with its thread: thread, then [`EntryRow`]'s columns.
@@ -642,23 +643,26 @@ async fn prefetch(database: &Database, notices: &[Notice]) -> Result<Prefetched,
             (seq, kind, epoch, user, device, at, body, added, removed),
         );
     }
+    // Members, and those a commit among these entries removed (who are
+    // pushed that commit: it is how their devices learn of it).
+    let first_seq = wanted.iter().map(|(_, seq)| *seq).min().unwrap_or(0);
     let sql = format!(
-        "SELECT m.thread_id, m.device_id, m.joined_seq FROM thread_member m \
+        "SELECT m.thread_id, m.device_id, m.joined_seq, m.removed_seq FROM thread_member m \
          JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
-         WHERE m.thread_id IN ({}) AND m.removed_seq IS NULL \
+         WHERE m.thread_id IN ({}) AND (m.removed_seq IS NULL OR m.removed_seq >= $1) \
            AND d.removed_at_ms IS NULL AND u.status = 'active'",
-        placeholders(1, threads.len())
+        placeholders(2, threads.len())
     );
-    let mut query = sqlx::query_as::<_, (String, String, i64)>(&sql);
+    let mut query = sqlx::query_as::<_, (String, String, i64, Option<i64>)>(&sql).bind(first_seq);
     for thread in &threads {
         query = query.bind(*thread);
     }
-    for (thread, device, joined) in query.fetch_all(database.pool()).await? {
+    for (thread, device, joined, removed) in query.fetch_all(database.pool()).await? {
         prefetched
             .members
             .entry(thread)
             .or_default()
-            .push((device, joined));
+            .push((device, joined, removed));
     }
     Ok(prefetched)
 }
@@ -747,8 +751,13 @@ async fn deliver(
                 .map(|members| {
                     members
                         .iter()
-                        .filter(|(_, joined)| *joined < seq)
-                        .map(|(device, _)| device.clone())
+                        .filter(|(_, joined, removed)| {
+                            // Members then: joined before it, and not removed
+                            // before it (a device reads up to the commit
+                            // that removed it, that commit included).
+                            *joined < seq && removed.is_none_or(|removed| removed >= seq)
+                        })
+                        .map(|(device, _, _)| device.clone())
                         .collect()
                 })
                 .unwrap_or_default();

@@ -4,17 +4,11 @@
 //!
 //! SQLite's `LOWER()` folds ASCII only, so `Łukasz` was not found as
 //! `łukasz` there, and neither database found `Zoë` as `zoe`. The server
-//! now keeps a folded copy of both (`app_user.search_key`), written with
-//! every insert and update, and folds the query the same way: each letter
-//! transliterated to ASCII (`deunicode`: `Ł` to `L`, `ø` to `o`, `ë` to
-//! `e`, other scripts to their usual Latin spelling), then lower-cased, with
-//! runs of white space made one space.
+//! keeps a folded copy of both (`app_user.search_key`), written with every
+//! insert and update, and folds the query the same way
+//! ([`curbside_proto::names::fold`], which the CLI matches names with too).
 
-/// `text` folded for search.
-pub fn fold(text: &str) -> String {
-    let ascii = deunicode::deunicode(text).to_ascii_lowercase();
-    ascii.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+use curbside_proto::names::fold;
 
 /// The search key of a user: their name and department, folded, on two
 /// lines (a folded query has no line break, so it cannot match across).

@@ -237,13 +237,13 @@ impl SessionCache {
 
     /// Whether the session is still live at `now_ms`, without counting this
     /// as activity (a push connection is not the user doing something, so
-    /// it must not hold off the idle timeout).
+    /// it must not hold off the idle timeout), and if not, why.
     pub async fn still_live(
         &self,
         database: &Database,
         session_id: &str,
         now_ms: i64,
-    ) -> Result<bool, SessionError> {
+    ) -> Result<Liveness, SessionError> {
         let remembered = self.lock().get(session_id).map(|entry| entry.last_seen_ms);
         let row: Option<(i64, i64)> = sqlx::query_as(
             "SELECT s.expires_at_ms, s.last_seen_at_ms FROM session s \
@@ -254,10 +254,16 @@ impl SessionCache {
         .bind(session_id)
         .fetch_optional(database.pool())
         .await?;
-        Ok(row.is_some_and(|(expires_at_ms, last_seen)| {
-            let last_seen = last_seen.max(remembered.unwrap_or(0));
-            now_ms < expires_at_ms && now_ms - last_seen <= self.idle_timeout_ms
-        }))
+        Ok(match row {
+            None => Liveness::Ended,
+            Some((_, last_seen))
+                if now_ms - last_seen.max(remembered.unwrap_or(0)) > self.idle_timeout_ms =>
+            {
+                Liveness::Ended
+            }
+            Some((expires_at_ms, _)) if now_ms >= expires_at_ms => Liveness::Expired,
+            Some(_) => Liveness::Live,
+        })
     }
 
     /// Forgets one session.
@@ -279,6 +285,19 @@ impl SessionCache {
         self.lock()
             .retain(|_, entry| entry.caller.device_id != device_id);
     }
+}
+
+/// Whether a session can still be used, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// It can.
+    Live,
+    /// Its lifetime ran out while it was in use: the device may sign in
+    /// again.
+    Expired,
+    /// It was ended: logged out, idle past the timeout, its device removed
+    /// or its user deactivated. A client stops rather than sign in again.
+    Ended,
 }
 
 /// Records in the background that the session was seen at `now_ms`. The

@@ -24,9 +24,6 @@ use crate::db::membership::{self, Leaving};
 use crate::search::{contains_pattern, user_key};
 use crate::server::now_ms;
 
-/// The most users one listing returns.
-const MAX_USERS: i64 = 500;
-
 /// `/v1/admin/...`.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -128,7 +125,7 @@ async fn list_users(
         .bind(contains_pattern(&query.q))
         .bind(query.role.map_or("", Role::as_str))
         .bind(query.status.map_or("", UserStatus::as_str))
-        .bind(MAX_USERS)
+        .bind(i64::from(curbside_proto::identity::MAX_USER_LIST))
         .fetch_all(state.database.pool())
         .await?;
     let users = rows
@@ -249,9 +246,11 @@ async fn set_status(
         // devices back (they would read what was said meanwhile); members
         // add them again, and remove them from the MLS group.
         membership::end(&mut tx, Leaving::User(user_id), by_user, now).await?;
-        // Codes issued before deactivation must not bring the user back.
+        // Codes issued before deactivation must not bring the user back:
+        // revoked (not "used": no device enrolled with them).
         sqlx::query(
-            "UPDATE enrollment_code SET used_at_ms = $1 WHERE user_id = $2 AND used_at_ms IS NULL",
+            "UPDATE enrollment_code SET revoked_at_ms = $1 \
+             WHERE user_id = $2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL",
         )
         .bind(now)
         .bind(user_id)

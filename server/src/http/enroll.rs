@@ -43,8 +43,8 @@ async fn code_refusal(state: &AppState, hash: &[u8], now: i64) -> Result<Error> 
                                   enrolls one device, so ask your administrator for a new one"
             .to_owned(),
         Some((_, None, Some(_))) => "this enrollment code was withdrawn (a newer one was issued, \
-                                     or an administrator revoked it); ask your administrator \
-                                     for the newest code"
+                                     an administrator revoked it, or the account was \
+                                     deactivated); ask your administrator for the newest code"
             .to_owned(),
         Some((expires_at_ms, None, None)) if expires_at_ms <= now => {
             "this enrollment code has expired; ask your administrator for a new one".to_owned()

@@ -3,9 +3,11 @@
 //!
 //! The token goes in the upgrade request's `Authorization` header, never
 //! the URL, so the connection's audit entry names who opened it. The
-//! session is checked again every few seconds; when it ends (logout,
-//! removal, deactivation, expiry) the server closes the socket with code
-//! 4401. A device that falls behind is closed with 4008 and fetches.
+//! session is checked again every few seconds. When it has been ended
+//! (logout, idle timeout, removal, deactivation) the server closes the
+//! socket with code 4401 and the client stops; when only its lifetime ran
+//! out, with 4402, and the client signs in again and reconnects. A device
+//! that falls behind is closed with 4008 and fetches.
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -16,13 +18,18 @@ use curbside_proto::threads::EVENTS_PATH;
 
 use super::AppState;
 use super::access::Access;
-use crate::auth::sessions::{Caller, REVALIDATE_AFTER};
+use crate::auth::sessions::{Caller, Liveness, REVALIDATE_AFTER};
 use crate::connection::Hold;
 use crate::events::Subscriber;
 use crate::server::now_ms;
 
-/// Close code: the session ended; log in again.
+/// Close code: the session was ended (logout, idle, removal,
+/// deactivation); do not sign in again unasked.
 pub const CLOSE_SESSION_ENDED: u16 = 4401;
+/// Close code: the session's lifetime ran out; sign in again.
+pub const CLOSE_SESSION_EXPIRED: u16 = 4402;
+/// Close code (RFC 6455's "try again later"): the check could not be made.
+const CLOSE_UNAVAILABLE: u16 = 1013;
 /// Close code: too far behind; fetch, then reconnect.
 pub const CLOSE_BEHIND: u16 = 4008;
 
@@ -110,10 +117,24 @@ async fn serve(mut socket: WebSocket, state: AppState, caller: Caller, subscribe
                     .sessions
                     .still_live(&state.database, &caller.session_id, now_ms())
                     .await;
-                if !matches!(live, Ok(true)) {
-                    close(&mut socket, CLOSE_SESSION_ENDED, "the session has ended; log in again")
-                        .await;
-                    break;
+                match live {
+                    Ok(Liveness::Live) => {}
+                    Ok(Liveness::Expired) => {
+                        close(&mut socket, CLOSE_SESSION_EXPIRED, "the session expired; sign in again")
+                            .await;
+                        break;
+                    }
+                    Ok(Liveness::Ended) => {
+                        close(&mut socket, CLOSE_SESSION_ENDED, "the session has ended")
+                            .await;
+                        break;
+                    }
+                    // A check that cannot be made ends the socket too: the
+                    // device reconnects, and is checked again then.
+                    Err(_) => {
+                        close(&mut socket, CLOSE_UNAVAILABLE, "try again shortly").await;
+                        break;
+                    }
                 }
             }
         }

@@ -825,7 +825,12 @@ async fn readable(
         Option<String>,
     );
     let row: Option<Row> = sqlx::query_as(
-        "SELECT m.joined_seq, m.removed_seq, m.removed_by, m.removed_at_ms, m.removed_reason \
+        // Ended before the time was recorded (0007): the time of the entry
+        // it ended at.
+        "SELECT m.joined_seq, m.removed_seq, m.removed_by, \
+           COALESCE(m.removed_at_ms, (SELECT e.created_at_ms FROM thread_entry e \
+             WHERE e.thread_id = m.thread_id AND e.seq = m.removed_seq)), \
+           m.removed_reason \
          FROM thread_member m \
          JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
          WHERE m.thread_id = $1 AND m.device_id = $2 \

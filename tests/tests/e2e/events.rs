@@ -17,9 +17,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::people::Person;
 use crate::threads::{blob, commit, send, three};
 
+/// The close code of a session that was ended (logout, idle, removal).
+const ENDED: u16 = 4401;
+/// The close code of a session whose lifetime ran out.
+const EXPIRED: u16 = 4402;
+
 backend_tests!(
     a_connected_member_receives_each_event_at_once,
     a_removed_device_is_pushed_nothing_more,
+    the_commit_that_removes_a_device_reaches_it,
+    an_expired_session_is_told_to_sign_in_again,
     pushes_cross_between_replicas,
 );
 
@@ -168,7 +175,7 @@ async fn a_connected_member_receives_each_event_at_once(backend: Backend) {
             Err(code) => break code,
         }
     };
-    assert_eq!(closed, 4401);
+    assert_eq!(closed, ENDED);
 }
 
 async fn a_removed_device_is_pushed_nothing_more(backend: Backend) {
@@ -202,6 +209,52 @@ async fn a_removed_device_is_pushed_nothing_more(backend: Backend) {
         }
     }
     assert_eq!(pushes_recorded(&admin, &ben).await, 1);
+}
+
+/// A member removed by a commit is pushed that commit (and nothing
+/// after it): it is how a watching device learns of its removal at once.
+async fn the_commit_that_removes_a_device_reaches_it(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let (_admin, ana, ben, _cal, thread) = three(&server).await;
+    let mut ben_socket = connect(&server, ben.token()).await;
+    let removed = ana
+        .client
+        .commit(&thread, &commit(1, &[], &[&ben]))
+        .await
+        .unwrap();
+    match next(&mut ben_socket, SOON).await {
+        Ok(Some(Event::Entry { entry, .. })) => {
+            assert_eq!(entry.seq, removed.seq);
+            assert_eq!(entry.kind, EntryKind::Commit);
+        }
+        other => panic!("expected the commit that removed Ben, got {other:?}"),
+    }
+    send(&ana.client, &thread, 2, "after").await.unwrap();
+    assert_eq!(
+        next(&mut ben_socket, Duration::from_millis(500)).await,
+        Ok(None),
+        "a former member was pushed what came after its removal"
+    );
+}
+
+/// A session whose lifetime runs out while its socket is open is closed
+/// with 4402 (sign in again), not 4401 (ended: stop).
+async fn an_expired_session_is_told_to_sign_in_again(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let mut config = env.config();
+    config.token_lifetime = Duration::from_secs(20);
+    let server = env.start_with(config, axum::Router::new()).await;
+    let (_admin, _ana, ben, _cal, _thread) = three(&server).await;
+    let mut ben_socket = connect(&server, ben.token()).await;
+    let closed = loop {
+        match next(&mut ben_socket, Duration::from_secs(40)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the socket stayed open after its session expired"),
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(closed, EXPIRED);
 }
 
 async fn pushes_cross_between_replicas(backend: Backend) {

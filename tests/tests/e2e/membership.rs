@@ -90,6 +90,20 @@ async fn a_member_added_back_reads_again(backend: Backend) {
     assert!(!read.contains("while Ben was deactivated"), "{read}");
     assert!(!read.contains("could not be decrypted"), "{read}");
     assert!(!ben.ok(&["threads"]).await.contains("You left"));
+
+    // He leaves (still in the MLS group: no one has committed his removal)
+    // and is added straight back: his old devices go, his device comes in
+    // afresh, and he reads again.
+    ben.ok(&["thread", "leave", &thread]).await;
+    ana.ok(&["send", &thread, "after Ben left"]).await;
+    let added = ana.ok(&["thread", "add", &thread, "Ben Brown"]).await;
+    assert!(added.starts_with("Added Dr. Ben Brown to"), "{added}");
+    ana.ok(&["send", &thread, "third return"]).await;
+    let read = ben.ok(&["read", &thread]).await;
+    assert!(read.contains("Dr. Ana Alvarez: third return"), "{read}");
+    assert!(!read.contains("after Ben left"), "{read}");
+    assert!(!read.contains("could not be decrypted"), "{read}");
+    assert!(cal.ok(&["read", &thread]).await.contains("third return"));
 }
 
 /// A clinician removed from one of three threads still runs `watch` and
@@ -129,14 +143,29 @@ async fn removal_from_one_thread_never_stops_watch(backend: Backend) {
     assert!(shown.contains("Dr. Ana Alvarez: live in First"), "{shown}");
     ana.ok(&["send", &threads[2], "live in Third"]).await;
     wait_for_line(&mut lines, "live in Third").await;
-    watch.kill().unwrap();
-    watch.wait().unwrap();
+    // A removal while watching is told at once: the commit that removes
+    // Ben is pushed to him too.
+    ana.ok(&["thread", "remove", &threads[2], "Ben Brown"])
+        .await;
+    let said = wait_for_line(&mut lines, "You were removed from 'Third'").await;
+    assert!(said.contains("by Dr. Ana Alvarez at"), "{said}");
+    ana.ok(&["send", &threads[0], "still live in First"]).await;
+    wait_for_line(&mut lines, "still live in First").await;
+    // Logging out beside it stops it: it does not sign in again behind
+    // the clinician's back.
+    ben.ok(&["logout"]).await;
+    let stopped = wait_for_line(&mut lines, "Stopped watching").await;
+    assert!(
+        stopped.contains("logged out") || stopped.contains("the session was ended"),
+        "{stopped}"
+    );
+    let status = tokio::task::spawn_blocking(move || watch.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
 
     let listed = ben.ok(&["threads"]).await;
-    assert!(
-        listed.contains("First") && listed.contains("Third"),
-        "{listed}"
-    );
+    assert!(listed.starts_with("First "), "{listed}");
     assert!(listed.contains("Threads you have left:"), "{listed}");
     assert!(
         listed.contains("You were removed from 'Second' by Dr. Ana Alvarez at"),
@@ -172,6 +201,7 @@ async fn mistakes_are_explained_in_the_users_words(backend: Backend) {
     let ben = Clinician::enroll(&server, &admin, "Dr. Ben Brown").await;
     let cal = Clinician::enroll(&server, &admin, "Dr. Cal Chen").await;
     let _other_ben = Clinician::enroll(&server, &admin, "Dr. Ben Bright").await;
+    let _namesake = Clinician::enroll(&server, &admin, "Dr. Ben Bright").await;
     let gone = Clinician::enroll(&server, &admin, "Dr. Gone Away").await;
     for clinician in [&ben, &cal, &gone] {
         clinician.ok(&["threads"]).await;
@@ -187,6 +217,10 @@ async fn mistakes_are_explained_in_the_users_words(backend: Backend) {
     );
     ben.ok(&["read", &thread]).await;
     ana.ok(&["thread", "remove", &thread, "Ben Brown"]).await;
+    let twin = created(
+        &ana.ok(&["thread", "new", "--with", "Cal Chen", "--subject", "Bed 4"])
+            .await,
+    );
     let devices = admin.client.list_devices(&cal.user_id).await.unwrap();
     let device = devices.devices[0].device_id.clone();
     admin
@@ -224,14 +258,32 @@ async fn mistakes_are_explained_in_the_users_words(backend: Backend) {
             ana.run(&["thread", "add", &thread, "Nobody Such"]).await,
         ),
         (
-            "a name several people share",
+            "part of a name, not a whole one",
             vec![
-                "\"Ben\" matches several people",
+                "no one is named \"Ben\"",
                 "Dr. Ben Brown",
                 "Dr. Ben Bright",
-                "the user id",
+                "the whole name, or the user id",
             ],
             ana.run(&["thread", "add", &thread, "Ben"]).await,
+        ),
+        (
+            "a department where a name is expected",
+            vec![
+                "no one is named \"Cardiology\"",
+                "Dr. Cal Chen (Cardiology, ",
+                "the whole name, or the user id",
+            ],
+            ana.run(&["thread", "add", &thread, "Cardiology"]).await,
+        ),
+        (
+            "a name two people have",
+            vec![
+                "\"Ben Bright\" is the name of several people",
+                "Dr. Ben Bright (Cardiology, ",
+                "give the user id",
+            ],
+            ana.run(&["thread", "add", &thread, "Ben Bright"]).await,
         ),
         (
             "a deactivated user in thread new",
@@ -261,6 +313,16 @@ async fn mistakes_are_explained_in_the_users_words(backend: Backend) {
             "trying to leave by removing yourself",
             vec!["curbside thread leave THREAD", "cannot remove yourself"],
             ana.run(&["thread", "remove", &thread, "Ana Alvarez"]).await,
+        ),
+        (
+            "a subject two threads have",
+            vec![
+                "several threads go by \"BED 4\"",
+                &thread,
+                &twin,
+                "by its id",
+            ],
+            ana.run(&["read", "BED 4"]).await,
         ),
         (
             "an unknown thread",
@@ -497,6 +559,30 @@ async fn threads_and_thread_show_read_as_people_read(backend: Backend) {
         "{line}"
     );
     child.wait().unwrap();
+
+    // A member changes the subject: everyone sees the new one, and the
+    // history says who changed it.
+    let changed = ben
+        .ok(&["thread", "subject", &thread, "Bed 5, chest pain"])
+        .await;
+    assert!(changed.contains("is now 'Bed 5, chest pain'"), "{changed}");
+    let read = ana.ok(&["read", &thread]).await;
+    assert!(
+        read.contains("— Dr. Ben Brown changed the subject to 'Bed 5, chest pain'"),
+        "{read}"
+    );
+    let listed = ana.ok(&["threads"]).await;
+    assert!(listed.starts_with("Bed 5, chest pain\n"), "{listed}");
+    // The new subject names the thread, whatever its case.
+    let shown = ana.ok(&["thread", "show", "bed 5, CHEST pain"]).await;
+    assert!(shown.starts_with("Bed 5, chest pain (thread "), "{shown}");
+    assert!(
+        ana.run(&["thread", "subject", &thread, "  "])
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("the subject is empty")
+    );
 }
 
 /// Whether `text` has a time like `[2026-12-06T14:02:11Z]`.
