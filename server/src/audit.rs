@@ -30,13 +30,13 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use sqlx::{Any, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::clock::now_ms;
 use crate::db::Database;
 use crate::db::batch::{self, Link, LinkError, Row, Statement, Value, marks};
 use crate::db::checkpoint::{self, Checkpointer};
 use crate::events::Events;
 use crate::files::{self, KeyError};
 use crate::messages::{self, NewMessage};
-use crate::server::now_ms;
 
 /// The file that holds the audit signing key (PKCS#8), separate from the
 /// token key.
@@ -684,7 +684,7 @@ impl Appended {
             prev = hash;
         }
 
-        let now = crate::server::now_ms();
+        let now = crate::clock::now_ms();
         let mut checkpoint_seq = checkpoint_seq;
         let mut checkpoint_hash = checkpoint_hash;
         let mut checkpoint_time = checkpoint_time;
@@ -806,7 +806,7 @@ async fn seal_if_due(
          AND checkpoint_time_ms <= ?",
     );
     due.bind(Value::Int(
-        crate::server::now_ms() - i64::try_from(policy.every.as_millis()).unwrap_or(i64::MAX),
+        crate::clock::now_ms() - i64::try_from(policy.every.as_millis()).unwrap_or(i64::MAX),
     ));
     if link.read(&[due]).await?.is_empty() {
         return Ok(());

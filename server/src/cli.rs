@@ -7,10 +7,10 @@ use tokio::net::TcpListener;
 
 use crate::audit::AuditSigner;
 use crate::auth;
+use crate::clock::now_ms;
 use crate::config::{LogFormat, Overrides};
 use crate::db::Database;
 use crate::server::Server;
-use crate::server::now_ms;
 use crate::telemetry;
 use curbside_proto::identity::format_enrollment_code;
 

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::audit::{AuditLog, NewEntry};
 use crate::db::Database;
-use crate::http::threads::{ENTRY_COLUMNS, EntryRow, thread_entry};
+use crate::db::thread_entry::{self, EntryRow};
 use crate::messages::NewMessage;
 
 /// A text frame for a connection: cheap to clone, so one event serves
@@ -218,8 +218,8 @@ impl Events {
         };
         // Only told apart from the other replicas' (a clash would cost
         // their pushes, not correctness).
-        let origin = crate::auth::random_bytes::<8>().map_or_else(
-            |_| u64::from(std::process::id()) ^ crate::server::now_ms().unsigned_abs() << 20,
+        let origin = crate::ids::random_bytes::<8>().map_or_else(
+            |_| u64::from(std::process::id()) ^ crate::clock::now_ms().unsigned_abs() << 20,
             u64::from_le_bytes,
         );
         let events = Arc::new(Self {
@@ -326,17 +326,19 @@ impl Events {
             if !pushes.targets.is_empty() {
                 let event = Event::Entry {
                     thread_id: message.thread_id.clone(),
-                    entry: thread_entry((
-                        pushes.seq,
-                        "application".to_owned(),
-                        message.epoch,
-                        message.user_id.clone(),
-                        message.device_id.clone(),
-                        time_ms,
-                        message.ciphertext.clone(),
-                        None,
-                        None,
-                    )),
+                    entry: EntryRow {
+                        thread_id: message.thread_id.clone(),
+                        seq: pushes.seq,
+                        kind: "application".to_owned(),
+                        epoch: message.epoch,
+                        sender_user: message.user_id.clone(),
+                        sender_device: message.device_id.clone(),
+                        created_at_ms: time_ms,
+                        body: message.ciphertext.clone(),
+                        added: None,
+                        removed: None,
+                    }
+                    .into_entry(),
                 };
                 // If it cannot be written (it always can), the dispatcher
                 // pushes it instead.
@@ -585,20 +587,6 @@ struct Prefetched {
     members: HashMap<String, Vec<(String, i64, Option<i64>)>>,
 }
 
-/// A log row with its thread: thread, then [`EntryRow`]'s columns.
-type ThreadEntryRow = (
-    String,
-    i64,
-    String,
-    i64,
-    String,
-    String,
-    i64,
-    Vec<u8>,
-    Option<String>,
-    Option<String>,
-);
-
 fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|n| format!("${n}"))
@@ -624,24 +612,10 @@ async fn prefetch(database: &Database, notices: &[Notice]) -> Result<Prefetched,
     let mut prefetched = Prefetched::default();
     // Exactly the entries named: (thread, seq) pairs, not every seq of
     // every thread.
-    let pairs: Vec<String> = (0..wanted.len())
-        .map(|n| format!("(thread_id = ${} AND seq = ${})", 2 * n + 1, 2 * n + 2))
-        .collect();
-    let sql = format!(
-        "SELECT thread_id, {ENTRY_COLUMNS} FROM thread_entry WHERE {}",
-        pairs.join(" OR ")
-    );
-    let mut query = sqlx::query_as::<_, ThreadEntryRow>(&sql);
-    for (thread, seq) in &wanted {
-        query = query.bind(*thread).bind(*seq);
-    }
-    for (thread, seq, kind, epoch, user, device, at, body, added, removed) in
-        query.fetch_all(database.pool()).await?
-    {
-        prefetched.entries.insert(
-            (thread, seq),
-            (seq, kind, epoch, user, device, at, body, added, removed),
-        );
+    for row in thread_entry::named(database.pool(), &wanted).await? {
+        prefetched
+            .entries
+            .insert((row.thread_id.clone(), row.seq), row);
     }
     // Members, and those a commit among these entries removed (who are
     // pushed that commit: it is how their devices learn of it).
@@ -744,7 +718,7 @@ async fn deliver(
             let Some(row) = prefetched.entries.remove(&(thread_id.clone(), seq)) else {
                 return;
             };
-            let entry = thread_entry(row);
+            let entry = row.into_entry();
             let devices = prefetched
                 .members
                 .get(&thread_id)
@@ -833,7 +807,7 @@ async fn deliver(
         // and not sent if its entry cannot be written. The entries of many
         // pushes share a commit: each is appended in a task of its own, and
         // the pushes wait for them in order (see `push_in_order`).
-        let entry = subscriber.entry(action, (&resource.0, &resource.1), crate::server::now_ms());
+        let entry = subscriber.entry(action, (&resource.0, &resource.1), crate::clock::now_ms());
         let audit = audit.clone();
         let audited = tokio::spawn(async move { audit.append(entry).await.map(drop) });
         let push = Push {

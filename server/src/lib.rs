@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod db;
@@ -15,6 +16,7 @@ pub mod disk;
 pub mod events;
 pub mod files;
 pub mod http;
+pub mod ids;
 pub mod messages;
 pub mod search;
 pub mod server;

@@ -28,6 +28,7 @@ use crate::auth::rate_limit::{RateLimiter, address_key};
 use crate::auth::sessions::SessionCache;
 use crate::auth::tokens::TokenIssuer;
 use crate::auth::{self, Auth, IssueError};
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::connection::{
     Activity, AddressShares, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, HTTP1_HEADER_TIMEOUT,
@@ -111,7 +112,10 @@ impl Server {
         let tls = tls::load_or_generate(&config.tls, &config.data_dir)?;
         let database = Database::open(&config.database).await?;
         let installation_id = database
-            .installation_id(&auth::new_id().map_err(|_| RunError::Random)?, now_ms())
+            .installation_id(
+                &crate::ids::new_id().map_err(|_| RunError::Random)?,
+                now_ms(),
+            )
             .await?;
         let tokens = TokenIssuer::load_or_generate(&config.data_dir, &installation_id)?;
         let signer = Arc::new(AuditSigner::load_or_generate(&config.data_dir)?);
@@ -507,13 +511,4 @@ pub async fn run(
 ) -> Result<(), RunError> {
     Server::prepare(config).await?.run(listener, shutdown).await;
     Ok(())
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }

@@ -53,7 +53,7 @@ pub fn start(database: Database, every: Duration) -> tokio::task::JoinHandle<()>
         let mut ticks = tokio::time::interval(every);
         loop {
             ticks.tick().await;
-            match sweep_once(&database, crate::server::now_ms()).await {
+            match sweep_once(&database, crate::clock::now_ms()).await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::debug!(deleted, "swept expired login challenges"),
                 Err(error) => tracing::warn!(%error, "cannot sweep expired login challenges"),

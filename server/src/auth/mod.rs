@@ -8,7 +8,7 @@ pub mod tokens;
 
 use std::time::Duration;
 
-use ring::rand::SecureRandom;
+use crate::ids::{RandomError, new_id, random_bytes};
 
 use rate_limit::RateLimiter;
 use sessions::SessionCache;
@@ -32,30 +32,6 @@ pub struct Auth {
     pub token_lifetime: Duration,
     /// How long an enrollment code is valid.
     pub enrollment_code_lifetime: Duration,
-}
-
-/// The operating system could not supply random bytes.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the operating system's random number generator failed")]
-pub struct RandomError;
-
-/// `N` random bytes from the operating system.
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], RandomError> {
-    let mut bytes = [0u8; N];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| RandomError)?;
-    Ok(bytes)
-}
-
-/// A new random id: 128 bits as 32 lower-case hex digits.
-pub fn new_id() -> Result<String, RandomError> {
-    Ok(hex(&random_bytes::<16>()?))
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A new enrollment code in canonical form: 20 characters of Crockford

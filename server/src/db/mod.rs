@@ -7,6 +7,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod identity;
 pub mod membership;
+pub mod thread_entry;
 
 use std::time::Duration;
 

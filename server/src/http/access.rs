@@ -34,7 +34,7 @@ use super::error::{Error, Result};
 use super::refusals::{Refused, TARPIT};
 use crate::audit::{AuditError, NewEntry};
 use crate::auth::rate_limit::address_key;
-use crate::server::now_ms;
+use crate::clock::now_ms;
 
 /// The routes that sign a device in: they are called without a session.
 const SIGN_IN_ROUTES: [&str; 3] = ["/v1/enroll", "/v1/auth/challenge", "/v1/auth/login"];

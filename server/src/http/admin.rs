@@ -18,11 +18,12 @@ use super::extract::{self, Admin};
 use super::fields::{self, LICENCE_MAX, NAME_MAX};
 use super::finish;
 use crate::auth::sessions::{SessionsOf, end_sessions};
-use crate::auth::{IssueError, issue_enrollment_code, new_id};
+use crate::auth::{IssueError, issue_enrollment_code};
+use crate::clock::now_ms;
 use crate::db::identity::{USER_COLUMNS, UserRow, find_user, user_devices, user_from_row};
 use crate::db::membership::{self, Leaving};
+use crate::ids::new_id;
 use crate::search::{contains_pattern, user_key};
-use crate::server::now_ms;
 
 /// `/v1/admin/...`.
 pub fn router() -> Router<AppState> {

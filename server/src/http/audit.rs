@@ -243,7 +243,7 @@ async fn export(
             format: EXPORT_FORMAT.to_owned(),
             version: EXPORT_VERSION,
             server_id: state.auth.server_id.clone(),
-            exported_at_ms: crate::server::now_ms(),
+            exported_at_ms: crate::clock::now_ms(),
             head_seq: u64::try_from(head).unwrap_or(0),
             filter: filter.clone(),
         }))?,
@@ -369,7 +369,7 @@ fn write_entry(out: &mut Vec<u8>, format: ExportFormat, recorded: RecordedEntry)
                     entry.resource_id.as_deref().unwrap_or(""),
                     entry.outcome.as_str(),
                     &entry.reason,
-                    &hex(&recorded.entry_hash),
+                    &hex::encode(&recorded.entry_hash),
                     "",
                     "",
                 ],
@@ -398,9 +398,9 @@ fn write_checkpoint(out: &mut Vec<u8>, format: ExportFormat, checkpoint: Checkpo
                 "",
                 "",
                 "",
-                &hex(&checkpoint.head_hash),
-                &hex(&checkpoint.prev_checkpoint_hash),
-                &hex(&checkpoint.signature),
+                &hex::encode(&checkpoint.head_hash),
+                &hex::encode(&checkpoint.prev_checkpoint_hash),
+                &hex::encode(&checkpoint.signature),
             ],
         ),
     }
@@ -431,10 +431,6 @@ fn csv_row(out: &mut Vec<u8>, fields: &[&str]) {
         }
     }
     out.extend(b"\r\n");
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Unix milliseconds as RFC 3339 UTC, e.g. `2026-11-22T21:54:58.123Z`.

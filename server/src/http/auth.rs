@@ -20,11 +20,12 @@ use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
 use super::{AppState, finish};
+use crate::auth::CHALLENGE_LIFETIME_MS;
 use crate::auth::rate_limit::{Limit, address_key};
 use crate::auth::sessions::{Caller, SessionsOf, end_sessions};
-use crate::auth::{CHALLENGE_LIFETIME_MS, new_id, random_bytes};
+use crate::clock::now_ms;
 use crate::db::identity::{find_device, find_user};
-use crate::server::now_ms;
+use crate::ids::{new_id, random_bytes};
 
 /// The login routes and `GET /v1/me`.
 pub fn router() -> Router<AppState> {
@@ -33,12 +34,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/logout", post(logout))
         .route("/v1/me", get(whoami))
-}
-
-/// Device ids are 32 lower-case hex digits; anything else is refused
-/// before it reaches the database or the rate limiter's memory.
-fn is_device_id(text: &str) -> bool {
-    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn limit_address(state: &AppState, peer: SocketAddr) -> Result<()> {
@@ -87,7 +82,7 @@ async fn challenge(
 ) -> Result<Json<Challenge>> {
     access.resource(&request.device_id);
     limit_address(&state, peer)?;
-    if !is_device_id(&request.device_id) {
+    if !crate::ids::is_id(&request.device_id) {
         return Err(malformed_device_id());
     }
     let now = now_ms();
@@ -123,7 +118,7 @@ async fn login(
 ) -> Result<Json<LoggedIn>> {
     access.resource(&request.device_id);
     limit_address(&state, peer)?;
-    if !is_device_id(&request.device_id) {
+    if !crate::ids::is_id(&request.device_id) {
         return Err(malformed_device_id());
     }
     let limits = &state.auth.limits;

@@ -19,10 +19,11 @@ use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
 use super::fields::{self, NAME_MAX};
+use crate::auth;
 use crate::auth::rate_limit::{Limit, address_key};
-use crate::auth::{self, new_id};
+use crate::clock::now_ms;
 use crate::db::identity::{find_device, find_user};
-use crate::server::now_ms;
+use crate::ids::new_id;
 
 /// A claimed enrollment code's user, or its bootstrap role.
 type CodeRow = (Option<String>, Option<String>);

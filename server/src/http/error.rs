@@ -165,8 +165,8 @@ impl From<crate::auth::rate_limit::RetryAfter> for Error {
     }
 }
 
-impl From<crate::auth::RandomError> for Error {
-    fn from(error: crate::auth::RandomError) -> Self {
+impl From<crate::ids::RandomError> for Error {
+    fn from(error: crate::ids::RandomError) -> Self {
         Self::Internal(error.to_string())
     }
 }

@@ -19,9 +19,9 @@ use curbside_proto::threads::EVENTS_PATH;
 use super::AppState;
 use super::access::Access;
 use crate::auth::sessions::{Caller, Liveness, REVALIDATE_AFTER};
+use crate::clock::now_ms;
 use crate::connection::Hold;
 use crate::events::Subscriber;
-use crate::server::now_ms;
 
 /// Close code: the session was ended (logout, idle, removal,
 /// deactivation); do not sign in again unasked.

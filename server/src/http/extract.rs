@@ -111,7 +111,7 @@ impl FromRequestParts<AppState> for Caller {
                 &claims.jti,
                 &claims.sub,
                 &claims.did,
-                crate::server::now_ms(),
+                crate::clock::now_ms(),
             )
             .await
             .map_err(|error| match error {

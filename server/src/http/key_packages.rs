@@ -23,11 +23,11 @@ use super::AppState;
 use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
-use crate::auth::new_id;
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
+use crate::clock::now_ms;
 use crate::db::identity::{find_user, user_devices};
-use crate::server::now_ms;
+use crate::ids::new_id;
 
 /// `/v1/key-packages` and `/v1/key-packages/claim`.
 pub fn router() -> Router<AppState> {

@@ -160,7 +160,7 @@ async fn request_id(mut request: Request, next: Next) -> Response {
 fn new_request_id() -> RequestId {
     use std::sync::atomic::{AtomicU64, Ordering};
     static FALLBACK: AtomicU64 = AtomicU64::new(0);
-    let bytes = crate::auth::random_bytes::<16>().unwrap_or_else(|_| {
+    let bytes = crate::ids::random_bytes::<16>().unwrap_or_else(|_| {
         // Request ids need to be unique, not secret.
         let mut bytes = [0u8; 16];
         let n = FALLBACK.fetch_add(1, Ordering::Relaxed);

@@ -234,7 +234,7 @@ impl Refusals {
     /// them in one transaction); what cannot be written now is kept for the
     /// next flush. Returns how many entries were written.
     pub async fn flush(&self, audit: &AuditLog) -> usize {
-        let entries = self.take(crate::server::now_ms());
+        let entries = self.take(crate::clock::now_ms());
         let mut appends = tokio::task::JoinSet::new();
         for entry in entries {
             let audit = audit.clone();

@@ -20,11 +20,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use curbside_proto::threads::{
-    Appended, Blob, CommitRequest, DEFAULT_THREADS_PAGE, EndReason, EntryKind, EntryPage,
-    MAX_ENTRIES_PAGE, MAX_THREAD_DEVICES, MAX_THREADS_PAGE, Member, MembershipChange,
-    MembershipEnded, MessageRequest, NewThread, ReadReceipt, Receipt, ReceiptKind, THREADS_PATH,
-    ThreadDetail, ThreadEntry, ThreadList, ThreadSummary, WELCOMES_PATH, Welcome, WelcomeList,
-    is_thread_id,
+    Appended, Blob, CommitRequest, DEFAULT_THREADS_PAGE, EndReason, EntryPage, MAX_ENTRIES_PAGE,
+    MAX_THREAD_DEVICES, MAX_THREADS_PAGE, Member, MembershipChange, MembershipEnded,
+    MessageRequest, NewThread, ReadReceipt, Receipt, ReceiptKind, THREADS_PATH, ThreadDetail,
+    ThreadList, ThreadSummary, WELCOMES_PATH, Welcome, WelcomeList, is_thread_id,
 };
 use serde::Deserialize;
 use sqlx::{Any, AnyConnection, Transaction};
@@ -33,13 +32,14 @@ use super::AppState;
 use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
-use crate::auth::new_id;
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
+use crate::clock::now_ms;
 use crate::db::membership::{self, Leaving};
+use crate::db::thread_entry::{self, EntryRow};
 use crate::events::Notice;
+use crate::ids::new_id;
 use crate::messages::NewMessage;
-use crate::server::now_ms;
 
 /// `/v1/threads/...` and `/v1/welcomes/...`.
 pub fn router() -> Router<AppState> {
@@ -752,52 +752,6 @@ struct EntriesQuery {
     limit: Option<u32>,
 }
 
-/// The columns of a log row, in [`EntryRow`]'s order.
-pub(crate) const ENTRY_COLUMNS: &str =
-    "seq, kind, epoch, sender_user, sender_device, created_at_ms, body, added, removed";
-
-/// A log row: seq, kind, epoch, sender user, sender device, time, body,
-/// added, removed.
-pub(crate) type EntryRow = (
-    i64,
-    String,
-    i64,
-    String,
-    String,
-    i64,
-    Vec<u8>,
-    Option<String>,
-    Option<String>,
-);
-
-fn ids(text: Option<String>) -> Vec<String> {
-    text.map(|text| text.split_whitespace().map(str::to_owned).collect())
-        .unwrap_or_default()
-}
-
-/// A log entry from its row.
-pub(crate) fn thread_entry(row: EntryRow) -> ThreadEntry {
-    let (seq, kind, epoch, sender_user, sender_device, created_at_ms, body, added, removed) = row;
-    let is_commit = kind == "commit";
-    ThreadEntry {
-        seq: to_u64(seq),
-        kind: if is_commit {
-            EntryKind::Commit
-        } else {
-            EntryKind::Application
-        },
-        epoch: to_u64(epoch),
-        sender_user,
-        sender_device,
-        created_at_ms,
-        body: Blob(body),
-        change: is_commit.then(|| MembershipChange {
-            add: ids(added),
-            remove: ids(removed),
-        }),
-    }
-}
-
 /// What the caller's device may read of a thread: from the commit that
 /// added it, and, if its membership ended, up to where it ended.
 struct Readable {
@@ -878,21 +832,12 @@ async fn entries(
         i64::try_from(ended.seq).unwrap_or(i64::MAX)
     });
     let pool = state.database.pool();
-    let rows: Vec<EntryRow> = sqlx::query_as(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM thread_entry WHERE thread_id = $1 AND seq > $2 AND seq <= $4 \
-         ORDER BY seq LIMIT $3"
-    ))
-    .bind(&thread_id)
-    .bind(after)
-    .bind(i64::from(limit))
-    .bind(through)
-    .fetch_all(pool)
-    .await?;
+    let rows = thread_entry::page(pool, &thread_id, after, through, i64::from(limit)).await?;
     let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM thread WHERE thread_id = $1")
         .bind(&thread_id)
         .fetch_one(pool)
         .await?;
-    let entries = rows.into_iter().map(thread_entry).collect();
+    let entries = rows.into_iter().map(EntryRow::into_entry).collect();
     Ok(Json(EntryPage {
         entries,
         last_seq: to_u64(last_seq.min(through)),

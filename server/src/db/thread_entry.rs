@@ -1,0 +1,111 @@
+//! `thread_entry`: each thread's log of MLS commits and application
+//! messages, numbered from 1 by `seq`. Application messages are appended
+//! in batches by the write pipeline (`crate::pipeline::messages`), commits
+//! one at a time by the threads handler.
+
+use curbside_proto::threads::{Blob, EntryKind, MembershipChange, ThreadEntry};
+use sqlx::Any;
+
+/// One log row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EntryRow {
+    /// The thread.
+    pub thread_id: String,
+    /// Its place in the thread's log.
+    pub seq: i64,
+    /// `commit` or `application`.
+    pub kind: String,
+    /// The MLS epoch it was made in.
+    pub epoch: i64,
+    /// The sending user.
+    pub sender_user: String,
+    /// The sending device.
+    pub sender_device: String,
+    /// When the server accepted it (Unix ms).
+    pub created_at_ms: i64,
+    /// The MLS message (ciphertext; never logged).
+    pub body: Vec<u8>,
+    /// A commit's added devices, separated by spaces.
+    pub added: Option<String>,
+    /// A commit's removed devices, separated by spaces.
+    pub removed: Option<String>,
+}
+
+/// The columns of [`EntryRow`], for `SELECT`.
+const COLUMNS: &str = "thread_id, seq, kind, epoch, sender_user, sender_device, created_at_ms, \
+     body, added, removed";
+
+fn ids(text: Option<String>) -> Vec<String> {
+    text.map(|text| text.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+impl EntryRow {
+    /// The entry as the API gives it.
+    pub fn into_entry(self) -> ThreadEntry {
+        let is_commit = self.kind == "commit";
+        ThreadEntry {
+            seq: u64::try_from(self.seq).unwrap_or(0),
+            kind: if is_commit {
+                EntryKind::Commit
+            } else {
+                EntryKind::Application
+            },
+            epoch: u64::try_from(self.epoch).unwrap_or(0),
+            sender_user: self.sender_user,
+            sender_device: self.sender_device,
+            created_at_ms: self.created_at_ms,
+            body: Blob(self.body),
+            change: is_commit.then(|| MembershipChange {
+                add: ids(self.added),
+                remove: ids(self.removed),
+            }),
+        }
+    }
+}
+
+/// Entries of `thread_id` after `after` up to `through`, in order, at most
+/// `limit`.
+pub async fn page<'c, E>(
+    executor: E,
+    thread_id: &str,
+    after: i64,
+    through: i64,
+    limit: i64,
+) -> Result<Vec<EntryRow>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM thread_entry WHERE thread_id = $1 AND seq > $2 AND seq <= $3 \
+         ORDER BY seq LIMIT $4"
+    ))
+    .bind(thread_id)
+    .bind(after)
+    .bind(through)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// Exactly the entries named by (thread, seq) pairs, in one query.
+pub async fn named<'c, E>(executor: E, wanted: &[(&str, i64)]) -> Result<Vec<EntryRow>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pairs: Vec<String> = (0..wanted.len())
+        .map(|n| format!("(thread_id = ${} AND seq = ${})", 2 * n + 1, 2 * n + 2))
+        .collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM thread_entry WHERE {}",
+        pairs.join(" OR ")
+    );
+    let mut query = sqlx::query_as::<_, EntryRow>(&sql);
+    for (thread, seq) in wanted {
+        query = query.bind(*thread).bind(*seq);
+    }
+    query.fetch_all(executor).await
+}
