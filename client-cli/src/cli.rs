@@ -13,14 +13,14 @@ use curbside_proto::identity::{EnrollRequest, NewUser, Role, User, UserStatus, U
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use zeroize::Zeroizing;
 
-use crate::audit::{self, AuditError};
+use crate::audit;
 use crate::client::{Client, ClientError};
 use crate::conversation;
+pub use crate::error::CliError;
+use crate::session::{Given, Options, Session, lock, new_passphrase, profile};
 use crate::show;
 use crate::show::printable;
-use crate::store::{
-    MIN_PASSPHRASE_CHARS, Profile, ProfileLock, StoreContents, StoreError, StoredSession,
-};
+use crate::store::{StoreContents, StoreError};
 use crate::trust::Trust;
 
 /// Curbside: end-to-end encrypted case discussion for clinicians.
@@ -65,6 +65,21 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The global options, for a session.
+    fn options(&self) -> Options<'_> {
+        Options {
+            server: self.server.as_deref(),
+            pin_sha256: self.pin_sha256,
+            ca_cert: self.ca_cert.as_deref(),
+            profile: &self.profile,
+            home: self.home.as_deref(),
+            utc: self.utc,
+            passphrase: self.passphrase.as_deref(),
+        }
+    }
 }
 
 /// The subcommands.
@@ -413,187 +428,12 @@ fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text).ok_or_else(|| "expected clinician, admin or auditor".to_owned())
 }
 
-/// Why a command failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CliError {
-    /// A bug in the CLI itself.
-    #[error("internal error in curbside ({0}); please report it")]
-    Internal(&'static str),
-    /// No server was named.
-    #[error("no server given: pass --server https://HOST:PORT or set CURBSIDE_SERVER")]
-    NoServer,
-    /// Enrolling needs an explicit way to trust the server.
-    #[error(
-        "to enroll, say how to trust the server: --pin-sha256 FINGERPRINT (printed by the server \
-         at start) or --ca-cert FILE"
-    )]
-    NoTrust,
-    /// No passphrase could be had.
-    #[error(
-        "a passphrase protects this profile's keys: set CURBSIDE_PASSPHRASE or run in a terminal \
-         to be asked"
-    )]
-    NoPassphrase,
-    /// No home directory.
-    #[error("no home directory: pass --home DIR or set CURBSIDE_HOME")]
-    NoHome,
-    /// The stored key is unusable.
-    #[error("this profile's device key is damaged; enroll again with a new code")]
-    BadKey,
-    /// The local store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The request failed.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// An audit command failed, or the log does not verify.
-    #[error(transparent)]
-    Audit(#[from] AuditError),
-    /// An MLS step failed.
-    #[error(transparent)]
-    Mls(crate::mls::MlsError),
-    /// This device does not know the thread.
-    #[error(
-        "no thread {0:?} on this profile; list yours with `curbside threads` (a thread is named \
-         by its id, the start of it, or its subject)"
-    )]
-    UnknownThread(String),
-    /// Several threads go by what was given.
-    #[error(
-        "several threads go by {given:?}: {}; name one by its id, or enough of the start of it",
-        ids.join(", ")
-    )]
-    AmbiguousThread {
-        /// What was given.
-        given: String,
-        /// The threads' ids.
-        ids: Vec<String>,
-    },
-    /// This user's membership of a thread ended.
-    #[error("{0}")]
-    NotAMember(String),
-    /// No active user matches.
-    #[error(
-        "{}",
-        if *by_id {
-            format!("no active user has the id {}: mistyped, or the user was deactivated; find people with `curbside directory search NAME`", printable(given))
-        } else if given.is_empty() {
-            "name someone: a user id, or a name only one colleague has".to_owned()
-        } else {
-            format!("no active user is named {given:?}; find people with `curbside directory search NAME`")
-        }
-    )]
-    NoSuchUser {
-        /// What was given.
-        given: String,
-        /// Whether it was an id.
-        by_id: bool,
-    },
-    /// Part of some names (or departments), the whole of none.
-    #[error(
-        "no one is named {given:?}; it matches these people's names or departments: {}; give \
-         the whole name, or the user id",
-        candidates.join("; ")
-    )]
-    PartOfName {
-        /// What was given.
-        given: String,
-        /// Whom it matches (name, department, id).
-        candidates: Vec<String>,
-    },
-    /// So many people match that a namesake may be among those not read.
-    #[error(
-        "too many people match {given:?} to be sure who is meant; give the user id (find it with \
-         `curbside directory search NAME`)"
-    )]
-    TooManyMatches {
-        /// What was given.
-        given: String,
-    },
-    /// More than one user has the name.
-    #[error(
-        "{given:?} is the name of several people: {}; give the user id",
-        candidates.join("; ")
-    )]
-    AmbiguousUser {
-        /// What was given.
-        given: String,
-        /// Who matches (name, department, id).
-        candidates: Vec<String>,
-    },
-    /// A key package's credential does not match the directory.
-    #[error(
-        "the key package of device {0} does not match the directory's key for that device; do \
-         not add it, and tell your administrator"
-    )]
-    CredentialMismatch(String),
-    /// A user has no device with key packages.
-    #[error(
-        "{0} has no device ready to be added (none has published its keys); ask them to run any \
-         curbside command, then try again"
-    )]
-    NoKeyPackages(String),
-    /// A user to remove is not in the thread.
-    #[error("{0} is not in this thread")]
-    NotInThread(String),
-    /// A user to add is in the thread already.
-    #[error("{0} is already in this thread")]
-    AlreadyMember(String),
-    /// Removing oneself.
-    #[error("to leave a thread, use `curbside thread leave THREAD`; you cannot remove yourself")]
-    RemoveSelf,
-    /// A thread with no one else.
-    #[error("name at least one colleague to start a thread with (--with NAME)")]
-    NobodyElse,
-    /// The thread kept moving.
-    #[error("thread {0} kept changing while this was tried; try again")]
-    Busy(String),
-    /// Nothing to send.
-    #[error("the message is empty; give the text, or pipe it in")]
-    EmptyMessage,
-    /// A subject with no text.
-    #[error("the subject is empty; give the new subject in quotes")]
-    EmptySubject,
-    /// The session was ended by the server (logout, automatic logoff,
-    /// removal), and is not to be replaced without asking.
-    #[error(
-        "the session was ended (logged out, idle for too long, or this device or its user was \
-         removed); run the command again to sign in"
-    )]
-    SessionEnded,
-    /// The server closed the event connection.
-    #[error(
-        "the server closed the connection (session ended or too far behind); run the command again"
-    )]
-    Disconnected,
-    /// The server would not sign this device in.
-    #[error("{0}")]
-    SignInRefused(String),
-    /// The profile is locked and no passphrase was given.
-    #[error("{0}")]
-    Agent(String),
-    /// A time given on the command line is not one.
-    #[error("{option}: {reason}")]
-    BadTime {
-        /// The option.
-        option: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A public key given on the command line is not one.
-    #[error(
-        "--public-key must be the 32-byte Ed25519 key in base64url, as the server publishes it"
-    )]
-    BadPublicKey,
-}
-
 /// Runs a command and returns what it prints on success.
 pub async fn run(cli: Cli) -> Result<String, CliError> {
     match &cli.command {
         Command::Health => health(&cli).await,
         Command::Unlock => {
-            let mut session = Session::open(&cli).await?;
+            let mut session = Session::open(&cli.options()).await?;
             if session.given == Given::Set {
                 return Ok("CURBSIDE_PASSPHRASE is set: there is nothing to unlock".to_owned());
             }
@@ -605,7 +445,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             ))
         }
         Command::Lock => {
-            let profile = profile(&cli)?;
+            let profile = profile(&cli.options())?;
             Ok(if crate::agent::stop(&profile).await {
                 format!("Profile {} is locked", profile.name())
             } else {
@@ -613,7 +453,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             })
         }
         Command::Agent => {
-            let profile = profile(&cli)?;
+            let profile = profile(&cli.options())?;
             crate::agent::serve(&profile, crate::agent::idle_time())
                 .await
                 .map_err(CliError::Agent)?;
@@ -621,7 +461,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         }
         Command::Enroll(args) => enroll(&cli, args).await,
         Command::Login => {
-            let mut session = Session::open(&cli).await?;
+            let mut session = Session::open(&cli.options()).await?;
             let user = session.login().await?;
             Ok(format!(
                 "Logged in as {} ({}) on device {}",
@@ -631,7 +471,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             ))
         }
         Command::Logout => {
-            let mut session = Session::open(&cli).await?;
+            let mut session = Session::open(&cli.options()).await?;
             if session.contents.session.is_some() {
                 let result = session.client.logout().await;
                 session.contents.session = None;
@@ -645,7 +485,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             Ok("Logged out; the profile is locked".to_owned())
         }
         Command::Whoami => {
-            let mut session = Session::open(&cli).await?;
+            let mut session = Session::open(&cli.options()).await?;
             let whoami = session.call(async |client| client.whoami().await).await?;
             Ok(format!(
                 "{}\ndevice {} ({})\nsession {}",
@@ -656,7 +496,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             ))
         }
         Command::Directory(DirectoryCommand::Search { query }) => {
-            let mut session = Session::open(&cli).await?;
+            let mut session = Session::open(&cli.options()).await?;
             let directory = session
                 .call(async |client| client.directory(query).await)
                 .await?;
@@ -678,38 +518,59 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             Ok(lines.join("\n"))
         }
         Command::Admin(command) => admin(&cli, command).await,
-        Command::Threads => conversation::list(&mut Session::open(&cli).await?).await,
+        Command::Threads => conversation::list(&mut Session::open(&cli.options()).await?).await,
         Command::Thread(ThreadCommand::New { with, subject }) => {
-            conversation::new_thread(&mut Session::open(&cli).await?, with, subject.as_deref())
-                .await
+            conversation::new_thread(
+                &mut Session::open(&cli.options()).await?,
+                with,
+                subject.as_deref(),
+            )
+            .await
         }
         Command::Thread(ThreadCommand::Add { thread, user }) => {
-            conversation::change_members(&mut Session::open(&cli).await?, thread, user, true).await
+            conversation::change_members(
+                &mut Session::open(&cli.options()).await?,
+                thread,
+                user,
+                true,
+            )
+            .await
         }
         Command::Thread(ThreadCommand::Remove { thread, user }) => {
-            conversation::change_members(&mut Session::open(&cli).await?, thread, user, false).await
+            conversation::change_members(
+                &mut Session::open(&cli.options()).await?,
+                thread,
+                user,
+                false,
+            )
+            .await
         }
         Command::Thread(ThreadCommand::Show { thread }) => {
-            conversation::show(&mut Session::open(&cli).await?, thread).await
+            conversation::show(&mut Session::open(&cli.options()).await?, thread).await
         }
         Command::Thread(ThreadCommand::Subject { thread, subject }) => {
-            conversation::set_thread_subject(&mut Session::open(&cli).await?, thread, subject).await
+            conversation::set_thread_subject(
+                &mut Session::open(&cli.options()).await?,
+                thread,
+                subject,
+            )
+            .await
         }
         Command::Thread(ThreadCommand::Leave { thread }) => {
-            conversation::leave(&mut Session::open(&cli).await?, thread).await
+            conversation::leave(&mut Session::open(&cli.options()).await?, thread).await
         }
         Command::Send { thread, text } => {
             let text = conversation::message_text(text.as_deref())?;
-            conversation::send(&mut Session::open(&cli).await?, thread, &text).await
+            conversation::send(&mut Session::open(&cli.options()).await?, thread, &text).await
         }
         Command::Read { thread } => {
-            conversation::read(&mut Session::open(&cli).await?, thread).await
+            conversation::read(&mut Session::open(&cli.options()).await?, thread).await
         }
         Command::Watch { count } => {
-            conversation::watch(&mut Session::open(&cli).await?, *count).await
+            conversation::watch(&mut Session::open(&cli.options()).await?, *count).await
         }
         Command::SafetyNumber { user } => {
-            conversation::safety_number(&mut Session::open(&cli).await?, user).await
+            conversation::safety_number(&mut Session::open(&cli.options()).await?, user).await
         }
     }
 }
@@ -717,7 +578,9 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
 async fn health(cli: &Cli) -> Result<String, CliError> {
     // The profile's server, as it trusts it, unless told otherwise; no
     // passphrase needed.
-    let note = profile(cli).ok().and_then(|profile| profile.server_note());
+    let note = profile(&cli.options())
+        .ok()
+        .and_then(|profile| profile.server_note());
     let server = cli
         .server
         .clone()
@@ -747,11 +610,11 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
     if cli.pin_sha256.is_none() && cli.ca_cert.is_none() {
         return Err(CliError::NoTrust);
     }
-    let profile = profile(cli)?;
+    let profile = profile(&cli.options())?;
     if profile.exists() {
         return Err(StoreError::Exists(profile.name().to_owned()).into());
     }
-    let passphrase = new_passphrase(cli, &profile)?;
+    let passphrase = new_passphrase(&cli.options(), &profile)?;
     let _lock = lock(&profile).await?;
     if profile.exists() {
         return Err(StoreError::Exists(profile.name().to_owned()).into());
@@ -781,7 +644,7 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
         pin_key_sha256: client
             .presented()
             .filter(|_| cli.pin_sha256.is_some())
-            .map(|presented| hex(&presented.key)),
+            .map(|presented| hex::encode(presented.key)),
         ca_cert: cli.ca_cert.clone(),
         server_id: enrolled.server_id,
         user_id: enrolled.user.user_id.clone(),
@@ -801,7 +664,7 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
 }
 
 async fn admin(cli: &Cli, command: &AdminCommand) -> Result<String, CliError> {
-    let mut session = Session::open(cli).await?;
+    let mut session = Session::open(&cli.options()).await?;
     match command {
         AdminCommand::User(AdminUserCommand::Create {
             name,
@@ -1124,360 +987,6 @@ fn describe_user(user: &User) -> String {
             ""
         }
     )
-}
-
-fn home(cli: &Cli) -> Result<PathBuf, CliError> {
-    match &cli.home {
-        Some(home) => Ok(home.clone()),
-        None => std::env::var_os("HOME")
-            .map(|home| PathBuf::from(home).join(".curbside"))
-            .ok_or(CliError::NoHome),
-    }
-}
-
-fn profile(cli: &Cli) -> Result<Profile, CliError> {
-    Ok(Profile::new(&home(cli)?, &cli.profile)?)
-}
-
-/// Where a passphrase came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Given {
-    /// The program embedding the CLI, or `CURBSIDE_PASSPHRASE`.
-    Set,
-    /// The profile's unlock agent.
-    Agent,
-    /// Typed just now at the terminal.
-    Typed,
-    /// Read from standard input that is not a terminal (a script's pipe):
-    /// the profile is kept unlocked only if `curbside unlock` asks for it.
-    Piped,
-}
-
-fn passphrase_set(cli: &Cli) -> Option<Zeroizing<String>> {
-    if let Some(passphrase) = &cli.passphrase {
-        return Some(Zeroizing::new(passphrase.clone()));
-    }
-    std::env::var("CURBSIDE_PASSPHRASE")
-        .ok()
-        .map(Zeroizing::new)
-}
-
-/// The profile's passphrase: given by the program or the environment, held
-/// by its unlock agent, or asked for at the terminal (or read from standard
-/// input when that is not one).
-async fn passphrase(
-    cli: &Cli,
-    profile: &Profile,
-    prompt: &str,
-) -> Result<(Zeroizing<String>, Given), CliError> {
-    if let Some(passphrase) = passphrase_set(cli) {
-        return Ok((passphrase, Given::Set));
-    }
-    if let Some(passphrase) = crate::agent::fetch(profile).await {
-        return Ok((passphrase, Given::Agent));
-    }
-    ask(profile, prompt)
-}
-
-fn ask(profile: &Profile, prompt: &str) -> Result<(Zeroizing<String>, Given), CliError> {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        let mut line = Zeroizing::new(String::new());
-        return match std::io::stdin().read_line(&mut line) {
-            Ok(n) if n > 0 => Ok((
-                Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned()),
-                Given::Piped,
-            )),
-            _ => Err(CliError::NoPassphrase),
-        };
-    }
-    rpassword::prompt_password(format!("{prompt} for profile {}: ", profile.name()))
-        .map(|passphrase| (Zeroizing::new(passphrase), Given::Typed))
-        .map_err(|_| CliError::NoPassphrase)
-}
-
-fn new_passphrase(cli: &Cli, profile: &Profile) -> Result<Zeroizing<String>, CliError> {
-    if let Some(passphrase) = passphrase_set(cli) {
-        if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
-            return Err(StoreError::WeakPassphrase.into());
-        }
-        return Ok(passphrase);
-    }
-    let (first, _) = ask(profile, "New passphrase")?;
-    if first.chars().count() < MIN_PASSPHRASE_CHARS {
-        return Err(StoreError::WeakPassphrase.into());
-    }
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        let (again, _) = ask(profile, "Repeat the passphrase")?;
-        if *again != *first {
-            return Err(CliError::NoPassphrase);
-        }
-    }
-    Ok(first)
-}
-
-/// An opened profile and a client for its server. It holds the profile's
-/// lock (see `store`) from opening until dropped, except while `watch`
-/// has released it to wait for the server.
-pub(crate) struct Session {
-    profile: Profile,
-    home: PathBuf,
-    passphrase: Zeroizing<String>,
-    /// Where the passphrase came from.
-    given: Given,
-    pub(crate) contents: StoreContents,
-    pub(crate) client: Client,
-    /// How times are shown and read.
-    pub(crate) times: show::Times,
-    lock: Option<ProfileLock>,
-    /// Whether the client trusts by the profile's stored pin (which then
-    /// follows a renewal), rather than by one given on the command line
-    /// (which, when it matches, repairs the stored one).
-    stored_pin: bool,
-    /// Whether this command talks to the profile's own server.
-    own_server: bool,
-}
-
-/// Waits for the profile's lock, saying so if another command holds it for
-/// long.
-async fn lock(profile: &Profile) -> Result<ProfileLock, CliError> {
-    let asked = std::time::Instant::now();
-    let mut said = false;
-    loop {
-        if let Some(lock) = profile.try_lock()? {
-            return Ok(lock);
-        }
-        if !said && asked.elapsed() >= LOCK_NOTICE_AFTER {
-            said = true;
-            eprintln!(
-                "curbside: waiting for another curbside command using profile {} to finish…",
-                profile.name()
-            );
-        }
-        tokio::time::sleep(LOCK_POLL).await;
-    }
-}
-
-/// How often a command waiting for its profile's lock tries again.
-const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
-/// After how long it says that it is waiting.
-const LOCK_NOTICE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
-
-impl Session {
-    async fn open(cli: &Cli) -> Result<Self, CliError> {
-        let profile = profile(cli)?;
-        if !profile.exists() {
-            return Err(StoreError::Missing(profile.name().to_owned()).into());
-        }
-        let (passphrase, given) = passphrase(cli, &profile, "Passphrase").await?;
-        let lock = lock(&profile).await?;
-        let contents = match profile.load(&passphrase) {
-            Err(StoreError::WrongPassphrase(name)) if given == Given::Agent => {
-                // The agent's passphrase no longer opens the store (changed
-                // elsewhere): forget it.
-                crate::agent::stop(&profile).await;
-                return Err(StoreError::WrongPassphrase(name).into());
-            }
-            other => other?,
-        };
-        let pin = match (cli.pin_sha256, &contents.pin_sha256) {
-            (Some(pin), _) => Some(pin),
-            (None, Some(stored)) => stored.parse().ok(),
-            (None, None) => None,
-        };
-        let ca = cli.ca_cert.clone().or_else(|| contents.ca_cert.clone());
-        let server = cli
-            .server
-            .clone()
-            .unwrap_or_else(|| contents.server.clone());
-        // The stored pin follows a renewal with the same key; a pin given on
-        // the command line is taken exactly.
-        let key = contents
-            .pin_key_sha256
-            .as_deref()
-            .and_then(unhex)
-            .filter(|_| cli.pin_sha256.is_none());
-        let trust = match (pin, key) {
-            (Some(certificate), Some(key)) => Trust::PinOrSameKey { certificate, key },
-            (pin, _) => Trust::from_options(pin, ca),
-        };
-        let contents_server = contents.server.clone();
-        let mut client = Client::new(&server, &trust)?;
-        client.set_token(contents.session.as_ref().map(|s| s.token.clone()));
-        let home = home(cli)?;
-        let mut session = Self {
-            profile,
-            home,
-            passphrase,
-            given,
-            contents,
-            client,
-            times: show::Times::new(cli.utc),
-            lock: Some(lock),
-            stored_pin: cli.pin_sha256.is_none(),
-            own_server: cli.server.as_deref().is_none_or(|given| {
-                given.trim_end_matches('/') == contents_server.trim_end_matches('/')
-            }),
-        };
-        if given == Given::Typed {
-            session.unlocked().await;
-        }
-        Ok(session)
-    }
-
-    /// Keeps the profile unlocked for the next commands (its unlock agent
-    /// holds the passphrase), unless it already is or the passphrase was
-    /// set by the environment.
-    pub(crate) async fn unlocked(&mut self) {
-        if !matches!(self.given, Given::Typed | Given::Piped) {
-            return;
-        }
-        if let Err(error) = crate::agent::start(&self.profile, &self.home, &self.passphrase) {
-            eprintln!(
-                "curbside: cannot keep the profile unlocked ({error}); the next command will ask \
-                 for the passphrase again"
-            );
-        }
-        self.given = Given::Agent;
-    }
-
-    /// Lets other commands use the profile (while `watch` waits for the
-    /// server). What is in memory may then go stale: [`Session::resume`]
-    /// reads it again.
-    pub(crate) fn release(&mut self) {
-        self.lock = None;
-    }
-
-    /// Takes the profile's lock again and reads the store anew, with
-    /// whatever other commands saved meanwhile.
-    pub(crate) async fn resume(&mut self) -> Result<(), CliError> {
-        if self.lock.is_none() {
-            self.lock = Some(lock(&self.profile).await?);
-            self.contents = self.profile.load(&self.passphrase)?;
-            self.client
-                .set_token(self.contents.session.as_ref().map(|s| s.token.clone()));
-        }
-        Ok(())
-    }
-
-    pub(crate) fn save(&self) -> Result<(), CliError> {
-        if self.lock.is_none() {
-            // A save without the lock could undo another command's.
-            return Err(CliError::Internal("saving a profile without its lock"));
-        }
-        Ok(self.profile.save(&self.contents, &self.passphrase)?)
-    }
-
-    async fn login(&mut self) -> Result<User, CliError> {
-        let key = Ed25519KeyPair::from_pkcs8(&self.contents.device_key_pkcs8)
-            .map_err(|_| CliError::BadKey)?;
-        let logged_in = self
-            .client
-            .login_with_key(&self.contents.server_id, &self.contents.device_id, &key)
-            .await
-            .map_err(|error| match error {
-                // Signing in again will not help: say so, and stop.
-                ClientError::Api {
-                    status, message, ..
-                } if status == reqwest::StatusCode::UNAUTHORIZED => {
-                    CliError::SignInRefused(message)
-                }
-                other => other.into(),
-            })?;
-        self.contents.session = Some(StoredSession {
-            token: logged_in.token.clone(),
-            expires_at_ms: logged_in.expires_at_ms,
-        });
-        self.save()?;
-        Ok(self.client.whoami().await?.user)
-    }
-
-    /// Calls the server with the stored session; logs in first when there
-    /// is none or it has expired, and once more if the server says the
-    /// session has ended.
-    pub(crate) async fn call<T>(
-        &mut self,
-        request: impl AsyncFn(&Client) -> Result<T, ClientError>,
-    ) -> Result<T, CliError> {
-        let now = now_ms();
-        let usable = self
-            .contents
-            .session
-            .as_ref()
-            .is_some_and(|session| session.expires_at_ms > now + 30_000);
-        if !usable {
-            self.login().await?;
-        }
-        let result = match request(&self.client).await {
-            Err(ClientError::Api { status, .. })
-                if usable && status == reqwest::StatusCode::UNAUTHORIZED =>
-            {
-                self.login().await?;
-                request(&self.client).await?
-            }
-            result => result?,
-        };
-        self.remember_certificate()?;
-        Ok(result)
-    }
-
-    /// Keeps the pinned certificate's key, and follows a certificate the
-    /// server renewed with that key: the profile pins the new fingerprint.
-    fn remember_certificate(&mut self) -> Result<(), CliError> {
-        let Some(presented) = self.client.presented() else {
-            return Ok(());
-        };
-        let Some(stored) = self.contents.pin_sha256.clone() else {
-            return Ok(());
-        };
-        let certificate = presented.certificate.to_string();
-        let key = hex(&presented.key);
-        if stored == certificate && self.contents.pin_key_sha256.as_deref() == Some(key.as_str()) {
-            return Ok(());
-        }
-        if stored != certificate {
-            if self.stored_pin {
-                eprintln!(
-                    "curbside: the server renewed its TLS certificate with the same key; \
-                     profile {} now pins {certificate}",
-                    self.profile.name()
-                );
-            } else if self.own_server {
-                eprintln!(
-                    "curbside: profile {} now pins {certificate}, as given",
-                    self.profile.name()
-                );
-            } else {
-                return Ok(());
-            }
-        }
-        self.contents.pin_sha256 = Some(certificate);
-        self.contents.pin_key_sha256 = Some(key);
-        self.save()
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if text.len() != 64 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 /// Runs a command, prints its output or error, and returns the exit code.

@@ -22,10 +22,11 @@ use curbside_proto::threads::{
 };
 use openmls::prelude::KeyPackage;
 
-use crate::cli::{CliError, Session};
 use crate::client::ClientError;
+use crate::error::CliError;
 use crate::mls::{Device, Identity, Joined, MlsError, Processed};
 use crate::people::{self, Names};
+use crate::session::Session;
 use crate::show::printable;
 use crate::show::{short, text_block};
 use crate::store::{LeftThread, MemberChange, MlsValue, StoredMessage, ThreadState};
@@ -356,7 +357,7 @@ async fn sync(session: &mut Session, device: &Device, thread_id: &str) -> Result
             Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
                 // The server shows nothing of it to this device any more.
                 state.left = Some(LeftThread {
-                    at_ms: crate::cli::now_ms(),
+                    at_ms: crate::clock::now_ms(),
                     by_user: None,
                     reason: "unknown".to_owned(),
                 });
@@ -645,7 +646,7 @@ async fn send_content(
             Content::Text { text } => state.messages.push(StoredMessage {
                 seq: appended.seq,
                 sender_user: user,
-                time_ms: crate::cli::now_ms(),
+                time_ms: crate::clock::now_ms(),
                 text: text.clone(),
                 change: None,
                 subject: None,
@@ -655,7 +656,7 @@ async fn send_content(
                     state,
                     appended.seq,
                     &user,
-                    crate::cli::now_ms(),
+                    crate::clock::now_ms(),
                     subject.clone(),
                 );
             }
@@ -882,7 +883,7 @@ async fn commit_change(
                             epoch: pending.epoch,
                             sender_user: session.contents.user_id.clone(),
                             sender_device: session.contents.device_id.clone(),
-                            created_at_ms: crate::cli::now_ms(),
+                            created_at_ms: crate::clock::now_ms(),
                             body: Blob(Vec::new()),
                             change: Some(change),
                         };
@@ -935,7 +936,7 @@ pub async fn leave(session: &mut Session, thread: &str) -> Result<String, CliErr
     }
     if let Some(state) = session.contents.threads.get_mut(&thread_id) {
         state.left = Some(LeftThread {
-            at_ms: crate::cli::now_ms(),
+            at_ms: crate::clock::now_ms(),
             by_user: Some(session.contents.user_id.clone()),
             reason: "left".to_owned(),
         });
@@ -1575,7 +1576,7 @@ async fn ended_meanwhile(session: &Session) -> Result<bool, CliError> {
         .contents
         .session
         .as_ref()
-        .is_some_and(|stored| stored.expires_at_ms > crate::cli::now_ms() + 60_000);
+        .is_some_and(|stored| stored.expires_at_ms > crate::clock::now_ms() + 60_000);
     if !within_lifetime {
         return Ok(false);
     }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use curbside_proto::identity::DirectoryEntry;
 
-use crate::cli::CliError;
 use crate::client::{Client, ClientError};
+use crate::error::CliError;
 use crate::show::printable;
 use crate::show::short;
 

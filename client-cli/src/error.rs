@@ -1,0 +1,181 @@
+//! Why a command failed: every error a user can cause says what to do.
+
+use crate::audit::AuditError;
+use crate::client::ClientError;
+use crate::show::printable;
+use crate::store::StoreError;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// A bug in the CLI itself.
+    #[error("internal error in curbside ({0}); please report it")]
+    Internal(&'static str),
+    /// No server was named.
+    #[error("no server given: pass --server https://HOST:PORT or set CURBSIDE_SERVER")]
+    NoServer,
+    /// Enrolling needs an explicit way to trust the server.
+    #[error(
+        "to enroll, say how to trust the server: --pin-sha256 FINGERPRINT (printed by the server \
+         at start) or --ca-cert FILE"
+    )]
+    NoTrust,
+    /// No passphrase could be had.
+    #[error(
+        "a passphrase protects this profile's keys: set CURBSIDE_PASSPHRASE or run in a terminal \
+         to be asked"
+    )]
+    NoPassphrase,
+    /// No home directory.
+    #[error("no home directory: pass --home DIR or set CURBSIDE_HOME")]
+    NoHome,
+    /// The stored key is unusable.
+    #[error("this profile's device key is damaged; enroll again with a new code")]
+    BadKey,
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// An audit command failed, or the log does not verify.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// An MLS step failed.
+    #[error(transparent)]
+    Mls(crate::mls::MlsError),
+    /// This device does not know the thread.
+    #[error(
+        "no thread {0:?} on this profile; list yours with `curbside threads` (a thread is named \
+         by its id, the start of it, or its subject)"
+    )]
+    UnknownThread(String),
+    /// Several threads go by what was given.
+    #[error(
+        "several threads go by {given:?}: {}; name one by its id, or enough of the start of it",
+        ids.join(", ")
+    )]
+    AmbiguousThread {
+        /// What was given.
+        given: String,
+        /// The threads' ids.
+        ids: Vec<String>,
+    },
+    /// This user's membership of a thread ended.
+    #[error("{0}")]
+    NotAMember(String),
+    /// No active user matches.
+    #[error(
+        "{}",
+        if *by_id {
+            format!("no active user has the id {}: mistyped, or the user was deactivated; find people with `curbside directory search NAME`", printable(given))
+        } else if given.is_empty() {
+            "name someone: a user id, or a name only one colleague has".to_owned()
+        } else {
+            format!("no active user is named {given:?}; find people with `curbside directory search NAME`")
+        }
+    )]
+    NoSuchUser {
+        /// What was given.
+        given: String,
+        /// Whether it was an id.
+        by_id: bool,
+    },
+    /// Part of some names (or departments), the whole of none.
+    #[error(
+        "no one is named {given:?}; it matches these people's names or departments: {}; give \
+         the whole name, or the user id",
+        candidates.join("; ")
+    )]
+    PartOfName {
+        /// What was given.
+        given: String,
+        /// Whom it matches (name, department, id).
+        candidates: Vec<String>,
+    },
+    /// So many people match that a namesake may be among those not read.
+    #[error(
+        "too many people match {given:?} to be sure who is meant; give the user id (find it with \
+         `curbside directory search NAME`)"
+    )]
+    TooManyMatches {
+        /// What was given.
+        given: String,
+    },
+    /// More than one user has the name.
+    #[error(
+        "{given:?} is the name of several people: {}; give the user id",
+        candidates.join("; ")
+    )]
+    AmbiguousUser {
+        /// What was given.
+        given: String,
+        /// Who matches (name, department, id).
+        candidates: Vec<String>,
+    },
+    /// A key package's credential does not match the directory.
+    #[error(
+        "the key package of device {0} does not match the directory's key for that device; do \
+         not add it, and tell your administrator"
+    )]
+    CredentialMismatch(String),
+    /// A user has no device with key packages.
+    #[error(
+        "{0} has no device ready to be added (none has published its keys); ask them to run any \
+         curbside command, then try again"
+    )]
+    NoKeyPackages(String),
+    /// A user to remove is not in the thread.
+    #[error("{0} is not in this thread")]
+    NotInThread(String),
+    /// A user to add is in the thread already.
+    #[error("{0} is already in this thread")]
+    AlreadyMember(String),
+    /// Removing oneself.
+    #[error("to leave a thread, use `curbside thread leave THREAD`; you cannot remove yourself")]
+    RemoveSelf,
+    /// A thread with no one else.
+    #[error("name at least one colleague to start a thread with (--with NAME)")]
+    NobodyElse,
+    /// The thread kept moving.
+    #[error("thread {0} kept changing while this was tried; try again")]
+    Busy(String),
+    /// Nothing to send.
+    #[error("the message is empty; give the text, or pipe it in")]
+    EmptyMessage,
+    /// A subject with no text.
+    #[error("the subject is empty; give the new subject in quotes")]
+    EmptySubject,
+    /// The session was ended by the server (logout, automatic logoff,
+    /// removal), and is not to be replaced without asking.
+    #[error(
+        "the session was ended (logged out, idle for too long, or this device or its user was \
+         removed); run the command again to sign in"
+    )]
+    SessionEnded,
+    /// The server closed the event connection.
+    #[error(
+        "the server closed the connection (session ended or too far behind); run the command again"
+    )]
+    Disconnected,
+    /// The server would not sign this device in.
+    #[error("{0}")]
+    SignInRefused(String),
+    /// The profile is locked and no passphrase was given.
+    #[error("{0}")]
+    Agent(String),
+    /// A time given on the command line is not one.
+    #[error("{option}: {reason}")]
+    BadTime {
+        /// The option.
+        option: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A public key given on the command line is not one.
+    #[error(
+        "--public-key must be the 32-byte Ed25519 key in base64url, as the server publishes it"
+    )]
+    BadPublicKey,
+}
