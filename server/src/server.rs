@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::audit::{AuditLog, AuditSigner};
+use crate::audit::AuditSigner;
 use crate::auth::rate_limit::{RateLimiter, address_key};
 use crate::auth::sessions::SessionCache;
 use crate::auth::tokens::TokenIssuer;
@@ -37,10 +37,11 @@ use crate::connection::{
 };
 use crate::db::{Database, DbError};
 use crate::disk::DiskGuard;
-use crate::events::Events;
 use crate::files::{self, FileError, KeyError};
 use crate::http::refusals::Refusals;
 use crate::http::{self, AppState};
+use crate::pipeline::writer::{AuditLog, AuditWriter};
+use crate::push::Events;
 use crate::tls::{self, TlsError, TlsIdentity};
 
 /// The most requests one HTTP/2 connection may have in flight.
@@ -85,7 +86,7 @@ pub struct Server {
     database: Database,
     auth: Arc<Auth>,
     audit: AuditLog,
-    audit_writer: crate::audit::AuditWriter,
+    audit_writer: AuditWriter,
     events: Arc<Events>,
     events_task: tokio::task::JoinHandle<()>,
     first_admin_code: Option<String>,
@@ -139,7 +140,8 @@ impl Server {
             config.audit_checkpoints,
             events.clone(),
         );
-        let events_task = events.start(mailboxes, config.database.expose(), audit.clone());
+        let events_task =
+            crate::push::start(&events, mailboxes, config.database.expose(), audit.clone());
         let auth = Arc::new(Auth {
             tokens,
             sessions: SessionCache::new(config.session_idle),

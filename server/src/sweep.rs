@@ -9,12 +9,10 @@
 
 use std::time::Duration;
 
-use crate::db::Database;
+use crate::db::{Database, login_challenge};
 
 /// How long an expired login challenge is kept.
 pub const CHALLENGE_KEPT_FOR: Duration = Duration::from_secs(10 * 60);
-/// The default time between passes.
-pub const DEFAULT_EVERY: Duration = Duration::from_secs(60);
 /// Rows deleted per statement.
 const BATCH: i64 = 1000;
 /// How long one pass may go on deleting, at most (it stops sooner when it
@@ -30,15 +28,7 @@ pub async fn sweep_once(database: &Database, now_ms: i64) -> Result<u64, sqlx::E
     let mut deleted = 0;
     let started = std::time::Instant::now();
     while started.elapsed() < PASS_BUDGET {
-        let swept = sqlx::query(
-            "DELETE FROM login_challenge WHERE challenge_id IN \
-             (SELECT challenge_id FROM login_challenge WHERE expires_at_ms < $1 LIMIT $2)",
-        )
-        .bind(before)
-        .bind(BATCH)
-        .execute(database.pool())
-        .await?
-        .rows_affected();
+        let swept = login_challenge::delete_expired(database.pool(), before, BATCH).await?;
         deleted += swept;
         if swept < u64::try_from(BATCH).unwrap_or(0) {
             break;

@@ -8,6 +8,7 @@ pub mod tokens;
 
 use std::time::Duration;
 
+use crate::db::{app_user, enrollment_code};
 use crate::ids::{RandomError, new_id, random_bytes};
 
 use rate_limit::RateLimiter;
@@ -85,18 +86,14 @@ where
 {
     let code = new_enrollment_code()?;
     let code_id = new_id()?;
-    let bootstrap_role = user_id.is_none().then_some("admin");
-    sqlx::query(
-        "INSERT INTO enrollment_code (code_hash, user_id, bootstrap_role, created_at_ms, \
-         expires_at_ms, code_id) VALUES ($1, $2, $3, $4, $5, $6)",
+    enrollment_code::insert(
+        executor,
+        &enrollment_code_hash(&code),
+        &code_id,
+        user_id,
+        now_ms,
+        expires_at_ms,
     )
-    .bind(enrollment_code_hash(&code))
-    .bind(user_id)
-    .bind(bootstrap_role)
-    .bind(now_ms)
-    .bind(expires_at_ms)
-    .bind(&code_id)
-    .execute(executor)
     .await?;
     Ok(IssuedCode { code, code_id })
 }
@@ -123,7 +120,7 @@ pub enum IssueError {
 pub async fn issue_admin_code(
     database: &crate::db::Database,
     signer: &crate::audit::AuditSigner,
-    policy: crate::audit::CheckpointPolicy,
+    policy: crate::config::CheckpointPolicy,
     now_ms: i64,
     expires_at_ms: i64,
 ) -> Result<String, IssueError> {
@@ -153,20 +150,12 @@ pub async fn issue_admin_code(
 pub async fn first_admin_code(
     database: &crate::db::Database,
     signer: &crate::audit::AuditSigner,
-    policy: crate::audit::CheckpointPolicy,
+    policy: crate::config::CheckpointPolicy,
     now_ms: i64,
     lifetime: Duration,
 ) -> Result<Option<String>, IssueError> {
-    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM app_user")
-        .fetch_one(database.pool())
-        .await?;
-    let pending: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM enrollment_code \
-         WHERE bootstrap_role IS NOT NULL AND used_at_ms IS NULL AND expires_at_ms > $1",
-    )
-    .bind(now_ms)
-    .fetch_one(database.pool())
-    .await?;
+    let users = app_user::count(database.pool()).await?;
+    let pending = enrollment_code::count_pending_first_admin(database.pool(), now_ms).await?;
     if users > 0 || pending > 0 {
         return Ok(None);
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use curbside_proto::identity::{Role, UserStatus};
 
-use crate::db::Database;
+use crate::db::{Database, session};
 
 /// How long a cached session is trusted before the database is asked again.
 pub const REVALIDATE_AFTER: Duration = Duration::from_secs(5);
@@ -26,19 +26,6 @@ pub const REVALIDATE_AFTER: Duration = Duration::from_secs(5);
 const PRUNE_EVERY: u64 = 256;
 /// How often a session's last-seen time is written to the database.
 pub const LAST_SEEN_WRITE_EVERY_MS: i64 = 30_000;
-
-/// A session joined with its user and device: user, device, expiry,
-/// last seen, ended, user status, user role, device removed.
-type SessionRow = (
-    String,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-    String,
-    String,
-    Option<i64>,
-);
 
 /// The caller of an authenticated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,29 +143,17 @@ impl SessionCache {
     ) -> Result<Caller, SessionError> {
         let generation = self.generation.load(Ordering::SeqCst);
         let remembered_last_seen = self.lock().get(session_id).map(|entry| entry.last_seen_ms);
-        let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT s.user_id, s.device_id, s.expires_at_ms, s.last_seen_at_ms, s.ended_at_ms, \
-                        u.status, u.role, d.removed_at_ms \
-                 FROM session s \
-                 JOIN app_user u ON u.user_id = s.user_id \
-                 JOIN device d ON d.device_id = s.device_id \
-                 WHERE s.session_id = $1",
-        )
-        .bind(session_id)
-        .fetch_optional(database.pool())
-        .await?;
-        let Some((row_user, row_device, expires_at_ms, last_seen, ended, status, role, removed)) =
-            row
-        else {
+        let Some(row) = session::find(database.pool(), session_id).await? else {
             return Err(SessionError::Ended);
         };
-        let last_seen = last_seen.max(remembered_last_seen.unwrap_or(0));
-        let role = Role::parse(&role);
-        let live = row_user == user_id
-            && row_device == device_id
-            && ended.is_none()
-            && removed.is_none()
-            && UserStatus::parse(&status) == Some(UserStatus::Active);
+        let expires_at_ms = row.expires_at_ms;
+        let last_seen = row.last_seen_at_ms.max(remembered_last_seen.unwrap_or(0));
+        let role = Role::parse(&row.user_role);
+        let live = row.user_id == user_id
+            && row.device_id == device_id
+            && row.ended_at_ms.is_none()
+            && row.device_removed_at_ms.is_none()
+            && UserStatus::parse(&row.user_status) == Some(UserStatus::Active);
         let (true, Some(role)) = (live, role) else {
             self.lock().remove(session_id);
             return Err(SessionError::Ended);
@@ -245,23 +220,16 @@ impl SessionCache {
         now_ms: i64,
     ) -> Result<Liveness, SessionError> {
         let remembered = self.lock().get(session_id).map(|entry| entry.last_seen_ms);
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT s.expires_at_ms, s.last_seen_at_ms FROM session s \
-             JOIN app_user u ON u.user_id = s.user_id JOIN device d ON d.device_id = s.device_id \
-             WHERE s.session_id = $1 AND s.ended_at_ms IS NULL AND d.removed_at_ms IS NULL \
-               AND u.status = 'active'",
-        )
-        .bind(session_id)
-        .fetch_optional(database.pool())
-        .await?;
-        Ok(match row {
+        let times = session::find_unended(database.pool(), session_id).await?;
+        Ok(match times {
             None => Liveness::Ended,
-            Some((_, last_seen))
-                if now_ms - last_seen.max(remembered.unwrap_or(0)) > self.idle_timeout_ms =>
+            Some(times)
+                if now_ms - times.last_seen_at_ms.max(remembered.unwrap_or(0))
+                    > self.idle_timeout_ms =>
             {
                 Liveness::Ended
             }
-            Some((expires_at_ms, _)) if now_ms >= expires_at_ms => Liveness::Expired,
+            Some(times) if now_ms >= times.expires_at_ms => Liveness::Expired,
             Some(_) => Liveness::Live,
         })
     }
@@ -309,13 +277,7 @@ fn touch(database: &Database, session_id: &str, now_ms: i64) {
     let database = database.clone();
     let session_id = session_id.to_owned();
     tokio::spawn(async move {
-        let written = sqlx::query(
-            "UPDATE session SET last_seen_at_ms = $1 WHERE session_id = $2 AND last_seen_at_ms < $1",
-        )
-        .bind(now_ms)
-        .bind(&session_id)
-        .execute(database.pool())
-        .await;
+        let written = session::record_seen(database.pool(), &session_id, now_ms).await;
         if let Err(error) = written {
             tracing::warn!(%error, "cannot record when a session was last seen");
         }
@@ -343,28 +305,9 @@ pub async fn end_sessions<'c, E>(
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
-    let (sql, value) = match which {
-        SessionsOf::Session(id) => (
-            "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
-             WHERE session_id = $3 AND ended_at_ms IS NULL",
-            id,
-        ),
-        SessionsOf::User(id) => (
-            "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
-             WHERE user_id = $3 AND ended_at_ms IS NULL",
-            id,
-        ),
-        SessionsOf::Device(id) => (
-            "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
-             WHERE device_id = $3 AND ended_at_ms IS NULL",
-            id,
-        ),
-    };
-    let result = sqlx::query(sql)
-        .bind(now_ms)
-        .bind(reason)
-        .bind(value)
-        .execute(executor)
-        .await?;
-    Ok(result.rows_affected())
+    match which {
+        SessionsOf::Session(id) => session::end(executor, id, reason, now_ms).await,
+        SessionsOf::User(id) => session::end_all_for_user(executor, id, reason, now_ms).await,
+        SessionsOf::Device(id) => session::end_all_for_device(executor, id, reason, now_ms).await,
+    }
 }

@@ -27,6 +27,26 @@ pub const DEFAULT_DATA_DIR: &str = "curbside-data";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The default time in-flight requests get to finish at shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// The default time between sweeps of expired rows.
+pub const DEFAULT_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// When the audit log signs a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// After this many entries since the last checkpoint.
+    pub every_entries: u64,
+    /// Or when the last checkpoint is this old.
+    pub every: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        Self {
+            every_entries: 1000,
+            every: Duration::from_secs(60),
+        }
+    }
+}
 
 /// The default idle time after which a session ends (automatic logoff).
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
@@ -77,7 +97,7 @@ pub struct Config {
     /// How long an enrollment code is valid.
     pub enrollment_code_lifetime: Duration,
     /// When the audit log signs a checkpoint.
-    pub audit_checkpoints: crate::audit::CheckpointPolicy,
+    pub audit_checkpoints: CheckpointPolicy,
     /// The largest MLS message (commit, application message, welcome).
     pub max_message_bytes: usize,
     /// Below this much free space on the data directory's disk, the server
@@ -107,10 +127,10 @@ impl Config {
             session_idle: DEFAULT_SESSION_IDLE,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             enrollment_code_lifetime: DEFAULT_ENROLLMENT_CODE_LIFETIME,
-            audit_checkpoints: crate::audit::CheckpointPolicy::default(),
+            audit_checkpoints: CheckpointPolicy::default(),
             max_message_bytes: curbside_proto::threads::DEFAULT_MAX_MESSAGE_BYTES,
             min_free_disk_bytes: crate::disk::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
-            sweep_every: crate::sweep::DEFAULT_EVERY,
+            sweep_every: DEFAULT_SWEEP_EVERY,
         }
     }
 }

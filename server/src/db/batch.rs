@@ -14,15 +14,16 @@
 //!   statements on the writer's own thread: no hand-offs at all. On
 //!   PostgreSQL a transaction's writes go as one statement ([`as_one`]).
 //!
-//! Statements are written with `?` placeholders, numbered here for
-//! PostgreSQL; SQLite binds anonymous `?` in order across the statements
-//! (and, unlike `$N`, without looking each name up).
+//! Statements are written with `$1`, `$2`, ... placeholders, as every
+//! query of the server is; where statements are sent together (one
+//! multi-statement query on SQLite, one `WITH` statement on PostgreSQL)
+//! each one's numbers are shifted past the ones before ([`shifted`]).
 
 use sqlx::any::AnyRow;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Executor, Row as _};
 
-/// A value bound to a `?`.
+/// A value bound to a placeholder.
 #[derive(Debug, Clone, Copy)]
 pub enum Value<'a> {
     /// Text.
@@ -35,7 +36,8 @@ pub enum Value<'a> {
     Bytes(&'a [u8]),
 }
 
-/// One statement with `?` placeholders, and its values in order.
+/// One statement with `$N` placeholders, and its values: the `N`th binds
+/// `$N`.
 #[derive(Debug, Default)]
 pub struct Statement<'a> {
     sql: String,
@@ -43,7 +45,7 @@ pub struct Statement<'a> {
 }
 
 impl<'a> Statement<'a> {
-    /// A statement of `sql`, its `?` to be bound in order.
+    /// A statement of `sql`, its `$1`, `$2`, ... to be bound in order.
     pub fn new(sql: impl Into<String>) -> Self {
         Self {
             sql: sql.into(),
@@ -51,7 +53,7 @@ impl<'a> Statement<'a> {
         }
     }
 
-    /// Binds the next `?`.
+    /// Binds the next placeholder (the first binds `$1`).
     pub fn bind(&mut self, value: Value<'a>) -> &mut Self {
         self.values.push(value);
         self
@@ -69,26 +71,35 @@ pub fn is_postgres(connection: &AnyConnection) -> bool {
     connection.backend_name() == "PostgreSQL"
 }
 
-/// `count` placeholders, comma-separated.
-pub fn marks(count: usize) -> String {
-    vec!["?"; count].join(", ")
+/// `count` placeholders from `$first` on, comma-separated.
+pub fn marks(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// `sql` with its `?` numbered `$1`, `$2`, ... (PostgreSQL). The SQL here
-/// holds no `?` but placeholders.
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
-        }
+/// `sql` with each placeholder `$N` made `$(N + by)`, for a statement sent
+/// after others whose values come first. The SQL here holds no `$` but
+/// placeholders.
+fn shifted(sql: &str, by: usize) -> std::borrow::Cow<'_, str> {
+    if by == 0 {
+        return sql.into();
     }
-    out
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 fn bind_all<'q>(
@@ -116,20 +127,23 @@ pub async fn run(
     if is_postgres(connection) {
         let mut rows = Vec::new();
         for statement in statements {
-            let sql = numbered(&statement.sql);
             rows.extend(
-                bind_all(sqlx::query(&sql), &statement.values)
+                bind_all(sqlx::query(&statement.sql), &statement.values)
                     .fetch_all(&mut *connection)
                     .await?,
             );
         }
         Ok(rows)
     } else {
-        let sql = statements
-            .iter()
-            .map(|statement| statement.sql.as_str())
-            .collect::<Vec<_>>()
-            .join(";\n");
+        let mut sql = String::new();
+        let mut bound = 0;
+        for statement in statements {
+            if !sql.is_empty() {
+                sql.push_str(";\n");
+            }
+            sql.push_str(&shifted(&statement.sql, bound));
+            bound += statement.values.len();
+        }
         if sql.is_empty() {
             return Ok(Vec::new());
         }
@@ -156,6 +170,9 @@ pub enum LinkError {
     /// A row's column is missing or of another type.
     #[error("column {0} of a row is missing or of an unexpected type")]
     Column(usize),
+    /// A statement's placeholder has no value (a bug in the statement).
+    #[error("placeholder {0} of a statement has no value")]
+    Parameter(usize),
     /// The operating system refused (a file, a thread).
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -354,11 +371,13 @@ fn as_one<'a>(statements: &[Statement<'a>]) -> Option<Statement<'a>> {
     let mut one = Statement::new(String::new());
     for (index, statement) in rest.iter().enumerate() {
         one.push(if index == 0 { "WITH " } else { ", " });
-        one.push(&format!("w{index} AS ({})", statement.sql));
+        let sql = shifted(&statement.sql, one.values.len());
+        one.push(&format!("w{index} AS ({sql})"));
         one.values.extend(statement.values.iter().copied());
     }
     one.push(if rest.is_empty() { "" } else { " " });
-    one.push(&last.sql);
+    let sql = shifted(&last.sql, one.values.len());
+    one.push(&sql);
     one.values.extend(last.values.iter().copied());
     Some(one)
 }
@@ -409,8 +428,15 @@ fn retry_soon(tries: i32) -> bool {
     true
 }
 
-/// Runs `statements` on a SQLite connection, in order, binding each `?`
-/// in turn; returns every row.
+/// Runs `statements` on a SQLite connection, in order, binding each
+/// `$N` to its `N`th value; returns every row.
+///
+/// SQLite numbers `$N` parameters in the order they first appear, and
+/// finding one's name walks a list of them: looked up for each parameter,
+/// a batch's multi-row inserts (hundreds of parameters) would cost their
+/// square. So every statement sent here uses `$1` to `$N` in the order
+/// they appear, each once, and values are bound by position; the count is
+/// checked always, the names in debug builds.
 fn run_sqlite(
     connection: &rusqlite::Connection,
     statements: &[Statement<'_>],
@@ -418,9 +444,18 @@ fn run_sqlite(
     let mut rows = Vec::new();
     for statement in statements {
         let mut prepared = connection.prepare_cached(&statement.sql)?;
+        if prepared.parameter_count() != statement.values.len() {
+            return Err(LinkError::Parameter(prepared.parameter_count()));
+        }
         for (index, value) in statement.values.iter().enumerate() {
             // Parameters are numbered from 1.
             let index = index + 1;
+            debug_assert_eq!(
+                prepared.parameter_name(index),
+                Some(format!("${index}").as_str()),
+                "placeholders out of order in {}",
+                statement.sql
+            );
             match *value {
                 Value::Text(text) => prepared.raw_bind_parameter(index, text)?,
                 Value::OptText(text) => prepared.raw_bind_parameter(index, text)?,
@@ -447,15 +482,15 @@ mod tests {
 
     #[test]
     fn writes_become_one_statement() {
-        let mut first = Statement::new("UPDATE t SET a = ?");
+        let mut first = Statement::new("UPDATE t SET a = $1");
         first.bind(Value::Int(1));
-        let mut second = Statement::new("INSERT INTO u VALUES (?, ?)");
+        let mut second = Statement::new("INSERT INTO u VALUES ($1, $2)");
         second.bind(Value::Int(2)).bind(Value::Text("x"));
         let last = Statement::new("UPDATE h SET b = 0");
         let one = as_one(&[first, second, last]).unwrap();
         assert_eq!(
             one.sql,
-            "WITH w0 AS (UPDATE t SET a = ?), w1 AS (INSERT INTO u VALUES (?, ?)) \
+            "WITH w0 AS (UPDATE t SET a = $1), w1 AS (INSERT INTO u VALUES ($2, $3)) \
              UPDATE h SET b = 0"
         );
         assert_eq!(one.values.len(), 3);
@@ -465,11 +500,12 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_are_numbered_in_order() {
+    fn placeholders_are_shifted_past_the_statements_before() {
         assert_eq!(
-            numbered("UPDATE t SET a = ? WHERE b IN (?, ?)"),
-            "UPDATE t SET a = $1 WHERE b IN ($2, $3)"
+            shifted("UPDATE t SET a = $2 WHERE b IN ($1, $10)", 3),
+            "UPDATE t SET a = $5 WHERE b IN ($4, $13)"
         );
-        assert_eq!(marks(3), "?, ?, ?");
+        assert_eq!(shifted("SELECT $1", 0), "SELECT $1");
+        assert_eq!(marks(2, 3), "$2, $3, $4");
     }
 }

@@ -1,9 +1,9 @@
 //! Application messages, appended to their threads' logs a batch at a time
-//! inside the audit writer's transaction (group commit; see
-//! [`crate::audit`]).
+//! inside the write pipeline's transaction (group commit; see
+//! `crate::pipeline::writer`).
 //!
 //! A batch costs a fixed number of statements whatever its size, which the
-//! writer sends with its audit entries' (see [`crate::db::batch`]): [`read`]
+//! writer sends with its audit entries' (see [`super::batch`]): [`read`]
 //! locks and reads the batch's threads and their member devices, at
 //! the start of the transaction; [`plan`] then numbers the messages and
 //! writes the statements that move every thread's last sequence number in
@@ -16,7 +16,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::db::batch::{LinkError, Row, Statement, Value, marks};
+use super::batch::{LinkError, Row, Statement, Value, marks};
+use super::thread_member::{ENROLLED_AND_ACTIVE, MEMBER_DEVICE};
 
 /// An application message to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,7 @@ const ROWS_PER_INSERT: usize = 64;
 /// members (id, their devices separated by spaces), or on SQLite one row
 /// of all four per thread. The members decide which senders may append,
 /// and which connected devices the messages are pushed to with their
-/// commit (see [`crate::events`]). They come first in the transaction:
+/// commit (see `crate::push`). They come first in the transaction:
 /// after SQLite's `BEGIN IMMEDIATE`, which holds the write lock already;
 /// on PostgreSQL the first locks the threads' rows in id order, so that
 /// writers in several processes cannot deadlock, then `head` is taken,
@@ -69,7 +70,7 @@ pub fn read<'a>(
         let mut lock = Statement::new(format!(
             "SELECT thread_id, epoch, last_seq FROM thread WHERE thread_id IN ({}) \
              ORDER BY thread_id FOR UPDATE",
-            marks(threads.len())
+            marks(1, threads.len())
         ));
         for thread in &threads {
             lock.bind(Value::Text(thread));
@@ -81,17 +82,15 @@ pub fn read<'a>(
     // with its epoch and last sequence number too, so that one statement
     // does (every row and statement costs).
     let mut read = Statement::new(format!(
-        "SELECT t.thread_id, {}(SELECT string_agg(m.device_id, ' ') FROM thread_member m \
-           JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
-           WHERE m.thread_id = t.thread_id AND m.removed_seq IS NULL \
-             AND d.removed_at_ms IS NULL AND u.status = 'active') \
+        "SELECT t.thread_id, {}(SELECT string_agg(m.device_id, ' ') FROM {MEMBER_DEVICE} \
+           WHERE m.thread_id = t.thread_id AND m.removed_seq IS NULL AND {ENROLLED_AND_ACTIVE}) \
          FROM thread t WHERE t.thread_id IN ({})",
         if postgres {
             ""
         } else {
             "t.epoch, t.last_seq, "
         },
-        marks(threads.len())
+        marks(1, threads.len())
     ));
     for thread in &threads {
         read.bind(Value::Text(thread));
@@ -184,12 +183,13 @@ pub fn plan<'a>(
     // Move each thread on, and insert the entries.
     let mut statements = Vec::new();
     let mut update = Statement::new("UPDATE thread SET last_seq = CASE thread_id");
-    for _ in &moved {
-        update.push(" WHEN ? THEN ?");
+    for n in 0..moved.len() {
+        update.push(&format!(" WHEN ${} THEN ${}", 2 * n + 1, 2 * n + 2));
     }
+    let now_mark = 2 * moved.len() + 1;
     update.push(&format!(
-        " ELSE last_seq END, last_activity_ms = ? WHERE thread_id IN ({})",
-        marks(moved.len())
+        " ELSE last_seq END, last_activity_ms = ${now_mark} WHERE thread_id IN ({})",
+        marks(now_mark + 1, moved.len())
     ));
     for thread in &moved {
         let last_seq = state.get(*thread).map_or(0, |(_, last_seq)| *last_seq);
@@ -206,7 +206,21 @@ pub fn plan<'a>(
         .filter_map(|(message, seq)| seq.map(|seq| (*message, seq)))
         .collect();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let values = vec!["(?, ?, 'application', ?, ?, ?, ?, ?, NULL, NULL)"; chunk.len()];
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let n = row * 7;
+                format!(
+                    "(${}, ${}, 'application', ${}, ${}, ${}, ${}, ${}, NULL, NULL)",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7
+                )
+            })
+            .collect();
         let mut insert = Statement::new(format!(
             "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
              created_at_ms, body, added, removed) VALUES {}",

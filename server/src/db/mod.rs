@@ -3,11 +3,22 @@
 //! query is written once. Each backend has its own migrations folder because
 //! their DDL differs; the queries the server runs do not.
 
+pub mod app_user;
+pub mod audit;
 pub mod batch;
 pub mod checkpoint;
-pub mod identity;
-pub mod membership;
+pub mod delivery;
+pub mod device;
+pub mod enrollment_code;
+pub mod key_package;
+pub mod login_challenge;
+pub mod message_batch;
+pub mod read_receipt;
+pub mod session;
+pub mod thread;
 pub mod thread_entry;
+pub mod thread_member;
+pub mod welcome;
 
 use std::time::Duration;
 
@@ -85,7 +96,7 @@ impl Database {
         let database = Self::connect(url, None).await?;
         database.make_private().await?;
         database.migrate().await?;
-        identity::fill_search_keys(&database.pool).await?;
+        app_user::fill_search_keys(&database.pool).await?;
         Ok(database)
     }
 

@@ -1,6 +1,6 @@
 //! `thread_entry`: each thread's log of MLS commits and application
 //! messages, numbered from 1 by `seq`. Application messages are appended
-//! in batches by the write pipeline (`crate::pipeline::messages`), commits
+//! in batches by the write pipeline (`super::message_batch`), commits
 //! one at a time by the threads handler.
 
 use curbside_proto::threads::{Blob, EntryKind, MembershipChange, ThreadEntry};
@@ -108,4 +108,67 @@ where
         query = query.bind(*thread).bind(*seq);
     }
     query.fetch_all(executor).await
+}
+
+/// A commit to append to a thread's log.
+#[derive(Clone, Copy)]
+pub struct NewCommit<'a> {
+    /// The thread.
+    pub thread_id: &'a str,
+    /// Its place in the log (taken by [`super::thread::advance_epoch`]).
+    pub seq: i64,
+    /// The epoch it was made in.
+    pub epoch: i64,
+    /// The sending user.
+    pub sender_user: &'a str,
+    /// The sending device.
+    pub sender_device: &'a str,
+    /// When the server accepted it (Unix ms).
+    pub created_at_ms: i64,
+    /// The MLS commit (never logged).
+    pub body: &'a [u8],
+    /// The devices it adds.
+    pub add: &'a [String],
+    /// The devices it removes.
+    pub remove: &'a [String],
+}
+
+impl std::fmt::Debug for NewCommit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewCommit")
+            .field("thread_id", &self.thread_id)
+            .field("seq", &self.seq)
+            .field("epoch", &self.epoch)
+            .field("sender_user", &self.sender_user)
+            .field("sender_device", &self.sender_device)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("add", &self.add)
+            .field("remove", &self.remove)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Appends a commit to its thread's log (messages are appended in the
+/// audit writer's batches, see `crate::db::message_batch`).
+pub async fn insert_commit<'c, E>(executor: E, commit: NewCommit<'_>) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
+         created_at_ms, body, added, removed) \
+         VALUES ($1, $2, 'commit', $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(commit.thread_id)
+    .bind(commit.seq)
+    .bind(commit.epoch)
+    .bind(commit.sender_user)
+    .bind(commit.sender_device)
+    .bind(commit.created_at_ms)
+    .bind(commit.body)
+    .bind(commit.add.join(" "))
+    .bind(commit.remove.join(" "))
+    .execute(executor)
+    .await?;
+    Ok(())
 }

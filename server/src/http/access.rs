@@ -29,9 +29,9 @@ use curbside_proto::audit::Outcome;
 use curbside_proto::{ErrorCode, RequestId};
 use sqlx::{Any, Transaction};
 
-use super::AppState;
 use super::error::{Error, Result};
 use super::refusals::{Refused, TARPIT};
+use super::state::AppState;
 use crate::audit::{AuditError, NewEntry};
 use crate::auth::rate_limit::address_key;
 use crate::clock::now_ms;
@@ -249,7 +249,7 @@ impl Access {
     pub async fn append_message(
         &self,
         state: &AppState,
-        message: crate::messages::NewMessage,
+        message: crate::db::message_batch::NewMessage,
     ) -> Result<Option<i64>> {
         let entry = self.entry(Outcome::Allowed, "ok");
         let seq = state

@@ -6,24 +6,23 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use curbside_proto::identity::{
-    DeviceList, EnrollmentCodeIssued, IssueCodeQuery, NewUser, OutstandingCode, OutstandingCodes,
-    Role, User, UserList, UserStatus, UserUpdate, format_enrollment_code,
+    DeviceList, EnrollmentCodeIssued, IssueCodeQuery, NewUser, OutstandingCodes, Role, User,
+    UserList, UserStatus, UserUpdate, format_enrollment_code,
 };
 use serde::Deserialize;
 
-use super::AppState;
 use super::access::Access;
 use super::error::{Error, Result};
 use super::extract::{self, Admin};
 use super::fields::{self, LICENCE_MAX, NAME_MAX};
-use super::finish;
+use super::state::AppState;
+use super::state::finish;
 use crate::auth::sessions::{SessionsOf, end_sessions};
 use crate::auth::{IssueError, issue_enrollment_code};
 use crate::clock::now_ms;
-use crate::db::identity::{USER_COLUMNS, UserRow, find_user, user_devices, user_from_row};
-use crate::db::membership::{self, Leaving};
+use crate::db::thread_member::{self, Leaving};
+use crate::db::{app_user, device, enrollment_code};
 use crate::ids::new_id;
-use crate::search::{contains_pattern, user_key};
 
 /// `/v1/admin/...`.
 pub fn router() -> Router<AppState> {
@@ -57,7 +56,7 @@ fn licence(value: Option<&str>) -> Result<Option<String>> {
 }
 
 async fn user_or_404(state: &AppState, user_id: &str) -> Result<User> {
-    find_user(state.database.pool(), user_id)
+    app_user::find(state.database.pool(), user_id)
         .await?
         .ok_or_else(|| {
             Error::NotFoundWhat(format!(
@@ -78,21 +77,16 @@ async fn create_user(
     let licence_number = licence(new.licence_number.as_deref())?;
     let user_id = new_id()?;
     let now = now_ms();
-    let search_key = user_key(&display_name, &department);
     let mut tx = state.database.pool().begin().await?;
-    sqlx::query(
-        "INSERT INTO app_user (user_id, display_name, role, department, licence_number, status, \
-         created_at_ms, updated_at_ms, search_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+    app_user::insert(
+        &mut *tx,
+        &user_id,
+        &display_name,
+        new.role,
+        &department,
+        licence_number.as_deref(),
+        now,
     )
-    .bind(&user_id)
-    .bind(display_name)
-    .bind(new.role.as_str())
-    .bind(department)
-    .bind(licence_number)
-    .bind(UserStatus::Active.as_str())
-    .bind(now)
-    .bind(search_key)
-    .execute(&mut *tx)
     .await?;
     access.resource(&user_id);
     access.commit(&state, tx).await?;
@@ -116,23 +110,14 @@ async fn list_users(
     _admin: Admin,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<UserList>> {
-    let sql = format!(
-        "SELECT {USER_COLUMNS} FROM app_user \
-         WHERE search_key LIKE $1 ESCAPE '\\' \
-           AND ($2 = '' OR role = $2) AND ($3 = '' OR status = $3) \
-         ORDER BY display_name, user_id LIMIT $4"
-    );
-    let rows: Vec<UserRow> = sqlx::query_as(&sql)
-        .bind(contains_pattern(&query.q))
-        .bind(query.role.map_or("", Role::as_str))
-        .bind(query.status.map_or("", UserStatus::as_str))
-        .bind(i64::from(curbside_proto::identity::MAX_USER_LIST))
-        .fetch_all(state.database.pool())
-        .await?;
-    let users = rows
-        .into_iter()
-        .map(user_from_row)
-        .collect::<Result<_, _>>()?;
+    let users = app_user::list(
+        state.database.pool(),
+        &query.q,
+        query.role,
+        query.status,
+        i64::from(curbside_proto::identity::MAX_USER_LIST),
+    )
+    .await?;
     Ok(Json(UserList { users }))
 }
 
@@ -180,19 +165,15 @@ async fn update_user(
     let evict_state = state.clone();
     finish(async move {
         let mut tx = evict_state.database.pool().begin().await?;
-        let search_key = user_key(&display_name, &department);
-        sqlx::query(
-            "UPDATE app_user SET display_name = $1, department = $2, licence_number = $3, role = $4, \
-             updated_at_ms = $5, search_key = $7 WHERE user_id = $6",
+        app_user::update(
+            &mut *tx,
+            &target,
+            &display_name,
+            &department,
+            licence_number.as_deref(),
+            role,
+            now_ms(),
         )
-        .bind(display_name)
-        .bind(department)
-        .bind(licence_number)
-        .bind(role.as_str())
-        .bind(now_ms())
-        .bind(&target)
-        .bind(search_key)
-        .execute(&mut *tx)
         .await?;
         access.commit(&evict_state, tx).await?;
         evict_state.auth.sessions.evict_user(&target);
@@ -207,12 +188,8 @@ async fn keep_an_admin(state: &AppState, target: &User) -> Result<()> {
     if target.role != Role::Admin || target.status != UserStatus::Active {
         return Ok(());
     }
-    let others: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM app_user WHERE role = 'admin' AND status = 'active' AND user_id <> $1",
-    )
-    .bind(&target.user_id)
-    .fetch_one(state.database.pool())
-    .await?;
+    let others =
+        app_user::count_other_active_admins(state.database.pool(), &target.user_id).await?;
     if others == 0 {
         return Err(Error::Conflict(
             "this would leave no active administrator; make someone else an administrator first"
@@ -235,28 +212,16 @@ async fn set_status(
     }
     let now = now_ms();
     let mut tx = state.database.pool().begin().await?;
-    sqlx::query("UPDATE app_user SET status = $1, updated_at_ms = $2 WHERE user_id = $3")
-        .bind(status.as_str())
-        .bind(now)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+    app_user::set_status(&mut *tx, user_id, status, now).await?;
     if status == UserStatus::Deactivated {
         end_sessions(&mut *tx, SessionsOf::User(user_id), "user_deactivated", now).await?;
         // Out of every thread for good: reactivation does not bring the
         // devices back (they would read what was said meanwhile); members
         // add them again, and remove them from the MLS group.
-        membership::end(&mut tx, Leaving::User(user_id), by_user, now).await?;
+        thread_member::end_memberships(&mut tx, Leaving::User(user_id), by_user, now).await?;
         // Codes issued before deactivation must not bring the user back:
         // revoked (not "used": no device enrolled with them).
-        sqlx::query(
-            "UPDATE enrollment_code SET revoked_at_ms = $1 \
-             WHERE user_id = $2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL",
-        )
-        .bind(now)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+        enrollment_code::revoke_all_unused_for_user(&mut *tx, user_id, now).await?;
     }
     access.commit(state, tx).await?;
     state.auth.sessions.evict_user(user_id);
@@ -332,16 +297,7 @@ async fn issue_code(
     let revoked = if query.keep_others {
         0
     } else {
-        sqlx::query(
-            "UPDATE enrollment_code SET revoked_at_ms = $1 \
-             WHERE user_id = $2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL \
-               AND expires_at_ms > $1",
-        )
-        .bind(now)
-        .bind(&user_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
+        enrollment_code::revoke_outstanding_for_user(&mut *tx, &user_id, now).await?
     };
     let issued = issue_enrollment_code(&mut *tx, Some(&user_id), now, now + lifetime)
         .await
@@ -368,24 +324,11 @@ async fn list_codes(
     Path(user_id): Path<String>,
 ) -> Result<Json<OutstandingCodes>> {
     user_or_404(&state, &user_id).await?;
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT code_id, created_at_ms, expires_at_ms FROM enrollment_code \
-         WHERE user_id = $1 AND used_at_ms IS NULL AND revoked_at_ms IS NULL \
-           AND expires_at_ms > $2 \
-         ORDER BY created_at_ms, code_id",
-    )
-    .bind(&user_id)
-    .bind(now_ms())
-    .fetch_all(state.database.pool())
-    .await?;
+    let rows = enrollment_code::list_outstanding(state.database.pool(), &user_id, now_ms()).await?;
     Ok(Json(OutstandingCodes {
         codes: rows
             .into_iter()
-            .map(|(code_id, created_at_ms, expires_at_ms)| OutstandingCode {
-                code_id,
-                created_at_ms,
-                expires_at_ms,
-            })
+            .map(enrollment_code::OutstandingRow::into_outstanding)
             .collect(),
     }))
 }
@@ -398,17 +341,8 @@ async fn revoke_code(
 ) -> Result<StatusCode> {
     let now = now_ms();
     let mut tx = state.database.pool().begin().await?;
-    let revoked = sqlx::query(
-        "UPDATE enrollment_code SET revoked_at_ms = $1 \
-         WHERE code_id = $2 AND user_id = $3 AND used_at_ms IS NULL AND revoked_at_ms IS NULL \
-           AND expires_at_ms > $1",
-    )
-    .bind(now)
-    .bind(&code_id)
-    .bind(&user_id)
-    .execute(&mut *tx)
-    .await?;
-    if revoked.rows_affected() != 1 {
+    let revoked = enrollment_code::revoke(&mut *tx, &user_id, &code_id, now).await?;
+    if revoked != 1 {
         return Err(Error::NotFoundWhat(format!(
             "no outstanding enrollment code {} for this user (used, expired, or revoked \
              already); list them with `curbside admin user codes USER`",
@@ -426,7 +360,7 @@ async fn list_devices(
 ) -> Result<Json<DeviceList>> {
     user_or_404(&state, &user_id).await?;
     Ok(Json(DeviceList {
-        devices: user_devices(state.database.pool(), &user_id).await?,
+        devices: device::list_for_user(state.database.pool(), &user_id).await?,
     }))
 }
 
@@ -440,16 +374,8 @@ async fn remove_device(
     finish(async move {
         let now = now_ms();
         let mut tx = state.database.pool().begin().await?;
-        let removed = sqlx::query(
-            "UPDATE device SET removed_at_ms = $1 \
-             WHERE device_id = $2 AND user_id = $3 AND removed_at_ms IS NULL",
-        )
-        .bind(now)
-        .bind(&device_id)
-        .bind(&user_id)
-        .execute(&mut *tx)
-        .await?;
-        if removed.rows_affected() != 1 {
+        let removed = device::remove(&mut *tx, &user_id, &device_id, now).await?;
+        if removed != 1 {
             return Err(Error::NotFoundWhat(format!(
                 "this user has no enrolled device {} (removed already, or another user's); \
                  list their devices with `curbside admin device list USER`",
@@ -463,7 +389,7 @@ async fn remove_device(
             now,
         )
         .await?;
-        membership::end(&mut tx, Leaving::Device(&device_id), &by_user, now).await?;
+        thread_member::end_memberships(&mut tx, Leaving::Device(&device_id), &by_user, now).await?;
         access.commit(&state, tx).await?;
         state.auth.sessions.evict_device(&device_id);
         Ok(())

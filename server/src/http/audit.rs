@@ -20,14 +20,12 @@ use curbside_proto::audit_review::{
 };
 use curbside_proto::identity::Role;
 
-use super::AppState;
 use super::access;
 use super::error::{Error, Result};
-use crate::audit::{
-    CHECKPOINT_COLUMNS, CheckpointRow, ENTRY_COLUMNS, EntryRow, checkpoint_from_row, entry_from_row,
-};
+use super::state::AppState;
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
+use crate::db::audit::{self as rows, CheckpointRow, EntryRow};
 
 /// Entries a search page holds unless the query says otherwise.
 const DEFAULT_PAGE: u32 = 100;
@@ -76,15 +74,8 @@ async fn key(State(state): State<AppState>) -> Json<AuditKey> {
     })
 }
 
-/// A bound parameter of a dynamically built query.
-enum Param {
-    Text(String),
-    Int(i64),
-}
-
-/// `SELECT ... FROM audit_entry` matching `filter`, after `after`, up to
-/// `through`, oldest first, at most `limit` rows. Only the filters given
-/// become conditions, so each query can use its index.
+/// Entries matching `filter` after `after` up to `through`, oldest first,
+/// at most `limit`.
 async fn entries(
     state: &AppState,
     filter: &AuditFilter,
@@ -92,63 +83,26 @@ async fn entries(
     through: i64,
     limit: i64,
 ) -> Result<Vec<RecordedEntry>> {
-    let mut conditions = vec!["seq > $1".to_owned(), "seq <= $2".to_owned()];
-    let mut params = vec![Param::Int(after), Param::Int(through)];
-    let mut add = |column: &str, operator: &str, param: Param| {
-        params.push(param);
-        conditions.push(format!("{column} {operator} ${}", params.len()));
-    };
-    if let Some(actor) = &filter.actor {
-        add("actor_user", "=", Param::Text(actor.clone()));
-    }
-    if let Some(resource) = &filter.resource {
-        add("resource_id", "=", Param::Text(resource.clone()));
-    }
-    if let Some(action) = &filter.action {
-        add("action", "=", Param::Text(action.clone()));
-    }
-    if let Some(outcome) = filter.outcome {
-        add("outcome", "=", Param::Text(outcome.as_str().to_owned()));
-    }
-    if let Some(since) = filter.since_ms {
-        add("time_ms", ">=", Param::Int(since));
-    }
-    if let Some(until) = filter.until_ms {
-        add("time_ms", "<", Param::Int(until));
-    }
-    params.push(Param::Int(limit));
-    let sql = format!(
-        "SELECT {ENTRY_COLUMNS} FROM audit_entry WHERE {} ORDER BY seq LIMIT ${}",
-        conditions.join(" AND "),
-        params.len()
-    );
-    let mut query = sqlx::query_as::<_, EntryRow>(&sql);
-    for param in params {
-        query = match param {
-            Param::Text(text) => query.bind(text),
-            Param::Int(n) => query.bind(n),
-        };
-    }
-    let rows = query.fetch_all(state.database.pool()).await?;
-    rows.into_iter().map(recorded).collect()
+    rows::entries(state.database.pool(), filter, after, through, limit)
+        .await?
+        .into_iter()
+        .map(recorded)
+        .collect()
 }
 
 fn recorded(row: EntryRow) -> Result<RecordedEntry> {
-    let (entry, entry_hash) =
-        entry_from_row(row).map_err(|error| Error::Internal(error.to_string()))?;
+    let (entry, entry_hash) = row
+        .into_entry()
+        .ok_or_else(|| Error::Internal("the audit log's head row is damaged".to_owned()))?;
     Ok(RecordedEntry { entry, entry_hash })
 }
 
 async fn checkpoints(state: &AppState, after: i64, through: i64) -> Result<Vec<Checkpoint>> {
-    let rows: Vec<CheckpointRow> = sqlx::query_as(&format!(
-        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoint WHERE seq > $1 AND seq <= $2 \
-         ORDER BY seq"
-    ))
-    .bind(after)
-    .bind(through)
-    .fetch_all(state.database.pool())
-    .await?;
-    Ok(rows.into_iter().map(checkpoint_from_row).collect())
+    Ok(rows::checkpoints(state.database.pool(), after, through)
+        .await?
+        .into_iter()
+        .map(CheckpointRow::into_checkpoint)
+        .collect())
 }
 
 fn check_filter(filter: &AuditFilter) -> Result<()> {
@@ -229,15 +183,11 @@ async fn export(
     // log. Rows past the head still count: a checkpoint naming entries that
     // are gone shows the log was cut short, and entries hidden by lowering
     // the head show as a break in the chain.
-    let (head, last_checkpoint, last_entry): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT h.seq, (SELECT MAX(seq) FROM audit_checkpoint), (SELECT MAX(seq) FROM audit_entry) \
-         FROM audit_head h WHERE h.head_row = 1",
-    )
-    .fetch_one(state.database.pool())
-    .await?;
+    let extent = rows::extent(state.database.pool()).await?;
+    let head = extent.head;
     let through = head
-        .max(last_checkpoint.unwrap_or(0))
-        .max(last_entry.unwrap_or(0));
+        .max(extent.last_checkpoint.unwrap_or(0))
+        .max(extent.last_entry.unwrap_or(0));
     let header = match query.format {
         ExportFormat::Jsonl => json_line(&ExportLine::Header(ExportHeader {
             format: EXPORT_FORMAT.to_owned(),

@@ -19,12 +19,13 @@ use ring::signature::{ED25519, UnparsedPublicKey};
 use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
-use super::{AppState, finish};
+use super::state::{AppState, finish};
 use crate::auth::CHALLENGE_LIFETIME_MS;
 use crate::auth::rate_limit::{Limit, address_key};
 use crate::auth::sessions::{Caller, SessionsOf, end_sessions};
 use crate::clock::now_ms;
-use crate::db::identity::{find_device, find_user};
+use crate::db::login_challenge::{self, ChallengeState};
+use crate::db::{app_user, device, session};
 use crate::ids::{new_id, random_bytes};
 
 /// The login routes and `GET /v1/me`.
@@ -90,16 +91,14 @@ async fn challenge(
     let nonce = random_bytes::<NONCE_LEN>()?.to_vec();
     let expires_at_ms = now + CHALLENGE_LIFETIME_MS;
     let mut tx = state.database.pool().begin().await?;
-    sqlx::query(
-        "INSERT INTO login_challenge (challenge_id, device_id, nonce, created_at_ms, expires_at_ms) \
-         VALUES ($1, $2, $3, $4, $5)",
+    login_challenge::insert(
+        &mut *tx,
+        &challenge_id,
+        &request.device_id,
+        &nonce,
+        now,
+        expires_at_ms,
     )
-    .bind(&challenge_id)
-    .bind(&request.device_id)
-    .bind(&nonce)
-    .bind(now)
-    .bind(expires_at_ms)
-    .execute(&mut *tx)
     .await?;
     access.commit(&state, tx).await?;
     Ok(Json(Challenge {
@@ -150,38 +149,24 @@ async fn verify_and_open_session(
     let now = now_ms();
     // Claim the challenge first, in one statement, so that it serves once
     // even when two logins race, whether or not the signature verifies.
-    let nonce: Option<Vec<u8>> = sqlx::query_scalar(
-        "UPDATE login_challenge SET used_at_ms = $1 \
-         WHERE challenge_id = $2 AND device_id = $3 AND used_at_ms IS NULL AND expires_at_ms > $1 \
-         RETURNING nonce",
-    )
-    .bind(now)
-    .bind(&request.challenge_id)
-    .bind(&request.device_id)
-    .fetch_optional(pool)
-    .await?;
+    let nonce =
+        login_challenge::claim(pool, &request.challenge_id, &request.device_id, now).await?;
     let Some(nonce) = nonce else {
         access.reason("challenge_refused");
         return Err(challenge_refusal(state, request, now).await?);
     };
 
     // One query, whatever the device's state, then one signature check.
-    let device: Option<(String, Vec<u8>)> = sqlx::query_as(
-        "SELECT d.user_id, d.public_key FROM device d JOIN app_user u ON u.user_id = d.user_id \
-         WHERE d.device_id = $1 AND d.removed_at_ms IS NULL AND u.status = 'active'",
-    )
-    .bind(&request.device_id)
-    .fetch_optional(pool)
-    .await?;
+    let device = device::find_sign_in_key(pool, &request.device_id).await?;
     let message = login_message(&state.auth.server_id, &request.device_id, &nonce);
     let key = device
         .as_ref()
-        .map_or(&NO_DEVICE_KEY[..], |(_, key)| key.as_slice());
+        .map_or(&NO_DEVICE_KEY[..], |device| device.public_key.as_slice());
     let verified = UnparsedPublicKey::new(&ED25519, key)
         .verify(&message, &request.signature)
         .is_ok();
     let user_id = match (device, verified) {
-        (Some((user_id, _)), true) => user_id,
+        (Some(device), true) => device.user_id,
         (Some(_), false) => return Err(login_refused(access, "bad_signature")),
         (None, _) => return Err(login_refused(access, "device_not_allowed")),
     };
@@ -193,20 +178,15 @@ async fn verify_and_open_session(
     // The session exists only if, at this instant, the user is active and
     // the device enrolled: a racing deactivation cannot be outrun.
     let mut tx = pool.begin().await?;
-    let opened = sqlx::query(
-        "INSERT INTO session (session_id, user_id, device_id, created_at_ms, expires_at_ms, \
-         last_seen_at_ms) \
-         SELECT $1, u.user_id, d.device_id, $2, $3, $2 FROM device d \
-         JOIN app_user u ON u.user_id = d.user_id \
-         WHERE d.device_id = $4 AND d.removed_at_ms IS NULL AND u.status = 'active'",
+    let opened = session::open(
+        &mut *tx,
+        &session_id,
+        &request.device_id,
+        now,
+        session_expires_ms,
     )
-    .bind(&session_id)
-    .bind(now)
-    .bind(session_expires_ms)
-    .bind(&request.device_id)
-    .execute(&mut *tx)
     .await?;
-    if opened.rows_affected() != 1 {
+    if !opened {
         return Err(login_refused(access, "device_not_allowed"));
     }
     let token = state
@@ -225,21 +205,22 @@ async fn verify_and_open_session(
 
 /// Why a challenge could not be claimed, for the error message.
 async fn challenge_refusal(state: &AppState, request: &LoginRequest, now: i64) -> Result<Error> {
-    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT device_id, expires_at_ms, used_at_ms FROM login_challenge WHERE challenge_id = $1",
-    )
-    .bind(&request.challenge_id)
-    .fetch_optional(state.database.pool())
-    .await?;
-    let reason = match row {
+    let challenge =
+        login_challenge::find_state(state.database.pool(), &request.challenge_id).await?;
+    let reason = match challenge {
         None => "this login challenge is unknown",
-        Some((device_id, _, _)) if device_id != request.device_id => {
+        Some(ChallengeState { device_id, .. }) if device_id != request.device_id => {
             "this login challenge was issued to another device"
         }
-        Some((_, _, Some(_))) => "this login challenge was already used",
-        Some((_, expires_at_ms, None)) if expires_at_ms <= now => {
-            "this login challenge has expired"
-        }
+        Some(ChallengeState {
+            used_at_ms: Some(_),
+            ..
+        }) => "this login challenge was already used",
+        Some(ChallengeState {
+            expires_at_ms,
+            used_at_ms: None,
+            ..
+        }) if expires_at_ms <= now => "this login challenge has expired",
         Some(_) => "this login challenge could not be used",
     };
     Ok(Error::Unauthorized(format!("{reason}; ask for a new one")))
@@ -275,10 +256,10 @@ async fn whoami(
 ) -> Result<Json<Whoami>> {
     access.resource(&caller.user_id);
     let pool = state.database.pool();
-    let user = find_user(pool, &caller.user_id)
+    let user = app_user::find(pool, &caller.user_id)
         .await?
         .ok_or_else(Error::session_ended)?;
-    let device = find_device(pool, &caller.device_id)
+    let device = device::find(pool, &caller.device_id)
         .await?
         .ok_or_else(Error::session_ended)?;
     Ok(Json(Whoami {

@@ -17,11 +17,11 @@ use curbside_proto::identity::{
 };
 use serde::Deserialize;
 
-use super::AppState;
 use super::error::{Error, Result};
+use super::state::AppState;
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
-use crate::search::contains_pattern;
+use crate::db::app_user::{self, DirectoryRow};
 
 /// `GET /v1/directory`.
 pub fn router() -> Router<AppState> {
@@ -59,16 +59,6 @@ fn parse_cursor(text: &str) -> Result<(String, String)> {
         })
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<Vec<u8>>,
-);
-
 async fn search(
     State(state): State<AppState>,
     caller: Caller,
@@ -95,21 +85,13 @@ async fn search(
         .auth
         .limits
         .check_cost(Limit::DirectorySearchPerUser, &caller.user_id, cost)?;
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT u.user_id, u.display_name, u.role, u.department, \
-                d.device_id, d.device_name, d.public_key \
-         FROM (SELECT user_id, display_name, role, department FROM app_user \
-               WHERE status = 'active' AND search_key LIKE $1 ESCAPE '\\' \
-                 AND (display_name > $2 OR (display_name = $2 AND user_id > $3)) \
-               ORDER BY display_name, user_id LIMIT $4) u \
-         LEFT JOIN device d ON d.user_id = u.user_id AND d.removed_at_ms IS NULL \
-         ORDER BY u.display_name, u.user_id, d.created_at_ms, d.device_id",
+    let rows = app_user::directory_page(
+        state.database.pool(),
+        &query.q,
+        &after_name,
+        &after_id,
+        i64::from(limit) + 1,
     )
-    .bind(contains_pattern(&query.q))
-    .bind(&after_name)
-    .bind(&after_id)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(state.database.pool())
     .await?;
     let mut entries = entries(rows)?;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -135,25 +117,24 @@ async fn lookup(
         .auth
         .limits
         .check(Limit::DirectoryReadPerUser, &caller.user_id)?;
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT u.user_id, u.display_name, u.role, u.department, \
-                d.device_id, d.device_name, d.public_key \
-         FROM app_user u \
-         LEFT JOIN device d ON d.user_id = u.user_id AND d.removed_at_ms IS NULL \
-         WHERE u.user_id = $1 AND u.status = 'active' \
-         ORDER BY d.created_at_ms, d.device_id",
-    )
-    .bind(&user_id)
-    .fetch_all(state.database.pool())
-    .await?;
+    let rows = app_user::directory_entry(state.database.pool(), &user_id).await?;
     entries(rows)?.pop().map(Json).ok_or(Error::NotFound)
 }
 
 /// Directory entries from rows of users joined with their devices, in
 /// user order.
-fn entries(rows: Vec<Row>) -> Result<Vec<DirectoryEntry>> {
+fn entries(rows: Vec<DirectoryRow>) -> Result<Vec<DirectoryEntry>> {
     let mut entries: Vec<DirectoryEntry> = Vec::new();
-    for (user_id, display_name, role, department, device_id, device_name, public_key) in rows {
+    for DirectoryRow {
+        user_id,
+        display_name,
+        role,
+        department,
+        device_id,
+        device_name,
+        public_key,
+    } in rows
+    {
         if entries.last().is_none_or(|entry| entry.user_id != user_id) {
             entries.push(DirectoryEntry {
                 user_id,

@@ -1,5 +1,5 @@
 //! `GET /v1/events`: the WebSocket that pushes new entries, welcomes and
-//! receipts to a signed-in device (see [`crate::events`]).
+//! receipts to a signed-in device (see [`crate::push`]).
 //!
 //! The token goes in the upgrade request's `Authorization` header, never
 //! the URL, so the connection's audit entry names who opened it. The
@@ -16,12 +16,12 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use curbside_proto::threads::EVENTS_PATH;
 
-use super::AppState;
 use super::access::Access;
+use super::state::AppState;
 use crate::auth::sessions::{Caller, Liveness, REVALIDATE_AFTER};
 use crate::clock::now_ms;
 use crate::connection::Hold;
-use crate::events::Subscriber;
+use crate::push::Subscriber;
 
 /// Close code: the session was ended (logout, idle, removal,
 /// deactivation); do not sign in again unasked.

@@ -8,8 +8,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
+use super::access;
 use super::error::Error;
-use super::{AppState, access};
+use super::state::AppState;
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::{Caller, SessionError};
 use crate::auth::tokens::Rejected;

@@ -8,8 +8,8 @@ use curbside_proto::health::{
     HEALTH_PATH, Health, HealthStatus, READY_PATH, Ready, ReadyStatus, Warning,
 };
 
-use super::AppState;
 use super::error::{Error, Result};
+use super::state::AppState;
 
 /// `GET /v1/health` and `GET /v1/ready`.
 pub fn router() -> Router<AppState> {

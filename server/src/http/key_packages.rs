@@ -17,16 +17,16 @@ use curbside_proto::threads::{
     Blob, CLAIM_PATH, ClaimedKeyPackage, ClaimedKeyPackages, KEY_PACKAGES_PATH, KeyPackageClaim,
     KeyPackageCount, KeyPackageUpload, MAX_KEY_PACKAGE_BYTES, MAX_UNCLAIMED, MAX_UPLOAD,
 };
-use sqlx::{Any, Transaction};
+use sqlx::Any;
 
-use super::AppState;
 use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
+use super::state::AppState;
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
 use crate::clock::now_ms;
-use crate::db::identity::{find_user, user_devices};
+use crate::db::{app_user, device, key_package};
 use crate::ids::new_id;
 
 /// `/v1/key-packages` and `/v1/key-packages/claim`.
@@ -50,18 +50,10 @@ async fn counted<'c, E>(executor: E, device_id: &str) -> Result<KeyPackageCount>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    let (available, last_resort): (i64, i64) = sqlx::query_as(
-        // COUNT, not SUM: PostgreSQL sums BIGINT into NUMERIC.
-        "SELECT COUNT(CASE WHEN last_resort = 0 THEN 1 END), \
-                COUNT(CASE WHEN last_resort = 1 THEN 1 END) \
-         FROM key_package WHERE device_id = $1",
-    )
-    .bind(device_id)
-    .fetch_one(executor)
-    .await?;
+    let counts = key_package::count(executor, device_id).await?;
     Ok(KeyPackageCount {
-        available: u32::try_from(available).unwrap_or(u32::MAX),
-        last_resort: last_resort > 0,
+        available: u32::try_from(counts.available).unwrap_or(u32::MAX),
+        last_resort: counts.last_resorts > 0,
     })
 }
 
@@ -92,29 +84,24 @@ async fn upload(
     let now = now_ms();
     let mut tx = state.database.pool().begin().await?;
     if upload.last_resort.is_some() {
-        sqlx::query("DELETE FROM key_package WHERE device_id = $1 AND last_resort = 1")
-            .bind(&caller.device_id)
-            .execute(&mut *tx)
-            .await?;
+        key_package::delete_last_resort(&mut *tx, &caller.device_id).await?;
     }
     // Writes first, then the count: a SQLite transaction that reads first
     // cannot become a writer while another writes.
     let packages = upload
         .packages
         .iter()
-        .map(|package| (package, 0))
-        .chain(upload.last_resort.iter().map(|package| (package, 1)));
+        .map(|package| (package, false))
+        .chain(upload.last_resort.iter().map(|package| (package, true)));
     for (package, last_resort) in packages {
-        sqlx::query(
-            "INSERT INTO key_package (package_id, device_id, package, last_resort, uploaded_at_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
+        key_package::insert(
+            &mut *tx,
+            &new_id()?,
+            &caller.device_id,
+            &package.0,
+            last_resort,
+            now,
         )
-        .bind(new_id()?)
-        .bind(&caller.device_id)
-        .bind(&package.0)
-        .bind(i64::from(last_resort))
-        .bind(now)
-        .execute(&mut *tx)
         .await
         .map_err(|error| match &error {
             sqlx::Error::Database(database) if database.is_unique_violation() => Error::Conflict(
@@ -149,50 +136,6 @@ async fn count(
     ))
 }
 
-/// Claims one package of `device_id`: an ordinary one if any is left, else
-/// the last-resort one.
-async fn claim_one(
-    tx: &mut Transaction<'_, Any>,
-    device_id: &str,
-) -> Result<Option<(Vec<u8>, bool)>> {
-    // Ordinary packages only run out, so this ends: each lost race means
-    // another claim took (deleted) one.
-    loop {
-        // Pick and delete in one statement, which is also a write from its
-        // start (SQLite cannot turn a read into a write under a racing
-        // writer). On PostgreSQL a racing claim that took the same package
-        // first leaves this one nothing to delete, and it tries the next.
-        let claimed: Option<Vec<u8>> = sqlx::query_scalar(
-            "DELETE FROM key_package WHERE package_id = ( \
-                 SELECT package_id FROM key_package WHERE device_id = $1 AND last_resort = 0 \
-                 ORDER BY uploaded_at_ms, package_id LIMIT 1) \
-             RETURNING package",
-        )
-        .bind(device_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(package) = claimed {
-            return Ok(Some((package, false)));
-        }
-        let left: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM key_package WHERE device_id = $1 AND last_resort = 0",
-        )
-        .bind(device_id)
-        .fetch_one(&mut **tx)
-        .await?;
-        if left == 0 {
-            break;
-        }
-    }
-    let last_resort: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT package FROM key_package WHERE device_id = $1 AND last_resort = 1",
-    )
-    .bind(device_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(last_resort.map(|package| (package, true)))
-}
-
 async fn claim(
     State(state): State<AppState>,
     access: Access,
@@ -205,13 +148,13 @@ async fn claim(
         .limits
         .check(Limit::ClaimPerUser, &caller.user_id)?;
     let pool = state.database.pool();
-    let active = find_user(pool, &request.user_id)
+    let active = app_user::find(pool, &request.user_id)
         .await?
         .is_some_and(|user| user.status == UserStatus::Active);
     if !active {
         return Err(Error::NotFound);
     }
-    let devices = user_devices(pool, &request.user_id).await?;
+    let devices = device::list_for_user(pool, &request.user_id).await?;
     let mut tx = pool.begin().await?;
     let mut answer = ClaimedKeyPackages {
         packages: Vec::new(),
@@ -221,11 +164,11 @@ async fn claim(
         if device.device_id == caller.device_id {
             continue;
         }
-        match claim_one(&mut tx, &device.device_id).await? {
-            Some((package, last_resort)) => answer.packages.push(ClaimedKeyPackage {
+        match key_package::claim(&mut tx, &device.device_id).await? {
+            Some(claimed) => answer.packages.push(ClaimedKeyPackage {
                 device_id: device.device_id,
-                key_package: Blob(package),
-                last_resort,
+                key_package: Blob(claimed.package),
+                last_resort: claimed.last_resort,
             }),
             None => answer.without_packages.push(device.device_id),
         }

@@ -19,11 +19,12 @@ mod fields;
 mod health;
 mod key_packages;
 pub mod refusals;
+pub mod state;
 pub(crate) mod threads;
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -33,28 +34,9 @@ use curbside_proto::{ErrorBody, ErrorCode, RequestId};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::db::Database;
 use error::{Error, InternalCause};
 use extract::BodyLimit;
-
-/// Everything handlers share. Cheap to clone: each field is a handle.
-#[derive(Debug, Clone, FromRef)]
-pub struct AppState {
-    /// The database pool.
-    pub database: Database,
-    /// Tokens, sessions and rate limits.
-    pub auth: std::sync::Arc<crate::auth::Auth>,
-    /// The audit log every protected request writes to.
-    pub audit: crate::audit::AuditLog,
-    /// Live delivery to connected devices.
-    pub events: std::sync::Arc<crate::events::Events>,
-    /// The largest MLS message accepted, in bytes.
-    pub max_message_bytes: usize,
-    /// Whether the data directory's disk is nearly full.
-    pub disk: std::sync::Arc<crate::disk::DiskGuard>,
-    /// Per-address refusal allowances, and refusals counted past them.
-    pub refusals: std::sync::Arc<refusals::Refusals>,
-}
+pub use state::AppState;
 
 /// How long one request, body included, may take before it is answered
 /// with 408.
@@ -75,17 +57,6 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
     ),
     (header::REFERRER_POLICY, "no-referrer"),
 ];
-
-/// Runs `work` to completion even if the request that started it is
-/// cancelled (the client hangs up, the request times out). Revocations use
-/// it so that a committed change is never left without its cache eviction.
-pub(crate) async fn finish<T: Send + 'static>(
-    work: impl std::future::Future<Output = error::Result<T>> + Send + 'static,
-) -> error::Result<T> {
-    tokio::spawn(work)
-        .await
-        .map_err(|error| Error::Internal(error.to_string()))?
-}
 
 /// The whole API, plus `extra` routes, with its middleware.
 pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -> Router {

@@ -33,8 +33,9 @@ use std::time::Duration;
 
 use curbside_proto::audit::Outcome;
 
-use crate::audit::{AuditLog, NewEntry};
+use crate::audit::NewEntry;
 use crate::auth::rate_limit::{Limit, RateLimiter, RetryAfter};
+use crate::pipeline::writer::AuditLog;
 
 /// How many refusals a key gets an entry of its own for at once.
 pub const REFUSAL_BURST: u32 = 30;

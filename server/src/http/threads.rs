@@ -13,8 +13,6 @@
 //! SQLite cannot turn a reading transaction into a writing one while
 //! another connection writes, so every transaction here writes first.
 
-use std::sync::LazyLock;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -28,18 +26,21 @@ use curbside_proto::threads::{
 use serde::Deserialize;
 use sqlx::{Any, AnyConnection, Transaction};
 
-use super::AppState;
 use super::access::Access;
 use super::error::{Error, Result};
 use super::extract;
+use super::state::AppState;
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
 use crate::clock::now_ms;
-use crate::db::membership::{self, Leaving};
-use crate::db::thread_entry::{self, EntryRow};
-use crate::events::Notice;
+use crate::db::message_batch::NewMessage;
+use crate::db::thread::SummaryRow;
+use crate::db::thread_entry::{self, EntryRow, NewCommit};
+use crate::db::thread_member::{self, Leaving};
+use crate::db::welcome::{self, NewWelcome};
+use crate::db::{read_receipt, thread};
 use crate::ids::new_id;
-use crate::messages::NewMessage;
+use crate::push::Notice;
 
 /// `/v1/threads/...` and `/v1/welcomes/...`.
 pub fn router() -> Router<AppState> {
@@ -93,13 +94,6 @@ fn hidden(access: &Access) -> Error {
     Error::NotFound
 }
 
-/// The condition that `$DEVICE` is a current member of `$THREAD` (both
-/// placeholders), as an enrolled device of an active user.
-const IS_MEMBER: &str = "EXISTS (SELECT 1 FROM thread_member m \
-     JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
-     WHERE m.thread_id = $THREAD AND m.device_id = $DEVICE AND m.removed_seq IS NULL \
-       AND d.removed_at_ms IS NULL AND u.status = 'active')";
-
 /// The current membership of the caller's device: the sequence it joined
 /// at. Anyone else gets 404.
 async fn membership(
@@ -123,28 +117,9 @@ where
     if !is_thread_id(thread_id) {
         return Err(Error::NotFound);
     }
-    let joined: Option<i64> = sqlx::query_scalar(
-        "SELECT m.joined_seq FROM thread_member m \
-         JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
-         WHERE m.thread_id = $1 AND m.device_id = $2 AND m.removed_seq IS NULL \
-           AND d.removed_at_ms IS NULL AND u.status = 'active'",
-    )
-    .bind(thread_id)
-    .bind(&caller.device_id)
-    .fetch_optional(executor)
-    .await?;
-    joined.ok_or_else(|| hidden(access))
-}
-
-/// `device_id`'s user, if it is an enrolled device of an active user.
-async fn active_device(tx: &mut Transaction<'_, Any>, device_id: &str) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT d.user_id FROM device d JOIN app_user u ON u.user_id = d.user_id \
-         WHERE d.device_id = $1 AND d.removed_at_ms IS NULL AND u.status = 'active'",
-    )
-    .bind(device_id)
-    .fetch_optional(&mut **tx)
-    .await?)
+    thread_member::joined_seq(executor, thread_id, &caller.device_id)
+        .await?
+        .ok_or_else(|| hidden(access))
 }
 
 fn check_devices(devices: &[String], field: &str) -> Result<()> {
@@ -175,27 +150,15 @@ async fn add_member(
     welcome: &Blob,
     now: i64,
 ) -> Result<String> {
-    let user_id = active_device(tx, device_id).await?.ok_or_else(|| {
-        Error::InvalidRequest(format!(
-            "device {device_id} is not an enrolled device of an active user; claim key \
+    let user_id = thread_member::enrolled_device_user(&mut **tx, device_id)
+        .await?
+        .ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "device {device_id} is not an enrolled device of an active user; claim key \
              packages again and rebuild the commit"
-        ))
-    })?;
-    let added = sqlx::query(
-        "INSERT INTO thread_member (thread_id, device_id, user_id, joined_seq, removed_seq, \
-         delivered_seq) VALUES ($1, $2, $3, $4, NULL, $4) \
-         ON CONFLICT (thread_id, device_id) DO UPDATE SET joined_seq = excluded.joined_seq, \
-         removed_seq = NULL, delivered_seq = excluded.delivered_seq, removed_by = NULL, \
-         removed_at_ms = NULL, removed_reason = NULL \
-         WHERE thread_member.removed_seq IS NOT NULL",
-    )
-    .bind(thread_id)
-    .bind(device_id)
-    .bind(&user_id)
-    .bind(seq)
-    .execute(&mut **tx)
-    .await?;
-    if added.rows_affected() != 1 {
+            ))
+        })?;
+    if !thread_member::add_member(&mut **tx, thread_id, device_id, &user_id, seq).await? {
         // Not 409: that tells clients to catch up and retry, which would
         // not help.
         return Err(Error::InvalidRequest(format!(
@@ -203,18 +166,18 @@ async fn add_member(
         )));
     }
     let welcome_id = new_id()?;
-    sqlx::query(
-        "INSERT INTO welcome (welcome_id, device_id, thread_id, epoch, joined_seq, welcome, \
-         created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    welcome::queue(
+        &mut **tx,
+        NewWelcome {
+            welcome_id: &welcome_id,
+            device_id,
+            thread_id,
+            epoch,
+            joined_seq: seq,
+            welcome: &welcome.0,
+            created_at_ms: now,
+        },
     )
-    .bind(&welcome_id)
-    .bind(device_id)
-    .bind(thread_id)
-    .bind(epoch)
-    .bind(seq)
-    .bind(&welcome.0)
-    .bind(now)
-    .execute(&mut **tx)
     .await?;
     Ok(welcome_id)
 }
@@ -263,31 +226,17 @@ async fn create(
     let epoch = to_i64(new.epoch)?;
     let now = now_ms();
     let mut tx = state.database.pool().begin().await?;
-    sqlx::query(
-        "INSERT INTO thread (thread_id, created_by, created_at_ms, epoch, last_seq, \
-         last_activity_ms) VALUES ($1, $2, $3, $4, 0, $3)",
-    )
-    .bind(&new.thread_id)
-    .bind(&caller.user_id)
-    .bind(now)
-    .bind(epoch)
-    .execute(&mut *tx)
-    .await
-    .map_err(|error| match &error {
-        sqlx::Error::Database(database) if database.is_unique_violation() => Error::Conflict(
-            "a thread with this id exists; make a new MLS group with a fresh random id".to_owned(),
-        ),
-        _ => Error::from(error),
-    })?;
-    sqlx::query(
-        "INSERT INTO thread_member (thread_id, device_id, user_id, joined_seq, removed_seq, \
-         delivered_seq) VALUES ($1, $2, $3, 0, NULL, 0)",
-    )
-    .bind(&new.thread_id)
-    .bind(&caller.device_id)
-    .bind(&caller.user_id)
-    .execute(&mut *tx)
-    .await?;
+    thread::create(&mut *tx, &new.thread_id, &caller.user_id, now, epoch)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(database) if database.is_unique_violation() => Error::Conflict(
+                "a thread with this id exists; make a new MLS group with a fresh random id"
+                    .to_owned(),
+            ),
+            _ => Error::from(error),
+        })?;
+    thread_member::add_creator(&mut *tx, &new.thread_id, &caller.device_id, &caller.user_id)
+        .await?;
     let mut welcome_ids = Vec::with_capacity(new.devices.len());
     for device in &new.devices {
         welcome_ids
@@ -306,24 +255,12 @@ async fn create(
     ))
 }
 
-/// Thread id, epoch, last sequence, unread count.
-type SummaryRow = (String, i64, i64, i64);
-
-const SUMMARY_SQL: &str = "SELECT t.thread_id, t.epoch, t.last_seq, \
-     (SELECT COUNT(*) FROM thread_entry e WHERE e.thread_id = t.thread_id \
-        AND e.kind = 'application' AND e.sender_user <> $2 AND e.seq > m.joined_seq \
-        AND e.seq > COALESCE((SELECT r.read_seq FROM read_receipt r \
-                              WHERE r.thread_id = t.thread_id AND r.user_id = $2), 0)), \
-     t.last_activity_ms \
-     FROM thread t JOIN thread_member m ON m.thread_id = t.thread_id \
-     WHERE m.device_id = $1 AND m.removed_seq IS NULL";
-
-fn summary((thread_id, epoch, last_seq, unread): SummaryRow) -> ThreadSummary {
+fn summary(row: SummaryRow) -> ThreadSummary {
     ThreadSummary {
-        thread_id,
-        epoch: to_u64(epoch),
-        last_seq: to_u64(last_seq),
-        unread: to_u64(unread),
+        thread_id: row.thread_id,
+        epoch: to_u64(row.epoch),
+        last_seq: to_u64(row.last_seq),
+        unread: to_u64(row.unread),
     }
 }
 
@@ -371,24 +308,22 @@ async fn list(
         Some(cursor) => parse_list_cursor(cursor)?,
         None => (i64::MAX, String::new()),
     };
-    let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(&format!(
-        "{SUMMARY_SQL} AND (t.last_activity_ms < $3 OR (t.last_activity_ms = $3 AND t.thread_id > $4)) \
-         ORDER BY t.last_activity_ms DESC, t.thread_id LIMIT $5"
-    ))
-    .bind(&caller.device_id)
-    .bind(&caller.user_id)
-    .bind(before_ms)
-    .bind(&after_id)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(state.database.pool())
+    let rows = thread::summaries_for_device(
+        state.database.pool(),
+        &caller.device_id,
+        &caller.user_id,
+        before_ms,
+        &after_id,
+        i64::from(limit) + 1,
+    )
     .await?;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let more = rows.len() > limit;
     let mut threads = Vec::with_capacity(rows.len());
     let mut next = None;
-    for (thread_id, epoch, last_seq, unread, last_activity_ms) in rows.into_iter().take(limit) {
-        next = more.then(|| list_cursor(last_activity_ms, &thread_id));
-        threads.push(summary((thread_id, epoch, last_seq, unread)));
+    for row in rows.into_iter().take(limit) {
+        next = more.then(|| list_cursor(row.last_activity_ms, &row.thread_id));
+        threads.push(summary(row));
     }
     Ok(Json(ThreadList { threads, next }))
 }
@@ -405,7 +340,7 @@ async fn leave(
 ) -> Result<StatusCode> {
     membership(&state, &access, &caller, &thread_id).await?;
     let mut tx = state.database.pool().begin().await?;
-    membership::end(
+    thread_member::end_memberships(
         &mut tx,
         Leaving::UserInThread {
             user_id: &caller.user_id,
@@ -427,64 +362,30 @@ async fn detail(
 ) -> Result<Json<ThreadDetail>> {
     membership(&state, &access, &caller, &thread_id).await?;
     let pool = state.database.pool();
-    let (thread_id_row, epoch, last_seq, unread, _): (String, i64, i64, i64, i64) =
-        sqlx::query_as(&format!("{SUMMARY_SQL} AND t.thread_id = $3"))
-            .bind(&caller.device_id)
-            .bind(&caller.user_id)
-            .bind(&thread_id)
-            .fetch_optional(pool)
-            .await?
-            .ok_or_else(|| hidden(&access))?;
-    let row = (thread_id_row, epoch, last_seq, unread);
-    let members: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT m.user_id, m.device_id, m.delivered_seq FROM thread_member m \
-         JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
-         WHERE m.thread_id = $1 AND m.removed_seq IS NULL AND d.removed_at_ms IS NULL \
-           AND u.status = 'active' ORDER BY m.user_id, m.device_id",
-    )
-    .bind(&thread_id)
-    .fetch_all(pool)
-    .await?;
-    let read: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT r.user_id, r.read_seq FROM read_receipt r WHERE r.thread_id = $1 \
-         AND EXISTS (SELECT 1 FROM thread_member m JOIN app_user u ON u.user_id = m.user_id \
-                     WHERE m.thread_id = r.thread_id AND m.user_id = r.user_id \
-                       AND m.removed_seq IS NULL AND u.status = 'active') \
-         ORDER BY r.user_id",
-    )
-    .bind(&thread_id)
-    .fetch_all(pool)
-    .await?;
+    let row = thread::summary_for_device(pool, &caller.device_id, &caller.user_id, &thread_id)
+        .await?
+        .ok_or_else(|| hidden(&access))?;
+    let members = thread_member::current_members(pool, &thread_id).await?;
+    let read = read_receipt::of_current_members(pool, &thread_id).await?;
     Ok(Json(ThreadDetail {
         summary: summary(row),
         members: members
             .into_iter()
-            .map(|(user_id, device_id, delivered)| Member {
-                user_id,
-                device_id,
-                delivered_seq: to_u64(delivered),
+            .map(|member| Member {
+                user_id: member.user_id,
+                device_id: member.device_id,
+                delivered_seq: to_u64(member.delivered_seq),
             })
             .collect(),
         read: read
             .into_iter()
-            .map(|(user_id, read_seq)| ReadReceipt {
-                user_id,
-                read_seq: to_u64(read_seq),
+            .map(|receipt| ReadReceipt {
+                user_id: receipt.user_id,
+                read_seq: to_u64(receipt.read_seq),
             })
             .collect(),
     }))
 }
-
-/// The compare-and-swap that moves thread `$1` on by one entry if it is
-/// at epoch `$2` and device `$5` is a member: to epoch `$3`, with activity
-/// at `$4`. Returns the entry's sequence number, or no row.
-static ADVANCE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE thread SET epoch = $3, last_seq = last_seq + 1, last_activity_ms = $4 \
-         WHERE thread_id = $1 AND epoch = $2 AND {} RETURNING last_seq",
-        IS_MEMBER.replace("$THREAD", "$1").replace("$DEVICE", "$5")
-    )
-});
 
 /// Moves the thread on by one entry if it is at `epoch` and the caller's
 /// device is a member, in `tx`'s first statement; returns the entry's
@@ -498,14 +399,15 @@ async fn advance(
     epoch: i64,
     next_epoch: i64,
 ) -> Result<i64> {
-    let seq: Option<i64> = sqlx::query_scalar(&ADVANCE)
-        .bind(thread_id)
-        .bind(epoch)
-        .bind(next_epoch)
-        .bind(now_ms())
-        .bind(&caller.device_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let seq = thread::advance_epoch(
+        &mut **tx,
+        thread_id,
+        epoch,
+        next_epoch,
+        now_ms(),
+        &caller.device_id,
+    )
+    .await?;
     match seq {
         Some(seq) => Ok(seq),
         // Why not, read in this transaction (a second pooled connection
@@ -527,11 +429,7 @@ async fn refusal(
     if let Err(error) = joined_seq(&mut *connection, access, caller, thread_id).await {
         return error;
     }
-    let current: i64 = match sqlx::query_scalar("SELECT epoch FROM thread WHERE thread_id = $1")
-        .bind(thread_id)
-        .fetch_one(&mut *connection)
-        .await
-    {
+    let current = match thread::current_epoch(&mut *connection, thread_id).await {
         Ok(current) => current,
         Err(error) => return error.into(),
     };
@@ -543,7 +441,7 @@ async fn refusal(
 }
 
 /// Appends a commit to the thread's log (messages are appended in the
-/// audit writer's batches, see `crate::messages`).
+/// audit writer's batches, see `crate::db::message_batch`).
 async fn insert_commit(
     tx: &mut Transaction<'_, Any>,
     thread_id: &str,
@@ -553,21 +451,20 @@ async fn insert_commit(
     body: &Blob,
     change: &MembershipChange,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
-         created_at_ms, body, added, removed) \
-         VALUES ($1, $2, 'commit', $3, $4, $5, $6, $7, $8, $9)",
+    thread_entry::insert_commit(
+        &mut **tx,
+        NewCommit {
+            thread_id,
+            seq,
+            epoch,
+            sender_user: &caller.user_id,
+            sender_device: &caller.device_id,
+            created_at_ms: now_ms(),
+            body: &body.0,
+            add: &change.add,
+            remove: &change.remove,
+        },
     )
-    .bind(thread_id)
-    .bind(seq)
-    .bind(epoch)
-    .bind(&caller.user_id)
-    .bind(&caller.device_id)
-    .bind(now_ms())
-    .bind(&body.0)
-    .bind(change.add.join(" "))
-    .bind(change.remove.join(" "))
-    .execute(&mut **tx)
     .await?;
     Ok(())
 }
@@ -637,40 +534,20 @@ async fn commit(
     )
     .await?;
     for device in &change.remove {
-        let removed = sqlx::query(
-            "UPDATE thread_member SET removed_seq = $3, removed_by = $4, removed_at_ms = $5, \
-             removed_reason = 'removed' \
-             WHERE thread_id = $1 AND device_id = $2 AND removed_seq IS NULL",
-        )
-        .bind(&thread_id)
-        .bind(device)
-        .bind(seq)
-        .bind(&caller.user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if removed.rows_affected() != 1 {
+        let removed =
+            thread_member::remove_member(&mut *tx, &thread_id, device, seq, &caller.user_id, now)
+                .await?;
+        if !removed {
             // A device that left the thread when its user was deactivated
             // or it was removed is still in the MLS group until a commit
             // removes it: that is allowed, and changes nothing here.
-            let ever: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM thread_member WHERE thread_id = $1 AND device_id = $2",
-            )
-            .bind(&thread_id)
-            .bind(device)
-            .fetch_one(&mut *tx)
-            .await?;
-            if ever == 0 {
+            if !thread_member::was_ever_member(&mut *tx, &thread_id, device).await? {
                 return Err(Error::InvalidRequest(format!(
                     "`change.remove` names device {device}, which is not a member"
                 )));
             }
         }
-        sqlx::query("DELETE FROM welcome WHERE thread_id = $1 AND device_id = $2")
-            .bind(&thread_id)
-            .bind(device)
-            .execute(&mut *tx)
-            .await?;
+        welcome::withdraw(&mut *tx, &thread_id, device).await?;
     }
     let mut welcome_ids = Vec::with_capacity(change.add.len());
     if let Some(welcome) = welcome {
@@ -680,12 +557,7 @@ async fn commit(
             );
         }
     }
-    let members: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM thread_member WHERE thread_id = $1 AND removed_seq IS NULL",
-    )
-    .bind(&thread_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let members = thread_member::count_current(&mut *tx, &thread_id).await?;
     if members > i64::try_from(MAX_THREAD_DEVICES).unwrap_or(i64::MAX) {
         return Err(Error::InvalidRequest(format!(
             "a thread may have at most {MAX_THREAD_DEVICES} member devices"
@@ -771,44 +643,27 @@ async fn readable(
     if !is_thread_id(thread_id) {
         return Err(Error::NotFound);
     }
-    type Row = (
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<i64>,
-        Option<String>,
-    );
-    let row: Option<Row> = sqlx::query_as(
-        // Ended before the time was recorded (0007): the time of the entry
-        // it ended at.
-        "SELECT m.joined_seq, m.removed_seq, m.removed_by, \
-           COALESCE(m.removed_at_ms, (SELECT e.created_at_ms FROM thread_entry e \
-             WHERE e.thread_id = m.thread_id AND e.seq = m.removed_seq)), \
-           m.removed_reason \
-         FROM thread_member m \
-         JOIN device d ON d.device_id = m.device_id JOIN app_user u ON u.user_id = m.user_id \
-         WHERE m.thread_id = $1 AND m.device_id = $2 \
-           AND d.removed_at_ms IS NULL AND u.status = 'active'",
-    )
-    .bind(thread_id)
-    .bind(&caller.device_id)
-    .fetch_optional(state.database.pool())
-    .await?;
-    let Some((joined_seq, removed_seq, by_user, at_ms, reason)) = row else {
+    let row =
+        thread_member::membership(state.database.pool(), thread_id, &caller.device_id).await?;
+    let Some(row) = row else {
         return Err(hidden(access));
     };
-    let ended = removed_seq.map(|seq| MembershipEnded {
+    let ended = row.removed_seq.map(|seq| MembershipEnded {
         seq: to_u64(seq),
-        at_ms: at_ms.unwrap_or(0),
-        by_user,
+        at_ms: row.removed_at_ms.unwrap_or(0),
+        by_user: row.removed_by,
         // Ended before reasons were recorded: by a commit or a removal
         // the server cannot tell apart now.
-        reason: reason
+        reason: row
+            .removed_reason
             .as_deref()
             .and_then(EndReason::parse)
             .unwrap_or(EndReason::Removed),
     });
-    Ok(Readable { joined_seq, ended })
+    Ok(Readable {
+        joined_seq: row.joined_seq,
+        ended,
+    })
 }
 
 async fn entries(
@@ -833,10 +688,7 @@ async fn entries(
     });
     let pool = state.database.pool();
     let rows = thread_entry::page(pool, &thread_id, after, through, i64::from(limit)).await?;
-    let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM thread WHERE thread_id = $1")
-        .bind(&thread_id)
-        .fetch_one(pool)
-        .await?;
+    let last_seq = thread::last_seq(pool, &thread_id).await?;
     let entries = rows.into_iter().map(EntryRow::into_entry).collect();
     Ok(Json(EntryPage {
         entries,
@@ -893,32 +745,20 @@ async fn record_receipt(
 ) -> Result<StatusCode> {
     membership(state, access, &caller, &thread_id).await?;
     let seq = to_i64(receipt.seq)?;
-    let (sql, whose) = match kind {
-        ReceiptKind::Delivered => (
-            "UPDATE thread_member SET delivered_seq = $3 \
-             WHERE thread_id = $1 AND device_id = $2 AND removed_seq IS NULL \
-               AND delivered_seq < $3",
-            &caller.device_id,
-        ),
-        ReceiptKind::Read => (
-            "INSERT INTO read_receipt (thread_id, user_id, read_seq) VALUES ($1, $2, $3) \
-             ON CONFLICT (thread_id, user_id) DO UPDATE SET read_seq = excluded.read_seq \
-             WHERE read_receipt.read_seq < excluded.read_seq",
-            &caller.user_id,
-        ),
-    };
     // The write comes first (SQLite); one past the log is undone with the
     // transaction.
     let mut tx = state.database.pool().begin().await?;
-    let moved = sqlx::query(sql)
-        .bind(&thread_id)
-        .bind(whose)
-        .bind(seq)
-        .execute(&mut *tx)
-        .await?;
+    let moved = match kind {
+        ReceiptKind::Delivered => {
+            thread_member::advance_delivered(&mut *tx, &thread_id, &caller.device_id, seq).await?
+        }
+        ReceiptKind::Read => {
+            read_receipt::advance(&mut *tx, &thread_id, &caller.user_id, seq).await?
+        }
+    };
     check_receipt(&mut tx, &thread_id, seq).await?;
     access.commit(state, tx).await?;
-    if moved.rows_affected() == 1 {
+    if moved {
         state.events.announce(Notice::Receipt {
             thread_id,
             kind,
@@ -932,10 +772,7 @@ async fn record_receipt(
 
 /// Refuses a receipt past the thread's last entry.
 async fn check_receipt(tx: &mut Transaction<'_, Any>, thread_id: &str, seq: i64) -> Result<()> {
-    let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM thread WHERE thread_id = $1")
-        .bind(thread_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let last_seq = thread::last_seq(&mut **tx, thread_id).await?;
     if seq > last_seq {
         return Err(Error::InvalidRequest(format!(
             "`seq` {seq} is past the thread's last entry ({last_seq})"
@@ -950,29 +787,17 @@ async fn welcomes(
     caller: Caller,
 ) -> Result<Json<WelcomeList>> {
     access.resource(&caller.device_id);
-    // Only welcomes to threads the device is still a member of: one whose
-    // membership ended (a removal, a deactivation, leaving) is withdrawn.
-    let rows: Vec<(String, String, i64, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT w.welcome_id, w.thread_id, w.epoch, w.joined_seq, w.welcome FROM welcome w \
-         JOIN thread_member m ON m.thread_id = w.thread_id AND m.device_id = w.device_id \
-         WHERE w.device_id = $1 AND m.removed_seq IS NULL \
-         ORDER BY w.created_at_ms, w.welcome_id LIMIT 100",
-    )
-    .bind(&caller.device_id)
-    .fetch_all(state.database.pool())
-    .await?;
+    let rows = welcome::pending_for_device(state.database.pool(), &caller.device_id).await?;
     Ok(Json(WelcomeList {
         welcomes: rows
             .into_iter()
-            .map(
-                |(welcome_id, thread_id, epoch, joined_seq, welcome)| Welcome {
-                    welcome_id,
-                    thread_id,
-                    epoch: to_u64(epoch),
-                    joined_seq: to_u64(joined_seq),
-                    welcome: Blob(welcome),
-                },
-            )
+            .map(|row| Welcome {
+                welcome_id: row.welcome_id,
+                thread_id: row.thread_id,
+                epoch: to_u64(row.epoch),
+                joined_seq: to_u64(row.joined_seq),
+                welcome: Blob(row.welcome),
+            })
             .collect(),
     }))
 }
@@ -984,12 +809,7 @@ async fn ack_welcome(
     Path(welcome_id): Path<String>,
 ) -> Result<StatusCode> {
     let mut tx = state.database.pool().begin().await?;
-    let deleted = sqlx::query("DELETE FROM welcome WHERE welcome_id = $1 AND device_id = $2")
-        .bind(&welcome_id)
-        .bind(&caller.device_id)
-        .execute(&mut *tx)
-        .await?;
-    if deleted.rows_affected() != 1 {
+    if !welcome::acknowledge(&mut *tx, &welcome_id, &caller.device_id).await? {
         return Err(Error::NotFound);
     }
     access.commit(&state, tx).await?;

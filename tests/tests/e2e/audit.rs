@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use curbside_proto::audit::{Outcome, verify};
-use curbside_server::audit::{self, AuditLog, AuditSigner, CheckpointPolicy, NewEntry};
+use curbside_server::audit::{self, AuditSigner, NewEntry};
+use curbside_server::config::CheckpointPolicy;
 use curbside_server::config::DatabaseUrl;
 use curbside_server::db::Database;
+use curbside_server::pipeline::writer::AuditLog;
 use curbside_tests::{Backend, TestEnv, backend_tests};
 
 backend_tests!(

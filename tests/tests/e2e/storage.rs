@@ -123,6 +123,55 @@ async fn migrations_run_once_and_the_installation_id_is_stable(backend: Backend)
     second.close().await;
 }
 
+/// The two migration folders are written by hand, one per engine: after
+/// both have run, they define the same tables with the same columns.
+#[tokio::test]
+async fn both_backends_define_the_same_tables_and_columns() {
+    if curbside_tests::postgres_url().is_none() {
+        eprintln!("skipped: {} is not set", curbside_tests::POSTGRES_URL_VAR);
+        return;
+    }
+    let mut schemas = Vec::new();
+    for (backend, sql) in [
+        (
+            Backend::Sqlite,
+            "SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m \
+             JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' \
+               AND m.name <> '_sqlx_migrations'",
+        ),
+        (
+            Backend::Postgres,
+            "SELECT table_name::text AS table_name, column_name::text AS column_name \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'",
+        ),
+    ] {
+        let env = TestEnv::new(backend).await;
+        let database = Database::open(&DatabaseUrl::parse(env.database_url()).unwrap())
+            .await
+            .unwrap();
+        let mut columns: Vec<(String, String)> = sqlx::query_as(sql)
+            .fetch_all(database.pool())
+            .await
+            .unwrap();
+        columns.sort();
+        assert!(
+            columns.len() > 20,
+            "{backend:?} has too few columns: {columns:?}"
+        );
+        schemas.push(columns);
+        database.close().await;
+    }
+    let (sqlite, postgres) = (&schemas[0], &schemas[1]);
+    let only_sqlite: Vec<_> = sqlite.iter().filter(|c| !postgres.contains(c)).collect();
+    let only_postgres: Vec<_> = postgres.iter().filter(|c| !sqlite.contains(c)).collect();
+    assert!(
+        only_sqlite.is_empty() && only_postgres.is_empty(),
+        "the migrations differ: only in SQLite {only_sqlite:?}, only in PostgreSQL {only_postgres:?}"
+    );
+}
+
 #[tokio::test]
 async fn sqlite_is_durable_wal_with_foreign_keys() {
     let env = TestEnv::new(Backend::Sqlite).await;

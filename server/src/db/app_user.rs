@@ -1,0 +1,321 @@
+//! `app_user`: the people who use the server, their role and status, and
+//! the folded search key (`crate::search`) that the administrators' list
+//! and the directory search by.
+
+use curbside_proto::identity::{Role, User, UserStatus};
+use sqlx::Any;
+
+use crate::search::{contains_pattern, user_key};
+
+/// One `app_user` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    /// The user's id.
+    pub user_id: String,
+    /// The name colleagues see.
+    pub display_name: String,
+    /// `clinician`, `admin` or `auditor`.
+    pub role: String,
+    /// The user's department.
+    pub department: String,
+    /// A professional licence number, if recorded.
+    pub licence_number: Option<String>,
+    /// `active` or `deactivated`.
+    pub status: String,
+    /// When the user was created (Unix ms).
+    pub created_at_ms: i64,
+    /// When the user was last changed (Unix ms).
+    pub updated_at_ms: i64,
+}
+
+/// The columns of [`UserRow`], for `SELECT`.
+const COLUMNS: &str =
+    "user_id, display_name, role, department, licence_number, status, created_at_ms, updated_at_ms";
+
+impl UserRow {
+    /// The user as the API gives it; an error if the role or status is not
+    /// one the server knows.
+    pub fn into_user(self) -> Result<User, sqlx::Error> {
+        let role = Role::parse(&self.role).ok_or_else(|| corrupt("app_user.role"))?;
+        let status = UserStatus::parse(&self.status).ok_or_else(|| corrupt("app_user.status"))?;
+        Ok(User {
+            user_id: self.user_id,
+            display_name: self.display_name,
+            role,
+            department: self.department,
+            licence_number: self.licence_number,
+            status,
+            created_at_ms: self.created_at_ms,
+            updated_at_ms: self.updated_at_ms,
+        })
+    }
+}
+
+fn corrupt(column: &str) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("unexpected value in {column}"))
+}
+
+/// The user with this id.
+pub async fn find<'c, E>(executor: E, user_id: &str) -> Result<Option<User>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {COLUMNS} FROM app_user WHERE user_id = $1"
+    ))
+    .bind(user_id)
+    .fetch_optional(executor)
+    .await?
+    .map(UserRow::into_user)
+    .transpose()
+}
+
+/// Users whose name or department contains `query` (folded, see
+/// `crate::search`), of `role` and `status` when given, by name, at most
+/// `limit`.
+pub async fn list<'c, E>(
+    executor: E,
+    query: &str,
+    role: Option<Role>,
+    status: Option<UserStatus>,
+    limit: i64,
+) -> Result<Vec<User>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {COLUMNS} FROM app_user \
+         WHERE search_key LIKE $1 ESCAPE '\\' \
+           AND ($2 = '' OR role = $2) AND ($3 = '' OR status = $3) \
+         ORDER BY display_name, user_id LIMIT $4"
+    ))
+    .bind(contains_pattern(query))
+    .bind(role.map_or("", Role::as_str))
+    .bind(status.map_or("", UserStatus::as_str))
+    .bind(limit)
+    .fetch_all(executor)
+    .await?
+    .into_iter()
+    .map(UserRow::into_user)
+    .collect()
+}
+
+/// Adds an active user, with their search key.
+pub async fn insert<'c, E>(
+    executor: E,
+    user_id: &str,
+    display_name: &str,
+    role: Role,
+    department: &str,
+    licence_number: Option<&str>,
+    now_ms: i64,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO app_user (user_id, display_name, role, department, licence_number, status, \
+         created_at_ms, updated_at_ms, search_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+    )
+    .bind(user_id)
+    .bind(display_name)
+    .bind(role.as_str())
+    .bind(department)
+    .bind(licence_number)
+    .bind(UserStatus::Active.as_str())
+    .bind(now_ms)
+    .bind(user_key(display_name, department))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Rewrites a user's name, department, licence number and role (and their
+/// search key).
+pub async fn update<'c, E>(
+    executor: E,
+    user_id: &str,
+    display_name: &str,
+    department: &str,
+    licence_number: Option<&str>,
+    role: Role,
+    now_ms: i64,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "UPDATE app_user SET display_name = $1, department = $2, licence_number = $3, role = $4, \
+         updated_at_ms = $5, search_key = $7 WHERE user_id = $6",
+    )
+    .bind(display_name)
+    .bind(department)
+    .bind(licence_number)
+    .bind(role.as_str())
+    .bind(now_ms)
+    .bind(user_id)
+    .bind(user_key(display_name, department))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Sets a user's status.
+pub async fn set_status<'c, E>(
+    executor: E,
+    user_id: &str,
+    status: UserStatus,
+    now_ms: i64,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query("UPDATE app_user SET status = $1, updated_at_ms = $2 WHERE user_id = $3")
+        .bind(status.as_str())
+        .bind(now_ms)
+        .bind(user_id)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// How many active administrators there are besides `user_id`.
+pub async fn count_other_active_admins<'c, E>(
+    executor: E,
+    user_id: &str,
+) -> Result<i64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM app_user WHERE role = 'admin' AND status = 'active' AND user_id <> $1",
+    )
+    .bind(user_id)
+    .fetch_one(executor)
+    .await
+}
+
+/// How many users there are, whatever their status.
+pub async fn count<'c, E>(executor: E) -> Result<i64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_scalar("SELECT COUNT(*) FROM app_user")
+        .fetch_one(executor)
+        .await
+}
+
+/// One row of a directory query: an active user, and one of their enrolled
+/// devices (all `None` when they have none).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DirectoryRow {
+    /// The user's id.
+    pub user_id: String,
+    /// The name colleagues see.
+    pub display_name: String,
+    /// `clinician`, `admin` or `auditor`.
+    pub role: String,
+    /// The user's department.
+    pub department: String,
+    /// The device's id.
+    pub device_id: Option<String>,
+    /// The device's name.
+    pub device_name: Option<String>,
+    /// The device's Ed25519 public key.
+    pub public_key: Option<Vec<u8>>,
+}
+
+/// Active users whose name or department contains `query` (folded, see
+/// `crate::search`), after the user named `after_name` with id `after_id`
+/// in order of name then id, at most `limit` users, each joined with their
+/// enrolled devices (oldest first), in user order.
+pub async fn directory_page<'c, E>(
+    executor: E,
+    query: &str,
+    after_name: &str,
+    after_id: &str,
+    limit: i64,
+) -> Result<Vec<DirectoryRow>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as(
+        "SELECT u.user_id AS user_id, u.display_name AS display_name, u.role AS role, \
+                u.department AS department, d.device_id AS device_id, \
+                d.device_name AS device_name, d.public_key AS public_key \
+         FROM (SELECT user_id, display_name, role, department FROM app_user \
+               WHERE status = 'active' AND search_key LIKE $1 ESCAPE '\\' \
+                 AND (display_name > $2 OR (display_name = $2 AND user_id > $3)) \
+               ORDER BY display_name, user_id LIMIT $4) u \
+         LEFT JOIN device d ON d.user_id = u.user_id AND d.removed_at_ms IS NULL \
+         ORDER BY u.display_name, u.user_id, d.created_at_ms, d.device_id",
+    )
+    .bind(contains_pattern(query))
+    .bind(after_name)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// The active user `user_id` joined with their enrolled devices (oldest
+/// first); no rows if there is no such active user.
+pub async fn directory_entry<'c, E>(
+    executor: E,
+    user_id: &str,
+) -> Result<Vec<DirectoryRow>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as(
+        "SELECT u.user_id AS user_id, u.display_name AS display_name, u.role AS role, \
+                u.department AS department, d.device_id AS device_id, \
+                d.device_name AS device_name, d.public_key AS public_key \
+         FROM app_user u \
+         LEFT JOIN device d ON d.user_id = u.user_id AND d.removed_at_ms IS NULL \
+         WHERE u.user_id = $1 AND u.status = 'active' \
+         ORDER BY d.created_at_ms, d.device_id",
+    )
+    .bind(user_id)
+    .fetch_all(executor)
+    .await
+}
+
+/// A user without a search key, and what it is made from.
+#[derive(Debug, sqlx::FromRow)]
+struct Unkeyed {
+    /// The user's id.
+    user_id: String,
+    /// The name colleagues see.
+    display_name: String,
+    /// The user's department.
+    department: String,
+}
+
+/// Fills the search key (`crate::search`) of users made before it existed
+/// (migration 0007); returns how many. Runs at every start; usually finds
+/// none.
+pub async fn fill_search_keys(pool: &sqlx::AnyPool) -> Result<u64, sqlx::Error> {
+    let mut filled = 0;
+    loop {
+        let rows: Vec<Unkeyed> = sqlx::query_as(
+            "SELECT user_id, display_name, department FROM app_user \
+             WHERE search_key IS NULL LIMIT 500",
+        )
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(filled);
+        }
+        let mut tx = pool.begin().await?;
+        for row in rows {
+            sqlx::query("UPDATE app_user SET search_key = $1 WHERE user_id = $2")
+                .bind(user_key(&row.display_name, &row.department))
+                .bind(row.user_id)
+                .execute(&mut *tx)
+                .await?;
+            filled += 1;
+        }
+        tx.commit().await?;
+    }
+}

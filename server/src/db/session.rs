@@ -1,0 +1,195 @@
+//! `session`: one row per login, from the challenge-response sign-in until
+//! it ends (logout, idleness, device removal, user deactivation). The
+//! session cache (`crate::auth::sessions`) reads these and writes when a
+//! session was last seen.
+
+use sqlx::Any;
+
+/// A session joined with its user and device: what deciding whether it is
+/// live needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionState {
+    /// The session's user.
+    pub user_id: String,
+    /// The session's device.
+    pub device_id: String,
+    /// When it stops working, however active (Unix ms).
+    pub expires_at_ms: i64,
+    /// When it was last seen, as last written (Unix ms).
+    pub last_seen_at_ms: i64,
+    /// When it ended, if it has (Unix ms).
+    pub ended_at_ms: Option<i64>,
+    /// The user's status (`active` or `deactivated`).
+    pub user_status: String,
+    /// The user's role.
+    pub user_role: String,
+    /// When the device was removed, if it was (Unix ms).
+    pub device_removed_at_ms: Option<i64>,
+}
+
+/// The session `session_id`, with its user's status and role and whether
+/// its device was removed.
+pub async fn find<'c, E>(executor: E, session_id: &str) -> Result<Option<SessionState>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as(
+        "SELECT s.user_id AS user_id, s.device_id AS device_id, \
+                s.expires_at_ms AS expires_at_ms, s.last_seen_at_ms AS last_seen_at_ms, \
+                s.ended_at_ms AS ended_at_ms, u.status AS user_status, u.role AS user_role, \
+                d.removed_at_ms AS device_removed_at_ms \
+         FROM session s \
+         JOIN app_user u ON u.user_id = s.user_id \
+         JOIN device d ON d.device_id = s.device_id \
+         WHERE s.session_id = $1",
+    )
+    .bind(session_id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// The times of a session that has not ended.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct SessionTimes {
+    /// When it stops working, however active (Unix ms).
+    pub expires_at_ms: i64,
+    /// When it was last seen, as last written (Unix ms).
+    pub last_seen_at_ms: i64,
+}
+
+/// The times of the session `session_id` if it has not ended, its device
+/// is enrolled and its user active.
+pub async fn find_unended<'c, E>(
+    executor: E,
+    session_id: &str,
+) -> Result<Option<SessionTimes>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as(
+        "SELECT s.expires_at_ms AS expires_at_ms, s.last_seen_at_ms AS last_seen_at_ms \
+         FROM session s \
+         JOIN app_user u ON u.user_id = s.user_id JOIN device d ON d.device_id = s.device_id \
+         WHERE s.session_id = $1 AND s.ended_at_ms IS NULL AND d.removed_at_ms IS NULL \
+           AND u.status = 'active'",
+    )
+    .bind(session_id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Opens the session `session_id` for `device_id` and its user, only if,
+/// at this instant, the device is enrolled and the user active (so that a
+/// racing deactivation cannot be outrun); returns whether it did.
+pub async fn open<'c, E>(
+    executor: E,
+    session_id: &str,
+    device_id: &str,
+    now_ms: i64,
+    expires_at_ms: i64,
+) -> Result<bool, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    let opened = sqlx::query(
+        "INSERT INTO session (session_id, user_id, device_id, created_at_ms, expires_at_ms, \
+         last_seen_at_ms) \
+         SELECT $1, u.user_id, d.device_id, $2, $3, $2 FROM device d \
+         JOIN app_user u ON u.user_id = d.user_id \
+         WHERE d.device_id = $4 AND d.removed_at_ms IS NULL AND u.status = 'active'",
+    )
+    .bind(session_id)
+    .bind(now_ms)
+    .bind(expires_at_ms)
+    .bind(device_id)
+    .execute(executor)
+    .await?;
+    Ok(opened.rows_affected() == 1)
+}
+
+/// Records that the session was seen at `now_ms`, unless a later time is
+/// recorded already.
+pub async fn record_seen<'c, E>(
+    executor: E,
+    session_id: &str,
+    now_ms: i64,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "UPDATE session SET last_seen_at_ms = $1 WHERE session_id = $2 AND last_seen_at_ms < $1",
+    )
+    .bind(now_ms)
+    .bind(session_id)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Ends the session `session_id` if it is live, recording why; returns how
+/// many it ended (0 or 1).
+pub async fn end<'c, E>(
+    executor: E,
+    session_id: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    Ok(sqlx::query(
+        "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
+         WHERE session_id = $3 AND ended_at_ms IS NULL",
+    )
+    .bind(now_ms)
+    .bind(reason)
+    .bind(session_id)
+    .execute(executor)
+    .await?
+    .rows_affected())
+}
+
+/// Ends every live session of a user, recording why; returns how many.
+pub async fn end_all_for_user<'c, E>(
+    executor: E,
+    user_id: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    Ok(sqlx::query(
+        "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
+         WHERE user_id = $3 AND ended_at_ms IS NULL",
+    )
+    .bind(now_ms)
+    .bind(reason)
+    .bind(user_id)
+    .execute(executor)
+    .await?
+    .rows_affected())
+}
+
+/// Ends every live session of a device, recording why; returns how many.
+pub async fn end_all_for_device<'c, E>(
+    executor: E,
+    device_id: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    Ok(sqlx::query(
+        "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
+         WHERE device_id = $3 AND ended_at_ms IS NULL",
+    )
+    .bind(now_ms)
+    .bind(reason)
+    .bind(device_id)
+    .execute(executor)
+    .await?
+    .rows_affected())
+}

@@ -1,0 +1,37 @@
+//! What every handler shares.
+
+use axum::extract::FromRef;
+
+use super::error::{Error, Result};
+use super::refusals;
+use crate::db::Database;
+
+/// Everything handlers share. Cheap to clone: each field is a handle.
+#[derive(Debug, Clone, FromRef)]
+pub struct AppState {
+    /// The database pool.
+    pub database: Database,
+    /// Tokens, sessions and rate limits.
+    pub auth: std::sync::Arc<crate::auth::Auth>,
+    /// The audit log every protected request writes to.
+    pub audit: crate::pipeline::writer::AuditLog,
+    /// Live delivery to connected devices.
+    pub events: std::sync::Arc<crate::push::Events>,
+    /// The largest MLS message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Whether the data directory's disk is nearly full.
+    pub disk: std::sync::Arc<crate::disk::DiskGuard>,
+    /// Per-address refusal allowances, and refusals counted past them.
+    pub refusals: std::sync::Arc<refusals::Refusals>,
+}
+
+/// Runs `work` to completion even if the request that started it is
+/// cancelled (the client hangs up, the request times out). Revocations use
+/// it so that a committed change is never left without its cache eviction.
+pub(crate) async fn finish<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(work)
+        .await
+        .map_err(|error| Error::Internal(error.to_string()))?
+}
