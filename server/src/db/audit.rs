@@ -10,7 +10,9 @@ use curbside_proto::audit::{AuditEntry, Checkpoint, Outcome};
 use curbside_proto::audit_review::AuditFilter;
 use sqlx::{Any, Transaction};
 
-use super::batch::{LinkError, Row, Statement, Value, marks};
+use std::sync::LazyLock;
+
+use super::batch::{LinkError, Row, Shapes, Statement, Value, rows_of};
 
 /// The single `audit_head` row: the chain's last entry and last
 /// checkpoint.
@@ -64,8 +66,17 @@ pub async fn take_head_in(tx: &mut Transaction<'_, Any>) -> Result<HeadRow, sqlx
 
 /// Entries per multi-row `INSERT`.
 const ROWS_PER_INSERT: usize = 64;
-/// Parameters per entry row.
-const COLUMNS: usize = 12;
+/// The entries' `INSERT` for each number of rows.
+static ENTRY_INSERTS: LazyLock<Shapes> = LazyLock::new(|| {
+    Shapes::new(ROWS_PER_INSERT, |rows| {
+        format!(
+            "INSERT INTO audit_entry (seq, time_ms, actor_user, actor_device, client_addr, \
+             request_id, action, resource_type, resource_id, outcome, reason, entry_hash) \
+             VALUES {}",
+            rows_of("({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})", rows)
+        )
+    })
+});
 
 /// The statements that append `entries` (each with its sequence number
 /// and hash), insert `checkpoint` if one was signed, and move the head to
@@ -77,15 +88,7 @@ pub fn append<'a>(
 ) -> Vec<Statement<'a>> {
     let mut statements = Vec::new();
     for chunk in entries.chunks(ROWS_PER_INSERT) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|row| format!("({})", marks(row * COLUMNS + 1, COLUMNS)))
-            .collect();
-        let mut insert = Statement::new(format!(
-            "INSERT INTO audit_entry (seq, time_ms, actor_user, actor_device, client_addr, \
-             request_id, action, resource_type, resource_id, outcome, reason, entry_hash) \
-             VALUES {}",
-            rows.join(", ")
-        ));
+        let mut insert = Statement::new(ENTRY_INSERTS.get(chunk.len()));
         for (seq, entry, hash) in chunk {
             insert
                 .bind(Value::Int(*seq))

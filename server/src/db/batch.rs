@@ -19,6 +19,8 @@
 //! multi-statement query on SQLite, one `WITH` statement on PostgreSQL)
 //! each one's numbers are shifted past the ones before ([`shifted`]).
 
+use std::fmt::Write as _;
+
 use sqlx::any::AnyRow;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Executor, Row as _};
@@ -73,10 +75,66 @@ pub fn is_postgres(connection: &AnyConnection) -> bool {
 
 /// `count` placeholders from `$first` on, comma-separated.
 pub fn marks(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut out = String::with_capacity(count * 6);
+    for n in first..first + count {
+        if n > first {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "${n}");
+    }
+    out
+}
+
+/// The `VALUES` list of a multi-row `INSERT`: `rows` rows, each `row`
+/// with its `{}` replaced by its placeholders `$1` ... in order (a row's
+/// own literals, such as `'application'`, stay). For statement texts made
+/// once per shape, as a batch's are: see [`Shapes`].
+pub fn rows_of(row: &str, rows: usize) -> String {
+    repeated(row, rows, ", ")
+}
+
+/// `part` `times` times, separated by `separator`, each `{}` replaced by
+/// the next placeholder from `$1` on.
+pub fn repeated(part: &str, times: usize, separator: &str) -> String {
+    let per_part = part.matches("{}").count();
+    let mut out = String::with_capacity(times * (part.len() + per_part * 4 + separator.len()));
+    let mut n = 0;
+    for index in 0..times {
+        if index > 0 {
+            out.push_str(separator);
+        }
+        let mut parts = part.split("{}");
+        if let Some(first) = parts.next() {
+            out.push_str(first);
+        }
+        for part in parts {
+            n += 1;
+            let _ = write!(out, "${n}");
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// The texts of one statement for 1 to `max` rows, made once: a batch's
+/// multi-row statements take a few shapes, and the writer, which every
+/// request waits for, need not build a text of hundreds of placeholders
+/// for each batch.
+#[derive(Debug)]
+pub struct Shapes(Vec<String>);
+
+impl Shapes {
+    /// `make(rows)` for each of 1 to `max` rows.
+    pub fn new(max: usize, make: impl Fn(usize) -> String) -> Self {
+        Self((1..=max).map(make).collect())
+    }
+
+    /// The text for `rows` rows (1 to `max`).
+    pub fn get(&self, rows: usize) -> &str {
+        rows.checked_sub(1)
+            .and_then(|index| self.0.get(index))
+            .map_or("", String::as_str)
+    }
 }
 
 /// `sql` with each placeholder `$N` made `$(N + by)`, for a statement sent
@@ -93,7 +151,9 @@ fn shifted(sql: &str, by: usize) -> std::borrow::Cow<'_, str> {
         rest = &rest[at + 1..];
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         match rest[..digits].parse::<usize>() {
-            Ok(n) => out.push_str(&(n + by).to_string()),
+            Ok(n) => {
+                let _ = write!(out, "{}", n + by);
+            }
             Err(_) => out.push_str(&rest[..digits]),
         }
         rest = &rest[digits..];
@@ -507,5 +567,12 @@ mod tests {
         );
         assert_eq!(shifted("SELECT $1", 0), "SELECT $1");
         assert_eq!(marks(2, 3), "$2, $3, $4");
+        assert_eq!(
+            rows_of("({}, 'a', {})", 3),
+            "($1, 'a', $2), ($3, 'a', $4), ($5, 'a', $6)"
+        );
+        let shapes = Shapes::new(2, |rows| rows_of("({})", rows));
+        assert_eq!(shapes.get(2), "($1), ($2)");
+        assert_eq!(shapes.get(3), "");
     }
 }

@@ -16,7 +16,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::batch::{LinkError, Row, Statement, Value, marks};
+use std::sync::LazyLock;
+
+use super::batch::{LinkError, Row, Shapes, Statement, Value, marks, repeated, rows_of};
 use super::thread_member::{ENROLLED_AND_ACTIVE, MEMBER_DEVICE};
 
 /// An application message to append.
@@ -36,6 +38,20 @@ pub struct NewMessage {
 
 /// Rows per multi-row `INSERT`.
 const ROWS_PER_INSERT: usize = 64;
+
+/// The messages' `INSERT` for each number of rows.
+static MESSAGE_INSERTS: LazyLock<Shapes> = LazyLock::new(|| {
+    Shapes::new(ROWS_PER_INSERT, |rows| {
+        format!(
+            "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
+             created_at_ms, body, added, removed) VALUES {}",
+            rows_of(
+                "({}, {}, 'application', {}, {}, {}, {}, {}, NULL, NULL)",
+                rows
+            )
+        )
+    })
+});
 
 /// The statements that lock and read the threads of `messages` and their
 /// member devices, which [`plan`] takes, with `head` (the statement that
@@ -183,9 +199,7 @@ pub fn plan<'a>(
     // Move each thread on, and insert the entries.
     let mut statements = Vec::new();
     let mut update = Statement::new("UPDATE thread SET last_seq = CASE thread_id");
-    for n in 0..moved.len() {
-        update.push(&format!(" WHEN ${} THEN ${}", 2 * n + 1, 2 * n + 2));
-    }
+    update.push(&repeated(" WHEN {} THEN {}", moved.len(), ""));
     let now_mark = 2 * moved.len() + 1;
     update.push(&format!(
         " ELSE last_seq END, last_activity_ms = ${now_mark} WHERE thread_id IN ({})",
@@ -206,26 +220,7 @@ pub fn plan<'a>(
         .filter_map(|(message, seq)| seq.map(|seq| (*message, seq)))
         .collect();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|row| {
-                let n = row * 7;
-                format!(
-                    "(${}, ${}, 'application', ${}, ${}, ${}, ${}, ${}, NULL, NULL)",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7
-                )
-            })
-            .collect();
-        let mut insert = Statement::new(format!(
-            "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
-             created_at_ms, body, added, removed) VALUES {}",
-            values.join(", ")
-        ));
+        let mut insert = Statement::new(MESSAGE_INSERTS.get(chunk.len()));
         for (message, seq) in chunk {
             insert
                 .bind(Value::Text(&message.thread_id))
