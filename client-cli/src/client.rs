@@ -12,6 +12,7 @@ use curbside_proto::identity::{
     EnrollmentCodeIssued, LoggedIn, LoginRequest, NewUser, OutstandingCodes, Role, User, UserList,
     UserStatus, UserUpdate, Whoami, login_message,
 };
+use curbside_proto::routes;
 use curbside_proto::threads::{
     Appended, CLAIM_PATH, ClaimedKeyPackages, CommitRequest, EVENTS_PATH, EntryPage,
     KEY_PACKAGES_PATH, KeyPackageClaim, KeyPackageCount, KeyPackageUpload, MessageRequest,
@@ -392,7 +393,7 @@ impl Client {
     pub async fn leave_thread(&self, thread_id: &str) -> Result<(), ClientError> {
         self.send_empty(
             reqwest::Method::POST,
-            &format!("/v1/threads/{}/leave", encode_path(thread_id)),
+            &routes::path(routes::THREAD_LEAVE, &[&encode_path(thread_id)]),
             None::<&()>,
         )
         .await
@@ -400,7 +401,7 @@ impl Client {
 
     /// `GET /v1/threads/{id}`.
     pub async fn thread(&self, thread_id: &str) -> Result<ThreadDetail, ClientError> {
-        self.get(&format!("/v1/threads/{}", encode_path(thread_id)))
+        self.get(&routes::path(routes::THREAD, &[&encode_path(thread_id)]))
             .await
     }
 
@@ -411,7 +412,7 @@ impl Client {
         request: &CommitRequest,
     ) -> Result<Appended, ClientError> {
         self.post(
-            &format!("/v1/threads/{}/commits", encode_path(thread_id)),
+            &routes::path(routes::THREAD_COMMITS, &[&encode_path(thread_id)]),
             request,
         )
         .await
@@ -424,7 +425,7 @@ impl Client {
         request: &MessageRequest,
     ) -> Result<Appended, ClientError> {
         self.post(
-            &format!("/v1/threads/{}/messages", encode_path(thread_id)),
+            &routes::path(routes::THREAD_MESSAGES, &[&encode_path(thread_id)]),
             request,
         )
         .await
@@ -438,18 +439,22 @@ impl Client {
         limit: u32,
     ) -> Result<EntryPage, ClientError> {
         self.get(&format!(
-            "/v1/threads/{}/entries?after={after}&limit={limit}",
-            encode_path(thread_id)
+            "{}?after={after}&limit={limit}",
+            routes::path(routes::THREAD_ENTRIES, &[&encode_path(thread_id)])
         ))
         .await
     }
 
     /// `POST /v1/threads/{id}/delivered` (`read` false) or `.../read`.
     pub async fn receipt(&self, thread_id: &str, seq: u64, read: bool) -> Result<(), ClientError> {
-        let kind = if read { "read" } else { "delivered" };
+        let pattern = if read {
+            routes::THREAD_READ
+        } else {
+            routes::THREAD_DELIVERED
+        };
         self.send_empty(
             reqwest::Method::POST,
-            &format!("/v1/threads/{}/{kind}", encode_path(thread_id)),
+            &routes::path(pattern, &[&encode_path(thread_id)]),
             Some(&Receipt { seq }),
         )
         .await
@@ -464,7 +469,7 @@ impl Client {
     pub async fn ack_welcome(&self, welcome_id: &str) -> Result<(), ClientError> {
         self.send_empty(
             reqwest::Method::POST,
-            &format!("/v1/welcomes/{}/ack", encode_path(welcome_id)),
+            &routes::path(routes::WELCOME_ACK, &[&encode_path(welcome_id)]),
             None::<&()>,
         )
         .await
@@ -620,13 +625,13 @@ impl Client {
 
     /// `POST /v1/enroll`.
     pub async fn enroll(&self, request: &EnrollRequest) -> Result<Enrolled, ClientError> {
-        self.post("/v1/enroll", request).await
+        self.post(routes::ENROLL, request).await
     }
 
     /// `POST /v1/auth/challenge`.
     pub async fn challenge(&self, device_id: &str) -> Result<Challenge, ClientError> {
         self.post(
-            "/v1/auth/challenge",
+            routes::AUTH_CHALLENGE,
             &ChallengeRequest {
                 device_id: device_id.to_owned(),
             },
@@ -636,7 +641,7 @@ impl Client {
 
     /// `POST /v1/auth/login`.
     pub async fn login(&self, request: &LoginRequest) -> Result<LoggedIn, ClientError> {
-        self.post("/v1/auth/login", request).await
+        self.post(routes::AUTH_LOGIN, request).await
     }
 
     /// Challenge, sign and log in with this device key; the token is kept
@@ -667,13 +672,13 @@ impl Client {
 
     /// `POST /v1/auth/logout`.
     pub async fn logout(&self) -> Result<(), ClientError> {
-        self.send_empty(reqwest::Method::POST, "/v1/auth/logout", None::<&()>)
+        self.send_empty(reqwest::Method::POST, routes::AUTH_LOGOUT, None::<&()>)
             .await
     }
 
     /// `GET /v1/me`.
     pub async fn whoami(&self) -> Result<Whoami, ClientError> {
-        self.get("/v1/me").await
+        self.get(routes::ME).await
     }
 
     /// `GET /v1/directory?q=...`: the first page of matches.
@@ -688,7 +693,7 @@ impl Client {
         after: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Directory, ClientError> {
-        let mut path = format!("/v1/directory?q={}", encode_query(query));
+        let mut path = format!("{}?q={}", routes::DIRECTORY, encode_query(query));
         if let Some(after) = after {
             path.push_str(&format!("&after={}", encode_query(after)));
         }
@@ -700,13 +705,16 @@ impl Client {
 
     /// `GET /v1/directory/users/{id}`: one active user and their devices.
     pub async fn directory_user(&self, user_id: &str) -> Result<DirectoryEntry, ClientError> {
-        self.get(&format!("/v1/directory/users/{}", encode_path(user_id)))
-            .await
+        self.get(&routes::path(
+            routes::DIRECTORY_USER,
+            &[&encode_path(user_id)],
+        ))
+        .await
     }
 
     /// `POST /v1/admin/users`.
     pub async fn create_user(&self, user: &NewUser) -> Result<User, ClientError> {
-        self.post("/v1/admin/users", user).await
+        self.post(routes::ADMIN_USERS, user).await
     }
 
     /// `GET /v1/admin/users?q=...`.
@@ -716,7 +724,7 @@ impl Client {
         role: Option<Role>,
         status: Option<UserStatus>,
     ) -> Result<UserList, ClientError> {
-        let mut path = format!("/v1/admin/users?q={}", encode_query(query));
+        let mut path = format!("{}?q={}", routes::ADMIN_USERS, encode_query(query));
         if let Some(role) = role {
             path.push_str(&format!("&role={}", role.as_str()));
         }
@@ -728,7 +736,7 @@ impl Client {
 
     /// `GET /v1/admin/users/{id}`.
     pub async fn get_user(&self, user_id: &str) -> Result<User, ClientError> {
-        self.get(&format!("/v1/admin/users/{}", encode_path(user_id)))
+        self.get(&routes::path(routes::ADMIN_USER, &[&encode_path(user_id)]))
             .await
     }
 
@@ -740,7 +748,7 @@ impl Client {
     ) -> Result<User, ClientError> {
         self.send(
             reqwest::Method::PATCH,
-            &format!("/v1/admin/users/{}", encode_path(user_id)),
+            &routes::path(routes::ADMIN_USER, &[&encode_path(user_id)]),
             Some(update),
         )
         .await
@@ -748,10 +756,14 @@ impl Client {
 
     /// `POST /v1/admin/users/{id}/deactivate` or `.../reactivate`.
     pub async fn set_user_active(&self, user_id: &str, active: bool) -> Result<User, ClientError> {
-        let action = if active { "reactivate" } else { "deactivate" };
+        let pattern = if active {
+            routes::ADMIN_USER_REACTIVATE
+        } else {
+            routes::ADMIN_USER_DEACTIVATE
+        };
         self.send(
             reqwest::Method::POST,
-            &format!("/v1/admin/users/{}/{action}", encode_path(user_id)),
+            &routes::path(pattern, &[&encode_path(user_id)]),
             None::<&()>,
         )
         .await
@@ -772,7 +784,7 @@ impl Client {
         user_id: &str,
         keep_others: bool,
     ) -> Result<EnrollmentCodeIssued, ClientError> {
-        let mut path = format!("/v1/admin/users/{}/enrollment-codes", encode_path(user_id));
+        let mut path = routes::path(routes::ADMIN_USER_CODES, &[&encode_path(user_id)]);
         if keep_others {
             path.push_str("?keep_others=true");
         }
@@ -781,9 +793,9 @@ impl Client {
 
     /// `GET /v1/admin/users/{id}/enrollment-codes`: the outstanding codes.
     pub async fn enrollment_codes(&self, user_id: &str) -> Result<OutstandingCodes, ClientError> {
-        self.get(&format!(
-            "/v1/admin/users/{}/enrollment-codes",
-            encode_path(user_id)
+        self.get(&routes::path(
+            routes::ADMIN_USER_CODES,
+            &[&encode_path(user_id)],
         ))
         .await
     }
@@ -796,10 +808,9 @@ impl Client {
     ) -> Result<(), ClientError> {
         self.send_empty(
             reqwest::Method::DELETE,
-            &format!(
-                "/v1/admin/users/{}/enrollment-codes/{}",
-                encode_path(user_id),
-                encode_path(code_id)
+            &routes::path(
+                routes::ADMIN_USER_CODE,
+                &[&encode_path(user_id), &encode_path(code_id)],
             ),
             None::<&()>,
         )
@@ -808,18 +819,20 @@ impl Client {
 
     /// `GET /v1/admin/users/{id}/devices`.
     pub async fn list_devices(&self, user_id: &str) -> Result<DeviceList, ClientError> {
-        self.get(&format!("/v1/admin/users/{}/devices", encode_path(user_id)))
-            .await
+        self.get(&routes::path(
+            routes::ADMIN_USER_DEVICES,
+            &[&encode_path(user_id)],
+        ))
+        .await
     }
 
     /// `DELETE /v1/admin/users/{id}/devices/{device_id}`.
     pub async fn remove_device(&self, user_id: &str, device_id: &str) -> Result<(), ClientError> {
         self.send_empty(
             reqwest::Method::DELETE,
-            &format!(
-                "/v1/admin/users/{}/devices/{}",
-                encode_path(user_id),
-                encode_path(device_id)
+            &routes::path(
+                routes::ADMIN_USER_DEVICE,
+                &[&encode_path(user_id), &encode_path(device_id)],
             ),
             None::<&()>,
         )

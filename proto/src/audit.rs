@@ -22,6 +22,7 @@ pub const MAX_FIELD_BYTES: usize = 1024;
 
 /// Whether the access was allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The access happened.
@@ -50,6 +51,7 @@ impl Outcome {
 /// One audit entry. It records who did what to which resource, from where,
 /// when, and whether it was allowed; never content, tokens or keys.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuditEntry {
     /// Position in the log, from 1, without gaps.
@@ -233,20 +235,24 @@ impl Reader<'_> {
 
 /// A signed statement that the log's entry `seq` has hash `head_hash`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     /// The sequence number of the last entry covered.
     pub seq: u64,
     /// That entry's hash.
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
     pub head_hash: Vec<u8>,
     /// When it was signed (Unix ms).
     pub time_ms: i64,
     /// The hash of the previous checkpoint ([`GENESIS_HASH`] for the first).
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
     pub prev_checkpoint_hash: Vec<u8>,
     /// Ed25519 signature of [`Checkpoint::signed_bytes`].
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
     pub signature: Vec<u8>,
 }
 

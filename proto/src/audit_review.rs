@@ -20,12 +20,14 @@ pub const EXPORT_VERSION: u32 = 1;
 
 /// The key that verifies the log's checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuditKey {
     /// Always `Ed25519`.
     pub algorithm: String,
     /// The 32-byte public key.
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
     pub public_key: Vec<u8>,
     /// The installation whose log it signs.
     pub server_id: String,
@@ -34,6 +36,7 @@ pub struct AuditKey {
 /// What to look for. Every filter given must match; none given matches
 /// every entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     /// The acting user's id.
@@ -66,7 +69,13 @@ impl AuditFilter {
 /// The query of `GET /v1/audit/entries`: a filter (as in [`AuditFilter`])
 /// and a page. Flat, because query strings carry no nesting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct SearchQuery {
     /// The acting user's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +106,7 @@ pub struct SearchQuery {
 
 /// The export file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     /// JSON Lines: a header line, then one line per entry and checkpoint.
@@ -108,7 +118,13 @@ pub enum ExportFormat {
 /// The query of `GET /v1/audit/export`: a format and a filter; no filter
 /// exports the whole log, which `verify` can check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct ExportQuery {
     /// The file format.
     pub format: ExportFormat,
@@ -169,17 +185,20 @@ filter_of!(ExportQuery);
 
 /// An entry with the hash the log recorded for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RecordedEntry {
     /// The entry.
     pub entry: AuditEntry,
     /// Its chain hash as stored.
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
     pub entry_hash: Vec<u8>,
 }
 
 /// One page of search results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuditPage {
     /// Matching entries, oldest first.
@@ -190,6 +209,7 @@ pub struct AuditPage {
 
 /// The first line of a JSON Lines export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExportHeader {
     /// [`EXPORT_FORMAT`].
@@ -209,6 +229,7 @@ pub struct ExportHeader {
 
 /// One line of a JSON Lines export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ExportLine {
     /// The first line.

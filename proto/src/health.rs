@@ -13,6 +13,7 @@ pub const READY_PATH: &str = "/v1/ready";
 /// The liveness answer; it only ever says `"ok"`, with what an operator
 /// should look at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Health {
     /// Always [`HealthStatus::Ok`].
@@ -25,6 +26,7 @@ pub struct Health {
 /// A condition the server keeps serving through, but an operator should
 /// act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Warning {
@@ -38,6 +40,7 @@ pub enum Warning {
 
 /// The only liveness state a server that answers can be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     /// The server is alive.
@@ -47,6 +50,7 @@ pub enum HealthStatus {
 /// The readiness answer, sent with 200 when the database answers.
 /// When it does not, the server answers 503 with an error body instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Ready {
     /// Always [`ReadyStatus::Ready`].
@@ -65,6 +69,7 @@ fn is_zero(value: &u64) -> bool {
 
 /// The readiness state reported with 200.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReadyStatus {
     /// The database answers and its schema is current.

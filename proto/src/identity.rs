@@ -10,6 +10,7 @@ pub const NONCE_LEN: usize = 32;
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Takes part in threads.
@@ -40,6 +41,7 @@ impl Role {
 
 /// Whether a user may sign in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
     /// May sign in and appears in the directory.
@@ -67,6 +69,7 @@ impl UserStatus {
 
 /// A user as administrators see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// The user's id.
@@ -89,6 +92,7 @@ pub struct User {
 
 /// `POST /v1/admin/users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// The name colleagues see.
@@ -104,6 +108,7 @@ pub struct NewUser {
 
 /// `PATCH /v1/admin/users/{user_id}`: the fields to change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     /// A new display name.
@@ -122,6 +127,7 @@ pub struct UserUpdate {
 
 /// A list of users.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserList {
     /// The users, by display name.
@@ -130,6 +136,7 @@ pub struct UserList {
 
 /// A device as its owner and administrators see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Device {
     /// The device's id.
@@ -140,6 +147,7 @@ pub struct Device {
     pub device_name: String,
     /// Its Ed25519 public key.
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
     pub public_key: Vec<u8>,
     /// When it enrolled (Unix ms).
     pub created_at_ms: i64,
@@ -147,6 +155,7 @@ pub struct Device {
 
 /// A list of devices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceList {
     /// The devices, oldest first.
@@ -155,6 +164,7 @@ pub struct DeviceList {
 
 /// `POST /v1/admin/users/{user_id}/enrollment-codes`: a code, shown once.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollmentCodeIssued {
     /// The code to hand to the user; the server keeps only its hash.
@@ -172,7 +182,13 @@ pub struct EnrollmentCodeIssued {
 /// `POST /v1/admin/users/{id}/enrollment-codes?keep_others=BOOL`: by
 /// default a new code revokes the user's older outstanding ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct IssueCodeQuery {
     /// Keep the user's other outstanding codes working.
     #[serde(default)]
@@ -182,6 +198,7 @@ pub struct IssueCodeQuery {
 /// An outstanding enrollment code (unused, unrevoked, unexpired), without
 /// the code itself, which the server does not keep.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OutstandingCode {
     /// The code's id.
@@ -194,6 +211,7 @@ pub struct OutstandingCode {
 
 /// `GET /v1/admin/users/{id}/enrollment-codes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OutstandingCodes {
     /// The user's outstanding codes, oldest first.
@@ -212,6 +230,7 @@ impl std::fmt::Debug for EnrollmentCodeIssued {
 
 /// `POST /v1/enroll`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// The one-time enrollment code.
@@ -220,6 +239,7 @@ pub struct EnrollRequest {
     pub device_name: String,
     /// The device's Ed25519 public key.
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
     pub public_key: Vec<u8>,
     /// The first administrator's name; only read with the first-admin code.
     #[serde(default)]
@@ -236,6 +256,7 @@ impl std::fmt::Debug for EnrollRequest {
 
 /// The answer to an enrollment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Enrolled {
     /// The user the device belongs to.
@@ -248,6 +269,7 @@ pub struct Enrolled {
 
 /// `POST /v1/auth/challenge`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
     /// The device that will sign.
@@ -256,12 +278,14 @@ pub struct ChallengeRequest {
 
 /// A single-use login challenge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Challenge {
     /// Names the challenge in the login request.
     pub challenge_id: String,
     /// The nonce to sign (see [`login_message`]).
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
     pub nonce: Vec<u8>,
     /// The server's id, which the signed message names.
     pub server_id: String,
@@ -271,6 +295,7 @@ pub struct Challenge {
 
 /// `POST /v1/auth/login`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The challenge answered.
@@ -279,11 +304,13 @@ pub struct LoginRequest {
     pub device_id: String,
     /// Ed25519 signature of [`login_message`].
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
     pub signature: Vec<u8>,
 }
 
 /// A session: the bearer token for the `Authorization` header.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoggedIn {
     /// The JWT.
@@ -305,6 +332,7 @@ impl std::fmt::Debug for LoggedIn {
 
 /// `GET /v1/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Whoami {
     /// The signed-in user.
@@ -317,6 +345,7 @@ pub struct Whoami {
 
 /// One user in the directory, with the keys of their devices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryEntry {
     /// The user's id.
@@ -333,6 +362,7 @@ pub struct DirectoryEntry {
 
 /// A device in the directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryDevice {
     /// The device's id.
@@ -341,11 +371,13 @@ pub struct DirectoryDevice {
     pub device_name: String,
     /// Its Ed25519 public key.
     #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
     pub public_key: Vec<u8>,
 }
 
 /// `GET /v1/directory?q=...`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Directory {
     /// Matching active users, by display name.

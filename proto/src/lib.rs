@@ -16,8 +16,13 @@ pub mod identity;
 pub mod json;
 pub mod names;
 pub mod request_id;
+pub mod routes;
 pub mod threads;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+
+/// Where the server serves its OpenAPI 3.1 document: every route, its
+/// request and response schemas, the error object and the event types.
+pub const OPENAPI_PATH: &str = "/v1/openapi.json";
 pub use fingerprint::CertificateFingerprint;
 pub use request_id::RequestId;

@@ -18,11 +18,17 @@ pub const MAX_UNCLAIMED: u32 = 500;
 
 /// Opaque bytes, as unpadded base64url on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
+#[cfg_attr(
+    feature = "openapi",
+    schema(value_type = String, format = "base64url")
+)]
 pub struct Blob(#[serde(with = "crate::b64")] pub Vec<u8>);
 
 /// `POST /v1/key-packages`: packages of the signed-in device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyPackageUpload {
     /// Ordinary packages, each handed out once.
@@ -35,6 +41,7 @@ pub struct KeyPackageUpload {
 
 /// What the signed-in device has left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyPackageCount {
     /// Unclaimed ordinary packages.
@@ -45,6 +52,7 @@ pub struct KeyPackageCount {
 
 /// `POST /v1/key-packages/claim`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyPackageClaim {
     /// Whose devices to claim packages for.
@@ -53,6 +61,7 @@ pub struct KeyPackageClaim {
 
 /// One claimed package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClaimedKeyPackage {
     /// The device it belongs to.
@@ -68,6 +77,7 @@ pub struct ClaimedKeyPackage {
 /// that has one (the caller's own device excepted), and the devices that
 /// have none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClaimedKeyPackages {
     /// One per device.
@@ -93,6 +103,7 @@ pub const MAX_ENTRIES_PAGE: u32 = 500;
 /// thread id) and added the first members in a commit; the server records
 /// the thread at the epoch that commit reached and queues the welcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewThread {
     /// The MLS group id, as 32 lower-case hex digits.
@@ -107,6 +118,7 @@ pub struct NewThread {
 
 /// A thread as its member sees it in a list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ThreadSummary {
     /// The thread (MLS group) id.
@@ -121,6 +133,7 @@ pub struct ThreadSummary {
 
 /// `GET /v1/threads`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ThreadList {
     /// The caller's device's threads, most recently active first.
@@ -137,6 +150,7 @@ pub const DEFAULT_THREADS_PAGE: u32 = 100;
 
 /// A member device of a thread.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Member {
     /// The user.
@@ -149,6 +163,7 @@ pub struct Member {
 
 /// What a user has read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReadReceipt {
     /// The user.
@@ -159,6 +174,7 @@ pub struct ReadReceipt {
 
 /// `GET /v1/threads/{id}`: the thread, its members and receipts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ThreadDetail {
     /// The summary, as in the list.
@@ -172,6 +188,7 @@ pub struct ThreadDetail {
 /// The membership change a commit declares; clients check it against the
 /// commit they process.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MembershipChange {
     /// Devices the commit adds.
@@ -182,6 +199,7 @@ pub struct MembershipChange {
 
 /// `POST /v1/threads/{id}/commits`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CommitRequest {
     /// The epoch the commit was made in (the thread's current epoch).
@@ -197,6 +215,7 @@ pub struct CommitRequest {
 
 /// `POST /v1/threads/{id}/messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MessageRequest {
     /// The epoch it was encrypted in (the thread's current epoch).
@@ -207,6 +226,7 @@ pub struct MessageRequest {
 
 /// Where an accepted commit or message landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Appended {
     /// Its sequence number in the thread's log.
@@ -217,6 +237,7 @@ pub struct Appended {
 
 /// What a log entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     /// An MLS commit, with its declared membership change.
@@ -227,6 +248,7 @@ pub enum EntryKind {
 
 /// One entry of a thread's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ThreadEntry {
     /// Its sequence number, from 1, no gaps.
@@ -250,6 +272,7 @@ pub struct ThreadEntry {
 
 /// `GET /v1/threads/{id}/entries?after=SEQ&limit=N`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EntryPage {
     /// Entries after `after`, in order.
@@ -265,6 +288,7 @@ pub struct EntryPage {
 
 /// How a device's membership of a thread ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MembershipEnded {
     /// The last entry the device may read (for a removal by commit, that
@@ -281,6 +305,7 @@ pub struct MembershipEnded {
 
 /// How a membership ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EndReason {
@@ -323,6 +348,7 @@ impl EndReason {
 
 /// A pending welcome for the caller's device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Welcome {
     /// Its id, to acknowledge it.
@@ -340,6 +366,7 @@ pub struct Welcome {
 
 /// `GET /v1/welcomes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WelcomeList {
     /// Pending welcomes, oldest first.
@@ -349,6 +376,7 @@ pub struct WelcomeList {
 /// `POST /v1/threads/{id}/delivered` and `.../read`: a receipt up to a
 /// sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// The highest sequence processed (delivered) or read.
@@ -360,6 +388,7 @@ pub const EVENTS_PATH: &str = "/v1/events";
 
 /// Which receipt moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptKind {
     /// A device processed entries up to `seq`.
@@ -370,6 +399,7 @@ pub enum ReceiptKind {
 
 /// What `/v1/events` pushes, one JSON text frame each.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A new entry in one of the device's threads.

@@ -206,6 +206,7 @@ impl Server {
                 events: self.events.clone(),
                 max_message_bytes: self.config.max_message_bytes,
                 disk: self.disk.clone(),
+                vocabulary: crate::http::openapi::vocabulary(),
                 refusals: refusals.clone(),
             },
             self.config.max_body_bytes,

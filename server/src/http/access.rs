@@ -21,8 +21,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use curbside_proto::audit::Outcome;
@@ -32,6 +32,7 @@ use sqlx::{Any, Transaction};
 use super::error::{Error, Result};
 use super::refusals::{Refused, TARPIT};
 use super::state::AppState;
+use super::vocabulary::Kind;
 use crate::audit::{AuditError, NewEntry};
 use crate::auth::rate_limit::address_key;
 use crate::clock::now_ms;
@@ -40,118 +41,15 @@ use crate::clock::now_ms;
 const SIGN_IN_ROUTES: [&str; 3] = ["/v1/enroll", "/v1/auth/challenge", "/v1/auth/login"];
 
 /// Routes anyone may call without an entry: they reveal nothing protected.
-pub const PUBLIC_ROUTES: [&str; 3] = [
+pub const PUBLIC_ROUTES: [&str; 4] = [
     curbside_proto::health::HEALTH_PATH,
     curbside_proto::health::READY_PATH,
     curbside_proto::audit_review::KEY_PATH,
+    curbside_proto::OPENAPI_PATH,
 ];
 
 /// The longest resource id recorded; longer (client-chosen) text is cut.
 const MAX_RESOURCE_ID: usize = 128;
-
-/// What a route does, for its audit entry: the action, the kind of
-/// resource, and which path parameter (if any) names the resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Kind {
-    /// E.g. `admin.user.deactivate`.
-    pub action: &'static str,
-    /// E.g. `user`.
-    pub resource_type: &'static str,
-    /// The path parameter holding the resource's id.
-    pub id_param: Option<&'static str>,
-}
-
-const fn kind(
-    action: &'static str,
-    resource_type: &'static str,
-    id_param: Option<&'static str>,
-) -> Kind {
-    Kind {
-        action,
-        resource_type,
-        id_param,
-    }
-}
-
-/// The fixed action vocabulary: every protected route and method.
-/// `docs/audit-format.md` lists it; a route missing here is recorded as
-/// `http.request` on resource type `route`.
-pub fn classify(method: &Method, route: &str) -> Kind {
-    const USER: Option<&str> = Some("user_id");
-    const THREAD: Option<&str> = Some("thread_id");
-    // axum answers HEAD with the GET handler: it is the same read.
-    let method = if method == Method::HEAD {
-        "GET"
-    } else {
-        method.as_str()
-    };
-    match (method, route) {
-        ("POST", "/v1/enroll") => kind("auth.enroll", "device", None),
-        ("POST", "/v1/auth/challenge") => kind("auth.challenge", "device", None),
-        ("POST", "/v1/auth/login") => kind("auth.login", "device", None),
-        ("POST", "/v1/auth/logout") => kind("auth.logout", "session", None),
-        ("GET", "/v1/me") => kind("identity.whoami", "user", None),
-        ("GET", "/v1/directory") => kind("directory.search", "directory", None),
-        ("GET", "/v1/directory/users/{user_id}") => kind("directory.read", "user", USER),
-        ("POST", "/v1/admin/users") => kind("admin.user.create", "user", None),
-        ("GET", "/v1/admin/users") => kind("admin.user.list", "user", None),
-        ("GET", "/v1/admin/users/{user_id}") => kind("admin.user.read", "user", USER),
-        ("PATCH", "/v1/admin/users/{user_id}") => kind("admin.user.update", "user", USER),
-        ("POST", "/v1/admin/users/{user_id}/deactivate") => {
-            kind("admin.user.deactivate", "user", USER)
-        }
-        ("POST", "/v1/admin/users/{user_id}/reactivate") => {
-            kind("admin.user.reactivate", "user", USER)
-        }
-        ("POST", "/v1/admin/users/{user_id}/enrollment-codes") => {
-            kind("admin.enrollment_code.issue", "user", USER)
-        }
-        ("GET", "/v1/admin/users/{user_id}/enrollment-codes") => {
-            kind("admin.enrollment_code.list", "user", USER)
-        }
-        ("DELETE", "/v1/admin/users/{user_id}/enrollment-codes/{code_id}") => kind(
-            "admin.enrollment_code.revoke",
-            "enrollment_code",
-            Some("code_id"),
-        ),
-        ("GET", "/v1/admin/users/{user_id}/devices") => kind("admin.device.list", "user", USER),
-        ("DELETE", "/v1/admin/users/{user_id}/devices/{device_id}") => {
-            kind("admin.device.remove", "device", Some("device_id"))
-        }
-        ("POST", curbside_proto::threads::KEY_PACKAGES_PATH) => {
-            kind("key_package.upload", "device", None)
-        }
-        ("GET", curbside_proto::threads::KEY_PACKAGES_PATH) => {
-            kind("key_package.count", "device", None)
-        }
-        ("POST", curbside_proto::threads::CLAIM_PATH) => kind("key_package.claim", "user", None),
-        ("POST", "/v1/threads") => kind("thread.create", "thread", None),
-        ("GET", "/v1/threads") => kind("thread.list", "thread", None),
-        ("GET", "/v1/threads/{thread_id}") => kind("thread.read", "thread", THREAD),
-        ("POST", "/v1/threads/{thread_id}/commits") => kind("thread.commit", "thread", THREAD),
-        ("POST", "/v1/threads/{thread_id}/messages") => {
-            kind("thread.message.send", "thread", THREAD)
-        }
-        ("GET", "/v1/threads/{thread_id}/entries") => kind("thread.entries.read", "thread", THREAD),
-        ("POST", "/v1/threads/{thread_id}/delivered") => {
-            kind("thread.receipt.delivered", "thread", THREAD)
-        }
-        ("POST", "/v1/threads/{thread_id}/read") => kind("thread.receipt.read", "thread", THREAD),
-        ("POST", "/v1/threads/{thread_id}/leave") => kind("thread.leave", "thread", THREAD),
-        ("GET", "/v1/welcomes") => kind("welcome.list", "device", None),
-        ("GET", curbside_proto::threads::EVENTS_PATH) => kind("events.subscribe", "device", None),
-        ("POST", "/v1/welcomes/{welcome_id}/ack") => {
-            kind("welcome.ack", "welcome", Some("welcome_id"))
-        }
-        ("GET", curbside_proto::audit_review::ENTRIES_PATH) => {
-            kind("audit.search", "audit_log", None)
-        }
-        ("GET", curbside_proto::audit_review::EXPORT_PATH) => {
-            kind("audit.export", "audit_log", None)
-        }
-        _ => kind("http.request", "route", None),
-    }
-}
 
 /// What the entry of one request will say, filled in as it is handled.
 #[derive(Debug)]
@@ -295,7 +193,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
     if PUBLIC_ROUTES.contains(&route.as_str()) {
         return next.run(request).await;
     }
-    let kind = classify(request.method(), &route);
+    let kind = state.vocabulary.classify(request.method(), &route);
     let (mut parts, body) = request.into_parts();
     let resource_id = match kind.id_param {
         Some(name) => RawPathParams::from_request_parts(&mut parts, &())
@@ -511,16 +409,5 @@ mod tests {
         assert_eq!(id("-1"), "%2D1");
         assert!(id(&"é".repeat(200)).len() <= MAX_RESOURCE_ID);
         assert_eq!(bounded_id(""), None);
-    }
-
-    #[test]
-    fn every_route_method_has_its_own_action() {
-        let user = classify(&Method::GET, "/v1/admin/users/{user_id}");
-        assert_eq!(user.action, "admin.user.read");
-        assert_eq!(user.id_param, Some("user_id"));
-        let update = classify(&Method::PATCH, "/v1/admin/users/{user_id}");
-        assert_eq!(update.action, "admin.user.update");
-        assert_eq!(classify(&Method::PUT, "/v1/me").action, "http.request");
-        assert_eq!(classify(&Method::HEAD, "/v1/me").action, "identity.whoami");
     }
 }

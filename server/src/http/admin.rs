@@ -1,15 +1,17 @@
 //! The administrators' API: users, enrollment codes and devices. Every route
 //! takes the [`Admin`] extractor, so clinicians and auditors get 403.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use curbside_proto::identity::{
     DeviceList, EnrollmentCodeIssued, IssueCodeQuery, NewUser, OutstandingCodes, Role, User,
     UserList, UserStatus, UserUpdate, format_enrollment_code,
 };
+use curbside_proto::routes;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::Access;
 use super::error::{Error, Result};
@@ -25,28 +27,16 @@ use crate::db::{app_user, device, enrollment_code};
 use crate::ids::new_id;
 
 /// `/v1/admin/...`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/users", post(create_user).get(list_users))
-        .route(
-            "/v1/admin/users/{user_id}",
-            get(get_user).patch(update_user),
-        )
-        .route("/v1/admin/users/{user_id}/deactivate", post(deactivate))
-        .route("/v1/admin/users/{user_id}/reactivate", post(reactivate))
-        .route(
-            "/v1/admin/users/{user_id}/enrollment-codes",
-            post(issue_code).get(list_codes),
-        )
-        .route(
-            "/v1/admin/users/{user_id}/enrollment-codes/{code_id}",
-            delete(revoke_code),
-        )
-        .route("/v1/admin/users/{user_id}/devices", get(list_devices))
-        .route(
-            "/v1/admin/users/{user_id}/devices/{device_id}",
-            delete(remove_device),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user, update_user))
+        .routes(routes!(deactivate))
+        .routes(routes!(reactivate))
+        .routes(routes!(issue_code, list_codes))
+        .routes(routes!(revoke_code))
+        .routes(routes!(list_devices))
+        .routes(routes!(remove_device))
 }
 
 fn licence(value: Option<&str>) -> Result<Option<String>> {
@@ -66,6 +56,15 @@ async fn user_or_404(state: &AppState, user_id: &str) -> Result<User> {
         })
 }
 
+#[utoipa::path(
+    post,
+    path = routes::ADMIN_USERS,
+    operation_id = "admin.user.create",
+    tag = "user",
+    request_body = NewUser,
+    security(("session" = [])),
+    responses((status = 201, description = "The user, made", body = User)),
+)]
 async fn create_user(
     State(state): State<AppState>,
     _admin: Admin,
@@ -96,7 +95,8 @@ async fn create_user(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     #[serde(default)]
@@ -105,6 +105,15 @@ struct ListQuery {
     status: Option<UserStatus>,
 }
 
+#[utoipa::path(
+    get,
+    path = routes::ADMIN_USERS,
+    operation_id = "admin.user.list",
+    tag = "user",
+    params(ListQuery),
+    security(("session" = [])),
+    responses((status = 200, description = "The users matching the query", body = UserList)),
+)]
 async fn list_users(
     State(state): State<AppState>,
     _admin: Admin,
@@ -121,6 +130,15 @@ async fn list_users(
     Ok(Json(UserList { users }))
 }
 
+#[utoipa::path(
+    get,
+    path = routes::ADMIN_USER,
+    operation_id = "admin.user.read",
+    tag = "user",
+    params(("user_id" = String, Path, description = "The user's id")),
+    security(("session" = [])),
+    responses((status = 200, description = "The user", body = User)),
+)]
 async fn get_user(
     State(state): State<AppState>,
     _admin: Admin,
@@ -129,6 +147,16 @@ async fn get_user(
     Ok(Json(user_or_404(&state, &user_id).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = routes::ADMIN_USER,
+    operation_id = "admin.user.update",
+    tag = "user",
+    params(("user_id" = String, Path, description = "The user's id")),
+    request_body = UserUpdate,
+    security(("session" = [])),
+    responses((status = 200, description = "The user, changed", body = User)),
+)]
 async fn update_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -228,6 +256,15 @@ async fn set_status(
     user_or_404(state, user_id).await
 }
 
+#[utoipa::path(
+    post,
+    path = routes::ADMIN_USER_DEACTIVATE,
+    operation_id = "admin.user.deactivate",
+    tag = "user",
+    params(("user_id" = String, Path, description = "The user's id")),
+    security(("session" = [])),
+    responses((status = 200, description = "The user, deactivated: sessions ended, memberships ended, codes revoked", body = User)),
+)]
 async fn deactivate(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -254,6 +291,15 @@ async fn deactivate(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = routes::ADMIN_USER_REACTIVATE,
+    operation_id = "admin.user.reactivate",
+    tag = "user",
+    params(("user_id" = String, Path, description = "The user's id")),
+    security(("session" = [])),
+    responses((status = 200, description = "The user, active again", body = User)),
+)]
 async fn reactivate(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -275,6 +321,15 @@ async fn reactivate(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = routes::ADMIN_USER_CODES,
+    operation_id = "admin.enrollment_code.issue",
+    tag = "user",
+    params(("user_id" = String, Path, description = "The user's id"), IssueCodeQuery),
+    security(("session" = [])),
+    responses((status = 201, description = "A one-time enrollment code (shown once)", body = EnrollmentCodeIssued)),
+)]
 async fn issue_code(
     State(state): State<AppState>,
     _admin: Admin,
@@ -318,6 +373,15 @@ async fn issue_code(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = routes::ADMIN_USER_CODES,
+    operation_id = "admin.enrollment_code.list",
+    tag = "user",
+    params(("user_id" = String, Path, description = "The user's id")),
+    security(("session" = [])),
+    responses((status = 200, description = "The user's unused, unexpired codes", body = OutstandingCodes)),
+)]
 async fn list_codes(
     State(state): State<AppState>,
     _admin: Admin,
@@ -333,6 +397,15 @@ async fn list_codes(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = routes::ADMIN_USER_CODE,
+    operation_id = "admin.enrollment_code.revoke",
+    tag = "enrollment_code",
+    params(("user_id" = String, Path, description = "The user's id"), ("code_id" = String, Path, description = "The enrollment code's id")),
+    security(("session" = [])),
+    responses((status = 204, description = "The code is revoked")),
+)]
 async fn revoke_code(
     State(state): State<AppState>,
     _admin: Admin,
@@ -353,6 +426,15 @@ async fn revoke_code(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = routes::ADMIN_USER_DEVICES,
+    operation_id = "admin.device.list",
+    tag = "user",
+    params(("user_id" = String, Path, description = "The user's id")),
+    security(("session" = [])),
+    responses((status = 200, description = "The user's enrolled devices", body = DeviceList)),
+)]
 async fn list_devices(
     State(state): State<AppState>,
     _admin: Admin,
@@ -364,6 +446,15 @@ async fn list_devices(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = routes::ADMIN_USER_DEVICE,
+    operation_id = "admin.device.remove",
+    tag = "device",
+    params(("user_id" = String, Path, description = "The user's id"), ("device_id" = String, Path, description = "The device's id")),
+    security(("session" = [])),
+    responses((status = 204, description = "The device is removed: its sessions and memberships ended")),
+)]
 async fn remove_device(
     State(state): State<AppState>,
     Admin(admin): Admin,

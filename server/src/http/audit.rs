@@ -5,13 +5,12 @@
 //! read is itself an audited access (the `access` middleware records it
 //! before the response leaves). Nothing here edits or deletes an entry.
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use curbside_proto::audit::Checkpoint;
 use curbside_proto::audit_review::{
     AuditFilter, AuditKey, AuditPage, CSV_COLUMNS, ENTRIES_PATH, EXPORT_FORMAT, EXPORT_PATH,
@@ -19,6 +18,8 @@ use curbside_proto::audit_review::{
     RecordedEntry, SearchQuery,
 };
 use curbside_proto::identity::Role;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access;
 use super::error::{Error, Result};
@@ -33,11 +34,11 @@ const DEFAULT_PAGE: u32 = 100;
 const EXPORT_STEP: i64 = 1000;
 
 /// The review routes and the published key.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(KEY_PATH, get(key))
-        .route(ENTRIES_PATH, get(search))
-        .route(EXPORT_PATH, get(export))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(key))
+        .routes(routes!(search))
+        .routes(routes!(export))
 }
 
 /// A signed-in administrator or auditor; anyone else gets 403.
@@ -66,6 +67,13 @@ impl FromRequestParts<AppState> for Reviewer {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = KEY_PATH,
+    operation_id = "audit.key",
+    tag = "audit_log",
+    responses((status = 200, description = "The public key that verifies the audit log's checkpoints", body = AuditKey)),
+)]
 async fn key(State(state): State<AppState>) -> Json<AuditKey> {
     Json(AuditKey {
         algorithm: "Ed25519".to_owned(),
@@ -120,6 +128,15 @@ fn check_filter(filter: &AuditFilter) -> Result<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    get,
+    path = ENTRIES_PATH,
+    operation_id = "audit.search",
+    tag = "audit_log",
+    params(SearchQuery),
+    security(("session" = [])),
+    responses((status = 200, description = "Entries matching the filter, a page at a time", body = AuditPage)),
+)]
 async fn search(
     State(state): State<AppState>,
     reviewer: Reviewer,
@@ -168,6 +185,15 @@ struct Cursor {
     done: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = EXPORT_PATH,
+    operation_id = "audit.export",
+    tag = "audit_log",
+    params(ExportQuery),
+    security(("session" = [])),
+    responses((status = 200, description = "The log, or the entries matching the filter, as JSON lines or CSV", content((String = "application/x-ndjson"), (String = "text/csv")))),
+)]
 async fn export(
     State(state): State<AppState>,
     reviewer: Reviewer,

@@ -6,14 +6,16 @@
 //! only way to renew a token.
 
 use std::net::SocketAddr;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use curbside_proto::identity::{
     Challenge, ChallengeRequest, LoggedIn, LoginRequest, NONCE_LEN, Whoami, login_message,
 };
+use curbside_proto::routes;
 use ring::signature::{ED25519, UnparsedPublicKey};
 
 use super::access::Access;
@@ -29,12 +31,12 @@ use crate::db::{app_user, device, session};
 use crate::ids::{new_id, random_bytes};
 
 /// The login routes and `GET /v1/me`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/challenge", post(challenge))
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/me", get(whoami))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(challenge))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(whoami))
 }
 
 fn limit_address(state: &AppState, peer: SocketAddr) -> Result<()> {
@@ -75,6 +77,14 @@ fn login_refused(access: &Access, reason: &'static str) -> Error {
 /// the same work and answer for each: whether the device may sign in is
 /// decided at login, so that a challenge tells no one which devices are
 /// active (nor, by its timing, which users are deactivated).
+#[utoipa::path(
+    post,
+    path = routes::AUTH_CHALLENGE,
+    operation_id = "auth.challenge",
+    tag = "device",
+    request_body = ChallengeRequest,
+    responses((status = 200, description = "A challenge for the device to sign", body = Challenge)),
+)]
 async fn challenge(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -109,6 +119,14 @@ async fn challenge(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = routes::AUTH_LOGIN,
+    operation_id = "auth.login",
+    tag = "device",
+    request_body = LoginRequest,
+    responses((status = 200, description = "A session for the device", body = LoggedIn)),
+)]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -226,6 +244,14 @@ async fn challenge_refusal(state: &AppState, request: &LoginRequest, now: i64) -
     Ok(Error::Unauthorized(format!("{reason}; ask for a new one")))
 }
 
+#[utoipa::path(
+    post,
+    path = routes::AUTH_LOGOUT,
+    operation_id = "auth.logout",
+    tag = "session",
+    security(("session" = [])),
+    responses((status = 204, description = "The session has ended")),
+)]
 async fn logout(
     State(state): State<AppState>,
     access: Access,
@@ -249,6 +275,14 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = routes::ME,
+    operation_id = "identity.whoami",
+    tag = "user",
+    security(("session" = [])),
+    responses((status = 200, description = "The signed-in user and device", body = Whoami)),
+)]
 async fn whoami(
     State(state): State<AppState>,
     access: Access,

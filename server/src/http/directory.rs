@@ -7,15 +7,17 @@
 //! machine speed: searches and look-ups are limited per user, and a search
 //! answers a page at a time (`limit`, `after`).
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use curbside_proto::identity::{
     DEFAULT_DIRECTORY_PAGE, Directory, DirectoryDevice, DirectoryEntry, MAX_DIRECTORY_PAGE, Role,
 };
+use curbside_proto::routes;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{Error, Result};
 use super::state::AppState;
@@ -24,13 +26,14 @@ use crate::auth::sessions::Caller;
 use crate::db::app_user::{self, DirectoryRow};
 
 /// `GET /v1/directory`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/directory", get(search))
-        .route("/v1/directory/users/{user_id}", get(lookup))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(lookup))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SearchQuery {
     #[serde(default)]
@@ -59,6 +62,15 @@ fn parse_cursor(text: &str) -> Result<(String, String)> {
         })
 }
 
+#[utoipa::path(
+    get,
+    path = routes::DIRECTORY,
+    operation_id = "directory.search",
+    tag = "directory",
+    params(SearchQuery),
+    security(("session" = [])),
+    responses((status = 200, description = "Active colleagues matching the search, a page at a time", body = Directory)),
+)]
 async fn search(
     State(state): State<AppState>,
     caller: Caller,
@@ -108,6 +120,15 @@ async fn search(
 
 /// `GET /v1/directory/users/{user_id}`: one active user and their devices,
 /// however large the directory (clients check credentials against it).
+#[utoipa::path(
+    get,
+    path = routes::DIRECTORY_USER,
+    operation_id = "directory.read",
+    tag = "user",
+    params(("user_id" = String, Path, description = "The user's id")),
+    security(("session" = [])),
+    responses((status = 200, description = "The colleague", body = DirectoryEntry)),
+)]
 async fn lookup(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,14 +2,16 @@
 //! its Ed25519 public key. No session is needed; attempts are rate-limited
 //! per client address.
 
+use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use curbside_proto::identity::{
     EnrollRequest, Enrolled, PUBLIC_KEY_LEN, Role, UserStatus, normalise_enrollment_code,
 };
+use curbside_proto::routes;
 use std::net::SocketAddr;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::state::AppState;
 
@@ -59,10 +61,18 @@ async fn code_refusal(state: &AppState, hash: &[u8], now: i64) -> Result<Error> 
 }
 
 /// `POST /v1/enroll`.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/enroll", post(enroll))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(enroll))
 }
 
+#[utoipa::path(
+    post,
+    path = routes::ENROLL,
+    operation_id = "auth.enroll",
+    tag = "device",
+    request_body = EnrollRequest,
+    responses((status = 201, description = "The device is enrolled", body = Enrolled)),
+)]
 async fn enroll(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -9,12 +9,13 @@
 //! out, with 4402, and the client signs in again and reconnects. A device
 //! that falls behind is closed with 4008 and fetches.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
 use curbside_proto::threads::EVENTS_PATH;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::Access;
 use super::state::AppState;
@@ -42,10 +43,18 @@ const READ_BUFFER: usize = 4 * 1024;
 const MAX_INCOMING: usize = 4 * 1024;
 
 /// `GET /v1/events`.
-pub fn router() -> Router<AppState> {
-    Router::new().route(EVENTS_PATH, get(subscribe))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(subscribe))
 }
 
+#[utoipa::path(
+    get,
+    path = EVENTS_PATH,
+    operation_id = "events.subscribe",
+    tag = "device",
+    security(("session" = [])),
+    responses((status = 101, description = "A WebSocket whose text frames are `Event`s")),
+)]
 async fn subscribe(
     State(state): State<AppState>,
     access: Access,

@@ -182,7 +182,7 @@ fn json_error(error: serde_json::Error) -> Error {
             } else {
                 Error::InvalidRequest(format!(
                     "the request body has a value of the wrong type or out of range ({at}); \
-                     check it against the API reference"
+                     check it against the API document at /v1/openapi.json"
                 ))
             }
         }

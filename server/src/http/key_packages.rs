@@ -9,15 +9,16 @@
 //! (and kept). Packages are opaque here; clients check them against the
 //! directory before using them.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use curbside_proto::identity::UserStatus;
 use curbside_proto::threads::{
     Blob, CLAIM_PATH, ClaimedKeyPackage, ClaimedKeyPackages, KEY_PACKAGES_PATH, KeyPackageClaim,
     KeyPackageCount, KeyPackageUpload, MAX_KEY_PACKAGE_BYTES, MAX_UNCLAIMED, MAX_UPLOAD,
 };
 use sqlx::Any;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::Access;
 use super::error::{Error, Result};
@@ -30,10 +31,10 @@ use crate::db::{app_user, device, key_package};
 use crate::ids::new_id;
 
 /// `/v1/key-packages` and `/v1/key-packages/claim`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(KEY_PACKAGES_PATH, post(upload).get(count))
-        .route(CLAIM_PATH, post(claim))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload, count))
+        .routes(routes!(claim))
 }
 
 fn check_size(name: &str, package: &Blob) -> Result<()> {
@@ -57,6 +58,15 @@ where
     })
 }
 
+#[utoipa::path(
+    post,
+    path = KEY_PACKAGES_PATH,
+    operation_id = "key_package.upload",
+    tag = "device",
+    request_body = KeyPackageUpload,
+    security(("session" = [])),
+    responses((status = 200, description = "The device's packages, after the upload", body = KeyPackageCount)),
+)]
 async fn upload(
     State(state): State<AppState>,
     access: Access,
@@ -125,6 +135,14 @@ async fn upload(
     Ok(Json(count))
 }
 
+#[utoipa::path(
+    get,
+    path = KEY_PACKAGES_PATH,
+    operation_id = "key_package.count",
+    tag = "device",
+    security(("session" = [])),
+    responses((status = 200, description = "The device's packages", body = KeyPackageCount)),
+)]
 async fn count(
     State(state): State<AppState>,
     access: Access,
@@ -136,6 +154,15 @@ async fn count(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = CLAIM_PATH,
+    operation_id = "key_package.claim",
+    tag = "user",
+    request_body = KeyPackageClaim,
+    security(("session" = [])),
+    responses((status = 200, description = "A package for each of the user's devices that has one", body = ClaimedKeyPackages)),
+)]
 async fn claim(
     State(state): State<AppState>,
     access: Access,

@@ -18,9 +18,11 @@ pub mod extract;
 mod fields;
 mod health;
 mod key_packages;
+pub mod openapi;
 pub mod refusals;
 pub mod state;
 pub(crate) mod threads;
+pub mod vocabulary;
 
 use std::time::{Duration, Instant};
 
@@ -60,16 +62,8 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
 
 /// The whole API, plus `extra` routes, with its middleware.
 pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -> Router {
-    Router::new()
-        .merge(health::router())
-        .merge(enroll::router())
-        .merge(auth::router())
-        .merge(directory::router())
-        .merge(admin::router())
-        .merge(audit::router())
-        .merge(key_packages::router())
-        .merge(threads::router())
-        .merge(events::router())
+    let (routes, _) = openapi::routes().split_for_parts();
+    routes
         .merge(extra)
         .fallback(not_found)
         // Innermost first: each `layer` wraps everything above it.
@@ -202,7 +196,8 @@ fn describe(status: StatusCode, method: &Method) -> (ErrorCode, String) {
         ),
         _ => (
             ErrorCode::BadRequest,
-            "the request is malformed; check it against the API reference".to_owned(),
+            "the request is malformed; check it against the API document at /v1/openapi.json"
+                .to_owned(),
         ),
     }
 }

@@ -21,6 +21,8 @@ pub struct AppState {
     pub max_message_bytes: usize,
     /// Whether the data directory's disk is nearly full.
     pub disk: std::sync::Arc<crate::disk::DiskGuard>,
+    /// What each route does, for its audit entry (from the API document).
+    pub vocabulary: &'static super::vocabulary::Vocabulary,
     /// Per-address refusal allowances, and refusals counted past them.
     pub refusals: std::sync::Arc<refusals::Refusals>,
 }

@@ -13,10 +13,10 @@
 //! SQLite cannot turn a reading transaction into a writing one while
 //! another connection writes, so every transaction here writes first.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use curbside_proto::routes;
 use curbside_proto::threads::{
     Appended, Blob, CommitRequest, DEFAULT_THREADS_PAGE, EndReason, EntryPage, MAX_ENTRIES_PAGE,
     MAX_THREAD_DEVICES, MAX_THREADS_PAGE, Member, MembershipChange, MembershipEnded,
@@ -25,6 +25,8 @@ use curbside_proto::threads::{
 };
 use serde::Deserialize;
 use sqlx::{Any, AnyConnection, Transaction};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::Access;
 use super::error::{Error, Result};
@@ -43,18 +45,18 @@ use crate::ids::new_id;
 use crate::push::Notice;
 
 /// `/v1/threads/...` and `/v1/welcomes/...`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(THREADS_PATH, post(create).get(list))
-        .route("/v1/threads/{thread_id}", get(detail))
-        .route("/v1/threads/{thread_id}/commits", post(commit))
-        .route("/v1/threads/{thread_id}/messages", post(message))
-        .route("/v1/threads/{thread_id}/entries", get(entries))
-        .route("/v1/threads/{thread_id}/delivered", post(delivered))
-        .route("/v1/threads/{thread_id}/read", post(read))
-        .route("/v1/threads/{thread_id}/leave", post(leave))
-        .route(WELCOMES_PATH, get(welcomes))
-        .route("/v1/welcomes/{welcome_id}/ack", post(ack_welcome))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(detail))
+        .routes(routes!(commit))
+        .routes(routes!(message))
+        .routes(routes!(entries))
+        .routes(routes!(delivered))
+        .routes(routes!(read))
+        .routes(routes!(leave))
+        .routes(routes!(welcomes))
+        .routes(routes!(ack_welcome))
 }
 
 fn to_u64(value: i64) -> u64 {
@@ -192,6 +194,15 @@ fn announce_welcomes(state: &AppState, devices: &[String], welcome_ids: Vec<Stri
     }
 }
 
+#[utoipa::path(
+    post,
+    path = THREADS_PATH,
+    operation_id = "thread.create",
+    tag = "thread",
+    request_body = NewThread,
+    security(("session" = [])),
+    responses((status = 201, description = "The thread, made", body = ThreadSummary)),
+)]
 async fn create(
     State(state): State<AppState>,
     access: Access,
@@ -264,7 +275,8 @@ fn summary(row: SummaryRow) -> ThreadSummary {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     after: Option<String>,
@@ -293,6 +305,15 @@ fn parse_list_cursor(text: &str) -> Result<(i64, String)> {
 
 /// `GET /v1/threads?after=CURSOR&limit=N`: a page of the caller's device's
 /// threads, most recently active first, and where the next one starts.
+#[utoipa::path(
+    get,
+    path = THREADS_PATH,
+    operation_id = "thread.list",
+    tag = "thread",
+    params(ListQuery),
+    security(("session" = [])),
+    responses((status = 200, description = "The device's threads, most recently active first", body = ThreadList)),
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -332,6 +353,15 @@ async fn list(
 /// all their devices. The server gives them nothing more of it at once;
 /// their devices stay in the MLS group until another member's commit
 /// removes them (which the server accepts for former members).
+#[utoipa::path(
+    post,
+    path = routes::THREAD_LEAVE,
+    operation_id = "thread.leave",
+    tag = "thread",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    security(("session" = [])),
+    responses((status = 204, description = "The caller's devices have left the thread")),
+)]
 async fn leave(
     State(state): State<AppState>,
     access: Access,
@@ -354,6 +384,15 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = routes::THREAD,
+    operation_id = "thread.read",
+    tag = "thread",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    security(("session" = [])),
+    responses((status = 200, description = "The thread, its members and receipts", body = ThreadDetail)),
+)]
 async fn detail(
     State(state): State<AppState>,
     access: Access,
@@ -469,6 +508,16 @@ async fn insert_commit(
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = routes::THREAD_COMMITS,
+    operation_id = "thread.commit",
+    tag = "thread",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    request_body = CommitRequest,
+    security(("session" = [])),
+    responses((status = 200, description = "The commit, appended", body = Appended)),
+)]
 async fn commit(
     State(state): State<AppState>,
     access: Access,
@@ -575,6 +624,16 @@ async fn commit(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = routes::THREAD_MESSAGES,
+    operation_id = "thread.message.send",
+    tag = "thread",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    request_body = MessageRequest,
+    security(("session" = [])),
+    responses((status = 200, description = "The message, appended", body = Appended)),
+)]
 async fn message(
     State(state): State<AppState>,
     access: Access,
@@ -616,7 +675,8 @@ async fn message(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EntriesQuery {
     #[serde(default)]
@@ -666,6 +726,15 @@ async fn readable(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = routes::THREAD_ENTRIES,
+    operation_id = "thread.entries.read",
+    tag = "thread",
+    params(("thread_id" = String, Path, description = "The thread's id"), EntriesQuery),
+    security(("session" = [])),
+    responses((status = 200, description = "The thread's log, a page at a time", body = EntryPage)),
+)]
 async fn entries(
     State(state): State<AppState>,
     access: Access,
@@ -697,6 +766,16 @@ async fn entries(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = routes::THREAD_DELIVERED,
+    operation_id = "thread.receipt.delivered",
+    tag = "thread",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    request_body = Receipt,
+    security(("session" = [])),
+    responses((status = 204, description = "Recorded")),
+)]
 async fn delivered(
     State(state): State<AppState>,
     access: Access,
@@ -715,6 +794,16 @@ async fn delivered(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = routes::THREAD_READ,
+    operation_id = "thread.receipt.read",
+    tag = "thread",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    request_body = Receipt,
+    security(("session" = [])),
+    responses((status = 204, description = "Recorded")),
+)]
 async fn read(
     State(state): State<AppState>,
     access: Access,
@@ -781,6 +870,14 @@ async fn check_receipt(tx: &mut Transaction<'_, Any>, thread_id: &str, seq: i64)
     Ok(())
 }
 
+#[utoipa::path(
+    get,
+    path = WELCOMES_PATH,
+    operation_id = "welcome.list",
+    tag = "device",
+    security(("session" = [])),
+    responses((status = 200, description = "Welcomes waiting for the device", body = WelcomeList)),
+)]
 async fn welcomes(
     State(state): State<AppState>,
     access: Access,
@@ -802,6 +899,15 @@ async fn welcomes(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = routes::WELCOME_ACK,
+    operation_id = "welcome.ack",
+    tag = "welcome",
+    params(("welcome_id" = String, Path, description = "The welcome's id")),
+    security(("session" = [])),
+    responses((status = 204, description = "The welcome is deleted")),
+)]
 async fn ack_welcome(
     State(state): State<AppState>,
     access: Access,
