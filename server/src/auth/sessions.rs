@@ -284,16 +284,7 @@ fn touch(database: &Database, session_id: &str, now_ms: i64) {
     });
 }
 
-/// Whose sessions to end.
-#[derive(Debug, Clone, Copy)]
-pub enum SessionsOf<'a> {
-    /// One session.
-    Session(&'a str),
-    /// Every session of a user.
-    User(&'a str),
-    /// Every session of a device.
-    Device(&'a str),
-}
+pub use crate::db::session::SessionsOf;
 
 /// Ends the live sessions `which` says, recording why; returns how many.
 pub async fn end_sessions<'c, E>(
@@ -305,9 +296,5 @@ pub async fn end_sessions<'c, E>(
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
-    match which {
-        SessionsOf::Session(id) => session::end(executor, id, reason, now_ms).await,
-        SessionsOf::User(id) => session::end_all_for_user(executor, id, reason, now_ms).await,
-        SessionsOf::Device(id) => session::end_all_for_device(executor, id, reason, now_ms).await,
-    }
+    session::end(executor, which, reason, now_ms).await
 }

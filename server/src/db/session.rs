@@ -127,68 +127,39 @@ where
     Ok(())
 }
 
-/// Ends the session `session_id` if it is live, recording why; returns how
-/// many it ended (0 or 1).
+/// Whose sessions to end.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionsOf<'a> {
+    /// One session.
+    Session(&'a str),
+    /// Every session of a user.
+    User(&'a str),
+    /// Every session of a device.
+    Device(&'a str),
+}
+
+/// Ends the live sessions `which` names, recording why; returns how many.
 pub async fn end<'c, E>(
     executor: E,
-    session_id: &str,
+    which: SessionsOf<'_>,
     reason: &str,
     now_ms: i64,
 ) -> Result<u64, sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    Ok(sqlx::query(
+    let (column, id) = match which {
+        SessionsOf::Session(id) => ("session_id", id),
+        SessionsOf::User(id) => ("user_id", id),
+        SessionsOf::Device(id) => ("device_id", id),
+    };
+    Ok(sqlx::query(&format!(
         "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
-         WHERE session_id = $3 AND ended_at_ms IS NULL",
-    )
+         WHERE {column} = $3 AND ended_at_ms IS NULL"
+    ))
     .bind(now_ms)
     .bind(reason)
-    .bind(session_id)
-    .execute(executor)
-    .await?
-    .rows_affected())
-}
-
-/// Ends every live session of a user, recording why; returns how many.
-pub async fn end_all_for_user<'c, E>(
-    executor: E,
-    user_id: &str,
-    reason: &str,
-    now_ms: i64,
-) -> Result<u64, sqlx::Error>
-where
-    E: sqlx::Executor<'c, Database = Any>,
-{
-    Ok(sqlx::query(
-        "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
-         WHERE user_id = $3 AND ended_at_ms IS NULL",
-    )
-    .bind(now_ms)
-    .bind(reason)
-    .bind(user_id)
-    .execute(executor)
-    .await?
-    .rows_affected())
-}
-
-/// Ends every live session of a device, recording why; returns how many.
-pub async fn end_all_for_device<'c, E>(
-    executor: E,
-    device_id: &str,
-    reason: &str,
-    now_ms: i64,
-) -> Result<u64, sqlx::Error>
-where
-    E: sqlx::Executor<'c, Database = Any>,
-{
-    Ok(sqlx::query(
-        "UPDATE session SET ended_at_ms = $1, end_reason = $2 \
-         WHERE device_id = $3 AND ended_at_ms IS NULL",
-    )
-    .bind(now_ms)
-    .bind(reason)
-    .bind(device_id)
+    .bind(id)
     .execute(executor)
     .await?
     .rows_affected())
