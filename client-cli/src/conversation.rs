@@ -1070,8 +1070,9 @@ async fn history_line(
     Ok(format!("{prefix}{}", text_block(&message.text, &indent)))
 }
 
-/// `curbside read THREAD`: the thread's messages; marks them read.
-pub async fn read(session: &mut Session, thread: &str) -> Result<String, CliError> {
+/// The thread `thread` names, caught up with the server: its id and this
+/// profile's state of it.
+async fn synced(session: &mut Session, thread: &str) -> Result<(String, ThreadState), CliError> {
     let device = catch_up(session).await?;
     let thread_id = thread_id(session, thread)?;
     sync(session, &device, &thread_id).await?;
@@ -1081,6 +1082,12 @@ pub async fn read(session: &mut Session, thread: &str) -> Result<String, CliErro
         .get(&thread_id)
         .cloned()
         .unwrap_or_default();
+    Ok((thread_id, state))
+}
+
+/// `curbside read THREAD`: the thread's messages; marks them read.
+pub async fn read(session: &mut Session, thread: &str) -> Result<String, CliError> {
+    let (thread_id, state) = synced(session, thread).await?;
     if state.processed_seq > 0 && state.left.is_none() {
         session
             .client
@@ -1193,15 +1200,7 @@ pub async fn list(session: &mut Session) -> Result<String, CliError> {
 /// `curbside thread show THREAD`: members and their devices, then each
 /// message with who has it delivered and who has read it.
 pub async fn show(session: &mut Session, thread: &str) -> Result<String, CliError> {
-    let device = catch_up(session).await?;
-    let thread_id = thread_id(session, thread)?;
-    sync(session, &device, &thread_id).await?;
-    let state = session
-        .contents
-        .threads
-        .get(&thread_id)
-        .cloned()
-        .unwrap_or_default();
+    let (thread_id, state) = synced(session, thread).await?;
     let mut names = Names::default();
     let mut lines = vec![format!(
         "{} (thread {})",

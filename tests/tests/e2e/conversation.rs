@@ -28,12 +28,24 @@ pub struct Clinician {
 
 impl Clinician {
     pub async fn enroll(server: &TestServer, admin: &Person, name: &str) -> Self {
+        Self::enroll_as(server, admin, name, Role::Clinician, "Cardiology").await
+    }
+
+    /// A new user with this role and department, whose device enrolls
+    /// through the CLI.
+    pub async fn enroll_as(
+        server: &TestServer,
+        admin: &Person,
+        name: &str,
+        role: Role,
+        department: &str,
+    ) -> Self {
         let user = admin
             .client
             .create_user(&curbside_proto::identity::NewUser {
                 display_name: name.to_owned(),
-                role: Role::Clinician,
-                department: "Cardiology".to_owned(),
+                role,
+                department: department.to_owned(),
                 licence_number: None,
             })
             .await

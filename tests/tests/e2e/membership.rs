@@ -383,32 +383,7 @@ struct AdminCli(Clinician);
 
 impl AdminCli {
     async fn new(server: &curbside_tests::TestServer, admin: &crate::people::Person) -> Self {
-        let user = admin
-            .client
-            .create_user(&NewUser {
-                display_name: "Dr. Second Admin".to_owned(),
-                role: Role::Admin,
-                department: "IT".to_owned(),
-                licence_number: None,
-            })
-            .await
-            .unwrap();
-        let code = admin
-            .client
-            .issue_enrollment_code(&user.user_id)
-            .await
-            .unwrap();
-        let clinician = Clinician {
-            url: server.url.clone(),
-            pin: server.fingerprint.to_string(),
-            home: tempfile::tempdir().unwrap(),
-            user_id: user.user_id,
-        };
-        clinician
-            .run(&["enroll", "--code", &code.code])
-            .await
-            .unwrap();
-        Self(clinician)
+        Self(Clinician::enroll_as(server, admin, "Dr. Second Admin", Role::Admin, "IT").await)
     }
 
     async fn run(&self, args: &[&str]) -> Result<String, curbside_cli::cli::CliError> {
