@@ -2,9 +2,9 @@
 //! may read, and key files written whole (synced, then renamed into place)
 //! with mode 0600.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// A file or directory problem, naming the path.
@@ -84,28 +84,28 @@ pub fn check_key_permissions(path: &Path, allowed: u32) -> Result<(), FileError>
 /// Writes `contents` to `path` through a temporary file with `mode`, synced
 /// and renamed into place, so a crash leaves either no file or a whole one.
 pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), FileError> {
-    let temporary = path.with_extension("tmp");
     let io = |action, source| FileError::Io {
         action,
         path: path.to_owned(),
         source,
     };
-    let _ = fs::remove_file(&temporary);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&temporary)
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".curbside-")
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
         .map_err(|e| io("cannot create", e))?;
     file.write_all(contents)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| file.as_file().sync_all())
         .map_err(|e| io("cannot write", e))?;
-    fs::rename(&temporary, path).map_err(|e| io("cannot rename into place", e))?;
-    if let Some(parent) = path.parent() {
-        fs::File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| io("cannot sync the directory of", e))?;
-    }
+    file.persist(path)
+        .map_err(|e| io("cannot rename into place", e.error))?;
+    fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| io("cannot sync the directory of", e))?;
     Ok(())
 }
 

@@ -149,17 +149,18 @@ impl fmt::Debug for SecretText {
     }
 }
 
+/// What a `sqlite://` path keeps as it is: letters, digits, `/` and the
+/// characters RFC 3986 leaves unreserved; every other byte is `%XX`.
+const PATH_KEEPS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes a file path for a `sqlite://` URL, keeping `/`.
 fn percent_encode_path(path: &Path) -> String {
-    let mut encoded = String::new();
-    for byte in path.as_os_str().as_encoded_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'.' | b'-' | b'_' | b'~') {
-            encoded.push(char::from(*byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
+    percent_encoding::percent_encode(path.as_os_str().as_encoded_bytes(), PATH_KEEPS).to_string()
 }
 
 #[cfg(test)]

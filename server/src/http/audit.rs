@@ -5,6 +5,8 @@
 //! read is itself an audited access (the `access` middleware records it
 //! before the response leaves). Nothing here edits or deletes an entry.
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Query, State};
@@ -300,22 +302,22 @@ async fn next_chunk(cursor: &mut Cursor) -> Result<Option<Vec<u8>>> {
     if entries.is_empty() && checkpoints.is_empty() {
         return Ok(None);
     }
-    let mut out = Vec::with_capacity(entries.len() * 300);
+    let mut out = Chunk::new(cursor.format, entries.len());
     let mut checkpoints = checkpoints.into_iter().peekable();
     for recorded in entries {
         while let Some(checkpoint) = checkpoints.next_if(|c| c.seq < recorded.entry.seq) {
-            write_checkpoint(&mut out, cursor.format, checkpoint)?;
+            out.checkpoint(checkpoint)?;
         }
         let seq = recorded.entry.seq;
-        write_entry(&mut out, cursor.format, recorded)?;
+        out.entry(recorded)?;
         while let Some(checkpoint) = checkpoints.next_if(|c| c.seq == seq) {
-            write_checkpoint(&mut out, cursor.format, checkpoint)?;
+            out.checkpoint(checkpoint)?;
         }
     }
     for checkpoint in checkpoints {
-        write_checkpoint(&mut out, cursor.format, checkpoint)?;
+        out.checkpoint(checkpoint)?;
     }
-    Ok(Some(out))
+    out.finish().map(Some)
 }
 
 fn json_line(line: &ExportLine) -> Result<Vec<u8>> {
@@ -324,106 +326,134 @@ fn json_line(line: &ExportLine) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn write_entry(out: &mut Vec<u8>, format: ExportFormat, recorded: RecordedEntry) -> Result<()> {
-    match format {
-        ExportFormat::Jsonl => out.extend(json_line(&ExportLine::Entry(recorded))?),
-        ExportFormat::Csv => {
-            let entry = &recorded.entry;
-            csv_row(
+/// One step of an export being written, in its format.
+enum Chunk {
+    Jsonl(Vec<u8>),
+    /// RFC 4180 rows ending in CRLF. A field is quoted when it holds a
+    /// comma, quote or line break, so no value can move a column or start a
+    /// row; the formula guard ([`guarded`]) is applied to every field.
+    Csv(csv::Writer<Vec<u8>>),
+}
+
+impl Chunk {
+    fn new(format: ExportFormat, entries: usize) -> Self {
+        let out = Vec::with_capacity(entries * 300);
+        match format {
+            ExportFormat::Jsonl => Self::Jsonl(out),
+            ExportFormat::Csv => Self::Csv(
+                csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::CRLF)
+                    .quote_style(csv::QuoteStyle::Necessary)
+                    .from_writer(out),
+            ),
+        }
+    }
+
+    fn entry(&mut self, recorded: RecordedEntry) -> Result<()> {
+        match self {
+            Self::Jsonl(out) => out.extend(json_line(&ExportLine::Entry(recorded))?),
+            Self::Csv(out) => {
+                let entry = &recorded.entry;
+                csv_row(
+                    out,
+                    &[
+                        "entry",
+                        &entry.seq.to_string(),
+                        &entry.time_ms.to_string(),
+                        &utc(entry.time_ms),
+                        entry.actor_user.as_deref().unwrap_or(""),
+                        entry.actor_device.as_deref().unwrap_or(""),
+                        entry.client_addr.as_deref().unwrap_or(""),
+                        &entry.request_id,
+                        &entry.action,
+                        &entry.resource_type,
+                        entry.resource_id.as_deref().unwrap_or(""),
+                        entry.outcome.as_str(),
+                        &entry.reason,
+                        &hex::encode(&recorded.entry_hash),
+                        "",
+                        "",
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, checkpoint: Checkpoint) -> Result<()> {
+        match self {
+            Self::Jsonl(out) => out.extend(json_line(&ExportLine::Checkpoint(checkpoint))?),
+            Self::Csv(out) => csv_row(
                 out,
                 &[
-                    "entry",
-                    &entry.seq.to_string(),
-                    &entry.time_ms.to_string(),
-                    &utc(entry.time_ms),
-                    entry.actor_user.as_deref().unwrap_or(""),
-                    entry.actor_device.as_deref().unwrap_or(""),
-                    entry.client_addr.as_deref().unwrap_or(""),
-                    &entry.request_id,
-                    &entry.action,
-                    &entry.resource_type,
-                    entry.resource_id.as_deref().unwrap_or(""),
-                    entry.outcome.as_str(),
-                    &entry.reason,
-                    &hex::encode(&recorded.entry_hash),
+                    "checkpoint",
+                    &checkpoint.seq.to_string(),
+                    &checkpoint.time_ms.to_string(),
+                    &utc(checkpoint.time_ms),
                     "",
                     "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    &hex::encode(&checkpoint.head_hash),
+                    &hex::encode(&checkpoint.prev_checkpoint_hash),
+                    &hex::encode(&checkpoint.signature),
                 ],
-            );
+            )?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<u8>> {
+        match self {
+            Self::Jsonl(out) => Ok(out),
+            Self::Csv(out) => out
+                .into_inner()
+                .map_err(|error| Error::Internal(error.to_string())),
         }
     }
-    Ok(())
 }
 
-fn write_checkpoint(out: &mut Vec<u8>, format: ExportFormat, checkpoint: Checkpoint) -> Result<()> {
-    match format {
-        ExportFormat::Jsonl => out.extend(json_line(&ExportLine::Checkpoint(checkpoint))?),
-        ExportFormat::Csv => csv_row(
-            out,
-            &[
-                "checkpoint",
-                &checkpoint.seq.to_string(),
-                &checkpoint.time_ms.to_string(),
-                &utc(checkpoint.time_ms),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                &hex::encode(&checkpoint.head_hash),
-                &hex::encode(&checkpoint.prev_checkpoint_hash),
-                &hex::encode(&checkpoint.signature),
-            ],
-        ),
+fn csv_row(out: &mut csv::Writer<Vec<u8>>, fields: &[&str]) -> Result<()> {
+    guarded_row(out, fields).map_err(|error| Error::Internal(error.to_string()))
+}
+
+fn guarded_row(out: &mut csv::Writer<Vec<u8>>, fields: &[&str]) -> csv::Result<()> {
+    for field in fields {
+        match guarded(field) {
+            Cow::Borrowed(field) => out.write_field(field)?,
+            Cow::Owned(field) => out.write_field(field)?,
+        }
     }
-    Ok(())
+    out.write_record(None::<&[u8]>)
 }
 
-/// One RFC 4180 row. A field is quoted when it holds a comma, quote or
-/// line break, so no value can move a column or start a row; a field that
-/// a spreadsheet would read as a formula (`=`, `+`, `-`, `@`) gets a
-/// leading `'`, as does one already starting with `'`, so the escape can
+/// A field a spreadsheet would read as a formula (`=`, `+`, `-`, `@`) gets
+/// a leading `'`, as does one already starting with `'`, so the guard can
 /// be undone exactly.
-fn csv_row(out: &mut Vec<u8>, fields: &[&str]) {
-    for (index, field) in fields.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        let guarded = if field.starts_with(['=', '+', '-', '@', '\'']) {
-            format!("'{field}")
-        } else {
-            (*field).to_owned()
-        };
-        if guarded.contains([',', '"', '\r', '\n']) {
-            out.push(b'"');
-            out.extend(guarded.replace('"', "\"\"").bytes());
-            out.push(b'"');
-        } else {
-            out.extend(guarded.bytes());
-        }
+fn guarded(field: &str) -> Cow<'_, str> {
+    if field.starts_with(['=', '+', '-', '@', '\'']) {
+        Cow::Owned(format!("'{field}"))
+    } else {
+        Cow::Borrowed(field)
     }
-    out.extend(b"\r\n");
 }
+
+/// `2026-11-22T21:54:58.123Z`: RFC 3339 in UTC, always with milliseconds.
+const UTC_MILLIS: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+);
 
 /// Unix milliseconds as RFC 3339 UTC, e.g. `2026-11-22T21:54:58.123Z`.
 fn utc(time_ms: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000) {
-        Ok(at) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second(),
-            at.millisecond()
-        ),
-        Err(_) => String::new(),
-    }
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000)
+        .ok()
+        .and_then(|at| at.format(UTC_MILLIS).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -432,14 +462,20 @@ mod tests {
 
     #[test]
     fn csv_fields_cannot_move_columns_or_become_formulas() {
-        let mut out = Vec::new();
+        let mut out = Chunk::new(ExportFormat::Csv, 1);
+        let Chunk::Csv(writer) = &mut out else {
+            unreachable!()
+        };
         csv_row(
-            &mut out,
+            writer,
             &["a,b", "say \"hi\"", "x\r\ny", "=1+1", "-A1", "'q", "plain"],
-        );
+        )
+        .unwrap();
+        csv_row(writer, &["", "#x", " lead", "tab\there", "", "", ""]).unwrap();
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "\"a,b\",\"say \"\"hi\"\"\",\"x\r\ny\",'=1+1,'-A1,''q,plain\r\n"
+            String::from_utf8(out.finish().unwrap()).unwrap(),
+            "\"a,b\",\"say \"\"hi\"\"\",\"x\r\ny\",'=1+1,'-A1,''q,plain\r\n\
+             ,#x, lead,tab\there,,,\r\n"
         );
     }
 
