@@ -238,9 +238,23 @@ mod tests {
 
     #[test]
     fn routes_are_declared_only_through_the_document() {
-        let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http");
-        for file in std::fs::read_dir(folder).unwrap() {
-            let path = file.unwrap().path();
+        let mut folders = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/http"
+        ))];
+        let mut files = Vec::new();
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() > 10, "the handlers were not found");
+        for path in files {
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(
                 !text.contains(&[".rou", "te("].concat()),
