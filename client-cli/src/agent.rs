@@ -159,21 +159,24 @@ pub async fn serve(profile: &Profile, idle: Duration) -> Result<(), String> {
     }
     // Bound under a name of its own and renamed into place: a socket left
     // by an agent that died is replaced, and no command ever finds a
-    // socket not yet restricted to its user.
+    // socket not yet restricted to its user. One not put in place is
+    // removed when dropped.
     let path = socket_path(profile);
-    // (Short: a socket's path has a limit of its own, 107 bytes.)
-    let fresh = profile.dir().join(format!("a{}", std::process::id()));
-    let _ = std::fs::remove_file(&fresh);
-    let listener = UnixListener::bind(&fresh).map_err(|error| error.to_string())?;
-    let placed = {
+    // (Short, no longer than `agent.sock`: a socket's path has a limit of
+    // its own, 107 bytes. tempfile binds it by its absolute path.)
+    let fresh = tempfile::Builder::new()
+        .prefix("a")
+        .rand_bytes(8)
+        .make_in(profile.dir(), |fresh| UnixListener::bind(fresh))
+        .map_err(|error| error.to_string())?;
+    {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o600))
-            .and_then(|()| std::fs::rename(&fresh, &path))
-    };
-    if let Err(error) = placed {
-        let _ = std::fs::remove_file(&fresh);
-        return Err(error.to_string());
+        std::fs::set_permissions(fresh.path(), std::fs::Permissions::from_mode(0o600))
+            .map_err(|error| error.to_string())?;
     }
+    let listener = fresh
+        .persist(&path)
+        .map_err(|error| error.error.to_string())?;
     let ours = inode(&path);
     let owner = {
         use std::os::unix::fs::MetadataExt;

@@ -2,6 +2,7 @@
 
 use crate::audit::AuditError;
 use crate::client::ClientError;
+use crate::mls::MlsError;
 use crate::show::printable;
 use crate::store::StoreError;
 
@@ -44,7 +45,7 @@ pub enum CliError {
     Audit(#[from] AuditError),
     /// An MLS step failed.
     #[error(transparent)]
-    Mls(crate::mls::MlsError),
+    Mls(MlsError),
     /// This device does not know the thread.
     #[error(
         "no thread {0:?} on this profile; list yours with `curbside threads` (a thread is named \
@@ -178,4 +179,10 @@ pub enum CliError {
         "--public-key must be the 32-byte Ed25519 key in base64url, as the server publishes it"
     )]
     BadPublicKey,
+}
+
+impl From<MlsError> for CliError {
+    fn from(error: MlsError) -> Self {
+        CliError::Mls(error)
+    }
 }

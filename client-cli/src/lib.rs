@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod clock;
+mod commands;
 mod conversation;
 pub mod error;
 pub mod mls;

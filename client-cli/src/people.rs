@@ -1,10 +1,10 @@
 //! Who is who, for the CLI: a user from what a person types (an id, or a
-//! name that only one colleague has), and names for the ids the server and
-//! MLS deal in.
+//! name that only one colleague has), names for the ids the server and MLS
+//! deal in, and a user described on one line.
 
 use std::collections::HashMap;
 
-use curbside_proto::identity::DirectoryEntry;
+use curbside_proto::identity::{DirectoryEntry, User, UserStatus};
 
 use crate::client::{Client, ClientError};
 use crate::error::CliError;
@@ -154,6 +154,22 @@ impl Names {
             [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
         })
     }
+}
+
+/// A user on one line: id, name, role, department, and whether deactivated.
+pub fn describe_user(user: &User) -> String {
+    format!(
+        "{}  {}  {}  {}{}",
+        printable(&user.user_id),
+        printable(&user.display_name),
+        user.role.as_str(),
+        printable(&user.department),
+        if user.status == UserStatus::Deactivated {
+            "  (deactivated)"
+        } else {
+            ""
+        }
+    )
 }
 
 #[cfg(test)]

@@ -1,18 +1,6 @@
-//! The profile's local store: the device's private key, its enrollment and
-//! session, and later its MLS state, in one file encrypted at rest.
-//!
-//! The key is derived from the user's passphrase with argon2id (19 MiB, two
-//! passes: OWASP's recommendation) and a random salt; the contents are
-//! sealed with ChaCha20-Poly1305 (ring) under a random nonce, freshly drawn
-//! at every save. The file and its profile directory are readable by their
-//! owner only (0600 and 0700). A wrong passphrase fails the AEAD check.
-//!
-//! Commands on one profile take turns: each holds an exclusive lock on the
-//! profile ([`ProfileLock`], an OS file lock on `store.lock`) while it reads
-//! and writes the store, and reads the store only once it holds the lock.
-//! Without it, `watch` saving the MLS state it loaded at start undid what a
-//! `send` beside it had saved, and the next message reused a spent secret
-//! that the recipients could not decrypt.
+//! A profile's directory: its store file, sealed under the passphrase and
+//! replaced whole at every save; the lock that makes commands on the
+//! profile take turns; and the note on its server kept in the clear.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -22,7 +10,9 @@ use std::path::{Path, PathBuf};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
+
+use super::contents::StoreContents;
 
 const FORMAT: &str = "curbside-store-v1";
 const FILE_NAME: &str = "store.json";
@@ -37,187 +27,6 @@ const MAX_T_COST: u32 = 16;
 const MAX_P_COST: u32 = 8;
 /// The shortest passphrase accepted for a new store.
 pub const MIN_PASSPHRASE_CHARS: usize = 8;
-
-/// What the store holds, in the clear only in memory.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreContents {
-    /// The server's base URL.
-    pub server: String,
-    /// The pinned certificate fingerprint, if trusted by pin.
-    pub pin_sha256: Option<String>,
-    /// The SHA-256 of the pinned certificate's public key (hex), so that a
-    /// certificate the server renewed with the same key is followed.
-    #[serde(default)]
-    pub pin_key_sha256: Option<String>,
-    /// The CA file, if trusted by CA.
-    pub ca_cert: Option<PathBuf>,
-    /// The server's id.
-    pub server_id: String,
-    /// The signed-in user.
-    pub user_id: String,
-    /// This device.
-    pub device_id: String,
-    /// The device's Ed25519 key pair (PKCS#8).
-    #[serde(with = "curbside_proto::b64")]
-    pub device_key_pkcs8: Vec<u8>,
-    /// The current session, if logged in.
-    pub session: Option<StoredSession>,
-    /// OpenMLS's key-value store: this device's MLS keys and groups.
-    #[serde(default)]
-    pub mls_state: Vec<MlsValue>,
-    /// What this device has processed of each thread, and the messages it
-    /// decrypted (MLS keys are used once, so they cannot be read again).
-    #[serde(default)]
-    pub threads: std::collections::BTreeMap<String, ThreadState>,
-}
-
-impl std::fmt::Debug for MlsValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MlsValue").finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for ThreadState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ThreadState")
-            .field("processed_seq", &self.processed_seq)
-            .field("messages", &self.messages.len())
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for StoredMessage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredMessage")
-            .field("seq", &self.seq)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One entry of OpenMLS's store.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MlsValue {
-    /// The key.
-    #[serde(with = "curbside_proto::b64")]
-    pub key: Vec<u8>,
-    /// The value.
-    #[serde(with = "curbside_proto::b64")]
-    pub value: Vec<u8>,
-}
-
-/// This device's view of one thread.
-#[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ThreadState {
-    /// The last log entry processed.
-    pub processed_seq: u64,
-    /// The decrypted messages and membership changes, oldest first.
-    pub messages: Vec<StoredMessage>,
-    /// The thread's subject, once known.
-    #[serde(default)]
-    pub subject: Option<String>,
-    /// How this device's membership ended, if it has.
-    #[serde(default)]
-    pub left: Option<LeftThread>,
-}
-
-/// How a device's membership of a thread ended.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeftThread {
-    /// When (Unix ms).
-    pub at_ms: i64,
-    /// Who ended it, if known.
-    pub by_user: Option<String>,
-    /// How: `removed`, `left`, `deactivated`, `device_removed`, or
-    /// `unknown` (the server no longer shows it).
-    pub reason: String,
-}
-
-/// A decrypted message, or a change of members, in a thread's history.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoredMessage {
-    /// Its place in the thread's log.
-    pub seq: u64,
-    /// The sending user (for a change of members, who made it).
-    pub sender_user: String,
-    /// When the server accepted it (Unix ms).
-    pub time_ms: i64,
-    /// The text (empty for a change of members).
-    pub text: String,
-    /// For a change of members: the users it added and removed.
-    #[serde(default)]
-    pub change: Option<MemberChange>,
-    /// For a change of subject: the new subject.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-}
-
-impl StoredMessage {
-    /// Whether it is a message someone wrote (not a change of members or
-    /// subject).
-    pub fn is_text(&self) -> bool {
-        self.change.is_none() && self.subject.is_none()
-    }
-}
-
-/// The users a commit added and removed.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemberChange {
-    /// Users added.
-    pub added: Vec<String>,
-    /// Users removed.
-    pub removed: Vec<String>,
-}
-
-impl std::fmt::Debug for StoreContents {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreContents")
-            .field("server", &self.server)
-            .field("user_id", &self.user_id)
-            .field("device_id", &self.device_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for StoreContents {
-    fn drop(&mut self) {
-        self.device_key_pkcs8.zeroize();
-        if let Some(session) = &mut self.session {
-            session.token.zeroize();
-        }
-        for value in &mut self.mls_state {
-            value.value.zeroize();
-        }
-        for thread in self.threads.values_mut() {
-            for message in &mut thread.messages {
-                message.text.zeroize();
-            }
-        }
-    }
-}
-
-/// A session token and when it expires.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoredSession {
-    /// The bearer token.
-    pub token: String,
-    /// Its expiry (Unix ms).
-    pub expires_at_ms: i64,
-}
-
-impl std::fmt::Debug for StoredSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredSession")
-            .field("expires_at_ms", &self.expires_at_ms)
-            .finish_non_exhaustive()
-    }
-}
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -418,7 +227,6 @@ impl Profile {
         }
         Ok(())
     }
-
     /// Saves `contents` under `passphrase`, creating the profile if needed.
     /// The caller holds the profile's lock.
     pub fn save(&self, contents: &StoreContents, passphrase: &str) -> Result<(), StoreError> {
@@ -461,18 +269,7 @@ impl Profile {
         let bytes = serde_json::to_vec_pretty(&envelope)
             .map_err(|error| StoreError::Crypto(error.to_string()))?;
         let path = self.store_path();
-        let temporary = path.with_extension("tmp");
-        let _ = fs::remove_file(&temporary);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)
-            .map_err(io("create", &temporary))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(io("write", &temporary))?;
-        fs::rename(&temporary, &path).map_err(io("replace", &path))?;
+        replace_file(&self.dir, &path, &bytes, true)?;
         // In case the file existed with looser permissions.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(io("protect", &path))?;
@@ -510,24 +307,7 @@ impl Profile {
         let bytes = serde_json::to_vec_pretty(&note)
             .map_err(|error| StoreError::Crypto(error.to_string()))?;
         let path = self.dir.join(SERVER_NAME);
-        let temporary = path.with_extension("tmp");
-        let io = |action| {
-            let path = path.clone();
-            move |source| StoreError::Io {
-                action,
-                path,
-                source,
-            }
-        };
-        let _ = fs::remove_file(&temporary);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)
-            .map_err(io("create"))?;
-        file.write_all(&bytes).map_err(io("write"))?;
-        fs::rename(&temporary, &path).map_err(io("replace"))
+        replace_file(&self.dir, &path, &bytes, false)
     }
 }
 
@@ -553,6 +333,39 @@ fn derive_key(
     let unbound = UnboundKey::new(&CHACHA20_POLY1305, &*key)
         .map_err(|_| StoreError::Crypto("bad key length".to_owned()))?;
     Ok(LessSafeKey::new(unbound))
+}
+
+/// Replaces `path`, in `dir`, with a file holding `bytes`: written to a
+/// new file beside it (its owner's only) and renamed over it, so that a
+/// reader finds the old contents or the new, never part of either.
+/// `durable` puts the bytes on disk before the rename and the rename on
+/// disk after it, so a crash cannot bring back the state the MLS keys of
+/// the new one replaced. Errors name `path`.
+fn replace_file(dir: &Path, path: &Path, bytes: &[u8], durable: bool) -> Result<(), StoreError> {
+    let io = |action| {
+        move |source| StoreError::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    };
+    let mut file = tempfile::Builder::new()
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(io("create"))?;
+    file.as_file_mut().write_all(bytes).map_err(io("write"))?;
+    if durable {
+        file.as_file().sync_all().map_err(io("write"))?;
+    }
+    // A file not put in place is removed when dropped.
+    file.persist(path)
+        .map_err(|error| io("replace")(error.error))?;
+    if durable {
+        fs::File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io("sync the folder of"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,365 @@
+//! `curbside admin user ...` and `admin device ...`: an administrator's
+//! work on users, their enrollment codes and their devices (`admin audit`
+//! is its own group, in `super::audit`).
+
+use clap::Subcommand;
+use curbside_proto::identity::{NewUser, Role, User, UserUpdate};
+
+use super::audit::{self, AdminAuditCommand};
+use crate::error::CliError;
+use crate::people::describe_user;
+use crate::session::{Options, Session};
+use crate::show::printable;
+
+/// `curbside admin ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Users.
+    #[command(subcommand)]
+    User(AdminUserCommand),
+    /// Devices.
+    #[command(subcommand)]
+    Device(AdminDeviceCommand),
+    /// The audit log (administrators and auditors).
+    #[command(subcommand)]
+    Audit(AdminAuditCommand),
+}
+
+/// `curbside admin user ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminUserCommand {
+    /// Create a user.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// clinician, admin or auditor.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Department.
+        #[arg(long)]
+        department: String,
+        /// Licence number.
+        #[arg(long)]
+        licence: Option<String>,
+    },
+    /// List and search users.
+    List {
+        /// Text to look for in names and departments.
+        #[arg(long, default_value = "")]
+        query: String,
+        /// Only this role.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+    },
+    /// Show one user.
+    Show {
+        /// The user's id or name.
+        user_id: String,
+    },
+    /// Change a user's name, role, department or licence number.
+    Update {
+        /// The user's id or name.
+        user_id: String,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New role.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+        /// New department.
+        #[arg(long)]
+        department: Option<String>,
+        /// New licence number.
+        #[arg(long)]
+        licence: Option<String>,
+    },
+    /// Deactivate a user: every session ends at once.
+    Deactivate {
+        /// The user's id or name.
+        user_id: String,
+    },
+    /// Reactivate a user.
+    Reactivate {
+        /// The user's id or name.
+        user_id: String,
+    },
+    /// Issue a one-time enrollment code for a user's new device; it
+    /// revokes the user's older codes unless --keep-others.
+    Code {
+        /// The user's id or name.
+        user_id: String,
+        /// Keep the user's other outstanding codes working.
+        #[arg(long)]
+        keep_others: bool,
+    },
+    /// List a user's outstanding enrollment codes (their ids, never the codes).
+    Codes {
+        /// The user's id or name.
+        user_id: String,
+    },
+    /// Revoke one of a user's outstanding enrollment codes.
+    RevokeCode {
+        /// The user's id or name.
+        user_id: String,
+        /// The code's id, as `admin user codes` lists it.
+        code_id: String,
+    },
+}
+
+/// `curbside admin device ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminDeviceCommand {
+    /// List a user's devices.
+    List {
+        /// The user's id or name.
+        user_id: String,
+    },
+    /// Remove a device: its sessions end at once.
+    Remove {
+        /// The user's id or name.
+        user_id: String,
+        /// The device's id.
+        device_id: String,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| "expected clinician, admin or auditor".to_owned())
+}
+
+/// Runs a `curbside admin` command.
+pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result<String, CliError> {
+    let mut session = Session::open(options).await?;
+    match command {
+        AdminCommand::User(AdminUserCommand::Create {
+            name,
+            role,
+            department,
+            licence,
+        }) => {
+            let new = NewUser {
+                display_name: name.clone(),
+                role: *role,
+                department: department.clone(),
+                licence_number: licence.clone(),
+            };
+            let user = session
+                .call(async |client| client.create_user(&new).await)
+                .await?;
+            Ok(format!("Created {}", describe_user(&user)))
+        }
+        AdminCommand::User(AdminUserCommand::List { query, role }) => {
+            let list = session
+                .call(async |client| client.list_users(query, *role, None).await)
+                .await?;
+            let lines: Vec<String> = list.users.iter().map(describe_user).collect();
+            Ok(if lines.is_empty() {
+                "No users match.".to_owned()
+            } else {
+                lines.join("\n")
+            })
+        }
+        AdminCommand::User(AdminUserCommand::Show { user_id }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
+            let user = session
+                .call(async |client| client.get_user(&user_id).await)
+                .await?;
+            Ok(describe_user(&user))
+        }
+        AdminCommand::User(AdminUserCommand::Update {
+            user_id,
+            name,
+            role,
+            department,
+            licence,
+        }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
+            let update = UserUpdate {
+                display_name: name.clone(),
+                role: *role,
+                department: department.clone(),
+                licence_number: licence.clone(),
+            };
+            let user = session
+                .call(async |client| client.update_user(&user_id, &update).await)
+                .await?;
+            Ok(format!("Updated {}", describe_user(&user)))
+        }
+        AdminCommand::User(
+            AdminUserCommand::Deactivate { user_id } | AdminUserCommand::Reactivate { user_id },
+        ) => {
+            let user_id = admin_user(&mut session, user_id).await?;
+            let active = matches!(
+                command,
+                AdminCommand::User(AdminUserCommand::Reactivate { .. })
+            );
+            let user = session
+                .call(async |client| client.set_user_active(&user_id, active).await)
+                .await?;
+            Ok(describe_user(&user))
+        }
+        AdminCommand::User(AdminUserCommand::Code {
+            user_id,
+            keep_others,
+        }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
+            let issued = session
+                .call(async |client| {
+                    client
+                        .issue_enrollment_code_keeping(&user_id, *keep_others)
+                        .await
+                })
+                .await?;
+            let user = session
+                .call(async |client| client.get_user(&user_id).await)
+                .await?;
+            let revoked = match issued.revoked {
+                0 => String::new(),
+                1 => "\nTheir older code no longer works.".to_owned(),
+                n => format!("\nTheir {n} older codes no longer work."),
+            };
+            Ok(format!(
+                "One-time enrollment code for {} (shown only now):\n  {}\nIt expires at {} \
+                 (code id {}).{revoked}\nThey enroll with:\n  {}",
+                printable(&user.display_name),
+                printable(&issued.code),
+                session.times.at(issued.expires_at_ms),
+                printable(&issued.code_id),
+                enroll_command(&session, &issued.code),
+            ))
+        }
+        AdminCommand::User(AdminUserCommand::Codes { user_id }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
+            let codes = session
+                .call(async |client| client.enrollment_codes(&user_id).await)
+                .await?;
+            if codes.codes.is_empty() {
+                return Ok("No outstanding enrollment codes.".to_owned());
+            }
+            Ok(codes
+                .codes
+                .iter()
+                .map(|code| {
+                    format!(
+                        "{}  issued {}  expires {}",
+                        printable(&code.code_id),
+                        session.times.at(code.created_at_ms),
+                        session.times.at(code.expires_at_ms)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        AdminCommand::User(AdminUserCommand::RevokeCode { user_id, code_id }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
+            session
+                .call(async |client| {
+                    client
+                        .revoke_enrollment_code(&user_id, code_id.trim())
+                        .await
+                })
+                .await?;
+            Ok(format!(
+                "Revoked enrollment code {}",
+                printable(code_id.trim())
+            ))
+        }
+        AdminCommand::Device(AdminDeviceCommand::List { user_id }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
+            let list = session
+                .call(async |client| client.list_devices(&user_id).await)
+                .await?;
+            let lines: Vec<String> = list
+                .devices
+                .iter()
+                .map(|device| {
+                    format!(
+                        "{}  {}  enrolled {}",
+                        printable(&device.device_id),
+                        printable(&device.device_name),
+                        session.times.at(device.created_at_ms)
+                    )
+                })
+                .collect();
+            Ok(if lines.is_empty() {
+                "No devices.".to_owned()
+            } else {
+                lines.join("\n")
+            })
+        }
+        AdminCommand::Device(AdminDeviceCommand::Remove { user_id, device_id }) => {
+            let user_id = admin_user(&mut session, user_id).await?;
+            session
+                .call(async |client| client.remove_device(&user_id, device_id.trim()).await)
+                .await?;
+            Ok("Device removed; its sessions have ended.".to_owned())
+        }
+        AdminCommand::Audit(command) => audit::run(&mut session, command).await,
+    }
+}
+
+/// The user `given` names, for an administrator: an id as it is (the
+/// server says if there is no such user), or the whole of a name only one
+/// user has, active or not (as [`crate::people::resolve`] matches names).
+async fn admin_user(session: &mut Session, given: &str) -> Result<String, CliError> {
+    let given = given.trim();
+    if crate::people::is_id(given) {
+        return Ok(given.to_ascii_lowercase());
+    }
+    let bare = curbside_proto::names::bare(given);
+    if bare.is_empty() {
+        return Err(CliError::NoSuchUser {
+            given: String::new(),
+            by_id: false,
+        });
+    }
+    let users = session
+        .call(async |client| client.list_users(&bare, None, None).await)
+        .await?
+        .users;
+    // A list cut at its bound may have left out a namesake.
+    if users.len() >= curbside_proto::identity::MAX_USER_LIST as usize {
+        return Err(CliError::TooManyMatches {
+            given: given.to_owned(),
+        });
+    }
+    let exact: Vec<&User> = users
+        .iter()
+        .filter(|user| curbside_proto::names::same_name(&user.display_name, given))
+        .collect();
+    match exact.as_slice() {
+        [one] => Ok(one.user_id.clone()),
+        [] if users.is_empty() => Err(CliError::NoSuchUser {
+            given: given.to_owned(),
+            by_id: false,
+        }),
+        [] => Err(CliError::PartOfName {
+            given: given.to_owned(),
+            candidates: users.iter().take(10).map(describe_user).collect(),
+        }),
+        many => Err(CliError::AmbiguousUser {
+            given: given.to_owned(),
+            candidates: many
+                .iter()
+                .take(10)
+                .map(|user| describe_user(user))
+                .collect(),
+        }),
+    }
+}
+
+/// The command that enrolls a device with `code` on this profile's server,
+/// trusting it as this profile does.
+fn enroll_command(session: &Session, code: &str) -> String {
+    let contents = &session.contents;
+    let trust = match (&contents.pin_sha256, &contents.ca_cert) {
+        (Some(pin), _) => format!(" --pin-sha256 {pin}"),
+        (None, Some(ca)) => format!(" --ca-cert {}", ca.display()),
+        (None, None) => String::new(),
+    };
+    format!(
+        "curbside --server {}{trust} --profile NAME enroll --code {code}",
+        contents.server.trim_end_matches('/')
+    )
+}

@@ -1,0 +1,158 @@
+//! `curbside send` and `thread subject`: encrypting to a thread, trying
+//! again when another member moved its epoch on first.
+
+use std::io::{IsTerminal, Read};
+
+use curbside_proto::content::Content;
+use curbside_proto::threads::{Blob, MessageRequest};
+
+use super::device::{catch_up, save};
+use super::naming::{still_in, thread_id, thread_name};
+use super::sync::{set_subject, sync};
+use crate::client::ClientError;
+use crate::error::CliError;
+use crate::mls::Device;
+use crate::session::Session;
+use crate::show::{printable, short};
+use crate::store::StoredMessage;
+
+/// How often a commit is retried after losing the epoch race.
+pub(super) const COMMIT_ATTEMPTS: usize = 5;
+
+/// Encrypts and sends `content`; keeps a text in the local history.
+pub(super) async fn send_content(
+    session: &mut Session,
+    device: &Device,
+    thread_id: &str,
+    content: &Content,
+) -> Result<u64, CliError> {
+    let (epoch, ciphertext) = device.encrypt(thread_id, &content.encode())?;
+    // The ratchet moved on: keep that before the message leaves.
+    save(session, device)?;
+    let appended = session
+        .client
+        .send_message(
+            thread_id,
+            &MessageRequest {
+                epoch,
+                ciphertext: Blob(ciphertext),
+            },
+        )
+        .await?;
+    let user = session.contents.user_id.clone();
+    if let Some(state) = session.contents.threads.get_mut(thread_id) {
+        // Others' entries may have come in between the last catch-up and
+        // this one: only an entry right after what was processed moves
+        // the mark, or those would be skipped for good. (The next catch-up
+        // passes over this one, kept here.)
+        if appended.seq == state.processed_seq + 1 {
+            state.processed_seq = appended.seq;
+        }
+        match content {
+            Content::Text { text } => state.messages.push(StoredMessage {
+                seq: appended.seq,
+                sender_user: user,
+                time_ms: crate::clock::now_ms(),
+                text: text.clone(),
+                change: None,
+                subject: None,
+            }),
+            Content::Subject { subject } => {
+                set_subject(
+                    state,
+                    appended.seq,
+                    &user,
+                    crate::clock::now_ms(),
+                    subject.clone(),
+                );
+            }
+            _ => {}
+        }
+    }
+    save(session, device)?;
+    Ok(appended.seq)
+}
+
+/// The text of `curbside send THREAD [TEXT]`: `TEXT`, or standard input
+/// without it (read before the profile is opened, so that no other command
+/// waits on someone typing).
+pub fn message_text(text: Option<&str>) -> Result<String, CliError> {
+    let text = match text {
+        Some(text) => text.to_owned(),
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!(
+                    "Type the message; end it with Ctrl-D on a line of its own (Ctrl-C to cancel)."
+                );
+            }
+            let mut text = String::new();
+            stdin
+                .lock()
+                .read_to_string(&mut text)
+                .map_err(|_| CliError::EmptyMessage)?;
+            text
+        }
+    };
+    if text.trim().is_empty() {
+        return Err(CliError::EmptyMessage);
+    }
+    Ok(text)
+}
+
+/// `curbside send THREAD TEXT`.
+pub async fn send(session: &mut Session, thread: &str, text: &str) -> Result<String, CliError> {
+    let content = Content::Text {
+        text: text.to_owned(),
+    };
+    let (thread_id, seq) = send_to(session, thread, &content).await?;
+    Ok(format!(
+        "Sent to {} (entry {seq})",
+        thread_name(session, &thread_id)
+    ))
+}
+
+/// `curbside thread subject THREAD TEXT`: every member sees the new
+/// subject, and the history says who changed it.
+pub async fn set_thread_subject(
+    session: &mut Session,
+    thread: &str,
+    subject: &str,
+) -> Result<String, CliError> {
+    let subject = subject.trim();
+    if subject.is_empty() {
+        return Err(CliError::EmptySubject);
+    }
+    let content = Content::Subject {
+        subject: subject.to_owned(),
+    };
+    let (thread_id, _) = send_to(session, thread, &content).await?;
+    Ok(format!(
+        "The subject of thread {} is now '{}'",
+        short(&thread_id),
+        printable(subject)
+    ))
+}
+
+/// Sends `content` to the thread `thread` names, catching up and trying
+/// again if the epoch moved on meanwhile; returns the thread's id and the
+/// entry's sequence number.
+async fn send_to(
+    session: &mut Session,
+    thread: &str,
+    content: &Content,
+) -> Result<(String, u64), CliError> {
+    let device = catch_up(session).await?;
+    let thread_id = thread_id(session, thread)?;
+    for _ in 0..COMMIT_ATTEMPTS {
+        sync(session, &device, &thread_id).await?;
+        still_in(session, &thread_id).await?;
+        match send_content(session, &device, &thread_id, content).await {
+            Err(CliError::Client(ClientError::Api { status, .. }))
+                if status == reqwest::StatusCode::CONFLICT
+                    || status == reqwest::StatusCode::NOT_FOUND => {}
+            result => return result.map(|seq| (thread_id, seq)),
+        }
+    }
+    Err(CliError::Busy(thread_id))
+}

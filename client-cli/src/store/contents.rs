@@ -1,0 +1,190 @@
+//! What a profile's store holds, in the clear only in memory: the device's
+//! key and enrollment, its session, OpenMLS's state, and what the device
+//! has read of each thread. Secrets are zeroized on drop and left out of
+//! `Debug`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+/// What the store holds, in the clear only in memory.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreContents {
+    /// The server's base URL.
+    pub server: String,
+    /// The pinned certificate fingerprint, if trusted by pin.
+    pub pin_sha256: Option<String>,
+    /// The SHA-256 of the pinned certificate's public key (hex), so that a
+    /// certificate the server renewed with the same key is followed.
+    #[serde(default)]
+    pub pin_key_sha256: Option<String>,
+    /// The CA file, if trusted by CA.
+    pub ca_cert: Option<PathBuf>,
+    /// The server's id.
+    pub server_id: String,
+    /// The signed-in user.
+    pub user_id: String,
+    /// This device.
+    pub device_id: String,
+    /// The device's Ed25519 key pair (PKCS#8).
+    #[serde(with = "curbside_proto::b64")]
+    pub device_key_pkcs8: Vec<u8>,
+    /// The current session, if logged in.
+    pub session: Option<StoredSession>,
+    /// OpenMLS's key-value store: this device's MLS keys and groups.
+    #[serde(default)]
+    pub mls_state: Vec<MlsValue>,
+    /// What this device has processed of each thread, and the messages it
+    /// decrypted (MLS keys are used once, so they cannot be read again).
+    #[serde(default)]
+    pub threads: std::collections::BTreeMap<String, ThreadState>,
+}
+
+impl std::fmt::Debug for MlsValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MlsValue").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ThreadState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadState")
+            .field("processed_seq", &self.processed_seq)
+            .field("messages", &self.messages.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for StoredMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredMessage")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One entry of OpenMLS's store.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlsValue {
+    /// The key.
+    #[serde(with = "curbside_proto::b64")]
+    pub key: Vec<u8>,
+    /// The value.
+    #[serde(with = "curbside_proto::b64")]
+    pub value: Vec<u8>,
+}
+
+/// This device's view of one thread.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadState {
+    /// The last log entry processed.
+    pub processed_seq: u64,
+    /// The decrypted messages and membership changes, oldest first.
+    pub messages: Vec<StoredMessage>,
+    /// The thread's subject, once known.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// How this device's membership ended, if it has.
+    #[serde(default)]
+    pub left: Option<LeftThread>,
+}
+
+/// How a device's membership of a thread ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeftThread {
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// Who ended it, if known.
+    pub by_user: Option<String>,
+    /// How: `removed`, `left`, `deactivated`, `device_removed`, or
+    /// `unknown` (the server no longer shows it).
+    pub reason: String,
+}
+
+/// A decrypted message, or a change of members, in a thread's history.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredMessage {
+    /// Its place in the thread's log.
+    pub seq: u64,
+    /// The sending user (for a change of members, who made it).
+    pub sender_user: String,
+    /// When the server accepted it (Unix ms).
+    pub time_ms: i64,
+    /// The text (empty for a change of members).
+    pub text: String,
+    /// For a change of members: the users it added and removed.
+    #[serde(default)]
+    pub change: Option<MemberChange>,
+    /// For a change of subject: the new subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+impl StoredMessage {
+    /// Whether it is a message someone wrote (not a change of members or
+    /// subject).
+    pub fn is_text(&self) -> bool {
+        self.change.is_none() && self.subject.is_none()
+    }
+}
+
+/// The users a commit added and removed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberChange {
+    /// Users added.
+    pub added: Vec<String>,
+    /// Users removed.
+    pub removed: Vec<String>,
+}
+
+impl std::fmt::Debug for StoreContents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreContents")
+            .field("server", &self.server)
+            .field("user_id", &self.user_id)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for StoreContents {
+    fn drop(&mut self) {
+        self.device_key_pkcs8.zeroize();
+        if let Some(session) = &mut self.session {
+            session.token.zeroize();
+        }
+        for value in &mut self.mls_state {
+            value.value.zeroize();
+        }
+        for thread in self.threads.values_mut() {
+            for message in &mut thread.messages {
+                message.text.zeroize();
+            }
+        }
+    }
+}
+
+/// A session token and when it expires.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredSession {
+    /// The bearer token.
+    pub token: String,
+    /// Its expiry (Unix ms).
+    pub expires_at_ms: i64,
+}
+
+impl std::fmt::Debug for StoredSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSession")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
