@@ -256,12 +256,9 @@ impl fmt::Debug for Overrides {
 }
 
 impl Overrides {
-    /// These overrides with `value` for `key`, as if given by its flag (for
-    /// tests and embedders).
-    ///
-    /// # Panics
-    /// If `key` is not a setting.
-    pub fn with(mut self, key: &str, value: &str) -> Self {
+    /// These overrides with `value` for `key`, as if given by its flag.
+    #[cfg(test)]
+    pub(super) fn with(mut self, key: &str, value: &str) -> Self {
         let setting = setting(key).unwrap_or_else(|| panic!("{key} is not a setting"));
         let values = match setting.shape {
             Shape::List => value.split(',').map(str::to_owned).collect(),
@@ -273,7 +270,8 @@ impl Overrides {
     }
 
     /// These overrides reading the configuration file at `path`.
-    pub fn with_config_file(mut self, path: impl Into<PathBuf>) -> Self {
+    #[cfg(test)]
+    pub(super) fn with_config_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.config = Some(path.into());
         self
     }

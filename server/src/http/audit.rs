@@ -332,7 +332,7 @@ enum Chunk {
     /// RFC 4180 rows ending in CRLF. A field is quoted when it holds a
     /// comma, quote or line break, so no value can move a column or start a
     /// row; the formula guard ([`guarded`]) is applied to every field.
-    Csv(csv::Writer<Vec<u8>>),
+    Csv(Box<csv::Writer<Vec<u8>>>),
 }
 
 impl Chunk {
@@ -340,12 +340,12 @@ impl Chunk {
         let out = Vec::with_capacity(entries * 300);
         match format {
             ExportFormat::Jsonl => Self::Jsonl(out),
-            ExportFormat::Csv => Self::Csv(
+            ExportFormat::Csv => Self::Csv(Box::new(
                 csv::WriterBuilder::new()
                     .terminator(csv::Terminator::CRLF)
                     .quote_style(csv::QuoteStyle::Necessary)
                     .from_writer(out),
-            ),
+            )),
         }
     }
 

@@ -1,5 +1,9 @@
 //! The write pipeline: one writer thread that appends audit entries, and
-//! the application messages they record, with group commit.
+//! the application messages they record, with group commit. It stays one
+//! file because the handle ([`AuditLog`]) and the writer thread are the two
+//! ends of one channel, sharing its private `Pending` and `Reply` and
+//! [`MAX_BATCH`]: split apart, each half would import the other, or a
+//! third file would hold nothing but that protocol.
 //!
 //! Requests do not each pay a commit: [`AuditLog::append`] hands its entry
 //! to the writer, which takes everything waiting (up to [`MAX_BATCH`]

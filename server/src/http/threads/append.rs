@@ -1,0 +1,277 @@
+//! The log's writes: a commit, which moves the thread's epoch and its
+//! membership in one transaction, and an application message, appended in
+//! the audit writer's batches. Either is refused with 404 for a non-member
+//! or 409 for a stale epoch (`refusal`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use curbside_proto::routes;
+use curbside_proto::threads::{
+    Appended, Blob, CommitRequest, MAX_THREAD_DEVICES, MembershipChange, MessageRequest,
+    is_thread_id,
+};
+use sqlx::{Any, AnyConnection, Transaction};
+
+use super::checks::{
+    check_devices, check_size, joined_seq, limit_writes, membership, to_i64, to_u64,
+};
+use super::welcomes::{add_member, announce_welcomes};
+use crate::auth::sessions::Caller;
+use crate::clock::now_ms;
+use crate::db::message_batch::NewMessage;
+use crate::db::thread_entry::{self, NewCommit};
+use crate::db::{thread, thread_member, welcome};
+use crate::http::access::Access;
+use crate::http::error::{Error, Result};
+use crate::http::extract;
+use crate::http::state::AppState;
+use crate::push::Notice;
+
+/// Moves the thread on by one entry if it is at `epoch` and the caller's
+/// device is a member, in `tx`'s first statement; returns the entry's
+/// sequence number. `next_epoch` is the epoch after it. Otherwise says
+/// why: 404 for a non-member, 409 for a stale epoch.
+async fn advance(
+    access: &Access,
+    caller: &Caller,
+    tx: &mut Transaction<'_, Any>,
+    thread_id: &str,
+    epoch: i64,
+    next_epoch: i64,
+) -> Result<i64> {
+    let seq = thread::advance_epoch(
+        &mut **tx,
+        thread_id,
+        epoch,
+        next_epoch,
+        now_ms(),
+        &caller.device_id,
+    )
+    .await?;
+    match seq {
+        Some(seq) => Ok(seq),
+        // Why not, read in this transaction (a second pooled connection
+        // here could wait for ever when every connection is a loser doing
+        // the same).
+        None => Err(refusal(tx, access, caller, thread_id, epoch).await),
+    }
+}
+
+/// Why the caller's device could not append to the thread at `epoch`: 404
+/// if it is not a member, else 409 for a stale epoch.
+async fn refusal(
+    connection: &mut AnyConnection,
+    access: &Access,
+    caller: &Caller,
+    thread_id: &str,
+    epoch: i64,
+) -> Error {
+    if let Err(error) = joined_seq(&mut *connection, access, caller, thread_id).await {
+        return error;
+    }
+    let current = match thread::current_epoch(&mut *connection, thread_id).await {
+        Ok(current) => current,
+        Err(error) => return error.into(),
+    };
+    access.reason("stale_epoch");
+    Error::Conflict(format!(
+        "the thread is at epoch {current}, not {epoch}: fetch and process its new entries, \
+         then make this again"
+    ))
+}
+
+/// Appends a commit to the thread's log (messages are appended in the
+/// audit writer's batches, see `crate::db::message_batch`).
+async fn insert_commit(
+    tx: &mut Transaction<'_, Any>,
+    thread_id: &str,
+    seq: i64,
+    epoch: i64,
+    caller: &Caller,
+    body: &Blob,
+    change: &MembershipChange,
+) -> Result<()> {
+    thread_entry::insert_commit(
+        &mut **tx,
+        NewCommit {
+            thread_id,
+            seq,
+            epoch,
+            sender_user: &caller.user_id,
+            sender_device: &caller.device_id,
+            created_at_ms: now_ms(),
+            body: &body.0,
+            add: &change.add,
+            remove: &change.remove,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[utoipa::path(
+    post,
+    path = routes::THREAD_COMMITS,
+    operation_id = "thread.commit",
+    tag = "thread",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    request_body = CommitRequest,
+    security(("session" = [])),
+    responses((status = 200, description = "The commit, appended", body = Appended)),
+)]
+pub(super) async fn commit(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    extract::Json(request): extract::Json<CommitRequest>,
+) -> Result<Json<Appended>> {
+    membership(&state, &access, &caller, &thread_id).await?;
+    check_size(&state, "commit", &request.commit)?;
+    limit_writes(&state, &caller)?;
+    let change = &request.change;
+    check_devices(&change.add, "change.add")?;
+    check_devices(&change.remove, "change.remove")?;
+    if change.remove.contains(&caller.device_id) {
+        return Err(Error::InvalidRequest(
+            "a commit cannot remove its own sender (MLS forbids it); ask another member to \
+             remove this device"
+                .to_owned(),
+        ));
+    }
+    if change
+        .add
+        .iter()
+        .any(|device| change.remove.contains(device))
+    {
+        return Err(Error::InvalidRequest(
+            "`change` both adds and removes the same device".to_owned(),
+        ));
+    }
+    let welcome = match (&request.welcome, change.add.is_empty()) {
+        (Some(welcome), false) => {
+            check_size(&state, "welcome", welcome)?;
+            Some(welcome)
+        }
+        (None, false) => {
+            return Err(Error::InvalidRequest(
+                "the commit adds devices: send their MLS Welcome in `welcome`".to_owned(),
+            ));
+        }
+        (Some(_), true) => {
+            return Err(Error::InvalidRequest(
+                "`welcome` given, but `change.add` is empty: declare the devices the commit adds"
+                    .to_owned(),
+            ));
+        }
+        (None, true) => None,
+    };
+    let epoch = to_i64(request.epoch)?;
+    let next_epoch = epoch
+        .checked_add(1)
+        .ok_or_else(|| Error::InvalidRequest("`epoch` is out of range".to_owned()))?;
+    let now = now_ms();
+    let mut tx = state.database.pool().begin().await?;
+    let seq = advance(&access, &caller, &mut tx, &thread_id, epoch, next_epoch).await?;
+    insert_commit(
+        &mut tx,
+        &thread_id,
+        seq,
+        epoch,
+        &caller,
+        &request.commit,
+        change,
+    )
+    .await?;
+    for device in &change.remove {
+        let removed =
+            thread_member::remove_member(&mut *tx, &thread_id, device, seq, &caller.user_id, now)
+                .await?;
+        if !removed {
+            // A device that left the thread when its user was deactivated
+            // or it was removed is still in the MLS group until a commit
+            // removes it: that is allowed, and changes nothing here.
+            if !thread_member::was_ever_member(&mut *tx, &thread_id, device).await? {
+                return Err(Error::InvalidRequest(format!(
+                    "`change.remove` names device {device}, which is not a member"
+                )));
+            }
+        }
+        welcome::withdraw(&mut *tx, &thread_id, device).await?;
+    }
+    let mut welcome_ids = Vec::with_capacity(change.add.len());
+    if let Some(welcome) = welcome {
+        for device in &change.add {
+            welcome_ids.push(
+                add_member(&mut tx, &thread_id, device, seq, next_epoch, welcome, now).await?,
+            );
+        }
+    }
+    let members = thread_member::count_current(&mut *tx, &thread_id).await?;
+    if members > i64::try_from(MAX_THREAD_DEVICES).unwrap_or(i64::MAX) {
+        return Err(Error::InvalidRequest(format!(
+            "a thread may have at most {MAX_THREAD_DEVICES} member devices"
+        )));
+    }
+    access.commit(&state, tx).await?;
+    state.events.announce(Notice::Entry {
+        thread_id: thread_id.clone(),
+        seq,
+    });
+    announce_welcomes(&state, &change.add, welcome_ids);
+    Ok(Json(Appended {
+        seq: to_u64(seq),
+        epoch: to_u64(next_epoch),
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = routes::THREAD_MESSAGES,
+    operation_id = "thread.message.send",
+    tag = "thread",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    request_body = MessageRequest,
+    security(("session" = [])),
+    responses((status = 200, description = "The message, appended", body = Appended)),
+)]
+pub(super) async fn message(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    extract::Json(request): extract::Json<MessageRequest>,
+) -> Result<Json<Appended>> {
+    // Membership is checked by the append itself (and why it was refused
+    // only if it was): no read before the write. A request refused before
+    // that still answers a non-member 404, as every thread route does.
+    if !is_thread_id(&thread_id) {
+        return Err(Error::NotFound);
+    }
+    let checked = check_size(&state, "ciphertext", &request.ciphertext)
+        .and_then(|()| limit_writes(&state, &caller))
+        .and_then(|()| to_i64(request.epoch));
+    let epoch = match checked {
+        Ok(epoch) => epoch,
+        Err(error) => {
+            membership(&state, &access, &caller, &thread_id).await?;
+            return Err(error);
+        }
+    };
+    let message = NewMessage {
+        thread_id: thread_id.clone(),
+        epoch,
+        user_id: caller.user_id.clone(),
+        device_id: caller.device_id.clone(),
+        ciphertext: request.ciphertext.0,
+    };
+    let Some(seq) = access.append_message(&state, message).await? else {
+        let mut connection = state.database.pool().acquire().await?;
+        return Err(refusal(&mut connection, &access, &caller, &thread_id, epoch).await);
+    };
+    // Pushed and announced by the audit writer, with its commit.
+    Ok(Json(Appended {
+        seq: to_u64(seq),
+        epoch: request.epoch,
+    }))
+}
