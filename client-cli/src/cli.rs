@@ -19,10 +19,10 @@ use zeroize::Zeroizing;
 
 use crate::client::{Client, ClientError};
 pub use crate::commands::admin::{AdminCommand, AdminDeviceCommand, AdminUserCommand};
-pub use crate::commands::audit::{AdminAuditCommand, FilterArgs};
+pub use crate::commands::audit::{AdminAuditCommand, FilterArgs, OfflineAuditCommand};
 pub use crate::commands::directory::DirectoryCommand;
 pub use crate::commands::thread::ThreadCommand;
-use crate::commands::{admin, directory, thread};
+use crate::commands::{admin, audit, directory, thread};
 use crate::conversation;
 pub use crate::error::CliError;
 use crate::people::describe_user;
@@ -109,6 +109,9 @@ pub enum Command {
     /// Administer users and devices (administrators only).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Check an audit export offline: no profile, no server.
+    #[command(subcommand)]
+    Audit(OfflineAuditCommand),
     /// List your threads with their unread counts.
     Threads,
     /// Start threads and change their members.
@@ -230,6 +233,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         }
         Command::Directory(command) => directory::run(&cli.options(), command).await,
         Command::Admin(command) => admin::run(&cli.options(), command).await,
+        Command::Audit(command) => audit::run_offline(command),
         Command::Threads => conversation::list(&mut Session::open(&cli.options()).await?).await,
         Command::Thread(command) => thread::run(&cli.options(), command).await,
         Command::Send { thread, text } => {
@@ -326,6 +330,15 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
         session: None,
         mls_state: Vec::new(),
         threads: Default::default(),
+        // Pinned now, over the connection the enrollment trusted; if the
+        // server does not answer, the first audit command pins it.
+        audit_key: client
+            .audit_key()
+            .await
+            .ok()
+            .and_then(|key| crate::audit::note_key(&key))
+            .map(|key| key.verifier_string()),
+        audit_checkpoint: None,
     };
     profile.save(&contents, &passphrase)?;
     Ok(format!(

@@ -176,7 +176,9 @@ pub enum CliError {
     },
     /// A public key given on the command line is not one.
     #[error(
-        "--public-key must be the 32-byte Ed25519 key in base64url, as the server publishes it"
+        "--public-key must be the audit key as the server printed it at start \
+         (curbside-audit/ID+KEYID+BASE64), or the 32-byte Ed25519 key in base64url as \
+         /.well-known/curbside/audit-key publishes it"
     )]
     BadPublicKey,
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEntry, Checkpoint, Outcome};
+use crate::threads::Blob;
 
 /// Where the server publishes its audit public key (no sign-in needed).
 pub const KEY_PATH: &str = "/.well-known/curbside/audit-key";
@@ -11,12 +12,18 @@ pub const KEY_PATH: &str = "/.well-known/curbside/audit-key";
 pub const ENTRIES_PATH: &str = "/v1/audit/entries";
 /// `GET`: the log (or the entries matching a filter) as one streamed file.
 pub const EXPORT_PATH: &str = "/v1/audit/export";
+/// `GET`: the Merkle tree's latest signed checkpoint.
+pub const TREE_CHECKPOINT_PATH: &str = "/v1/audit/tree/checkpoint";
+/// `GET`: that an entry is in the tree of a given size.
+pub const TREE_INCLUSION_PATH: &str = "/v1/audit/tree/inclusion";
+/// `GET`: that the tree of one size is a prefix of the tree of another.
+pub const TREE_CONSISTENCY_PATH: &str = "/v1/audit/tree/consistency";
 /// The most entries one search page returns.
 pub const MAX_PAGE: u32 = 1000;
 /// The export format's name, in its header line.
 pub const EXPORT_FORMAT: &str = "curbside-audit-export";
 /// The export format's version.
-pub const EXPORT_VERSION: u32 = 1;
+pub const EXPORT_VERSION: u32 = 2;
 
 /// The key that verifies the log's checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +38,85 @@ pub struct AuditKey {
     pub public_key: Vec<u8>,
     /// The installation whose log it signs.
     pub server_id: String,
+}
+
+/// The Merkle tree's latest checkpoint: a C2SP signed note
+/// (`c2sp.org/tlog-checkpoint`) whose text is the log's origin, its size
+/// and its root, signed by the audit key (see docs/audit-format.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TreeCheckpoint {
+    /// The signed note, exactly as signed.
+    pub note: String,
+}
+
+/// Which entry to prove, in which tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+pub struct InclusionQuery {
+    /// The entry's sequence number (its leaf is `seq - 1`).
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
+    pub seq: u64,
+    /// The tree's size (at least `seq`); the latest checkpoint's if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
+    pub size: Option<u64>,
+}
+
+/// An entry's inclusion proof (RFC 9162 §2.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    /// The entry's sequence number.
+    pub seq: u64,
+    /// The tree's size.
+    pub size: u64,
+    /// The entry's leaf hash, `SHA-256(0x00 || canonical_bytes)`.
+    #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
+    pub leaf_hash: Vec<u8>,
+    /// The proof's hashes, in order.
+    pub proof: Vec<Blob>,
+}
+
+/// Which two trees to prove consistent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+pub struct ConsistencyQuery {
+    /// The smaller tree's size (at least 1).
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
+    pub from: u64,
+    /// The larger tree's size; the latest checkpoint's if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
+    pub to: Option<u64>,
+}
+
+/// A consistency proof (RFC 9162 §2.1.4) between two tree sizes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    /// The smaller tree's size.
+    pub from: u64,
+    /// The larger tree's size.
+    pub to: u64,
+    /// The proof's hashes, in order (none when the sizes are equal).
+    pub proof: Vec<Blob>,
 }
 
 /// What to look for. Every filter given must match; none given matches
@@ -238,6 +324,9 @@ pub enum ExportLine {
     Entry(RecordedEntry),
     /// A checkpoint, right after the entry it covers.
     Checkpoint(Checkpoint),
+    /// The Merkle tree's signed checkpoint as the export began, right
+    /// after the last entry it covers.
+    TreeCheckpoint(TreeCheckpoint),
 }
 
 /// The CSV export's columns, in order. Entry rows fill the entry columns

@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use crate::audit::AuditSigner;
+use crate::audit;
 use crate::auth;
 use crate::clock::now_ms;
 use crate::config::{LogFormat, Overrides};
 use crate::db::Database;
+use crate::ids::new_id;
 use crate::server::Server;
 use crate::telemetry;
 use curbside_proto::identity::format_enrollment_code;
@@ -60,7 +61,16 @@ async fn admin_code(overrides: Overrides) -> ExitCode {
     let now = now_ms();
     let lifetime =
         i64::try_from(config.enrollment_code_lifetime.as_millis()).unwrap_or(i64::MAX / 2);
-    let issued = match AuditSigner::load_or_generate(&config.data_dir) {
+    let opened = match new_id() {
+        Ok(new_id) => match database.installation_id(&new_id, now).await {
+            Ok(server_id) => audit::open(&config.data_dir, &server_id, &database)
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        },
+        Err(_) => Err("the operating system's random number generator failed".to_owned()),
+    };
+    let issued = match opened {
         Ok(signer) => {
             auth::issue_admin_code(
                 &database,
@@ -144,6 +154,7 @@ async fn serve(overrides: Overrides) -> ExitCode {
         fingerprint = %server.fingerprint(),
         certificate = %tls.certificate_path.display(),
         generated_now = tls.newly_generated,
+        audit_key = %server.audit_key(),
         "listening for HTTPS"
     );
     let fingerprint = server.fingerprint();
@@ -160,8 +171,10 @@ async fn serve(overrides: Overrides) -> ExitCode {
             "Curbside is serving HTTPS on https://{address}\n\
              TLS certificate: {}\n\
              TLS certificate SHA-256 fingerprint: {fingerprint}\n\
-             Check it from a client with: curbside --server https://{address} --pin-sha256 {fingerprint} health\n",
+             Check it from a client with: curbside --server https://{address} --pin-sha256 {fingerprint} health\n\
+             Audit log key (record it to verify exports): {}\n",
             tls.certificate_path.display(),
+            server.audit_key(),
         ));
     }
     if let Some(code) = server.first_admin_code() {

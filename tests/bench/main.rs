@@ -318,7 +318,12 @@ async fn verify_audit(admin: &Client) -> Result<Value> {
     let response = admin
         .audit_export(&ExportQuery::whole_log(ExportFormat::Jsonl))
         .await?;
-    let verified = curbside_cli::audit::verify_stream(admin, response, &key.public_key).await?;
+    let verified = curbside_cli::audit::verify_stream(
+        admin,
+        response,
+        curbside_proto::audit::Verifier::new(&key.public_key),
+    )
+    .await?;
     println!("audit chain: valid up to sequence {}", verified.last);
     Ok(json!({ "valid_through_seq": verified.last }))
 }

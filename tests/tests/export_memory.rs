@@ -86,7 +86,8 @@ async fn export(backend: Backend) {
     let database = Database::open(&DatabaseUrl::parse(env.database_url()).unwrap())
         .await
         .unwrap();
-    let signer = Arc::new(AuditSigner::load_or_generate(env.data_dir()).unwrap());
+    let signer =
+        Arc::new(AuditSigner::load_or_generate(env.data_dir(), &enrolled.server_id).unwrap());
     for batch in 0..ENTRIES / PER_TRANSACTION {
         let entries: Vec<NewEntry> = (0..PER_TRANSACTION)
             .map(|i| NewEntry {

@@ -244,7 +244,7 @@ async fn an_anonymous_flood_is_counted_and_does_not_slow_clinicians(backend: Bac
     );
     assert!(refused > (own_entries + counted_entries) as u64 * 4);
     // And the log still verifies.
-    let key = audit::AuditSigner::load_or_generate(env.data_dir())
+    let key = audit::AuditSigner::load_or_generate(env.data_dir(), "test-server")
         .unwrap()
         .public_key();
     let count = entries.len() as u64;

@@ -36,6 +36,10 @@ pub enum AuditError {
         /// The error.
         error: std::io::Error,
     },
+    /// The log the server shows does not extend what this device saw, or
+    /// is not signed by the key it pinned.
+    #[error("{0}")]
+    Witness(String),
     /// The server failed.
     #[error(transparent)]
     Client(#[from] ClientError),

@@ -8,14 +8,17 @@
 //! from an export file (JSON Lines or CSV).
 //!
 //! `review` makes the search table and saves exports; `verify` checks a
-//! log, reading CSV exports through `csv_records`; `error` says why an
-//! audit command failed.
+//! log, reading CSV exports through `csv_records`; `witness` checks, before
+//! each audit command, that the log extends the last checkpoint this
+//! device verified; `error` says why an audit command failed.
 
 mod csv_records;
 mod error;
 mod review;
 mod verify;
+mod witness;
 
 pub use error::AuditError;
 pub use review::{parse_time, save_export, table, utc};
-pub use verify::{Verified, verify_file, verify_stream};
+pub use verify::{Verified, verify_file, verify_file_against, verify_stream};
+pub use witness::{Witnessed, note_key, witness};

@@ -6,7 +6,7 @@ use std::io::{BufRead, Read};
 use std::path::Path;
 
 use curbside_proto::audit::{AuditEntry, Broken, Checkpoint, Outcome, Verifier};
-use curbside_proto::audit_review::{CSV_COLUMNS, EXPORT_FORMAT, ExportLine};
+use curbside_proto::audit_review::{CSV_COLUMNS, EXPORT_FORMAT, EXPORT_VERSION, ExportLine};
 
 use super::csv_records::CsvRecords;
 use super::error::AuditError;
@@ -57,13 +57,14 @@ impl Verified {
     }
 }
 
-/// Verifies a JSON Lines export as it streams from the server.
+/// Verifies a JSON Lines export as it streams from the server, with
+/// `verifier` (which may carry a checkpoint the log must extend).
 pub async fn verify_stream(
     client: &Client,
     mut response: reqwest::Response,
-    public_key: &[u8],
+    verifier: Verifier,
 ) -> Result<Verified, AuditError> {
-    let mut lines = JsonLines::new("the server's export", public_key);
+    let mut lines = JsonLines::new("the server's export", verifier, false);
     while let Some(chunk) = client.chunk(&mut response).await? {
         lines.feed(&chunk)?;
     }
@@ -73,6 +74,27 @@ pub async fn verify_stream(
 /// Verifies an export file, JSON Lines or CSV (told apart by the first
 /// byte).
 pub fn verify_file(path: &Path, public_key: &[u8]) -> Result<Verified, AuditError> {
+    verify_file_against(path, Verifier::new(public_key), None, false)
+}
+
+/// Verifies an export file with `verifier`, and that it extends `trusted`,
+/// a tree checkpoint kept from before, if one is given. `chain_only`
+/// accepts an export made before the audit log's tree (format version 1),
+/// checking its chain and checkpoints alone.
+pub fn verify_file_against(
+    path: &Path,
+    mut verifier: Verifier,
+    trusted: Option<&str>,
+    chain_only: bool,
+) -> Result<Verified, AuditError> {
+    if let Some(trusted) = trusted {
+        verifier = verifier
+            .extending(trusted)
+            .map_err(|error| AuditError::Unreadable {
+                path: "the checkpoint given with --checkpoint".to_owned(),
+                reason: error.to_string(),
+            })?;
+    }
     let name = path.display().to_string();
     let file_error = |error| AuditError::File {
         path: name.clone(),
@@ -81,7 +103,7 @@ pub fn verify_file(path: &Path, public_key: &[u8]) -> Result<Verified, AuditErro
     let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(file_error)?);
     let first = reader.fill_buf().map_err(file_error)?.first().copied();
     if first == Some(b'{') {
-        let mut lines = JsonLines::new(&name, public_key);
+        let mut lines = JsonLines::new(&name, verifier, chain_only);
         loop {
             let buffer = reader.fill_buf().map_err(file_error)?;
             if buffer.is_empty() {
@@ -93,7 +115,7 @@ pub fn verify_file(path: &Path, public_key: &[u8]) -> Result<Verified, AuditErro
         }
         return lines.finish();
     }
-    verify_csv(reader, &name, public_key)
+    verify_csv(reader, &name, verifier, chain_only)
 }
 
 /// Splits a byte stream into export lines and verifies them.
@@ -104,13 +126,16 @@ struct JsonLines {
     line: u64,
     /// The log's last entry when the export began, from its header.
     head_seq: u64,
+    /// Whether an export without the tree's checkpoint is accepted.
+    chain_only: bool,
 }
 
 impl JsonLines {
-    fn new(source: &str, public_key: &[u8]) -> Self {
+    fn new(source: &str, verifier: Verifier, chain_only: bool) -> Self {
         Self {
             source: source.to_owned(),
-            verifier: Verifier::new(public_key),
+            chain_only,
+            verifier,
             pending: Vec::new(),
             line: 0,
             head_seq: 0,
@@ -152,6 +177,23 @@ impl JsonLines {
                     return Err(AuditError::Filtered);
                 }
                 self.head_seq = header.head_seq;
+                if header.version > EXPORT_VERSION {
+                    return Err(self.unreadable(format!(
+                        "the export's format version {} is newer than this curbside knows ({}); \
+                         update curbside",
+                        header.version, EXPORT_VERSION
+                    )));
+                }
+                // Every export carries the tree's signed checkpoint since
+                // version 2; the header is not signed, so an older version
+                // is accepted only when asked for.
+                if !self.chain_only {
+                    if header.version < 2 {
+                        return Err(self.unreadable(CHAIN_ONLY.to_owned()));
+                    }
+                    self.verifier = std::mem::replace(&mut self.verifier, Verifier::new(&[]))
+                        .requiring_tree_checkpoint();
+                }
                 Ok(())
             }
             _ if self.line == 1 => Err(self.unreadable(
@@ -165,6 +207,10 @@ impl JsonLines {
             ExportLine::Checkpoint(checkpoint) => self
                 .verifier
                 .checkpoint(&checkpoint)
+                .map_err(AuditError::Broken),
+            ExportLine::TreeCheckpoint(tree) => self
+                .verifier
+                .tree_checkpoint(&tree.note)
                 .map_err(AuditError::Broken),
         }
     }
@@ -193,12 +239,27 @@ impl JsonLines {
 }
 
 /// Verifies a CSV export file (`name` in errors).
-fn verify_csv(reader: impl Read, name: &str, public_key: &[u8]) -> Result<Verified, AuditError> {
+/// Why an export without the tree's checkpoint is refused by default.
+const CHAIN_ONLY: &str = "this export was made before the audit log's Merkle tree (format \
+     version 1), so it has no tree checkpoint: verify it with --chain-only, which checks its \
+     chain and checkpoints but cannot tell entries added after its last checkpoint from real ones";
+
+fn verify_csv(
+    reader: impl Read,
+    name: &str,
+    verifier: Verifier,
+    chain_only: bool,
+) -> Result<Verified, AuditError> {
     let unreadable = |row: u64, reason: &str| AuditError::Unreadable {
         path: name.to_owned(),
         reason: format!("row {row}: {reason}"),
     };
-    let mut verifier = Verifier::new(public_key);
+    // CSV exports carry the tree's signed checkpoint after their entries.
+    let mut verifier = if chain_only {
+        verifier
+    } else {
+        verifier.requiring_tree_checkpoint()
+    };
     let mut row = 0u64;
     for fields in CsvRecords::new(reader, MAX_LINE) {
         let fields = fields.map_err(|error| AuditError::File {
@@ -255,6 +316,18 @@ fn verify_csv(reader: impl Read, name: &str, public_key: &[u8]) -> Result<Verifi
                     outcome,
                     reason: field("reason"),
                 };
+                // `time_utc` is not hashed: it must say what `time_ms` says.
+                if field("time_utc") != super::utc(entry.time_ms) {
+                    return Err(AuditError::Broken(Broken {
+                        seq,
+                        reason: format!(
+                            "the row's time_utc {:?} is not its time_ms {} (the readable time \
+                             was altered)",
+                            field("time_utc"),
+                            entry.time_ms
+                        ),
+                    }));
+                }
                 verifier
                     .entry(&entry, &bytes("hash")?)
                     .map_err(AuditError::Broken)?;
@@ -271,7 +344,15 @@ fn verify_csv(reader: impl Read, name: &str, public_key: &[u8]) -> Result<Verifi
                     .checkpoint(&checkpoint)
                     .map_err(AuditError::Broken)?;
             }
-            _ => return Err(unreadable(row, "`kind` is neither entry nor checkpoint")),
+            "tree_checkpoint" => verifier
+                .tree_checkpoint(&field("signature"))
+                .map_err(AuditError::Broken)?,
+            _ => {
+                return Err(unreadable(
+                    row,
+                    "`kind` is not entry, checkpoint or tree_checkpoint",
+                ));
+            }
         }
     }
     if row == 0 {

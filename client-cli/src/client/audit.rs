@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use curbside_proto::audit_review::{
-    AuditFilter, AuditKey, AuditPage, ENTRIES_PATH, EXPORT_PATH, ExportFormat, ExportQuery,
-    KEY_PATH, SearchQuery,
+    AuditFilter, AuditKey, AuditPage, ConsistencyProof, ENTRIES_PATH, EXPORT_PATH, ExportFormat,
+    ExportQuery, InclusionProof, KEY_PATH, SearchQuery, TREE_CHECKPOINT_PATH,
+    TREE_CONSISTENCY_PATH, TREE_INCLUSION_PATH, TreeCheckpoint,
 };
 use reqwest::StatusCode;
 
@@ -19,6 +20,32 @@ impl Client {
     /// The audit log's published checkpoint key (no session needed).
     pub async fn audit_key(&self) -> Result<AuditKey, ClientError> {
         self.get(KEY_PATH).await
+    }
+
+    /// The audit tree's latest signed checkpoint.
+    pub async fn audit_checkpoint(&self) -> Result<TreeCheckpoint, ClientError> {
+        self.get(TREE_CHECKPOINT_PATH).await
+    }
+
+    /// The proof that the audit tree of `from` entries is a prefix of the
+    /// one of `to`.
+    pub async fn audit_consistency(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<ConsistencyProof, ClientError> {
+        let pairs = [("from", from.to_string()), ("to", to.to_string())];
+        self.get(&with_query(TREE_CONSISTENCY_PATH, &pairs)).await
+    }
+
+    /// The proof that entry `seq` is in the audit tree of `size` entries.
+    pub async fn audit_inclusion(
+        &self,
+        seq: u64,
+        size: u64,
+    ) -> Result<InclusionProof, ClientError> {
+        let pairs = [("seq", seq.to_string()), ("size", size.to_string())];
+        self.get(&with_query(TREE_INCLUSION_PATH, &pairs)).await
     }
 
     /// One page of audit search results.

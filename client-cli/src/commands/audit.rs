@@ -1,10 +1,12 @@
 //! `curbside admin audit ...`: searching, exporting and verifying the
-//! audit log (the reading and checking itself is in `crate::audit`).
+//! audit log; and `curbside audit verify`, which checks an export file
+//! with no profile and no server, as an outside auditor does (the reading
+//! and checking itself is in `crate::audit`).
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use curbside_proto::audit::Outcome;
+use curbside_proto::audit::{Outcome, Verifier};
 use curbside_proto::audit_review::{AuditFilter, ExportFormat, ExportQuery, SearchQuery};
 
 use crate::audit;
@@ -46,11 +48,85 @@ pub enum AdminAuditCommand {
         /// server's log.
         #[arg(long, value_name = "EXPORT")]
         file: Option<PathBuf>,
-        /// The audit public key (base64url) to trust, e.g. recorded when
-        /// the server was installed; by default the server's published key.
+        /// The audit key to trust, as the server printed it at start or
+        /// in base64url; by default the key this profile pinned at
+        /// enrollment.
         #[arg(long, value_name = "KEY")]
         public_key: Option<String>,
+        /// Accept an export file made before the audit log's tree (format
+        /// version 1), checking its chain and checkpoints only.
+        #[arg(long)]
+        chain_only: bool,
     },
+}
+
+/// `curbside audit ...`: what an outside auditor can do with an export.
+#[derive(Debug, Subcommand)]
+pub enum OfflineAuditCommand {
+    /// Verify an export file (JSON Lines or CSV) with the audit key you
+    /// recorded: no profile and no server needed.
+    Verify {
+        /// The export file.
+        #[arg(long, value_name = "EXPORT")]
+        file: PathBuf,
+        /// The audit key as the server printed it at start
+        /// (`curbside-audit/ID+KEYID+BASE64`), or its 32-byte public key in
+        /// base64url.
+        #[arg(long, value_name = "KEY")]
+        public_key: String,
+        /// A tree checkpoint you kept (a signed note file, from an earlier
+        /// export or `curbside admin audit` command): the export must
+        /// extend it.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// Accept an export made before the audit log's tree (format
+        /// version 1): its chain and checkpoints are checked, but entries
+        /// added after its last checkpoint cannot be told from real ones.
+        #[arg(long)]
+        chain_only: bool,
+    },
+}
+
+/// Runs a `curbside audit` command: nothing but the files it names.
+pub(crate) fn run_offline(command: &OfflineAuditCommand) -> Result<String, CliError> {
+    match command {
+        OfflineAuditCommand::Verify {
+            file,
+            public_key,
+            checkpoint,
+            chain_only,
+        } => {
+            let verifier = verifier_for(public_key)?;
+            let trusted = checkpoint
+                .as_deref()
+                .map(|path| {
+                    std::fs::read_to_string(path).map_err(|error| audit::AuditError::File {
+                        path: path.display().to_string(),
+                        error,
+                    })
+                })
+                .transpose()?;
+            Ok(
+                audit::verify_file_against(file, verifier, trusted.as_deref(), *chain_only)?
+                    .report(),
+            )
+        }
+    }
+}
+
+/// A verifier for the audit key given as the server prints it (which also
+/// names the log: its tree checkpoints must be that log's) or as the
+/// 32-byte public key in base64url.
+fn verifier_for(text: &str) -> Result<Verifier, CliError> {
+    let text = text.trim();
+    if let Some(key) = curbside_proto::note::NoteKey::from_verifier_string(text) {
+        return Ok(Verifier::new(&key.public_key).for_origin(&key.name));
+    }
+    curbside_proto::b64::decode(text)
+        .ok()
+        .filter(|key| key.len() == 32)
+        .map(|key| Verifier::new(&key))
+        .ok_or(CliError::BadPublicKey)
 }
 
 /// Audit search filters.
@@ -113,11 +189,17 @@ fn parse_outcome(text: &str) -> Result<Outcome, String> {
     }
 }
 
-/// Runs a `curbside admin audit` command in `session`.
+/// Runs a `curbside admin audit` command in `session`, once this device
+/// has checked that the log extends the last checkpoint it verified.
 pub(crate) async fn run(
     session: &mut Session,
     command: &AdminAuditCommand,
 ) -> Result<String, CliError> {
+    // Verifying the server's log checks it first, so that a damaged log is
+    // reported at the entry where it breaks; the witness follows.
+    if !matches!(command, AdminAuditCommand::Verify { .. }) {
+        witness(session).await?;
+    }
     match command {
         AdminAuditCommand::Search {
             filter,
@@ -155,27 +237,66 @@ pub(crate) async fn run(
                 out.display()
             ))
         }
-        AdminAuditCommand::Verify { file, public_key } => {
-            let key = match public_key {
-                Some(text) => curbside_proto::b64::decode(text.trim())
-                    .ok()
-                    .filter(|key| key.len() == 32)
-                    .ok_or(CliError::BadPublicKey)?,
-                None => session.client.audit_key().await?.public_key,
+        AdminAuditCommand::Verify {
+            file,
+            public_key,
+            chain_only,
+        } => {
+            let verifier = match (public_key, &session.contents.audit_key) {
+                (Some(text), _) | (None, Some(text)) => verifier_for(text)?,
+                (None, None) => {
+                    let key = session.client.audit_key().await?;
+                    let origin = curbside_proto::note::audit_origin(&key.server_id);
+                    Verifier::new(&key.public_key).for_origin(&origin)
+                }
             };
             let verified = match file {
-                Some(path) => audit::verify_file(path, &key)?,
+                Some(path) => audit::verify_file_against(path, verifier, None, *chain_only)?,
                 None => {
+                    // The log must also extend the checkpoint this device
+                    // saw last.
+                    let verifier = match &session.contents.audit_checkpoint {
+                        Some(note) => verifier.extending(note).map_err(|error| {
+                            audit::AuditError::Witness(format!(
+                                "the audit checkpoint this profile remembers no longer \
+                                 verifies ({error}); the profile's store was altered"
+                            ))
+                        })?,
+                        None => verifier,
+                    };
                     let query = export_query(ExportFormat::Jsonl, &AuditFilter::default());
                     let response = session
                         .call(async |client| client.audit_export(&query).await)
                         .await?;
-                    audit::verify_stream(&session.client, response, &key).await?
+                    let verified =
+                        audit::verify_stream(&session.client, response, verifier).await?;
+                    witness(session).await?;
+                    verified
                 }
             };
             Ok(verified.report())
         }
     }
+}
+
+/// Checks the server's latest audit checkpoint against what this profile
+/// pinned and saw (`crate::audit::witness`), and remembers it.
+async fn witness(session: &mut Session) -> Result<(), CliError> {
+    let pinned = session.contents.audit_key.clone();
+    let remembered = session.contents.audit_checkpoint.clone();
+    let latest = session
+        .call(async |client| client.audit_checkpoint().await)
+        .await?;
+    let witnessed = audit::witness(
+        &session.client,
+        &latest.note,
+        pinned.as_deref(),
+        remembered.as_deref(),
+    )
+    .await?;
+    session.contents.audit_key = Some(witnessed.key);
+    session.contents.audit_checkpoint = Some(witnessed.checkpoint);
+    session.save()
 }
 
 fn export_query(format: ExportFormat, filter: &AuditFilter) -> ExportQuery {

@@ -40,6 +40,14 @@ pub struct StoreContents {
     /// decrypted (MLS keys are used once, so they cannot be read again).
     #[serde(default)]
     pub threads: std::collections::BTreeMap<String, ThreadState>,
+    /// The audit key as first seen (the C2SP verifier key form), which
+    /// every later checkpoint must be signed with.
+    #[serde(default)]
+    pub audit_key: Option<String>,
+    /// The last audit tree checkpoint this device verified (a signed
+    /// note): the log it sees later must extend it.
+    #[serde(default)]
+    pub audit_checkpoint: Option<String>,
 }
 
 impl std::fmt::Debug for MlsValue {

@@ -385,6 +385,8 @@ mod tests {
             session: None,
             mls_state: Vec::new(),
             threads: Default::default(),
+            audit_key: None,
+            audit_checkpoint: None,
         }
     }
 

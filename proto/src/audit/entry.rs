@@ -147,10 +147,21 @@ impl AuditEntry {
 
     /// `SHA-256(prev_hash || canonical_bytes)`.
     pub fn hash(&self, prev_hash: &[u8; 32]) -> Result<[u8; 32], FieldTooLong> {
+        Ok(Self::chain_hash(prev_hash, &self.canonical_bytes()?))
+    }
+
+    /// The chain hash of an entry whose canonical bytes are `bytes`.
+    pub fn chain_hash(prev_hash: &[u8; 32], bytes: &[u8]) -> [u8; 32] {
         let mut context = ring::digest::Context::new(&ring::digest::SHA256);
         context.update(prev_hash);
-        context.update(&self.canonical_bytes()?);
-        Ok(digest_array(context.finish()))
+        context.update(bytes);
+        digest_array(context.finish())
+    }
+
+    /// The entry's leaf hash in the log's Merkle tree (RFC 9162):
+    /// `SHA-256(0x00 || canonical_bytes)`.
+    pub fn leaf_hash(&self) -> Result<[u8; 32], FieldTooLong> {
+        Ok(crate::merkle::leaf_hash(&self.canonical_bytes()?))
     }
 }
 

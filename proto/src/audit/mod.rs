@@ -164,6 +164,109 @@ mod tests {
         );
     }
 
+    /// docs/audit-format.md's tree example, computed there in Python: three
+    /// entries, their leaf hashes, the root, a proof of each kind, and the
+    /// checkpoint signed with RFC 8032's first test key.
+    #[test]
+    fn worked_tree_example_matches_the_documentation() {
+        use crate::merkle::{self, Frontier};
+        use crate::note::{self, NoteKey, TreeHead};
+        let first = AuditEntry {
+            seq: 1,
+            time_ms: 1_795_392_000_000,
+            actor_user: Some("2fbaa9c451714715e739968fdb16115d".into()),
+            actor_device: Some("68b665bf3234076602540fa138a7c298".into()),
+            client_addr: Some("192.0.2.10".into()),
+            request_id: "d0dc35ad8d26d8a0bf6ef700f3fe3788".into(),
+            action: "auth.login".into(),
+            resource_type: "session".into(),
+            resource_id: Some("ec7a8aa128d3ee6678fe981bf7f846c0".into()),
+            outcome: Outcome::Allowed,
+            reason: "ok".into(),
+        };
+        let second = AuditEntry {
+            seq: 2,
+            time_ms: 1_795_392_000_500,
+            request_id: "5a1d0e7f3c2b4a6d8e9f0a1b2c3d4e5f".into(),
+            action: "thread.list".into(),
+            resource_type: "thread".into(),
+            resource_id: None,
+            ..first.clone()
+        };
+        let third = AuditEntry {
+            seq: 3,
+            time_ms: 1_795_392_001_000,
+            actor_user: None,
+            actor_device: None,
+            request_id: "0f1e2d3c4b5a69788796a5b4c3d2e1f0".into(),
+            action: "auth.challenge".into(),
+            resource_type: "device".into(),
+            resource_id: Some("68b665bf3234076602540fa138a7c298".into()),
+            outcome: Outcome::Denied,
+            reason: "device_not_allowed".into(),
+            ..first.clone()
+        };
+        let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+        let leaves: Vec<[u8; 32]> = [&first, &second, &third]
+            .iter()
+            .map(|entry| entry.leaf_hash().unwrap())
+            .collect();
+        assert_eq!(
+            leaves.iter().map(|leaf| hex(leaf)).collect::<Vec<_>>(),
+            [
+                "a0c38b9c9d7071e4c9eb23dbd0e398d844a39f649bf9892881c66ddf71562479",
+                "d1c203ebb1264e88904680936ee34ad5c5a3c7599b67b79662b9ead0d808661f",
+                "a4ce64df9247bad6b6a3c5994fbb31d5d70a0f04877e781544acd5469ead1e8a",
+            ]
+        );
+        let mut tree = Frontier::default();
+        for leaf in &leaves {
+            tree.push(*leaf);
+        }
+        let root = tree.root();
+        assert_eq!(
+            hex(&root),
+            "30203181575a3d34be56bf788aa8526a97487cd8d236663d073eecf5d77bb25a"
+        );
+        let root2 = merkle::node_hash(&leaves[0], &leaves[1]);
+        assert_eq!(
+            hex(&root2),
+            "745171ab6bc9931ddd2b2c54253c75aef707633230b02000ed3d9f46350d378a"
+        );
+        merkle::verify_inclusion(2, 3, &leaves[2], &[root2], &root).unwrap();
+        merkle::verify_consistency(2, 3, &[leaves[2]], &root2, &root).unwrap();
+
+        let seed = [
+            0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec,
+            0x2c, 0xc4, 0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19, 0x70, 0x3b, 0xac, 0x03,
+            0x1c, 0xae, 0x7f, 0x60,
+        ];
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+        let key = NoteKey::from_verifier_string(
+            "curbside-audit/0123456789abcdef0123456789abcdef+9eb1c1a6+\
+             AddamAGCsQq31Uv+08lkBzoO4XLz2qYjJa8CGmj3B1Ea",
+        )
+        .unwrap();
+        let text = TreeHead {
+            origin: note::audit_origin("0123456789abcdef0123456789abcdef"),
+            size: 3,
+            root,
+        }
+        .text();
+        let signed = note::signed_note(
+            &text,
+            &[key.signature_line(pair.sign(text.as_bytes()).as_ref())],
+        );
+        assert_eq!(
+            signed,
+            "curbside-audit/0123456789abcdef0123456789abcdef\n3\n\
+             MCAxgVdaPTS+Vr94iqhSapdIfNjSNmY9Bz7s9dd7slo=\n\n\
+             \u{2014} curbside-audit/0123456789abcdef0123456789abcdef \
+             nrHBpvZvzyG8p/6Nd5hD04HrKnrDewCI5TILO6wmbzE3wOPRnL1K0UF+io027GKjtqCwcaDuQNoavK96s++9RESfpgQ=\n"
+        );
+        assert_eq!(note::open_checkpoint(&signed, &key).unwrap().head.size, 3);
+    }
+
     #[test]
     fn long_fields_are_refused() {
         let mut entry = sample();

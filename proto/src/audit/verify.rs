@@ -1,8 +1,11 @@
-//! Verifying a whole log: the chain from its first entry, and every
-//! checkpoint against the audit key.
+//! Verifying a whole log: the chain from its first entry, every checkpoint
+//! against the audit key, and the Merkle tree's signed checkpoint against
+//! the tree of the entries.
 
 use super::checkpoint::Checkpoint;
 use super::entry::{AuditEntry, GENESIS_HASH};
+use crate::merkle::{Frontier, leaf_hash};
+use crate::note::{self, NoteKey, TreeHead};
 
 /// Where and why a log fails verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +54,18 @@ pub struct Verifier {
     ahead: std::collections::BTreeMap<u64, Checkpoint>,
     checkpoints: u64,
     signed_through: u64,
+    /// The tree of the entries so far.
+    tree: Frontier,
+    /// A tree checkpoint naming entries not yet seen.
+    tree_ahead: Option<TreeHead>,
+    /// How many entries the last verified tree checkpoint covers.
+    tree_signed: Option<u64>,
+    /// Whether the log must end with a tree checkpoint covering every entry.
+    require_tree: bool,
+    /// A tree checkpoint kept from before, which the log must extend.
+    trusted: Option<TreeHead>,
+    /// The origin (key name) tree checkpoints must have, if known.
+    origin: Option<String>,
 }
 
 /// The most checkpoints a verifier holds while waiting for their entries.
@@ -67,7 +82,54 @@ impl Verifier {
             ahead: std::collections::BTreeMap::new(),
             checkpoints: 0,
             signed_through: 0,
+            tree: Frontier::default(),
+            tree_ahead: None,
+            tree_signed: None,
+            require_tree: false,
+            trusted: None,
+            origin: None,
         }
+    }
+
+    /// This verifier, accepting only tree checkpoints of the log `origin`
+    /// (the key name of the audit key as the server prints it).
+    pub fn for_origin(mut self, origin: &str) -> Self {
+        self.origin = Some(origin.to_owned());
+        self
+    }
+
+    /// This verifier, also checking that the log extends `signed_note`, a
+    /// tree checkpoint kept from before (signed by the same key): its
+    /// first entries must have exactly that root.
+    pub fn extending(mut self, signed_note: &str) -> Result<Self, note::NoteError> {
+        let head = note::open_checkpoint(signed_note, &self.note_key(signed_note))?.head;
+        self.trusted = Some(head);
+        Ok(self)
+    }
+
+    /// The key a note names (by its origin line) with this verifier's
+    /// public key.
+    fn note_key(&self, signed_note: &str) -> NoteKey {
+        let name = match &self.origin {
+            Some(origin) => origin.clone(),
+            None => signed_note
+                .split('\n')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        NoteKey {
+            name,
+            public_key: self.public_key.as_slice().try_into().unwrap_or([0; 32]),
+        }
+    }
+
+    /// This verifier, requiring a signed tree checkpoint that covers every
+    /// entry (as every export of a server with the tree has): entries after
+    /// it were added behind the server's back.
+    pub fn requiring_tree_checkpoint(mut self) -> Self {
+        self.require_tree = true;
+        self
     }
 
     /// The next entry, with the hash the log recorded for it.
@@ -79,10 +141,11 @@ impl Verifier {
                 reason: format!("expected entry {expected} next, found entry {}", entry.seq),
             });
         }
-        let hash = entry.hash(&self.prev_hash).map_err(|error| Broken {
+        let bytes = entry.canonical_bytes().map_err(|error| Broken {
             seq: entry.seq,
             reason: error.to_string(),
         })?;
+        let hash = AuditEntry::chain_hash(&self.prev_hash, &bytes);
         if stored_hash != hash {
             return Err(Broken {
                 seq: entry.seq,
@@ -93,9 +156,66 @@ impl Verifier {
         }
         self.prev_hash = hash;
         self.last = entry.seq;
+        self.tree.append(leaf_hash(&bytes));
         if let Some(checkpoint) = self.ahead.remove(&entry.seq) {
             self.check(&checkpoint)?;
         }
+        if let Some(head) = self.tree_ahead.take_if(|head| head.size == self.last) {
+            self.check_tree(&head)?;
+        }
+        if let Some(trusted) = self.trusted.take_if(|head| head.size == self.last)
+            && trusted.root != self.tree.root()
+        {
+            return Err(Broken {
+                seq: 1,
+                reason: format!(
+                    "entries 1 to {} are not the log of the checkpoint you kept: the log was \
+                     rewritten",
+                    trusted.size
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The tree's signed checkpoint (a C2SP signed note), after the entry
+    /// it covers.
+    pub fn tree_checkpoint(&mut self, signed_note: &str) -> Result<(), Broken> {
+        let head = note::open_checkpoint(signed_note, &self.note_key(signed_note))
+            .map_err(|error| Broken {
+                seq: self.last + 1,
+                reason: format!("the tree checkpoint after entry {}: {error}", self.last),
+            })?
+            .head;
+        if head.size > self.last && self.tree_ahead.is_none() {
+            self.tree_ahead = Some(head);
+            return Ok(());
+        }
+        if head.size != self.last {
+            return Err(Broken {
+                seq: head.size.min(self.last) + 1,
+                reason: format!(
+                    "a tree checkpoint of {} entries is out of place after entry {}",
+                    head.size, self.last
+                ),
+            });
+        }
+        self.check_tree(&head)
+    }
+
+    fn check_tree(&mut self, head: &TreeHead) -> Result<(), Broken> {
+        if self.tree.root() != head.root {
+            let from = self.signed_through.max(self.tree_signed.unwrap_or(0)) + 1;
+            return Err(Broken {
+                seq: from,
+                reason: format!(
+                    "entries {from} to {} do not match the log's signed tree checkpoint of {} \
+                     entries: they were altered, removed or added behind the server's back",
+                    head.size, head.size
+                ),
+            });
+        }
+        self.tree_signed = Some(head.size);
         Ok(())
     }
 
@@ -158,10 +278,10 @@ impl Verifier {
         self.checkpoints
     }
 
-    /// The last entry a verified checkpoint covers (0 if none): entries
-    /// after it are chained but not yet signed.
+    /// The last entry a verified checkpoint (the chain's or the tree's)
+    /// covers (0 if none): entries after it are chained but not signed.
     pub fn signed_through(&self) -> u64 {
-        self.signed_through
+        self.signed_through.max(self.tree_signed.unwrap_or(0))
     }
 
     /// Ends the log: fails if a checkpoint covers entries that never came
@@ -177,15 +297,47 @@ impl Verifier {
                     .to_owned(),
             });
         }
-        if let Some(checkpoint) = self.ahead.values().next() {
+        let ahead = self
+            .ahead
+            .values()
+            .next()
+            .map(|checkpoint| checkpoint.seq)
+            .or(self.tree_ahead.as_ref().map(|head| head.size))
+            .or(self.trusted.as_ref().map(|head| head.size));
+        if let Some(through) = ahead {
             return Err(Broken {
                 seq: self.last + 1,
                 reason: format!(
-                    "a signed checkpoint covers entries up to {}, but the log ends at {}: \
+                    "a signed checkpoint covers entries up to {through}, but the log ends at {}: \
                      entries were removed from its end",
-                    checkpoint.seq, self.last
+                    self.last
                 ),
             });
+        }
+        if self.require_tree && self.last > 0 {
+            match self.tree_signed {
+                None => {
+                    return Err(Broken {
+                        seq: 1,
+                        reason: "the log has no signed tree checkpoint: it was removed, or the \
+                                 export was made before the audit log's tree (verify such an \
+                                 export with --chain-only)"
+                            .to_owned(),
+                    });
+                }
+                Some(signed) if signed < self.last => {
+                    return Err(Broken {
+                        seq: signed + 1,
+                        reason: format!(
+                            "entries {} to {} come after the log's signed tree checkpoint: they \
+                             were added behind the server's back",
+                            signed + 1,
+                            self.last
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
         }
         Ok(self.last)
     }

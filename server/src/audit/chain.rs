@@ -1,9 +1,12 @@
 //! One gap-free hash chain per database: each entry's hash covers the one
 //! before, and a checkpoint signed every so often seals the chain up to
-//! its entry.
+//! its entry. Over the same entries grows a Merkle tree (RFC 9162), whose
+//! checkpoint (a C2SP signed note) is signed with every append, so the
+//! unsigned tail is only what is in flight.
 //!
-//! [`Appended`] numbers and hashes entries after the head and signs a
-//! checkpoint when the policy says one is due; `crate::db::audit` writes
+//! [`Appended`] numbers and hashes entries after the head, adds them to
+//! the tree, signs the tree's checkpoint, and signs the chain's when the
+//! policy says one is due; `crate::db::audit` writes
 //! what it computed. [`append_in`] does both in a caller's transaction,
 //! for a write that must commit with its entry; the group-commit writer
 //! (`crate::pipeline::writer`) does them for everything else.
@@ -11,6 +14,7 @@
 use std::time::Duration;
 
 use curbside_proto::audit::{AuditEntry, Checkpoint};
+use curbside_proto::merkle::{Frontier, leaf_hash};
 use sqlx::{Any, Transaction};
 
 use super::entry::NewEntry;
@@ -18,7 +22,7 @@ use super::error::AuditError;
 use super::signer::AuditSigner;
 use crate::config::CheckpointPolicy;
 use crate::db::Database;
-use crate::db::audit::{self as rows, HeadRow};
+use crate::db::audit::{self as rows, HeadRow, SubtreeRow};
 use crate::db::batch::{self, Statement};
 
 /// Appends `entries` in the caller's transaction, after taking the log's
@@ -49,9 +53,15 @@ pub struct Appended {
     rows: Vec<(i64, AuditEntry, [u8; 32])>,
     /// The checkpoint signed with them, if one was due.
     pub checkpoint: Option<Checkpoint>,
+    /// The tree's perfect subtrees they completed that are stored.
+    subtrees: Vec<SubtreeRow>,
     /// The new head.
     head: HeadRow,
 }
+
+/// The smallest perfect subtree stored (256 leaves); a proof hashes the
+/// leaves of smaller ones from the entries.
+pub const STORED_SUBTREE_LEVEL: u32 = 8;
 
 fn damaged<T>(_: T) -> AuditError {
     AuditError::Damaged
@@ -68,12 +78,18 @@ impl Appended {
     ) -> Result<Self, AuditError> {
         let mut seq = u64::try_from(head.seq).map_err(damaged)?;
         let mut prev: [u8; 32] = head.entry_hash.as_slice().try_into().map_err(damaged)?;
+        let mut tree = tree_of(head, signer)?;
         let mut seqs = Vec::with_capacity(entries.len());
         let mut rows = Vec::with_capacity(entries.len());
+        let mut subtrees = Vec::new();
         for entry in entries {
             seq += 1;
             let full = entry.at(seq);
-            let hash = full.hash(&prev).map_err(|_| AuditError::FieldTooLong)?;
+            let bytes = full
+                .canonical_bytes()
+                .map_err(|_| AuditError::FieldTooLong)?;
+            let hash = AuditEntry::chain_hash(&prev, &bytes);
+            subtrees.extend(stored(tree.push(leaf_hash(&bytes)))?);
             rows.push((i64::try_from(seq).map_err(damaged)?, full, hash));
             seqs.push(seq);
             prev = hash;
@@ -87,7 +103,12 @@ impl Appended {
             checkpoint_seq: head.checkpoint_seq,
             checkpoint_hash: head.checkpoint_hash.clone(),
             checkpoint_time_ms: head.checkpoint_time_ms,
+            tree_frontier: Some(tree.to_bytes()),
+            tree_note: head.tree_note.clone(),
         };
+        if !entries.is_empty() || head.tree_note.is_none() && tree.size() > 0 {
+            next.tree_note = Some(signer.sign_tree(tree.size(), &tree.root()));
+        }
         let due_by_count =
             last - head.checkpoint_seq >= i64::try_from(policy.every_entries).unwrap_or(i64::MAX);
         let due_by_time = now - head.checkpoint_time_ms
@@ -109,14 +130,61 @@ impl Appended {
             seqs,
             rows,
             checkpoint,
+            subtrees,
             head: next,
         })
     }
 
-    /// The entries' inserts, the checkpoint's and the head's update.
+    /// The entries' inserts, the checkpoint's, the stored subtrees' and the
+    /// head's update.
     pub fn statements(&self) -> Vec<Statement<'_>> {
-        rows::append(&self.rows, self.checkpoint.as_ref(), &self.head)
+        rows::append(
+            &self.rows,
+            self.checkpoint.as_ref(),
+            &self.subtrees,
+            &self.head,
+        )
     }
+}
+
+/// The tree the head holds, which must have as many leaves as the log has
+/// entries and be the tree this server last signed: a frontier rewritten
+/// behind its back is refused (fail closed) rather than signed.
+fn tree_of(head: &HeadRow, signer: &AuditSigner) -> Result<Frontier, AuditError> {
+    let bytes = head
+        .tree_frontier
+        .as_deref()
+        .ok_or(AuditError::TreeNotBuilt)?;
+    let tree = Frontier::from_bytes(bytes).map_err(damaged)?;
+    if i64::try_from(tree.size()).ok() != Some(head.seq) {
+        return Err(AuditError::Damaged);
+    }
+    let signed = match head.tree_note.as_deref() {
+        Some(note) => signer.opens(note),
+        // Only the empty log has no signed tree.
+        None => (tree.size() == 0).then_some((0, tree.root())),
+    };
+    if signed != Some((tree.size(), tree.root())) {
+        return Err(AuditError::TreeDamaged);
+    }
+    Ok(tree)
+}
+
+/// Of the subtrees a leaf completed, those stored.
+fn stored(
+    completed: Vec<(curbside_proto::merkle::Subtree, [u8; 32])>,
+) -> Result<Vec<SubtreeRow>, AuditError> {
+    completed
+        .into_iter()
+        .filter(|(subtree, _)| subtree.level >= STORED_SUBTREE_LEVEL)
+        .map(|(subtree, hash)| {
+            Ok(SubtreeRow {
+                level: i64::from(subtree.level),
+                idx: i64::try_from(subtree.index).map_err(damaged)?,
+                hash: hash.to_vec(),
+            })
+        })
+        .collect()
 }
 
 /// Signs a checkpoint for the current head if entries were appended since

@@ -22,6 +22,17 @@ pub enum AuditError {
     /// The writer's SQLite connection refused.
     #[error("the audit log cannot be written: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The entries or stored subtrees a tree proof needs are missing or do
+    /// not match.
+    #[error(
+        "the audit log's entries or stored tree do not match; verify the log (`curbside admin \
+         audit verify`) to find where it was altered"
+    )]
+    TreeDamaged,
+    /// The log was made before its Merkle tree and the tree has not been
+    /// built yet (the server builds it when it starts).
+    #[error("the audit log's Merkle tree has not been built; restart the server to build it")]
+    TreeNotBuilt,
     /// The writer could not open its connection.
     #[error("the audit writer cannot open the database: {0}")]
     Open(String),

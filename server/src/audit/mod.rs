@@ -1,5 +1,7 @@
 //! The audit log's chain: entries numbered and hashed one after another,
-//! sealed by signed checkpoints.
+//! sealed by signed checkpoints; and the Merkle tree over the same entries
+//! (`tree`), whose signed checkpoints and proofs let anyone who saw one
+//! checkpoint detect a rewrite.
 //!
 //! The canonical encoding, hashing and checkpoint format are
 //! `curbside_proto::audit`'s, specified in `docs/audit-format.md`. The rows
@@ -11,9 +13,12 @@
 pub mod chain;
 pub mod entry;
 pub mod error;
+pub mod open;
 pub mod signer;
+pub mod tree;
 
 pub use chain::{Appended, append_in, checkpoint_now, read_all};
 pub use entry::NewEntry;
 pub use error::AuditError;
+pub use open::{OpenError, open};
 pub use signer::{AuditSigner, KEY_FILE};

@@ -1,6 +1,10 @@
-//! The server's audit key, which signs checkpoints.
+//! The server's audit key, which signs checkpoints: the chain's (every so
+//! often) and the Merkle tree's (after every append), the latter as C2SP
+//! signed notes under the log's origin.
 
 use curbside_proto::audit::Checkpoint;
+use curbside_proto::merkle::Hash;
+use curbside_proto::note::{self, NoteKey, TreeHead};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
 use crate::files::{self, KeyError};
@@ -12,6 +16,11 @@ pub const KEY_FILE: &str = "keys/audit-ed25519.pk8";
 /// Signs checkpoints with the server's audit key.
 pub struct AuditSigner {
     key: Ed25519KeyPair,
+    /// The key as signed notes name it: the log's origin and public key.
+    note_key: NoteKey,
+    /// The tree checkpoint this key last signed or checked, and what it
+    /// says: an append that finds it in the head need not verify it again.
+    last_note: std::sync::Mutex<Option<(String, (u64, Hash))>>,
 }
 
 impl std::fmt::Debug for AuditSigner {
@@ -21,10 +30,68 @@ impl std::fmt::Debug for AuditSigner {
 }
 
 impl AuditSigner {
-    /// Loads the audit key from the data directory, making it on first use.
-    pub fn load_or_generate(data_dir: &std::path::Path) -> Result<Self, KeyError> {
+    /// Loads the audit key from the data directory, making it on first use,
+    /// for the log of the installation `server_id`.
+    pub fn load_or_generate(data_dir: &std::path::Path, server_id: &str) -> Result<Self, KeyError> {
         let (key, _pkcs8) = files::ed25519_key(&data_dir.join(KEY_FILE))?;
-        Ok(Self { key })
+        Ok(Self::new(key, server_id))
+    }
+
+    fn new(key: Ed25519KeyPair, server_id: &str) -> Self {
+        let mut public_key = [0; 32];
+        public_key.copy_from_slice(key.public_key().as_ref());
+        let note_key = NoteKey {
+            name: note::audit_origin(server_id),
+            public_key,
+        };
+        Self {
+            key,
+            note_key,
+            last_note: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The key as signed notes name it.
+    pub fn note_key(&self) -> &NoteKey {
+        &self.note_key
+    }
+
+    /// The size and root of a tree checkpoint this key signed, if `note`
+    /// is one.
+    pub fn opens(&self, note: &str) -> Option<(u64, Hash)> {
+        if let Some((known, says)) = self.last_note().as_ref()
+            && known == note
+        {
+            return Some(*says);
+        }
+        let head = note::open_checkpoint(note, &self.note_key).ok()?.head;
+        let says = (head.size, head.root);
+        *self.last_note() = Some((note.to_owned(), says));
+        Some(says)
+    }
+
+    fn last_note(&self) -> std::sync::MutexGuard<'_, Option<(String, (u64, Hash))>> {
+        // A poisoned cache is only a cache: verify again.
+        self.last_note
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A checkpoint of the tree of `size` entries with root `root`, as a
+    /// signed note.
+    pub fn sign_tree(&self, size: u64, root: &Hash) -> String {
+        let text = TreeHead {
+            origin: self.note_key.name.clone(),
+            size,
+            root: *root,
+        }
+        .text();
+        let line = self
+            .note_key
+            .signature_line(self.key.sign(text.as_bytes()).as_ref());
+        let signed = note::signed_note(&text, &[line]);
+        *self.last_note() = Some((signed.clone(), (size, *root)));
+        signed
     }
 
     /// The public key that verifies checkpoints.

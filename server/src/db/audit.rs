@@ -1,5 +1,5 @@
-//! `audit_entry`, `audit_checkpoint` and `audit_head`: the audit log's
-//! rows. Numbering, hashing and signing are `crate::audit`'s; here are the
+//! `audit_entry`, `audit_checkpoint`, `audit_subtree` and `audit_head`:
+//! the audit log's rows. Numbering, hashing and signing are `crate::audit`'s; here are the
 //! statements that store and read what it computes.
 //!
 //! Every append takes the head row first ([`take_head`]): an `UPDATE`,
@@ -28,19 +28,28 @@ pub struct HeadRow {
     pub checkpoint_hash: Vec<u8>,
     /// When the last checkpoint was signed (Unix ms).
     pub checkpoint_time_ms: i64,
+    /// The Merkle tree's frontier (`proto::merkle::Frontier::to_bytes`);
+    /// `None` in a log made before the tree, until it is built.
+    pub tree_frontier: Option<Vec<u8>>,
+    /// The tree's latest signed checkpoint (a C2SP signed note).
+    pub tree_note: Option<String>,
 }
 
+/// The [`HeadRow`] columns.
+const HEAD_COLUMNS: &str = "seq, entry_hash, checkpoint_seq, checkpoint_hash, checkpoint_time_ms, tree_frontier, tree_note";
+
 /// Takes the head and returns it: the [`HeadRow`] columns.
-const TAKE_HEAD: &str = "UPDATE audit_head SET seq = seq WHERE head_row = 1 \
-     RETURNING seq, entry_hash, checkpoint_seq, checkpoint_hash, checkpoint_time_ms";
+static TAKE_HEAD: LazyLock<String> = LazyLock::new(|| {
+    format!("UPDATE audit_head SET seq = seq WHERE head_row = 1 RETURNING {HEAD_COLUMNS}")
+});
 
 impl HeadRow {
-    /// The head among the rows a batch returned: the one of five columns
+    /// The head among the rows a batch returned: the one of seven columns
     /// ([`take_head`]'s).
     pub fn from_rows(rows: &[Row]) -> Result<Self, LinkError> {
         let head = rows
             .iter()
-            .find(|row| row.columns() == 5)
+            .find(|row| row.columns() == 7)
             .ok_or(LinkError::Column(0))?;
         Ok(Self {
             seq: head.int(0)?,
@@ -48,6 +57,8 @@ impl HeadRow {
             checkpoint_seq: head.int(2)?,
             checkpoint_hash: head.bytes(3)?,
             checkpoint_time_ms: head.int(4)?,
+            tree_frontier: head.opt_bytes(5)?,
+            tree_note: head.opt_text(6)?,
         })
     }
 }
@@ -56,12 +67,23 @@ impl HeadRow {
 /// the write lock on SQLite) and reads it. Every transaction that appends
 /// takes the head last, after any thread rows it locks.
 pub fn take_head() -> Statement<'static> {
-    Statement::new(TAKE_HEAD)
+    Statement::new(TAKE_HEAD.as_str())
 }
 
 /// Takes the head in `tx` ([`take_head`]) and reads it.
 pub async fn take_head_in(tx: &mut Transaction<'_, Any>) -> Result<HeadRow, sqlx::Error> {
-    sqlx::query_as(TAKE_HEAD).fetch_one(&mut **tx).await
+    sqlx::query_as(TAKE_HEAD.as_str())
+        .fetch_one(&mut **tx)
+        .await
+}
+
+/// Reads the head without taking it: what has committed.
+pub async fn head(pool: &sqlx::AnyPool) -> Result<HeadRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {HEAD_COLUMNS} FROM audit_head WHERE head_row = 1"
+    ))
+    .fetch_one(pool)
+    .await
 }
 
 /// Entries per multi-row `INSERT`.
@@ -78,12 +100,24 @@ static ENTRY_INSERTS: LazyLock<Shapes> = LazyLock::new(|| {
     })
 });
 
+/// One `audit_subtree` row: a perfect subtree of the Merkle tree.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SubtreeRow {
+    /// Its height (8 or more: smaller ones are not stored).
+    pub level: i64,
+    /// Its place among the subtrees of its height, from 0.
+    pub idx: i64,
+    /// Its hash.
+    pub hash: Vec<u8>,
+}
+
 /// The statements that append `entries` (each with its sequence number
-/// and hash), insert `checkpoint` if one was signed, and move the head to
-/// `head`.
+/// and hash), insert `checkpoint` if one was signed and the tree's
+/// `subtrees` completed, and move the head to `head`.
 pub fn append<'a>(
     entries: &'a [(i64, AuditEntry, [u8; 32])],
     checkpoint: Option<&'a Checkpoint>,
+    subtrees: &'a [SubtreeRow],
     head: &'a HeadRow,
 ) -> Vec<Statement<'a>> {
     let mut statements = Vec::new();
@@ -119,18 +153,86 @@ pub fn append<'a>(
             .bind(Value::Bytes(&checkpoint.signature));
         statements.push(insert);
     }
+    for subtree in subtrees {
+        let mut insert =
+            Statement::new("INSERT INTO audit_subtree (level, idx, hash) VALUES ($1, $2, $3)");
+        insert
+            .bind(Value::Int(subtree.level))
+            .bind(Value::Int(subtree.idx))
+            .bind(Value::Bytes(&subtree.hash));
+        statements.push(insert);
+    }
     let mut update = Statement::new(
         "UPDATE audit_head SET seq = $1, entry_hash = $2, checkpoint_seq = $3, \
-         checkpoint_hash = $4, checkpoint_time_ms = $5 WHERE head_row = 1",
+         checkpoint_hash = $4, checkpoint_time_ms = $5, tree_frontier = $6, tree_note = $7 \
+         WHERE head_row = 1",
     );
     update
         .bind(Value::Int(head.seq))
         .bind(Value::Bytes(&head.entry_hash))
         .bind(Value::Int(head.checkpoint_seq))
         .bind(Value::Bytes(&head.checkpoint_hash))
-        .bind(Value::Int(head.checkpoint_time_ms));
+        .bind(Value::Int(head.checkpoint_time_ms))
+        .bind(Value::OptBytes(head.tree_frontier.as_deref()))
+        .bind(Value::OptText(head.tree_note.as_deref()));
     statements.push(update);
     statements
+}
+
+/// The statement that removes every stored subtree (before the tree is
+/// built again from the entries).
+pub fn clear_subtrees() -> Statement<'static> {
+    Statement::new("DELETE FROM audit_subtree")
+}
+
+/// The stored perfect subtree at `level` and `idx`, if there is one.
+pub async fn subtree(
+    pool: &sqlx::AnyPool,
+    level: i64,
+    idx: i64,
+) -> Result<Option<SubtreeRow>, sqlx::Error> {
+    sqlx::query_as("SELECT level, idx, hash FROM audit_subtree WHERE level = $1 AND idx = $2")
+        .bind(level)
+        .bind(idx)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Entries `from..=through` by sequence number, in order (for hashing the
+/// tree's leaves a proof needs, and for building the tree of an older log).
+pub async fn entries_between<'e, E>(
+    executor: E,
+    from: i64,
+    through: i64,
+) -> Result<Vec<EntryRow>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    sqlx::query_as(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_entry WHERE seq >= $1 AND seq <= $2 ORDER BY seq"
+    ))
+    .bind(from)
+    .bind(through)
+    .fetch_all(executor)
+    .await
+}
+
+/// Whether the log holds anything the audit key signed or will sign: an
+/// entry, a checkpoint, or a head past the start (so its key must not
+/// change silently).
+pub async fn has_signed(pool: &sqlx::AnyPool) -> Result<bool, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Found {
+        found: i64,
+    }
+    let found: Option<Found> = sqlx::query_as(
+        "SELECT 1 AS found FROM audit_head WHERE head_row = 1 \
+         AND (seq > 0 OR checkpoint_seq > 0 OR tree_note IS NOT NULL \
+         OR EXISTS (SELECT 1 FROM audit_entry) OR EXISTS (SELECT 1 FROM audit_checkpoint))",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some_and(|found| found.found == 1))
 }
 
 /// A statement that returns a row if entries were appended since the last
@@ -327,11 +429,14 @@ where
     .await
 }
 
-/// How far the log's rows reach, for an export's end.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+/// How far the log's rows reach, for an export's end, read in one
+/// statement (one snapshot).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Extent {
     /// The head's sequence number.
     pub head: i64,
+    /// The tree's checkpoint at the head (a signed note).
+    pub tree_note: Option<String>,
     /// The last checkpoint row's sequence number.
     pub last_checkpoint: Option<i64>,
     /// The last entry row's sequence number.
@@ -345,7 +450,8 @@ where
     E: sqlx::Executor<'c, Database = Any>,
 {
     sqlx::query_as(
-        "SELECT h.seq AS head, (SELECT MAX(seq) FROM audit_checkpoint) AS last_checkpoint, \
+        "SELECT h.seq AS head, h.tree_note AS tree_note, \
+         (SELECT MAX(seq) FROM audit_checkpoint) AS last_checkpoint, \
          (SELECT MAX(seq) FROM audit_entry) AS last_entry FROM audit_head h WHERE h.head_row = 1",
     )
     .fetch_one(executor)

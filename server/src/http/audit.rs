@@ -17,7 +17,7 @@ use curbside_proto::audit::Checkpoint;
 use curbside_proto::audit_review::{
     AuditFilter, AuditKey, AuditPage, CSV_COLUMNS, ENTRIES_PATH, EXPORT_FORMAT, EXPORT_PATH,
     EXPORT_VERSION, ExportFormat, ExportHeader, ExportLine, ExportQuery, KEY_PATH, MAX_PAGE,
-    RecordedEntry, SearchQuery,
+    RecordedEntry, SearchQuery, TreeCheckpoint,
 };
 use curbside_proto::identity::Role;
 use utoipa_axum::router::OpenApiRouter;
@@ -184,7 +184,15 @@ struct Cursor {
     through: i64,
     /// Whether checkpoints are written (only in an unfiltered export).
     checkpoints: bool,
+    /// The tree's checkpoint (its size and signed note), until written
+    /// after the entry it ends at (only in an unfiltered export).
+    tree: Option<(u64, String)>,
     done: bool,
+}
+
+/// The tree size a signed note states (its second line).
+fn tree_size(note: &str) -> Option<u64> {
+    note.split('\n').nth(1)?.parse().ok()
 }
 
 #[utoipa::path(
@@ -211,7 +219,13 @@ async fn export(
     // log. Rows past the head still count: a checkpoint naming entries that
     // are gone shows the log was cut short, and entries hidden by lowering
     // the head show as a break in the chain.
+    // The tree's checkpoint comes from the same snapshot as the head, so it
+    // covers every entry committed by then and none after.
     let extent = rows::extent(state.database.pool()).await?;
+    let tree = extent
+        .tree_note
+        .clone()
+        .and_then(|note| Some((tree_size(&note)?, note)));
     let head = extent.head;
     let through = head
         .max(extent.last_checkpoint.unwrap_or(0))
@@ -233,6 +247,7 @@ async fn export(
     };
     let cursor = Cursor {
         checkpoints: filter.is_empty(),
+        tree: tree.filter(|_| filter.is_empty()),
         state,
         filter,
         format: query.format,
@@ -299,7 +314,7 @@ async fn next_chunk(cursor: &mut Cursor) -> Result<Option<Vec<u8>>> {
         cursor.done = true;
     }
     cursor.after = up_to;
-    if entries.is_empty() && checkpoints.is_empty() {
+    if entries.is_empty() && checkpoints.is_empty() && !(last && cursor.tree.is_some()) {
         return Ok(None);
     }
     let mut out = Chunk::new(cursor.format, entries.len());
@@ -313,9 +328,17 @@ async fn next_chunk(cursor: &mut Cursor) -> Result<Option<Vec<u8>>> {
         while let Some(checkpoint) = checkpoints.next_if(|c| c.seq == seq) {
             out.checkpoint(checkpoint)?;
         }
+        if let Some((size, note)) = cursor.tree.take_if(|(size, _)| *size == seq) {
+            out.tree_checkpoint(size, note)?;
+        }
     }
     for checkpoint in checkpoints {
         out.checkpoint(checkpoint)?;
+    }
+    // A tree checkpoint past the last entry: the entries it covers are gone,
+    // which the verifier reports.
+    if last && let Some((size, note)) = cursor.tree.take() {
+        out.tree_checkpoint(size, note)?;
     }
     out.finish().map(Some)
 }
@@ -404,6 +427,48 @@ impl Chunk {
                     &hex::encode(&checkpoint.signature),
                 ],
             )?,
+        }
+        Ok(())
+    }
+
+    fn tree_checkpoint(&mut self, size: u64, note: String) -> Result<()> {
+        match self {
+            Self::Jsonl(out) => {
+                out.extend(json_line(&ExportLine::TreeCheckpoint(TreeCheckpoint {
+                    note,
+                }))?)
+            }
+            Self::Csv(out) => {
+                let root = note
+                    .split('\n')
+                    .nth(2)
+                    .and_then(|root| {
+                        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, root)
+                            .ok()
+                    })
+                    .unwrap_or_default();
+                csv_row(
+                    out,
+                    &[
+                        "tree_checkpoint",
+                        &size.to_string(),
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        &hex::encode(root),
+                        "",
+                        &note,
+                    ],
+                )?;
+            }
         }
         Ok(())
     }

@@ -93,6 +93,15 @@ pub enum Error {
          shortly, or ask its administrator to check the server's log"
     )]
     AuditUnavailable(String),
+    /// The audit log's stored entries or tree do not match what the server
+    /// signed, so no proof can be made: the log was altered behind the
+    /// server's back.
+    #[error(
+        "the audit log's entries or stored tree do not match what the server signed, so it \
+         cannot prove them: the log was altered behind the server's back; verify it (`curbside \
+         admin audit verify`) to find where, and tell your compliance officer"
+    )]
+    AuditAltered,
     /// An unexpected failure; the cause is logged, not sent.
     #[error(
         "an unexpected error occurred on the server; it has been logged (quote the request id to the administrator)"
@@ -134,7 +143,9 @@ impl Error {
             | Self::AuditUnavailable(_)
             | Self::StorageUnavailable(_)
             | Self::LowOnSpace => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+            Self::Internal(_) | Self::AuditAltered => {
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
+            }
         }
     }
 
@@ -153,6 +164,10 @@ impl Error {
             Self::Internal(cause) => Some(InternalCause {
                 cause: cause.clone(),
                 is_bug: true,
+            }),
+            Self::AuditAltered => Some(InternalCause {
+                cause: "the audit log does not match its signed tree".to_owned(),
+                is_bug: false,
             }),
             _ => None,
         }

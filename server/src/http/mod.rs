@@ -8,6 +8,7 @@
 pub mod access;
 mod admin;
 mod audit;
+mod audit_tree;
 mod auth;
 pub mod body_rate;
 mod directory;

@@ -188,6 +188,11 @@ impl AuditLog {
         crate::audit::append_in(tx, entries, &self.signer, self.policy).await
     }
 
+    /// The audit key as signed notes name it (its C2SP verifier key).
+    pub fn note_key(&self) -> &curbside_proto::note::NoteKey {
+        self.signer.note_key()
+    }
+
     /// The public key that verifies this log's checkpoints.
     pub fn public_key(&self) -> Vec<u8> {
         self.signer.public_key()

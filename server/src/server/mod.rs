@@ -20,7 +20,6 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::audit::AuditSigner;
 use crate::auth::rate_limit::{RateLimiter, address_key};
 use crate::auth::sessions::SessionCache;
 use crate::auth::tokens::TokenIssuer;
@@ -68,6 +67,9 @@ pub enum RunError {
     /// The audit log could not be written.
     #[error("{0}; check the database and the server's log")]
     Audit(crate::audit::AuditError),
+    /// The audit log's key is missing or the log could not be opened.
+    #[error(transparent)]
+    AuditKey(crate::audit::OpenError),
 }
 
 /// A server that has opened its database and loaded its certificate, ready
@@ -111,7 +113,11 @@ impl Server {
             )
             .await?;
         let tokens = TokenIssuer::load_or_generate(&config.data_dir, &installation_id)?;
-        let signer = Arc::new(AuditSigner::load_or_generate(&config.data_dir)?);
+        let signer = Arc::new(
+            crate::audit::open(&config.data_dir, &installation_id, &database)
+                .await
+                .map_err(RunError::AuditKey)?,
+        );
         let first_admin_code = auth::first_admin_code(
             &database,
             &signer,
@@ -168,6 +174,12 @@ impl Server {
     /// The SHA-256 fingerprint of the certificate the server presents.
     pub fn fingerprint(&self) -> CertificateFingerprint {
         self.tls.fingerprint
+    }
+
+    /// The audit key in the C2SP verifier key form, which auditors record
+    /// and clients pin.
+    pub fn audit_key(&self) -> String {
+        self.audit.note_key().verifier_string()
     }
 
     /// The TLS identity, for the start-up message.

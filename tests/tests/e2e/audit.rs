@@ -66,7 +66,7 @@ async fn hammer(log: &AuditLog, clients: usize, each: usize, offset: usize) -> V
 async fn concurrent_appends_form_one_gap_free_chain(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let database = open(&env).await;
-    let signer = Arc::new(AuditSigner::load_or_generate(env.data_dir()).unwrap());
+    let signer = Arc::new(AuditSigner::load_or_generate(env.data_dir(), "test-server").unwrap());
     let policy = CheckpointPolicy {
         every_entries: 100,
         ..CheckpointPolicy::default()
@@ -83,6 +83,7 @@ async fn concurrent_appends_form_one_gap_free_chain(backend: Backend) {
     audit::checkpoint_now(&database, &signer).await.unwrap();
     let (entries, checkpoints) = audit::read_all(&database).await.unwrap();
     assert!(checkpoints.len() >= 16, "{} checkpoints", checkpoints.len());
+    assert_tree_signed(&database, &signer, &entries).await;
     assert_eq!(
         verify(entries, &checkpoints, &signer.public_key()),
         Ok(1600)
@@ -93,7 +94,7 @@ async fn two_writers_on_one_database_share_one_chain(backend: Backend) {
     // Two writers with pools of their own, as two server processes on one
     // database would have: only the database's head lock orders them.
     let env = TestEnv::new(backend).await;
-    let signer = Arc::new(AuditSigner::load_or_generate(env.data_dir()).unwrap());
+    let signer = Arc::new(AuditSigner::load_or_generate(env.data_dir(), "test-server").unwrap());
     let (first_db, second_db) = (open(&env).await, open(&env).await);
     let policy = CheckpointPolicy {
         every_entries: 50,
@@ -106,16 +107,39 @@ async fn two_writers_on_one_database_share_one_chain(backend: Backend) {
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=1600).collect::<Vec<u64>>());
     let (entries, checkpoints) = audit::read_all(&first_db).await.unwrap();
+    assert_tree_signed(&first_db, &signer, &entries).await;
     assert_eq!(
         verify(entries, &checkpoints, &signer.public_key()),
         Ok(1600)
     );
 }
 
+/// The head's signed tree checkpoint covers every entry, with the root an
+/// implementation written from RFC 9162 for the tests computes.
+async fn assert_tree_signed(
+    database: &Database,
+    signer: &AuditSigner,
+    entries: &[(curbside_proto::audit::AuditEntry, Vec<u8>)],
+) {
+    use crate::audit_tree::rfc9162;
+    let head = curbside_server::db::audit::head(database.pool())
+        .await
+        .unwrap();
+    let (size, root) = signer
+        .opens(head.tree_note.as_deref().unwrap())
+        .expect("the head's tree checkpoint is signed by the audit key");
+    assert_eq!(size as usize, entries.len());
+    let leaves: Vec<rfc9162::Hash> = entries
+        .iter()
+        .map(|(entry, _)| rfc9162::leaf(&entry.canonical_bytes().unwrap()))
+        .collect();
+    assert_eq!(root, rfc9162::mth(&leaves));
+}
+
 async fn appends_fail_when_the_log_cannot_be_written(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let database = open(&env).await;
-    let signer = Arc::new(AuditSigner::load_or_generate(env.data_dir()).unwrap());
+    let signer = Arc::new(AuditSigner::load_or_generate(env.data_dir(), "test-server").unwrap());
     let (log, _writer) = AuditLog::start(database.clone(), signer, CheckpointPolicy::default());
     log.append(entry(0)).await.unwrap();
     disable_audit_inserts(&env, backend).await;

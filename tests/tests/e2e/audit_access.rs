@@ -488,15 +488,15 @@ async fn an_unwritable_log_refuses_access_without_data(backend: Backend) {
 }
 
 /// The CLI as the first administrator of `server`, enrolled in `home`.
-struct Cli {
-    url: String,
+pub(crate) struct Cli {
+    pub(crate) url: String,
     pin: String,
-    home: tempfile::TempDir,
+    pub(crate) home: tempfile::TempDir,
 }
 
 impl Cli {
     /// Enrolls the CLI as a second device of `admin`.
-    async fn for_admin(url: &str, fingerprint: &str, admin: &Person) -> Self {
+    pub(crate) async fn for_admin(url: &str, fingerprint: &str, admin: &Person) -> Self {
         let code = admin
             .client
             .issue_enrollment_code(&admin.user.user_id)
@@ -512,7 +512,7 @@ impl Cli {
         cli
     }
 
-    async fn run(&self, args: &[&str]) -> Result<String, curbside_cli::cli::CliError> {
+    pub(crate) async fn run(&self, args: &[&str]) -> Result<String, curbside_cli::cli::CliError> {
         use clap::Parser;
         let mut argv = vec![
             "curbside",
@@ -530,7 +530,7 @@ impl Cli {
     }
 
     /// `admin audit verify`: the sequence it names, valid or broken.
-    async fn verify(&self, extra: &[&str]) -> Result<u64, u64> {
+    pub(crate) async fn verify(&self, extra: &[&str]) -> Result<u64, u64> {
         let mut args = vec!["admin", "audit", "verify"];
         args.extend_from_slice(extra);
         match self.run(&args).await {

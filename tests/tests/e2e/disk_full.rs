@@ -267,9 +267,13 @@ async fn a_full_volume_refuses_then_recovers_by_itself(backend: Backend) {
         ))
         .await
         .unwrap();
-    curbside_cli::audit::verify_stream(&admin.client, export, &key)
-        .await
-        .unwrap();
+    curbside_cli::audit::verify_stream(
+        &admin.client,
+        export,
+        curbside_proto::audit::Verifier::new(&key),
+    )
+    .await
+    .unwrap();
     server.kill();
 }
 

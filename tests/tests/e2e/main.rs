@@ -10,6 +10,7 @@
 
 mod audit;
 mod audit_access;
+mod audit_tree;
 mod certificates;
 mod cli;
 mod conversation;

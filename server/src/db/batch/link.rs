@@ -86,10 +86,16 @@ impl Row {
 
     /// Column `index` as bytes.
     pub fn bytes(&self, index: usize) -> Result<Vec<u8>, LinkError> {
+        self.opt_bytes(index)?.ok_or(LinkError::Column(index))
+    }
+
+    /// Column `index` as bytes, or `None` if it is NULL.
+    pub fn opt_bytes(&self, index: usize) -> Result<Option<Vec<u8>>, LinkError> {
         match self {
             Self::Any(row) => Ok(row.try_get(index)?),
             Self::Sqlite(values) => match values.get(index) {
-                Some(rusqlite::types::Value::Blob(bytes)) => Ok(bytes.clone()),
+                Some(rusqlite::types::Value::Blob(bytes)) => Ok(Some(bytes.clone())),
+                Some(rusqlite::types::Value::Null) => Ok(None),
                 _ => Err(LinkError::Column(index)),
             },
         }
@@ -313,6 +319,7 @@ fn run_sqlite(
                 Value::OptText(text) => prepared.raw_bind_parameter(index, text)?,
                 Value::Int(int) => prepared.raw_bind_parameter(index, int)?,
                 Value::Bytes(bytes) => prepared.raw_bind_parameter(index, bytes)?,
+                Value::OptBytes(bytes) => prepared.raw_bind_parameter(index, bytes)?,
             }
         }
         let columns = prepared.column_count();

@@ -19,6 +19,8 @@ pub enum Value<'a> {
     Int(i64),
     /// Bytes.
     Bytes(&'a [u8]),
+    /// Bytes or NULL.
+    OptBytes(Option<&'a [u8]>),
 }
 
 /// One statement with `$N` placeholders, and its values: the `N`th binds
@@ -155,6 +157,7 @@ fn bind_all<'q>(
             Value::OptText(text) => query.bind(text),
             Value::Int(int) => query.bind(int),
             Value::Bytes(bytes) => query.bind(bytes),
+            Value::OptBytes(bytes) => query.bind(bytes),
         };
     }
     query
