@@ -336,7 +336,7 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
             .audit_key()
             .await
             .ok()
-            .and_then(|key| crate::audit::note_key(&key))
+            .and_then(|key| key.note_key())
             .map(|key| key.verifier_string()),
         audit_checkpoint: None,
     };

@@ -119,6 +119,13 @@ pub struct ConsistencyProof {
     pub proof: Vec<Blob>,
 }
 
+impl AuditKey {
+    /// The key as the log's signed notes name it.
+    pub fn note_key(&self) -> Option<crate::note::NoteKey> {
+        crate::note::NoteKey::for_audit_log(&self.server_id, &self.public_key)
+    }
+}
+
 /// What to look for. Every filter given must match; none given matches
 /// every entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -316,24 +316,14 @@ impl Frontier {
 
     /// Adds a leaf.
     pub fn append(&mut self, leaf: Hash) {
-        let mut hash = leaf;
-        let mut size = self.size;
-        while size & 1 == 1 {
-            let Some(left) = self.roots.pop() else {
-                break;
-            };
-            hash = node_hash(&left, &hash);
-            size >>= 1;
-        }
-        self.roots.push(hash);
-        self.size += 1;
+        self.push(leaf, |_, _| {});
     }
 
-    /// Adds a leaf; returns the perfect subtrees it completed, from the
-    /// leaf itself (level 0) upwards, with their hashes.
-    pub fn push(&mut self, leaf: Hash) -> Vec<(Subtree, Hash)> {
+    /// Adds a leaf, telling `completed` of each perfect subtree it
+    /// completes, from the leaf itself (level 0) upwards, with its hash.
+    pub fn push(&mut self, leaf: Hash, mut completed: impl FnMut(Subtree, &Hash)) {
         let index = self.size;
-        let mut completed = vec![(Subtree { level: 0, index }, leaf)];
+        completed(Subtree { level: 0, index }, &leaf);
         let mut hash = leaf;
         let mut level = 0;
         while (index >> level) & 1 == 1 {
@@ -342,17 +332,16 @@ impl Frontier {
             };
             hash = node_hash(&left, &hash);
             level += 1;
-            completed.push((
+            completed(
                 Subtree {
                     level,
                     index: index >> level,
                 },
-                hash,
-            ));
+                &hash,
+            );
         }
         self.roots.push(hash);
         self.size += 1;
-        completed
     }
 
     /// The tree's root (RFC 9162 `MTH`).
@@ -420,7 +409,8 @@ mod tests {
         let mut appended = Frontier::default();
         for (n, leaf) in all.iter().enumerate() {
             appended.append(*leaf);
-            let completed = frontier.push(*leaf);
+            let mut completed = Vec::new();
+            frontier.push(*leaf, |subtree, hash| completed.push((subtree, *hash)));
             assert_eq!(appended, frontier);
             for (subtree, hash) in completed {
                 let range = subtree.leaves();

@@ -58,6 +58,13 @@ impl TreeHead {
         )
     }
 
+    /// What a signed checkpoint says, without checking any signature: for
+    /// placing a checkpoint the caller already holds (a verifier uses
+    /// [`open_checkpoint`]).
+    pub fn from_note(note: &str) -> Result<Self, NoteError> {
+        Self::parse(split(note)?.0)
+    }
+
     fn parse(text: &str) -> Result<Self, NoteError> {
         let body = text.strip_suffix('\n').ok_or(NoteError::Malformed)?;
         let mut lines = body.split('\n');
@@ -97,6 +104,15 @@ pub struct NoteKey {
 }
 
 impl NoteKey {
+    /// The key of the audit log of installation `server_id`: named by the
+    /// log's origin, with the audit key's 32-byte Ed25519 public key.
+    pub fn for_audit_log(server_id: &str, public_key: &[u8]) -> Option<Self> {
+        Some(Self {
+            name: audit_origin(server_id),
+            public_key: public_key.try_into().ok()?,
+        })
+    }
+
     /// The key id: the first 4 bytes of SHA-256(name || 0x0A || 0x01 ||
     /// public key).
     pub fn id(&self) -> [u8; 4] {

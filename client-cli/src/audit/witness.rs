@@ -5,20 +5,11 @@
 //! was rewritten. Either fails the command, loudly, and the remembered
 //! checkpoint stays as it was, so every later command says so too.
 
-use curbside_proto::audit_review::AuditKey;
 use curbside_proto::merkle;
 use curbside_proto::note::{self, NoteKey};
 
 use super::error::AuditError;
 use crate::client::Client;
-
-/// The audit key as signed notes name it.
-pub fn note_key(key: &AuditKey) -> Option<NoteKey> {
-    Some(NoteKey {
-        name: note::audit_origin(&key.server_id),
-        public_key: key.public_key.as_slice().try_into().ok()?,
-    })
-}
 
 /// What the witness found: the checkpoint to remember now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +38,7 @@ pub async fn witness(
                 "this profile's pinned audit key is damaged; enroll again".to_owned(),
             )
         })?,
-        None => note_key(&client.audit_key().await?).ok_or_else(|| {
+        None => client.audit_key().await?.note_key().ok_or_else(|| {
             AuditError::Witness("the server publishes an audit key that is not Ed25519".to_owned())
         })?,
     };

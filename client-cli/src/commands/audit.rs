@@ -246,8 +246,10 @@ pub(crate) async fn run(
                 (Some(text), _) | (None, Some(text)) => verifier_for(text)?,
                 (None, None) => {
                     let key = session.client.audit_key().await?;
-                    let origin = curbside_proto::note::audit_origin(&key.server_id);
-                    Verifier::new(&key.public_key).for_origin(&origin)
+                    match key.note_key() {
+                        Some(key) => Verifier::new(&key.public_key).for_origin(&key.name),
+                        None => Verifier::new(&key.public_key),
+                    }
                 }
             };
             let verified = match file {

@@ -125,11 +125,9 @@ mod tests {
         );
     }
 
-    /// The worked example of `docs/audit-format.md`, whose bytes and hash
-    /// were computed there by an independent implementation.
-    #[test]
-    fn worked_example_matches_the_documentation() {
-        let entry = AuditEntry {
+    /// The entry of `docs/audit-format.md`'s worked example.
+    fn worked_entry() -> AuditEntry {
+        AuditEntry {
             seq: 1,
             time_ms: 1_795_392_000_000,
             actor_user: Some("2fbaa9c451714715e739968fdb16115d".into()),
@@ -141,7 +139,14 @@ mod tests {
             resource_id: Some("ec7a8aa128d3ee6678fe981bf7f846c0".into()),
             outcome: Outcome::Allowed,
             reason: "ok".into(),
-        };
+        }
+    }
+
+    /// The worked example of `docs/audit-format.md`, whose bytes and hash
+    /// were computed there by an independent implementation.
+    #[test]
+    fn worked_example_matches_the_documentation() {
+        let entry = worked_entry();
         let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
         assert_eq!(
             hex(&entry.canonical_bytes().unwrap()),
@@ -171,19 +176,7 @@ mod tests {
     fn worked_tree_example_matches_the_documentation() {
         use crate::merkle::{self, Frontier};
         use crate::note::{self, NoteKey, TreeHead};
-        let first = AuditEntry {
-            seq: 1,
-            time_ms: 1_795_392_000_000,
-            actor_user: Some("2fbaa9c451714715e739968fdb16115d".into()),
-            actor_device: Some("68b665bf3234076602540fa138a7c298".into()),
-            client_addr: Some("192.0.2.10".into()),
-            request_id: "d0dc35ad8d26d8a0bf6ef700f3fe3788".into(),
-            action: "auth.login".into(),
-            resource_type: "session".into(),
-            resource_id: Some("ec7a8aa128d3ee6678fe981bf7f846c0".into()),
-            outcome: Outcome::Allowed,
-            reason: "ok".into(),
-        };
+        let first = worked_entry();
         let second = AuditEntry {
             seq: 2,
             time_ms: 1_795_392_000_500,
@@ -221,7 +214,7 @@ mod tests {
         );
         let mut tree = Frontier::default();
         for leaf in &leaves {
-            tree.push(*leaf);
+            tree.append(*leaf);
         }
         let root = tree.root();
         assert_eq!(

@@ -89,7 +89,7 @@ impl Appended {
                 .canonical_bytes()
                 .map_err(|_| AuditError::FieldTooLong)?;
             let hash = AuditEntry::chain_hash(&prev, &bytes);
-            subtrees.extend(stored(tree.push(leaf_hash(&bytes)))?);
+            grow(&mut tree, leaf_hash(&bytes), &mut subtrees)?;
             rows.push((i64::try_from(seq).map_err(damaged)?, full, hash));
             seqs.push(seq);
             prev = hash;
@@ -170,21 +170,31 @@ fn tree_of(head: &HeadRow, signer: &AuditSigner) -> Result<Frontier, AuditError>
     Ok(tree)
 }
 
-/// Of the subtrees a leaf completed, those stored.
-fn stored(
-    completed: Vec<(curbside_proto::merkle::Subtree, [u8; 32])>,
-) -> Result<Vec<SubtreeRow>, AuditError> {
-    completed
-        .into_iter()
-        .filter(|(subtree, _)| subtree.level >= STORED_SUBTREE_LEVEL)
-        .map(|(subtree, hash)| {
-            Ok(SubtreeRow {
+/// Adds `leaf` to `tree`, keeping in `stored` the rows of the perfect
+/// subtrees it completes that are stored (256 leaves and up).
+pub(super) fn grow(
+    tree: &mut Frontier,
+    leaf: [u8; 32],
+    stored: &mut Vec<SubtreeRow>,
+) -> Result<(), AuditError> {
+    let mut out_of_range = false;
+    tree.push(leaf, |subtree, hash| {
+        if subtree.level < STORED_SUBTREE_LEVEL {
+            return;
+        }
+        match i64::try_from(subtree.index) {
+            Ok(idx) => stored.push(SubtreeRow {
                 level: i64::from(subtree.level),
-                idx: i64::try_from(subtree.index).map_err(damaged)?,
+                idx,
                 hash: hash.to_vec(),
-            })
-        })
-        .collect()
+            }),
+            Err(_) => out_of_range = true,
+        }
+    });
+    if out_of_range {
+        return Err(AuditError::Damaged);
+    }
+    Ok(())
 }
 
 /// Signs a checkpoint for the current head if entries were appended since

@@ -33,22 +33,15 @@ impl AuditSigner {
     /// Loads the audit key from the data directory, making it on first use,
     /// for the log of the installation `server_id`.
     pub fn load_or_generate(data_dir: &std::path::Path, server_id: &str) -> Result<Self, KeyError> {
-        let (key, _pkcs8) = files::ed25519_key(&data_dir.join(KEY_FILE))?;
-        Ok(Self::new(key, server_id))
-    }
-
-    fn new(key: Ed25519KeyPair, server_id: &str) -> Self {
-        let mut public_key = [0; 32];
-        public_key.copy_from_slice(key.public_key().as_ref());
-        let note_key = NoteKey {
-            name: note::audit_origin(server_id),
-            public_key,
-        };
-        Self {
+        let path = data_dir.join(KEY_FILE);
+        let (key, _pkcs8) = files::ed25519_key(&path)?;
+        let note_key = NoteKey::for_audit_log(server_id, key.public_key().as_ref())
+            .ok_or_else(|| KeyError::Invalid(path.display().to_string()))?;
+        Ok(Self {
             key,
             note_key,
             last_note: std::sync::Mutex::new(None),
-        }
+        })
     }
 
     /// The key as signed notes name it.

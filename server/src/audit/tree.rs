@@ -10,7 +10,7 @@ use curbside_proto::audit::Verifier;
 use curbside_proto::merkle::{self, Frontier, Hash, Subtree};
 use sqlx::AnyPool;
 
-use super::chain::STORED_SUBTREE_LEVEL;
+use super::chain::{STORED_SUBTREE_LEVEL, grow};
 use super::error::AuditError;
 use super::signer::AuditSigner;
 use crate::db::audit::{self as rows, EntryRow, SubtreeRow};
@@ -51,7 +51,7 @@ async fn subtree_hash(pool: &AnyPool, subtree: Subtree) -> Result<Hash, AuditErr
     let entries = rows::entries_between(pool, first, last).await?;
     let mut tree = Frontier::default();
     for (expected, row) in (first..=last).zip(&entries) {
-        tree.push(leaf(row, expected)?);
+        tree.append(leaf(row, expected)?);
     }
     if tree.size() != leaves.end - leaves.start {
         return Err(AuditError::TreeDamaged);
@@ -137,7 +137,8 @@ pub async fn build(pool: &AnyPool, signer: &AuditSigner) -> Result<u64, AuditErr
             // is left would vouch for it.
             return Err(AuditError::TreeDamaged);
         }
-        for (seq, row) in (next..=through).zip(&page) {
+        for row in &page {
+            // The chain's check puts the entries in order, from 1, no gaps.
             let (entry, stored_hash) = row.clone().into_entry().ok_or(AuditError::TreeDamaged)?;
             chain
                 .entry(&entry, &stored_hash)
@@ -147,15 +148,8 @@ pub async fn build(pool: &AnyPool, signer: &AuditSigner) -> Result<u64, AuditErr
                     .checkpoint(&checkpoint)
                     .map_err(|_| AuditError::TreeDamaged)?;
             }
-            for (subtree, hash) in tree.push(leaf(row, seq)?) {
-                if subtree.level >= STORED_SUBTREE_LEVEL {
-                    stored.push(SubtreeRow {
-                        level: i64::from(subtree.level),
-                        idx: i64::try_from(subtree.index).map_err(|_| AuditError::TreeDamaged)?,
-                        hash: hash.to_vec(),
-                    });
-                }
-            }
+            let leaf = entry.leaf_hash().map_err(|_| AuditError::FieldTooLong)?;
+            grow(&mut tree, leaf, &mut stored)?;
         }
         next = through + 1;
     }

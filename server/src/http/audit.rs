@@ -20,6 +20,7 @@ use curbside_proto::audit_review::{
     RecordedEntry, SearchQuery, TreeCheckpoint,
 };
 use curbside_proto::identity::Role;
+use curbside_proto::note::TreeHead;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -186,13 +187,8 @@ struct Cursor {
     checkpoints: bool,
     /// The tree's checkpoint (its size and signed note), until written
     /// after the entry it ends at (only in an unfiltered export).
-    tree: Option<(u64, String)>,
+    tree: Option<(TreeHead, String)>,
     done: bool,
-}
-
-/// The tree size a signed note states (its second line).
-fn tree_size(note: &str) -> Option<u64> {
-    note.split('\n').nth(1)?.parse().ok()
 }
 
 #[utoipa::path(
@@ -225,7 +221,7 @@ async fn export(
     let tree = extent
         .tree_note
         .clone()
-        .and_then(|note| Some((tree_size(&note)?, note)));
+        .and_then(|note| Some((TreeHead::from_note(&note).ok()?, note)));
     let head = extent.head;
     let through = head
         .max(extent.last_checkpoint.unwrap_or(0))
@@ -328,8 +324,8 @@ async fn next_chunk(cursor: &mut Cursor) -> Result<Option<Vec<u8>>> {
         while let Some(checkpoint) = checkpoints.next_if(|c| c.seq == seq) {
             out.checkpoint(checkpoint)?;
         }
-        if let Some((size, note)) = cursor.tree.take_if(|(size, _)| *size == seq) {
-            out.tree_checkpoint(size, note)?;
+        if let Some((head, note)) = cursor.tree.take_if(|(head, _)| head.size == seq) {
+            out.tree_checkpoint(&head, note)?;
         }
     }
     for checkpoint in checkpoints {
@@ -337,8 +333,8 @@ async fn next_chunk(cursor: &mut Cursor) -> Result<Option<Vec<u8>>> {
     }
     // A tree checkpoint past the last entry: the entries it covers are gone,
     // which the verifier reports.
-    if last && let Some((size, note)) = cursor.tree.take() {
-        out.tree_checkpoint(size, note)?;
+    if last && let Some((head, note)) = cursor.tree.take() {
+        out.tree_checkpoint(&head, note)?;
     }
     out.finish().map(Some)
 }
@@ -431,7 +427,7 @@ impl Chunk {
         Ok(())
     }
 
-    fn tree_checkpoint(&mut self, size: u64, note: String) -> Result<()> {
+    fn tree_checkpoint(&mut self, head: &TreeHead, note: String) -> Result<()> {
         match self {
             Self::Jsonl(out) => {
                 out.extend(json_line(&ExportLine::TreeCheckpoint(TreeCheckpoint {
@@ -439,19 +435,11 @@ impl Chunk {
                 }))?)
             }
             Self::Csv(out) => {
-                let root = note
-                    .split('\n')
-                    .nth(2)
-                    .and_then(|root| {
-                        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, root)
-                            .ok()
-                    })
-                    .unwrap_or_default();
                 csv_row(
                     out,
                     &[
                         "tree_checkpoint",
-                        &size.to_string(),
+                        &head.size.to_string(),
                         "",
                         "",
                         "",
@@ -463,7 +451,7 @@ impl Chunk {
                         "",
                         "",
                         "",
-                        &hex::encode(root),
+                        &hex::encode(head.root),
                         "",
                         &note,
                     ],

@@ -108,11 +108,7 @@ async fn accesses(person: &Person, n: usize) {
 
 /// The audit key as signed notes name it, from the published key.
 async fn note_key(person: &Person) -> NoteKey {
-    let key = person.client.audit_key().await.unwrap();
-    NoteKey {
-        name: note::audit_origin(&key.server_id),
-        public_key: key.public_key.as_slice().try_into().unwrap(),
-    }
+    person.client.audit_key().await.unwrap().note_key().unwrap()
 }
 
 /// Every entry's leaf hash, read behind the server's back.
