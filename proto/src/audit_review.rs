@@ -49,6 +49,23 @@ pub struct AuditKey {
 pub struct TreeCheckpoint {
     /// The signed note, exactly as signed.
     pub note: String,
+    /// Each configured witness's latest cosigned checkpoint: a signed note
+    /// carrying the audit key's signature and the witness's cosignature
+    /// (`c2sp.org/tlog-cosignature`), possibly of a smaller tree than
+    /// `note`'s. Absent from exports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnessed: Vec<WitnessedCheckpoint>,
+}
+
+/// A checkpoint a witness cosigned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WitnessedCheckpoint {
+    /// The witness's key (`name+id+base64(0x04 || public key)`).
+    pub witness: String,
+    /// The checkpoint with its cosignature.
+    pub note: String,
 }
 
 /// Which entry to prove, in which tree.

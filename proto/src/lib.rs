@@ -20,6 +20,7 @@ pub mod note;
 pub mod request_id;
 pub mod routes;
 pub mod threads;
+pub mod witness;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 

@@ -26,7 +26,7 @@ use crate::merkle::Hash;
 /// The signature type byte of an Ed25519 signed-note key.
 const ED25519_TYPE: u8 = 0x01;
 /// The em dash (U+2014) and space that open a signature line.
-const SIGNATURE_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIGNATURE_PREFIX: &str = "\u{2014} ";
 /// The most signature lines a note may carry (the spec asks for at least
 /// 16 to be accepted).
 const MAX_SIGNATURES: usize = 64;
@@ -116,46 +116,19 @@ impl NoteKey {
     /// The key id: the first 4 bytes of SHA-256(name || 0x0A || 0x01 ||
     /// public key).
     pub fn id(&self) -> [u8; 4] {
-        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-        context.update(self.name.as_bytes());
-        context.update(b"\n");
-        context.update(&[ED25519_TYPE]);
-        context.update(&self.public_key);
-        let digest = context.finish();
-        let mut id = [0; 4];
-        id.copy_from_slice(&digest.as_ref()[..4]);
-        id
+        key_id(&self.name, ED25519_TYPE, &self.public_key)
     }
 
     /// The verifier key in the form Go's `note` package and the C2SP
     /// tools read: `name+hex(id)+base64(0x01 || public key)`.
     pub fn verifier_string(&self) -> String {
-        let mut key = vec![ED25519_TYPE];
-        key.extend(self.public_key);
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex_lower(&self.id()),
-            STANDARD.encode(key)
-        )
+        verifier_string(&self.name, ED25519_TYPE, &self.public_key)
     }
 
     /// Reads [`NoteKey::verifier_string`]'s form, checking its key id.
     pub fn from_verifier_string(text: &str) -> Option<Self> {
-        // The name and the id hold no `+`; the base64 key may.
-        let mut parts = text.trim().splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return None;
-        };
-        let key = STANDARD.decode(key).ok()?;
-        let (&ED25519_TYPE, public_key) = key.split_first()? else {
-            return None;
-        };
-        let parsed = Self {
-            name: name.to_owned(),
-            public_key: public_key.try_into().ok()?,
-        };
-        (!name.is_empty() && hex_lower(&parsed.id()) == id).then_some(parsed)
+        let (name, public_key) = parse_verifier_string(text, ED25519_TYPE)?;
+        Some(Self { name, public_key })
     }
 
     /// The signature line for `signature` (64 bytes) by this key.
@@ -172,6 +145,46 @@ impl NoteKey {
 
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A key id: the first 4 bytes of SHA-256(name || 0x0A || type || public
+/// key), for an Ed25519 note key (type 0x01) or cosigner key (0x04).
+pub(crate) fn key_id(name: &str, kind: u8, public_key: &[u8; 32]) -> [u8; 4] {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(name.as_bytes());
+    context.update(b"\n");
+    context.update(&[kind]);
+    context.update(public_key);
+    let digest = context.finish();
+    let mut id = [0; 4];
+    id.copy_from_slice(&digest.as_ref()[..4]);
+    id
+}
+
+/// A verifier key as text: `name+hex(id)+base64(type || public key)`.
+pub(crate) fn verifier_string(name: &str, kind: u8, public_key: &[u8; 32]) -> String {
+    let mut key = vec![kind];
+    key.extend(public_key);
+    format!(
+        "{name}+{}+{}",
+        hex_lower(&key_id(name, kind, public_key)),
+        STANDARD.encode(key)
+    )
+}
+
+/// Reads [`verifier_string`]'s form for a key of type `kind`, checking its
+/// key id: the name and the public key.
+pub(crate) fn parse_verifier_string(text: &str, kind: u8) -> Option<(String, [u8; 32])> {
+    // The name and the id hold no `+`; the base64 key may.
+    let mut parts = text.trim().splitn(3, '+');
+    let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    let key = STANDARD.decode(key).ok()?;
+    let (&found, public_key) = key.split_first()?;
+    let public_key: [u8; 32] = public_key.try_into().ok()?;
+    (found == kind && !name.is_empty() && hex_lower(&key_id(name, kind, &public_key)) == id)
+        .then(|| (name.to_owned(), public_key))
 }
 
 /// A signed note: the text `signature_lines` sign, then a blank line and
@@ -212,7 +225,7 @@ pub enum NoteError {
 /// Splits a note into its text (ending in a newline) and its signature
 /// lines as (key name, key id, signature).
 #[allow(clippy::type_complexity)]
-fn split(note: &str) -> Result<(&str, Vec<(&str, [u8; 4], Vec<u8>)>), NoteError> {
+pub(crate) fn split(note: &str) -> Result<(&str, Vec<(&str, [u8; 4], Vec<u8>)>), NoteError> {
     if note.chars().any(|c| c.is_control() && c != '\n') {
         return Err(NoteError::Malformed);
     }

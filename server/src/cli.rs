@@ -33,6 +33,10 @@ pub enum Command {
     /// starting the server (recovery when every administrator lost their
     /// device). Uses the same settings as `serve`.
     AdminCode(Overrides),
+    /// Run an independent witness of audit logs (C2SP tlog-witness): it
+    /// cosigns a server's checkpoints only while each extends the last it
+    /// cosigned. Run it on another machine, under other administrators.
+    Witness(crate::witness::serve::Options),
 }
 
 /// Runs the parsed command line and returns the process's exit code.
@@ -40,6 +44,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(overrides) => serve(overrides).await,
         Command::AdminCode(overrides) => admin_code(overrides).await,
+        Command::Witness(options) => crate::witness::serve::run(options, shutdown_signal()).await,
     }
 }
 

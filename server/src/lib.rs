@@ -23,6 +23,7 @@ pub mod server;
 pub mod sweep;
 pub mod telemetry;
 pub mod tls;
+pub mod witness;
 
 pub use config::Config;
 pub use server::{RunError, Server, run};

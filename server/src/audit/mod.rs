@@ -16,6 +16,7 @@ pub mod error;
 pub mod open;
 pub mod signer;
 pub mod tree;
+pub mod witnesses;
 
 pub use chain::{Appended, append_in, checkpoint_now, read_all};
 pub use entry::NewEntry;

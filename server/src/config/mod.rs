@@ -92,6 +92,9 @@ pub struct Config {
     pub enrollment_code_lifetime: Duration,
     /// When the audit log signs a checkpoint.
     pub audit_checkpoints: CheckpointPolicy,
+    /// The witnesses the audit log's checkpoints are sent to for
+    /// cosigning.
+    pub audit_witnesses: Vec<WitnessTarget>,
     /// The largest MLS message (commit, application message, welcome).
     pub max_message_bytes: usize,
     /// Below this much free space on the data directory's disk, the server
@@ -122,6 +125,7 @@ impl Config {
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             enrollment_code_lifetime: DEFAULT_ENROLLMENT_CODE_LIFETIME,
             audit_checkpoints: CheckpointPolicy::default(),
+            audit_witnesses: Vec::new(),
             max_message_bytes: curbside_proto::threads::DEFAULT_MAX_MESSAGE_BYTES,
             min_free_disk_bytes: crate::disk::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
             sweep_every: DEFAULT_SWEEP_EVERY,
@@ -135,6 +139,43 @@ impl Config {
         self.max_connections_per_address
             .unwrap_or_else(|| crate::connection::default_share(self.max_connections))
             .clamp(1, self.max_connections.max(1))
+    }
+}
+
+/// A witness of the audit log: where it serves, the certificate it
+/// presents, and the key it cosigns with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessTarget {
+    /// Its base URL (`https://host:port`, or with a path prefix).
+    pub url: String,
+    /// The SHA-256 fingerprint of its TLS certificate.
+    pub pin: curbside_proto::CertificateFingerprint,
+    /// Its cosigning key.
+    pub key: curbside_proto::witness::CosignerKey,
+}
+
+impl WitnessTarget {
+    /// Reads `URL FINGERPRINT KEY`, as `curbside-server witness` prints it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split_whitespace().collect();
+        let [url, pin, key] = parts[..] else {
+            return Err(format!(
+                "{text:?} is not \"URL FINGERPRINT KEY\", the line `curbside-server witness` \
+                 prints after \"Configure a server with: --audit-witness\""
+            ));
+        };
+        let parsed = url::Url::parse(url)
+            .ok()
+            .filter(|parsed| parsed.scheme() == "https" && parsed.host().is_some())
+            .ok_or_else(|| format!("{url:?} is not an https:// URL"))?;
+        let pin = pin.parse().map_err(|error| format!("{pin:?}: {error}"))?;
+        let key = curbside_proto::witness::CosignerKey::from_verifier_string(key)
+            .ok_or_else(|| format!("{key:?} is not a witness key (name+id+base64)"))?;
+        Ok(Self {
+            url: parsed.as_str().trim_end_matches('/').to_owned(),
+            pin,
+            key,
+        })
     }
 }
 
@@ -234,6 +275,13 @@ fn resolve(given: &mut settings::Given) -> Result<Config, ConfigError> {
     }
     if let Some(value) = given.number("audit_checkpoint_seconds")? {
         config.audit_checkpoints.every = Duration::from_secs(value);
+    }
+    if let Some((targets, origin)) = given.list("audit_witnesses") {
+        config.audit_witnesses = targets
+            .iter()
+            .map(|text| WitnessTarget::parse(text))
+            .collect::<Result<_, _>>()
+            .map_err(|reason| invalid("audit_witnesses", &origin, reason))?;
     }
     if let Some(value) = given.number("max_message_bytes")? {
         config.max_message_bytes = to_usize(value);

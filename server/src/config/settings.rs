@@ -187,6 +187,15 @@ pub(super) const SETTINGS: &[Setting] = &[
         shape: number("seconds", 1..=86_400),
     },
     Setting {
+        key: "audit_witnesses",
+        flag: "audit-witness",
+        env: "CURBSIDE_AUDIT_WITNESSES",
+        value_name: "\"URL FINGERPRINT KEY\"",
+        help: "A witness to send audit checkpoints to, as `curbside-server witness` prints it: \
+               its URL, TLS certificate fingerprint and witness key (repeatable)",
+        shape: Shape::List,
+    },
+    Setting {
         key: "max_message_bytes",
         flag: "max-message-bytes",
         env: "CURBSIDE_MAX_MESSAGE_BYTES",
@@ -489,8 +498,11 @@ mod tests {
     #[test]
     fn each_flag_and_variable_is_named_after_its_key() {
         for setting in SETTINGS {
-            let plural = setting.key == "hostnames";
-            let stem = if plural { "hostname" } else { setting.key };
+            let stem = match setting.key {
+                "hostnames" => "hostname",
+                "audit_witnesses" => "audit_witness",
+                key => key,
+            };
             assert_eq!(setting.flag, stem.replace('_', "-"), "{}", setting.key);
             assert_eq!(
                 setting.env,

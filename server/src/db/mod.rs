@@ -5,6 +5,7 @@
 
 pub mod app_user;
 pub mod audit;
+pub mod audit_cosignature;
 pub mod batch;
 pub mod checkpoint;
 pub mod delivery;

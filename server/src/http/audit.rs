@@ -432,6 +432,7 @@ impl Chunk {
             Self::Jsonl(out) => {
                 out.extend(json_line(&ExportLine::TreeCheckpoint(TreeCheckpoint {
                     note,
+                    witnessed: Vec::new(),
                 }))?)
             }
             Self::Csv(out) => {

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use curbside_proto::audit_review::{
     ConsistencyProof, ConsistencyQuery, InclusionProof, InclusionQuery, TREE_CHECKPOINT_PATH,
-    TREE_CONSISTENCY_PATH, TREE_INCLUSION_PATH, TreeCheckpoint,
+    TREE_CONSISTENCY_PATH, TREE_INCLUSION_PATH, TreeCheckpoint, WitnessedCheckpoint,
 };
 use curbside_proto::threads::Blob;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,6 +20,7 @@ use super::state::AppState;
 use crate::audit::{AuditError, tree};
 use crate::auth::rate_limit::Limit;
 use crate::db::audit as rows;
+use crate::db::audit_cosignature;
 
 /// The tree's routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -69,7 +70,15 @@ async fn checkpoint(
         .limits
         .check(Limit::AuditSearchPerUser, &reviewer.user_id)?;
     let (note, _) = latest(&state).await?;
-    Ok(Json(TreeCheckpoint { note }))
+    let witnessed = audit_cosignature::latest(state.database.pool())
+        .await?
+        .into_iter()
+        .map(|row| WitnessedCheckpoint {
+            witness: row.witness,
+            note: row.note,
+        })
+        .collect();
+    Ok(Json(TreeCheckpoint { note, witnessed }))
 }
 
 #[utoipa::path(

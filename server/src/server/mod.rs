@@ -220,6 +220,10 @@ impl Server {
         let acceptor = TlsAcceptor::from(self.tls.config.clone());
         let renewal = tokio::spawn(renew_periodically(self.tls));
         let sweeps = crate::sweep::start(self.database.clone(), self.config.sweep_every);
+        let witnessing = crate::audit::witnesses::start(
+            self.database.clone(),
+            self.config.audit_witnesses.clone(),
+        );
         let protocols = Arc::new(Protocols::new());
         let slots = Arc::new(Semaphore::new(self.config.max_connections));
         let shares = AddressShares::new(self.config.connections_per_address());
@@ -325,6 +329,9 @@ impl Server {
         disk_watch.abort();
         renewal.abort();
         sweeps.abort();
+        for task in witnessing {
+            task.abort();
+        }
         drop(self.audit);
         self.audit_writer.stop(DATABASE_CLOSE_TIMEOUT).await;
         if tokio::time::timeout(DATABASE_CLOSE_TIMEOUT, self.database.close())

@@ -260,7 +260,7 @@ async fn proofs_verify_with_a_second_implementation(backend: Backend) {
 
 /// The head row and the first `keep` entries' worth of subtrees as they
 /// were, written back: what restoring an older copy of the database does.
-async fn rewind_to(env: &TestEnv, backend: Backend, head: &rows::HeadRow) {
+pub(crate) async fn rewind_to(env: &TestEnv, backend: Backend, head: &rows::HeadRow) {
     assert!(head.seq < 256, "rewind_to keeps no stored subtree");
     let hex = |bytes: &[u8]| -> String {
         match backend {
@@ -291,7 +291,7 @@ async fn rewind_to(env: &TestEnv, backend: Backend, head: &rows::HeadRow) {
     }
 }
 
-async fn head(env: &TestEnv) -> rows::HeadRow {
+pub(crate) async fn head(env: &TestEnv) -> rows::HeadRow {
     let database = open(env).await;
     let head = rows::head(database.pool()).await.unwrap();
     database.close().await;

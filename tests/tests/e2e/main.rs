@@ -11,6 +11,7 @@
 mod audit;
 mod audit_access;
 mod audit_tree;
+mod audit_witness;
 mod certificates;
 mod cli;
 mod conversation;
