@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use curbside_proto::CertificateFingerprint;
 use curbside_proto::identity::User;
+use curbside_proto::threads::{Receipt, ReceiptKind, receipt_message};
 use ring::signature::Ed25519KeyPair;
 use zeroize::Zeroizing;
 
@@ -293,6 +294,33 @@ impl Session {
             return Err(CliError::Internal("saving a profile without its lock"));
         }
         Ok(self.profile.save(&self.contents, &self.passphrase)?)
+    }
+
+    /// A receipt for entries 1 to `through` of `thread_id`, signed now by
+    /// this device's key (the server keeps the signature in the receipt's
+    /// audit entry, as evidence it cannot make itself).
+    pub(crate) fn signed_receipt(
+        &self,
+        thread_id: &str,
+        kind: ReceiptKind,
+        through: u64,
+    ) -> Result<Receipt, CliError> {
+        let key = Ed25519KeyPair::from_pkcs8(&self.contents.device_key_pkcs8)
+            .map_err(|_| CliError::BadKey)?;
+        let time_ms = crate::clock::now_ms();
+        let message = receipt_message(
+            &self.contents.server_id,
+            &self.contents.device_id,
+            thread_id,
+            kind,
+            through,
+            time_ms,
+        );
+        Ok(Receipt {
+            seq: through,
+            time_ms,
+            signature: key.sign(&message).as_ref().to_vec(),
+        })
     }
 
     pub(crate) async fn login(&mut self) -> Result<User, CliError> {

@@ -22,8 +22,9 @@ pub const TREE_CONSISTENCY_PATH: &str = "/v1/audit/tree/consistency";
 pub const MAX_PAGE: u32 = 1000;
 /// The export format's name, in its header line.
 pub const EXPORT_FORMAT: &str = "curbside-audit-export";
-/// The export format's version.
-pub const EXPORT_VERSION: u32 = 2;
+/// The export format's version: 3 adds entries' `evidence` (the CSV's
+/// last column), 2 the tree checkpoint.
+pub const EXPORT_VERSION: u32 = 3;
 
 /// The key that verifies the log's checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,7 +358,7 @@ pub enum ExportLine {
 /// and `hash` (the entry hash); checkpoint rows fill `seq`, `time_ms`,
 /// `hash` (the head hash), `prev_checkpoint_hash` and `signature`. Hashes
 /// and signatures are lower-case hex.
-pub const CSV_COLUMNS: [&str; 16] = [
+pub const CSV_COLUMNS: [&str; 17] = [
     "kind",
     "seq",
     "time_ms",
@@ -374,6 +375,7 @@ pub const CSV_COLUMNS: [&str; 16] = [
     "hash",
     "prev_checkpoint_hash",
     "signature",
+    "evidence",
 ];
 
 #[cfg(test)]

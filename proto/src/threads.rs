@@ -374,13 +374,66 @@ pub struct WelcomeList {
 }
 
 /// `POST /v1/threads/{id}/delivered` and `.../read`: a receipt up to a
-/// sequence number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// sequence number, signed by the device that gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// The highest sequence processed (delivered) or read.
     pub seq: u64,
+    /// When the device gave it (Unix ms, its clock).
+    pub time_ms: i64,
+    /// The device key's Ed25519 signature over [`receipt_message`].
+    #[serde(with = "crate::b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
+    pub signature: Vec<u8>,
+}
+
+/// What a device signs to acknowledge entries 1 to `through` of a thread:
+/// `curbside receipt v1` then `server=`, `device=`, `thread=`, `kind=`
+/// (`delivered` or `read`), `through=` and `time_ms=` lines, each ending in
+/// a newline. The server keeps the signature in the receipt's audit entry
+/// (see docs/audit-format.md), where anyone with the device's public key
+/// can check it; the server, which never holds device keys, cannot make
+/// one.
+pub fn receipt_message(
+    server_id: &str,
+    device_id: &str,
+    thread_id: &str,
+    kind: ReceiptKind,
+    through: u64,
+    time_ms: i64,
+) -> Vec<u8> {
+    let kind = match kind {
+        ReceiptKind::Delivered => "delivered",
+        ReceiptKind::Read => "read",
+    };
+    format!(
+        "curbside receipt v1\nserver={server_id}\ndevice={device_id}\nthread={thread_id}\n\
+         kind={kind}\nthrough={through}\ntime_ms={time_ms}\n"
+    )
+    .into_bytes()
+}
+
+/// A signed receipt as its audit entry's evidence:
+/// `receipt v1 through=N time_ms=T signature=S` (S unpadded base64url).
+pub fn receipt_evidence(through: u64, time_ms: i64, signature: &[u8]) -> String {
+    format!(
+        "receipt v1 through={through} time_ms={time_ms} signature={}",
+        crate::b64::encode(signature)
+    )
+}
+
+/// Reads [`receipt_evidence`]'s form: `(through, time_ms, signature)`.
+pub fn parse_receipt_evidence(text: &str) -> Option<(u64, i64, Vec<u8>)> {
+    let rest = text.strip_prefix("receipt v1 through=")?;
+    let (through, rest) = rest.split_once(" time_ms=")?;
+    let (time_ms, signature) = rest.split_once(" signature=")?;
+    Some((
+        through.parse().ok()?,
+        time_ms.parse().ok()?,
+        crate::b64::decode(signature).ok()?,
+    ))
 }
 
 /// The authenticated WebSocket that pushes events to a device.

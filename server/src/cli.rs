@@ -33,6 +33,11 @@ pub enum Command {
     /// starting the server (recovery when every administrator lost their
     /// device). Uses the same settings as `serve`.
     AdminCode(Overrides),
+    /// Replace the audit log's signing key, with every server process
+    /// stopped: writes a hand-over signed by the old and the new key into
+    /// the log, keeps the old key file (renamed) and puts the new one in
+    /// its place. Uses the same settings as `serve`.
+    AuditRotateKey(Overrides),
     /// Run an independent witness of audit logs (C2SP tlog-witness): it
     /// cosigns a server's checkpoints only while each extends the last it
     /// cosigned. Run it on another machine, under other administrators.
@@ -44,6 +49,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(overrides) => serve(overrides).await,
         Command::AdminCode(overrides) => admin_code(overrides).await,
+        Command::AuditRotateKey(overrides) => rotate_audit_key(overrides).await,
         Command::Witness(options) => crate::witness::serve::run(options, shutdown_signal()).await,
     }
 }
@@ -108,6 +114,57 @@ async fn admin_code(overrides: Overrides) -> ExitCode {
         }
         Err(error) => {
             telemetry::report(&format!("curbside-server: cannot issue a code: {error}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn rotate_audit_key(overrides: Overrides) -> ExitCode {
+    let config = match overrides.resolve() {
+        Ok(config) => config,
+        Err(error) => {
+            telemetry::report(&format!("curbside-server: {error}"));
+            return ExitCode::from(2);
+        }
+    };
+    let database = match Database::open(&config.database).await {
+        Ok(database) => database,
+        Err(error) => {
+            telemetry::report(&format!("curbside-server: {error}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let rotated = match new_id() {
+        Ok(new_id) => match database.installation_id(&new_id, now_ms()).await {
+            Ok(server_id) => match audit::open(&config.data_dir, &server_id, &database).await {
+                Ok(old) => audit::rotate::rotate(&config.data_dir, &server_id, &database, &old)
+                    .await
+                    .map_err(|error| error.to_string()),
+                Err(error) => Err(error.to_string()),
+            },
+            Err(error) => Err(error.to_string()),
+        },
+        Err(_) => Err("the operating system's random number generator failed".to_owned()),
+    };
+    database.close().await;
+    match rotated {
+        Ok(rotated) => {
+            let text = format!(
+                "Rotated the audit log's key with the hand-over at entry {}.\n\
+                 Old key: {}\nNew key: {}\n\
+                 The old key file is kept as {} (keep it with your records).\n\
+                 Audit log key (record it to verify exports): {}\n\
+                 Give each witness the new key too (--log, keeping the old one). Verifiers and \
+                 CLI profiles that trust the old key follow the hand-over.\n",
+                rotated.seq, rotated.old, rotated.new, rotated.retired, rotated.new,
+            );
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            telemetry::report(&format!(
+                "curbside-server: cannot rotate the audit key: {error}"
+            ));
             ExitCode::FAILURE
         }
     }

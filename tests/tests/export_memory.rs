@@ -101,6 +101,7 @@ async fn export(backend: Backend) {
                 resource_id: Some(format!("{:032x}", i % 13)),
                 outcome: Outcome::Allowed,
                 reason: "ok".to_owned(),
+                evidence: None,
             })
             .collect();
         let mut tx = database.pool().begin().await.unwrap();

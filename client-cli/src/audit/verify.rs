@@ -261,6 +261,9 @@ fn verify_csv(
         verifier.requiring_tree_checkpoint()
     };
     let mut row = 0u64;
+    // Exports before format version 3 have every column but the last,
+    // `evidence`.
+    let mut header: &[&str] = &CSV_COLUMNS;
     for fields in CsvRecords::new(reader, MAX_LINE) {
         let fields = fields.map_err(|error| AuditError::File {
             path: name.to_owned(),
@@ -268,7 +271,10 @@ fn verify_csv(
         })?;
         row += 1;
         if row == 1 {
-            if fields != CSV_COLUMNS {
+            let without_evidence = &CSV_COLUMNS[..CSV_COLUMNS.len() - 1];
+            if fields == without_evidence {
+                header = without_evidence;
+            } else if fields != CSV_COLUMNS {
                 return Err(unreadable(
                     row,
                     "not the header of a Curbside audit CSV export",
@@ -276,11 +282,11 @@ fn verify_csv(
             }
             continue;
         }
-        if fields.len() != CSV_COLUMNS.len() {
+        if fields.len() != header.len() {
             return Err(unreadable(row, "wrong number of columns"));
         }
         let field = |name: &str| -> String {
-            CSV_COLUMNS
+            header
                 .iter()
                 .position(|column| *column == name)
                 .map(|index| fields[index].clone())
@@ -315,6 +321,7 @@ fn verify_csv(
                     resource_id: optional("resource_id"),
                     outcome,
                     reason: field("reason"),
+                    evidence: optional("evidence"),
                 };
                 // `time_utc` is not hashed: it must say what `time_ms` says.
                 if field("time_utc") != super::utc(entry.time_ms) {

@@ -4,9 +4,16 @@
 //! log that shrank was rewound; one that does not extend the checkpoint
 //! was rewritten. Either fails the command, loudly, and the remembered
 //! checkpoint stays as it was, so every later command says so too.
+//!
+//! A checkpoint signed by another key than the pinned one is accepted only
+//! through the log's key hand-overs (`curbside_proto::audit::handover`):
+//! each signed by the key trusted so far and naming a tree that extends
+//! what this device saw. The new key is pinned from then on.
 
+use curbside_proto::audit::handover::{HANDOVER_ACTION, Handover};
+use curbside_proto::audit_review::SearchQuery;
 use curbside_proto::merkle;
-use curbside_proto::note::{self, NoteKey};
+use curbside_proto::note::{self, NoteKey, TreeHead};
 
 use super::error::AuditError;
 use crate::client::Client;
@@ -42,23 +49,37 @@ pub async fn witness(
             AuditError::Witness("the server publishes an audit key that is not Ed25519".to_owned())
         })?,
     };
-    let current = note::open_checkpoint(latest, &key).map_err(|error| {
-        AuditError::Witness(format!(
-            "the server's audit checkpoint does not verify with the audit key this profile \
-             pinned ({error}); the server's audit key was replaced, or this is not the server \
-             you enrolled with. Do not trust this log until its administrator explains the change"
-        ))
-    })?;
-    if let Some(remembered) = remembered {
-        let seen = note::open_checkpoint(remembered, &key)
-            .map_err(|_| {
-                AuditError::Witness(
-                    "the audit checkpoint this profile remembers no longer verifies; the \
-                     profile's store was altered"
-                        .to_owned(),
-                )
-            })?
-            .head;
+    let remembered_head = match remembered {
+        Some(remembered) => Some(
+            note::open_checkpoint(remembered, &key)
+                .map_err(|_| {
+                    AuditError::Witness(
+                        "the audit checkpoint this profile remembers no longer verifies; the \
+                         profile's store was altered"
+                            .to_owned(),
+                    )
+                })?
+                .head,
+        ),
+        None => None,
+    };
+    let (key, seen, current) = match note::open_checkpoint(latest, &key) {
+        Ok(current) => (key, remembered_head, current),
+        Err(error) => {
+            // Another key: only a hand-over from the pinned key explains it.
+            let (key, handed_over) =
+                follow_handovers(client, &key, remembered_head.as_ref(), &error).await?;
+            let current = note::open_checkpoint(latest, &key).map_err(|error| {
+                AuditError::Witness(format!(
+                    "the server's audit checkpoint does not verify with the key the log was \
+                     handed over to ({error}). Do not trust this log until its administrator \
+                     explains the change"
+                ))
+            })?;
+            (key, Some(handed_over), current)
+        }
+    };
+    if let Some(seen) = seen {
         let now = &current.head;
         if now.size < seen.size {
             return Err(AuditError::Witness(format!(
@@ -95,4 +116,100 @@ pub async fn witness(
         size: current.head.size,
         checkpoint: current.note,
     })
+}
+
+/// Follows the log's key hand-overs from `pinned`: each must be signed by
+/// the key trusted so far (and the new one), and name a tree consistent
+/// with what this device saw. Returns the last key handed over to and the
+/// tree it was handed over at.
+async fn follow_handovers(
+    client: &Client,
+    pinned: &NoteKey,
+    seen: Option<&TreeHead>,
+    error: &note::NoteError,
+) -> Result<(NoteKey, TreeHead), AuditError> {
+    let page = client
+        .audit_search(&SearchQuery {
+            action: Some(HANDOVER_ACTION.to_owned()),
+            limit: Some(curbside_proto::audit_review::MAX_PAGE),
+            ..SearchQuery::default()
+        })
+        .await?;
+    let mut key = pinned.clone();
+    let mut at = seen.cloned();
+    let mut followed = false;
+    for recorded in page.entries {
+        let Some(handover) = recorded.entry.evidence.as_deref().and_then(Handover::parse) else {
+            continue;
+        };
+        // Hand-overs from keys before the one trusted now are history.
+        let Ok(new_key) = handover.verify(&key.public_key) else {
+            continue;
+        };
+        let handed = TreeHead {
+            origin: key.name.clone(),
+            size: handover.size,
+            root: handover.root,
+        };
+        let later = match at {
+            Some(seen) => {
+                consistent(client, &seen, &handed).await?;
+                if seen.size > handed.size {
+                    seen
+                } else {
+                    handed
+                }
+            }
+            None => handed,
+        };
+        key = NoteKey {
+            name: key.name.clone(),
+            public_key: new_key,
+        };
+        at = Some(later);
+        followed = true;
+    }
+    match at {
+        Some(at) if followed => Ok((key, at)),
+        _ => Err(AuditError::Witness(format!(
+            "the server's audit checkpoint does not verify with the audit key this profile \
+             pinned ({error}), and the log holds no key hand-over signed by that key: the \
+             server's audit key was replaced, or this is not the server you enrolled with. Do \
+             not trust this log until its administrator explains the change"
+        ))),
+    }
+}
+
+/// Checks that the smaller of two trees is a prefix of the larger.
+async fn consistent(client: &Client, a: &TreeHead, b: &TreeHead) -> Result<(), AuditError> {
+    let (small, large) = if a.size <= b.size { (a, b) } else { (b, a) };
+    if small.size == 0 {
+        return Ok(());
+    }
+    let proof = if small.size == large.size {
+        Vec::new()
+    } else {
+        client
+            .audit_consistency(small.size, large.size)
+            .await?
+            .proof
+    };
+    let hashes: Option<Vec<merkle::Hash>> = proof
+        .iter()
+        .map(|blob| merkle::Hash::try_from(blob.0.as_slice()).ok())
+        .collect();
+    let ok = hashes.is_some_and(|hashes| {
+        merkle::verify_consistency(small.size, large.size, &hashes, &small.root, &large.root)
+            .is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(AuditError::Witness(format!(
+            "AUDIT LOG FORK: the key hand-over at {} entries does not extend the signed \
+             checkpoint of {} entries this device saw; the log was rewritten. Keep this device's \
+             profile as evidence and tell your compliance officer",
+            b.size, a.size
+        )))
+    }
 }

@@ -5,7 +5,7 @@ use curbside_proto::routes;
 use curbside_proto::threads::{
     Appended, CLAIM_PATH, ClaimedKeyPackages, CommitRequest, EntryPage, KEY_PACKAGES_PATH,
     KeyPackageClaim, KeyPackageCount, KeyPackageUpload, MessageRequest, NewThread, Receipt,
-    THREADS_PATH, ThreadDetail, ThreadList, ThreadSummary, WELCOMES_PATH, WelcomeList,
+    ReceiptKind, THREADS_PATH, ThreadDetail, ThreadList, ThreadSummary, WELCOMES_PATH, WelcomeList,
 };
 
 use super::connection::{Client, encode_path, encode_query};
@@ -139,17 +139,22 @@ impl Client {
         .await
     }
 
-    /// `POST /v1/threads/{id}/delivered` (`read` false) or `.../read`.
-    pub async fn receipt(&self, thread_id: &str, seq: u64, read: bool) -> Result<(), ClientError> {
-        let pattern = if read {
-            routes::THREAD_READ
-        } else {
-            routes::THREAD_DELIVERED
+    /// `POST /v1/threads/{id}/delivered` or `.../read`, as `kind` says,
+    /// with the receipt the device signed.
+    pub async fn receipt(
+        &self,
+        thread_id: &str,
+        kind: ReceiptKind,
+        receipt: &Receipt,
+    ) -> Result<(), ClientError> {
+        let pattern = match kind {
+            ReceiptKind::Read => routes::THREAD_READ,
+            ReceiptKind::Delivered => routes::THREAD_DELIVERED,
         };
         self.send_empty(
             reqwest::Method::POST,
             &routes::path(pattern, &[&encode_path(thread_id)]),
-            Some(&Receipt { seq }),
+            Some(receipt),
         )
         .await
     }

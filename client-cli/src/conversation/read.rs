@@ -1,6 +1,8 @@
 //! `curbside read`, `threads` and `thread show`: a thread's history as
 //! people read it, the list of threads, and who has each message.
 
+use curbside_proto::threads::ReceiptKind;
+
 use super::device::catch_up;
 use super::naming::{how_it_ended, thread_id, thread_name};
 use super::sync::sync;
@@ -67,9 +69,10 @@ async fn synced(session: &mut Session, thread: &str) -> Result<(String, ThreadSt
 pub async fn read(session: &mut Session, thread: &str) -> Result<String, CliError> {
     let (thread_id, state) = synced(session, thread).await?;
     if state.processed_seq > 0 && state.left.is_none() {
+        let receipt = session.signed_receipt(&thread_id, ReceiptKind::Read, state.processed_seq)?;
         session
             .client
-            .receipt(&thread_id, state.processed_seq, true)
+            .receipt(&thread_id, ReceiptKind::Read, &receipt)
             .await?;
     }
     let mut names = Names::default();

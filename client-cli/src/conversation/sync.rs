@@ -3,7 +3,7 @@
 //! noted, and a delivery receipt sent for what was processed.
 
 use curbside_proto::content::Content;
-use curbside_proto::threads::{EndReason, EntryKind, ThreadEntry};
+use curbside_proto::threads::{EndReason, EntryKind, ReceiptKind, ThreadEntry};
 
 use super::device::{check_members, save};
 use crate::client::ClientError;
@@ -106,7 +106,12 @@ pub(super) async fn sync(
     // The delivery receipt: this device has processed the log up to here
     // (sent only when that moved; a thread that ended meanwhile takes none).
     if processed > started && still_in {
-        match session.client.receipt(thread_id, processed, false).await {
+        let receipt = session.signed_receipt(thread_id, ReceiptKind::Delivered, processed)?;
+        match session
+            .client
+            .receipt(thread_id, ReceiptKind::Delivered, &receipt)
+            .await
+        {
             Ok(()) => {}
             Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {}
             Err(error) => return Err(error.into()),

@@ -2,8 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The first bytes of every entry's canonical encoding.
+/// The first bytes of the canonical encoding of an entry without
+/// evidence.
 pub const ENTRY_TAG: &[u8] = b"curbside-audit-entry-v1\0";
+/// The first bytes of the canonical encoding of an entry with evidence,
+/// which follows the `reason` as one more text.
+pub const ENTRY_TAG_WITH_EVIDENCE: &[u8] = b"curbside-audit-entry-v2\0";
 /// The `prev_hash` of the first entry, and the `prev_checkpoint_hash` of
 /// the first checkpoint: 32 zero bytes.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
@@ -66,6 +70,11 @@ pub struct AuditEntry {
     pub outcome: Outcome,
     /// Why, as a short code (e.g. `ok`, `not_admin`, `bad_signature`).
     pub reason: String,
+    /// What the client proved, when it signed what it did: a delivered or
+    /// read receipt's device signature (`receipt v1 through=N time_ms=T
+    /// signature=S`, see docs/audit-format.md). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 /// Why bytes are not a canonical entry.
@@ -101,10 +110,15 @@ impl AuditEntry {
     /// (optional text), `outcome` (1 = allowed, 2 = denied) and `reason`
     /// (text). Integers are big-endian; a text is its UTF-8 length as a u32
     /// then the bytes; an optional text is 0x00 when absent or 0x01 and the
-    /// text.
+    /// text. An entry with evidence starts with [`ENTRY_TAG_WITH_EVIDENCE`]
+    /// instead and ends with the evidence (text).
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, FieldTooLong> {
         let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(ENTRY_TAG);
+        out.extend_from_slice(if self.evidence.is_some() {
+            ENTRY_TAG_WITH_EVIDENCE
+        } else {
+            ENTRY_TAG
+        });
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.time_ms.to_be_bytes());
         put_optional(&mut out, self.actor_user.as_deref())?;
@@ -116,13 +130,26 @@ impl AuditEntry {
         put_optional(&mut out, self.resource_id.as_deref())?;
         out.push(self.outcome.byte());
         put_text(&mut out, &self.reason)?;
+        if let Some(evidence) = &self.evidence {
+            put_text(&mut out, evidence)?;
+        }
         Ok(out)
     }
 
     /// Decodes canonical bytes, refusing anything else.
     pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut reader = Reader(bytes.strip_prefix(ENTRY_TAG).ok_or(DecodeError::BadTag)?);
-        let entry = Self {
+        let (mut reader, with_evidence) = match bytes.strip_prefix(ENTRY_TAG) {
+            Some(rest) => (Reader(rest), false),
+            None => (
+                Reader(
+                    bytes
+                        .strip_prefix(ENTRY_TAG_WITH_EVIDENCE)
+                        .ok_or(DecodeError::BadTag)?,
+                ),
+                true,
+            ),
+        };
+        let mut entry = Self {
             seq: u64::from_be_bytes(reader.array()?),
             time_ms: i64::from_be_bytes(reader.array()?),
             actor_user: reader.optional()?,
@@ -138,7 +165,11 @@ impl AuditEntry {
                 _ => return Err(DecodeError::BadByte),
             },
             reason: reader.text()?,
+            evidence: None,
         };
+        if with_evidence {
+            entry.evidence = Some(reader.text()?);
+        }
         if !reader.0.is_empty() {
             return Err(DecodeError::TrailingBytes);
         }

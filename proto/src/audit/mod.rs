@@ -10,15 +10,18 @@
 
 //!
 //! [`entry`] is the entry and its encoding, [`checkpoint`] the signed
-//! statement about the chain's head, and [`verify`] checks a whole log.
+//! statement about the chain's head, [`handover`] the entry that rotates
+//! the audit key, and [`verify`] checks a whole log.
 
 mod checkpoint;
 mod entry;
+pub mod handover;
 mod verify;
 
 pub use checkpoint::{CHECKPOINT_TAG, Checkpoint};
 pub use entry::{
-    AuditEntry, DecodeError, ENTRY_TAG, FieldTooLong, GENESIS_HASH, MAX_FIELD_BYTES, Outcome,
+    AuditEntry, DecodeError, ENTRY_TAG, ENTRY_TAG_WITH_EVIDENCE, FieldTooLong, GENESIS_HASH,
+    MAX_FIELD_BYTES, Outcome,
 };
 pub use verify::{Broken, Verifier, verify};
 
@@ -45,12 +48,13 @@ mod tests {
             resource_id in proptest::option::of(text()),
             allowed in any::<bool>(),
             reason in text(),
+            evidence in proptest::option::of(text()),
         ) -> AuditEntry {
             AuditEntry {
                 seq, time_ms, actor_user, actor_device, client_addr, request_id, action,
                 resource_type, resource_id,
                 outcome: if allowed { Outcome::Allowed } else { Outcome::Denied },
-                reason,
+                reason, evidence,
             }
         }
     }
@@ -107,6 +111,7 @@ mod tests {
             resource_id: None,
             outcome: Outcome::Allowed,
             reason: "ok".into(),
+            evidence: None,
         }
     }
 
@@ -139,6 +144,7 @@ mod tests {
             resource_id: Some("ec7a8aa128d3ee6678fe981bf7f846c0".into()),
             outcome: Outcome::Allowed,
             reason: "ok".into(),
+            evidence: None,
         }
     }
 
@@ -197,6 +203,7 @@ mod tests {
             resource_id: Some("68b665bf3234076602540fa138a7c298".into()),
             outcome: Outcome::Denied,
             reason: "device_not_allowed".into(),
+            evidence: None,
             ..first.clone()
         };
         let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };

@@ -3,7 +3,8 @@
 //! the tree of the entries.
 
 use super::checkpoint::Checkpoint;
-use super::entry::{AuditEntry, GENESIS_HASH};
+use super::entry::{AuditEntry, GENESIS_HASH, Outcome};
+use super::handover::{HANDOVER_ACTION, Handover};
 use crate::merkle::{Frontier, leaf_hash};
 use crate::note::{self, NoteKey, TreeHead};
 
@@ -47,6 +48,8 @@ where
 #[derive(Debug, Clone)]
 pub struct Verifier {
     public_key: Vec<u8>,
+    /// The key hand-overs so far: from after each entry, its new key.
+    handovers: Vec<(u64, [u8; 32])>,
     prev_hash: [u8; 32],
     prev_checkpoint: [u8; 32],
     last: u64,
@@ -56,8 +59,8 @@ pub struct Verifier {
     signed_through: u64,
     /// The tree of the entries so far.
     tree: Frontier,
-    /// A tree checkpoint naming entries not yet seen.
-    tree_ahead: Option<TreeHead>,
+    /// A tree checkpoint naming entries not yet seen, and its note.
+    tree_ahead: Option<(TreeHead, String)>,
     /// How many entries the last verified tree checkpoint covers.
     tree_signed: Option<u64>,
     /// Whether the log must end with a tree checkpoint covering every entry.
@@ -76,6 +79,7 @@ impl Verifier {
     pub fn new(public_key: &[u8]) -> Self {
         Self {
             public_key: public_key.to_vec(),
+            handovers: Vec::new(),
             prev_hash: GENESIS_HASH,
             prev_checkpoint: GENESIS_HASH,
             last: 0,
@@ -102,14 +106,51 @@ impl Verifier {
     /// tree checkpoint kept from before (signed by the same key): its
     /// first entries must have exactly that root.
     pub fn extending(mut self, signed_note: &str) -> Result<Self, note::NoteError> {
-        let head = note::open_checkpoint(signed_note, &self.note_key(signed_note))?.head;
+        let head = note::open_checkpoint(signed_note, &self.note_key(signed_note, 0))?.head;
         self.trusted = Some(head);
         Ok(self)
     }
 
-    /// The key a note names (by its origin line) with this verifier's
-    /// public key.
-    fn note_key(&self, signed_note: &str) -> NoteKey {
+    /// The audit key that signs checkpoints at `seq` (of the chain, or the
+    /// tree of that size): the key handed over to by the last hand-over
+    /// entry before `seq`, else the key this verifier was given.
+    fn key_at(&self, seq: u64) -> &[u8] {
+        self.handovers
+            .iter()
+            .rev()
+            .find(|(after, _)| *after < seq)
+            .map_or(self.public_key.as_slice(), |(_, key)| key.as_slice())
+    }
+
+    /// Follows a hand-over entry: both keys must have signed it, the old
+    /// one being the key of its place, over the tree just before it.
+    fn follow_handover(&mut self, entry: &AuditEntry) -> Result<(), Broken> {
+        let broken = |reason: &str| Broken {
+            seq: entry.seq,
+            reason: reason.to_owned(),
+        };
+        let handover = entry
+            .evidence
+            .as_deref()
+            .and_then(Handover::parse)
+            .ok_or_else(|| broken("a key hand-over entry without a readable hand-over"))?;
+        if handover.size != entry.seq - 1 || handover.root != self.tree.root() {
+            return Err(broken(
+                "the key hand-over names another tree than the log's before it",
+            ));
+        }
+        let old: [u8; 32] = self
+            .key_at(entry.seq)
+            .try_into()
+            .map_err(|_| broken("the audit key is not an Ed25519 key"))?;
+        let new = handover.verify(&old).map_err(broken)?;
+        self.handovers.push((entry.seq, new));
+        Ok(())
+    }
+
+    /// The key a note names (by its origin line) with the audit key of
+    /// tree size `size`.
+    fn note_key(&self, signed_note: &str, size: u64) -> NoteKey {
         let name = match &self.origin {
             Some(origin) => origin.clone(),
             None => signed_note
@@ -120,7 +161,7 @@ impl Verifier {
         };
         NoteKey {
             name,
-            public_key: self.public_key.as_slice().try_into().unwrap_or([0; 32]),
+            public_key: self.key_at(size).try_into().unwrap_or([0; 32]),
         }
     }
 
@@ -154,14 +195,18 @@ impl Verifier {
                     .to_owned(),
             });
         }
+        if entry.action == HANDOVER_ACTION && entry.outcome == Outcome::Allowed {
+            self.follow_handover(entry)?;
+        }
         self.prev_hash = hash;
         self.last = entry.seq;
         self.tree.append(leaf_hash(&bytes));
         if let Some(checkpoint) = self.ahead.remove(&entry.seq) {
             self.check(&checkpoint)?;
         }
-        if let Some(head) = self.tree_ahead.take_if(|head| head.size == self.last) {
-            self.check_tree(&head)?;
+        if let Some((_, signed_note)) = self.tree_ahead.take_if(|(head, _)| head.size == self.last)
+        {
+            self.tree_checkpoint(&signed_note)?;
         }
         if let Some(trusted) = self.trusted.take_if(|head| head.size == self.last)
             && trusted.root != self.tree.root()
@@ -181,25 +226,31 @@ impl Verifier {
     /// The tree's signed checkpoint (a C2SP signed note), after the entry
     /// it covers.
     pub fn tree_checkpoint(&mut self, signed_note: &str) -> Result<(), Broken> {
-        let head = note::open_checkpoint(signed_note, &self.note_key(signed_note))
-            .map_err(|error| Broken {
-                seq: self.last + 1,
-                reason: format!("the tree checkpoint after entry {}: {error}", self.last),
-            })?
-            .head;
-        if head.size > self.last && self.tree_ahead.is_none() {
-            self.tree_ahead = Some(head);
+        let unreadable = |error: note::NoteError| Broken {
+            seq: self.last + 1,
+            reason: format!("the tree checkpoint after entry {}: {error}", self.last),
+        };
+        // Which key signs it depends on its size: read that first, and
+        // check the signature once its entries (and any hand-over among
+        // them) are in.
+        let size = TreeHead::from_note(signed_note).map_err(unreadable)?.size;
+        if size > self.last && self.tree_ahead.is_none() {
+            let head = TreeHead::from_note(signed_note).map_err(unreadable)?;
+            self.tree_ahead = Some((head, signed_note.to_owned()));
             return Ok(());
         }
-        if head.size != self.last {
+        if size != self.last {
             return Err(Broken {
-                seq: head.size.min(self.last) + 1,
+                seq: size.min(self.last) + 1,
                 reason: format!(
                     "a tree checkpoint of {} entries is out of place after entry {}",
-                    head.size, self.last
+                    size, self.last
                 ),
             });
         }
+        let head = note::open_checkpoint(signed_note, &self.note_key(signed_note, size))
+            .map_err(unreadable)?
+            .head;
         self.check_tree(&head)
     }
 
@@ -257,7 +308,7 @@ impl Verifier {
             self.last,
             &self.prev_hash,
             &self.prev_checkpoint,
-            &self.public_key,
+            self.key_at(checkpoint.seq),
         )
         .map_err(broken)?;
         self.prev_checkpoint = checkpoint
@@ -302,7 +353,7 @@ impl Verifier {
             .values()
             .next()
             .map(|checkpoint| checkpoint.seq)
-            .or(self.tree_ahead.as_ref().map(|head| head.size))
+            .or(self.tree_ahead.as_ref().map(|(head, _)| head.size))
             .or(self.trusted.as_ref().map(|head| head.size));
         if let Some(through) = ahead {
             return Err(Broken {

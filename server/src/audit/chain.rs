@@ -135,6 +135,14 @@ impl Appended {
         })
     }
 
+    /// Adds `signer`'s signature to the tree checkpoint these entries end
+    /// with (a key hand-over's, signed by both keys).
+    pub fn add_tree_signature(&mut self, signer: &AuditSigner) -> Result<(), AuditError> {
+        let note = self.head.tree_note.as_deref().ok_or(AuditError::Damaged)?;
+        self.head.tree_note = Some(signer.add_signature(note).ok_or(AuditError::Damaged)?);
+        Ok(())
+    }
+
     /// The entries' inserts, the checkpoint's, the stored subtrees' and the
     /// head's update.
     pub fn statements(&self) -> Vec<Statement<'_>> {

@@ -25,6 +25,8 @@ pub struct NewEntry {
     pub outcome: Outcome,
     /// A short reason code.
     pub reason: String,
+    /// What the client proved with its own key (a receipt's signature).
+    pub evidence: Option<String>,
 }
 
 impl NewEntry {
@@ -42,6 +44,7 @@ impl NewEntry {
             resource_id: self.resource_id.clone(),
             outcome: self.outcome,
             reason: self.reason.clone(),
+            evidence: self.evidence.clone(),
         }
     }
 }

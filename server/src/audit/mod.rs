@@ -14,6 +14,7 @@ pub mod chain;
 pub mod entry;
 pub mod error;
 pub mod open;
+pub mod rotate;
 pub mod signer;
 pub mod tree;
 pub mod witnesses;

@@ -21,7 +21,9 @@ pub enum OpenError {
         "the audit signing key {path} is missing, but the audit log holds entries it \
          signed; restore the key file from a backup of the data directory (the server will \
          not make a new key for a log that has one, since a new key could re-sign a \
-         rewritten log)"
+         rewritten log). To replace a key that still exists, use `curbside-server \
+         audit-rotate-key`, which hands the log over to a new key with a statement both keys \
+         sign"
     )]
     KeyMissing {
         /// The key file.
@@ -49,6 +51,7 @@ pub async fn open(
     server_id: &str,
     database: &Database,
 ) -> Result<AuditSigner, OpenError> {
+    super::rotate::finish_interrupted(data_dir, server_id, database).await?;
     let path = data_dir.join(KEY_FILE);
     if !path.exists() && rows::has_signed(database.pool()).await? {
         return Err(OpenError::KeyMissing {

@@ -12,6 +12,9 @@ use crate::files::{self, KeyError};
 /// The file that holds the audit signing key (PKCS#8), separate from the
 /// token key.
 pub const KEY_FILE: &str = "keys/audit-ed25519.pk8";
+/// A new key while a rotation is under way: promoted to [`KEY_FILE`] once
+/// the hand-over is in the log (`super::rotate`).
+pub const NEXT_KEY_FILE: &str = "keys/audit-ed25519.pk8.next";
 
 /// Signs checkpoints with the server's audit key.
 pub struct AuditSigner {
@@ -33,8 +36,12 @@ impl AuditSigner {
     /// Loads the audit key from the data directory, making it on first use,
     /// for the log of the installation `server_id`.
     pub fn load_or_generate(data_dir: &std::path::Path, server_id: &str) -> Result<Self, KeyError> {
-        let path = data_dir.join(KEY_FILE);
-        let (key, _pkcs8) = files::ed25519_key(&path)?;
+        Self::at(&data_dir.join(KEY_FILE), server_id)
+    }
+
+    /// Loads the key at `path`, making it if there is none.
+    pub fn at(path: &std::path::Path, server_id: &str) -> Result<Self, KeyError> {
+        let (key, _pkcs8) = files::ed25519_key(path)?;
         let note_key = NoteKey::for_audit_log(server_id, key.public_key().as_ref())
             .ok_or_else(|| KeyError::Invalid(path.display().to_string()))?;
         Ok(Self {
@@ -85,6 +92,20 @@ impl AuditSigner {
         let signed = note::signed_note(&text, &[line]);
         *self.last_note() = Some((signed.clone(), (size, *root)));
         signed
+    }
+
+    /// This key's signature over `message`.
+    pub fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
+        self.key.sign(message).as_ref().to_vec()
+    }
+
+    /// `note`, a tree checkpoint, with this key's signature added.
+    pub fn add_signature(&self, note: &str) -> Option<String> {
+        let text = TreeHead::from_note(note).ok()?.text();
+        let line = self
+            .note_key
+            .signature_line(self.key.sign(text.as_bytes()).as_ref());
+        Some(format!("{note}{line}"))
     }
 
     /// The public key that verifies checkpoints.

@@ -139,6 +139,7 @@ pub async fn issue_admin_code(
         resource_id: None,
         outcome: curbside_proto::audit::Outcome::Allowed,
         reason: "server_console".to_owned(),
+        evidence: None,
     };
     crate::audit::append_in(&mut tx, &[entry], signer, policy).await?;
     tx.commit().await?;

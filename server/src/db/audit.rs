@@ -93,9 +93,9 @@ static ENTRY_INSERTS: LazyLock<Shapes> = LazyLock::new(|| {
     Shapes::new(ROWS_PER_INSERT, |rows| {
         format!(
             "INSERT INTO audit_entry (seq, time_ms, actor_user, actor_device, client_addr, \
-             request_id, action, resource_type, resource_id, outcome, reason, entry_hash) \
-             VALUES {}",
-            rows_of("({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})", rows)
+             request_id, action, resource_type, resource_id, outcome, reason, evidence, \
+             entry_hash) VALUES {}",
+            rows_of("({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})", rows)
         )
     })
 });
@@ -136,6 +136,7 @@ pub fn append<'a>(
                 .bind(Value::OptText(entry.resource_id.as_deref()))
                 .bind(Value::Text(entry.outcome.as_str()))
                 .bind(Value::Text(&entry.reason))
+                .bind(Value::OptText(entry.evidence.as_deref()))
                 .bind(Value::Bytes(hash));
         }
         statements.push(insert);
@@ -272,13 +273,15 @@ pub struct EntryRow {
     pub outcome: String,
     /// A short reason code.
     pub reason: String,
+    /// What the client proved (a receipt's signature), if anything.
+    pub evidence: Option<String>,
     /// The entry's hash as stored.
     pub entry_hash: Vec<u8>,
 }
 
 /// The columns of [`EntryRow`].
 const ENTRY_COLUMNS: &str = "seq, time_ms, actor_user, actor_device, client_addr, request_id, \
-     action, resource_type, resource_id, outcome, reason, entry_hash";
+     action, resource_type, resource_id, outcome, reason, evidence, entry_hash";
 
 impl EntryRow {
     /// The entry and its stored hash; `None` if its sequence number is
@@ -302,6 +305,7 @@ impl EntryRow {
                 Outcome::Denied
             },
             reason: self.reason,
+            evidence: self.evidence,
         };
         Some((entry, self.entry_hash))
     }

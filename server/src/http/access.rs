@@ -59,6 +59,7 @@ struct Record {
     actor_user: Option<String>,
     actor_device: Option<String>,
     reason: Option<&'static str>,
+    evidence: Option<String>,
     written: bool,
 }
 
@@ -109,6 +110,12 @@ impl Access {
         self.lock().reason = Some(reason);
     }
 
+    /// What the client proved with its own key (a receipt's signature),
+    /// kept in the entry if the request is allowed.
+    pub fn evidence(&self, evidence: String) {
+        self.lock().evidence = Some(evidence);
+    }
+
     /// The entry as it stands, with this outcome and reason.
     fn entry(&self, outcome: Outcome, reason: &str) -> NewEntry {
         let record = self.lock();
@@ -123,6 +130,10 @@ impl Access {
             resource_id: record.resource_id.clone(),
             outcome,
             reason: reason.to_owned(),
+            evidence: match outcome {
+                Outcome::Allowed => record.evidence.clone(),
+                Outcome::Denied => None,
+            },
         }
     }
 
@@ -219,6 +230,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
             actor_user: None,
             actor_device: None,
             reason: None,
+            evidence: None,
             written: false,
         })),
         request_id: parts

@@ -392,6 +392,7 @@ impl Chunk {
                         &hex::encode(&recorded.entry_hash),
                         "",
                         "",
+                        entry.evidence.as_deref().unwrap_or(""),
                     ],
                 )?;
             }
@@ -421,6 +422,7 @@ impl Chunk {
                     &hex::encode(&checkpoint.head_hash),
                     &hex::encode(&checkpoint.prev_checkpoint_hash),
                     &hex::encode(&checkpoint.signature),
+                    "",
                 ],
             )?,
         }
@@ -455,6 +457,7 @@ impl Chunk {
                         &hex::encode(head.root),
                         "",
                         &note,
+                        "",
                     ],
                 )?;
             }

@@ -195,6 +195,7 @@ impl Refusals {
                 resource_id: Some(count.refusals.to_string()),
                 outcome: Outcome::Denied,
                 reason: key.reason,
+                evidence: None,
             })
             .collect()
     }

@@ -78,6 +78,7 @@ impl Subscriber {
             resource_id: Some(resource.1.to_owned()),
             outcome: Outcome::Allowed,
             reason: "ok".to_owned(),
+            evidence: None,
         }
     }
 }

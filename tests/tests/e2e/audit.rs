@@ -34,6 +34,7 @@ fn entry(i: usize) -> NewEntry {
             Outcome::Allowed
         },
         reason: "ok\nwith, \"awkward\" text;".into(),
+        evidence: None,
     }
 }
 

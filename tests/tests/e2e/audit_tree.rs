@@ -380,6 +380,7 @@ fn forged(seq: u64, prev: &[u8]) -> (AuditEntry, Vec<u8>) {
         resource_id: Some("0123456789abcdef0123456789abcdef".into()),
         outcome: curbside_proto::audit::Outcome::Allowed,
         reason: "ok".into(),
+        evidence: None,
     };
     let hash = entry.hash(prev.try_into().unwrap()).unwrap().to_vec();
     (entry, hash)
@@ -450,13 +451,15 @@ async fn entries_forged_after_the_tree_checkpoint_are_refused(backend: Backend) 
             let fields: Vec<&str> = row.split(',').collect();
             (
                 fields[1].parse::<u64>().unwrap(),
-                hex::decode(fields[fields.len() - 3]).unwrap(),
+                // `hash`, then `prev_checkpoint_hash`, `signature` and
+                // `evidence`.
+                hex::decode(fields[fields.len() - 4]).unwrap(),
             )
         })
         .unwrap();
     let (entry, entry_hash) = forged(csv_last + 1, &csv_last_hash);
     let row = format!(
-        "entry,{},{},{},,,{},{},{},{},{},{},{},{},,\r\n",
+        "entry,{},{},{},,,{},{},{},{},{},{},{},{},,,\r\n",
         entry.seq,
         entry.time_ms,
         curbside_cli::audit::utc(entry.time_ms),

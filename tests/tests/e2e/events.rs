@@ -140,7 +140,7 @@ async fn a_connected_member_receives_each_event_at_once(backend: Backend) {
     }
 
     // A read receipt reaches the others.
-    ben.client.receipt(&thread, 3, true).await.unwrap();
+    ben.receipt(&thread, 3, true).await.unwrap();
     let mut saw_receipt = false;
     while let Ok(Some(event)) = next(&mut ana_socket, SOON).await {
         if let Event::Receipt {

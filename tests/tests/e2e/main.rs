@@ -10,6 +10,8 @@
 
 mod audit;
 mod audit_access;
+mod audit_receipts;
+mod audit_rotation;
 mod audit_tree;
 mod audit_witness;
 mod certificates;

@@ -61,6 +61,51 @@ pub async fn enroll_with(client: Client, code: &str, display_name: Option<&str>)
 }
 
 impl Person {
+    /// A receipt for entries 1 to `through` of `thread_id`, signed now by
+    /// this person's device key.
+    pub fn signed_receipt(
+        &self,
+        thread_id: &str,
+        kind: curbside_proto::threads::ReceiptKind,
+        through: u64,
+    ) -> curbside_proto::threads::Receipt {
+        let time_ms = curbside_cli::clock::now_ms();
+        let message = curbside_proto::threads::receipt_message(
+            &self.server_id,
+            &self.device_id,
+            thread_id,
+            kind,
+            through,
+            time_ms,
+        );
+        curbside_proto::threads::Receipt {
+            seq: through,
+            time_ms,
+            signature: self.key.sign(&message).as_ref().to_vec(),
+        }
+    }
+
+    /// Sends a signed delivered (`read` false) or read receipt.
+    pub async fn receipt(
+        &self,
+        thread_id: &str,
+        through: u64,
+        read: bool,
+    ) -> Result<(), curbside_cli::client::ClientError> {
+        let kind = if read {
+            curbside_proto::threads::ReceiptKind::Read
+        } else {
+            curbside_proto::threads::ReceiptKind::Delivered
+        };
+        self.client
+            .receipt(
+                thread_id,
+                kind,
+                &self.signed_receipt(thread_id, kind, through),
+            )
+            .await
+    }
+
     /// Logs in (challenge-response) and keeps the token.
     pub async fn login(&mut self) -> LoggedIn {
         let logged_in = self

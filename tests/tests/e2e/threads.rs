@@ -282,13 +282,13 @@ async fn receipts_and_unread_counts(backend: Backend) {
         "own messages"
     );
 
-    ben.client.receipt(&thread, 3, false).await.unwrap();
-    ben.client.receipt(&thread, 2, true).await.unwrap();
+    ben.receipt(&thread, 3, false).await.unwrap();
+    ben.receipt(&thread, 2, true).await.unwrap();
     assert_eq!(unread(ben.client.threads().await.unwrap()), 1);
     // Receipts only move forward, and never past the log.
-    ben.client.receipt(&thread, 1, true).await.unwrap();
-    assert_eq!(status(&ben.client.receipt(&thread, 9, true).await), 400);
-    assert_eq!(status(&ben.client.receipt(&thread, 9, false).await), 400);
+    ben.receipt(&thread, 1, true).await.unwrap();
+    assert_eq!(status(&ben.receipt(&thread, 9, true).await), 400);
+    assert_eq!(status(&ben.receipt(&thread, 9, false).await), 400);
 
     let detail = ana.client.thread(&thread).await.unwrap();
     let ben_device = detail

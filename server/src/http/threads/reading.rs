@@ -8,14 +8,16 @@ use axum::http::StatusCode;
 use curbside_proto::routes;
 use curbside_proto::threads::{
     EndReason, EntryPage, MAX_ENTRIES_PAGE, MembershipEnded, Receipt, ReceiptKind, is_thread_id,
+    receipt_evidence, receipt_message,
 };
 use serde::Deserialize;
 use sqlx::{Any, Transaction};
 
 use super::checks::{hidden, membership, to_i64, to_u64};
 use crate::auth::sessions::Caller;
+use crate::clock::now_ms;
 use crate::db::thread_entry::{self, EntryRow};
-use crate::db::{read_receipt, thread, thread_member};
+use crate::db::{device, read_receipt, thread, thread_member};
 use crate::http::access::Access;
 use crate::http::error::{Error, Result};
 use crate::http::extract;
@@ -181,6 +183,12 @@ async fn record_receipt(
 ) -> Result<StatusCode> {
     membership(state, access, &caller, &thread_id).await?;
     let seq = to_i64(receipt.seq)?;
+    check_signature(state, access, &caller, &thread_id, kind, &receipt).await?;
+    access.evidence(receipt_evidence(
+        receipt.seq,
+        receipt.time_ms,
+        &receipt.signature,
+    ));
     // The write comes first (SQLite); one past the log is undone with the
     // transaction.
     let mut tx = state.database.pool().begin().await?;
@@ -204,6 +212,55 @@ async fn record_receipt(
         });
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How far a receipt's time may be from the server's clock.
+const RECEIPT_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// Refuses a receipt its device did not sign now: the signature must
+/// verify with the device's enrolled key over [`receipt_message`] for this
+/// server, device, thread, kind and sequence, and its time be within
+/// [`RECEIPT_CLOCK_SKEW_MS`] of the server's.
+async fn check_signature(
+    state: &AppState,
+    access: &Access,
+    caller: &Caller,
+    thread_id: &str,
+    kind: ReceiptKind,
+    receipt: &Receipt,
+) -> Result<()> {
+    let device = device::find(state.database.pool(), &caller.device_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let message = receipt_message(
+        &state.auth.server_id,
+        &caller.device_id,
+        thread_id,
+        kind,
+        receipt.seq,
+        receipt.time_ms,
+    );
+    let verified =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &device.public_key)
+            .verify(&message, &receipt.signature);
+    if verified.is_err() {
+        access.reason("bad_signature");
+        return Err(Error::InvalidRequest(
+            "the receipt's signature does not verify with this device's key: sign \
+             `receipt_message` (docs/audit-format.md, \"Signed receipts\") with the device key \
+             this session signed in with"
+                .to_owned(),
+        ));
+    }
+    if (receipt.time_ms - now_ms()).abs() > RECEIPT_CLOCK_SKEW_MS {
+        access.reason("receipt_time");
+        return Err(Error::InvalidRequest(
+            "the receipt's `time_ms` is more than 5 minutes from the server's clock: set the \
+             device's clock right and send it again"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a receipt past the thread's last entry.

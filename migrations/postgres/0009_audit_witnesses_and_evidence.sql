@@ -10,3 +10,7 @@ CREATE TABLE audit_cosignature (
     cosigned_at_ms BIGINT NOT NULL,
     PRIMARY KEY (witness, size)
 );
+
+-- What a client proved with its own key, kept in the entry it signed for
+-- (a delivered or read receipt's device signature); NULL for the rest.
+ALTER TABLE audit_entry ADD COLUMN evidence TEXT;

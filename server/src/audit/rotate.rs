@@ -1,0 +1,172 @@
+//! Rotating the audit key (`curbside-server audit-rotate-key`, with every
+//! server process stopped): a new key is made beside the old one, a
+//! hand-over entry signed by both (`curbside_proto::audit::handover`) is
+//! appended with a chain checkpoint by the old key, the tree checkpoint
+//! that covers it is signed by both, and only then does the new key
+//! replace the old, which is kept, renamed, for the record.
+//!
+//! A crash between the commit and the renaming leaves the new key in
+//! [`NEXT_KEY_FILE`]: [`finish_interrupted`] (run at every start) promotes
+//! it if the log holds its hand-over, and removes it if not.
+
+use std::path::Path;
+use std::time::Duration;
+
+use curbside_proto::audit::Outcome;
+use curbside_proto::audit::handover::{HANDOVER_ACTION, HANDOVER_RESOURCE, Handover, statement};
+use curbside_proto::merkle::Frontier;
+
+use super::chain::Appended;
+use super::entry::NewEntry;
+use super::error::AuditError;
+use super::open::OpenError;
+use super::signer::{AuditSigner, KEY_FILE, NEXT_KEY_FILE};
+use crate::config::CheckpointPolicy;
+use crate::db::Database;
+use crate::db::audit as rows;
+use crate::db::batch;
+use crate::files::{FileError, KeyError};
+
+/// A finished rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    /// The hand-over entry's sequence number.
+    pub seq: u64,
+    /// The old key, in its verifier form.
+    pub old: String,
+    /// The new key, in its verifier form.
+    pub new: String,
+    /// Where the old key was kept.
+    pub retired: String,
+}
+
+/// Hands the log of `data_dir`'s server `server_id` over from `old` to a
+/// new key.
+pub async fn rotate(
+    data_dir: &Path,
+    server_id: &str,
+    database: &Database,
+    old: &AuditSigner,
+) -> Result<Rotated, OpenError> {
+    let next_path = data_dir.join(NEXT_KEY_FILE);
+    if next_path.exists() {
+        remove(&next_path)?;
+    }
+    let new = AuditSigner::at(&next_path, server_id)?;
+    let key = |signer: &AuditSigner| -> Result<[u8; 32], OpenError> {
+        signer
+            .public_key()
+            .try_into()
+            .map_err(|_| OpenError::Key(KeyError::Invalid(KEY_FILE.to_owned())))
+    };
+    let (old_key, new_key) = (key(old)?, key(&new)?);
+
+    let mut tx = database.pool().begin().await?;
+    let head = rows::take_head_in(&mut tx).await?;
+    let tree = head
+        .tree_frontier
+        .as_deref()
+        .ok_or(AuditError::TreeNotBuilt)
+        .and_then(|bytes| Frontier::from_bytes(bytes).map_err(|_| AuditError::Damaged))?;
+    let signed = statement(&old_key, &new_key, tree.size(), &tree.root());
+    let handover = Handover {
+        size: tree.size(),
+        root: tree.root(),
+        new_key,
+        old_signature: old.sign_bytes(&signed),
+        new_signature: new.sign_bytes(&signed),
+    };
+    let request_id = crate::ids::new_id().map_err(|_| OpenError::Key(KeyError::Random))?;
+    let entry = NewEntry {
+        time_ms: crate::clock::now_ms(),
+        actor_user: None,
+        actor_device: None,
+        client_addr: None,
+        request_id,
+        action: HANDOVER_ACTION.to_owned(),
+        resource_type: HANDOVER_RESOURCE.to_owned(),
+        resource_id: Some(new.note_key().verifier_string()),
+        outcome: Outcome::Allowed,
+        reason: "ok".to_owned(),
+        evidence: Some(handover.evidence()),
+    };
+    // The old key signs the chain's checkpoint at the hand-over, and the
+    // tree's checkpoint covering it, which the new key signs as well.
+    let every_time = CheckpointPolicy {
+        every_entries: 0,
+        every: Duration::ZERO,
+    };
+    let mut appended = Appended::new(&head, &[entry], old, every_time)?;
+    appended.add_tree_signature(&new)?;
+    batch::run(&mut tx, &appended.statements()).await?;
+    tx.commit().await?;
+    let retired = promote(data_dir, old)?;
+    Ok(Rotated {
+        seq: appended.seqs.first().copied().unwrap_or_default(),
+        old: old.note_key().verifier_string(),
+        new: new.note_key().verifier_string(),
+        retired,
+    })
+}
+
+/// Finishes a rotation a crash interrupted: promotes the new key if the
+/// log's latest tree checkpoint carries its signature (the hand-over
+/// committed), else removes it.
+pub async fn finish_interrupted(
+    data_dir: &Path,
+    server_id: &str,
+    database: &Database,
+) -> Result<(), OpenError> {
+    let next_path = data_dir.join(NEXT_KEY_FILE);
+    if !next_path.exists() {
+        return Ok(());
+    }
+    let next = AuditSigner::at(&next_path, server_id)?;
+    let head = rows::head(database.pool()).await?;
+    let committed = head
+        .tree_note
+        .as_deref()
+        .is_some_and(|note| next.opens(note).is_some());
+    if committed {
+        let old_path = data_dir.join(KEY_FILE);
+        let old = AuditSigner::at(&old_path, server_id)?;
+        promote(data_dir, &old)?;
+        tracing::warn!("finished an audit key rotation that was interrupted after its hand-over");
+    } else {
+        remove(&next_path)?;
+        tracing::warn!("removed the new key of an audit key rotation that never committed");
+    }
+    Ok(())
+}
+
+/// Keeps the old key as `keys/audit-ed25519.<key id>.retired.pk8` and puts
+/// the new one in its place.
+fn promote(data_dir: &Path, old: &AuditSigner) -> Result<String, OpenError> {
+    let retired = data_dir.join(format!(
+        "keys/audit-ed25519.{}.retired.pk8",
+        hex::encode(old.note_key().id())
+    ));
+    let key_path = data_dir.join(KEY_FILE);
+    std::fs::rename(&key_path, &retired)
+        .map_err(|source| io_error("cannot keep the old audit key", &key_path, source))?;
+    let next_path = data_dir.join(NEXT_KEY_FILE);
+    std::fs::rename(&next_path, &key_path)
+        .map_err(|source| io_error("cannot put the new audit key in place", &next_path, source))?;
+    let keys = data_dir.join("keys");
+    std::fs::File::open(&keys)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| io_error("cannot sync", &keys, source))?;
+    Ok(retired.display().to_string())
+}
+
+fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> OpenError {
+    OpenError::Key(KeyError::File(FileError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }))
+}
+
+fn remove(path: &Path) -> Result<(), OpenError> {
+    std::fs::remove_file(path).map_err(|source| io_error("cannot remove", path, source))
+}
