@@ -134,6 +134,23 @@ async fn rotate_audit_key(overrides: Overrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let lock = match crate::files::lock_dir(&config.data_dir, crate::files::LockMode::Exclusive) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            database.close().await;
+            telemetry::report(
+                "curbside-server: a server is running on this data directory; stop every \
+                 curbside-server process using it (and any on other machines sharing its \
+                 database) before rotating the audit key",
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(error) => {
+            database.close().await;
+            telemetry::report(&format!("curbside-server: {error}"));
+            return ExitCode::FAILURE;
+        }
+    };
     let rotated = match new_id() {
         Ok(new_id) => match database.installation_id(&new_id, now_ms()).await {
             Ok(server_id) => match audit::open(&config.data_dir, &server_id, &database).await {
@@ -147,15 +164,17 @@ async fn rotate_audit_key(overrides: Overrides) -> ExitCode {
         Err(_) => Err("the operating system's random number generator failed".to_owned()),
     };
     database.close().await;
+    drop(lock);
     match rotated {
         Ok(rotated) => {
             let text = format!(
                 "Rotated the audit log's key with the hand-over at entry {}.\n\
                  Old key: {}\nNew key: {}\n\
-                 The old key file is kept as {} (keep it with your records).\n\
+                 The old public key is kept as {} (its private key was destroyed).\n\
                  Audit log key (record it to verify exports): {}\n\
-                 Give each witness the new key too (--log, keeping the old one). Verifiers and \
-                 CLI profiles that trust the old key follow the hand-over.\n",
+                 Give each witness the new key (--log) before starting the server; it no longer \
+                 needs the old one. Verifiers and CLI profiles that trust the old key follow the \
+                 hand-over.\n",
                 rotated.seq, rotated.old, rotated.new, rotated.retired, rotated.new,
             );
             let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A file or directory problem, naming the path.
@@ -154,4 +154,53 @@ pub fn ed25519_key(
     let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
         .map_err(|_| KeyError::Invalid(path.display().to_string()))?;
     Ok((pair, zeroize::Zeroizing::new(pkcs8)))
+}
+
+/// A lock on a data directory (`curbside.lock`, `flock`): every server
+/// process holds it shared while it runs, and an audit key rotation holds
+/// it exclusively, so a rotation cannot run beside a server that would go
+/// on signing with the old key. Released when dropped. (Servers on other
+/// machines sharing one PostgreSQL database have data directories of their
+/// own: stop them too.)
+#[derive(Debug)]
+pub struct DirLock(#[allow(dead_code, reason = "held for its lock")] fs::File);
+
+/// Which lock to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// A server: many may share it.
+    Shared,
+    /// A rotation: nothing else may hold it.
+    Exclusive,
+}
+
+/// Takes `data_dir`'s lock without waiting; `Ok(None)` if it is held in a
+/// way that excludes `mode`.
+pub fn lock_dir(data_dir: &Path, mode: LockMode) -> Result<Option<DirLock>, FileError> {
+    use rustix::fs::FlockOperation;
+    let path = data_dir.join("curbside.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|source| FileError::Io {
+            action: "cannot open the lock file",
+            path: path.clone(),
+            source,
+        })?;
+    let operation = match mode {
+        LockMode::Shared => FlockOperation::NonBlockingLockShared,
+        LockMode::Exclusive => FlockOperation::NonBlockingLockExclusive,
+    };
+    match rustix::fs::flock(&file, operation) {
+        Ok(()) => Ok(Some(DirLock(file))),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(error) => Err(FileError::Io {
+            action: "cannot lock",
+            path,
+            source: error.into(),
+        }),
+    }
 }

@@ -21,4 +21,4 @@ mod witness;
 pub use error::AuditError;
 pub use review::{parse_time, save_export, table, utc};
 pub use verify::{Verified, verify_file, verify_file_against, verify_stream};
-pub use witness::{Witnessed, witness};
+pub use witness::{Witnessed, first_key, handover_query, handovers_in, witness};

@@ -10,8 +10,8 @@
 //! each signed by the key trusted so far and naming a tree that extends
 //! what this device saw. The new key is pinned from then on.
 
-use curbside_proto::audit::handover::{HANDOVER_ACTION, Handover};
-use curbside_proto::audit_review::SearchQuery;
+use curbside_proto::audit::handover::{HANDOVER_ACTION, HANDOVER_RESOURCE, Handover};
+use curbside_proto::audit_review::{AuditPage, SearchQuery};
 use curbside_proto::merkle;
 use curbside_proto::note::{self, NoteKey, TreeHead};
 
@@ -128,20 +128,10 @@ async fn follow_handovers(
     seen: Option<&TreeHead>,
     error: &note::NoteError,
 ) -> Result<(NoteKey, TreeHead), AuditError> {
-    let page = client
-        .audit_search(&SearchQuery {
-            action: Some(HANDOVER_ACTION.to_owned()),
-            limit: Some(curbside_proto::audit_review::MAX_PAGE),
-            ..SearchQuery::default()
-        })
-        .await?;
     let mut key = pinned.clone();
     let mut at = seen.cloned();
     let mut followed = false;
-    for recorded in page.entries {
-        let Some(handover) = recorded.entry.evidence.as_deref().and_then(Handover::parse) else {
-            continue;
-        };
+    for handover in handovers(client).await? {
         // Hand-overs from keys before the one trusted now are history.
         let Ok(new_key) = handover.verify(&key.public_key) else {
             continue;
@@ -177,6 +167,49 @@ async fn follow_handovers(
              server's audit key was replaced, or this is not the server you enrolled with. Do \
              not trust this log until its administrator explains the change"
         ))),
+    }
+}
+
+/// The search for the log's key hand-overs.
+pub fn handover_query() -> SearchQuery {
+    SearchQuery {
+        action: Some(HANDOVER_ACTION.to_owned()),
+        limit: Some(curbside_proto::audit_review::MAX_PAGE),
+        ..SearchQuery::default()
+    }
+}
+
+/// The hand-overs in a page of [`handover_query`]'s results, oldest first
+/// (allowed entries only).
+pub fn handovers_in(page: AuditPage) -> Vec<Handover> {
+    page.entries
+        .into_iter()
+        .filter(|recorded| {
+            recorded.entry.outcome == curbside_proto::audit::Outcome::Allowed
+                && recorded.entry.resource_type == HANDOVER_RESOURCE
+        })
+        .filter_map(|recorded| recorded.entry.evidence.as_deref().and_then(Handover::parse))
+        .collect()
+}
+
+async fn handovers(client: &Client) -> Result<Vec<Handover>, AuditError> {
+    Ok(handovers_in(client.audit_search(&handover_query()).await?))
+}
+
+/// The key the log began with, found from `trusted` (a key this profile
+/// pinned) by following the log's `handovers` back: each names the key
+/// before it, in a statement the later key signed. A verifier started from
+/// it follows the same hand-overs forward, checking each.
+pub fn first_key(trusted: &NoteKey, handovers: &[Handover]) -> NoteKey {
+    let mut key = trusted.public_key;
+    for handover in handovers.iter().rev() {
+        if handover.new_key == key && handover.signatures_verify().is_ok() {
+            key = handover.old_key;
+        }
+    }
+    NoteKey {
+        name: trusted.name.clone(),
+        public_key: key,
     }
 }
 

@@ -243,7 +243,22 @@ pub(crate) async fn run(
             chain_only,
         } => {
             let verifier = match (public_key, &session.contents.audit_key) {
-                (Some(text), _) | (None, Some(text)) => verifier_for(text)?,
+                (Some(text), _) => verifier_for(text)?,
+                // The pinned key is the one signing now; the log began with
+                // the key its hand-overs lead back to.
+                (None, Some(text)) => {
+                    match curbside_proto::note::NoteKey::from_verifier_string(text) {
+                        Some(pinned) if file.is_none() => {
+                            let query = audit::handover_query();
+                            let page = session
+                                .call(async |client| client.audit_search(&query).await)
+                                .await?;
+                            let first = audit::first_key(&pinned, &audit::handovers_in(page));
+                            Verifier::new(&first.public_key).for_origin(&first.name)
+                        }
+                        _ => verifier_for(text)?,
+                    }
+                }
                 (None, None) => {
                     let key = session.client.audit_key().await?;
                     match key.note_key() {

@@ -28,6 +28,8 @@ pub struct Handover {
     pub size: u64,
     /// That tree's root.
     pub root: Hash,
+    /// The Ed25519 public key handed over from.
+    pub old_key: [u8; 32],
     /// The new Ed25519 public key.
     pub new_key: [u8; 32],
     /// The old key's signature over [`statement`].
@@ -51,14 +53,15 @@ pub fn statement(old_key: &[u8; 32], new_key: &[u8; 32], size: u64, root: &Hash)
 }
 
 impl Handover {
-    /// The entry's evidence: `key-handover v1 size=N root=R new=K
-    /// old_signature=S1 new_signature=S2` (R, K standard base64; S1, S2
-    /// unpadded base64url).
+    /// The entry's evidence: `key-handover v1 size=N root=R old=K1 new=K2
+    /// old_signature=S1 new_signature=S2` (R, K1, K2 standard base64; S1,
+    /// S2 unpadded base64url).
     pub fn evidence(&self) -> String {
         format!(
-            "key-handover v1 size={} root={} new={} old_signature={} new_signature={}",
+            "key-handover v1 size={} root={} old={} new={} old_signature={} new_signature={}",
             self.size,
             STANDARD.encode(self.root),
+            STANDARD.encode(self.old_key),
             STANDARD.encode(self.new_key),
             crate::b64::encode(&self.old_signature),
             crate::b64::encode(&self.new_signature)
@@ -74,6 +77,7 @@ impl Handover {
         let mut value = |name: &str| words.next()?.strip_prefix(name)?.strip_prefix('=');
         let size = value("size")?.parse().ok()?;
         let root = Hash::try_from(STANDARD.decode(value("root")?).ok()?).ok()?;
+        let old_key = <[u8; 32]>::try_from(STANDARD.decode(value("old")?).ok()?).ok()?;
         let new_key = <[u8; 32]>::try_from(STANDARD.decode(value("new")?).ok()?).ok()?;
         let old_signature = crate::b64::decode(value("old_signature")?).ok()?;
         let new_signature = crate::b64::decode(value("new_signature")?).ok()?;
@@ -83,23 +87,36 @@ impl Handover {
         Some(Self {
             size,
             root,
+            old_key,
             new_key,
             old_signature,
             new_signature,
         })
     }
 
-    /// Checks both signatures, the old one by `old_key`: the new key, if
-    /// they verify.
-    pub fn verify(&self, old_key: &[u8; 32]) -> Result<[u8; 32], &'static str> {
-        let signed = statement(old_key, &self.new_key, self.size, &self.root);
-        UnparsedPublicKey::new(&ED25519, old_key)
+    /// Checks both signatures over [`statement`]: the old key must be
+    /// `trusted` (the key in force where the hand-over is), and the new
+    /// key, returned, signed too.
+    pub fn verify(&self, trusted: &[u8; 32]) -> Result<[u8; 32], &'static str> {
+        if self.old_key != *trusted {
+            return Err("the key hand-over is from another key than the log's audit key");
+        }
+        self.signatures_verify()?;
+        Ok(self.new_key)
+    }
+
+    /// Checks both signatures over [`statement`], by the keys the
+    /// hand-over names (a verifier that trusts the new key learns from it
+    /// which key signed before).
+    pub fn signatures_verify(&self) -> Result<(), &'static str> {
+        let signed = statement(&self.old_key, &self.new_key, self.size, &self.root);
+        UnparsedPublicKey::new(&ED25519, self.old_key)
             .verify(&signed, &self.old_signature)
             .map_err(|_| "the key hand-over is not signed by the audit key it hands over from")?;
         UnparsedPublicKey::new(&ED25519, self.new_key)
             .verify(&signed, &self.new_signature)
             .map_err(|_| "the key hand-over is not signed by the key it hands over to")?;
-        Ok(self.new_key)
+        Ok(())
     }
 }
 
@@ -118,6 +135,7 @@ mod tests {
         let handover = Handover {
             size: 41,
             root: [7; 32],
+            old_key,
             new_key,
             old_signature: old.sign(&signed).as_ref().to_vec(),
             new_signature: new.sign(&signed).as_ref().to_vec(),
@@ -139,6 +157,11 @@ mod tests {
             ..handover.clone()
         };
         assert!(self_signed.verify(&old_key).is_err());
+        let other_old = Handover {
+            old_key: new_key,
+            ..handover.clone()
+        };
+        assert!(other_old.signatures_verify().is_err());
         assert!(Handover::parse(&format!("{} extra", handover.evidence())).is_none());
     }
 }

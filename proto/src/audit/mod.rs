@@ -267,6 +267,151 @@ mod tests {
         assert_eq!(note::open_checkpoint(&signed, &key).unwrap().head.size, 3);
     }
 
+    /// docs/audit-format.md's receipt, rotation and witness examples,
+    /// computed there in Python with RFC 8032's first and second test keys.
+    #[test]
+    fn worked_receipt_rotation_and_witness_examples_match_the_documentation() {
+        use super::handover::{Handover, statement};
+        use crate::note::{self, NoteKey, TreeHead};
+        use crate::threads::{ReceiptKind, receipt_evidence, receipt_message};
+        use crate::witness::CosignerKey;
+        use ring::signature::{Ed25519KeyPair, KeyPair};
+        let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+        let seed = |text: &str| -> [u8; 32] {
+            let bytes: Vec<u8> = (0..64)
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+                .collect();
+            bytes.try_into().unwrap()
+        };
+        let first = Ed25519KeyPair::from_seed_unchecked(&seed(
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+        ))
+        .unwrap();
+        let second = Ed25519KeyPair::from_seed_unchecked(&seed(
+            "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+        ))
+        .unwrap();
+        let server = "0123456789abcdef0123456789abcdef";
+        let thread = "00112233445566778899aabbccddeeff";
+
+        // The signed receipt, and the entry that keeps it.
+        let message = receipt_message(
+            server,
+            "68b665bf3234076602540fa138a7c298",
+            thread,
+            ReceiptKind::Read,
+            42,
+            1_795_392_000_000,
+        );
+        assert_eq!(
+            String::from_utf8(message.clone()).unwrap(),
+            "curbside receipt v1\nserver=0123456789abcdef0123456789abcdef\n\
+             device=68b665bf3234076602540fa138a7c298\nthread=00112233445566778899aabbccddeeff\n\
+             kind=read\nthrough=42\ntime_ms=1795392000000\n"
+        );
+        let evidence = receipt_evidence(42, 1_795_392_000_000, first.sign(&message).as_ref());
+        assert_eq!(
+            evidence,
+            "receipt v1 through=42 time_ms=1795392000000 \
+             signature=WE-cCTqQkmHBjV65fhRtELuRiqSg6Va0I2URaLy9Tqch9Fcp0sQX409m11nVqLg6Zg5P-\
+             cCLbKwCgIhrSK4AAg"
+        );
+        let receipt_entry = AuditEntry {
+            action: "thread.receipt.read".into(),
+            resource_type: "thread".into(),
+            resource_id: Some(thread.into()),
+            evidence: Some(evidence),
+            ..worked_entry()
+        };
+        assert_eq!(
+            hex(&receipt_entry.hash(&GENESIS_HASH).unwrap()),
+            "b0fe69236d29c653f2129419df3d6daede95f8876f46a869c1f785e83ca1c424"
+        );
+        let bytes = receipt_entry.canonical_bytes().unwrap();
+        assert!(bytes.starts_with(b"curbside-audit-entry-v2\0"));
+        assert_eq!(AuditEntry::from_canonical_bytes(&bytes), Ok(receipt_entry));
+
+        // The hand-over from the first key to the second after three
+        // entries, and the tree checkpoint of four both keys sign.
+        let old_key: [u8; 32] = first.public_key().as_ref().try_into().unwrap();
+        let new_key: [u8; 32] = second.public_key().as_ref().try_into().unwrap();
+        let root3 = crate::b64::decode("MCAxgVdaPTS-Vr94iqhSapdIfNjSNmY9Bz7s9dd7slo")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let signed = statement(&old_key, &new_key, 3, &root3);
+        let handover = Handover {
+            size: 3,
+            root: root3,
+            old_key,
+            new_key,
+            old_signature: first.sign(&signed).as_ref().to_vec(),
+            new_signature: second.sign(&signed).as_ref().to_vec(),
+        };
+        assert_eq!(
+            handover.evidence(),
+            "key-handover v1 size=3 root=MCAxgVdaPTS+Vr94iqhSapdIfNjSNmY9Bz7s9dd7slo= \
+             old=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo= \
+             new=PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw= \
+             old_signature=zqfafTw9bAl1arxfBXApeipQATpWH6aGCevFKojZlDbWUSw76kJypeC1WDw57s43EBCrB_\
+             qShIvA_P7IyruwCA \
+             new_signature=edvAeijotWuVIezjDS_GgB74wESnx5-JyWhrjKTWqY8Hg_Z-OpurS99ZvdYkIr0vg80CWozs1el3\
+             Axy3RmQKCw"
+        );
+        let new_note_key = NoteKey::for_audit_log(server, &new_key).unwrap();
+        assert_eq!(
+            new_note_key.verifier_string(),
+            "curbside-audit/0123456789abcdef0123456789abcdef+561424ec+\
+             AT1AF8PoQ4lakrcKp00bfrycmCzPLsSWjMDNVfEq9GYM"
+        );
+        let handover_entry = AuditEntry {
+            seq: 4,
+            time_ms: 1_795_392_001_500,
+            actor_user: None,
+            actor_device: None,
+            client_addr: None,
+            request_id: "9e8d7c6b5a4938271605f4e3d2c1b0a9".into(),
+            action: super::handover::HANDOVER_ACTION.into(),
+            resource_type: super::handover::HANDOVER_RESOURCE.into(),
+            resource_id: Some(new_note_key.verifier_string()),
+            outcome: Outcome::Allowed,
+            reason: "ok".into(),
+            evidence: Some(handover.evidence()),
+        };
+        assert_eq!(
+            hex(&handover_entry.leaf_hash().unwrap()),
+            "f525c5d7a9419b074f8af3297691951a72be955bbc470625bd4a8c002010cb38"
+        );
+
+        // The witness's cosignature on the size-3 checkpoint.
+        let witness = CosignerKey {
+            name: "witness.example/w1".into(),
+            public_key: new_key,
+        };
+        assert_eq!(
+            witness.verifier_string(),
+            "witness.example/w1+04d2d833+BD1AF8PoQ4lakrcKp00bfrycmCzPLsSWjMDNVfEq9GYM"
+        );
+        let text = TreeHead {
+            origin: note::audit_origin(server),
+            size: 3,
+            root: root3,
+        }
+        .text();
+        let line = witness.cosignature_line(
+            1_795_392_000,
+            second
+                .sign(CosignerKey::signed_message(1_795_392_000, &text).as_bytes())
+                .as_ref(),
+        );
+        assert_eq!(
+            line,
+            "\u{2014} witness.example/w1 BNLYMwAAAABrA4IAD4bh6Kfr0WM0+VIxAAovUKExAdbdG2eYZYmdb813c3sBc\
+             Dif/Mw5VK0sCpc4M0PLYazshhO1jVUWvWWJRvHaAg==\n"
+        );
+    }
+
     #[test]
     fn long_fields_are_refused() {
         let mut entry = sample();

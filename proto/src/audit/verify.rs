@@ -65,8 +65,9 @@ pub struct Verifier {
     tree_signed: Option<u64>,
     /// Whether the log must end with a tree checkpoint covering every entry.
     require_tree: bool,
-    /// A tree checkpoint kept from before, which the log must extend.
-    trusted: Option<TreeHead>,
+    /// A tree checkpoint kept from before, which the log must extend, and
+    /// its note (checked with the key of its size once its entries are in).
+    trusted: Option<(TreeHead, String)>,
     /// The origin (key name) tree checkpoints must have, if known.
     origin: Option<String>,
 }
@@ -106,8 +107,10 @@ impl Verifier {
     /// tree checkpoint kept from before (signed by the same key): its
     /// first entries must have exactly that root.
     pub fn extending(mut self, signed_note: &str) -> Result<Self, note::NoteError> {
-        let head = note::open_checkpoint(signed_note, &self.note_key(signed_note, 0))?.head;
-        self.trusted = Some(head);
+        // Which key signed it depends on the hand-overs before its size:
+        // its signature is checked when its last entry is read.
+        let head = TreeHead::from_note(signed_note)?;
+        self.trusted = Some((head, signed_note.to_owned()));
         Ok(self)
     }
 
@@ -208,17 +211,26 @@ impl Verifier {
         {
             self.tree_checkpoint(&signed_note)?;
         }
-        if let Some(trusted) = self.trusted.take_if(|head| head.size == self.last)
-            && trusted.root != self.tree.root()
-        {
-            return Err(Broken {
-                seq: 1,
-                reason: format!(
-                    "entries 1 to {} are not the log of the checkpoint you kept: the log was \
-                     rewritten",
-                    trusted.size
-                ),
-            });
+        if let Some((_, kept)) = self.trusted.take_if(|(head, _)| head.size == self.last) {
+            let head = note::open_checkpoint(&kept, &self.note_key(&kept, self.last))
+                .map_err(|error| Broken {
+                    seq: 1,
+                    reason: format!(
+                        "the checkpoint you kept does not verify with the log's audit key at \
+                         its size ({error})"
+                    ),
+                })?
+                .head;
+            if head.root != self.tree.root() {
+                return Err(Broken {
+                    seq: 1,
+                    reason: format!(
+                        "entries 1 to {} are not the log of the checkpoint you kept: the log was \
+                         rewritten",
+                        head.size
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -354,7 +366,7 @@ impl Verifier {
             .next()
             .map(|checkpoint| checkpoint.seq)
             .or(self.tree_ahead.as_ref().map(|(head, _)| head.size))
-            .or(self.trusted.as_ref().map(|head| head.size));
+            .or(self.trusted.as_ref().map(|(head, _)| head.size));
         if let Some(through) = ahead {
             return Err(Broken {
                 seq: self.last + 1,

@@ -1,6 +1,7 @@
-//! Why an entry could not be appended.
+//! Why an entry could not be appended, and why the log could not be opened.
 
 use crate::db::batch::LinkError;
+use crate::files::KeyError;
 
 /// Why an entry could not be appended. The access it records must then be
 /// refused (fail closed).
@@ -46,5 +47,37 @@ impl From<LinkError> for AuditError {
             LinkError::Column(_) | LinkError::Parameter(_) => Self::Damaged,
             LinkError::Io(error) => Self::Open(error.to_string()),
         }
+    }
+}
+
+/// Why the audit log could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The log has signed checkpoints but the key that signed them is gone:
+    /// a new key would let the log be rewritten and re-signed unnoticed.
+    #[error(
+        "the audit signing key {path} is missing, but the audit log holds entries it \
+         signed; restore the key file from a backup of the data directory (the server will \
+         not make a new key for a log that has one, since a new key could re-sign a \
+         rewritten log). To replace a key that still exists, use `curbside-server \
+         audit-rotate-key`, which hands the log over to a new key with a statement both keys \
+         sign"
+    )]
+    KeyMissing {
+        /// The key file.
+        path: String,
+    },
+    /// The key could not be loaded or made.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The database could not be read, or the tree could not be built.
+    #[error("cannot open the audit log: {0}")]
+    Audit(#[from] AuditError),
+}
+
+impl From<sqlx::Error> for OpenError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Audit(AuditError::Database(error))
     }
 }

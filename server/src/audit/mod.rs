@@ -21,6 +21,6 @@ pub mod witnesses;
 
 pub use chain::{Appended, append_in, checkpoint_now, read_all};
 pub use entry::NewEntry;
-pub use error::AuditError;
-pub use open::{OpenError, open};
+pub use error::{AuditError, OpenError};
+pub use open::open;
 pub use signer::{AuditSigner, KEY_FILE};

@@ -4,44 +4,11 @@
 
 use std::path::Path;
 
-use super::error::AuditError;
+use super::error::OpenError;
 use super::signer::{AuditSigner, KEY_FILE};
 use super::tree;
 use crate::db::Database;
 use crate::db::audit as rows;
-use crate::files::KeyError;
-
-/// Why the audit log could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum OpenError {
-    /// The log has signed checkpoints but the key that signed them is gone:
-    /// a new key would let the log be rewritten and re-signed unnoticed.
-    #[error(
-        "the audit signing key {path} is missing, but the audit log holds entries it \
-         signed; restore the key file from a backup of the data directory (the server will \
-         not make a new key for a log that has one, since a new key could re-sign a \
-         rewritten log). To replace a key that still exists, use `curbside-server \
-         audit-rotate-key`, which hands the log over to a new key with a statement both keys \
-         sign"
-    )]
-    KeyMissing {
-        /// The key file.
-        path: String,
-    },
-    /// The key could not be loaded or made.
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    /// The database could not be read, or the tree could not be built.
-    #[error("cannot open the audit log: {0}")]
-    Audit(#[from] AuditError),
-}
-
-impl From<sqlx::Error> for OpenError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Audit(AuditError::Database(error))
-    }
-}
 
 /// Loads the audit key of `data_dir` (making it only for a log nothing has
 /// signed yet) for the installation `server_id`, and builds the Merkle tree

@@ -3,7 +3,9 @@
 //! hand-over entry signed by both (`curbside_proto::audit::handover`) is
 //! appended with a chain checkpoint by the old key, the tree checkpoint
 //! that covers it is signed by both, and only then does the new key
-//! replace the old, which is kept, renamed, for the record.
+//! replace the old, whose private key is destroyed and public key kept.
+//! The rotation holds the data directory's lock exclusively, so it cannot
+//! run beside a server using it.
 //!
 //! A crash between the commit and the renaming leaves the new key in
 //! [`NEXT_KEY_FILE`]: [`finish_interrupted`] (run at every start) promotes
@@ -18,8 +20,7 @@ use curbside_proto::merkle::Frontier;
 
 use super::chain::Appended;
 use super::entry::NewEntry;
-use super::error::AuditError;
-use super::open::OpenError;
+use super::error::{AuditError, OpenError};
 use super::signer::{AuditSigner, KEY_FILE, NEXT_KEY_FILE};
 use crate::config::CheckpointPolicy;
 use crate::db::Database;
@@ -36,7 +37,7 @@ pub struct Rotated {
     pub old: String,
     /// The new key, in its verifier form.
     pub new: String,
-    /// Where the old key was kept.
+    /// Where the old public key was kept (its private key is destroyed).
     pub retired: String,
 }
 
@@ -72,6 +73,7 @@ pub async fn rotate(
     let handover = Handover {
         size: tree.size(),
         root: tree.root(),
+        old_key,
         new_key,
         old_signature: old.sign_bytes(&signed),
         new_signature: new.sign_bytes(&signed),
@@ -110,8 +112,8 @@ pub async fn rotate(
 }
 
 /// Finishes a rotation a crash interrupted: promotes the new key if the
-/// log's latest tree checkpoint carries its signature (the hand-over
-/// committed), else removes it.
+/// log holds the hand-over to it (the rotation committed), else removes
+/// it.
 pub async fn finish_interrupted(
     data_dir: &Path,
     server_id: &str,
@@ -122,15 +124,20 @@ pub async fn finish_interrupted(
         return Ok(());
     }
     let next = AuditSigner::at(&next_path, server_id)?;
-    let head = rows::head(database.pool()).await?;
-    let committed = head
-        .tree_note
-        .as_deref()
-        .is_some_and(|note| next.opens(note).is_some());
+    let committed =
+        rows::has_handover_to(database.pool(), &next.note_key().verifier_string()).await?;
     if committed {
+        // The old key may be gone already (removed by hand): then only the
+        // new key is left to put in place.
         let old_path = data_dir.join(KEY_FILE);
-        let old = AuditSigner::at(&old_path, server_id)?;
-        promote(data_dir, &old)?;
+        if old_path.exists() {
+            let old = AuditSigner::at(&old_path, server_id)?;
+            promote(data_dir, &old)?;
+        } else {
+            std::fs::rename(&next_path, &old_path).map_err(|source| {
+                io_error("cannot put the new audit key in place", &next_path, source)
+            })?;
+        }
         tracing::warn!("finished an audit key rotation that was interrupted after its hand-over");
     } else {
         remove(&next_path)?;
@@ -139,16 +146,24 @@ pub async fn finish_interrupted(
     Ok(())
 }
 
-/// Keeps the old key as `keys/audit-ed25519.<key id>.retired.pk8` and puts
-/// the new one in its place.
+/// Puts the new key in place of the old one, whose private key is
+/// destroyed (a retired key that still existed could sign a second
+/// hand-over); its public key is kept as
+/// `keys/audit-ed25519.<key id>.retired.pub` for the record.
 fn promote(data_dir: &Path, old: &AuditSigner) -> Result<String, OpenError> {
     let retired = data_dir.join(format!(
-        "keys/audit-ed25519.{}.retired.pk8",
+        "keys/audit-ed25519.{}.retired.pub",
         hex::encode(old.note_key().id())
     ));
+    crate::files::write_new_file(
+        &retired,
+        format!("{}\n", old.note_key().verifier_string()).as_bytes(),
+        0o644,
+    )
+    .map_err(|error| OpenError::Key(KeyError::File(error)))?;
+    // One rename replaces the old key file with the new, so there is never
+    // a moment without a key.
     let key_path = data_dir.join(KEY_FILE);
-    std::fs::rename(&key_path, &retired)
-        .map_err(|source| io_error("cannot keep the old audit key", &key_path, source))?;
     let next_path = data_dir.join(NEXT_KEY_FILE);
     std::fs::rename(&next_path, &key_path)
         .map_err(|source| io_error("cannot put the new audit key in place", &next_path, source))?;

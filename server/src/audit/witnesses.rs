@@ -5,7 +5,8 @@
 //! every [`EVERY`]; when the tree has grown since the witness last
 //! cosigned, it submits the checkpoint with the consistency proof from that
 //! size, checks the cosignature that comes back against the witness's key
-//! and keeps it (`audit_cosignature`). A witness that answers 409 says
+//! and keeps it (`audit_cosignature`, the latest per witness: each
+//! cosignature vouches for every tree before it). A witness that answers 409 says
 //! which size it last cosigned, and the proof is made from there. One that
 //! refuses with 422 has seen a tree this log's is not an extension of: the
 //! log was rewound or forked, which is logged as an error every time it
@@ -78,7 +79,11 @@ async fn follow(database: Database, witness: WitnessTarget, client: reqwest::Cli
                 cosigned = size;
                 tokio::time::sleep(EVERY).await;
             }
-            Ok((Outcome::Conflict(size), _)) if size != cosigned => cosigned = size,
+            Ok((Outcome::Conflict(size), _)) if size != cosigned => {
+                cosigned = size;
+                // A witness that keeps changing its answer gets no tight loop.
+                tokio::time::sleep(EVERY).await;
+            }
             Ok((Outcome::Conflict(_) | Outcome::Failed, _)) => {
                 tokio::time::sleep(AFTER_FAILURE).await;
             }
@@ -139,7 +144,7 @@ async fn submit(
         }
     };
     let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
+    let text = bounded_text(response).await;
     match status {
         200 => {
             let cosigned = format!("{note}{text}");
@@ -176,7 +181,7 @@ async fn submit(
                 witness = %witness.key.name,
                 cosigned = old,
                 size,
-                refusal = %text.trim(),
+                refusal = %text.trim().chars().take(512).collect::<String>(),
                 "the witness refused to cosign: this audit log is not an extension of the tree it \
                  cosigned before, so the log was rewound or forked; compare it with a backup and \
                  the witness's checkpoint"
@@ -187,12 +192,30 @@ async fn submit(
             tracing::warn!(
                 witness = %witness.key.name,
                 status,
-                answer = %text.trim(),
+                answer = %text.trim().chars().take(512).collect::<String>(),
                 "the witness did not cosign (check that it follows this log's audit key)"
             );
             Ok((Outcome::Failed, old))
         }
     }
+}
+
+/// The most of a witness's answer read: cosignature lines, a size or a
+/// short refusal fit many times over.
+const MAX_ANSWER_BYTES: usize = 16 * 1024;
+
+/// The answer's text, cut at [`MAX_ANSWER_BYTES`] (a witness's answer is
+/// small; a larger one is not read further).
+async fn bounded_text(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ANSWER_BYTES.saturating_sub(bytes.len());
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if bytes.len() >= MAX_ANSWER_BYTES {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// An HTTPS client that trusts exactly the certificate with fingerprint
@@ -211,6 +234,8 @@ fn client(pin: CertificateFingerprint) -> Result<reqwest::Client, String> {
         .with_no_client_auth();
     reqwest::Client::builder()
         .use_preconfigured_tls(config)
+        .https_only(true)
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(REQUEST_TIMEOUT)
         .build()
         .map_err(|error| error.to_string())

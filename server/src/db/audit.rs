@@ -218,6 +218,24 @@ where
     .await
 }
 
+/// Whether the log holds an allowed key hand-over to the key `verifier`
+/// (its resource id).
+pub async fn has_handover_to(pool: &sqlx::AnyPool, verifier: &str) -> Result<bool, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Found {
+        found: i64,
+    }
+    let found: Option<Found> = sqlx::query_as(
+        "SELECT 1 AS found FROM audit_entry WHERE action = $1 AND resource_id = $2 \
+         AND outcome = 'allowed' LIMIT 1",
+    )
+    .bind(curbside_proto::audit::handover::HANDOVER_ACTION)
+    .bind(verifier)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some_and(|found| found.found == 1))
+}
+
 /// Whether the log holds anything the audit key signed or will sign: an
 /// entry, a checkpoint, or a head past the start (so its key must not
 /// change silently).

@@ -12,7 +12,9 @@ pub struct CosignatureRow {
     pub note: String,
 }
 
-/// Keeps a cosigned checkpoint (once per witness and size).
+/// Keeps a cosigned checkpoint as the witness's latest (a larger tree
+/// replaces a smaller one; each cosignature vouches for every tree before
+/// it).
 pub async fn record(
     pool: &sqlx::AnyPool,
     witness: &str,
@@ -22,7 +24,9 @@ pub async fn record(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_cosignature (witness, size, note, cosigned_at_ms) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (witness, size) DO NOTHING",
+         VALUES ($1, $2, $3, $4) ON CONFLICT (witness) DO UPDATE SET size = excluded.size, \
+         note = excluded.note, cosigned_at_ms = excluded.cosigned_at_ms \
+         WHERE excluded.size > audit_cosignature.size",
     )
     .bind(witness)
     .bind(size)
@@ -38,22 +42,15 @@ pub async fn latest_of(
     pool: &sqlx::AnyPool,
     witness: &str,
 ) -> Result<Option<CosignatureRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT witness, size, note FROM audit_cosignature WHERE witness = $1 \
-         ORDER BY size DESC LIMIT 1",
-    )
-    .bind(witness)
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as("SELECT witness, size, note FROM audit_cosignature WHERE witness = $1")
+        .bind(witness)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Each witness's largest cosigned checkpoint.
 pub async fn latest(pool: &sqlx::AnyPool) -> Result<Vec<CosignatureRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT c.witness, c.size, c.note FROM audit_cosignature c \
-         WHERE c.size = (SELECT MAX(size) FROM audit_cosignature d WHERE d.witness = c.witness) \
-         ORDER BY c.witness",
-    )
-    .fetch_all(pool)
-    .await
+    sqlx::query_as("SELECT witness, size, note FROM audit_cosignature ORDER BY witness")
+        .fetch_all(pool)
+        .await
 }

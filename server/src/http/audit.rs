@@ -489,11 +489,12 @@ fn guarded_row(out: &mut csv::Writer<Vec<u8>>, fields: &[&str]) -> csv::Result<(
     out.write_record(None::<&[u8]>)
 }
 
-/// A field a spreadsheet would read as a formula (`=`, `+`, `-`, `@`) gets
-/// a leading `'`, as does one already starting with `'`, so the guard can
-/// be undone exactly.
+/// A field a spreadsheet would read as a formula (starting with `=`, `+`,
+/// `-`, `@`, or a tab or carriage return before one, as OWASP lists them)
+/// gets a leading `'`, as does one already starting with `'`, so the guard
+/// can be undone exactly.
 fn guarded(field: &str) -> Cow<'_, str> {
-    if field.starts_with(['=', '+', '-', '@', '\'']) {
+    if field.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) {
         Cow::Owned(format!("'{field}"))
     } else {
         Cow::Borrowed(field)
@@ -528,11 +529,15 @@ mod tests {
             &["a,b", "say \"hi\"", "x\r\ny", "=1+1", "-A1", "'q", "plain"],
         )
         .unwrap();
-        csv_row(writer, &["", "#x", " lead", "tab\there", "", "", ""]).unwrap();
+        csv_row(
+            writer,
+            &["", "#x", " lead", "tab\there", "\t=1", "\r=1", ""],
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out.finish().unwrap()).unwrap(),
             "\"a,b\",\"say \"\"hi\"\"\",\"x\r\ny\",'=1+1,'-A1,''q,plain\r\n\
-             ,#x, lead,tab\there,,,\r\n"
+             ,#x, lead,tab\there,'\t=1,\"'\r=1\",\r\n"
         );
     }
 

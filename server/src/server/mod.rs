@@ -52,6 +52,12 @@ pub enum RunError {
     /// The data directory could not be created.
     #[error("cannot use the data directory (setting `data_dir`): {0}")]
     DataDir(FileError),
+    /// An audit key rotation holds the data directory.
+    #[error(
+        "an audit key rotation (`curbside-server audit-rotate-key`) is running on this data \
+         directory; start the server when it has finished"
+    )]
+    Rotating,
     /// The TLS certificate or key could not be loaded or generated.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -86,6 +92,8 @@ pub struct Server {
     first_admin_code: Option<String>,
     extra_routes: Router<AppState>,
     disk: Arc<DiskGuard>,
+    /// The data directory's lock, held shared while the server runs.
+    _lock: files::DirLock,
 }
 
 impl std::fmt::Debug for Server {
@@ -103,6 +111,9 @@ impl Server {
     /// opens the database and runs its migrations.
     pub async fn prepare(config: Config) -> Result<Self, RunError> {
         files::create_private_dir(&config.data_dir).map_err(RunError::DataDir)?;
+        let lock = files::lock_dir(&config.data_dir, files::LockMode::Shared)
+            .map_err(RunError::DataDir)?
+            .ok_or(RunError::Rotating)?;
         let disk = DiskGuard::new(&config.data_dir, config.min_free_disk_bytes);
         let tls = tls::load_or_generate(&config.tls, &config.data_dir)?;
         let database = Database::open(&config.database).await?;
@@ -160,6 +171,7 @@ impl Server {
             first_admin_code,
             extra_routes: Router::new(),
             disk,
+            _lock: lock,
         })
     }
 

@@ -201,7 +201,12 @@ async fn add_checkpoint(State(witness): State<Arc<Witness>>, body: String) -> Re
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
-    match witness.add_checkpoint(&body, now).await {
+    // In a task of its own: a client hanging up cannot cut the check, the
+    // signing and the writing of the state apart.
+    let decided = tokio::spawn(async move { witness.add_checkpoint(&body, now).await })
+        .await
+        .unwrap_or(Err(Refusal::Unavailable));
+    match decided {
         Ok(line) => text(StatusCode::OK, "text/plain; charset=utf-8", line),
         Err(Refusal::Conflict(size)) => {
             text(StatusCode::CONFLICT, SIZE_CONTENT_TYPE, format!("{size}\n"))

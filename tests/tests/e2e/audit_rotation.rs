@@ -72,10 +72,21 @@ async fn a_rotated_key_hands_the_log_over_and_it_verifies_across(backend: Backen
     assert_eq!(line_after(&printed, "Old key: "), old_key);
     let new_key = line_after(&printed, "New key: ").to_owned();
     assert_ne!(new_key, old_key);
-    let retired = line_after(&printed, "The old key file is kept as ")
-        .trim_end_matches(" (keep it with your records).")
+    let retired = line_after(&printed, "The old public key is kept as ")
+        .trim_end_matches(" (its private key was destroyed).")
         .to_owned();
-    assert!(std::path::Path::new(&retired).exists(), "{retired}");
+    assert_eq!(
+        std::fs::read_to_string(&retired).unwrap().trim(),
+        old_key,
+        "the old public key is kept"
+    );
+    // No private key but the new one is left in the data directory.
+    let private: Vec<_> = std::fs::read_dir(env.data_dir().join("keys"))
+        .unwrap()
+        .map(|file| file.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("audit-") && name.ends_with(".pk8"))
+        .collect();
+    assert_eq!(private, ["audit-ed25519.pk8"]);
     assert!(env.data_dir().join(audit::KEY_FILE).exists());
     assert!(!env.data_dir().join(audit::signer::NEXT_KEY_FILE).exists());
 
@@ -113,6 +124,16 @@ async fn a_rotated_key_hands_the_log_over_and_it_verifies_across(backend: Backen
     cli.run(&search)
         .await
         .expect("and goes on with the new key");
+    // Verifying the whole log online starts from the key it began with,
+    // found through the hand-over, and checks the rest with the new one.
+    let verified = cli
+        .run(&["admin", "audit", "verify"])
+        .await
+        .expect("the log verifies across the hand-over");
+    assert!(verified.contains("valid"), "{verified}");
+    // A second rotation while the server runs is refused.
+    let refused = rotate(&env).await.unwrap_err();
+    assert!(refused.contains("a server is running"), "{refused}");
 
     // An export verifies across the hand-over from the old key alone, and
     // not from the new one (which did not sign the log before it).

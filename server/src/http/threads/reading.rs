@@ -215,7 +215,7 @@ async fn record_receipt(
 }
 
 /// How far a receipt's time may be from the server's clock.
-const RECEIPT_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+const RECEIPT_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 
 /// Refuses a receipt its device did not sign now: the signature must
 /// verify with the device's enrolled key over [`receipt_message`] for this
@@ -252,7 +252,7 @@ async fn check_signature(
                 .to_owned(),
         ));
     }
-    if (receipt.time_ms - now_ms()).abs() > RECEIPT_CLOCK_SKEW_MS {
+    if receipt.time_ms.abs_diff(now_ms()) > RECEIPT_CLOCK_SKEW_MS {
         access.reason("receipt_time");
         return Err(Error::InvalidRequest(
             "the receipt's `time_ms` is more than 5 minutes from the server's clock: set the \
