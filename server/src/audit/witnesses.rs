@@ -6,11 +6,11 @@
 //! cosigned, it submits the checkpoint with the consistency proof from that
 //! size, checks the cosignature that comes back against the witness's key
 //! and keeps it (`audit_cosignature`, the latest per witness: each
-//! cosignature vouches for every tree before it). A witness that answers 409 says
-//! which size it last cosigned, and the proof is made from there. One that
-//! refuses with 422 has seen a tree this log's is not an extension of: the
-//! log was rewound or forked, which is logged as an error every time it
-//! happens.
+//! cosignature vouches for every tree before it). A witness that answers
+//! 409 says which size it last cosigned, and the proof is made from there.
+//! One that refuses with 422 has seen a tree this log's is not an
+//! extension of: the log was rewound or forked, which is logged as an
+//! error every time it happens.
 
 use std::sync::Arc;
 use std::time::Duration;
