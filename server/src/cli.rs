@@ -6,9 +6,10 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::audit;
+use crate::audit::AuditSigner;
 use crate::auth;
 use crate::clock::now_ms;
-use crate::config::{LogFormat, Overrides};
+use crate::config::{Config, LogFormat, Overrides};
 use crate::db::Database;
 use crate::ids::new_id;
 use crate::server::Server;
@@ -54,35 +55,45 @@ pub async fn execute(cli: Cli) -> ExitCode {
     }
 }
 
+/// The settings and the database of a command that runs without serving
+/// (`admin-code`, `audit-rotate-key`), or the exit code to end with.
+async fn settings_and_database(overrides: Overrides) -> Result<(Config, Database), ExitCode> {
+    let config = overrides.resolve().map_err(|error| {
+        telemetry::report(&format!("curbside-server: {error}"));
+        ExitCode::from(2)
+    })?;
+    let database = Database::open(&config.database).await.map_err(|error| {
+        telemetry::report(&format!("curbside-server: {error}"));
+        ExitCode::FAILURE
+    })?;
+    Ok((config, database))
+}
+
+/// The installation's id and its audit log's signer, opened as the server
+/// opens them at start.
+async fn open_log(config: &Config, database: &Database) -> Result<(String, AuditSigner), String> {
+    let new_id =
+        new_id().map_err(|_| "the operating system's random number generator failed".to_owned())?;
+    let server_id = database
+        .installation_id(&new_id, now_ms())
+        .await
+        .map_err(|error| error.to_string())?;
+    let signer = audit::open(&config.data_dir, &server_id, database)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok((server_id, signer))
+}
+
 async fn admin_code(overrides: Overrides) -> ExitCode {
-    let config = match overrides.resolve() {
-        Ok(config) => config,
-        Err(error) => {
-            telemetry::report(&format!("curbside-server: {error}"));
-            return ExitCode::from(2);
-        }
-    };
-    let database = match Database::open(&config.database).await {
-        Ok(database) => database,
-        Err(error) => {
-            telemetry::report(&format!("curbside-server: {error}"));
-            return ExitCode::FAILURE;
-        }
+    let (config, database) = match settings_and_database(overrides).await {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let now = now_ms();
     let lifetime =
         i64::try_from(config.enrollment_code_lifetime.as_millis()).unwrap_or(i64::MAX / 2);
-    let opened = match new_id() {
-        Ok(new_id) => match database.installation_id(&new_id, now).await {
-            Ok(server_id) => audit::open(&config.data_dir, &server_id, &database)
-                .await
-                .map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
-        },
-        Err(_) => Err("the operating system's random number generator failed".to_owned()),
-    };
-    let issued = match opened {
-        Ok(signer) => {
+    let issued = match open_log(&config, &database).await {
+        Ok((_, signer)) => {
             auth::issue_admin_code(
                 &database,
                 &signer,
@@ -120,19 +131,9 @@ async fn admin_code(overrides: Overrides) -> ExitCode {
 }
 
 async fn rotate_audit_key(overrides: Overrides) -> ExitCode {
-    let config = match overrides.resolve() {
-        Ok(config) => config,
-        Err(error) => {
-            telemetry::report(&format!("curbside-server: {error}"));
-            return ExitCode::from(2);
-        }
-    };
-    let database = match Database::open(&config.database).await {
-        Ok(database) => database,
-        Err(error) => {
-            telemetry::report(&format!("curbside-server: {error}"));
-            return ExitCode::FAILURE;
-        }
+    let (config, database) = match settings_and_database(overrides).await {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let lock = match crate::files::lock_dir(&config.data_dir, crate::files::LockMode::Exclusive) {
         Ok(Some(lock)) => lock,
@@ -151,17 +152,13 @@ async fn rotate_audit_key(overrides: Overrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rotated = match new_id() {
-        Ok(new_id) => match database.installation_id(&new_id, now_ms()).await {
-            Ok(server_id) => match audit::open(&config.data_dir, &server_id, &database).await {
-                Ok(old) => audit::rotate::rotate(&config.data_dir, &server_id, &database, &old)
-                    .await
-                    .map_err(|error| error.to_string()),
-                Err(error) => Err(error.to_string()),
-            },
-            Err(error) => Err(error.to_string()),
-        },
-        Err(_) => Err("the operating system's random number generator failed".to_owned()),
+    let rotated = match open_log(&config, &database).await {
+        Ok((server_id, old)) => {
+            audit::rotate::rotate(&config.data_dir, &server_id, &database, &old)
+                .await
+                .map_err(|error| error.to_string())
+        }
+        Err(error) => Err(error),
     };
     database.close().await;
     drop(lock);

@@ -90,19 +90,7 @@ pub async fn witness(
                 now.size, seen.size
             )));
         }
-        let proof = if now.size == seen.size {
-            Vec::new()
-        } else {
-            client.audit_consistency(seen.size, now.size).await?.proof
-        };
-        let hashes: Option<Vec<merkle::Hash>> = proof
-            .iter()
-            .map(|blob| merkle::Hash::try_from(blob.0.as_slice()).ok())
-            .collect();
-        let consistent = hashes.is_some_and(|hashes| {
-            merkle::verify_consistency(seen.size, now.size, &hashes, &seen.root, &now.root).is_ok()
-        });
-        if !consistent {
+        if !extends(client, &seen, now).await? {
             return Err(AuditError::Witness(format!(
                 "AUDIT LOG FORK: the server's audit log of {} entries does not extend the signed \
                  checkpoint of {} entries this device saw; the log was rewritten. Keep this \
@@ -216,8 +204,23 @@ pub fn first_key(trusted: &NoteKey, handovers: &[Handover]) -> NoteKey {
 /// Checks that the smaller of two trees is a prefix of the larger.
 async fn consistent(client: &Client, a: &TreeHead, b: &TreeHead) -> Result<(), AuditError> {
     let (small, large) = if a.size <= b.size { (a, b) } else { (b, a) };
+    if extends(client, small, large).await? {
+        Ok(())
+    } else {
+        Err(AuditError::Witness(format!(
+            "AUDIT LOG FORK: the key hand-over at {} entries does not extend the signed \
+             checkpoint of {} entries this device saw; the log was rewritten. Keep this device's \
+             profile as evidence and tell your compliance officer",
+            b.size, a.size
+        )))
+    }
+}
+
+/// Whether the server proves that `small` (no larger than `large`) is a
+/// prefix of `large` (RFC 9162 consistency).
+async fn extends(client: &Client, small: &TreeHead, large: &TreeHead) -> Result<bool, AuditError> {
     if small.size == 0 {
-        return Ok(());
+        return Ok(true);
     }
     let proof = if small.size == large.size {
         Vec::new()
@@ -231,18 +234,8 @@ async fn consistent(client: &Client, a: &TreeHead, b: &TreeHead) -> Result<(), A
         .iter()
         .map(|blob| merkle::Hash::try_from(blob.0.as_slice()).ok())
         .collect();
-    let ok = hashes.is_some_and(|hashes| {
+    Ok(hashes.is_some_and(|hashes| {
         merkle::verify_consistency(small.size, large.size, &hashes, &small.root, &large.root)
             .is_ok()
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(AuditError::Witness(format!(
-            "AUDIT LOG FORK: the key hand-over at {} entries does not extend the signed \
-             checkpoint of {} entries this device saw; the log was rewritten. Keep this device's \
-             profile as evidence and tell your compliance officer",
-            b.size, a.size
-        )))
-    }
+    }))
 }

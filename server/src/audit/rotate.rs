@@ -102,7 +102,7 @@ pub async fn rotate(
     appended.add_tree_signature(&new)?;
     batch::run(&mut tx, &appended.statements()).await?;
     tx.commit().await?;
-    let retired = promote(data_dir, old)?;
+    let retired = promote(data_dir, Some(old))?.unwrap_or_default();
     Ok(Rotated {
         seq: appended.seqs.first().copied().unwrap_or_default(),
         old: old.note_key().verifier_string(),
@@ -130,14 +130,12 @@ pub async fn finish_interrupted(
         // The old key may be gone already (removed by hand): then only the
         // new key is left to put in place.
         let old_path = data_dir.join(KEY_FILE);
-        if old_path.exists() {
-            let old = AuditSigner::at(&old_path, server_id)?;
-            promote(data_dir, &old)?;
+        let old = if old_path.exists() {
+            Some(AuditSigner::at(&old_path, server_id)?)
         } else {
-            std::fs::rename(&next_path, &old_path).map_err(|source| {
-                io_error("cannot put the new audit key in place", &next_path, source)
-            })?;
-        }
+            None
+        };
+        promote(data_dir, old.as_ref())?;
         tracing::warn!("finished an audit key rotation that was interrupted after its hand-over");
     } else {
         remove(&next_path)?;
@@ -146,21 +144,28 @@ pub async fn finish_interrupted(
     Ok(())
 }
 
-/// Puts the new key in place of the old one, whose private key is
-/// destroyed (a retired key that still existed could sign a second
-/// hand-over); its public key is kept as
-/// `keys/audit-ed25519.<key id>.retired.pub` for the record.
-fn promote(data_dir: &Path, old: &AuditSigner) -> Result<String, OpenError> {
-    let retired = data_dir.join(format!(
-        "keys/audit-ed25519.{}.retired.pub",
-        hex::encode(old.note_key().id())
-    ));
-    crate::files::write_new_file(
-        &retired,
-        format!("{}\n", old.note_key().verifier_string()).as_bytes(),
-        0o644,
-    )
-    .map_err(|error| OpenError::Key(KeyError::File(error)))?;
+/// Puts the new key in place of the old one (`old`, if it is still
+/// there), whose private key is destroyed (a retired key that still
+/// existed could sign a second hand-over); its public key is kept as
+/// `keys/audit-ed25519.<key id>.retired.pub` for the record, and where is
+/// returned.
+fn promote(data_dir: &Path, old: Option<&AuditSigner>) -> Result<Option<String>, OpenError> {
+    let retired = match old {
+        Some(old) => {
+            let retired = data_dir.join(format!(
+                "keys/audit-ed25519.{}.retired.pub",
+                hex::encode(old.note_key().id())
+            ));
+            crate::files::write_new_file(
+                &retired,
+                format!("{}\n", old.note_key().verifier_string()).as_bytes(),
+                0o644,
+            )
+            .map_err(|error| OpenError::Key(KeyError::File(error)))?;
+            Some(retired.display().to_string())
+        }
+        None => None,
+    };
     // One rename replaces the old key file with the new, so there is never
     // a moment without a key.
     let key_path = data_dir.join(KEY_FILE);
@@ -171,7 +176,7 @@ fn promote(data_dir: &Path, old: &AuditSigner) -> Result<String, OpenError> {
     std::fs::File::open(&keys)
         .and_then(|dir| dir.sync_all())
         .map_err(|source| io_error("cannot sync", &keys, source))?;
-    Ok(retired.display().to_string())
+    Ok(retired)
 }
 
 fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> OpenError {

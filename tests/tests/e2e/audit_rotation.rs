@@ -9,17 +9,12 @@ use curbside_server::audit;
 use curbside_tests::{Backend, TestEnv, backend_tests};
 
 use crate::audit_access::Cli;
-use crate::people::{Person, first_admin};
+use crate::audit_tree::{accesses, verify_offline};
+use crate::people::first_admin;
 
 backend_tests!(a_rotated_key_hands_the_log_over_and_it_verifies_across);
 
 const SERVER: &str = env!("CARGO_BIN_EXE_curbside-server-under-test");
-
-async fn accesses(person: &Person, n: usize) {
-    for _ in 0..n {
-        person.client.whoami().await.unwrap();
-    }
-}
 
 /// Runs `curbside-server audit-rotate-key` on `env`: its standard output,
 /// or its standard error if it failed.
@@ -150,31 +145,16 @@ async fn a_rotated_key_hands_the_log_over_and_it_verifies_across(backend: Backen
     .await
     .unwrap();
     server.stop().await;
-    let offline = |key: &str| {
-        use clap::Parser;
-        let nobody = tempfile::tempdir().unwrap();
-        let argv = vec![
-            "curbside".to_owned(),
-            "--home".to_owned(),
-            nobody.path().display().to_string(),
-            "audit".to_owned(),
-            "verify".to_owned(),
-            "--file".to_owned(),
-            jsonl.display().to_string(),
-            "--public-key".to_owned(),
-            key.to_owned(),
-        ];
-        async move {
-            let result = curbside_cli::cli::run(curbside_cli::cli::Cli::parse_from(argv)).await;
-            drop(nobody);
-            result
-        }
-    };
-    let report = offline(&old_key)
+    let nobody = tempfile::tempdir().unwrap();
+    let report = verify_offline(nobody.path(), &jsonl, &old_key, &[])
         .await
         .expect("verifies across the hand-over");
     assert!(report.contains("valid"), "{report}");
-    assert!(offline(&new_key).await.is_err());
+    assert!(
+        verify_offline(nobody.path(), &jsonl, &new_key, &[])
+            .await
+            .is_err()
+    );
 
     // A key swapped in without a hand-over (the new key file replaced by
     // another): the server refuses to sign with it, so nothing it signs can

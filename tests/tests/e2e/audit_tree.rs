@@ -100,7 +100,7 @@ pub(crate) mod rfc9162 {
 }
 
 /// Appends `n` entries through the API: each whoami is one audited access.
-async fn accesses(person: &Person, n: usize) {
+pub(crate) async fn accesses(person: &Person, n: usize) {
     for _ in 0..n {
         person.client.whoami().await.unwrap();
     }
@@ -491,30 +491,19 @@ async fn entries_forged_after_the_tree_checkpoint_are_refused(backend: Backend) 
 
     // An outside auditor: no profile, no server, the key as printed.
     let nobody = tempfile::tempdir().unwrap();
-    let offline = |file: &std::path::Path, extra: &[&str]| {
-        use clap::Parser;
-        let mut argv = vec![
-            "curbside".to_owned(),
-            "--home".to_owned(),
-            nobody.path().display().to_string(),
-            "audit".to_owned(),
-            "verify".to_owned(),
-            "--file".to_owned(),
-            file.display().to_string(),
-            "--public-key".to_owned(),
-            key.clone(),
-        ];
-        argv.extend(extra.iter().map(|arg| (*arg).to_owned()));
-        curbside_cli::cli::run(curbside_cli::cli::Cli::parse_from(argv))
-    };
     for (file, last) in [(&jsonl, last.entry.seq), (&csv, csv_last)] {
-        let report = offline(file, &[]).await.unwrap();
+        let report = verify_offline(nobody.path(), file, &key, &[])
+            .await
+            .unwrap();
         assert!(
             report.starts_with(&format!("The audit log is valid up to sequence {last}")),
             "{report}"
         );
     }
-    let error = offline(&forged_csv, &[]).await.unwrap_err().to_string();
+    let error = verify_offline(nobody.path(), &forged_csv, &key, &[])
+        .await
+        .unwrap_err()
+        .to_string();
     let forged_seq = csv_last + 1;
     assert!(
         error.contains(&format!("entries {forged_seq} to {forged_seq} come after")),
@@ -526,7 +515,9 @@ async fn entries_forged_after_the_tree_checkpoint_are_refused(backend: Backend) 
     let note = text_tree_note(&std::fs::read_to_string(&jsonl).unwrap());
     std::fs::write(&kept, &note).unwrap();
     let kept_arg = kept.display().to_string();
-    offline(&jsonl, &["--checkpoint", &kept_arg]).await.unwrap();
+    verify_offline(nobody.path(), &jsonl, &key, &["--checkpoint", &kept_arg])
+        .await
+        .unwrap();
     // An export cut short: with --chain-only its chain checks out, but it
     // does not reach the checkpoint kept from before.
     let full = std::fs::read_to_string(&jsonl).unwrap();
@@ -550,22 +541,57 @@ async fn entries_forged_after_the_tree_checkpoint_are_refused(backend: Backend) 
         .collect();
     let cut_jsonl = cli.home.path().join("cut.jsonl");
     std::fs::write(&cut_jsonl, cut).unwrap();
-    offline(&cut_jsonl, &["--chain-only"]).await.unwrap();
-    let error = offline(&cut_jsonl, &["--chain-only", "--checkpoint", &kept_arg])
+    verify_offline(nobody.path(), &cut_jsonl, &key, &["--chain-only"])
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap();
+    let error = verify_offline(
+        nobody.path(),
+        &cut_jsonl,
+        &key,
+        &["--chain-only", "--checkpoint", &kept_arg],
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(
         error.contains("entries were removed from its end"),
         "{error}"
     );
     // Without --chain-only, an export lacking the tree checkpoint is refused.
-    let error = offline(&cut_jsonl, &[]).await.unwrap_err().to_string();
+    let error = verify_offline(nobody.path(), &cut_jsonl, &key, &[])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("no signed tree checkpoint"), "{error}");
     assert!(
         std::fs::read_dir(nobody.path()).unwrap().next().is_none(),
         "no profile was made"
     );
+}
+
+/// `curbside audit verify --file FILE --public-key KEY EXTRA...` as an
+/// outside auditor runs it: `home` holds no profile, and no server is
+/// asked.
+pub(crate) async fn verify_offline(
+    home: &std::path::Path,
+    file: &std::path::Path,
+    key: &str,
+    extra: &[&str],
+) -> Result<String, curbside_cli::cli::CliError> {
+    use clap::Parser;
+    let mut argv = vec![
+        "curbside".to_owned(),
+        "--home".to_owned(),
+        home.display().to_string(),
+        "audit".to_owned(),
+        "verify".to_owned(),
+        "--file".to_owned(),
+        file.display().to_string(),
+        "--public-key".to_owned(),
+        key.to_owned(),
+    ];
+    argv.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    curbside_cli::cli::run(curbside_cli::cli::Cli::parse_from(argv)).await
 }
 
 /// The tree checkpoint's note in a JSON Lines export.

@@ -17,6 +17,7 @@ use curbside_proto::audit_review::TreeCheckpoint;
 use curbside_server::config::WitnessTarget;
 use curbside_tests::{Backend, TestEnv, backend_tests};
 
+use crate::audit_tree::accesses;
 use crate::people::{Person, first_admin};
 
 backend_tests!(a_witness_cosigns_the_log_and_refuses_a_rewound_one);
@@ -151,12 +152,6 @@ async fn witnessed(admin: &Person, size: u64) -> TreeCheckpoint {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("the witness did not cosign a tree of {size} entries in time");
-}
-
-async fn accesses(person: &Person, n: usize) {
-    for _ in 0..n {
-        person.client.whoami().await.unwrap();
-    }
 }
 
 async fn a_witness_cosigns_the_log_and_refuses_a_rewound_one(backend: Backend) {
