@@ -21,8 +21,9 @@ use crate::client::{Client, ClientError};
 pub use crate::commands::admin::{AdminCommand, AdminDeviceCommand, AdminUserCommand};
 pub use crate::commands::audit::{AdminAuditCommand, FilterArgs, OfflineAuditCommand};
 pub use crate::commands::directory::DirectoryCommand;
+pub use crate::commands::policy::PolicyCommand;
 pub use crate::commands::thread::ThreadCommand;
-use crate::commands::{admin, audit, directory, thread};
+use crate::commands::{admin, audit, directory, policy, thread};
 use crate::conversation;
 pub use crate::error::CliError;
 use crate::people::describe_user;
@@ -106,6 +107,9 @@ pub enum Command {
     /// Find colleagues.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Read and accept the organisation's messaging policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Administer users and devices (administrators only).
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -233,6 +237,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         }
         Command::Directory(command) => directory::run(&cli.options(), command).await,
         Command::Admin(command) => admin::run(&cli.options(), command).await,
+        Command::Policy(command) => policy::run(&cli.options(), command).await,
         Command::Audit(command) => audit::run_offline(command),
         Command::Threads => conversation::list(&mut Session::open(&cli.options()).await?).await,
         Command::Thread(command) => thread::run(&cli.options(), command).await,

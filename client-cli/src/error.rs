@@ -181,6 +181,17 @@ pub enum CliError {
          /.well-known/curbside/audit-key publishes it"
     )]
     BadPublicKey,
+    /// A file named on the command line cannot be read.
+    #[error("cannot read {path}: {error}")]
+    ReadFile {
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// `policy accept` with nothing published.
+    #[error("your organisation has not published a messaging policy; there is nothing to accept")]
+    NoPolicy,
 }
 
 impl From<MlsError> for CliError {

@@ -23,6 +23,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// Signed in, but the role or account does not allow this.
     Forbidden,
+    /// The organisation's messaging policy has a version the caller has
+    /// not accepted; read it (`GET /v1/policy`) and accept it first.
+    PolicyNotAccepted,
     /// No resource lives at this path, or the caller may not know it exists.
     NotFound,
     /// The path exists but does not accept this HTTP method.
@@ -58,6 +61,7 @@ impl ErrorCode {
             Self::InvalidRequest => "invalid_request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::PolicyNotAccepted => "policy_not_accepted",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -115,9 +119,10 @@ mod tests {
     use super::*;
     use crate::json;
 
-    const ALL: [ErrorCode; 14] = [
+    const ALL: [ErrorCode; 15] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
+        ErrorCode::PolicyNotAccepted,
         ErrorCode::Conflict,
         ErrorCode::TooManyRequests,
         ErrorCode::BadRequest,

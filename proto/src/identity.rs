@@ -132,6 +132,83 @@ pub struct UserUpdate {
 pub struct UserList {
     /// The users, by display name.
     pub users: Vec<User>,
+    /// Where the next page starts (`?after=`), if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// A live session, as administrators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SessionInfo {
+    /// The session's id (not its token).
+    pub session_id: String,
+    /// The device it was opened on.
+    pub device_id: String,
+    /// That device's name.
+    pub device_name: String,
+    /// When it was opened (Unix ms).
+    pub created_at_ms: i64,
+    /// When it was last seen, to within 30 s (Unix ms).
+    pub last_seen_at_ms: i64,
+    /// When it stops working, however active (Unix ms).
+    pub expires_at_ms: i64,
+    /// The address it signed in from, if known.
+    #[serde(default)]
+    pub client_address: Option<String>,
+}
+
+/// `GET /v1/admin/users/{user_id}/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SessionList {
+    /// The user's live sessions, newest first.
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// One day's activity (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DayCounts {
+    /// The day, `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// Thread messages sent that day.
+    pub messages: u64,
+    /// Audit entries written that day.
+    pub audit_entries: u64,
+}
+
+/// `GET /v1/admin/overview`: the state of the installation at a glance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Overview {
+    /// The server's version.
+    pub version: String,
+    /// The SHA-256 fingerprint of the server's TLS certificate, as the
+    /// server prints it and the CLI pins it.
+    pub certificate_fingerprint: String,
+    /// Active users.
+    pub users_active: u64,
+    /// Deactivated users.
+    pub users_deactivated: u64,
+    /// Enrolled devices of active users.
+    pub devices_active: u64,
+    /// Sessions not ended and not past their lifetime.
+    pub sessions_active: u64,
+    /// The last 14 days, oldest first.
+    pub days: Vec<DayCounts>,
+    /// Entries in the audit log.
+    pub audit_size: u64,
+    /// The tree size of the last signed tree checkpoint, if there is one.
+    #[serde(default)]
+    pub checkpoint_size: Option<u64>,
+    /// When the last tree checkpoint was signed (Unix ms).
+    #[serde(default)]
+    pub checkpoint_time_ms: Option<i64>,
 }
 
 /// A device as its owner and administrators see it.
@@ -387,8 +464,8 @@ pub struct Directory {
     pub next: Option<String>,
 }
 
-/// The most users `GET /v1/admin/users` lists (by name); a search that
-/// matches more is cut there.
+/// The most users one page of `GET /v1/admin/users` holds (`?limit=`,
+/// also its default).
 pub const MAX_USER_LIST: u32 = 500;
 
 /// The most users one page of `GET /v1/directory` holds (`?limit=`).
@@ -491,6 +568,7 @@ mod tests {
         round_trip(&user());
         round_trip(&UserList {
             users: vec![user()],
+            next: Some("bmFtZQ.u".into()),
         });
         round_trip(&device);
         round_trip(&DeviceList {

@@ -17,6 +17,7 @@ pub mod json;
 pub mod merkle;
 pub mod names;
 pub mod note;
+pub mod policy;
 pub mod request_id;
 pub mod routes;
 pub mod threads;

@@ -10,6 +10,11 @@ pub use crate::audit_review::{
     TREE_INCLUSION_PATH as AUDIT_TREE_INCLUSION,
 };
 pub use crate::health::{HEALTH_PATH as HEALTH, READY_PATH as READY};
+pub use crate::policy::{
+    ACCEPT_PATH as POLICY_ACCEPT, ADMIN_PENDING_PATH as ADMIN_POLICY_PENDING,
+    ADMIN_POLICY_PATH as ADMIN_POLICY, ADMIN_VERSIONS_PATH as ADMIN_POLICY_VERSIONS,
+    POLICY_PATH as POLICY,
+};
 pub use crate::threads::{
     CLAIM_PATH as KEY_PACKAGES_CLAIM, EVENTS_PATH as EVENTS, KEY_PACKAGES_PATH as KEY_PACKAGES,
     THREADS_PATH as THREADS, WELCOMES_PATH as WELCOMES,
@@ -45,6 +50,9 @@ pub const ADMIN_USER_CODE: &str = "/v1/admin/users/{user_id}/enrollment-codes/{c
 pub const ADMIN_USER_DEVICES: &str = "/v1/admin/users/{user_id}/devices";
 /// `DELETE`: the device is removed.
 pub const ADMIN_USER_DEVICE: &str = "/v1/admin/users/{user_id}/devices/{device_id}";
+pub const ADMIN_USER_SESSIONS: &str = "/v1/admin/users/{user_id}/sessions";
+pub const ADMIN_USER_SESSION_END: &str = "/v1/admin/users/{user_id}/sessions/{session_id}/end";
+pub const ADMIN_OVERVIEW: &str = "/v1/admin/overview";
 /// `GET`: a thread, its members and receipts.
 pub const THREAD: &str = "/v1/threads/{thread_id}";
 /// `POST`: an MLS commit.

@@ -72,6 +72,21 @@ pub struct CurrentCertificate {
     certified: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
 }
 
+impl CurrentCertificate {
+    /// The SHA-256 fingerprint of the certificate being served now.
+    pub fn fingerprint(&self) -> Option<CertificateFingerprint> {
+        let certified = self
+            .certified
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        certified
+            .cert
+            .first()
+            .map(|leaf| CertificateFingerprint::of_der(leaf.as_ref()))
+    }
+}
+
 impl rustls::server::ResolvesServerCert for CurrentCertificate {
     fn resolve(
         &self,

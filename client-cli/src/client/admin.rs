@@ -1,9 +1,13 @@
 //! The administrators' API: users, their enrollment codes and their
-//! devices.
+//! devices; and the messaging policy (read and accepted by everyone,
+//! published by administrators).
 
 use curbside_proto::identity::{
     DeviceList, EnrollmentCodeIssued, NewUser, OutstandingCodes, Role, User, UserList, UserStatus,
     UserUpdate,
+};
+use curbside_proto::policy::{
+    AcceptPolicy, PolicyPending, PolicyState, PolicyVersion, PublishPolicy,
 };
 use curbside_proto::routes;
 
@@ -16,12 +20,14 @@ impl Client {
         self.post(routes::ADMIN_USERS, user).await
     }
 
-    /// `GET /v1/admin/users?q=...`.
+    /// `GET /v1/admin/users?q=...`: one page, from `after` (the `next` of
+    /// the page before).
     pub async fn list_users(
         &self,
         query: &str,
         role: Option<Role>,
         status: Option<UserStatus>,
+        after: Option<&str>,
     ) -> Result<UserList, ClientError> {
         let mut path = format!("{}?q={}", routes::ADMIN_USERS, encode_query(query));
         if let Some(role) = role {
@@ -30,7 +36,41 @@ impl Client {
         if let Some(status) = status {
             path.push_str(&format!("&status={}", status.as_str()));
         }
+        if let Some(after) = after {
+            path.push_str(&format!("&after={}", encode_query(after)));
+        }
         self.get(&path).await
+    }
+
+    /// `GET /v1/policy`.
+    pub async fn policy(&self) -> Result<PolicyState, ClientError> {
+        self.get(routes::POLICY).await
+    }
+
+    /// `POST /v1/policy/accept`.
+    pub async fn accept_policy(&self, version: u64) -> Result<(), ClientError> {
+        self.send_empty(
+            reqwest::Method::POST,
+            routes::POLICY_ACCEPT,
+            Some(&AcceptPolicy { version }),
+        )
+        .await
+    }
+
+    /// `POST /v1/admin/policy`.
+    pub async fn publish_policy(&self, text: &str) -> Result<PolicyVersion, ClientError> {
+        self.post(
+            routes::ADMIN_POLICY,
+            &PublishPolicy {
+                text: text.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// `GET /v1/admin/policy/pending`.
+    pub async fn policy_pending(&self) -> Result<PolicyPending, ClientError> {
+        self.get(routes::ADMIN_POLICY_PENDING).await
     }
 
     /// `GET /v1/admin/users/{id}`.

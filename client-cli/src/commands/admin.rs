@@ -23,6 +23,22 @@ pub enum AdminCommand {
     /// The audit log (administrators and auditors).
     #[command(subcommand)]
     Audit(AdminAuditCommand),
+    /// The organisation's messaging policy.
+    #[command(subcommand)]
+    Policy(AdminPolicyCommand),
+}
+
+/// `curbside admin policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminPolicyCommand {
+    /// Publish a new version from a text file: everyone must accept it
+    /// before using threads again.
+    Publish {
+        /// The policy's text, in a UTF-8 file.
+        file: std::path::PathBuf,
+    },
+    /// List who has not accepted the current version.
+    Pending,
 }
 
 /// `curbside admin user ...`.
@@ -150,10 +166,23 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
             Ok(format!("Created {}", describe_user(&user)))
         }
         AdminCommand::User(AdminUserCommand::List { query, role }) => {
-            let list = session
-                .call(async |client| client.list_users(query, *role, None).await)
-                .await?;
-            let lines: Vec<String> = list.users.iter().map(describe_user).collect();
+            // Every page: the list has no cap.
+            let mut lines: Vec<String> = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = session
+                    .call(async |client| {
+                        client
+                            .list_users(query, *role, None, after.as_deref())
+                            .await
+                    })
+                    .await?;
+                lines.extend(page.users.iter().map(describe_user));
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
             Ok(if lines.is_empty() {
                 "No users match.".to_owned()
             } else {
@@ -296,6 +325,34 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
             Ok("Device removed; its sessions have ended.".to_owned())
         }
         AdminCommand::Audit(command) => audit::run(&mut session, command).await,
+        AdminCommand::Policy(AdminPolicyCommand::Publish { file }) => {
+            let text = std::fs::read_to_string(file).map_err(|error| CliError::ReadFile {
+                path: file.display().to_string(),
+                error,
+            })?;
+            let published = session
+                .call(async |client| client.publish_policy(&text).await)
+                .await?;
+            Ok(format!(
+                "Published version {} of the messaging policy. Everyone must accept it \
+                 (`curbside policy accept`) before using threads again.",
+                published.version
+            ))
+        }
+        AdminCommand::Policy(AdminPolicyCommand::Pending) => {
+            let pending = session
+                .call(async |client| client.policy_pending().await)
+                .await?;
+            let Some(version) = pending.version else {
+                return Ok("No messaging policy has been published.".to_owned());
+            };
+            if pending.users.is_empty() {
+                return Ok(format!("Everyone has accepted version {version}."));
+            }
+            let mut lines = vec![format!("Not yet accepted version {version}:")];
+            lines.extend(pending.users.iter().map(describe_user));
+            Ok(lines.join("\n"))
+        }
     }
 }
 
@@ -314,12 +371,12 @@ async fn admin_user(session: &mut Session, given: &str) -> Result<String, CliErr
             by_id: false,
         });
     }
-    let users = session
-        .call(async |client| client.list_users(&bare, None, None).await)
-        .await?
-        .users;
-    // A list cut at its bound may have left out a namesake.
-    if users.len() >= curbside_proto::identity::MAX_USER_LIST as usize {
+    let page = session
+        .call(async |client| client.list_users(&bare, None, None, None).await)
+        .await?;
+    let users = page.users;
+    // A first page with more after it may have left out a namesake.
+    if page.next.is_some() {
         return Err(CliError::TooManyMatches {
             given: given.to_owned(),
         });

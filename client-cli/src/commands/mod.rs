@@ -7,4 +7,5 @@
 pub mod admin;
 pub mod audit;
 pub mod directory;
+pub mod policy;
 pub mod thread;

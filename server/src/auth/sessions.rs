@@ -38,6 +38,9 @@ pub struct Caller {
     pub device_id: String,
     /// The user's role.
     pub role: Role,
+    /// Whether the organisation's messaging policy has a version the user
+    /// has not accepted (threads refuse them until they do).
+    pub policy_pending: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +187,7 @@ impl SessionCache {
             user_id: user_id.to_owned(),
             device_id: device_id.to_owned(),
             role,
+            policy_pending: row.policy_version > row.policy_accepted,
         };
         let mut entries = self.lock();
         // A revocation since the read above may not be reflected in it.
@@ -245,6 +249,18 @@ impl SessionCache {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.lock()
             .retain(|_, entry| entry.caller.user_id != user_id);
+    }
+
+    /// How long a session may go unused before it ends (ms).
+    pub fn idle_timeout_ms(&self) -> i64 {
+        self.idle_timeout_ms
+    }
+
+    /// Forgets every session, so that each is read again from the database
+    /// (a new policy version changes what every session may do).
+    pub fn evict_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.lock().clear();
     }
 
     /// Forgets every session of a device.

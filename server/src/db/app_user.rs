@@ -71,13 +71,15 @@ where
 }
 
 /// Users whose name or department contains `query` (folded, see
-/// `crate::search`), of `role` and `status` when given, by name, at most
+/// `crate::search`), of `role` and `status` when given, after the user
+/// named `after_name` with id `after_id` in order of name then id, at most
 /// `limit`.
 pub async fn list<'c, E>(
     executor: E,
     query: &str,
     role: Option<Role>,
     status: Option<UserStatus>,
+    (after_name, after_id): (&str, &str),
     limit: i64,
 ) -> Result<Vec<User>, sqlx::Error>
 where
@@ -87,17 +89,56 @@ where
         "SELECT {COLUMNS} FROM app_user \
          WHERE search_key LIKE $1 ESCAPE '\\' \
            AND ($2 = '' OR role = $2) AND ($3 = '' OR status = $3) \
-         ORDER BY display_name, user_id LIMIT $4"
+           AND (display_name > $4 OR (display_name = $4 AND user_id > $5)) \
+         ORDER BY display_name, user_id LIMIT $6"
     ))
     .bind(contains_pattern(query))
     .bind(role.map_or("", Role::as_str))
     .bind(status.map_or("", UserStatus::as_str))
+    .bind(after_name)
+    .bind(after_id)
     .bind(limit)
     .fetch_all(executor)
     .await?
     .into_iter()
     .map(UserRow::into_user)
     .collect()
+}
+
+/// Active users who have not accepted policy `version`, by name, at most
+/// `limit`.
+pub async fn not_accepted<'c, E>(
+    executor: E,
+    version: i64,
+    limit: i64,
+) -> Result<Vec<User>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {COLUMNS} FROM app_user u WHERE status = 'active' \
+           AND NOT EXISTS (SELECT 1 FROM policy_acceptance a \
+                           WHERE a.user_id = u.user_id AND a.version = $1) \
+         ORDER BY display_name, user_id LIMIT $2"
+    ))
+    .bind(version)
+    .bind(limit)
+    .fetch_all(executor)
+    .await?
+    .into_iter()
+    .map(UserRow::into_user)
+    .collect()
+}
+
+/// How many users have `status`.
+pub async fn count_with_status<'c, E>(executor: E, status: UserStatus) -> Result<i64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_scalar("SELECT COUNT(*) FROM app_user WHERE status = $1")
+        .bind(status.as_str())
+        .fetch_one(executor)
+        .await
 }
 
 /// Adds an active user, with their search key.

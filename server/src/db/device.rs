@@ -157,3 +157,16 @@ where
     .fetch_optional(executor)
     .await
 }
+
+/// How many devices of active users are enrolled.
+pub async fn count_active<'c, E>(executor: E) -> Result<i64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM device d JOIN app_user u ON u.user_id = d.user_id \
+         WHERE d.removed_at_ms IS NULL AND u.status = 'active'",
+    )
+    .fetch_one(executor)
+    .await
+}

@@ -14,6 +14,7 @@ pub mod enrollment_code;
 pub mod key_package;
 pub mod login_challenge;
 pub mod message_batch;
+pub mod policy;
 pub mod read_receipt;
 pub mod session;
 pub mod thread;

@@ -1,12 +1,15 @@
-//! The administrators' API: users, enrollment codes and devices. Every route
-//! takes the [`Admin`] extractor, so clinicians and auditors get 403.
+//! The administrators' API: users, enrollment codes, devices, sessions and
+//! the overview. Every route that changes something takes the [`Admin`]
+//! extractor; auditors may read users and the overview ([`Reviewer`]);
+//! clinicians get 403.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use curbside_proto::identity::{
-    DeviceList, EnrollmentCodeIssued, IssueCodeQuery, NewUser, OutstandingCodes, Role, User,
-    UserList, UserStatus, UserUpdate, format_enrollment_code,
+    DayCounts, DeviceList, EnrollmentCodeIssued, IssueCodeQuery, MAX_USER_LIST, NewUser,
+    OutstandingCodes, Overview, Role, SessionInfo, SessionList, User, UserList, UserStatus,
+    UserUpdate, format_enrollment_code,
 };
 use curbside_proto::routes;
 use serde::Deserialize;
@@ -15,7 +18,7 @@ use utoipa_axum::routes;
 
 use super::access::Access;
 use super::error::{Error, Result};
-use super::extract::{self, Admin};
+use super::extract::{self, Admin, Reviewer};
 use super::fields::{self, LICENCE_MAX, NAME_MAX};
 use super::state::AppState;
 use super::state::finish;
@@ -23,7 +26,7 @@ use crate::auth::sessions::{SessionsOf, end_sessions};
 use crate::auth::{IssueError, issue_enrollment_code};
 use crate::clock::now_ms;
 use crate::db::thread_member::{self, Leaving};
-use crate::db::{app_user, device, enrollment_code};
+use crate::db::{app_user, audit, device, enrollment_code, session};
 use crate::ids::new_id;
 
 /// `/v1/admin/...`.
@@ -37,6 +40,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_code))
         .routes(routes!(list_devices))
         .routes(routes!(remove_device))
+        .routes(routes!(list_sessions))
+        .routes(routes!(end_session))
+        .routes(routes!(overview))
 }
 
 fn licence(value: Option<&str>) -> Result<Option<String>> {
@@ -99,10 +105,15 @@ async fn create_user(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Text the name or department contains.
     #[serde(default)]
     q: String,
     role: Option<Role>,
     status: Option<UserStatus>,
+    /// Where the page starts: the `next` of the page before.
+    after: Option<String>,
+    /// How many users the page holds, 1 to 500 (500 if not given).
+    limit: Option<u32>,
 }
 
 #[utoipa::path(
@@ -112,22 +123,46 @@ struct ListQuery {
     tag = "user",
     params(ListQuery),
     security(("session" = [])),
-    responses((status = 200, description = "The users matching the query", body = UserList)),
+    responses((status = 200, description = "The users matching the query, a page at a time, by name", body = UserList)),
 )]
 async fn list_users(
     State(state): State<AppState>,
-    _admin: Admin,
+    _reviewer: Reviewer,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<UserList>> {
-    let users = app_user::list(
+    if query.q.chars().count() > 100 {
+        return Err(Error::InvalidRequest(
+            "the search text is longer than 100 characters".to_owned(),
+        ));
+    }
+    let limit = query.limit.unwrap_or(MAX_USER_LIST);
+    if !(1..=MAX_USER_LIST).contains(&limit) {
+        return Err(Error::InvalidRequest(format!(
+            "`limit` must be from 1 to {MAX_USER_LIST}"
+        )));
+    }
+    let (after_name, after_id) = match &query.after {
+        Some(cursor) => fields::parse_name_cursor(cursor)?,
+        None => (String::new(), String::new()),
+    };
+    let mut users = app_user::list(
         state.database.pool(),
         &query.q,
         query.role,
         query.status,
-        i64::from(curbside_proto::identity::MAX_USER_LIST),
+        (&after_name, &after_id),
+        i64::from(limit) + 1,
     )
     .await?;
-    Ok(Json(UserList { users }))
+    let next = if users.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+        users.pop();
+        users
+            .last()
+            .map(|last| fields::name_cursor(&last.display_name, &last.user_id))
+    } else {
+        None
+    };
+    Ok(Json(UserList { users, next }))
 }
 
 #[utoipa::path(
@@ -141,7 +176,7 @@ async fn list_users(
 )]
 async fn get_user(
     State(state): State<AppState>,
-    _admin: Admin,
+    _reviewer: Reviewer,
     Path(user_id): Path<String>,
 ) -> Result<Json<User>> {
     Ok(Json(user_or_404(&state, &user_id).await?))
@@ -487,4 +522,163 @@ async fn remove_device(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    get,
+    path = routes::ADMIN_USER_SESSIONS,
+    operation_id = "admin.session.list",
+    tag = "user",
+    params(("user_id" = String, Path, description = "The user's id")),
+    security(("session" = [])),
+    responses((status = 200, description = "The user's live sessions, newest first", body = SessionList)),
+)]
+async fn list_sessions(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(user_id): Path<String>,
+) -> Result<Json<SessionList>> {
+    user_or_404(&state, &user_id).await?;
+    let now = now_ms();
+    let sessions = session::live_for_user(
+        state.database.pool(),
+        &user_id,
+        now,
+        now.saturating_sub(state.auth.sessions.idle_timeout_ms()),
+    )
+    .await?
+    .into_iter()
+    .map(|live| SessionInfo {
+        session_id: live.session_id,
+        device_id: live.device_id,
+        device_name: live.device_name,
+        created_at_ms: live.created_at_ms,
+        last_seen_at_ms: live.last_seen_at_ms,
+        expires_at_ms: live.expires_at_ms,
+        client_address: live.client_address,
+    })
+    .collect();
+    Ok(Json(SessionList { sessions }))
+}
+
+#[utoipa::path(
+    post,
+    path = routes::ADMIN_USER_SESSION_END,
+    operation_id = "admin.session.end",
+    tag = "session",
+    params(("user_id" = String, Path, description = "The user's id"), ("session_id" = String, Path, description = "The session's id")),
+    security(("session" = [])),
+    responses((status = 204, description = "The session has ended: its next request is refused")),
+)]
+async fn end_session(
+    State(state): State<AppState>,
+    _admin: Admin,
+    access: Access,
+    Path((user_id, session_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    finish(async move {
+        let mut tx = state.database.pool().begin().await?;
+        if !session::belongs_to(&mut *tx, &session_id, &user_id).await? {
+            return Err(Error::NotFoundWhat(format!(
+                "this user has no session {}; list their sessions with the console's People page",
+                super::error::shown(&session_id)
+            )));
+        }
+        end_sessions(
+            &mut *tx,
+            SessionsOf::Session(&session_id),
+            "ended_by_admin",
+            now_ms(),
+        )
+        .await?;
+        access.commit(&state, tx).await?;
+        state.auth.sessions.evict(&session_id);
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many days the overview counts, today included.
+const OVERVIEW_DAYS: i64 = 14;
+const DAY_MS: i64 = 86_400_000;
+
+#[utoipa::path(
+    get,
+    path = routes::ADMIN_OVERVIEW,
+    operation_id = "admin.overview",
+    tag = "installation",
+    security(("session" = [])),
+    responses((status = 200, description = "The installation at a glance", body = Overview)),
+)]
+async fn overview(State(state): State<AppState>, _reviewer: Reviewer) -> Result<Json<Overview>> {
+    let pool = state.database.pool();
+    let now = now_ms();
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let head = audit::head(pool).await?;
+    let audit_size = count(head.seq);
+    // Day boundaries (UTC midnights), oldest first, and the end of today.
+    let today = now - now.rem_euclid(DAY_MS);
+    let starts: Vec<i64> = (0..OVERVIEW_DAYS)
+        .rev()
+        .map(|back| today - back * DAY_MS)
+        .collect();
+    let mut days = Vec::with_capacity(starts.len());
+    for &start in &starts {
+        let end = start + DAY_MS;
+        // Entries are numbered in time order: a day's count is the
+        // distance between the first entries at or after its two ends.
+        let first = audit::first_seq_from(pool, start).await?;
+        let after = audit::first_seq_from(pool, end).await?;
+        let entries = match (first, after) {
+            (Some(first), Some(after)) => count(after - first),
+            (Some(first), None) => count(head.seq - first + 1),
+            (None, _) => 0,
+        };
+        let messages = if entries == 0 {
+            0
+        } else {
+            count(audit::count_allowed_between(pool, "thread.message.send", start, end).await?)
+        };
+        days.push(DayCounts {
+            day: day_name(start),
+            messages,
+            audit_entries: entries,
+        });
+    }
+    let seen_since = now.saturating_sub(state.auth.sessions.idle_timeout_ms());
+    let tree_size = head
+        .tree_note
+        .as_deref()
+        .and_then(|note| note.lines().nth(1))
+        .and_then(|size| size.parse::<u64>().ok());
+    Ok(Json(Overview {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        certificate_fingerprint: state
+            .certificate
+            .fingerprint()
+            .map(|fingerprint| fingerprint.to_string())
+            .unwrap_or_default(),
+        users_active: count(app_user::count_with_status(pool, UserStatus::Active).await?),
+        users_deactivated: count(app_user::count_with_status(pool, UserStatus::Deactivated).await?),
+        devices_active: count(device::count_active(pool).await?),
+        sessions_active: count(session::count_live(pool, now, seen_since).await?),
+        days,
+        audit_size,
+        checkpoint_size: tree_size,
+        checkpoint_time_ms: (head.checkpoint_time_ms > 0).then_some(head.checkpoint_time_ms),
+    }))
+}
+
+/// `YYYY-MM-DD` of the UTC day starting at `start_ms`.
+fn day_name(start_ms: i64) -> String {
+    let date = time::OffsetDateTime::from_unix_timestamp(start_ms.div_euclid(1000))
+        .map(time::OffsetDateTime::date)
+        .unwrap_or(time::Date::MIN);
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
 }

@@ -9,8 +9,7 @@ use std::borrow::Cow;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use curbside_proto::audit::Checkpoint;
@@ -19,16 +18,14 @@ use curbside_proto::audit_review::{
     EXPORT_VERSION, ExportFormat, ExportHeader, ExportLine, ExportQuery, KEY_PATH, MAX_PAGE,
     RecordedEntry, SearchQuery, TreeCheckpoint,
 };
-use curbside_proto::identity::Role;
 use curbside_proto::note::TreeHead;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access;
 use super::error::{Error, Result};
+use super::extract::Reviewer;
 use super::state::AppState;
 use crate::auth::rate_limit::Limit;
-use crate::auth::sessions::Caller;
 use crate::db::audit::{self as rows, CheckpointRow, EntryRow};
 
 /// Entries a search page holds unless the query says otherwise.
@@ -42,32 +39,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(key))
         .routes(routes!(search))
         .routes(routes!(export))
-}
-
-/// A signed-in administrator or auditor; anyone else gets 403.
-#[derive(Debug, Clone)]
-pub struct Reviewer {
-    /// The reviewer's user id.
-    pub user_id: String,
-}
-
-impl FromRequestParts<AppState> for Reviewer {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        if !matches!(caller.role, Role::Admin | Role::Auditor) {
-            if let Some(access) = access::of(parts) {
-                access.reason("not_reviewer");
-            }
-            return Err(Error::Forbidden(
-                "only administrators and auditors may read the audit log".to_owned(),
-            ));
-        }
-        Ok(Self {
-            user_id: caller.user_id,
-        })
-    }
 }
 
 #[utoipa::path(

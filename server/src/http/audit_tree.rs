@@ -14,8 +14,8 @@ use curbside_proto::threads::Blob;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::audit::Reviewer;
 use super::error::{Error, Result};
+use super::extract::Reviewer;
 use super::state::AppState;
 use crate::audit::{AuditError, tree};
 use crate::auth::rate_limit::Limit;

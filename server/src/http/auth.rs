@@ -141,7 +141,7 @@ async fn login(
     let limits = &state.auth.limits;
     let failures = failure_key(peer, &request.device_id);
     limits.peek(Limit::FailedLoginsPerAddressAndDevice, &failures)?;
-    let result = verify_and_open_session(&state, &access, &request).await;
+    let result = verify_and_open_session(&state, &access, &request, peer).await;
     if matches!(result, Err(Error::Unauthorized(_))) {
         // Only failures spend the allowance.
         let _ = limits.check(Limit::FailedLoginsPerAddressAndDevice, &failures);
@@ -162,6 +162,7 @@ async fn verify_and_open_session(
     state: &AppState,
     access: &Access,
     request: &LoginRequest,
+    peer: SocketAddr,
 ) -> Result<LoggedIn> {
     let pool = state.database.pool();
     let now = now_ms();
@@ -200,8 +201,8 @@ async fn verify_and_open_session(
         &mut *tx,
         &session_id,
         &request.device_id,
-        now,
-        session_expires_ms,
+        &peer.ip().to_canonical().to_string(),
+        (now, session_expires_ms),
     )
     .await?;
     if !opened {

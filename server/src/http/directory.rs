@@ -9,8 +9,6 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use curbside_proto::identity::{
     DEFAULT_DIRECTORY_PAGE, Directory, DirectoryDevice, DirectoryEntry, MAX_DIRECTORY_PAGE, Role,
 };
@@ -20,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{Error, Result};
+use super::fields;
 use super::state::AppState;
 use crate::auth::rate_limit::Limit;
 use crate::auth::sessions::Caller;
@@ -40,26 +39,6 @@ struct SearchQuery {
     q: String,
     after: Option<String>,
     limit: Option<u32>,
-}
-
-/// A place in a search's results (by display name, then id): the last
-/// user of a page, as `BASE64URL(display name).USER_ID`.
-fn cursor(display_name: &str, user_id: &str) -> String {
-    format!("{}.{user_id}", URL_SAFE_NO_PAD.encode(display_name))
-}
-
-fn parse_cursor(text: &str) -> Result<(String, String)> {
-    text.split_once('.')
-        .and_then(|(name, user_id)| {
-            let name = String::from_utf8(URL_SAFE_NO_PAD.decode(name).ok()?).ok()?;
-            Some((name, user_id.to_owned()))
-        })
-        .ok_or_else(|| {
-            Error::InvalidRequest(
-                "`after` is not a cursor from this search; pass the `next` of the page before"
-                    .to_owned(),
-            )
-        })
 }
 
 #[utoipa::path(
@@ -88,7 +67,7 @@ async fn search(
         )));
     }
     let (after_name, after_id) = match &query.after {
-        Some(cursor) => parse_cursor(cursor)?,
+        Some(cursor) => fields::parse_name_cursor(cursor)?,
         None => (String::new(), String::new()),
     };
     // A page costs by how many people it may list.
@@ -111,7 +90,7 @@ async fn search(
         entries.truncate(limit);
         entries
             .last()
-            .map(|last| cursor(&last.display_name, &last.user_id))
+            .map(|last| fields::name_cursor(&last.display_name, &last.user_id))
     } else {
         None
     };

@@ -53,6 +53,13 @@ pub enum Error {
     /// Signed in, but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// The messaging policy has a version the caller has not accepted.
+    #[error(
+        "your organisation has published a new version of its messaging policy that you have \
+         not accepted; read it with `curbside policy show` and accept it with `curbside policy \
+         accept` (or in the web app), then try again"
+    )]
+    PolicyNotAccepted,
     /// The request conflicts with what exists.
     #[error("{0}")]
     Conflict(String),
@@ -136,6 +143,7 @@ impl Error {
             Self::NotFound | Self::NotFoundWhat(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            Self::PolicyNotAccepted => (StatusCode::FORBIDDEN, ErrorCode::PolicyNotAccepted),
             Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
             Self::BodyTooSlow => (StatusCode::REQUEST_TIMEOUT, ErrorCode::Timeout),
             Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests),

@@ -44,7 +44,10 @@ const MAX_INCOMING: usize = 4 * 1024;
 
 /// `GET /v1/events`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(subscribe))
+    OpenApiRouter::new()
+        .routes(routes!(subscribe))
+        // Live events carry threads' messages: the policy comes first.
+        .route_layer(axum::Extension(super::extract::PolicyGate))
 }
 
 #[utoipa::path(

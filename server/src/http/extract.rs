@@ -62,6 +62,12 @@ where
     }
 }
 
+/// Marks the routes (threads, welcomes, live events) that a user may call
+/// only once they have accepted the current messaging policy; the
+/// [`Caller`] extractor refuses the rest with 403 `policy_not_accepted`.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyGate;
+
 /// The signed-in caller: a valid token in the `Authorization` header (and
 /// nowhere else) whose session is live.
 impl FromRequestParts<AppState> for Caller {
@@ -127,6 +133,9 @@ impl FromRequestParts<AppState> for Caller {
                     .auth
                     .limits
                     .check(Limit::RequestsPerUser, &caller.user_id)?;
+                if caller.policy_pending && parts.extensions.get::<PolicyGate>().is_some() {
+                    return Err(refuse("policy_not_accepted", Error::PolicyNotAccepted));
+                }
                 Ok(caller)
             })
     }
@@ -150,6 +159,33 @@ impl FromRequestParts<AppState> for Admin {
             ));
         }
         Ok(Self(caller))
+    }
+}
+
+/// A signed-in administrator or auditor; anyone else gets 403.
+#[derive(Debug, Clone)]
+pub struct Reviewer {
+    /// The reviewer's user id.
+    pub user_id: String,
+}
+
+impl FromRequestParts<AppState> for Reviewer {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !matches!(caller.role, Role::Admin | Role::Auditor) {
+            if let Some(access) = access::of(parts) {
+                access.reason("not_reviewer");
+            }
+            return Err(Error::Forbidden(
+                "only administrators and auditors may do this; ask one of your administrators"
+                    .to_owned(),
+            ));
+        }
+        Ok(Self {
+            user_id: caller.user_id,
+        })
     }
 }
 

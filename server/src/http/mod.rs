@@ -20,6 +20,7 @@ mod fields;
 mod health;
 mod key_packages;
 pub mod openapi;
+mod policy;
 pub mod refusals;
 pub mod state;
 pub(crate) mod threads;

@@ -25,6 +25,9 @@ pub struct AppState {
     pub vocabulary: &'static super::vocabulary::Vocabulary,
     /// Per-address refusal allowances, and refusals counted past them.
     pub refusals: std::sync::Arc<refusals::Refusals>,
+    /// The TLS certificate being served (the console shows its
+    /// fingerprint).
+    pub certificate: std::sync::Arc<crate::tls::CurrentCertificate>,
 }
 
 /// Runs `work` to completion even if the request that started it is

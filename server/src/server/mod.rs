@@ -224,6 +224,7 @@ impl Server {
                 disk: self.disk.clone(),
                 vocabulary: crate::http::openapi::vocabulary(),
                 refusals: refusals.clone(),
+                certificate: self.tls.current.clone(),
             },
             self.config.max_body_bytes,
             self.extra_routes,

@@ -541,6 +541,9 @@ async fn enrollment_attempts_are_rate_limited(backend: Backend) {
     server.stop().await;
 }
 
+/// Administrators alone change people, devices, sessions and the policy;
+/// auditors may read users, the overview and the policy's state (they
+/// need names beside the ids they review); clinicians none of it.
 async fn only_admins_may_call_admin_endpoints(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let server = env.start().await;
@@ -555,12 +558,6 @@ async fn only_admins_may_call_admin_endpoints(backend: Backend) {
             reqwest::Method::POST,
             "/v1/admin/users".into(),
             Some(new_user),
-        ),
-        (reqwest::Method::GET, "/v1/admin/users".into(), None),
-        (
-            reqwest::Method::GET,
-            format!("/v1/admin/users/{target}"),
-            None,
         ),
         (
             reqwest::Method::PATCH,
@@ -592,8 +589,51 @@ async fn only_admins_may_call_admin_endpoints(backend: Backend) {
             format!("/v1/admin/users/{target}/devices/{device}"),
             None,
         ),
+        (
+            reqwest::Method::GET,
+            format!("/v1/admin/users/{target}/sessions"),
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/v1/admin/users/{target}/sessions/{}/end", "0".repeat(32)),
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/admin/policy".into(),
+            Some(r#"{"text":"Be kind."}"#),
+        ),
+    ];
+    let reads = [
+        "/v1/admin/users".to_owned(),
+        format!("/v1/admin/users/{target}"),
+        "/v1/admin/overview".to_owned(),
+        "/v1/admin/policy/versions".to_owned(),
+        "/v1/admin/policy/pending".to_owned(),
     ];
     let http = server.http();
+    for path in &reads {
+        for (caller, allowed) in [(&clinician, false), (&auditor, true)] {
+            let response = http
+                .get(format!("{}{path}", server.url))
+                .bearer_auth(caller.token())
+                .send()
+                .await
+                .unwrap();
+            let expected = if allowed {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            assert_eq!(
+                response.status(),
+                expected,
+                "{:?} GET {path}",
+                caller.user.role
+            );
+        }
+    }
     for caller in [&clinician, &auditor] {
         for (method, path, body) in &endpoints {
             let mut request = http
@@ -743,9 +783,21 @@ async fn the_last_administrator_stays(backend: Backend) {
         )
         .await
         .unwrap();
-    // The demoted admin's very next admin request is refused.
-    let error = admin.client.list_users("", None, None).await.unwrap_err();
+    // The demoted admin's very next admin request is refused; as an
+    // auditor they may still read the user list (names for the log).
+    let error = admin
+        .client
+        .list_devices(&admin.user.user_id)
+        .await
+        .unwrap_err();
     assert_eq!(api_status(&error), Some(StatusCode::FORBIDDEN));
+    let listed = admin.client.list_users("", None, None, None).await.unwrap();
+    assert!(
+        listed
+            .users
+            .iter()
+            .any(|user| user.user_id == admin.user.user_id)
+    );
     let third = person(&server, &second, "Dr. Third", Role::Clinician).await;
     // second is now the only admin and cannot be deactivated by anyone.
     let error = second

@@ -27,6 +27,7 @@ mod membership;
 mod mls;
 mod openapi;
 mod people;
+mod policy;
 mod probe;
 mod schemathesis;
 mod shutdown;

@@ -36,7 +36,8 @@ use utoipa_axum::routes;
 
 use super::state::AppState;
 
-/// `/v1/threads/...` and `/v1/welcomes/...`.
+/// `/v1/threads/...` and `/v1/welcomes/...`, for callers who have accepted
+/// the current messaging policy.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(lifecycle::create, lifecycle::list))
@@ -49,4 +50,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::leave))
         .routes(routes!(welcomes::welcomes))
         .routes(routes!(welcomes::ack_welcome))
+        // Threads wait until the caller has accepted the messaging policy.
+        .route_layer(axum::Extension(super::extract::PolicyGate))
 }
