@@ -189,6 +189,13 @@ pub enum CliError {
         /// Why.
         error: std::io::Error,
     },
+    /// The server closed the live events: a new messaging policy version
+    /// waits for this user's acceptance.
+    #[error(
+        "your organisation has published a new version of its messaging policy; read it with \
+         `curbside policy show`, accept it with `curbside policy accept`, then watch again"
+    )]
+    PolicyNotAccepted,
     /// `policy accept` with nothing published.
     #[error("your organisation has not published a messaging policy; there is nothing to accept")]
     NoPolicy,

@@ -21,6 +21,9 @@ const SESSION_ENDED: u16 = 4401;
 /// The close code of an events socket whose session's lifetime ran out:
 /// sign in again and reconnect.
 const SESSION_EXPIRED: u16 = 4402;
+/// The close code of an events socket whose user has a new messaging
+/// policy version to accept.
+const POLICY_NOT_ACCEPTED: u16 = 4403;
 /// How often `watch` pings the server.
 const WATCH_PING: std::time::Duration = std::time::Duration::from_secs(25);
 /// How long `watch` waits to hear anything (a pong at least) before it
@@ -156,6 +159,7 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
                         continue 'connect;
                     }
                     SESSION_ENDED => return Ok(ended(shown)),
+                    POLICY_NOT_ACCEPTED => return Err(CliError::PolicyNotAccepted),
                     _ => {
                         eprintln!(
                             "curbside: the server closed the connection; reconnecting in {} s",

@@ -234,6 +234,7 @@ impl SessionCache {
                 Liveness::Ended
             }
             Some(times) if now_ms >= times.expires_at_ms => Liveness::Expired,
+            Some(times) if times.policy_version > times.policy_accepted => Liveness::PolicyPending,
             Some(_) => Liveness::Live,
         })
     }
@@ -282,6 +283,9 @@ pub enum Liveness {
     /// It was ended: logged out, idle past the timeout, its device removed
     /// or its user deactivated. A client stops rather than sign in again.
     Ended,
+    /// It is live, but a messaging policy version was published that its
+    /// user has not accepted: threads (and their live events) wait.
+    PolicyPending,
 }
 
 /// Records in the background that the session was seen at `now_ms`. The

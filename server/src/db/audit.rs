@@ -480,19 +480,21 @@ where
     .await
 }
 
-/// The first sequence number written at or after `time_ms`, if any: entries
-/// are written in time order, so the difference between two of these
-/// counts the entries between two times.
-pub async fn first_seq_from<'c, E>(executor: E, time_ms: i64) -> Result<Option<i64>, sqlx::Error>
+/// How many entries were written from `from_ms` until before `until_ms`
+/// (counted on the time index).
+pub async fn count_between<'c, E>(
+    executor: E,
+    from_ms: i64,
+    until_ms: i64,
+) -> Result<i64, sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    sqlx::query_scalar(
-        "SELECT seq FROM audit_entry WHERE time_ms >= $1 ORDER BY time_ms, seq LIMIT 1",
-    )
-    .bind(time_ms)
-    .fetch_optional(executor)
-    .await
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_entry WHERE time_ms >= $1 AND time_ms < $2")
+        .bind(from_ms)
+        .bind(until_ms)
+        .fetch_one(executor)
+        .await
 }
 
 /// How many allowed entries of `action` were written from `from_ms` until

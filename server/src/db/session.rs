@@ -55,17 +55,22 @@ where
     .await
 }
 
-/// The times of a session that has not ended.
+/// The times of a session that has not ended, and where its user stands
+/// with the messaging policy.
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct SessionTimes {
     /// When it stops working, however active (Unix ms).
     pub expires_at_ms: i64,
     /// When it was last seen, as last written (Unix ms).
     pub last_seen_at_ms: i64,
+    /// The current messaging policy version, if one was published.
+    pub policy_version: Option<i64>,
+    /// The latest policy version the user accepted, if any.
+    pub policy_accepted: Option<i64>,
 }
 
 /// The times of the session `session_id` if it has not ended, its device
-/// is enrolled and its user active.
+/// is enrolled and its user active, with its user's policy standing.
 pub async fn find_unended<'c, E>(
     executor: E,
     session_id: &str,
@@ -74,7 +79,10 @@ where
     E: sqlx::Executor<'c, Database = Any>,
 {
     sqlx::query_as(
-        "SELECT s.expires_at_ms AS expires_at_ms, s.last_seen_at_ms AS last_seen_at_ms \
+        "SELECT s.expires_at_ms AS expires_at_ms, s.last_seen_at_ms AS last_seen_at_ms, \
+                (SELECT MAX(version) FROM policy_version) AS policy_version, \
+                (SELECT MAX(version) FROM policy_acceptance a \
+                 WHERE a.user_id = s.user_id) AS policy_accepted \
          FROM session s \
          JOIN app_user u ON u.user_id = s.user_id JOIN device d ON d.device_id = s.device_id \
          WHERE s.session_id = $1 AND s.ended_at_ms IS NULL AND d.removed_at_ms IS NULL \

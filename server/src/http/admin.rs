@@ -21,8 +21,8 @@ use super::error::{Error, Result};
 use super::extract::{self, Admin, Reviewer};
 use super::fields::{self, LICENCE_MAX, NAME_MAX};
 use super::state::AppState;
-use super::state::finish;
-use crate::auth::sessions::{SessionsOf, end_sessions};
+use super::state::{DayCount, finish};
+use crate::auth::sessions::{LAST_SEEN_WRITE_EVERY_MS, SessionsOf, end_sessions};
 use crate::auth::{IssueError, issue_enrollment_code};
 use crate::clock::now_ms;
 use crate::db::thread_member::{self, Leaving};
@@ -544,7 +544,7 @@ async fn list_sessions(
         state.database.pool(),
         &user_id,
         now,
-        now.saturating_sub(state.auth.sessions.idle_timeout_ms()),
+        seen_since(&state, now),
     )
     .await?
     .into_iter()
@@ -599,6 +599,15 @@ async fn end_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The earliest last-seen time, as the database has it, of a session
+/// that may still be live at `now`: the database lags the session cache
+/// by up to [`LAST_SEEN_WRITE_EVERY_MS`], so it errs towards listing one
+/// that has just gone idle rather than hiding one still in use.
+fn seen_since(state: &AppState, now: i64) -> i64 {
+    now.saturating_sub(state.auth.sessions.idle_timeout_ms())
+        .saturating_sub(LAST_SEEN_WRITE_EVERY_MS)
+}
+
 /// How many days the overview counts, today included.
 const OVERVIEW_DAYS: i64 = 14;
 const DAY_MS: i64 = 86_400_000;
@@ -625,28 +634,14 @@ async fn overview(State(state): State<AppState>, _reviewer: Reviewer) -> Result<
         .collect();
     let mut days = Vec::with_capacity(starts.len());
     for &start in &starts {
-        let end = start + DAY_MS;
-        // Entries are numbered in time order: a day's count is the
-        // distance between the first entries at or after its two ends.
-        let first = audit::first_seq_from(pool, start).await?;
-        let after = audit::first_seq_from(pool, end).await?;
-        let entries = match (first, after) {
-            (Some(first), Some(after)) => count(after - first),
-            (Some(first), None) => count(head.seq - first + 1),
-            (None, _) => 0,
-        };
-        let messages = if entries == 0 {
-            0
-        } else {
-            count(audit::count_allowed_between(pool, "thread.message.send", start, end).await?)
-        };
+        let counts = day_counts(&state, start, now).await?;
         days.push(DayCounts {
             day: day_name(start),
-            messages,
-            audit_entries: entries,
+            messages: counts.messages,
+            audit_entries: counts.audit_entries,
         });
     }
-    let seen_since = now.saturating_sub(state.auth.sessions.idle_timeout_ms());
+    let seen_since = seen_since(&state, now);
     let tree_size = head
         .tree_note
         .as_deref()
@@ -668,6 +663,43 @@ async fn overview(State(state): State<AppState>, _reviewer: Reviewer) -> Result<
         checkpoint_size: tree_size,
         checkpoint_time_ms: (head.checkpoint_time_ms > 0).then_some(head.checkpoint_time_ms),
     }))
+}
+
+/// The counts of the UTC day starting at `start`: from the cache once the
+/// day is over (with a minute's grace for entries timed just before
+/// midnight and written just after), else from the database.
+async fn day_counts(state: &AppState, start: i64, now: i64) -> Result<DayCount> {
+    let end = start + DAY_MS;
+    let finished = now >= end + 60_000;
+    let cached = state
+        .finished_days
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&start)
+        .copied();
+    if let (true, Some(counts)) = (finished, cached) {
+        return Ok(counts);
+    }
+    let pool = state.database.pool();
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let audit_entries = count(audit::count_between(pool, start, end).await?);
+    let messages = if audit_entries == 0 {
+        0
+    } else {
+        count(audit::count_allowed_between(pool, "thread.message.send", start, end).await?)
+    };
+    let counts = DayCount {
+        messages,
+        audit_entries,
+    };
+    if finished {
+        state
+            .finished_days
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(start, counts);
+    }
+    Ok(counts)
 }
 
 /// `YYYY-MM-DD` of the UTC day starting at `start_ms`.

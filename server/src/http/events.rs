@@ -33,6 +33,9 @@ pub const CLOSE_SESSION_EXPIRED: u16 = 4402;
 const CLOSE_UNAVAILABLE: u16 = 1013;
 /// Close code: too far behind; fetch, then reconnect.
 pub const CLOSE_BEHIND: u16 = 4008;
+/// Close code: a new messaging policy version waits for the user's
+/// acceptance; accept it, then reconnect.
+pub const CLOSE_POLICY_NOT_ACCEPTED: u16 = 4403;
 
 /// How long a frame may wait for the device to read it.
 const SEND_TIMEOUT: std::time::Duration = crate::connection::WRITE_STALL_TIMEOUT;
@@ -139,6 +142,15 @@ async fn serve(mut socket: WebSocket, state: AppState, caller: Caller, subscribe
                     Ok(Liveness::Ended) => {
                         close(&mut socket, CLOSE_SESSION_ENDED, "the session has ended")
                             .await;
+                        break;
+                    }
+                    Ok(Liveness::PolicyPending) => {
+                        close(
+                            &mut socket,
+                            CLOSE_POLICY_NOT_ACCEPTED,
+                            "accept the new messaging policy, then reconnect",
+                        )
+                        .await;
                         break;
                     }
                     // A check that cannot be made ends the socket too: the

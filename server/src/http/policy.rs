@@ -118,7 +118,19 @@ async fn publish(
     let published = finish(async move {
         let now = now_ms();
         let mut tx = state.database.pool().begin().await?;
-        let version = policy::publish(&mut *tx, &text, &admin.user_id, now).await?;
+        let version = match policy::publish(&mut *tx, &text, &admin.user_id, now).await {
+            Ok(version) => version,
+            // Another administrator's version took the number first.
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                access.reason("conflict");
+                return Err(Error::Conflict(
+                    "another administrator published a version at the same moment; read the \
+                     current version and publish again if yours is still needed"
+                        .to_owned(),
+                ));
+            }
+            Err(error) => return Err(error.into()),
+        };
         access.resource(&version.to_string());
         access.commit(&state, tx).await?;
         // Every cached session may now be one that must accept first.

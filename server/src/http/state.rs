@@ -28,6 +28,18 @@ pub struct AppState {
     /// The TLS certificate being served (the console shows its
     /// fingerprint).
     pub certificate: std::sync::Arc<crate::tls::CurrentCertificate>,
+    /// The overview's counts of days that are over (they never change),
+    /// by the day's first Unix ms.
+    pub finished_days: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, DayCount>>>,
+}
+
+/// One finished day's counts for the overview.
+#[derive(Debug, Clone, Copy)]
+pub struct DayCount {
+    /// Allowed `thread.message.send` entries.
+    pub messages: u64,
+    /// Audit entries.
+    pub audit_entries: u64,
 }
 
 /// Runs `work` to completion even if the request that started it is

@@ -225,6 +225,7 @@ impl Server {
                 vocabulary: crate::http::openapi::vocabulary(),
                 refusals: refusals.clone(),
                 certificate: self.tls.current.clone(),
+                finished_days: std::sync::Arc::default(),
             },
             self.config.max_body_bytes,
             self.extra_routes,

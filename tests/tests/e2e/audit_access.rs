@@ -225,7 +225,8 @@ async fn each_access_writes_one_entry(backend: Backend) {
         "ok",
     );
 
-    // Denied: a clinician at an administrators' route, with the actor named.
+    // Denied: a clinician at an administrators' and auditors' route, with
+    // the actor named.
     assert!(clinician.client.get_user(admin_id).await.is_err());
     let entry = log.one().await;
     check(
@@ -234,7 +235,7 @@ async fn each_access_writes_one_entry(backend: Backend) {
         "admin.user.read",
         ("user", Some(admin_id)),
         Denied,
-        "not_admin",
+        "not_reviewer",
     );
     assert_eq!(
         entry.actor_device.as_deref(),

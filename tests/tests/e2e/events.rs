@@ -28,7 +28,11 @@ backend_tests!(
     the_commit_that_removes_a_device_reaches_it,
     an_expired_session_is_told_to_sign_in_again,
     pushes_cross_between_replicas,
+    a_new_policy_version_closes_live_events_until_accepted,
 );
+
+/// The close code of a socket whose user has a policy version to accept.
+const POLICY_NOT_ACCEPTED: u16 = 4403;
 
 type Socket = WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
 
@@ -313,4 +317,47 @@ async fn pushes_cross_between_replicas(backend: Backend) {
             }
         }
     }
+}
+
+/// A socket opened before a policy version was published does not keep
+/// carrying threads: it is closed within the session re-check (5 s) with
+/// 4403, a new one is refused until the user accepts, then works again.
+async fn a_new_policy_version_closes_live_events_until_accepted(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let (admin, ana, ben, _cal, thread) = three(&server).await;
+    let mut ben_socket = connect(&server, ben.token()).await;
+    admin
+        .client
+        .publish_policy("Use initials, never full names.")
+        .await
+        .unwrap();
+    let closed = next(&mut ben_socket, Duration::from_secs(8)).await;
+    assert_eq!(closed, Err(POLICY_NOT_ACCEPTED), "{closed:?}");
+    let refused = ben
+        .client
+        .events()
+        .await
+        .err()
+        .map(|error| error.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|message| message.contains("curbside policy accept")),
+        "{refused:?}"
+    );
+    let version = ben.client.policy().await.unwrap().current.unwrap().version;
+    ben.client.accept_policy(version).await.unwrap();
+    let mut ben_socket = connect(&server, ben.token()).await;
+    ana.client.accept_policy(version).await.unwrap();
+    send(&ana.client, &thread, 1, "after the policy")
+        .await
+        .unwrap();
+    match next(&mut ben_socket, SOON).await {
+        Ok(Some(Event::Entry { entry, .. })) => {
+            assert_eq!(entry.body, blob("after the policy"));
+        }
+        other => panic!("expected the new entry, got {other:?}"),
+    }
+    server.stop().await;
 }

@@ -29,6 +29,7 @@ backend_tests!(
     sign_in_tells_no_one_which_devices_are_active,
     directory_and_audit_reads_are_paged_and_limited,
     the_last_administrator_stays,
+    an_administrator_sees_and_ends_one_session,
 );
 
 /// `GET /v1/me` with this Authorization header value: the status, and the
@@ -1031,5 +1032,68 @@ async fn directory_and_audit_reads_are_paged_and_limited(backend: Backend) {
     };
     assert_eq!(limited, Some(StatusCode::TOO_MANY_REQUESTS));
     assert!(reads > 30, "limited after only {reads} audit pages");
+    server.stop().await;
+}
+
+/// An administrator lists a user's live sessions (with the address each
+/// signed in from) and ends one: its next request is refused, the user's
+/// other session works on; a session named under another user is not
+/// found, and ends nothing.
+async fn an_administrator_sees_and_ends_one_session(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let admin = first_admin(&server).await;
+    let first = person(&server, &admin, "Dr. Two Sessions", Role::Clinician).await;
+    let mut second = server.client();
+    second
+        .login_with_key(&first.server_id, &first.device_id, &first.key)
+        .await
+        .unwrap();
+    let other = person(&server, &admin, "Dr. Other", Role::Clinician).await;
+    let http = server.http();
+    let sessions: Value = http
+        .get(format!(
+            "{}/v1/admin/users/{}/sessions",
+            server.url, first.user.user_id
+        ))
+        .bearer_auth(admin.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sessions = sessions["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    for session in &sessions {
+        assert_eq!(session["client_address"], "127.0.0.1", "{session}");
+        assert_eq!(session["device_id"], first.device_id.as_str(), "{session}");
+    }
+    let newest = sessions[0]["session_id"].as_str().unwrap();
+    // Under another user's id: not found, and nothing ends.
+    let wrong = http
+        .post(format!(
+            "{}/v1/admin/users/{}/sessions/{newest}/end",
+            server.url, other.user.user_id
+        ))
+        .bearer_auth(admin.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
+    second.whoami().await.unwrap();
+    let ended = http
+        .post(format!(
+            "{}/v1/admin/users/{}/sessions/{newest}/end",
+            server.url, first.user.user_id
+        ))
+        .bearer_auth(admin.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    let refused = second.whoami().await.unwrap_err();
+    assert_eq!(api_status(&refused), Some(StatusCode::UNAUTHORIZED));
+    first.client.whoami().await.unwrap();
     server.stop().await;
 }
