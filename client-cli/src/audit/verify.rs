@@ -382,6 +382,36 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// The web console's verifier (`web/src/audit/`) is tested on these
+    /// exports, made from the worked examples of docs/audit-format.md; this
+    /// verifier must reach the same verdicts at the same entries, so that
+    /// the browser reports what the CLI does.
+    #[test]
+    fn the_consoles_test_exports_break_where_the_browser_says() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/src/audit/testdata");
+        let expected: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(folder.join("expected.json")).unwrap()).unwrap();
+        // The worked example's first audit key (RFC 8032's first test key).
+        let key =
+            curbside_proto::b64::decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").unwrap();
+        let cases = expected.as_object().unwrap();
+        assert!(cases.len() >= 10, "{cases:?}");
+        for (file, verdict) in cases {
+            let result = verify_file(&folder.join(file), &key);
+            if verdict["ok"] == true {
+                let verified = result.unwrap_or_else(|error| panic!("{file}: {error}"));
+                assert_eq!(Some(verified.last), verdict["lastSeq"].as_u64(), "{file}");
+            } else {
+                match result {
+                    Err(AuditError::Broken(broken)) => {
+                        assert_eq!(Some(broken.seq), verdict["brokenSeq"].as_u64(), "{file}");
+                    }
+                    other => panic!("{file}: expected a broken log, got {other:?}"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn hex_round_trips() {
         assert_eq!(unhex("00ff10"), Some(vec![0, 255, 16]));

@@ -11,6 +11,9 @@ mod audit;
 mod audit_tree;
 mod auth;
 pub mod body_rate;
+mod console;
+#[rustfmt::skip]
+mod console_assets;
 mod directory;
 mod enroll;
 pub mod error;
@@ -84,6 +87,8 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
             REQUEST_TIMEOUT,
         ))
         .layer(middleware::from_fn(body_rate::close_on_timeout))
+        // The console's files: public, so outside the audit.
+        .layer(middleware::from_fn(console::serve))
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(security_headers))
@@ -138,10 +143,21 @@ fn new_request_id() -> RequestId {
     RequestId::from_random(bytes)
 }
 
+/// Sets [`SECURITY_HEADERS`], except on the console's files the
+/// Content-Security-Policy and Cache-Control they carry (see
+/// [`console::ConsoleHeaders`]).
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
+    let console = response
+        .extensions()
+        .get::<console::ConsoleHeaders>()
+        .is_some();
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
+        let own = name == header::CONTENT_SECURITY_POLICY || name == header::CACHE_CONTROL;
+        if console && own {
+            continue;
+        }
         headers.insert(name, HeaderValue::from_static(value));
     }
     response

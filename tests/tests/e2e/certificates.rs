@@ -79,7 +79,7 @@ async fn configured_certificate_is_served_and_trusted_through_its_ca(backend: Ba
 
 /// Writes `ca.pem`, and `leaf.pem` + `leaf.key` for localhost issued by it,
 /// into `dir`; returns the CA file's path.
-fn write_ca_and_leaf(dir: &Path, ca_name: &str) -> std::path::PathBuf {
+pub(crate) fn write_ca_and_leaf(dir: &Path, ca_name: &str) -> std::path::PathBuf {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params

@@ -16,6 +16,7 @@ mod audit_tree;
 mod audit_witness;
 mod certificates;
 mod cli;
+mod console;
 mod conversation;
 mod disk_full;
 mod durability;
