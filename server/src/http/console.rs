@@ -4,7 +4,9 @@
 //!
 //! The files are public and hold nothing protected (the console reads
 //! everything through the audited API with its own session), so, like the
-//! API document, they are served without an audit entry. Every answer
+//! API document, they are served without an audit entry: from the
+//! router's fallback, which no declared route reaches and the audit
+//! middleware lets pass. Every answer
 //! carries a Content-Security-Policy that allows only this origin's own
 //! scripts and styles, no inline script, and no other origin at all.
 //! Hashed assets are cached for a year (`immutable`); the page itself is
@@ -13,7 +15,6 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::console_assets::ASSETS;
@@ -32,37 +33,37 @@ pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 
      img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Serves `GET`/`HEAD` requests under `/admin`; passes everything else on.
-pub async fn serve(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let Some(rest) = path.strip_prefix(PREFIX) else {
-        return next.run(request).await;
-    };
+/// The console's answer to `request`, if it is a `GET` or `HEAD` under
+/// `/admin` for the page or one of its files; `None` for anything else.
+/// Called from the router's fallback, so no API request pays for it.
+pub fn serve(request: &Request) -> Option<Response> {
+    let rest = request.uri().path().strip_prefix(PREFIX)?;
     if !(rest.is_empty() || rest.starts_with('/')) {
-        return next.run(request).await;
+        return None;
     }
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        return next.run(request).await;
+    let head = request.method() == Method::HEAD;
+    if request.method() != Method::GET && !head {
+        return None;
     }
     if rest.is_empty() {
-        return (
-            StatusCode::PERMANENT_REDIRECT,
-            [(header::LOCATION, HeaderValue::from_static("/admin/"))],
-        )
-            .into_response();
+        return Some(
+            (
+                StatusCode::PERMANENT_REDIRECT,
+                [(header::LOCATION, HeaderValue::from_static("/admin/"))],
+            )
+                .into_response(),
+        );
     }
     let file = rest.trim_start_matches('/');
-    let head = request.method() == Method::HEAD;
-    match find(file) {
-        Some((content_type, bytes, immutable)) => answer(content_type, bytes, immutable, head),
-        // A path without an extension is one of the app's pages: the app
-        // routes it itself.
-        None if !file.rsplit('/').next().unwrap_or("").contains('.') => match find("index.html") {
-            Some((content_type, bytes, _)) => answer(content_type, bytes, false, head),
-            None => next.run(request).await,
-        },
-        None => next.run(request).await,
+    if let Some((content_type, bytes, immutable)) = find(file) {
+        return Some(answer(content_type, bytes, immutable, head));
     }
+    // A path without an extension is one of the app's pages: the app
+    // routes it itself.
+    if file.rsplit('/').next().unwrap_or("").contains('.') {
+        return None;
+    }
+    find("index.html").map(|(content_type, bytes, _)| answer(content_type, bytes, false, head))
 }
 
 /// The embedded file at `path` (`""` is the page): its content type, bytes

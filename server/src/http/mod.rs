@@ -87,8 +87,6 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
             REQUEST_TIMEOUT,
         ))
         .layer(middleware::from_fn(body_rate::close_on_timeout))
-        // The console's files: public, so outside the audit.
-        .layer(middleware::from_fn(console::serve))
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(security_headers))
@@ -96,8 +94,9 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
         .with_state(state)
 }
 
-async fn not_found() -> Error {
-    Error::NotFound
+/// What no declared route matched: the web console's files, else 404.
+async fn not_found(request: Request) -> Response {
+    console::serve(&request).unwrap_or_else(|| Error::NotFound.into_response())
 }
 
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
