@@ -15,10 +15,10 @@ backend_tests!(
     first_admin_enrolls_a_clinician_through_the_cli,
 );
 
-const PASSPHRASE: &str = "correct horse battery";
+pub(crate) const PASSPHRASE: &str = "correct horse battery";
 
 /// Runs `curbside` as `profile` against `server`, with profiles under `home`.
-async fn curbside(
+pub(crate) async fn curbside(
     server: &curbside_tests::TestServer,
     home: &std::path::Path,
     profile: &str,
@@ -44,7 +44,7 @@ async fn curbside(
 }
 
 /// The first whitespace-separated word after `prefix` at the start of a line.
-fn word_after<'a>(output: &'a str, prefix: &str) -> &'a str {
+pub(crate) fn word_after<'a>(output: &'a str, prefix: &str) -> &'a str {
     output
         .lines()
         .find_map(|line| line.strip_prefix(prefix))

@@ -15,8 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
-use curbside_cli::cli::{Cli, CliError, run};
+use curbside_cli::cli::CliError;
 use curbside_server::config::TlsSource;
 use curbside_tests::{Backend, TestEnv, TestServer, backend_tests, skipped};
 
@@ -25,7 +24,10 @@ backend_tests!(
     the_console_is_served_with_a_strict_policy_and_immutable_assets,
 );
 
-const PASSPHRASE: &str = "correct horse battery";
+/// `curbside` as the clinician, with the suite's passphrase.
+async fn curbside(server: &TestServer, home: &Path, args: &[&str]) -> Result<String, CliError> {
+    crate::cli::curbside(server, home, "clinician", crate::cli::PASSPHRASE, args).await
+}
 
 /// The browser and the driver, if this run is to use them.
 struct Browser {
@@ -103,29 +105,6 @@ fn certutil(args: &[&str]) {
     assert!(status.success(), "certutil {args:?}");
 }
 
-async fn curbside(
-    server_url: &str,
-    pin: &str,
-    home: &Path,
-    args: &[&str],
-) -> Result<String, CliError> {
-    let mut argv = vec![
-        "curbside",
-        "--server",
-        server_url,
-        "--pin-sha256",
-        pin,
-        "--home",
-        home.to_str().unwrap(),
-        "--profile",
-        "clinician",
-    ];
-    argv.extend_from_slice(args);
-    let mut cli = Cli::parse_from(argv);
-    cli.passphrase = Some(PASSPHRASE.to_owned());
-    run(cli).await
-}
-
 async fn the_console_runs_an_administrators_day_in_chromium(backend: Backend) {
     let Ok(chromium) = std::env::var("CURBSIDE_CHROMIUM") else {
         skipped(
@@ -145,7 +124,6 @@ async fn the_console_runs_an_administrators_day_in_chromium(backend: Backend) {
     let server: TestServer = env.start_with(config, axum::Router::new()).await;
     let port = server.address.port();
     let browser = Browser::new(chromium, &ca, format!("https://localhost:{port}/admin/"));
-    let pin = server.fingerprint.to_string();
     let cli_home = tempfile::tempdir().unwrap();
     let cli_home = cli_home.path();
 
@@ -169,16 +147,12 @@ async fn the_console_runs_an_administrators_day_in_chromium(backend: Backend) {
     let code = enrolled["code"].as_str().unwrap().to_owned();
 
     // The clinician's CLI enrolls with the code the console showed.
-    curbside(&server.url, &pin, cli_home, &["enroll", "--code", &code])
+    curbside(&server, cli_home, &["enroll", "--code", &code])
         .await
         .unwrap();
-    let whoami = curbside(&server.url, &pin, cli_home, &["whoami"])
-        .await
-        .unwrap();
+    let whoami = curbside(&server, cli_home, &["whoami"]).await.unwrap();
     assert!(whoami.contains(&clinician_id), "{whoami}");
-    curbside(&server.url, &pin, cli_home, &["threads"])
-        .await
-        .unwrap();
+    curbside(&server, cli_home, &["threads"]).await.unwrap();
 
     // Review: entries by name, exports, verification, a policy.
     let exports = tempfile::tempdir().unwrap();
@@ -222,25 +196,21 @@ async fn the_console_runs_an_administrators_day_in_chromium(backend: Backend) {
     }
 
     // The policy the console published holds the clinician's threads.
-    let refused = curbside(&server.url, &pin, cli_home, &["threads"])
+    let refused = curbside(&server, cli_home, &["threads"])
         .await
         .unwrap_err()
         .to_string();
     assert!(refused.contains("curbside policy accept"), "{refused}");
-    curbside(&server.url, &pin, cli_home, &["policy", "accept"])
+    curbside(&server, cli_home, &["policy", "accept"])
         .await
         .unwrap();
-    curbside(&server.url, &pin, cli_home, &["threads"])
-        .await
-        .unwrap();
+    curbside(&server, cli_home, &["threads"]).await.unwrap();
 
     // Deactivating in the console ends the CLI's session at once.
     browser
         .phase("deactivate", &[("CLINICIAN_NAME", "Dr. Cleo Clinician")])
         .await;
-    let ended = curbside(&server.url, &pin, cli_home, &["threads"])
-        .await
-        .unwrap_err();
+    let ended = curbside(&server, cli_home, &["threads"]).await.unwrap_err();
     assert!(
         matches!(ended, CliError::SignInRefused(_) | CliError::SessionEnded),
         "{ended}"

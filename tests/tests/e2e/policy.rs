@@ -3,45 +3,21 @@
 //! accept it; accepting it lets them through, and the audit log shows the
 //! acceptance. All through the real CLI.
 
-use clap::Parser;
-use curbside_cli::cli::{Cli, CliError, run};
+use curbside_cli::cli::CliError;
 use curbside_tests::{Backend, TestEnv, TestServer, backend_tests};
+
+use crate::cli::{PASSPHRASE, word_after};
 
 backend_tests!(a_new_policy_version_holds_threads_until_the_user_accepts_it);
 
-const PASSPHRASE: &str = "correct horse battery";
-
+/// `curbside` as `profile`, with the suite's passphrase.
 async fn curbside(
     server: &TestServer,
     home: &std::path::Path,
     profile: &str,
     args: &[&str],
 ) -> Result<String, CliError> {
-    let pin = server.fingerprint.to_string();
-    let mut argv = vec![
-        "curbside",
-        "--server",
-        &server.url,
-        "--pin-sha256",
-        &pin,
-        "--home",
-        home.to_str().unwrap(),
-        "--profile",
-        profile,
-        "--utc",
-    ];
-    argv.extend_from_slice(args);
-    let mut cli = Cli::parse_from(argv);
-    cli.passphrase = Some(PASSPHRASE.to_owned());
-    run(cli).await
-}
-
-fn word_after<'a>(output: &'a str, prefix: &str) -> &'a str {
-    output
-        .lines()
-        .find_map(|line| line.strip_prefix(prefix))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no {prefix:?} in {output}"))
+    crate::cli::curbside(server, home, profile, PASSPHRASE, args).await
 }
 
 async fn a_new_policy_version_holds_threads_until_the_user_accepts_it(backend: Backend) {
