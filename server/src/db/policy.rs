@@ -5,6 +5,9 @@
 use curbside_proto::policy::PolicyVersion;
 use sqlx::Any;
 
+/// The columns of [`VersionRow`], for `SELECT`.
+const COLUMNS: &str = "version, body, published_at_ms, published_by";
+
 /// One `policy_version` row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct VersionRow {
@@ -30,10 +33,9 @@ pub async fn current<'c, E>(executor: E) -> Result<Option<PolicyVersion>, sqlx::
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    Ok(sqlx::query_as::<_, VersionRow>(
-        "SELECT version, body, published_at_ms, published_by FROM policy_version \
-         ORDER BY version DESC LIMIT 1",
-    )
+    Ok(sqlx::query_as::<_, VersionRow>(&format!(
+        "SELECT {COLUMNS} FROM policy_version ORDER BY version DESC LIMIT 1"
+    ))
     .fetch_optional(executor)
     .await?
     .map(VersionRow::into_version))
@@ -44,10 +46,9 @@ pub async fn versions<'c, E>(executor: E) -> Result<Vec<PolicyVersion>, sqlx::Er
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    Ok(sqlx::query_as::<_, VersionRow>(
-        "SELECT version, body, published_at_ms, published_by FROM policy_version \
-         ORDER BY version DESC",
-    )
+    Ok(sqlx::query_as::<_, VersionRow>(&format!(
+        "SELECT {COLUMNS} FROM policy_version ORDER BY version DESC"
+    ))
     .fetch_all(executor)
     .await?
     .into_iter()

@@ -31,25 +31,29 @@ pub struct SessionState {
     pub policy_accepted: Option<i64>,
 }
 
+/// The columns `policy_version` and `policy_accepted` of a query over
+/// `session s`: the current messaging policy version and the latest one
+/// the session's user accepted.
+const POLICY_STANDING: &str = "(SELECT MAX(version) FROM policy_version) AS policy_version, \
+     (SELECT MAX(version) FROM policy_acceptance a WHERE a.user_id = s.user_id) \
+     AS policy_accepted";
+
 /// The session `session_id`, with its user's status and role and whether
 /// its device was removed.
 pub async fn find<'c, E>(executor: E, session_id: &str) -> Result<Option<SessionState>, sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "SELECT s.user_id AS user_id, s.device_id AS device_id, \
                 s.expires_at_ms AS expires_at_ms, s.last_seen_at_ms AS last_seen_at_ms, \
                 s.ended_at_ms AS ended_at_ms, u.status AS user_status, u.role AS user_role, \
-                d.removed_at_ms AS device_removed_at_ms, \
-                (SELECT MAX(version) FROM policy_version) AS policy_version, \
-                (SELECT MAX(version) FROM policy_acceptance a \
-                 WHERE a.user_id = s.user_id) AS policy_accepted \
+                d.removed_at_ms AS device_removed_at_ms, {POLICY_STANDING} \
          FROM session s \
          JOIN app_user u ON u.user_id = s.user_id \
          JOIN device d ON d.device_id = s.device_id \
-         WHERE s.session_id = $1",
-    )
+         WHERE s.session_id = $1"
+    ))
     .bind(session_id)
     .fetch_optional(executor)
     .await
@@ -78,16 +82,14 @@ pub async fn find_unended<'c, E>(
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "SELECT s.expires_at_ms AS expires_at_ms, s.last_seen_at_ms AS last_seen_at_ms, \
-                (SELECT MAX(version) FROM policy_version) AS policy_version, \
-                (SELECT MAX(version) FROM policy_acceptance a \
-                 WHERE a.user_id = s.user_id) AS policy_accepted \
+                {POLICY_STANDING} \
          FROM session s \
          JOIN app_user u ON u.user_id = s.user_id JOIN device d ON d.device_id = s.device_id \
          WHERE s.session_id = $1 AND s.ended_at_ms IS NULL AND d.removed_at_ms IS NULL \
-           AND u.status = 'active'",
-    )
+           AND u.status = 'active'"
+    ))
     .bind(session_id)
     .fetch_optional(executor)
     .await
