@@ -439,6 +439,27 @@ pub fn parse_receipt_evidence(text: &str) -> Option<(u64, i64, Vec<u8>)> {
 /// The authenticated WebSocket that pushes events to a device.
 pub const EVENTS_PATH: &str = "/v1/events";
 
+/// Where a browser asks for a single-use ticket to open [`EVENTS_PATH`]
+/// (its WebSocket cannot send an `Authorization` header).
+pub const EVENTS_TICKET_PATH: &str = "/v1/events/ticket";
+
+/// The WebSocket subprotocol the server answers [`EVENTS_PATH`] with; a
+/// browser offers it beside `curbside.ticket.TICKET`.
+pub const EVENTS_PROTOCOL: &str = "curbside.events";
+
+/// `POST /v1/events/ticket`: a ticket that opens one live-events socket
+/// for the caller's session, offered as the WebSocket subprotocol
+/// `curbside.ticket.TICKET` within 30 s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EventsTicket {
+    /// 256 random bits, unpadded base64url.
+    pub ticket: String,
+    /// When it stops working (Unix ms).
+    pub expires_at_ms: i64,
+}
+
 /// Which receipt moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -4,6 +4,7 @@
 
 pub mod rate_limit;
 pub mod sessions;
+pub mod tickets;
 pub mod tokens;
 
 use std::time::Duration;

@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod delivery;
 pub mod device;
 pub mod enrollment_code;
+pub mod events_ticket;
 pub mod key_package;
 pub mod login_challenge;
 pub mod message_batch;

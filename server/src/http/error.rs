@@ -188,6 +188,15 @@ impl From<crate::auth::rate_limit::RetryAfter> for Error {
     }
 }
 
+impl From<crate::auth::tickets::TicketError> for Error {
+    fn from(error: crate::auth::tickets::TicketError) -> Self {
+        match error {
+            crate::auth::tickets::TicketError::Random(error) => error.into(),
+            crate::auth::tickets::TicketError::Database(error) => error.into(),
+        }
+    }
+}
+
 impl From<crate::ids::RandomError> for Error {
     fn from(error: crate::ids::RandomError) -> Self {
         Self::Internal(error.to_string())

@@ -2,7 +2,11 @@
 //! receipts to a signed-in device (see [`crate::push`]).
 //!
 //! The token goes in the upgrade request's `Authorization` header, never
-//! the URL, so the connection's audit entry names who opened it. The
+//! the URL, so the connection's audit entry names who opened it; a browser,
+//! whose WebSocket cannot send that header, first asks for a single-use
+//! ticket (`POST /v1/events/ticket`, [`crate::auth::tickets`]) and offers
+//! it as the subprotocol `curbside.ticket.TICKET` beside `curbside.events`,
+//! which the server answers with. The
 //! session is checked again every few seconds. When it has been ended
 //! (logout, idle timeout, removal, deactivation) the server closes the
 //! socket with code 4401 and the client stops; when only its lifetime ran
@@ -13,11 +17,12 @@ use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use curbside_proto::threads::EVENTS_PATH;
+use curbside_proto::threads::{EVENTS_PATH, EVENTS_PROTOCOL, EVENTS_TICKET_PATH, EventsTicket};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::Access;
+use super::error::Error;
 use super::state::AppState;
 use crate::auth::sessions::{Caller, Liveness, REVALIDATE_AFTER};
 use crate::clock::now_ms;
@@ -45,12 +50,37 @@ const READ_BUFFER: usize = 4 * 1024;
 /// a close).
 const MAX_INCOMING: usize = 4 * 1024;
 
-/// `GET /v1/events`.
+/// `GET /v1/events` and `POST /v1/events/ticket`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(subscribe))
+        // Only the socket may be opened with a ticket.
+        .route_layer(axum::Extension(super::extract::TicketGate))
+        .routes(routes!(ticket))
         // Live events carry threads' messages: the policy comes first.
         .route_layer(axum::Extension(super::extract::PolicyGate))
+}
+
+#[utoipa::path(
+    post,
+    path = EVENTS_TICKET_PATH,
+    operation_id = "events.ticket",
+    tag = "device",
+    security(("session" = [])),
+    responses((status = 200, description = "A single-use ticket for the live-events socket, valid 30 s", body = EventsTicket)),
+)]
+async fn ticket(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+) -> Result<axum::Json<EventsTicket>, Error> {
+    access.resource(&caller.device_id);
+    let (ticket, expires_at_ms) =
+        crate::auth::tickets::issue(&state.database, &caller, now_ms()).await?;
+    Ok(axum::Json(EventsTicket {
+        ticket,
+        expires_at_ms,
+    }))
 }
 
 #[utoipa::path(
@@ -78,6 +108,8 @@ async fn subscribe(
         request_id: access.request_id(),
     };
     upgrade
+        // A browser offers its ticket beside this; the answer names only this.
+        .protocols([EVENTS_PROTOCOL])
         // Thousands of mostly idle sockets: small buffers (the library's
         // default is 128 KiB each way, per socket), every frame written at
         // once, and a device has nothing large to say.

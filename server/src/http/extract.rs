@@ -68,8 +68,29 @@ where
 #[derive(Debug, Clone, Copy)]
 pub struct PolicyGate;
 
+/// Marks the route (`GET /v1/events`) where a browser, whose WebSocket
+/// cannot send an `Authorization` header, may instead offer a single-use
+/// ticket (`POST /v1/events/ticket`) as the subprotocol
+/// `curbside.ticket.TICKET`: a header, never the URL, taken once.
+#[derive(Debug, Clone, Copy)]
+pub struct TicketGate;
+
+/// The subprotocol prefix that carries a live-events ticket.
+pub const TICKET_PROTOCOL_PREFIX: &str = "curbside.ticket.";
+
+/// The ticket offered in `Sec-WebSocket-Protocol`, if any.
+fn offered_ticket(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|protocol| protocol.trim().strip_prefix(TICKET_PROTOCOL_PREFIX))
+}
+
 /// The signed-in caller: a valid token in the `Authorization` header (and
-/// nowhere else) whose session is live.
+/// nowhere else), or on the live-events route a valid ticket, whose
+/// session is live.
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
@@ -81,43 +102,67 @@ impl FromRequestParts<AppState> for Caller {
             }
             error
         };
-        let token = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                refuse(
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let ticket = if parts.extensions.get::<TicketGate>().is_some() {
+            offered_ticket(&parts.headers)
+        } else {
+            None
+        };
+        let (session_id, user_id, device_id) = match (bearer, ticket) {
+            (Some(token), _) => match state.auth.tokens.verify(token.trim()) {
+                Ok(claims) => (claims.jti, claims.sub, claims.did),
+                Err(Rejected::Expired(claims)) => {
+                    if let Some(access) = &access {
+                        access.actor(&claims.sub, &claims.did);
+                    }
+                    return Err(refuse("session_expired", Error::session_ended()));
+                }
+                Err(Rejected::Invalid) => {
+                    return Err(refuse("invalid_token", Error::session_ended()));
+                }
+            },
+            (None, Some(ticket)) => {
+                let holder = crate::auth::tickets::take(&state.database, ticket)
+                    .await?
+                    .ok_or_else(|| {
+                        refuse(
+                            "invalid_ticket",
+                            Error::Unauthorized(
+                                "this live-events ticket is unknown, used or expired: ask for a new one \
+                                 (POST /v1/events/ticket) just before connecting"
+                                    .to_owned(),
+                            ),
+                        )
+                    })?;
+                (holder.session_id, holder.user_id, holder.device_id)
+            }
+            (None, None) => {
+                return Err(refuse(
                     "no_token",
                     Error::Unauthorized(
                         "sign in first: send your session token as Authorization: Bearer TOKEN"
                             .to_owned(),
                     ),
-                )
-            })?;
-        let claims = match state.auth.tokens.verify(token.trim()) {
-            Ok(claims) => claims,
-            Err(Rejected::Expired(claims)) => {
-                if let Some(access) = &access {
-                    access.actor(&claims.sub, &claims.did);
-                }
-                return Err(refuse("session_expired", Error::session_ended()));
+                ));
             }
-            Err(Rejected::Invalid) => return Err(refuse("invalid_token", Error::session_ended())),
         };
-        // The token is genuine: whoever holds it acts as its subject, live
-        // session or not.
+        // The token (or the ticket it bought) is genuine: whoever holds it
+        // acts as its subject, live session or not.
         if let Some(access) = &access {
-            access.actor(&claims.sub, &claims.did);
+            access.actor(&user_id, &device_id);
         }
         state
             .auth
             .sessions
             .check(
                 &state.database,
-                &claims.jti,
-                &claims.sub,
-                &claims.did,
+                &session_id,
+                &user_id,
+                &device_id,
                 crate::clock::now_ms(),
             )
             .await

@@ -29,6 +29,7 @@ backend_tests!(
     an_expired_session_is_told_to_sign_in_again,
     pushes_cross_between_replicas,
     a_new_policy_version_closes_live_events_until_accepted,
+    a_browser_opens_live_events_with_a_single_use_ticket,
 );
 
 /// The close code of a socket whose user has a policy version to accept.
@@ -47,21 +48,127 @@ async fn connect_to(
     fingerprint: curbside_proto::CertificateFingerprint,
     token: &str,
 ) -> Socket {
+    let header = ("authorization", format!("Bearer {token}"));
+    upgrade(address, fingerprint, "/v1/events", &header)
+        .await
+        .unwrap()
+        .0
+}
+
+/// Asks for a WebSocket at `path` with one extra header: the socket and
+/// the subprotocol the server chose, or the refusal's status.
+async fn upgrade(
+    address: std::net::SocketAddr,
+    fingerprint: curbside_proto::CertificateFingerprint,
+    path: &str,
+    (name, value): &(&'static str, String),
+) -> Result<(Socket, Option<String>), u16> {
     let mut config = curbside_cli::trust::client_config(&Trust::Pin(fingerprint)).unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(address).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = connector.connect(name, tcp).await.unwrap();
-    let mut request = format!("wss://localhost:{}/v1/events", address.port())
+    let server_name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(server_name, tcp).await.unwrap();
+    let mut request = format!("wss://localhost:{}{path}", address.port())
         .into_client_request()
         .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (socket, response) = tokio_tungstenite::client_async(request, tls).await.unwrap();
-    assert_eq!(response.status(), 101);
-    socket
+    request.headers_mut().insert(*name, value.parse().unwrap());
+    match tokio_tungstenite::client_async(request, tls).await {
+        Ok((socket, response)) => {
+            assert_eq!(response.status(), 101);
+            let protocol = response
+                .headers()
+                .get("sec-websocket-protocol")
+                .map(|value| value.to_str().unwrap().to_owned());
+            Ok((socket, protocol))
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// A live-events ticket for `person`'s session, as a browser asks for one.
+async fn ticket(server: &TestServer, person: &Person) -> String {
+    let answer: serde_json::Value = server
+        .http1()
+        .post(format!("{}/v1/events/ticket", server.url))
+        .bearer_auth(person.token())
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["ticket"].as_str().unwrap().to_owned()
+}
+
+/// The subprotocols a browser offers: the events protocol and the ticket.
+fn offering(ticket: &str) -> (&'static str, String) {
+    (
+        "sec-websocket-protocol",
+        format!("curbside.events, curbside.ticket.{ticket}"),
+    )
+}
+
+/// A browser's WebSocket cannot send `Authorization`: it opens the socket
+/// with a ticket, which serves once, within its lifetime, for a live
+/// session, and on this route only.
+async fn a_browser_opens_live_events_with_a_single_use_ticket(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let (address, pin) = (server.address, server.fingerprint);
+    let (_admin, ana, ben, _cal, thread) = three(&server).await;
+
+    // The ticket opens Ben's socket, which gets what Ana sends.
+    let first = ticket(&server, &ben).await;
+    let (mut socket, protocol) = upgrade(address, pin, "/v1/events", &offering(&first))
+        .await
+        .unwrap();
+    assert_eq!(protocol.as_deref(), Some("curbside.events"));
+    send(&ana.client, &thread, 1, "to the browser")
+        .await
+        .unwrap();
+    match next(&mut socket, SOON).await {
+        Ok(Some(Event::Entry { thread_id, .. })) => assert_eq!(thread_id, thread),
+        other => panic!("expected the entry, got {other:?}"),
+    }
+
+    // Used once, it opens nothing more; nor does a made-up one.
+    let again = upgrade(address, pin, "/v1/events", &offering(&first)).await;
+    assert_eq!(again.err(), Some(401));
+    let made_up = offering("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(
+        upgrade(address, pin, "/v1/events", &made_up).await.err(),
+        Some(401)
+    );
+
+    // Expired, it is refused.
+    let stale = ticket(&server, &ben).await;
+    crate::storage::execute(&env, "UPDATE events_ticket SET expires_at_ms = 1").await;
+    let late = upgrade(address, pin, "/v1/events", &offering(&stale)).await;
+    assert_eq!(late.err(), Some(401));
+
+    // No other route takes a ticket in place of the token.
+    let elsewhere = ticket(&server, &ben).await;
+    let threads = server
+        .http1()
+        .get(format!("{}/v1/threads", server.url))
+        .header("sec-websocket-protocol", offering(&elsewhere).1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(threads.status(), 401);
+
+    // A ticket outlives nothing: after logout, the session it was for is over.
+    let orphan = ticket(&server, &ben).await;
+    ben.client.logout().await.unwrap();
+    let ended = upgrade(address, pin, "/v1/events", &offering(&orphan)).await;
+    assert_eq!(ended.err(), Some(401));
+    server.stop().await;
 }
 
 /// The next event within `wait`, `Err(code)` if the server closed the

@@ -8,6 +8,7 @@ use sqlx::Connection;
 backend_tests!(
     migrations_run_once_and_the_installation_id_is_stable,
     expired_login_challenges_are_swept,
+    expired_events_tickets_are_swept,
 );
 
 /// The SQLite file and its log are the server user's alone, whatever the
@@ -80,6 +81,57 @@ async fn expired_login_challenges_are_swept(backend: Backend) {
     }
     // The unexpired one is still there, and serves.
     assert_eq!(count(fresh.challenge_id.clone()).await, 1);
+    server.stop().await;
+}
+
+/// Live-events tickets nobody used are swept once expired.
+async fn expired_events_tickets_are_swept(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let mut config = env.config();
+    config.sweep_every = std::time::Duration::from_millis(100);
+    let server = env.start_with(config, axum::Router::new()).await;
+    let admin = crate::people::first_admin(&server).await;
+    let ask = || async {
+        server
+            .http()
+            .post(format!("{}/v1/events/ticket", server.url))
+            .bearer_auth(admin.token())
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    };
+    ask().await;
+    // It expired long ago (behind the server's back); a fresh one follows.
+    execute(&env, "UPDATE events_ticket SET expires_at_ms = 1").await;
+    ask().await;
+    let count = |condition: &'static str| {
+        let env = &env;
+        async move {
+            sqlx::any::install_default_drivers();
+            let mut connection = sqlx::AnyConnection::connect(env.database_url())
+                .await
+                .unwrap();
+            let count: i64 = sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM events_ticket WHERE {condition}"
+            ))
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+            connection.close().await.unwrap();
+            count
+        }
+    };
+    let started = std::time::Instant::now();
+    while count("expires_at_ms = 1").await > 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the expired ticket was never swept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(count("expires_at_ms > 1").await, 1, "the fresh one stays");
     server.stop().await;
 }
 
