@@ -96,6 +96,9 @@ impl Cli {
 pub enum Command {
     /// Check that the server is up and its database answers.
     Health,
+    /// Print the digest of the web app the server serves, to compare with
+    /// the one it printed at start or with a build of the same sources.
+    WebDigest,
     /// Enroll this device with a one-time code from an administrator.
     Enroll(EnrollArgs),
     /// Log in (challenge-response with this profile's device key).
@@ -172,6 +175,7 @@ pub struct EnrollArgs {
 pub async fn run(cli: Cli) -> Result<String, CliError> {
     match &cli.command {
         Command::Health => health(&cli).await,
+        Command::WebDigest => web_digest(&cli).await,
         Command::Unlock => {
             let mut session = Session::open(&cli.options()).await?;
             if session.given == Given::Set {
@@ -258,8 +262,61 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
 }
 
 async fn health(cli: &Cli) -> Result<String, CliError> {
-    // The profile's server, as it trusts it, unless told otherwise; no
-    // passphrase needed.
+    let client = stand_alone_client(cli)?;
+    client.health().await?;
+    client.ready().await?;
+    Ok(format!(
+        "{} is healthy: serving TLS, database ready",
+        client.server().as_str().trim_end_matches('/')
+    ))
+}
+
+/// `curbside web-digest`: fetches the web app's list of files and their
+/// SHA-256 (`/admin/SHA256SUMS`, as `sha256sum` prints them), checks every
+/// file served against it, and prints the list's own SHA-256: the digest
+/// the server prints at start, and what `sha256sum` of a build of the same
+/// sources gives. The page names its scripts by these files and each
+/// script names the next, so matching files mean the code is that build's.
+async fn web_digest(cli: &Cli) -> Result<String, CliError> {
+    let client = stand_alone_client(cli)?;
+    let sums = client.web_file("/admin/SHA256SUMS").await?;
+    let unreadable = || {
+        CliError::Client(ClientError::UnexpectedResponse {
+            status: reqwest::StatusCode::OK,
+            detail: "/admin/SHA256SUMS is not a list of SHA-256 sums and file names".to_owned(),
+        })
+    };
+    let text = std::str::from_utf8(&sums).map_err(|_| unreadable())?;
+    let mut files = 0;
+    for line in text.lines() {
+        let (hash, name) = line.split_once("  ").ok_or_else(unreadable)?;
+        if hash.len() != 64 || name.is_empty() || name.contains("..") {
+            return Err(unreadable());
+        }
+        let served = client.web_file(&format!("/admin/{name}")).await?;
+        let actual = hex::encode(ring::digest::digest(&ring::digest::SHA256, &served).as_ref());
+        if actual != hash {
+            return Err(CliError::WebAppAltered(crate::show::printable(name)));
+        }
+        files += 1;
+    }
+    if files == 0 {
+        return Err(unreadable());
+    }
+    let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &sums).as_ref());
+    Ok(format!(
+        "Web app served by {}: {files} files, each matching its SHA-256\n\
+         Digest: {digest}\n\
+         It should equal the \"Web app SHA-256\" the server printed at start, and what a build of \
+         the same sources gives: (cd server/console && find . -type f -printf '%P\\n' | LC_ALL=C sort \
+         | xargs sha256sum) | sha256sum",
+        client.server().as_str().trim_end_matches('/')
+    ))
+}
+
+/// A client for the commands that need no profile: the profile's server,
+/// as it trusts it, unless told otherwise; no passphrase needed.
+fn stand_alone_client(cli: &Cli) -> Result<Client, CliError> {
     let note = profile(&cli.options())
         .ok()
         .and_then(|profile| profile.server_note());
@@ -278,13 +335,7 @@ async fn health(cli: &Cli) -> Result<String, CliError> {
             note.and_then(|note| note.ca_cert),
         )
     };
-    let client = Client::new(&server, &Trust::from_options(pin, ca))?;
-    client.health().await?;
-    client.ready().await?;
-    Ok(format!(
-        "{} is healthy: serving TLS, database ready",
-        client.server().as_str().trim_end_matches('/')
-    ))
+    Ok(Client::new(&server, &Trust::from_options(pin, ca))?)
 }
 
 async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {

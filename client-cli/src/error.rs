@@ -31,6 +31,12 @@ pub enum CliError {
     /// No home directory.
     #[error("no home directory: pass --home DIR or set CURBSIDE_HOME")]
     NoHome,
+    /// A file of the web app is not the one its list names.
+    #[error(
+        "the web app this server serves does not match its own list: {0} differs from its \
+         SHA-256 in /admin/SHA256SUMS; do not use the web app, and tell your security team"
+    )]
+    WebAppAltered(String),
     /// The stored key is unusable.
     #[error("this profile's device key is damaged; enroll again with a new code")]
     BadKey,

@@ -250,9 +250,11 @@ async fn serve(overrides: Overrides) -> ExitCode {
              TLS certificate: {}\n\
              TLS certificate SHA-256 fingerprint: {fingerprint}\n\
              Check it from a client with: curbside --server https://{address} --pin-sha256 {fingerprint} health\n\
-             Audit log key (record it to verify exports): {}\n",
+             Audit log key (record it to verify exports): {}\n\
+             Web app SHA-256 (compare with: curbside web-digest): {}\n",
             tls.certificate_path.display(),
             server.audit_key(),
+            crate::http::web_app_digest(),
         ));
     }
     if let Some(code) = server.first_admin_code() {

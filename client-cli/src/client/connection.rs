@@ -204,10 +204,22 @@ impl Client {
             .map_err(|error| self.transport_error(&error))
     }
 
-    pub(super) async fn decode<T: DeserializeOwned>(
-        &self,
-        mut response: reqwest::Response,
-    ) -> Result<T, ClientError> {
+    /// `GET` one of the web app's public files (`/admin/...`): its bytes.
+    pub async fn web_file(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let response = self
+            .send_raw(reqwest::Method::GET, path, None::<&()>)
+            .await?;
+        let status = response.status();
+        let body = self.body(response).await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(refusal(status, &body))
+        }
+    }
+
+    /// A response's body, up to [`MAX_RESPONSE_BYTES`].
+    async fn body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
         let status = response.status();
         let mut body = Vec::new();
         while let Some(chunk) = response
@@ -223,6 +235,15 @@ impl Client {
             }
             body.extend_from_slice(&chunk);
         }
+        Ok(body)
+    }
+
+    pub(super) async fn decode<T: DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<T, ClientError> {
+        let status = response.status();
+        let body = self.body(response).await?;
         if status.is_success() {
             return curbside_proto::json::decode(&body).map_err(|error| {
                 ClientError::UnexpectedResponse {

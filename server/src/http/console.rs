@@ -1,4 +1,5 @@
-//! The administrators' web console under `/admin/`: files built from `web/`
+//! The web app, under `/admin/` and at `/`: the administrators' console and
+//! the clinicians' end-to-end encrypted client, files built from `web/`
 //! and embedded in the binary (`console_assets`), so serving it needs no
 //! npm and no files beside the binary.
 //!
@@ -27,22 +28,58 @@ pub struct ConsoleHeaders;
 /// Where the console lives.
 pub const PREFIX: &str = "/admin";
 
+/// The web app's files with their SHA-256, as `sha256sum` prints them
+/// (`HEX  NAME`, one a line, by name in byte order), served at
+/// `/admin/SHA256SUMS` for `curbside web-digest`.
+pub fn sums() -> &'static str {
+    static SUMS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SUMS.get_or_init(|| {
+        let mut files: Vec<(&str, &[u8])> = ASSETS
+            .iter()
+            .map(|(name, _, bytes)| (*name, *bytes))
+            .collect();
+        files.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        files
+            .iter()
+            .map(|(name, bytes)| {
+                let hash = ring::digest::digest(&ring::digest::SHA256, bytes);
+                format!("{}  {name}\n", hex::encode(hash.as_ref()))
+            })
+            .collect()
+    })
+}
+
+/// The web app's digest: the SHA-256 of [`sums`], which the server prints
+/// at start so that an administrator can compare it with what
+/// `curbside web-digest` computes from the files served, or with a build
+/// of the same sources (`sha256sum` of the files, then of that list).
+pub fn digest() -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, sums().as_bytes()).as_ref())
+}
+
 /// The console's Content-Security-Policy: its own scripts, styles, images
 /// and API calls, nothing else; no inline script or style; no framing.
 pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// The console's answer to `request`, if it is a `GET` or `HEAD` under
-/// `/admin` for the page or one of its files; `None` for anything else.
-/// Called from the router's fallback, so no API request pays for it.
+/// The web app's answer to `request`, if it is a `GET` or `HEAD` of `/`
+/// (where clinicians open it) or under `/admin` for the page or one of its
+/// files; `None` for anything else. Called from the router's fallback, so
+/// no API request pays for it.
 pub fn serve(request: &Request) -> Option<Response> {
-    let rest = request.uri().path().strip_prefix(PREFIX)?;
-    if !(rest.is_empty() || rest.starts_with('/')) {
-        return None;
-    }
     let head = request.method() == Method::HEAD;
     if request.method() != Method::GET && !head {
+        return None;
+    }
+    if request.uri().path() == "/" {
+        // The same page: it shows a clinician their threads and an
+        // administrator or auditor the console.
+        return find("index.html")
+            .map(|(content_type, bytes, _)| answer(content_type, bytes, false, head));
+    }
+    let rest = request.uri().path().strip_prefix(PREFIX)?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
     }
     if rest.is_empty() {
@@ -55,6 +92,14 @@ pub fn serve(request: &Request) -> Option<Response> {
         );
     }
     let file = rest.trim_start_matches('/');
+    if file == "SHA256SUMS" {
+        return Some(answer(
+            "text/plain; charset=utf-8",
+            sums().as_bytes(),
+            false,
+            head,
+        ));
+    }
     if let Some((content_type, bytes, immutable)) = find(file) {
         return Some(answer(content_type, bytes, immutable, head));
     }

@@ -41,6 +41,7 @@ use curbside_proto::{ErrorBody, ErrorCode, RequestId};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
+pub use console::digest as web_app_digest;
 use error::{Error, InternalCause};
 use extract::BodyLimit;
 pub use state::AppState;
