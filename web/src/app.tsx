@@ -1,11 +1,13 @@
-// The console's shell: enrollment and sign-in, then the navigation and the
-// page the route names, for the signed-in user's role.
+// The web app's shell: enrollment and sign-in, then for the signed-in
+// user's role either the clinicians' threads (loaded on demand) or the
+// administrators' console: its navigation and the page the route names.
 
+import type { ComponentType } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 
 import * as api from './api';
-import { Confirm } from './components/Confirm';
 import { ErrorText, Loading } from './components/Bits';
+import { ForgetDialog } from './components/ForgetBrowser';
 import { PinAuditKey } from './components/PinAuditKey';
 import * as device from './device';
 import type { StoredDevice } from './device';
@@ -18,7 +20,7 @@ import { PersonPage } from './pages/Person';
 import { Placeholder } from './pages/Placeholder';
 import { PolicyPage } from './pages/Policy';
 import { href, type PageName, type Route, useRoute } from './route';
-import { canReview, type Me } from './state';
+import type { Me } from './state';
 import type { Whoami } from './types';
 
 type Phase =
@@ -52,7 +54,7 @@ export function App() {
 
   useEffect(() => {
     if (!device.cryptoAvailable()) {
-      setStartError('The console needs a secure (HTTPS) page and WebCrypto; open it over HTTPS in a current browser.');
+      setStartError('Curbside needs a secure (HTTPS) page and WebCrypto; open it over HTTPS in a current browser.');
       return;
     }
     device.loadDevice().then(
@@ -100,7 +102,7 @@ export function App() {
   if (startError !== null) {
     return (
       <main id="main" class="container narrow">
-        <h1>Curbside console</h1>
+        <h1>Curbside</h1>
         <ErrorText error={startError} />
       </main>
     );
@@ -109,7 +111,7 @@ export function App() {
     case 'starting':
       return (
         <main id="main" class="container narrow">
-          <h1>Curbside console</h1>
+          <h1>Curbside</h1>
           <Loading what="this browser’s enrollment" />
         </main>
       );
@@ -124,8 +126,58 @@ export function App() {
     case 'sign-in':
       return <SignInScreen device={phase.device} notice={phase.notice} onSignedIn={onSignedIn} onForgotten={forgotten} />;
     case 'signed-in':
-      return <Shell me={phase.me} onForgotten={forgotten} />;
+      // Clinicians get their threads; the console is for administrators
+      // and auditors. Keyed by the session's user and device: a new
+      // sign-in starts the app afresh.
+      return phase.me.role === 'clinician' ? (
+        <ClinicianLoader
+          key={`${phase.me.userId}/${phase.me.deviceId}`}
+          me={phase.me}
+          device={phase.device}
+          onForgotten={forgotten}
+        />
+      ) : (
+        <Shell me={phase.me} onForgotten={forgotten} />
+      );
   }
+}
+
+interface ClinicianProps {
+  me: Me;
+  device: StoredDevice;
+  onForgotten: () => void;
+}
+
+/**
+ * The clinicians' app, loaded when first needed: a chunk of its own
+ * (with the MLS library), so administrators' browsers never load it.
+ * Signing out (or the idle logoff) unmounts it, which locks it.
+ */
+function ClinicianLoader(props: ClinicianProps) {
+  const [loaded, setLoaded] = useState<ComponentType<ClinicianProps> | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let cancelled = false;
+    import('./clinician/ClinicianApp').then(
+      (module) => !cancelled && setLoaded(() => module.ClinicianApp),
+      (caught: unknown) =>
+        !cancelled && setError(`The messaging screens could not be loaded: ${api.messageOf(caught)} Reload the page.`),
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, []);
+
+  if (loaded === null) {
+    return (
+      <main id="main" class="container narrow">
+        <h1>Curbside</h1>
+        {error === null ? <Loading what="the messaging screens" /> : <ErrorText error={error} />}
+      </main>
+    );
+  }
+  const ClinicianApp = loaded;
+  return <ClinicianApp {...props} />;
 }
 
 type SignedIn = (stored: StoredDevice, whoami: Whoami) => void;
@@ -149,7 +201,7 @@ function EnrollScreen({
   const [signingIn, setSigningIn] = useState(false);
   useEffect(() => {
     document.title =
-      enrolled === null ? 'Enroll this browser — Curbside console' : 'Pin the audit key — Curbside console';
+      enrolled === null ? 'Enroll this browser — Curbside' : 'Pin the audit key — Curbside';
   }, [enrolled]);
 
   const submit = async (event: Event) => {
@@ -195,7 +247,7 @@ function EnrollScreen({
       <h1>Enroll this browser</h1>
       {notice !== null && <p role="status">{notice}</p>}
       <p>
-        The console has no passwords. This browser becomes one of your devices, as the command line does: it makes a key
+        Curbside has no passwords. This browser becomes one of your devices, as the command line does: it makes a key
         that never leaves it, and signs in with that key. Enroll it once with a one-time enrollment code from an
         administrator (or the first administrator’s code the server printed when it was installed).
       </p>
@@ -248,7 +300,7 @@ function SignInScreen({
   const [error, setError] = useState<string | null>(null);
   const [forgetting, setForgetting] = useState(false);
   useEffect(() => {
-    document.title = 'Sign in — Curbside console';
+    document.title = 'Sign in — Curbside';
   }, []);
 
   const signIn = async () => {
@@ -266,7 +318,7 @@ function SignInScreen({
 
   return (
     <main id="main" class="container narrow">
-      <h1>Sign in to the Curbside console</h1>
+      <h1>Sign in to Curbside</h1>
       {notice !== null && <p role="status">{notice}</p>}
       <p>
         This browser is enrolled as a device of <strong>{stored.displayName}</strong>. Signing in answers the server’s
@@ -294,32 +346,11 @@ function SignInScreen({
   );
 }
 
-function ForgetDialog({ onClose, onForgotten }: { onClose: () => void; onForgotten: () => void }) {
-  return (
-    <Confirm
-      title="Forget this browser?"
-      confirmLabel="Forget this browser"
-      onClose={onClose}
-      onConfirm={async () => {
-        await api.signOut(null);
-        await device.forgetBrowser();
-        onForgotten();
-      }}
-    >
-      <p>
-        This deletes this browser’s key and signs out. To use the console here again you will need a new enrollment
-        code. The device stays listed on the server until an administrator removes it.
-      </p>
-    </Confirm>
-  );
-}
-
+/** The administrators' and auditors' console. */
 function Shell({ me, onForgotten }: { me: Me; onForgotten: () => void }) {
-  const route = useRoute();
+  const shown = useRoute();
   const main = useRef<HTMLElement>(null);
   const [forgetting, setForgetting] = useState(false);
-  const reviewer = canReview(me);
-  const shown: Route = reviewer ? route : { page: 'policy' };
   const first = useRef(true);
 
   useEffect(() => {
@@ -342,7 +373,6 @@ function Shell({ me, onForgotten }: { me: Me; onForgotten: () => void }) {
   };
 
   const current = shown.page === 'people-detail' ? 'people' : shown.page;
-  const nav = reviewer ? NAV : NAV.filter((item) => item.page === 'policy');
 
   return (
     <>
@@ -365,7 +395,7 @@ function Shell({ me, onForgotten }: { me: Me; onForgotten: () => void }) {
         </div>
         <nav aria-label="Main" class="container">
           <ul class="nav-pages">
-            {nav.map((item) => (
+            {NAV.map((item) => (
               <li key={item.page}>
                 <a href={href(item.page)} aria-current={current === item.page ? 'page' : undefined}>
                   {item.label}
@@ -376,12 +406,6 @@ function Shell({ me, onForgotten }: { me: Me; onForgotten: () => void }) {
         </nav>
       </header>
       <main id="main" class="container" ref={main} tabIndex={-1}>
-        {!reviewer && (
-          <p role="note" class="notice">
-            The console is for administrators and auditors; as a {roleName(me.role).toLowerCase()} you can read and
-            accept the messaging policy here.
-          </p>
-        )}
         <Page route={shown} me={me} />
       </main>
       <footer class="container site-footer">

@@ -2,6 +2,8 @@
 
 const number = new Intl.NumberFormat();
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const clock = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
+const dayAndClock = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
 export function count(value: number): string {
   return number.format(value);
@@ -10,6 +12,12 @@ export function count(value: number): string {
 /** A time in the browser's locale and zone. */
 export function localTime(ms: number): string {
   return dateTime.format(new Date(ms));
+}
+
+/** A time briefly, for lists and messages: the clock alone if it is today. */
+export function shortTime(ms: number, now: number = Date.now()): string {
+  const when = new Date(ms);
+  return when.toDateString() === new Date(now).toDateString() ? clock.format(when) : dayAndClock.format(when);
 }
 
 /** A time as ISO 8601 in UTC. */

@@ -3,90 +3,21 @@
 //
 //   node web/tests/console.mjs enroll-admin|review|deactivate|verify
 //
-// Inputs come from the environment (CONSOLE_URL, PROFILE_DIR, CHROMIUM and
+// Inputs come from the environment (APP_URL, PROFILE_DIR, CHROMIUM and
 // each phase's own; `enroll-admin` compares the audit key it pins with
 // AUDIT_KEY when that is set); the last line printed is the phase's
 // result as JSON.
 // Every phase fails on a request to any other origin, on a console error
-// (CSP violations included) or an uncaught page error, and `review` on any
-// serious or critical axe-core violation. The browser trusts the server's
-// test CA through $HOME/.pki/nssdb: no certificate error is ignored.
+// (CSP violations included) or an uncaught page error (browser.mjs), and
+// `review` on any serious or critical axe-core violation. The browser
+// trusts the server's test CA through $HOME/.pki/nssdb: no certificate
+// error is ignored.
 
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
-import { chromium } from 'playwright-core';
+import { BrowserSession, escapeRegExp, need, runPhase } from './browser.mjs';
 
-const require = createRequire(import.meta.url);
-const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-
-function need(name) {
-  const value = process.env[name];
-  if (value === undefined || value === '') {
-    throw new Error(`${name} is not set`);
-  }
-  return value;
-}
-
-function escapeRegExp(text) {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-class Console {
-  constructor(context, page, origin) {
-    this.context = context;
-    this.page = page;
-    this.origin = origin;
-    this.problems = [];
-  }
-
-  static async launch() {
-    const url = new URL(need('CONSOLE_URL'));
-    const context = await chromium.launchPersistentContext(need('PROFILE_DIR'), {
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      headless: true,
-      args: ['--no-sandbox'],
-      acceptDownloads: true,
-      viewport: { width: 1280, height: 800 },
-    });
-    const page = context.pages()[0] ?? (await context.newPage());
-    const session = new Console(context, page, url.origin);
-    context.on('request', (request) => {
-      const target = request.url();
-      if (target.startsWith('data:') || target.startsWith('blob:')) {
-        return;
-      }
-      if (new URL(target).origin !== url.origin) {
-        session.problems.push(`a request went to another origin: ${target}`);
-      }
-    });
-    page.on('console', (message) => {
-      if (message.type() === 'error') {
-        session.problems.push(`console error: ${message.text()}`);
-      }
-    });
-    page.on('pageerror', (error) => session.problems.push(`page error: ${error.message}`));
-    page.setDefaultTimeout(30_000);
-    return session;
-  }
-
-  /** Fails if anything went wrong behind the scenes so far. */
-  check() {
-    if (this.problems.length > 0) {
-      throw new Error(`the page misbehaved:\n  ${this.problems.join('\n  ')}`);
-    }
-  }
-
-  async open() {
-    await this.page.goto(need('CONSOLE_URL'));
-    await this.page.getByRole('heading', { level: 1 }).first().waitFor();
-  }
-
-  async heading(name) {
-    await this.page.getByRole('heading', { level: 1, name, exact: true }).waitFor();
-  }
-
+class Console extends BrowserSession {
   async signIn() {
     await this.open();
     await this.page.getByRole('button', { name: 'Sign in', exact: true }).click();
@@ -97,44 +28,6 @@ class Console {
   async goTo(label, heading = label) {
     await this.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
     await this.heading(heading);
-  }
-
-  /** Waits until no part of the page says it is loading. */
-  async settled() {
-    await this.page.waitForFunction(() => document.querySelectorAll('[aria-busy="true"]').length === 0);
-  }
-
-  /** Runs axe-core on the page; fails on serious or critical violations. */
-  async axe(name) {
-    await this.settled();
-    // Evaluated through the DevTools protocol, which the page's CSP does
-    // not govern (a <script> tag would be refused, as it should be).
-    await this.page.evaluate(AXE_SOURCE);
-    const violations = await this.page.evaluate(async () => {
-      const results = await axe.run(document);
-      return results.violations.map((violation) => ({
-        id: violation.id,
-        impact: violation.impact,
-        help: violation.help,
-        nodes: violation.nodes.map((node) => `${node.target.join(' ')}: ${node.failureSummary ?? ''}`),
-      }));
-    });
-    const bad = violations.filter((violation) => violation.impact === 'serious' || violation.impact === 'critical');
-    for (const violation of violations) {
-      const line = `axe ${name}: ${violation.impact} ${violation.id}: ${violation.help}\n    ${violation.nodes.join('\n    ')}`;
-      process.stderr.write(`${line}\n`);
-    }
-    if (bad.length > 0) {
-      throw new Error(`${name}: ${bad.length} serious or critical accessibility violation(s): ${bad.map((v) => v.id).join(', ')}`);
-    }
-  }
-
-  async screenshot(name) {
-    const dir = process.env.SCREENSHOT_DIR;
-    if (dir) {
-      await this.settled();
-      await this.page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
-    }
   }
 
   /** Audit page: verifies the whole log; what the page says. */
@@ -158,9 +51,6 @@ class Console {
     };
   }
 
-  async close() {
-    await this.context.close();
-  }
 }
 
 async function enrollAdmin(c) {
@@ -218,7 +108,7 @@ async function review(c) {
   const policyText = need('POLICY_TEXT');
 
   await c.open();
-  await c.heading('Sign in to the Curbside console');
+  await c.heading('Sign in to Curbside');
   await c.axe('sign-in');
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await c.heading('Overview');
@@ -339,33 +229,4 @@ async function verify(c) {
 
 const PHASES = { 'enroll-admin': enrollAdmin, review, deactivate, verify };
 
-async function main() {
-  const phase = process.argv[2];
-  const run = PHASES[phase];
-  if (run === undefined) {
-    throw new Error(`usage: node console.mjs ${Object.keys(PHASES).join('|')}`);
-  }
-  const c = await Console.launch();
-  try {
-    const result = await run(c);
-    c.check();
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-  } catch (error) {
-    const shown = await c.page
-      .locator('body')
-      .innerText({ timeout: 2_000 })
-      .catch(() => '(the page could not be read)');
-    process.stderr.write(`the page showed:\n${shown}\n`);
-    if (c.problems.length > 0) {
-      process.stderr.write(`and behind the scenes:\n  ${c.problems.join('\n  ')}\n`);
-    }
-    throw error;
-  } finally {
-    await c.close();
-  }
-}
-
-main().catch((error) => {
-  process.stderr.write(`console.mjs ${process.argv[2] ?? ''}: ${error?.stack ?? error}\n`);
-  process.exit(1);
-});
+await runPhase('console.mjs', Console, PHASES);

@@ -4,19 +4,74 @@
 /// Each file: its path under `/admin/`, its content type, its bytes.
 pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
     (
+        "assets/ClinicianApp-J4ZI2ZVu.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/ClinicianApp-J4ZI2ZVu.js"),
+    ),
+    (
+        "assets/__vite-browser-external-ZFvLPkcS.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/__vite-browser-external-ZFvLPkcS.js"),
+    ),
+    (
+        "assets/chacha-Cdi3lqr1.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/chacha-Cdi3lqr1.js"),
+    ),
+    (
+        "assets/chacha20poly1305_ts-mls-BEf-f2qE.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/chacha20poly1305_ts-mls-BEf-f2qE.js"),
+    ),
+    (
+        "assets/dhkem-x448_ts-mls-CYDWP4ss.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/dhkem-x448_ts-mls-CYDWP4ss.js"),
+    ),
+    (
+        "assets/ed25519-BC9W1w1e.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/ed25519-BC9W1w1e.js"),
+    ),
+    (
+        "assets/ed448-B1HheqXJ.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/ed448-B1HheqXJ.js"),
+    ),
+    (
         "assets/favicon-CfUPhHzI.svg",
         "image/svg+xml",
         include_bytes!("../../console/assets/favicon-CfUPhHzI.svg"),
     ),
     (
-        "assets/index-B3mLg8QC.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../console/assets/index-B3mLg8QC.css"),
+        "assets/hybridkem-x-wing_ts-mls-CTAkhz2k.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/hybridkem-x-wing_ts-mls-CTAkhz2k.js"),
     ),
     (
-        "assets/index-CVVpd9wU.js",
+        "assets/index-CI5Xkvi5.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/index-CVVpd9wU.js"),
+        include_bytes!("../../console/assets/index-CI5Xkvi5.js"),
+    ),
+    (
+        "assets/index-DflkZBKb.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../console/assets/index-DflkZBKb.css"),
+    ),
+    (
+        "assets/ml-dsa-sVw-3juW.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/ml-dsa-sVw-3juW.js"),
+    ),
+    (
+        "assets/ml-kem_ts-mls-DUBTLmej.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/ml-kem_ts-mls-DUBTLmej.js"),
+    ),
+    (
+        "assets/nist-CUsTkB5T.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/nist-CUsTkB5T.js"),
     ),
     (
         "index.html",

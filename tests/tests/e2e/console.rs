@@ -1,9 +1,7 @@
 //! The administrators' web console in a real browser: Debian's Chromium,
-//! driven by Playwright (`web/tests/console.mjs`, one phase per run),
-//! against the real server over TLS with a certificate from a test CA that
-//! the browser trusts through its NSS database (no certificate error is
-//! ignored). Runs when `CURBSIDE_CHROMIUM` names the browser (`.ci/run`
-//! sets it); otherwise it says it was skipped.
+//! driven by Playwright (`web/tests/console.mjs`, one phase per run, see
+//! [`crate::browser`]), against the real server over TLS with a
+//! certificate from a test CA that the browser trusts.
 //!
 //! The browser enrolls the first administrator with the first-run code,
 //! creates a clinician and issues their code; the CLI enrolls with it and
@@ -13,11 +11,13 @@
 //! then one row of the log is changed in the database and the browser
 //! names that entry, as the CLI does.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use curbside_cli::cli::CliError;
 use curbside_server::config::TlsSource;
-use curbside_tests::{Backend, TestEnv, TestServer, backend_tests, skipped};
+use curbside_tests::{Backend, TestEnv, TestServer, backend_tests};
+
+use crate::browser::Browser;
 
 backend_tests!(
     the_console_runs_an_administrators_day_in_chromium,
@@ -29,88 +29,10 @@ async fn curbside(server: &TestServer, home: &Path, args: &[&str]) -> Result<Str
     crate::cli::curbside(server, home, "clinician", crate::cli::PASSPHRASE, args).await
 }
 
-/// The browser and the driver, if this run is to use them.
-struct Browser {
-    chromium: String,
-    driver: PathBuf,
-    /// `$HOME` for the browser: its NSS database trusts the test CA.
-    home: tempfile::TempDir,
-    /// The browser profile, kept between phases (it holds the device key).
-    profile: tempfile::TempDir,
-    url: String,
-}
-
-impl Browser {
-    fn new(chromium: String, ca: &Path, url: String) -> Self {
-        let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/tests/console.mjs");
-        let home = tempfile::tempdir().unwrap();
-        let nssdb = home.path().join(".pki/nssdb");
-        std::fs::create_dir_all(&nssdb).unwrap();
-        let db = format!("sql:{}", nssdb.display());
-        certutil(&["-d", &db, "-N", "--empty-password"]);
-        certutil(&[
-            "-d",
-            &db,
-            "-A",
-            "-t",
-            "C,,",
-            "-n",
-            "curbside-test-ca",
-            "-i",
-            ca.to_str().unwrap(),
-        ]);
-        Self {
-            chromium,
-            driver,
-            home,
-            profile: tempfile::tempdir().unwrap(),
-            url,
-        }
-    }
-
-    /// Runs one phase of the driver; its last line of output, as JSON.
-    async fn phase(&self, phase: &str, vars: &[(&str, &str)]) -> serde_json::Value {
-        let mut command = std::process::Command::new("node");
-        command
-            .arg(&self.driver)
-            .arg(phase)
-            .env("HOME", self.home.path())
-            .env("CHROMIUM", &self.chromium)
-            .env("PROFILE_DIR", self.profile.path())
-            .env("CONSOLE_URL", &self.url);
-        for (name, value) in vars {
-            command.env(name, value);
-        }
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .unwrap()
-            .expect("node runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "phase {phase} failed:\n{stdout}\n{stderr}"
-        );
-        let last = stdout.lines().last().unwrap_or_default();
-        serde_json::from_str(last)
-            .unwrap_or_else(|error| panic!("phase {phase}: {error} in {stdout}\n{stderr}"))
-    }
-}
-
-fn certutil(args: &[&str]) {
-    let status = std::process::Command::new("certutil")
-        .args(args)
-        .status()
-        .expect("certutil (Debian's libnss3-tools) runs");
-    assert!(status.success(), "certutil {args:?}");
-}
-
 async fn the_console_runs_an_administrators_day_in_chromium(backend: Backend) {
-    let Ok(chromium) = std::env::var("CURBSIDE_CHROMIUM") else {
-        skipped(
-            "the_console_runs_an_administrators_day_in_chromium",
-            "CURBSIDE_CHROMIUM is not set (.ci/run sets it, with web/node_modules installed)",
-        );
+    let Some(chromium) =
+        crate::browser::chromium_for("the_console_runs_an_administrators_day_in_chromium")
+    else {
         return;
     };
     let env = TestEnv::new(backend).await;
@@ -123,7 +45,12 @@ async fn the_console_runs_an_administrators_day_in_chromium(backend: Backend) {
     };
     let server: TestServer = env.start_with(config, axum::Router::new()).await;
     let port = server.address.port();
-    let browser = Browser::new(chromium, &ca, format!("https://localhost:{port}/admin/"));
+    let browser = Browser::new(
+        chromium,
+        "console.mjs",
+        &ca,
+        format!("https://localhost:{port}/admin/"),
+    );
     let cli_home = tempfile::tempdir().unwrap();
     let cli_home = cli_home.path();
 
@@ -234,11 +161,11 @@ async fn the_console_runs_an_administrators_day_in_chromium(backend: Backend) {
     server.stop().await;
 }
 
-/// What `curl -skI https://.../admin/` shows, and the rest of the console's
-/// serving: its CSP allows only this origin's scripts and styles, the page
-/// is revalidated and the hashed assets are immutable, `/admin` redirects,
-/// app paths get the page, and anything else is the API's JSON 404 with
-/// the API's own headers.
+/// What `curl -skI https://.../admin/` shows, and the rest of the web
+/// app's serving: its CSP allows only this origin's scripts and styles, the
+/// page is revalidated and the hashed assets are immutable, `/admin`
+/// redirects, app paths and `/` get the page, and anything else is the
+/// API's JSON 404 with the API's own headers.
 async fn the_console_is_served_with_a_strict_policy_and_immutable_assets(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let server = env.start().await;
@@ -306,6 +233,37 @@ async fn the_console_is_served_with_a_strict_policy_and_immutable_assets(backend
     assert_eq!(redirect.unwrap().url().path(), "/admin/");
     let app_path = http.get(url("/admin/people")).send().await.unwrap();
     assert_eq!(app_path.status(), 200);
+    // Clinicians open the same page at the root, under the same policy.
+    let root = http.get(url("/")).send().await.unwrap();
+    assert_eq!(root.status(), 200);
+    assert_eq!(header(&root, "content-security-policy"), csp);
+    assert_eq!(header(&root, "cache-control"), "no-cache");
+    assert_eq!(root.text().await.unwrap(), page);
+
+    // `curbside web-digest` checks each file served against the list and
+    // prints the digest the server prints at start, which is also what
+    // `sha256sum` gives for the committed build's files.
+    let home = tempfile::tempdir().unwrap();
+    let said = curbside(&server, home.path(), &["web-digest"])
+        .await
+        .unwrap();
+    let digest = crate::cli::word_after(&said, "Digest: ");
+    assert_eq!(digest, curbside_server::http::web_app_digest());
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/console");
+    let mut names = Vec::new();
+    list_files(&built, "", &mut names);
+    names.sort();
+    assert!(said.contains(&format!("{} files", names.len())), "{said}");
+    let sums: String = names
+        .iter()
+        .map(|name| {
+            let bytes = std::fs::read(built.join(name)).unwrap();
+            let hash = ring::digest::digest(&ring::digest::SHA256, &bytes);
+            format!("{}  {name}\n", hex::encode(hash.as_ref()))
+        })
+        .collect();
+    let expected = ring::digest::digest(&ring::digest::SHA256, sums.as_bytes());
+    assert_eq!(digest, hex::encode(expected.as_ref()));
 
     let missing = http
         .get(url("/admin/assets/missing.js"))
@@ -323,4 +281,17 @@ async fn the_console_is_served_with_a_strict_policy_and_immutable_assets(backend
     let health = http.get(url("/v1/health")).send().await.unwrap();
     assert_eq!(header(&health, "cache-control"), "no-store");
     server.stop().await;
+}
+
+/// The files under `dir`, as paths relative to it (`assets/x.js`).
+fn list_files(dir: &Path, prefix: &str, names: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = format!("{prefix}{}", entry.file_name().to_str().unwrap());
+        if entry.file_type().unwrap().is_dir() {
+            list_files(&entry.path(), &format!("{name}/"), names);
+        } else {
+            names.push(name);
+        }
+    }
 }

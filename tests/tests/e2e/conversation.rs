@@ -40,6 +40,20 @@ impl Clinician {
         role: Role,
         department: &str,
     ) -> Self {
+        let pin = server.fingerprint.to_string();
+        Self::enroll_at(&server.url, &pin, admin, name, role, department).await
+    }
+
+    /// [`Clinician::enroll_as`] on the server at `url` with this
+    /// certificate pin (a server process of its own, say).
+    pub async fn enroll_at(
+        url: &str,
+        pin: &str,
+        admin: &Person,
+        name: &str,
+        role: Role,
+        department: &str,
+    ) -> Self {
         let user = admin
             .client
             .create_user(&curbside_proto::identity::NewUser {
@@ -56,8 +70,8 @@ impl Clinician {
             .await
             .unwrap();
         let clinician = Self {
-            url: server.url.clone(),
-            pin: server.fingerprint.to_string(),
+            url: url.to_owned(),
+            pin: pin.to_owned(),
             home: tempfile::tempdir().unwrap(),
             user_id: user.user_id,
         };

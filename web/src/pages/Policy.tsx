@@ -16,7 +16,8 @@ import type { PolicyPending, PolicyState, PolicyVersion, PolicyVersions } from '
 /** A section's data, or why it is not shown (403: not this role's). */
 type Loaded<T> = { kind: 'loading' } | { kind: 'ok'; value: T } | { kind: 'hidden' } | { kind: 'error'; message: string };
 
-function useLoad<T>(path: string | null, reload: number): Loaded<T> {
+/** Loads `path` (none if null) again whenever `reload` changes. */
+export function useLoad<T>(path: string | null, reload: number): Loaded<T> {
   const [state, setState] = useState<Loaded<T>>({ kind: 'loading' });
   useEffect(() => {
     if (path === null) {
@@ -245,7 +246,8 @@ function Publish({ current, onPublished }: { current: PolicyVersion | null; onPu
   );
 }
 
-function Accept({ version, accepted, onAccepted }: { version: number; accepted: number | null; onAccepted: () => void }) {
+/** Accepting the current version (a clinician's; the clinician app's gate shows it too). */
+export function Accept({ version, accepted, onAccepted }: { version: number; accepted: number | null; onAccepted: () => void }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   if (accepted === version) {

@@ -1,0 +1,1 @@
+throw Error(`Could not resolve "@hpke/chacha20poly1305" imported by "ts-mls". Is it installed?`);

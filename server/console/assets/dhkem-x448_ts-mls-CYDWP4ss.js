@@ -1,0 +1,1 @@
+throw Error(`Could not resolve "@hpke/dhkem-x448" imported by "ts-mls". Is it installed?`);

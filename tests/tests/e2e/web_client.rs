@@ -1,0 +1,238 @@
+//! The clinicians' web app in a real browser, with MLS (ts-mls) in the
+//! page, in one thread with colleagues on the OpenMLS-based CLI: Debian's
+//! Chromium driven through `web/tests/client.mjs` (see [`crate::browser`]),
+//! against the real server binary over TLS with a certificate from a test
+//! CA the browser trusts, its log written at every level.
+//!
+//! Dr. Ana Alvarez enrolls the browser, starts a thread with Dr. Ben Brown
+//! and writes a random marker; Ben reads it and answers from the CLI, and
+//! the answer reaches the open page live; Ana adds Dr. Cal Chen (CLI), who
+//! reads what follows, and removes him, after which he cannot read what
+//! she writes. The marker is in no database file or row and no log line,
+//! only in Ben's output; the page, reloaded and signed in again, shows the
+//! history from its encrypted store (and what Ben wrote meanwhile, counted
+//! unread), whose raw IndexedDB and files hold neither the marker nor the
+//! answer; both sides show one safety number.
+
+use std::path::Path;
+
+use curbside_proto::identity::{NewUser, Role};
+use curbside_tests::{Backend, ServerProcess, TestEnv, backend_tests};
+
+use crate::browser::Browser;
+use crate::conversation::Clinician;
+
+backend_tests!(a_clinician_in_the_browser_talks_with_colleagues_on_the_cli);
+
+const SERVER: &str = env!("CARGO_BIN_EXE_curbside-server-under-test");
+const BROWSER_PASSPHRASE: &str = "ward 7 night shift keys";
+
+/// How many times `needle` occurs in the files under `dir`.
+fn occurrences_under(dir: &Path, needle: &[u8]) -> usize {
+    let mut found = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found += occurrences_under(&path, needle);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            found += bytes
+                .windows(needle.len())
+                .filter(|window| *window == needle)
+                .count();
+        }
+    }
+    found
+}
+
+async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Backend) {
+    let Some(chromium) =
+        crate::browser::chromium_for("a_clinician_in_the_browser_talks_with_colleagues_on_the_cli")
+    else {
+        return;
+    };
+    let env = TestEnv::new(backend).await;
+    let files = tempfile::tempdir().unwrap();
+    let ca = crate::certificates::write_ca_and_leaf(files.path(), "curbside-test-ca");
+    let (cert, key) = (files.path().join("leaf.pem"), files.path().join("leaf.key"));
+    let log = files.path().join("server.log");
+    let server = ServerProcess::start_logging(
+        &env,
+        SERVER,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        true,
+        Some(&log),
+    );
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    let pin = server.fingerprint.to_string();
+
+    let mut admin = crate::people::enroll_with(
+        server.client(),
+        server.first_admin_code.as_deref().unwrap(),
+        Some("Dr. First Admin"),
+    )
+    .await;
+    admin.login().await;
+    let ana = admin
+        .client
+        .create_user(&NewUser {
+            display_name: "Dr. Ana Alvarez".to_owned(),
+            role: Role::Clinician,
+            department: "Emergency".to_owned(),
+            licence_number: None,
+        })
+        .await
+        .unwrap();
+    let code = admin
+        .client
+        .issue_enrollment_code(&ana.user_id)
+        .await
+        .unwrap()
+        .code;
+    let enroll = |name: &'static str| {
+        Clinician::enroll_at(
+            &server.url,
+            &pin,
+            &admin,
+            name,
+            Role::Clinician,
+            "Cardiology",
+        )
+    };
+    let ben = enroll("Dr. Ben Brown").await;
+    let cal = enroll("Dr. Cal Chen").await;
+    // Their devices publish key packages.
+    ben.ok(&["threads"]).await;
+    cal.ok(&["threads"]).await;
+
+    let unique = format!("{:x}{:x}", std::process::id(), rand_u64());
+    let marker = format!("MARKER-web-{unique}");
+    let reply = format!("REPLY-cli-{unique}");
+    let after = format!("AFTER-removal-{unique}");
+    let subject = "Bed 4, chest pain";
+    let screenshots = match std::env::var("CURBSIDE_UPDATE_SCREENSHOTS") {
+        Ok(_) if backend == Backend::Sqlite => {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/client")
+        }
+        _ => files.path().join("screenshots"),
+    };
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let vars = [
+        ("CODE", code.as_str()),
+        ("PASSPHRASE", BROWSER_PASSPHRASE),
+        ("SUBJECT", subject),
+        ("MARKER", marker.as_str()),
+        ("COLLEAGUE", "Dr. Ben Brown"),
+        ("THIRD", "Dr. Cal Chen"),
+        ("REPLY", reply.as_str()),
+        ("AFTER_REMOVAL", after.as_str()),
+        ("SCREENSHOT_DIR", screenshots.to_str().unwrap()),
+    ];
+    let browser = Browser::new(
+        chromium,
+        "client.mjs",
+        &ca,
+        format!("https://localhost:{port}/"),
+    );
+
+    // Ana starts the thread in the browser; Ben reads her marker and
+    // answers from the CLI while her page stays open.
+    let mut talk = browser.steps("talk", &vars);
+    let sent = talk.reached("sent").await;
+    let thread = sent["thread_id"].as_str().unwrap().to_owned();
+    let read = ben.ok(&["read", &thread]).await;
+    assert!(
+        read.contains(&marker) && read.contains("Dr. Ana Alvarez"),
+        "{read}"
+    );
+    assert!(ben.ok(&["threads"]).await.contains(subject));
+    ben.ok(&["send", &thread, &reply]).await;
+    talk.next().await;
+
+    // Cal, added from the browser, reads what follows.
+    talk.reached("added").await;
+    let read = cal.ok(&["read", &thread]).await;
+    assert!(read.contains("Welcome, Dr. Cal Chen"), "{read}");
+    assert!(
+        !read.contains(&marker),
+        "Cal reads nothing from before he joined: {read}"
+    );
+    talk.next().await;
+
+    // Removed from the browser, he cannot read what she writes next.
+    talk.reached("removed").await;
+    let shown = match cal.run(&["read", &thread]).await {
+        Ok(output) => output,
+        Err(error) => error.to_string(),
+    };
+    assert!(shown.contains("removed"), "{shown}");
+    assert!(!shown.contains(&after), "{shown}");
+    let read = ben.ok(&["read", &thread]).await;
+    assert!(read.contains(&after), "{read}");
+    talk.next().await;
+    let talked = talk.finished().await;
+
+    // One safety number on both sides.
+    let number = ben.ok(&["safety-number", "Dr. Ana Alvarez"]).await;
+    assert_eq!(
+        number.lines().nth(1).unwrap().trim(),
+        talked["safety_number"].as_str().unwrap(),
+        "{number}"
+    );
+
+    // While the browser is closed, Ben writes again. Signed in again, the
+    // page catches up (one unread), has the history from its encrypted
+    // store, and nothing it stores holds a message in the clear.
+    let away = format!("AWAY-cli-{unique}");
+    ben.ok(&["send", &thread, &away]).await;
+    let mut vars = vars.to_vec();
+    vars.push(("AWAY", away.as_str()));
+    let reloaded = browser.phase("reload", &vars).await;
+    assert_eq!(
+        reloaded["history"].as_array().unwrap().len(),
+        3,
+        "{reloaded}"
+    );
+    assert_eq!(reloaded["marker_in_indexeddb"], false, "{reloaded}");
+    assert!(reloaded["records"].as_u64().unwrap() >= 3, "{reloaded}");
+    assert_eq!(
+        occurrences_under(browser.profile.path(), marker.as_bytes()),
+        0
+    );
+    assert_eq!(
+        occurrences_under(browser.profile.path(), reply.as_bytes()),
+        0
+    );
+
+    // The server never held the marker in the clear, nor logged it.
+    drop(server);
+    assert_eq!(
+        crate::mls::marker_in_storage_of(&env, backend, &marker).await,
+        0
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("/v1/events/ticket"), "the log is there");
+    assert!(!logged.contains(&marker));
+    for page in [
+        "enroll",
+        "protect",
+        "new-thread",
+        "conversation",
+        "safety-number",
+        "threads",
+        "unlock",
+    ] {
+        assert!(screenshots.join(format!("{page}.png")).exists(), "{page}");
+    }
+}
+
+/// 64 random bits, for markers no run shares.
+fn rand_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).unwrap();
+    u64::from_le_bytes(bytes)
+}

@@ -1,0 +1,248 @@
+// One thread: its messages oldest first, what became of the user's own
+// (sent, delivered, read by whom), a form to write, and its members. Text
+// is shown as text, never as HTML: whatever a message holds, it cannot
+// become markup in this page.
+
+import { useEffect, useRef, useState } from 'preact/hooks';
+
+import * as api from '../api';
+import { ErrorText } from '../components/Bits';
+import { leftSentence, receiptText, ShortTime, subjectOf } from './bits';
+import { MembersPanel } from './MembersPanel';
+import type { MessageView, Messenger, ReceiptsView, ThreadView } from './model';
+import { THREADS_HREF } from './route';
+
+export function ConversationPage({ messenger, threadId }: { messenger: Messenger; threadId: string }) {
+  const thread = messenger.thread(threadId);
+  if (thread === null) {
+    return (
+      <>
+        <h1>Thread not found</h1>
+        <p>
+          This browser has no thread at this address: you may not be a member, or it has not arrived yet.{' '}
+          <a href={THREADS_HREF}>Back to your threads</a>.
+        </p>
+      </>
+    );
+  }
+  return <Conversation messenger={messenger} thread={thread} />;
+}
+
+function Conversation({ messenger, thread }: { messenger: Messenger; thread: ThreadView }) {
+  const threadId = thread.threadId;
+  const messages = messenger.messages(threadId);
+  const newest = messages.at(-1)?.seq ?? null;
+  const inThread = thread.left === null;
+  useReadAndReceipts(messenger, thread, newest);
+
+  return (
+    <>
+      <p class="back">
+        <a href={THREADS_HREF}>All threads</a>
+      </p>
+      <h1>{subjectOf(thread.subject)}</h1>
+      <p class="subtitle">
+        {thread.memberNames.length === 0 ? 'No one else is in this thread.' : `With ${thread.memberNames.join(', ')}`}
+      </p>
+      {thread.left !== null && (
+        <p role="note" class="notice">
+          {leftSentence(thread.left)} at <ShortTime ms={thread.left.atMs} />. You can read what arrived before, but not
+          write here.
+        </p>
+      )}
+      <div class={inThread ? 'conversation' : undefined}>
+        <section aria-labelledby="messages-heading">
+          <h2 id="messages-heading" class="visually-hidden">
+            Messages
+          </h2>
+          <MessageList messages={messages} receipts={messenger.receipts(threadId)} />
+          {inThread && <Compose messenger={messenger} threadId={threadId} />}
+        </section>
+        {inThread && <MembersPanel messenger={messenger} threadId={threadId} />}
+      </div>
+    </>
+  );
+}
+
+/**
+ * While the thread is on screen: marks it read when something new arrives
+ * and the page is visible (or becomes so), and fetches the receipts again
+ * on opening and whenever a message is added (the user's or another's).
+ */
+function useReadAndReceipts(messenger: Messenger, thread: ThreadView, newest: number | null): void {
+  const { threadId, unread } = thread;
+  const inThread = thread.left === null;
+
+  useEffect(() => {
+    if (!inThread) {
+      return;
+    }
+    // Receipts are a courtesy: a failure shows as no change, and the
+    // messenger reports a lost connection itself.
+    messenger.refreshReceipts(threadId).catch(() => undefined);
+  }, [messenger, threadId, newest, inThread]);
+
+  useEffect(() => {
+    if (!inThread || unread === 0) {
+      return undefined;
+    }
+    // A read receipt says a person saw it: not while the tab is hidden.
+    const mark = () => {
+      if (document.visibilityState === 'visible') {
+        messenger.markRead(threadId).catch(() => undefined);
+      }
+    };
+    mark();
+    document.addEventListener('visibilitychange', mark);
+    return () => document.removeEventListener('visibilitychange', mark);
+  }, [messenger, threadId, unread, newest, inThread]);
+}
+
+function MessageList({ messages, receipts }: { messages: MessageView[]; receipts: ReceiptsView | null }) {
+  const list = useRef<HTMLOListElement>(null);
+  const opened = useRef(false);
+  const newest = messages.at(-1)?.seq ?? null;
+
+  // Show the newest message (and the form under it) on opening, and when
+  // one arrives while the one before it was in view; never pull someone
+  // reading the history away from it.
+  useEffect(() => {
+    const items = list.current?.children;
+    const last = items?.[items.length - 1];
+    if (items === undefined || last === undefined) {
+      return undefined;
+    }
+    const before = items[items.length - 2];
+    const follow = !opened.current || before === undefined || before.getBoundingClientRect().top < window.innerHeight;
+    opened.current = true;
+    if (!follow) {
+      return undefined;
+    }
+    // In the next frame: after the shell has focused the heading, which
+    // scrolls the page up to it.
+    const frame = requestAnimationFrame(() => {
+      const area = last.closest('section') ?? last;
+      if (area.getBoundingClientRect().bottom > window.innerHeight) {
+        area.scrollIntoView({ block: 'end' });
+      }
+    });
+    return () => cancelAnimationFrame(frame);
+  }, [newest]);
+
+  return (
+    <>
+      {messages.length === 0 && <p class="muted">No messages yet.</p>}
+      {/* Always there, even empty, so that the first message is announced
+          too; only new messages are, not receipts changing under old ones. */}
+      <ol class="messages" ref={list} aria-live="polite" aria-relevant="additions">
+        {messages.map((message) => (
+          <MessageItem key={message.seq} message={message} receipts={receipts} />
+        ))}
+      </ol>
+    </>
+  );
+}
+
+function MessageItem({ message, receipts }: { message: MessageView; receipts: ReceiptsView | null }) {
+  const common = { 'data-seq': message.seq, 'data-kind': message.kind };
+  switch (message.kind) {
+    case 'text':
+      return (
+        <li {...common} class={message.mine ? 'message mine' : 'message'}>
+          <p class="message-meta">
+            <span class="person-name">{message.senderName}</span> <ShortTime ms={message.atMs} />
+          </p>
+          <p class="message-text">{message.text}</p>
+          {message.mine && <p class="receipt">{receiptText(message.seq, receipts)}</p>}
+        </li>
+      );
+    case 'undecryptable':
+      return (
+        <li {...common} class="message message-undecryptable">
+          <p class="message-meta">
+            <span class="person-name">{message.senderName}</span> <ShortTime ms={message.atMs} />
+          </p>
+          <p>
+            <span aria-hidden="true">⚠ </span>A message that could not be decrypted: {message.text}
+          </p>
+        </li>
+      );
+    case 'subject':
+    case 'added':
+    case 'removed':
+      return (
+        <li {...common} class="message-system">
+          {systemSentence(message)} · <ShortTime ms={message.atMs} />
+        </li>
+      );
+  }
+}
+
+/** A change to the thread as a sentence (`added`/`removed` come as one). */
+function systemSentence(message: MessageView): string {
+  return message.kind === 'subject' ? `${message.senderName} set the subject to “${message.text}”` : message.text;
+}
+
+function Compose({ messenger, threadId }: { messenger: Messenger; threadId: string }) {
+  const [text, setText] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const input = useRef<HTMLTextAreaElement>(null);
+  // Two quick Enters come before the re-render that disables the button.
+  const sending = useRef(false);
+
+  const send = async () => {
+    const sent = text;
+    if (sending.current || sent.trim() === '') {
+      return;
+    }
+    sending.current = true;
+    setBusy(true);
+    setError(null);
+    try {
+      await messenger.send(threadId, sent);
+      // Keep whatever was typed meanwhile; clear only what went out.
+      setText((now) => (now === sent ? '' : now));
+      input.current?.focus();
+    } catch (caught) {
+      // The text stays in the box, to send again.
+      setError(`Not sent: ${api.messageOf(caught)}`);
+    } finally {
+      sending.current = false;
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form
+      class="compose"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void send();
+      }}
+    >
+      <label for="compose-text">Message</label>
+      <textarea
+        id="compose-text"
+        ref={input}
+        rows={3}
+        aria-describedby="compose-help"
+        value={text}
+        onInput={(event) => setText(event.currentTarget.value)}
+        onKeyDown={(event) => {
+          // Enter sends; Shift+Enter is a new line; Enter that ends an
+          // input method's composition (Japanese, say) is not a send.
+          if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+            event.preventDefault();
+            void send();
+          }
+        }}
+      />
+      <small id="compose-help">Enter sends; Shift+Enter starts a new line.</small>
+      <ErrorText error={error} />
+      <button type="submit" disabled={busy} aria-busy={busy}>
+        Send
+      </button>
+    </form>
+  );
+}

@@ -1,0 +1,1119 @@
+// The clinician's messenger: this browser as an MLS device in Curbside's
+// threads, doing what the CLI's commands do (client-cli/src/conversation)
+// for the screens in this folder.
+//
+// - Everything it knows is kept in the encrypted vault (vault.ts): one
+//   record per thread (its MLS state, how far this device processed its
+//   log, the decrypted history) and one per unused key package (the
+//   private half a welcome is opened with). The MLS state is saved before
+//   anything it produced leaves (a message, a commit, key packages), so a
+//   closed tab cannot strand keys the server already holds.
+// - One piece of work at a time (`serial`): the live socket, the screens
+//   and catch-up all change the same states.
+// - A thread's log is processed in sequence order, from where this device
+//   stopped: others' commits are applied only if they add and remove just
+//   the devices declared to the server, and every member is checked
+//   against the directory (a different key is an error); an application
+//   message's MLS sender must be the device the server names. This
+//   device's own messages cannot be decrypted by it (MLS), so it keeps
+//   what it sent until the log reaches it; its own commit is applied only
+//   once the server accepted it, and only when the log reaches it, after
+//   what others sent before it in the old epoch.
+// - Live delivery is the WebSocket, opened with a single-use ticket (a
+//   browser's WebSocket cannot send an Authorization header, and a token
+//   never goes in a URL); nothing depends on it: catch-up reads the log.
+
+import * as api from '../api';
+import * as b64 from '../b64';
+import type { StoredDevice } from '../device';
+import type { Me } from '../state';
+import * as hex from './hex';
+import {
+  type ConnectionStatus,
+  type LeftInfo,
+  type MemberView,
+  type MessageKind,
+  type MessageView,
+  type Messenger,
+  type Person,
+  type ReceiptsView,
+  type ThreadView,
+} from './model';
+import { type Identity, MlsDevice, MlsError, epochOf, loadPrivatePackage, loadState, members, savePrivatePackage, saveState } from './mls';
+import type { Vault } from './vault';
+import type { ClientState } from 'ts-mls';
+
+/** Top up when fewer than this many key packages are left, as the CLI does. */
+const KEY_PACKAGES_LOW = 10;
+const KEY_PACKAGES_BATCH = 30;
+/** Entries asked for per page. */
+const PAGE = 100;
+/** A message or commit that meets a newer epoch (409) catches up and tries again this often. */
+const ATTEMPTS = 5;
+
+// ---- The API's shapes (curbside_proto::threads and ::identity) ----
+
+interface DirectoryDevice {
+  device_id: string;
+  device_name: string;
+  public_key: string;
+}
+interface DirectoryEntry {
+  user_id: string;
+  display_name: string;
+  role: string;
+  department: string;
+  devices: DirectoryDevice[];
+}
+interface ThreadEntry {
+  seq: number;
+  kind: 'commit' | 'application';
+  epoch: number;
+  sender_user: string;
+  sender_device: string;
+  created_at_ms: number;
+  body: string;
+  change?: { add: string[]; remove: string[] } | null;
+}
+interface MembershipEnded {
+  seq: number;
+  at_ms: number;
+  by_user?: string | null;
+  reason: string;
+}
+interface EntryPage {
+  entries: ThreadEntry[];
+  last_seq: number;
+  ended?: MembershipEnded | null;
+}
+interface WelcomeItem {
+  welcome_id: string;
+  thread_id: string;
+  epoch: number;
+  joined_seq: number;
+  welcome: string;
+}
+interface ThreadSummary {
+  thread_id: string;
+  epoch: number;
+  last_seq: number;
+  unread: number;
+}
+interface ThreadDetail {
+  summary: ThreadSummary;
+  members: { user_id: string; device_id: string; delivered_seq: number }[];
+  read: { user_id: string; read_seq: number }[];
+}
+type ServerEvent =
+  | { type: 'entry'; thread_id: string; entry: ThreadEntry }
+  | { type: 'welcome'; welcome: WelcomeItem }
+  | { type: 'receipt'; thread_id: string; kind: string; user_id: string; device_id: string; seq: number };
+
+// ---- What the vault keeps ----
+
+interface StoredMessage {
+  seq: number;
+  kind: MessageKind;
+  text: string;
+  senderUserId: string;
+  senderName: string;
+  atMs: number;
+}
+
+interface ThreadRecord {
+  threadId: string;
+  /** The MLS state (base64url of ts-mls's encoding); null once the thread was left. */
+  state: string | null;
+  /** The last log entry this device processed. */
+  processedSeq: number;
+  subject: string | null;
+  /** Display names of the members' users, by id, as last seen. */
+  names: Record<string, string>;
+  messages: StoredMessage[];
+  /** What this device sent that the log has not reached yet, by sequence number. */
+  own: Record<string, { kind: MessageKind; text: string; atMs: number }>;
+  /** This device's commit, accepted by the server (or unanswered: seq null), waiting for the log to reach it. */
+  pending: { seq: number | null; epoch: number; state: string; add: string[]; remove: string[] } | null;
+  left: { byUserId: string | null; atMs: number; reason: string } | null;
+  /** The highest read receipt sent. */
+  readSent: number;
+}
+
+interface StoredKeyPackage {
+  publicBytes: string;
+  init: string;
+  hpke: string;
+  lastResort: boolean;
+}
+
+const THREAD_PREFIX = 'thread/';
+const KEY_PACKAGE_PREFIX = 'kp/';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function pack(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+function unpack<T>(bytes: Uint8Array): T {
+  return JSON.parse(decoder.decode(bytes)) as T;
+}
+
+/** What travels inside an application message (`curbside_proto::content`). */
+type Content = { type: 'text'; text: string } | { type: 'subject'; subject: string };
+
+function readContent(bytes: Uint8Array): Content {
+  const text = decoder.decode(bytes);
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value === 'object' && value !== null) {
+      const keys = Object.keys(value).sort().join(',');
+      const record = value as Record<string, unknown>;
+      if (keys === 'text,type' && record['type'] === 'text' && typeof record['text'] === 'string') {
+        return { type: 'text', text: record['text'] };
+      }
+      if (keys === 'subject,type' && record['type'] === 'subject' && typeof record['subject'] === 'string') {
+        return { type: 'subject', subject: record['subject'] };
+      }
+    }
+  } catch {
+    // Not JSON: an older client's plain text.
+  }
+  return { type: 'text', text };
+}
+
+/** The receipt a device signs (`curbside_proto::threads::receipt_message`). */
+function receiptMessage(serverId: string, deviceId: string, threadId: string, kind: 'delivered' | 'read', through: number, timeMs: number): Uint8Array<ArrayBuffer> {
+  return encoder.encode(
+    `curbside receipt v1\nserver=${serverId}\ndevice=${deviceId}\nthread=${threadId}\nkind=${kind}\nthrough=${through}\ntime_ms=${timeMs}\n`,
+  );
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+export async function openMessenger(me: Me, device: StoredDevice, vault: Vault): Promise<Messenger> {
+  const mls = await MlsDevice.open(me.userId, me.deviceId, device.keyPair);
+  const engine = new Engine(me, device, vault, mls);
+  for (const name of await vault.names(THREAD_PREFIX)) {
+    const bytes = await vault.get(name);
+    if (bytes !== undefined) {
+      const record = unpack<ThreadRecord>(bytes);
+      engine.records.set(record.threadId, record);
+    }
+  }
+  engine.start();
+  return engine;
+}
+
+class Engine implements Messenger {
+  readonly me: Me;
+  readonly records = new Map<string, ThreadRecord>();
+  private readonly device: StoredDevice;
+  private readonly vault: Vault;
+  private readonly mls: MlsDevice;
+  private readonly listeners = new Set<() => void>();
+  private readonly unread = new Map<string, number>();
+  private readonly receiptViews = new Map<string, ReceiptsView>();
+  private readonly directory = new Map<string, { entry: DirectoryEntry | null; atMs: number }>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private connection: ConnectionStatus = 'connecting';
+  private error: string | null = null;
+  private socket: WebSocket | null = null;
+  private retryMs = 1000;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
+
+  constructor(me: Me, device: StoredDevice, vault: Vault, mls: MlsDevice) {
+    this.me = me;
+    this.device = device;
+    this.vault = vault;
+    this.mls = mls;
+  }
+
+  // ---- Messenger: what the screens read ----
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  status(): ConnectionStatus {
+    return this.connection;
+  }
+
+  lastError(): string | null {
+    return this.error;
+  }
+
+  threads(): ThreadView[] {
+    const views = [...this.records.values()].map((record) => this.view(record));
+    const activity = (view: ThreadView) => view.lastActivityMs ?? 0;
+    return views.sort((a, b) => Number(a.left !== null) - Number(b.left !== null) || activity(b) - activity(a));
+  }
+
+  thread(threadId: string): ThreadView | null {
+    const record = this.records.get(threadId);
+    return record === undefined ? null : this.view(record);
+  }
+
+  messages(threadId: string): MessageView[] {
+    const record = this.records.get(threadId);
+    if (record === undefined) {
+      return [];
+    }
+    return record.messages.map((message) => ({ ...message, mine: message.senderUserId === this.me.userId }));
+  }
+
+  members(threadId: string): MemberView[] {
+    const record = this.records.get(threadId);
+    const state = record === undefined ? null : this.stateOf(record);
+    if (record === undefined || state === null) {
+      return [];
+    }
+    const byUser = new Map<string, number>();
+    for (const member of members(state)) {
+      byUser.set(member.userId, (byUser.get(member.userId) ?? 0) + 1);
+    }
+    return [...byUser.entries()]
+      .map(([userId, devices]) => ({
+        userId,
+        displayName: userId === this.me.userId ? this.me.displayName : (record.names[userId] ?? 'A former colleague'),
+        devices,
+        me: userId === this.me.userId,
+      }))
+      .sort((a, b) => Number(b.me) - Number(a.me) || a.displayName.localeCompare(b.displayName));
+  }
+
+  receipts(threadId: string): ReceiptsView | null {
+    return this.receiptViews.get(threadId) ?? null;
+  }
+
+  async refreshReceipts(threadId: string): Promise<void> {
+    const record = this.records.get(threadId);
+    if (record === undefined || record.left !== null) {
+      return;
+    }
+    const detail = await api.getJson<ThreadDetail>(`/v1/threads/${api.seg(threadId)}`);
+    this.unread.set(threadId, detail.summary.unread);
+    const users = new Map<string, { deliveredSeq: number; readSeq: number }>();
+    for (const member of detail.members) {
+      if (member.user_id === this.me.userId) {
+        continue;
+      }
+      const seen = users.get(member.user_id);
+      users.set(member.user_id, {
+        deliveredSeq: Math.min(seen?.deliveredSeq ?? Number.MAX_SAFE_INTEGER, member.delivered_seq),
+        readSeq: 0,
+      });
+    }
+    for (const read of detail.read) {
+      const seen = users.get(read.user_id);
+      if (seen !== undefined) {
+        seen.readSeq = read.read_seq;
+      }
+    }
+    this.receiptViews.set(threadId, {
+      users: [...users.entries()].map(([userId, seqs]) => ({
+        userId,
+        displayName: record.names[userId] ?? 'A former colleague',
+        ...seqs,
+      })),
+    });
+    this.changed();
+  }
+
+  async searchDirectory(query: string): Promise<Person[]> {
+    const page = await api.getJson<{ entries: DirectoryEntry[] }>('/v1/directory', { q: query, limit: 50 });
+    return page.entries
+      .map((entry) => ({ userId: entry.user_id, displayName: entry.display_name, department: entry.department || null }));
+  }
+
+  async safetyNumber(userId: string): Promise<string> {
+    const other = await this.lookUp(userId, true);
+    const mine = await this.lookUp(this.me.userId, true);
+    if (other === null || mine === null) {
+      throw new Error('That colleague is not in the directory any more (deactivated?), so there is no safety number to compare.');
+    }
+    const keys = new Map<string, [string, string, Uint8Array]>();
+    for (const entry of [other, mine]) {
+      for (const device of entry.devices) {
+        keys.set(`${entry.user_id}\n${device.device_id}`, [entry.user_id, device.device_id, b64.decode(device.public_key)]);
+      }
+    }
+    // As the CLI: sorted by user then device (ids are unique), hashed after a label.
+    const sorted = [...keys.values()].sort((a, b) => (a[0] === b[0] ? compare(a[1], b[1]) : compare(a[0], b[0])));
+    const parts: Uint8Array[] = [encoder.encode('curbside safety number v1\n')];
+    for (const [user, device, key] of sorted) {
+      parts.push(encoder.encode(user), encoder.encode(device), key);
+    }
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', concat(parts)));
+    const groups: string[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      const value = ((digest[i * 4]! << 24) | (digest[i * 4 + 1]! << 16) | (digest[i * 4 + 2]! << 8) | digest[i * 4 + 3]!) >>> 0;
+      groups.push(String(value % 100_000).padStart(5, '0'));
+    }
+    return groups.join(' ');
+  }
+
+  // ---- Messenger: what the screens do ----
+
+  createThread(userIds: string[], subject: string): Promise<string> {
+    return this.serial(async () => {
+      const colleagues = [...new Set(userIds)].filter((id) => id !== this.me.userId);
+      if (colleagues.length === 0) {
+        throw new Error('Choose at least one colleague to start a thread with.');
+      }
+      // This user's other devices come along, as with the CLI.
+      const claimed = await this.claim(this.me.userId, false);
+      for (const userId of colleagues) {
+        claimed.push(...(await this.claim(userId, true)));
+      }
+      const threadId = hex.encode(crypto.getRandomValues(new Uint8Array(16)));
+      const made = await this.mls.create(
+        threadId,
+        claimed.map((package_) => package_.keyPackage),
+      );
+      await api.sendJson('POST', '/v1/threads', {
+        thread_id: threadId,
+        epoch: made.epoch,
+        devices: claimed.map((package_) => package_.identity.deviceId),
+        welcome: b64.encode(made.welcome),
+      });
+      const record: ThreadRecord = {
+        threadId,
+        state: b64.encode(saveState(made.state)),
+        processedSeq: 0,
+        subject: null,
+        names: {},
+        messages: [],
+        own: {},
+        pending: null,
+        left: null,
+        readSent: 0,
+      };
+      await this.rememberNames(record, made.state);
+      this.records.set(threadId, record);
+      await this.saveThread(record);
+      const trimmed = subject.trim();
+      if (trimmed !== '') {
+        await this.sendContent(record, { type: 'subject', subject: trimmed });
+      }
+      this.changed();
+      return threadId;
+    });
+  }
+
+  send(threadId: string, text: string): Promise<void> {
+    return this.serial(async () => {
+      if (text.trim() === '') {
+        throw new Error('Type a message first.');
+      }
+      const record = this.current(threadId);
+      await this.catchUp(record);
+      await this.sendContent(record, { type: 'text', text });
+    });
+  }
+
+  addMember(threadId: string, userId: string): Promise<void> {
+    return this.serial(async () => {
+      const record = this.current(threadId);
+      await this.catchUp(record);
+      const state = this.requireState(record);
+      if (members(state).some((member) => member.userId === userId)) {
+        throw new Error(`${record.names[userId] ?? 'That colleague'} is already in this thread.`);
+      }
+      const claimed = await this.claim(userId, true);
+      await this.commitChange(record, claimed, []);
+      if (record.subject !== null) {
+        // Newcomers read nothing from before they joined.
+        await this.sendContent(record, { type: 'subject', subject: record.subject });
+      }
+    });
+  }
+
+  removeMember(threadId: string, userId: string): Promise<void> {
+    return this.serial(async () => {
+      if (userId === this.me.userId) {
+        throw new Error('To leave a thread, use `curbside thread leave THREAD`; this page removes colleagues.');
+      }
+      const record = this.current(threadId);
+      await this.catchUp(record);
+      const leaves = members(this.requireState(record)).filter((member) => member.userId === userId);
+      if (leaves.length === 0) {
+        throw new Error(`${record.names[userId] ?? 'That colleague'} is not in this thread.`);
+      }
+      await this.commitChange(record, [], leaves);
+    });
+  }
+
+  markRead(threadId: string): Promise<void> {
+    return this.serial(async () => {
+      const record = this.records.get(threadId);
+      if (record === undefined || record.left !== null || record.processedSeq <= record.readSent) {
+        return;
+      }
+      const through = record.processedSeq;
+      await this.receipt(threadId, 'read', through);
+      record.readSent = through;
+      this.unread.set(threadId, 0);
+      await this.saveThread(record);
+      this.changed();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer !== null) {
+      clearTimeout(this.retryTimer);
+    }
+    this.socket?.close(1000, 'closed');
+    this.socket = null;
+    this.records.clear();
+    this.listeners.clear();
+  }
+
+  // ---- Starting, live delivery ----
+
+  start(): void {
+    void this.serial(() => this.syncAll()).catch((error: unknown) => this.fail(error));
+    this.connect();
+  }
+
+  private connect(): void {
+    if (this.closed) {
+      return;
+    }
+    this.connection = 'connecting';
+    this.changed();
+    void (async () => {
+      let ticket: string;
+      try {
+        ticket = (await api.sendJson<{ ticket: string }>('POST', '/v1/events/ticket')).ticket;
+      } catch (error) {
+        this.fail(error);
+        this.reconnectLater();
+        return;
+      }
+      if (this.closed) {
+        return;
+      }
+      const socket = new WebSocket(`wss://${location.host}/v1/events`, ['curbside.events', `curbside.ticket.${ticket}`]);
+      this.socket = socket;
+      socket.onopen = () => {
+        this.connection = 'live';
+        this.retryMs = 1000;
+        this.error = null;
+        this.changed();
+        // What came while the socket was down.
+        void this.serial(() => this.syncAll()).catch((error: unknown) => this.fail(error));
+      };
+      socket.onmessage = (message) => {
+        if (typeof message.data === 'string') {
+          this.onEvent(JSON.parse(message.data) as ServerEvent);
+        }
+      };
+      socket.onclose = (closing) => {
+        if (this.socket !== socket) {
+          return;
+        }
+        this.socket = null;
+        this.connection = 'offline';
+        this.changed();
+        if (closing.code === 4401) {
+          // The session was ended: sign-in again is the user's call.
+          api.dropSession('Your session was ended. Sign in again to continue.');
+          return;
+        }
+        if (closing.code === 4403) {
+          this.error = 'A new messaging policy waits for you: sign in again to read and accept it.';
+          this.changed();
+          return;
+        }
+        if (closing.code === 4402) {
+          void api.renewSession().then(() => this.connect(), (error: unknown) => this.fail(error));
+          return;
+        }
+        this.reconnectLater();
+      };
+    })();
+  }
+
+  private reconnectLater(): void {
+    if (this.closed || !api.signedIn()) {
+      return;
+    }
+    this.retryTimer = setTimeout(() => this.connect(), this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, 30_000);
+  }
+
+  private onEvent(event: ServerEvent): void {
+    const work = async () => {
+      switch (event.type) {
+        case 'entry': {
+          const record = this.records.get(event.thread_id);
+          if (record === undefined) {
+            await this.joinWelcomes();
+          } else if (record.left === null && event.entry.seq > record.processedSeq) {
+            await this.catchUp(record);
+          }
+          break;
+        }
+        case 'welcome':
+          await this.joinWelcomes();
+          break;
+        case 'receipt':
+          if (this.records.has(event.thread_id)) {
+            await this.refreshReceipts(event.thread_id);
+          }
+          break;
+      }
+    };
+    void this.serial(work).catch((error: unknown) => this.fail(error));
+  }
+
+  // ---- Catching up ----
+
+  private async syncAll(): Promise<void> {
+    await this.topUpKeyPackages();
+    await this.joinWelcomes();
+    let after: string | undefined;
+    const listed = new Set<string>();
+    for (;;) {
+      const page = await api.getJson<{ threads: ThreadSummary[]; next?: string | null }>('/v1/threads', {
+        limit: 500,
+        after,
+      });
+      for (const summary of page.threads) {
+        listed.add(summary.thread_id);
+        const record = this.records.get(summary.thread_id);
+        if (record !== undefined && record.left === null && summary.last_seq > record.processedSeq) {
+          await this.catchUp(record);
+        }
+        // The server's count, of the entries this catch-up read.
+        this.unread.set(summary.thread_id, summary.unread);
+      }
+      if (page.next === undefined || page.next === null) {
+        break;
+      }
+      after = page.next;
+    }
+    // Threads the server no longer lists for this device: it was removed
+    // or left; the log says how.
+    for (const record of this.records.values()) {
+      if (record.left === null && !listed.has(record.threadId)) {
+        await this.catchUp(record);
+      }
+    }
+    this.error = null;
+    this.changed();
+  }
+
+  private async topUpKeyPackages(): Promise<void> {
+    const count = await api.getJson<{ available: number; last_resort: boolean }>('/v1/key-packages');
+    if (count.available >= KEY_PACKAGES_LOW && count.last_resort) {
+      return;
+    }
+    const made: [string, StoredKeyPackage][] = [];
+    const packages: string[] = [];
+    let lastResort: string | null = null;
+    const wanted = count.available >= KEY_PACKAGES_LOW ? 0 : KEY_PACKAGES_BATCH;
+    for (let i = 0; i < wanted + (count.last_resort ? 0 : 1); i += 1) {
+      const made_ = await this.mls.keyPackage();
+      const private_ = savePrivatePackage(made_.privatePackage);
+      const isLastResort = i === wanted;
+      made.push([
+        made_.ref,
+        { publicBytes: b64.encode(made_.publicBytes), init: b64.encode(private_.init), hpke: b64.encode(private_.hpke), lastResort: isLastResort },
+      ]);
+      if (isLastResort) {
+        lastResort = b64.encode(made_.publicBytes);
+      } else {
+        packages.push(b64.encode(made_.publicBytes));
+      }
+    }
+    // Kept before they leave: a welcome made with one must find its private half.
+    await this.vault.putMany(made.map(([ref, stored]) => [KEY_PACKAGE_PREFIX + ref, pack(stored)]));
+    await api.sendJson('POST', '/v1/key-packages', { packages, last_resort: lastResort });
+  }
+
+  private async joinWelcomes(): Promise<void> {
+    const list = await api.getJson<{ welcomes: WelcomeItem[] }>('/v1/welcomes');
+    for (const item of list.welcomes) {
+      const held = this.records.get(item.thread_id);
+      const heldState = held === undefined ? null : this.stateOf(held);
+      // A welcome to a thread held at its epoch or later is stale.
+      if (held !== undefined && held.left === null && heldState !== null && epochOf(heldState) >= item.epoch) {
+        await api.send('POST', `/v1/welcomes/${api.seg(item.welcome_id)}/ack`);
+        continue;
+      }
+      const joined = await this.join(item).catch((error: unknown) => {
+        this.fail(new Error(`A thread could not be joined: ${api.messageOf(error)}`));
+        return null;
+      });
+      if (joined === null) {
+        // Refused for good (not this browser's package, a member's key differs from the directory's).
+        await api.send('POST', `/v1/welcomes/${api.seg(item.welcome_id)}/ack`);
+        continue;
+      }
+      const [state, ref, lastResort] = joined;
+      const record: ThreadRecord = held ?? {
+        threadId: item.thread_id,
+        state: null,
+        processedSeq: 0,
+        subject: null,
+        names: {},
+        messages: [],
+        own: {},
+        pending: null,
+        left: null,
+        readSent: 0,
+      };
+      record.state = b64.encode(saveState(state));
+      record.processedSeq = item.joined_seq;
+      record.left = null;
+      record.pending = null;
+      record.own = {};
+      await this.rememberNames(record, state);
+      this.records.set(record.threadId, record);
+      // The thread and the spent key package change together.
+      await this.vault.putMany([
+        [THREAD_PREFIX + record.threadId, pack(record)],
+        ...(lastResort ? [] : [[KEY_PACKAGE_PREFIX + ref, null] as [string, null]]),
+      ]);
+      await api.send('POST', `/v1/welcomes/${api.seg(item.welcome_id)}/ack`);
+      this.changed();
+      await this.catchUp(record);
+    }
+  }
+
+  private async join(item: WelcomeItem): Promise<[ClientState, string, boolean]> {
+    const { welcome, refs } = this.mls.welcomeRefs(b64.decode(item.welcome));
+    for (const ref of refs) {
+      const bytes = await this.vault.get(KEY_PACKAGE_PREFIX + ref);
+      if (bytes === undefined) {
+        continue;
+      }
+      const stored = unpack<StoredKeyPackage>(bytes);
+      const state = await this.mls.join(
+        welcome,
+        b64.decode(stored.publicBytes),
+        loadPrivatePackage({ init: b64.decode(stored.init), hpke: b64.decode(stored.hpke) }),
+      );
+      await this.checkMembers(state);
+      return [state, ref, stored.lastResort];
+    }
+    throw new MlsError('the welcome was made for a key package this browser does not hold');
+  }
+
+  /** Processes the thread's log from where this device stopped. */
+  private async catchUp(record: ThreadRecord): Promise<void> {
+    if (record.left !== null) {
+      return;
+    }
+    const from = record.processedSeq;
+    for (;;) {
+      const page = await api.getJson<EntryPage>(`/v1/threads/${api.seg(record.threadId)}/entries`, {
+        after: record.processedSeq,
+        limit: PAGE,
+      });
+      try {
+        for (const entry of page.entries) {
+          if (page.ended !== undefined && page.ended !== null && entry.seq >= page.ended.seq && entry.kind === 'commit' && entry.sender_device !== this.me.deviceId) {
+            // The commit that removed this device: nothing after it is ours.
+            record.processedSeq = entry.seq;
+            break;
+          }
+          await this.process(record, entry);
+        }
+      } finally {
+        // What was processed is kept even when an entry stops the catch-up.
+        await this.saveThread(record);
+        this.changed();
+      }
+      const ended = page.ended;
+      if (ended !== undefined && ended !== null && record.processedSeq >= ended.seq) {
+        record.left = { byUserId: ended.by_user ?? null, atMs: ended.at_ms, reason: ended.reason };
+        if (ended.by_user) {
+          await this.nameOf(record, ended.by_user);
+        }
+        record.state = null;
+        record.pending = null;
+        await this.saveThread(record);
+        this.changed();
+        return;
+      }
+      if (page.entries.length < PAGE) {
+        break;
+      }
+    }
+    if (record.processedSeq > from) {
+      await this.receipt(record.threadId, 'delivered', record.processedSeq).catch((error: unknown) => this.fail(error));
+    }
+  }
+
+  private async process(record: ThreadRecord, entry: ThreadEntry): Promise<void> {
+    if (entry.seq !== record.processedSeq + 1) {
+      throw new Error('the thread’s log skipped an entry; reload the page');
+    }
+    const state = this.requireState(record);
+    if (entry.sender_device === this.me.deviceId) {
+      if (entry.kind === 'application') {
+        const sent = record.own[String(entry.seq)];
+        delete record.own[String(entry.seq)];
+        if (sent === undefined) {
+          // Sent, then the tab closed before it was kept: MLS gives the
+          // sender no way to read its own message again.
+          this.record(record, { seq: entry.seq, kind: 'undecryptable', text: 'a message this browser sent and did not keep', senderUserId: this.me.userId, atMs: entry.created_at_ms });
+        } else if (!(sent.kind === 'subject' && !this.newSubject(record, sent.text))) {
+          this.record(record, { seq: entry.seq, kind: sent.kind, text: sent.text, senderUserId: this.me.userId, atMs: entry.created_at_ms });
+        }
+      } else {
+        const pending = record.pending;
+        if (pending === null || (pending.seq !== null && pending.seq !== entry.seq) || pending.epoch !== entry.epoch) {
+          throw new Error('this browser’s own commit in the log is not the one it made; it is out of step with this thread');
+        }
+        const next = loadState(b64.decode(pending.state));
+        record.pending = null;
+        await this.applied(record, state, next, entry);
+      }
+    } else if (entry.kind === 'commit') {
+      const next = await this.mls.applyCommit(state, b64.decode(entry.body), entry.sender_device, entry.change ?? { add: [], remove: [] });
+      await this.checkMembers(next);
+      await this.applied(record, state, next, entry);
+    } else {
+      try {
+        const { state: next, plaintext, sender } = await this.mls.decrypt(state, b64.decode(entry.body));
+        if (sender.deviceId !== entry.sender_device || sender.userId !== entry.sender_user) {
+          throw new MlsError('the message’s MLS sender is not the device the server names');
+        }
+        record.state = b64.encode(saveState(next));
+        const content = readContent(plaintext);
+        const name = await this.nameOf(record, entry.sender_user);
+        if (content.type === 'subject') {
+          if (this.newSubject(record, content.subject)) {
+            this.record(record, { seq: entry.seq, kind: 'subject', text: content.subject, senderUserId: entry.sender_user, atMs: entry.created_at_ms }, name);
+          }
+        } else {
+          this.record(record, { seq: entry.seq, kind: 'text', text: content.text, senderUserId: entry.sender_user, atMs: entry.created_at_ms }, name);
+          // Until the next list from the server says otherwise.
+          this.unread.set(record.threadId, (this.unread.get(record.threadId) ?? 0) + 1);
+        }
+      } catch (error) {
+        // Kept as such; the thread goes on.
+        const name = await this.nameOf(record, entry.sender_user);
+        this.record(record, { seq: entry.seq, kind: 'undecryptable', text: `This message could not be decrypted (${api.messageOf(error)}).`, senderUserId: entry.sender_user, atMs: entry.created_at_ms }, name);
+      }
+    }
+    record.processedSeq = entry.seq;
+  }
+
+  /** A commit took effect: the new state, and who was added and removed, in words. */
+  private async applied(record: ThreadRecord, before: ClientState, after: ClientState, entry: { seq: number; sender_user: string; created_at_ms: number }): Promise<void> {
+    record.state = b64.encode(saveState(after));
+    await this.rememberNames(record, after);
+    const users = (state: ClientState) => new Set(members(state).map((member) => member.userId));
+    const was = users(before);
+    const now = users(after);
+    const by = await this.nameOf(record, entry.sender_user);
+    for (const userId of now) {
+      if (!was.has(userId)) {
+        this.record(record, { seq: entry.seq, kind: 'added', text: `${by} added ${await this.nameOf(record, userId)}`, senderUserId: entry.sender_user, atMs: entry.created_at_ms }, by);
+      }
+    }
+    for (const userId of was) {
+      if (!now.has(userId)) {
+        this.record(record, { seq: entry.seq, kind: 'removed', text: `${by} removed ${await this.nameOf(record, userId)}`, senderUserId: entry.sender_user, atMs: entry.created_at_ms }, by);
+      }
+    }
+  }
+
+  // ---- Sending ----
+
+  private async sendContent(record: ThreadRecord, content: Content): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      const { state, ciphertext } = await this.mls.encrypt(this.requireState(record), pack(content));
+      // Saved before it leaves: a spent key is never used twice.
+      record.state = b64.encode(saveState(state));
+      await this.saveThread(record);
+      try {
+        const appended = await api.sendJson<{ seq: number }>('POST', `/v1/threads/${api.seg(record.threadId)}/messages`, {
+          epoch: epochOf(state),
+          ciphertext: b64.encode(ciphertext),
+        });
+        const kind: MessageKind = content.type === 'subject' ? 'subject' : 'text';
+        const text = content.type === 'subject' ? content.subject : content.text;
+        record.own[String(appended.seq)] = { kind, text, atMs: Date.now() };
+        await this.saveThread(record);
+        await this.catchUp(record);
+        this.changed();
+        return;
+      } catch (error) {
+        if (error instanceof api.ApiError && error.status === 409 && attempt < ATTEMPTS) {
+          // A commit moved the thread on: read it, then send again.
+          await this.catchUp(record);
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+
+  private async commitChange(record: ThreadRecord, add: Claimed[], remove: (Identity & { leaf: number })[]): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      const state = this.requireState(record);
+      const leaves = remove.map((member) => members(state).find((now) => now.deviceId === member.deviceId)?.leaf).filter((leaf): leaf is number => leaf !== undefined);
+      const made = await this.mls.commit(
+        state,
+        add.map((claimed) => claimed.keyPackage),
+        leaves,
+      );
+      const change = { add: add.map((claimed) => claimed.identity.deviceId), remove: remove.map((member) => member.deviceId) };
+      record.pending = { seq: null, epoch: epochOf(state), state: b64.encode(saveState(made.state)), ...change };
+      await this.saveThread(record);
+      try {
+        const appended = await api.sendJson<{ seq: number }>('POST', `/v1/threads/${api.seg(record.threadId)}/commits`, {
+          epoch: epochOf(state),
+          commit: b64.encode(made.commit),
+          change,
+          welcome: made.welcome === null ? null : b64.encode(made.welcome),
+        });
+        record.pending.seq = appended.seq;
+        await this.saveThread(record);
+        // Messages others sent in the old epoch come first; the log then reaches the commit.
+        await this.catchUp(record);
+        this.changed();
+        return;
+      } catch (error) {
+        if (error instanceof api.ApiError && error.status !== 0) {
+          // The server said no: the commit is dropped.
+          record.pending = null;
+          await this.saveThread(record);
+          if (error.status === 409 && attempt < ATTEMPTS) {
+            await this.catchUp(record);
+            continue;
+          }
+        }
+        // No answer: it stays pending; the next catch-up applies it if the log holds it.
+        throw error;
+      }
+    }
+  }
+
+  private async receipt(threadId: string, kind: 'delivered' | 'read', through: number): Promise<void> {
+    const timeMs = Date.now();
+    const signature = new Uint8Array(
+      await crypto.subtle.sign(
+        { name: 'Ed25519' },
+        this.device.keyPair.privateKey,
+        receiptMessage(this.device.serverId, this.me.deviceId, threadId, kind, through, timeMs),
+      ),
+    );
+    await api.send('POST', `/v1/threads/${api.seg(threadId)}/${kind}`, { seq: through, time_ms: timeMs, signature: b64.encode(signature) });
+  }
+
+  // ---- The directory ----
+
+  /** Key packages for each device of a user, each checked against the directory. */
+  private async claim(userId: string, required: boolean): Promise<Claimed[]> {
+    const entry = await this.lookUp(userId, true);
+    if (entry === null) {
+      throw new Error('No active user has that id: mistyped, or the user was deactivated.');
+    }
+    const answer = await api.sendJson<{ packages: { device_id: string; key_package: string }[]; without_packages: string[] }>(
+      'POST',
+      '/v1/key-packages/claim',
+      { user_id: userId },
+    );
+    const claimed: Claimed[] = [];
+    for (const item of answer.packages) {
+      const { keyPackage, identity } = await this.mls.readKeyPackage(b64.decode(item.key_package));
+      const listed = entry.devices.find((device) => device.device_id === item.device_id);
+      if (
+        listed === undefined ||
+        identity.userId !== userId ||
+        identity.deviceId !== item.device_id ||
+        !sameBytes(identity.publicKey, b64.decode(listed.public_key))
+      ) {
+        throw new MlsError(`a key package for ${entry.display_name}’s device does not match the directory; tell your administrator`);
+      }
+      claimed.push({ keyPackage, identity });
+    }
+    if (required && claimed.length === 0) {
+      throw new Error(`${entry.display_name} has no device ready for new threads yet (none has signed in since enrolling). Try again once they have.`);
+    }
+    return claimed;
+  }
+
+  /**
+   * Every member against the directory: a key that differs from the
+   * directory's is an error; a user or device no longer listed is left
+   * for a member to remove (as the CLI warns).
+   */
+  private async checkMembers(state: ClientState): Promise<void> {
+    for (const member of members(state)) {
+      const entry = await this.lookUp(member.userId, false);
+      const listed = entry?.devices.find((device) => device.device_id === member.deviceId);
+      if (listed !== undefined && !sameBytes(b64.decode(listed.public_key), member.publicKey)) {
+        throw new MlsError(`${entry?.display_name ?? 'a member'}’s device key in this thread differs from the directory’s: do not use this thread, and tell your administrator`);
+      }
+    }
+  }
+
+  /** A directory entry, kept a minute (fresh when `fresh`); null for no active user. */
+  private async lookUp(userId: string, fresh: boolean): Promise<DirectoryEntry | null> {
+    const kept = this.directory.get(userId);
+    if (kept !== undefined && !fresh && Date.now() - kept.atMs < 60_000) {
+      return kept.entry;
+    }
+    let entry: DirectoryEntry | null;
+    try {
+      entry = await api.getJson<DirectoryEntry>(`/v1/directory/users/${api.seg(userId)}`);
+    } catch (error) {
+      if (error instanceof api.ApiError && error.status === 404) {
+        entry = null;
+      } else {
+        throw error;
+      }
+    }
+    this.directory.set(userId, { entry, atMs: Date.now() });
+    return entry;
+  }
+
+  private async nameOf(record: ThreadRecord, userId: string): Promise<string> {
+    if (userId === this.me.userId) {
+      return this.me.displayName;
+    }
+    const known = record.names[userId];
+    if (known !== undefined) {
+      return known;
+    }
+    const entry = await this.lookUp(userId, false);
+    const name = entry?.display_name ?? 'A former colleague';
+    if (entry !== null) {
+      record.names[userId] = name;
+    }
+    return name;
+  }
+
+  private async rememberNames(record: ThreadRecord, state: ClientState): Promise<void> {
+    for (const member of members(state)) {
+      await this.nameOf(record, member.userId);
+    }
+  }
+
+  // ---- Records ----
+
+  /**
+   * Takes a subject the log brought; whether it changed the thread's (it
+   * is sent again with every add, for the newcomers, and shown only when
+   * it is new).
+   */
+  private newSubject(record: ThreadRecord, subject: string): boolean {
+    const changed = record.subject !== subject;
+    record.subject = subject;
+    return changed;
+  }
+
+  private record(record: ThreadRecord, message: Omit<StoredMessage, 'senderName'>, senderName?: string): void {
+    record.messages.push({ ...message, senderName: senderName ?? (message.senderUserId === this.me.userId ? this.me.displayName : 'A colleague') });
+  }
+
+  private view(record: ThreadRecord): ThreadView {
+    const state = this.stateOf(record);
+    const others = state === null ? Object.keys(record.names) : [...new Set(members(state).map((member) => member.userId))];
+    const memberNames = others
+      .filter((userId) => userId !== this.me.userId)
+      .map((userId) => record.names[userId] ?? 'A former colleague')
+      .sort((a, b) => a.localeCompare(b));
+    const last = record.messages[record.messages.length - 1];
+    const lastText = [...record.messages].reverse().find((message) => message.kind === 'text');
+    let left: LeftInfo | null = null;
+    if (record.left !== null) {
+      left = {
+        byName: record.left.byUserId === null ? null : (record.names[record.left.byUserId] ?? (record.left.byUserId === this.me.userId ? this.me.displayName : null)),
+        atMs: record.left.atMs,
+        reason: record.left.reason,
+      };
+    }
+    return {
+      threadId: record.threadId,
+      subject: record.subject,
+      memberNames,
+      unread: this.unread.get(record.threadId) ?? 0,
+      lastActivityMs: last?.atMs ?? null,
+      preview: lastText === undefined ? null : (lastText.text.split('\n')[0] ?? ''),
+      left,
+    };
+  }
+
+  private stateOf(record: ThreadRecord): ClientState | null {
+    return record.state === null ? null : loadState(b64.decode(record.state));
+  }
+
+  private requireState(record: ThreadRecord): ClientState {
+    const state = this.stateOf(record);
+    if (state === null) {
+      throw new Error('You are no longer in this thread.');
+    }
+    return state;
+  }
+
+  private current(threadId: string): ThreadRecord {
+    const record = this.records.get(threadId);
+    if (record === undefined) {
+      throw new Error('This browser does not hold that thread.');
+    }
+    if (record.left !== null) {
+      throw new Error('You are no longer in this thread.');
+    }
+    return record;
+  }
+
+  private async saveThread(record: ThreadRecord): Promise<void> {
+    if (!this.closed) {
+      await this.vault.put(THREAD_PREFIX + record.threadId, pack(record));
+    }
+  }
+
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private fail(error: unknown): void {
+    if (this.closed) {
+      return;
+    }
+    this.error = api.messageOf(error);
+    this.changed();
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) {
+      listener();
+    }
+  }
+}
+
+interface Claimed {
+  keyPackage: import('ts-mls').KeyPackage;
+  identity: Identity;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}

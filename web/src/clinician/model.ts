@@ -1,0 +1,102 @@
+// What the clinician's screens see of their threads: the `Messenger`
+// (engine.ts) decrypts with MLS and keeps everything in the encrypted
+// vault (vault.ts); the screens only read these views and call its
+// methods. Nothing here is sent to the server in the clear except what
+// the API already sees (ids, sequence numbers, ciphertext).
+
+import type { Me } from '../state';
+
+/** A colleague, as the directory lists them. */
+export interface Person {
+  userId: string;
+  displayName: string;
+  department: string | null;
+}
+
+/** How this device's membership of a thread ended. */
+export interface LeftInfo {
+  /** Who ended it (a member's commit), if known. */
+  byName: string | null;
+  atMs: number;
+  /** `removed`, `left`, `deactivated`, `device_removed`. */
+  reason: string;
+}
+
+export interface ThreadView {
+  threadId: string;
+  /** The subject, decrypted locally; null until one arrived. */
+  subject: string | null;
+  /** The other members' display names (users, not devices), sorted. */
+  memberNames: string[];
+  unread: number;
+  /** When the newest entry this device read was made (ms), if any. */
+  lastActivityMs: number | null;
+  /** The newest text message's first line, for the list. */
+  preview: string | null;
+  left: LeftInfo | null;
+}
+
+export type MessageKind = 'text' | 'subject' | 'added' | 'removed' | 'undecryptable';
+
+export interface MessageView {
+  /** The thread log's sequence number. */
+  seq: number;
+  kind: MessageKind;
+  /**
+   * `text`: the message as written (several lines allowed); `subject`:
+   * the new subject; `added`/`removed`: a sentence ("Dr. Ana Alvarez added
+   * Dr. Cal Chen"); `undecryptable`: why.
+   */
+  text: string;
+  senderUserId: string;
+  senderName: string;
+  atMs: number;
+  mine: boolean;
+}
+
+/** A member user of a thread, by the MLS group (checked against the directory). */
+export interface MemberView {
+  userId: string;
+  displayName: string;
+  /** How many of their devices are in the group. */
+  devices: number;
+  me: boolean;
+}
+
+/** Receipts of a thread, as the server last reported them. */
+export interface ReceiptsView {
+  /** Per other user: the lowest sequence all their devices processed, and what they read. */
+  users: { userId: string; displayName: string; deliveredSeq: number; readSeq: number }[];
+}
+
+export type ConnectionStatus = 'connecting' | 'live' | 'offline';
+
+export interface Messenger {
+  readonly me: Me;
+  /** Calls `listener` after every change of what the views below return. */
+  subscribe(listener: () => void): () => void;
+  status(): ConnectionStatus;
+  /** The last error of background work (live delivery, catch-up), or null. */
+  lastError(): string | null;
+  /** Threads, most recently active first; threads left come last. */
+  threads(): ThreadView[];
+  thread(threadId: string): ThreadView | null;
+  /** The thread's history, oldest first. */
+  messages(threadId: string): MessageView[];
+  members(threadId: string): MemberView[];
+  receipts(threadId: string): ReceiptsView | null;
+  refreshReceipts(threadId: string): Promise<void>;
+  /** Active colleagues whose name or department contains `query`. */
+  searchDirectory(query: string): Promise<Person[]>;
+  /** Starts a thread with these users (ids) and subject; resolves to its id. */
+  createThread(userIds: string[], subject: string): Promise<string>;
+  send(threadId: string, text: string): Promise<void>;
+  addMember(threadId: string, userId: string): Promise<void>;
+  removeMember(threadId: string, userId: string): Promise<void>;
+  /** Marks the thread read up to its newest entry (a read receipt). */
+  markRead(threadId: string): Promise<void>;
+  /** Six groups of five digits, the same as `curbside safety-number USER`. */
+  safetyNumber(userId: string): Promise<string>;
+  /** Stops live delivery and forgets the decrypted state in memory. */
+  close(): void;
+}

@@ -1,0 +1,244 @@
+// Drives the clinicians' web app in Debian's Chromium (headless) the way a
+// clinician would: by roles, labels and button names, with MLS running in
+// the page against colleagues on the CLI. Phases:
+//
+//   node web/tests/client.mjs talk|reload
+//
+// `talk` enrolls the browser, protects its messages with a passphrase,
+// starts a thread with a colleague and sends MARKER; then it stops at
+// steps (prints `STEP NAME JSON`, waits for a line on standard input) so
+// that the test can act with the CLI while the page stays open: `sent`
+// (the colleague reads and answers), `added` (a third clinician was added
+// and greeted), `removed` (they were removed and the thread went on).
+// `reload` signs in again in a new browser run, unlocks the messages with
+// the passphrase (a wrong one first), finds what came meanwhile (AWAY)
+// counted unread, and the history, and reads the app's IndexedDB raw.
+//
+// Inputs come from the environment (APP_URL, PROFILE_DIR, CHROMIUM, and
+// CODE, PASSPHRASE, SUBJECT, MARKER, COLLEAGUE, THIRD, REPLY,
+// AFTER_REMOVAL, AWAY, SCREENSHOT_DIR); every phase fails on a request to another
+// origin, a console error or an uncaught page error (browser.mjs), and on
+// any serious or critical axe-core violation of a screen it visits.
+
+import { createInterface } from 'node:readline';
+
+import { BrowserSession, need, runPhase } from './browser.mjs';
+
+const lines = createInterface({ input: process.stdin });
+const waiting = [];
+lines.on('line', () => waiting.shift()?.());
+
+/** Reports a step and waits until the test says go on. */
+function step(name, report = {}) {
+  const going = new Promise((resolve) => waiting.push(resolve));
+  process.stdout.write(`STEP ${name} ${JSON.stringify(report)}\n`);
+  return going;
+}
+
+class Client extends BrowserSession {
+  messages() {
+    return this.page.locator('ol.messages > li');
+  }
+
+  /** Waits for a message of this kind holding `text`. */
+  async message(kind, text, timeout = 30_000) {
+    const item = this.messages().filter({ hasText: text }).and(this.page.locator(`[data-kind="${kind}"]`));
+    await item.first().waitFor({ timeout });
+    return item.first();
+  }
+
+  async send(text) {
+    const box = this.page.getByLabel('Message', { exact: true });
+    await box.fill(text);
+    await this.page.getByRole('button', { name: 'Send', exact: true }).click();
+    // Sent: the box is emptied; refused: it keeps the text and says why.
+    await this.page.waitForFunction(
+      () => document.querySelector('#compose-text')?.value === '' || document.querySelector('.compose [role="alert"]'),
+    );
+    const refused = this.page.locator('.compose [role="alert"]');
+    if ((await refused.count()) > 0) {
+      throw new Error(`"${text}" was not sent: ${await refused.innerText()}`);
+    }
+    await this.message('text', text);
+  }
+
+  members() {
+    return this.page.getByRole('region', { name: 'Members' });
+  }
+
+  /** Searches `label`'s directory search for `name` and adds them. */
+  async addFrom(scope, label, name) {
+    await scope.getByLabel(label, { exact: true }).fill(name);
+    await scope.getByRole('button', { name: 'Search', exact: true }).click();
+    const found = scope.getByRole('list', { name: /^Colleagues matching/ }).getByRole('listitem').filter({ hasText: name });
+    await found.getByRole('button', { name: 'Add', exact: true }).click();
+  }
+
+  /** The thread's id, from the page's address. */
+  threadId() {
+    const match = /#\/threads\/([0-9a-f]{32})$/.exec(this.page.url());
+    if (!match) {
+      throw new Error(`the conversation's address names no thread: ${this.page.url()}`);
+    }
+    return match[1];
+  }
+}
+
+async function talk(c) {
+  const page = c.page;
+  const subject = need('SUBJECT');
+  const colleague = need('COLLEAGUE');
+  const third = need('THIRD');
+
+  // Enroll with the code, keep the audit key, protect the messages.
+  await c.open();
+  await c.heading('Enroll this browser');
+  await c.axe('enroll');
+  await c.screenshot('enroll');
+  await page.getByLabel('Enrollment code').fill(need('CODE'));
+  await page.getByRole('button', { name: 'Enroll this browser' }).click();
+  await c.heading('Pin the audit key');
+  await page.getByRole('button', { name: 'Pin this audit key' }).click();
+  await c.heading('Protect this browser’s messages');
+  await c.axe('protect');
+  await c.screenshot('protect');
+  await page.getByLabel('Passphrase', { exact: true }).fill(need('PASSPHRASE'));
+  await page.getByLabel('Repeat the passphrase', { exact: true }).fill(need('PASSPHRASE'));
+  await page.getByRole('button', { name: 'Protect my messages' }).click();
+  await c.heading('Threads');
+  await page.getByRole('status').filter({ hasText: /^Live$/ }).waitFor();
+
+  // A new thread with a colleague found in the directory.
+  await page.getByRole('link', { name: 'New thread', exact: true }).first().click();
+  await c.heading('New thread');
+  await page.getByLabel('Subject', { exact: true }).fill(subject);
+  await c.addFrom(page.getByRole('region', { name: 'Colleagues' }), 'Find colleagues', colleague);
+  await page.getByRole('region', { name: 'In this thread' }).getByText(colleague).waitFor();
+  await c.axe('new-thread');
+  await c.screenshot('new-thread');
+  await page.getByRole('button', { name: 'Start thread', exact: true }).click();
+  await c.heading(subject);
+  const threadId = c.threadId();
+  await c.send(need('MARKER'));
+  await step('sent', { thread_id: threadId });
+
+  // The colleague's answer arrives live: no reload, no navigation.
+  await c.message('text', need('REPLY'), 60_000);
+  // Their CLI read it: a read receipt under the first message.
+  await c
+    .messages()
+    .filter({ hasText: need('MARKER') })
+    .locator('p.receipt')
+    .filter({ hasText: `Read by ${colleague}` })
+    .waitFor({ timeout: 60_000 });
+
+  // A third clinician joins, is greeted, and is removed again.
+  await c.addFrom(c.members(), 'Add a colleague', third);
+  await c.message('added', third);
+  await c.send(`Welcome, ${third}`);
+  await step('added');
+  await c.members().getByRole('listitem').filter({ hasText: third }).getByRole('button', { name: 'Remove', exact: true }).first().click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Remove', exact: true }).click();
+  await page.getByRole('dialog').waitFor({ state: 'detached' });
+  await c.message('removed', third);
+  await c.send(need('AFTER_REMOVAL'));
+  await step('removed');
+
+  await c.axe('conversation');
+  await c.screenshot('conversation');
+  await c.members().getByRole('listitem').filter({ hasText: colleague }).getByRole('button', { name: 'Safety number', exact: true }).click();
+  const number = (await page.getByTestId('safety-number').innerText()).trim();
+  await c.axe('safety-number');
+  await c.screenshot('safety-number');
+  await page.getByRole('dialog').getByRole('button', { name: 'Close', exact: true }).click();
+
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Threads', exact: true }).click();
+  await c.heading('Threads');
+  await page.getByRole('link', { name: subject, exact: true }).waitFor();
+  await c.axe('threads');
+  await c.screenshot('threads');
+  return { thread_id: threadId, safety_number: number };
+}
+
+async function reload(c) {
+  const page = c.page;
+  const subject = need('SUBJECT');
+  await c.open();
+  await c.heading('Sign in to Curbside');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await c.heading('Unlock your messages');
+  await c.axe('unlock');
+  await c.screenshot('unlock');
+  await page.getByLabel('Passphrase', { exact: true }).fill(`${need('PASSPHRASE')} and a typo`);
+  await page.getByRole('button', { name: 'Unlock', exact: true }).click();
+  await page.getByText('That passphrase does not unlock').waitFor();
+  await page.getByLabel('Passphrase', { exact: true }).fill(need('PASSPHRASE'));
+  await page.getByRole('button', { name: 'Unlock', exact: true }).click();
+  await c.heading('Threads');
+  // What the colleague wrote while this browser was away: caught up, and
+  // counted unread until the thread is opened.
+  await page.getByRole('row').filter({ hasText: subject }).filter({ hasText: '1 unread' }).waitFor();
+  await page.getByRole('link', { name: subject, exact: true }).click();
+  await c.heading(subject);
+  await c.message('text', need('AWAY'));
+  // The history from before the reload: MLS gives no key to decrypt it
+  // again, so it can only have come from the encrypted local store.
+  const history = [];
+  for (const text of [need('MARKER'), need('REPLY'), need('AFTER_REMOVAL')]) {
+    await c.message('text', text);
+    history.push(text);
+  }
+
+  // The app's IndexedDB, read raw: every store's keys and values, bytes as
+  // they are kept.
+  const raw = await page.evaluate(async () => {
+    const open = (name) =>
+      new Promise((resolve, reject) => {
+        const request = indexedDB.open(name);
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+    const all = (store, what) =>
+      new Promise((resolve, reject) => {
+        const request = what === 'keys' ? store.getAllKeys() : store.getAll();
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+    const text = (value) => {
+      if (value instanceof Uint8Array || value instanceof ArrayBuffer) {
+        return Array.from(new Uint8Array(value), (byte) => String.fromCharCode(byte)).join('');
+      }
+      if (Array.isArray(value)) {
+        return value.map(text).join('\u0000');
+      }
+      if (value !== null && typeof value === 'object') {
+        return Object.entries(value)
+          .map(([key, inner]) => `${key}=${text(inner)}`)
+          .join('\u0000');
+      }
+      return String(value);
+    };
+    let dump = '';
+    let records = 0;
+    for (const { name } of await indexedDB.databases()) {
+      const db = await open(name);
+      for (const storeName of db.objectStoreNames) {
+        const store = db.transaction(storeName).objectStore(storeName);
+        const [keys, values] = [await all(store, 'keys'), await all(store, 'values')];
+        records += values.length;
+        dump += `${text(keys)}\u0000${text(values)}\u0000`;
+      }
+      db.close();
+    }
+    return { dump, records };
+  });
+  return {
+    history,
+    records: raw.records,
+    raw_bytes: raw.dump.length,
+    marker_in_indexeddb: raw.dump.includes(need('MARKER')) || raw.dump.includes(need('REPLY')),
+  };
+}
+
+await runPhase('client.mjs', Client, { talk, reload });
+lines.close();
