@@ -12,7 +12,8 @@
 // and greeted), `removed` (they were removed and the thread went on).
 // `reload` signs in again in a new browser run, unlocks the messages with
 // the passphrase (a wrong one first), finds what came meanwhile (AWAY)
-// counted unread, and the history, and reads the app's IndexedDB raw.
+// counted unread, and the history, reads the app's IndexedDB raw, locks
+// and unlocks, and finally signs out erasing the messages.
 //
 // Inputs come from the environment (APP_URL, PROFILE_DIR, CHROMIUM, and
 // CODE, PASSPHRASE, SUBJECT, MARKER, COLLEAGUE, THIRD, REPLY,
@@ -232,11 +233,31 @@ async function reload(c) {
     }
     return { dump, records };
   });
+
+  // Locked, the page holds no message; unlocked again, it shows them.
+  await page.getByRole('button', { name: 'Lock', exact: true }).click();
+  await c.heading('Unlock your messages');
+  const lockedText = await page.locator('body').innerText();
+  if (lockedText.includes(need('MARKER'))) {
+    throw new Error('the locked page still shows a message');
+  }
+  await page.getByLabel('Passphrase', { exact: true }).fill(need('PASSPHRASE'));
+  await page.getByRole('button', { name: 'Unlock', exact: true }).click();
+  await c.heading(subject);
+  await c.message('text', need('MARKER'));
+
+  // Signing out and erasing leaves nothing of the messages in the browser.
+  await page.getByRole('button', { name: 'Sign out and erase this browser’s messages', exact: true }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Erase and sign out', exact: true }).click();
+  await c.heading('Sign in to Curbside');
+  const left = await page.evaluate(async () => (await indexedDB.databases()).map((db) => db.name));
+
   return {
     history,
     records: raw.records,
     raw_bytes: raw.dump.length,
     marker_in_indexeddb: raw.dump.includes(need('MARKER')) || raw.dump.includes(need('REPLY')),
+    databases_after_erase: left,
   };
 }
 

@@ -12,7 +12,8 @@
 //! only in Ben's output; the page, reloaded and signed in again, shows the
 //! history from its encrypted store (and what Ben wrote meanwhile, counted
 //! unread), whose raw IndexedDB and files hold neither the marker nor the
-//! answer; both sides show one safety number.
+//! answer, until signing out with "erase" deletes it; both sides show one
+//! safety number.
 
 use std::path::Path;
 
@@ -175,6 +176,18 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     assert!(read.contains(&after), "{read}");
     talk.next().await;
     let talked = talk.finished().await;
+    // The browser is closed: what it keeps on disk holds no message in
+    // the clear, though the scan does see what it keeps in the clear (the
+    // user's id, in the enrollment and the vault's owner).
+    assert!(occurrences_under(browser.profile.path(), ana.user_id.as_bytes()) > 0);
+    assert_eq!(
+        occurrences_under(browser.profile.path(), marker.as_bytes()),
+        0
+    );
+    assert_eq!(
+        occurrences_under(browser.profile.path(), reply.as_bytes()),
+        0
+    );
 
     // One safety number on both sides.
     let number = ben.ok(&["safety-number", "Dr. Ana Alvarez"]).await;
@@ -199,13 +212,11 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     );
     assert_eq!(reloaded["marker_in_indexeddb"], false, "{reloaded}");
     assert!(reloaded["records"].as_u64().unwrap() >= 3, "{reloaded}");
-    assert_eq!(
-        occurrences_under(browser.profile.path(), marker.as_bytes()),
-        0
-    );
-    assert_eq!(
-        occurrences_under(browser.profile.path(), reply.as_bytes()),
-        0
+    // Asked to, signing out erased the messages this browser kept.
+    let databases = reloaded["databases_after_erase"].as_array().unwrap();
+    assert!(
+        !databases.iter().any(|name| name == "curbside-clinician"),
+        "{reloaded}"
     );
 
     // The server never held the marker in the clear, nor logged it.
