@@ -276,7 +276,8 @@ async fn health(cli: &Cli) -> Result<String, CliError> {
 /// file served against it, and prints the list's own SHA-256: the digest
 /// the server prints at start, and what `sha256sum` of a build of the same
 /// sources gives. The page names its scripts by these files and each
-/// script names the next, so matching files mean the code is that build's.
+/// script names the next, so matching files mean the code is that build's;
+/// the page at `/` and `/admin/` must be the list's `index.html`.
 async fn web_digest(cli: &Cli) -> Result<String, CliError> {
     let client = stand_alone_client(cli)?;
     let sums = client.web_file("/admin/SHA256SUMS").await?;
@@ -288,6 +289,7 @@ async fn web_digest(cli: &Cli) -> Result<String, CliError> {
     };
     let text = std::str::from_utf8(&sums).map_err(|_| unreadable())?;
     let mut files = 0;
+    let mut page = None;
     for line in text.lines() {
         let (hash, name) = line.split_once("  ").ok_or_else(unreadable)?;
         if hash.len() != 64 || name.is_empty() || name.contains("..") {
@@ -296,12 +298,21 @@ async fn web_digest(cli: &Cli) -> Result<String, CliError> {
         let served = client.web_file(&format!("/admin/{name}")).await?;
         let actual = hex::encode(ring::digest::digest(&ring::digest::SHA256, &served).as_ref());
         if actual != hash {
-            return Err(CliError::WebAppAltered(crate::show::printable(name)));
+            return Err(CliError::WebAppAltered(printable(name)));
+        }
+        if name == "index.html" {
+            page = Some(actual);
         }
         files += 1;
     }
-    if files == 0 {
-        return Err(unreadable());
+    let page = page.ok_or_else(unreadable)?;
+    // The page itself, where clinicians and administrators open it.
+    for path in ["/", "/admin/"] {
+        let served = client.web_file(path).await?;
+        let actual = hex::encode(ring::digest::digest(&ring::digest::SHA256, &served).as_ref());
+        if actual != page {
+            return Err(CliError::WebAppAltered(format!("the page at {path}")));
+        }
     }
     let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &sums).as_ref());
     Ok(format!(

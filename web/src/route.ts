@@ -47,16 +47,25 @@ export function navigate(to: string): void {
 
 /** The current route; hashes that are not routes leave it unchanged. */
 export function useRoute(): Route {
-  const [route, setRoute] = useState<Route>(() => parseRoute(window.location.hash) ?? { page: 'overview' });
+  return useHashRoute(parseRoute, { page: 'overview' });
+}
+
+/**
+ * The route `parse` reads from the page's hash (`fallback` when it reads
+ * none at first), following the hash as it changes; a hash that is not a
+ * route (the skip link's `#main`) leaves it unchanged.
+ */
+export function useHashRoute<T>(parse: (hash: string) => T | null, fallback: T): T {
+  const [route, setRoute] = useState<T>(() => parse(window.location.hash) ?? fallback);
   useEffect(() => {
     const changed = () => {
-      const next = parseRoute(window.location.hash);
+      const next = parse(window.location.hash);
       if (next !== null) {
         setRoute(next);
       }
     };
     window.addEventListener('hashchange', changed);
     return () => window.removeEventListener('hashchange', changed);
-  }, []);
+  }, [parse]);
   return route;
 }

@@ -12,8 +12,9 @@
 // and greeted), `removed` (they were removed and the thread went on).
 // `reload` signs in again in a new browser run, unlocks the messages with
 // the passphrase (a wrong one first), finds what came meanwhile (AWAY)
-// counted unread, and the history, reads the app's IndexedDB raw, locks
-// and unlocks, and finally signs out erasing the messages.
+// counted unread, and the history, is refused a second tab, reads the
+// app's IndexedDB raw, locks and unlocks, and finally signs out erasing
+// the messages.
 //
 // Inputs come from the environment (APP_URL, PROFILE_DIR, CHROMIUM, and
 // CODE, PASSPHRASE, SUBJECT, MARKER, COLLEAGUE, THIRD, REPLY,
@@ -189,6 +190,16 @@ async function reload(c) {
     await c.message('text', text);
     history.push(text);
   }
+
+  // A second tab may not open the same messages beside this one (the two
+  // would spend the same keys): it says where they are open.
+  const second = await c.context.newPage();
+  await second.goto(need('APP_URL'));
+  await second.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await second.getByLabel('Passphrase', { exact: true }).fill(need('PASSPHRASE'));
+  await second.getByRole('button', { name: 'Unlock', exact: true }).click();
+  await second.getByText('Curbside is open in another tab of this browser').waitFor();
+  await second.close();
 
   // The app's IndexedDB, read raw: every store's keys and values, bytes as
   // they are kept.

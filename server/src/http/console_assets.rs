@@ -4,14 +4,14 @@
 /// Each file: its path under `/admin/`, its content type, its bytes.
 pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
     (
-        "assets/ClinicianApp-J4ZI2ZVu.js",
+        "assets/ClinicianApp-CRmwVSIf.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/ClinicianApp-J4ZI2ZVu.js"),
+        include_bytes!("../../console/assets/ClinicianApp-CRmwVSIf.js"),
     ),
     (
-        "assets/__vite-browser-external-ZFvLPkcS.js",
+        "assets/__vite-browser-external-DD0JFv2t.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/__vite-browser-external-ZFvLPkcS.js"),
+        include_bytes!("../../console/assets/__vite-browser-external-DD0JFv2t.js"),
     ),
     (
         "assets/chacha-Cdi3lqr1.js",
@@ -49,14 +49,14 @@ pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../console/assets/hybridkem-x-wing_ts-mls-CTAkhz2k.js"),
     ),
     (
-        "assets/index-CI5Xkvi5.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/index-CI5Xkvi5.js"),
+        "assets/index-21m1pwnu.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../console/assets/index-21m1pwnu.css"),
     ),
     (
-        "assets/index-DflkZBKb.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../console/assets/index-DflkZBKb.css"),
+        "assets/index-DMvX0B3Z.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/index-DMvX0B3Z.js"),
     ),
     (
         "assets/ml-dsa-sVw-3juW.js",

@@ -39,7 +39,7 @@ import {
   type ReceiptsView,
   type ThreadView,
 } from './model';
-import { type Identity, MlsDevice, MlsError, epochOf, loadPrivatePackage, loadState, members, savePrivatePackage, saveState } from './mls';
+import { type Identity, MlsDevice, MlsError, epochOf, groupIdOf, loadPrivatePackage, loadState, members, savePrivatePackage, saveState } from './mls';
 import type { Vault } from './vault';
 import type { ClientState } from 'ts-mls';
 
@@ -130,13 +130,53 @@ interface ThreadRecord {
   /** Display names of the members' users, by id, as last seen. */
   names: Record<string, string>;
   messages: StoredMessage[];
+  /** The epoch of the MLS state held, kept after leaving: a welcome must bring a later one. */
+  epoch: number;
   /** What this device sent that the log has not reached yet, by sequence number. */
-  own: Record<string, { kind: MessageKind; text: string; atMs: number }>;
-  /** This device's commit, accepted by the server (or unanswered: seq null), waiting for the log to reach it. */
-  pending: { seq: number | null; epoch: number; state: string; add: string[]; remove: string[] } | null;
+  own: Record<string, Sent>;
+  /**
+   * What this device is sending, by the SHA-256 of its ciphertext: kept
+   * before it leaves, so a message the server took without the answer
+   * reaching this browser is still shown as written when the log brings it.
+   */
+  sending: Record<string, Sent>;
+  /**
+   * This device's commit (its bytes), accepted by the server (or
+   * unanswered: seq null), waiting for the log to reach it.
+   */
+  pending: { seq: number | null; epoch: number; commit: string; state: string } | null;
   left: { byUserId: string | null; atMs: number; reason: string } | null;
   /** The highest read receipt sent. */
   readSent: number;
+}
+
+interface Sent {
+  kind: MessageKind;
+  text: string;
+  atMs: number;
+}
+
+/** A thread this browser has just made or joined, at `epoch`. */
+function newRecord(threadId: string, epoch: number): ThreadRecord {
+  return {
+    threadId,
+    state: null,
+    processedSeq: 0,
+    subject: null,
+    names: {},
+    messages: [],
+    epoch,
+    own: {},
+    sending: {},
+    pending: null,
+    left: null,
+    readSent: 0,
+  };
+}
+
+/** The SHA-256 of a (base64url) body, hex: how a sent message is found again. */
+async function digestOf(body: string): Promise<string> {
+  return hex.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', encoder.encode(body))));
 }
 
 interface StoredKeyPackage {
@@ -194,18 +234,42 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
+/** The Web Lock one messenger per browser holds (see `openMessenger`). */
+const MESSENGER_LOCK = 'curbside-messenger';
+
+/**
+ * Opens the messenger on the unlocked vault. One tab at a time: two
+ * messengers on one device's state would each fall behind the other's
+ * and spend the same keys, so a second tab is refused while the first
+ * holds the lock (a Web Lock, released when it closes or the tab goes).
+ */
 export async function openMessenger(me: Me, device: StoredDevice, vault: Vault): Promise<Messenger> {
-  const mls = await MlsDevice.open(me.userId, me.deviceId, device.keyPair);
-  const engine = new Engine(me, device, vault, mls);
-  for (const name of await vault.names(THREAD_PREFIX)) {
-    const bytes = await vault.get(name);
-    if (bytes !== undefined) {
-      const record = unpack<ThreadRecord>(bytes);
-      engine.records.set(record.threadId, record);
-    }
+  let release: () => void = () => undefined;
+  const held = await new Promise<boolean>((resolve) => {
+    void navigator.locks.request(MESSENGER_LOCK, { ifAvailable: true }, (lock) => {
+      resolve(lock !== null);
+      return lock === null ? undefined : new Promise<void>((done) => (release = done));
+    });
+  });
+  if (!held) {
+    throw new Error('Curbside is open in another tab of this browser: use that one, or close it and try again here.');
   }
-  engine.start();
-  return engine;
+  try {
+    const mls = await MlsDevice.open(me.userId, me.deviceId, device.keyPair);
+    const engine = new Engine(me, device, vault, mls, release);
+    for (const name of await vault.names(THREAD_PREFIX)) {
+      const bytes = await vault.get(name);
+      if (bytes !== undefined) {
+        const record = unpack<ThreadRecord>(bytes);
+        engine.records.set(record.threadId, record);
+      }
+    }
+    engine.start();
+    return engine;
+  } catch (error) {
+    release();
+    throw error;
+  }
 }
 
 class Engine implements Messenger {
@@ -225,12 +289,15 @@ class Engine implements Messenger {
   private retryMs = 1000;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
+  /** Lets another tab open a messenger (see `openMessenger`). */
+  private readonly releaseLock: () => void;
 
-  constructor(me: Me, device: StoredDevice, vault: Vault, mls: MlsDevice) {
+  constructor(me: Me, device: StoredDevice, vault: Vault, mls: MlsDevice, releaseLock: () => void) {
     this.me = me;
     this.device = device;
     this.vault = vault;
     this.mls = mls;
+    this.releaseLock = releaseLock;
   }
 
   // ---- Messenger: what the screens read ----
@@ -382,18 +449,8 @@ class Engine implements Messenger {
         devices: claimed.map((package_) => package_.identity.deviceId),
         welcome: b64.encode(made.welcome),
       });
-      const record: ThreadRecord = {
-        threadId,
-        state: b64.encode(saveState(made.state)),
-        processedSeq: 0,
-        subject: null,
-        names: {},
-        messages: [],
-        own: {},
-        pending: null,
-        left: null,
-        readSent: 0,
-      };
+      const record = newRecord(threadId, made.epoch);
+      record.state = b64.encode(saveState(made.state));
       await this.rememberNames(record, made.state);
       this.records.set(threadId, record);
       await this.saveThread(record);
@@ -465,6 +522,9 @@ class Engine implements Messenger {
   }
 
   close(): void {
+    if (!this.closed) {
+      this.releaseLock();
+    }
     this.closed = true;
     if (this.retryTimer !== null) {
       clearTimeout(this.retryTimer);
@@ -634,62 +694,77 @@ class Engine implements Messenger {
         packages.push(b64.encode(made_.publicBytes));
       }
     }
+    // A new last-resort package replaces the old one on the server: the
+    // old one's private half goes, so no welcome made with it opens again.
+    const replaced: [string, null][] = [];
+    if (lastResort !== null) {
+      for (const name of await this.vault.names(KEY_PACKAGE_PREFIX)) {
+        const bytes = await this.vault.get(name);
+        if (bytes !== undefined && unpack<StoredKeyPackage>(bytes).lastResort) {
+          replaced.push([name, null]);
+        }
+      }
+    }
     // Kept before they leave: a welcome made with one must find its private half.
-    await this.vault.putMany(made.map(([ref, stored]) => [KEY_PACKAGE_PREFIX + ref, pack(stored)]));
+    await this.vault.putMany([...replaced, ...made.map(([ref, stored]): [string, Uint8Array] => [KEY_PACKAGE_PREFIX + ref, pack(stored)])]);
     await api.sendJson('POST', '/v1/key-packages', { packages, last_resort: lastResort });
   }
 
   private async joinWelcomes(): Promise<void> {
     const list = await api.getJson<{ welcomes: WelcomeItem[] }>('/v1/welcomes');
     for (const item of list.welcomes) {
+      const ack = () => api.send('POST', `/v1/welcomes/${api.seg(item.welcome_id)}/ack`);
       const held = this.records.get(item.thread_id);
-      const heldState = held === undefined ? null : this.stateOf(held);
-      // A welcome to a thread held at its epoch or later is stale.
-      if (held !== undefined && held.left === null && heldState !== null && epochOf(heldState) >= item.epoch) {
-        await api.send('POST', `/v1/welcomes/${api.seg(item.welcome_id)}/ack`);
+      // A welcome to a thread held (or left) at its epoch or later is stale.
+      if (held !== undefined && held.epoch >= item.epoch) {
+        await ack();
         continue;
       }
-      const joined = await this.join(item).catch((error: unknown) => {
-        this.fail(new Error(`A thread could not be joined: ${api.messageOf(error)}`));
-        return null;
-      });
-      if (joined === null) {
-        // Refused for good (not this browser's package, a member's key differs from the directory's).
-        await api.send('POST', `/v1/welcomes/${api.seg(item.welcome_id)}/ack`);
+      let joined: [ClientState, string, boolean];
+      try {
+        joined = await this.join(item, held);
+      } catch (error) {
+        if (!(error instanceof MlsError)) {
+          // The directory or the store could not be reached: it stays
+          // offered, for the next catch-up.
+          throw error;
+        }
+        // Refused for good (not this browser's package, another thread or
+        // epoch than the server says, a member's key unlike the directory's).
+        this.fail(new Error(`A welcome to a thread was refused: ${error.message}`));
+        await ack();
         continue;
       }
       const [state, ref, lastResort] = joined;
-      const record: ThreadRecord = held ?? {
-        threadId: item.thread_id,
-        state: null,
-        processedSeq: 0,
-        subject: null,
-        names: {},
-        messages: [],
-        own: {},
-        pending: null,
-        left: null,
-        readSent: 0,
-      };
+      const record = held ?? newRecord(item.thread_id, epochOf(state));
+      await this.rememberNames(record, state);
       record.state = b64.encode(saveState(state));
+      record.epoch = epochOf(state);
       record.processedSeq = item.joined_seq;
       record.left = null;
       record.pending = null;
       record.own = {};
-      await this.rememberNames(record, state);
+      record.sending = {};
       this.records.set(record.threadId, record);
       // The thread and the spent key package change together.
       await this.vault.putMany([
         [THREAD_PREFIX + record.threadId, pack(record)],
         ...(lastResort ? [] : [[KEY_PACKAGE_PREFIX + ref, null] as [string, null]]),
       ]);
-      await api.send('POST', `/v1/welcomes/${api.seg(item.welcome_id)}/ack`);
+      await ack();
       this.changed();
       await this.catchUp(record);
     }
   }
 
-  private async join(item: WelcomeItem): Promise<[ClientState, string, boolean]> {
+  /**
+   * Joins from a welcome with the key package it names, if it is for the
+   * thread and epoch the server says, later than what this browser held,
+   * and its members match the directory: the state, the package's
+   * reference, and whether it was the last-resort one (kept, as the server
+   * may hand it out again).
+   */
+  private async join(item: WelcomeItem, held: ThreadRecord | undefined): Promise<[ClientState, string, boolean]> {
     const { welcome, refs } = this.mls.welcomeRefs(b64.decode(item.welcome));
     for (const ref of refs) {
       const bytes = await this.vault.get(KEY_PACKAGE_PREFIX + ref);
@@ -702,6 +777,13 @@ class Engine implements Messenger {
         b64.decode(stored.publicBytes),
         loadPrivatePackage({ init: b64.decode(stored.init), hpke: b64.decode(stored.hpke) }),
       );
+      // The welcome's own word, not the server's.
+      if (groupIdOf(state) !== item.thread_id || epochOf(state) !== item.epoch) {
+        throw new MlsError('the welcome is for another thread or epoch than the server says');
+      }
+      if (held !== undefined && epochOf(state) <= held.epoch) {
+        throw new MlsError('the welcome would bring the thread back to an earlier epoch');
+      }
       await this.checkMembers(state);
       return [state, ref, stored.lastResort];
     }
@@ -754,80 +836,92 @@ class Engine implements Messenger {
     }
   }
 
+  /**
+   * Processes one entry. Everything that may fail (applying, checking the
+   * directory) comes before the record changes, and the new state and the
+   * mark move together, so a failure leaves the record as it was.
+   */
   private async process(record: ThreadRecord, entry: ThreadEntry): Promise<void> {
     if (entry.seq !== record.processedSeq + 1) {
       throw new Error('the thread’s log skipped an entry; reload the page');
     }
     const state = this.requireState(record);
-    if (entry.sender_device === this.me.deviceId) {
-      if (entry.kind === 'application') {
-        const sent = record.own[String(entry.seq)];
-        delete record.own[String(entry.seq)];
-        if (sent === undefined) {
-          // Sent, then the tab closed before it was kept: MLS gives the
-          // sender no way to read its own message again.
-          this.record(record, { seq: entry.seq, kind: 'undecryptable', text: 'a message this browser sent and did not keep', senderUserId: this.me.userId, atMs: entry.created_at_ms });
-        } else if (!(sent.kind === 'subject' && !this.newSubject(record, sent.text))) {
-          this.record(record, { seq: entry.seq, kind: sent.kind, text: sent.text, senderUserId: this.me.userId, atMs: entry.created_at_ms });
-        }
-      } else {
-        const pending = record.pending;
-        if (pending === null || (pending.seq !== null && pending.seq !== entry.seq) || pending.epoch !== entry.epoch) {
-          throw new Error('this browser’s own commit in the log is not the one it made; it is out of step with this thread');
-        }
-        const next = loadState(b64.decode(pending.state));
-        record.pending = null;
-        await this.applied(record, state, next, entry);
+    const at = { seq: entry.seq, atMs: entry.created_at_ms };
+    if (entry.sender_device === this.me.deviceId && entry.kind === 'application') {
+      const hash = await digestOf(entry.body);
+      const sent = record.own[String(entry.seq)] ?? record.sending[hash];
+      delete record.own[String(entry.seq)];
+      delete record.sending[hash];
+      if (sent === undefined) {
+        // MLS gives the sender no way to read its own message again.
+        this.record(record, { ...at, kind: 'undecryptable', text: 'a message this browser sent and did not keep', senderUserId: this.me.userId });
+      } else if (!(sent.kind === 'subject' && !this.newSubject(record, sent.text))) {
+        this.record(record, { ...at, kind: sent.kind, text: sent.text, senderUserId: this.me.userId });
       }
+    } else if (entry.sender_device === this.me.deviceId) {
+      const pending = record.pending;
+      if (pending === null || (pending.seq !== null && pending.seq !== entry.seq) || pending.epoch !== entry.epoch || pending.commit !== entry.body) {
+        throw new Error('this browser’s own commit in the log is not the one it made; it is out of step with this thread');
+      }
+      await this.applied(record, state, loadState(b64.decode(pending.state)), entry);
+      record.pending = null;
     } else if (entry.kind === 'commit') {
       const next = await this.mls.applyCommit(state, b64.decode(entry.body), entry.sender_device, entry.change ?? { add: [], remove: [] });
       await this.checkMembers(next);
       await this.applied(record, state, next, entry);
     } else {
+      const name = await this.nameOf(record, entry.sender_user);
       try {
         const { state: next, plaintext, sender } = await this.mls.decrypt(state, b64.decode(entry.body));
         if (sender.deviceId !== entry.sender_device || sender.userId !== entry.sender_user) {
           throw new MlsError('the message’s MLS sender is not the device the server names');
         }
-        record.state = b64.encode(saveState(next));
+        this.setState(record, next);
         const content = readContent(plaintext);
-        const name = await this.nameOf(record, entry.sender_user);
         if (content.type === 'subject') {
           if (this.newSubject(record, content.subject)) {
-            this.record(record, { seq: entry.seq, kind: 'subject', text: content.subject, senderUserId: entry.sender_user, atMs: entry.created_at_ms }, name);
+            this.record(record, { ...at, kind: 'subject', text: content.subject, senderUserId: entry.sender_user }, name);
           }
         } else {
-          this.record(record, { seq: entry.seq, kind: 'text', text: content.text, senderUserId: entry.sender_user, atMs: entry.created_at_ms }, name);
+          this.record(record, { ...at, kind: 'text', text: content.text, senderUserId: entry.sender_user }, name);
           // Until the next list from the server says otherwise.
           this.unread.set(record.threadId, (this.unread.get(record.threadId) ?? 0) + 1);
         }
       } catch (error) {
         // Kept as such; the thread goes on.
-        const name = await this.nameOf(record, entry.sender_user);
-        this.record(record, { seq: entry.seq, kind: 'undecryptable', text: `This message could not be decrypted (${api.messageOf(error)}).`, senderUserId: entry.sender_user, atMs: entry.created_at_ms }, name);
+        this.record(record, { ...at, kind: 'undecryptable', text: `This message could not be decrypted (${api.messageOf(error)}).`, senderUserId: entry.sender_user }, name);
       }
     }
     record.processedSeq = entry.seq;
   }
 
-  /** A commit took effect: the new state, and who was added and removed, in words. */
+  /** A commit took effect: who was added and removed, in words, then the new state. */
   private async applied(record: ThreadRecord, before: ClientState, after: ClientState, entry: { seq: number; sender_user: string; created_at_ms: number }): Promise<void> {
-    record.state = b64.encode(saveState(after));
     await this.rememberNames(record, after);
     const users = (state: ClientState) => new Set(members(state).map((member) => member.userId));
     const was = users(before);
     const now = users(after);
     const by = await this.nameOf(record, entry.sender_user);
+    const changes: [MessageKind, string][] = [];
     for (const userId of now) {
       if (!was.has(userId)) {
-        this.record(record, { seq: entry.seq, kind: 'added', text: `${by} added ${await this.nameOf(record, userId)}`, senderUserId: entry.sender_user, atMs: entry.created_at_ms }, by);
+        changes.push(['added', `${by} added ${await this.nameOf(record, userId)}`]);
       }
     }
     for (const userId of was) {
       if (!now.has(userId)) {
-        this.record(record, { seq: entry.seq, kind: 'removed', text: `${by} removed ${await this.nameOf(record, userId)}`, senderUserId: entry.sender_user, atMs: entry.created_at_ms }, by);
+        changes.push(['removed', `${by} removed ${await this.nameOf(record, userId)}`]);
       }
     }
+    for (const [kind, text] of changes) {
+      this.record(record, { seq: entry.seq, atMs: entry.created_at_ms, kind, text, senderUserId: entry.sender_user }, by);
+    }
+    this.setState(record, after);
+  }
+
+  private setState(record: ThreadRecord, state: ClientState): void {
+    record.state = b64.encode(saveState(state));
+    record.epoch = epochOf(state);
   }
 
   // ---- Sending ----
@@ -835,26 +929,39 @@ class Engine implements Messenger {
   private async sendContent(record: ThreadRecord, content: Content): Promise<void> {
     for (let attempt = 1; ; attempt += 1) {
       const { state, ciphertext } = await this.mls.encrypt(this.requireState(record), pack(content));
-      // Saved before it leaves: a spent key is never used twice.
-      record.state = b64.encode(saveState(state));
+      const body = b64.encode(ciphertext);
+      const hash = await digestOf(body);
+      const sent: Sent =
+        content.type === 'subject'
+          ? { kind: 'subject', text: content.subject, atMs: Date.now() }
+          : { kind: 'text', text: content.text, atMs: Date.now() };
+      // Saved before it leaves: a spent key is never used twice, and the
+      // text is found again if the answer is lost.
+      this.setState(record, state);
+      record.sending[hash] = sent;
       await this.saveThread(record);
+      this.checkOpen();
       try {
         const appended = await api.sendJson<{ seq: number }>('POST', `/v1/threads/${api.seg(record.threadId)}/messages`, {
           epoch: epochOf(state),
-          ciphertext: b64.encode(ciphertext),
+          ciphertext: body,
         });
-        const kind: MessageKind = content.type === 'subject' ? 'subject' : 'text';
-        const text = content.type === 'subject' ? content.subject : content.text;
-        record.own[String(appended.seq)] = { kind, text, atMs: Date.now() };
+        delete record.sending[hash];
+        record.own[String(appended.seq)] = sent;
         await this.saveThread(record);
         await this.catchUp(record);
         this.changed();
         return;
       } catch (error) {
-        if (error instanceof api.ApiError && error.status === 409 && attempt < ATTEMPTS) {
-          // A commit moved the thread on: read it, then send again.
-          await this.catchUp(record);
-          continue;
+        if (error instanceof api.ApiError && error.status !== 0) {
+          // Refused: it is not in the log.
+          delete record.sending[hash];
+          await this.saveThread(record);
+          if (error.status === 409 && attempt < ATTEMPTS) {
+            // A commit moved the thread on: read it, then send again.
+            await this.catchUp(record);
+            continue;
+          }
         }
         throw error;
       }
@@ -871,12 +978,14 @@ class Engine implements Messenger {
         leaves,
       );
       const change = { add: add.map((claimed) => claimed.identity.deviceId), remove: remove.map((member) => member.deviceId) };
-      record.pending = { seq: null, epoch: epochOf(state), state: b64.encode(saveState(made.state)), ...change };
+      const commit = b64.encode(made.commit);
+      record.pending = { seq: null, epoch: epochOf(state), commit, state: b64.encode(saveState(made.state)) };
       await this.saveThread(record);
+      this.checkOpen();
       try {
         const appended = await api.sendJson<{ seq: number }>('POST', `/v1/threads/${api.seg(record.threadId)}/commits`, {
           epoch: epochOf(state),
-          commit: b64.encode(made.commit),
+          commit,
           change,
           welcome: made.welcome === null ? null : b64.encode(made.welcome),
         });
@@ -903,6 +1012,7 @@ class Engine implements Messenger {
   }
 
   private async receipt(threadId: string, kind: 'delivered' | 'read', through: number): Promise<void> {
+    this.checkOpen();
     const timeMs = Date.now();
     const signature = new Uint8Array(
       await crypto.subtle.sign(
@@ -990,7 +1100,11 @@ class Engine implements Messenger {
     if (known !== undefined) {
       return known;
     }
-    const entry = await this.lookUp(userId, false);
+    // Never fails: a name is not worth stopping a catch-up for.
+    const entry = await this.lookUp(userId, false).catch(() => undefined);
+    if (entry === undefined) {
+      return 'A colleague';
+    }
     const name = entry?.display_name ?? 'A former colleague';
     if (entry !== null) {
       record.names[userId] = name;
@@ -1072,9 +1186,19 @@ class Engine implements Messenger {
     return record;
   }
 
+  /**
+   * Saves a thread's record. Once the messenger is closed (locked, signed
+   * out) nothing is saved and nothing more leaves: work under way stops
+   * here, before it could send what it did not save.
+   */
   private async saveThread(record: ThreadRecord): Promise<void> {
-    if (!this.closed) {
-      await this.vault.put(THREAD_PREFIX + record.threadId, pack(record));
+    this.checkOpen();
+    await this.vault.put(THREAD_PREFIX + record.threadId, pack(record));
+  }
+
+  private checkOpen(): void {
+    if (this.closed) {
+      throw new Error('Your messages were locked; unlock them to go on.');
     }
   }
 

@@ -240,6 +240,7 @@ export class MlsDevice {
       throw new MlsError('a commit entry is not an MLS handshake message');
     }
     let refused: string | null = null;
+    const addedIdentities: Identity[] = [];
     const result = await processMessage(
       message,
       state,
@@ -260,6 +261,7 @@ export class MlsDevice {
           if (proposal.proposalType === 'add') {
             const identity = identityOf(proposal.add.keyPackage.leafNode.credential, proposal.add.keyPackage.leafNode.signaturePublicKey);
             added.push(identity.deviceId);
+            addedIdentities.push(identity);
           } else if (proposal.proposalType === 'remove') {
             const gone = memberAt(state, proposal.remove.removed);
             removed.push(gone === null ? '?' : gone.deviceId);
@@ -282,12 +284,16 @@ export class MlsDevice {
     if (result.kind !== 'newState' || result.actionTaken !== 'accept') {
       throw new MlsError('the commit was not applied');
     }
-    const before = new Map(members(state).map((member) => [member.deviceId, member]));
-    for (const member of members(result.newState)) {
-      const held = before.get(member.deviceId);
-      if (held !== undefined && (held.userId !== member.userId || !sameBytes(held.publicKey, member.publicKey))) {
-        throw new MlsError('a member’s key refresh changed its identity or key');
-      }
+    // The members after are exactly those before, less the removed, plus
+    // the added, each with the same identity and key: a committer's new
+    // leaf (its key refresh) may change neither.
+    const identity = (member: Identity) => `${member.userId}:${member.deviceId}:${hex.encode(member.publicKey)}`;
+    const expected = members(state)
+      .filter((member) => !declared.remove.includes(member.deviceId))
+      .map(identity)
+      .concat(addedIdentities.map(identity));
+    if (!sameSet(expected, members(result.newState).map(identity))) {
+      throw new MlsError('the commit changed a member’s identity or key');
     }
     return result.newState;
   }
@@ -338,6 +344,11 @@ export function members(state: ClientState): (Identity & { leaf: number })[] {
     }
   });
   return found;
+}
+
+/** The thread id a state is for: its group id, in hex. */
+export function groupIdOf(state: ClientState): string {
+  return hex.encode(state.groupContext.groupId);
 }
 
 export function epochOf(state: ClientState): number {

@@ -2,7 +2,7 @@
 // `#/threads/ID` and `#/new`. Kept apart from the console's routes
 // (`../route.ts`): the two apps never run in the same session.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useHashRoute } from '../route';
 
 export type ClinicianRoute = { page: 'threads' } | { page: 'thread'; threadId: string } | { page: 'new' };
 
@@ -44,16 +44,5 @@ export function routeKey(route: ClinicianRoute): string {
 
 /** The current route; hashes that are not routes leave it unchanged. */
 export function useClinicianRoute(): ClinicianRoute {
-  const [route, setRoute] = useState<ClinicianRoute>(() => parseRoute(window.location.hash) ?? { page: 'threads' });
-  useEffect(() => {
-    const changed = () => {
-      const next = parseRoute(window.location.hash);
-      if (next !== null) {
-        setRoute(next);
-      }
-    };
-    window.addEventListener('hashchange', changed);
-    return () => window.removeEventListener('hashchange', changed);
-  }, []);
-  return route;
+  return useHashRoute(parseRoute, { page: 'threads' });
 }

@@ -1,1 +1,0 @@
-import{j as e}from"./index-CI5Xkvi5.js";var t=e(((e,t)=>{t.exports={}}));export default t();
