@@ -222,3 +222,24 @@ where
     .fetch_one(executor)
     .await
 }
+
+/// Deletes at most `limit` enrollment codes (used, revoked or not) that
+/// expired before `before_ms`; returns how many.
+pub async fn delete_expired<'c, E>(
+    executor: E,
+    before_ms: i64,
+    limit: i64,
+) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    Ok(sqlx::query(
+        "DELETE FROM enrollment_code WHERE code_hash IN \
+         (SELECT code_hash FROM enrollment_code WHERE expires_at_ms < $1 LIMIT $2)",
+    )
+    .bind(before_ms)
+    .bind(limit)
+    .execute(executor)
+    .await?
+    .rows_affected())
+}

@@ -268,3 +268,25 @@ where
     .await?
     .rows_affected())
 }
+
+/// Deletes at most `limit` sessions whose lifetime ended before
+/// `before_ms` (ended early or not: a token never outlives its session's
+/// `expires_at_ms`); returns how many.
+pub async fn delete_expired<'c, E>(
+    executor: E,
+    before_ms: i64,
+    limit: i64,
+) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    Ok(sqlx::query(
+        "DELETE FROM session WHERE session_id IN \
+         (SELECT session_id FROM session WHERE expires_at_ms < $1 LIMIT $2)",
+    )
+    .bind(before_ms)
+    .bind(limit)
+    .execute(executor)
+    .await?
+    .rows_affected())
+}

@@ -139,3 +139,23 @@ where
         .await?;
     Ok(deleted.rows_affected() == 1)
 }
+
+/// Deletes at most `limit` welcomes that can never be delivered: to a
+/// thread whose membership ended for their device (it left, was
+/// deactivated or removed; a removal by commit withdraws them at once);
+/// returns how many.
+pub async fn delete_undeliverable<'c, E>(executor: E, limit: i64) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    Ok(sqlx::query(
+        "DELETE FROM welcome WHERE welcome_id IN \
+         (SELECT w.welcome_id FROM welcome w JOIN thread_member m \
+          ON m.thread_id = w.thread_id AND m.device_id = w.device_id \
+          WHERE m.removed_seq IS NOT NULL LIMIT $1)",
+    )
+    .bind(limit)
+    .execute(executor)
+    .await?
+    .rows_affected())
+}

@@ -462,15 +462,22 @@ async fn bad_enrollment_codes_are_refused(backend: Backend) {
     let reused = try_code(code.code).await.unwrap_err();
     assert!(reused.to_string().contains("already been used"), "{reused}");
 
-    // An expired code.
+    // A code that expired a second ago (one long expired is swept).
     let code = admin
         .client
         .issue_enrollment_code(&user.user_id)
         .await
         .unwrap();
+    let a_second_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 1000;
     crate::storage::execute(
         &env,
-        "UPDATE enrollment_code SET expires_at_ms = 1 WHERE used_at_ms IS NULL",
+        &format!(
+            "UPDATE enrollment_code SET expires_at_ms = {a_second_ago} WHERE used_at_ms IS NULL"
+        ),
     )
     .await;
     let expired = try_code(code.code).await.unwrap_err();

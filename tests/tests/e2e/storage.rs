@@ -9,6 +9,7 @@ backend_tests!(
     migrations_run_once_and_the_installation_id_is_stable,
     expired_login_challenges_are_swept,
     expired_events_tickets_are_swept,
+    expired_sessions_codes_and_undeliverable_welcomes_are_swept,
 );
 
 /// The SQLite file and its log are the server user's alone, whatever the
@@ -132,6 +133,87 @@ async fn expired_events_tickets_are_swept(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(count("expires_at_ms > 1").await, 1, "the fresh one stays");
+    server.stop().await;
+}
+
+/// How many rows of `table` meet `condition`, read behind the server's back.
+async fn count_rows(env: &TestEnv, table: &str, condition: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let mut connection = sqlx::AnyConnection::connect(env.database_url())
+        .await
+        .unwrap();
+    let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {condition}"))
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+    count
+}
+
+/// Waits (up to 10 s) until no row of `table` meets `condition`.
+async fn swept(env: &TestEnv, table: &str, condition: &str) {
+    let started = std::time::Instant::now();
+    while count_rows(env, table, condition).await > 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{table} WHERE {condition} was never swept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Sessions whose lifetime ended, enrollment codes that expired and
+/// welcomes that can never be delivered are swept; live ones stay.
+async fn expired_sessions_codes_and_undeliverable_welcomes_are_swept(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let mut config = env.config();
+    config.sweep_every = std::time::Duration::from_millis(100);
+    let server = env.start_with(config, axum::Router::new()).await;
+    let (admin, _ana, ben, cal, _thread) = crate::threads::three(&server).await;
+
+    // Cal's session ran out long ago (behind the server's back).
+    execute(
+        &env,
+        &format!(
+            "UPDATE session SET expires_at_ms = 1 WHERE user_id = '{}'",
+            cal.user.user_id
+        ),
+    )
+    .await;
+    swept(&env, "session", "expires_at_ms = 1").await;
+
+    // A code that expired goes; a fresh one stays.
+    admin
+        .client
+        .issue_enrollment_code_keeping(&cal.user.user_id, true)
+        .await
+        .unwrap();
+    execute(&env, "UPDATE enrollment_code SET expires_at_ms = 1").await;
+    admin
+        .client
+        .issue_enrollment_code_keeping(&cal.user.user_id, true)
+        .await
+        .unwrap();
+    swept(&env, "enrollment_code", "expires_at_ms = 1").await;
+    assert_eq!(
+        count_rows(&env, "enrollment_code", "expires_at_ms > 1").await,
+        1
+    );
+
+    // Ben's welcome, never acknowledged, can no longer be delivered once
+    // he is deactivated.
+    let ben_welcome = format!("device_id = '{}'", ben.device_id);
+    assert_eq!(count_rows(&env, "welcome", &ben_welcome).await, 1);
+    admin
+        .client
+        .set_user_active(&ben.user.user_id, false)
+        .await
+        .unwrap();
+    swept(&env, "welcome", &ben_welcome).await;
+
+    // The administrator, still signed in, works on.
+    admin.client.whoami().await.unwrap();
+    assert!(count_rows(&env, "session", "expires_at_ms > 1").await >= 1);
     server.stop().await;
 }
 
