@@ -12,13 +12,15 @@
 // and greeted), `removed` (they were removed and the thread went on).
 // `reload` signs in again in a new browser run, unlocks the messages with
 // the passphrase (a wrong one first), finds what came meanwhile (AWAY)
-// counted unread, and the history, is refused a second tab, reads the
+// counted unread, and the history, reads a thread the colleague started
+// and changed on the CLI and answers there, is refused a second tab, reads the
 // app's IndexedDB raw, locks and unlocks, and finally signs out erasing
 // the messages.
 //
 // Inputs come from the environment (APP_URL, PROFILE_DIR, CHROMIUM, and
 // CODE, PASSPHRASE, SUBJECT, MARKER, COLLEAGUE, THIRD, REPLY,
-// AFTER_REMOVAL, AWAY, SCREENSHOT_DIR); every phase fails on a request to another
+// AFTER_REMOVAL, AWAY, SECOND_SUBJECT, FROM_BEN, FROM_CAL, TO_BEN,
+// SCREENSHOT_DIR); every phase fails on a request to another
 // origin, a console error or an uncaught page error (browser.mjs), and on
 // any serious or critical axe-core violation of a screen it visits.
 
@@ -190,6 +192,21 @@ async function reload(c) {
     await c.message('text', text);
     history.push(text);
   }
+
+  // A thread the colleague started on the CLI (OpenMLS's welcome), in
+  // which he added a third clinician and removed him (OpenMLS's commits).
+  const secondSubject = need('SECOND_SUBJECT');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Threads', exact: true }).click();
+  await page.getByRole('link', { name: secondSubject, exact: true }).click();
+  await c.heading(secondSubject);
+  await c.message('text', need('FROM_BEN'));
+  await c.message('added', 'Dr. Cal Chen');
+  await c.message('text', need('FROM_CAL'));
+  await c.message('removed', 'Dr. Cal Chen');
+  await c.send(need('TO_BEN'));
+  await page.getByRole('link', { name: 'All threads' }).click();
+  await page.getByRole('link', { name: subject, exact: true }).click();
+  await c.heading(subject);
 
   // A second tab may not open the same messages beside this one (the two
   // would spend the same keys): it says where they are open.

@@ -13,7 +13,8 @@
 //! history from its encrypted store (and what Ben wrote meanwhile, counted
 //! unread), whose raw IndexedDB and files hold neither the marker nor the
 //! answer, until signing out with "erase" deletes it; both sides show one
-//! safety number.
+//! safety number. Ben's own thread with her (OpenMLS's welcome, and his
+//! commits adding and removing Cal) reads in the browser, which answers.
 
 use std::path::Path;
 
@@ -202,9 +203,39 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     // store, and nothing it stores holds a message in the clear.
     let away = format!("AWAY-cli-{unique}");
     ben.ok(&["send", &thread, &away]).await;
+    // And Ben starts a thread of his own with her (OpenMLS's welcome),
+    // adds Cal and removes him again (OpenMLS's commits), with a message
+    // from each of them between.
+    let second_subject = "Bed 9, night review";
+    let created = ben
+        .ok(&[
+            "thread",
+            "new",
+            "--with",
+            "Dr. Ana Alvarez",
+            "--subject",
+            second_subject,
+        ])
+        .await;
+    let second = crate::conversation::created(&created);
+    let from_ben = format!("FROM-ben-{unique}");
+    let from_cal = format!("FROM-cal-{unique}");
+    let to_ben = format!("TO-ben-{unique}");
+    ben.ok(&["send", &second, &from_ben]).await;
+    ben.ok(&["thread", "add", &second, "Dr. Cal Chen"]).await;
+    cal.ok(&["send", &second, &from_cal]).await;
+    ben.ok(&["thread", "remove", &second, "Dr. Cal Chen"]).await;
     let mut vars = vars.to_vec();
-    vars.push(("AWAY", away.as_str()));
+    vars.extend([
+        ("AWAY", away.as_str()),
+        ("SECOND_SUBJECT", second_subject),
+        ("FROM_BEN", from_ben.as_str()),
+        ("FROM_CAL", from_cal.as_str()),
+        ("TO_BEN", to_ben.as_str()),
+    ]);
     let reloaded = browser.phase("reload", &vars).await;
+    let read = ben.ok(&["read", &second]).await;
+    assert!(read.contains(&to_ben), "{read}");
     assert_eq!(
         reloaded["history"].as_array().unwrap().len(),
         3,
