@@ -4,14 +4,14 @@
 /// Each file: its path under `/admin/`, its content type, its bytes.
 pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
     (
-        "assets/ClinicianApp-CRmwVSIf.js",
+        "assets/ClinicianApp-CjpI7PYg.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/ClinicianApp-CRmwVSIf.js"),
+        include_bytes!("../../console/assets/ClinicianApp-CjpI7PYg.js"),
     ),
     (
-        "assets/__vite-browser-external-DD0JFv2t.js",
+        "assets/__vite-browser-external-CPEI5nZe.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/__vite-browser-external-DD0JFv2t.js"),
+        include_bytes!("../../console/assets/__vite-browser-external-CPEI5nZe.js"),
     ),
     (
         "assets/chacha-Cdi3lqr1.js",
@@ -54,9 +54,9 @@ pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../console/assets/index-21m1pwnu.css"),
     ),
     (
-        "assets/index-DMvX0B3Z.js",
+        "assets/index-CvWY2Mg2.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/index-DMvX0B3Z.js"),
+        include_bytes!("../../console/assets/index-CvWY2Mg2.js"),
     ),
     (
         "assets/ml-dsa-sVw-3juW.js",

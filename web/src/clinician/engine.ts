@@ -1156,11 +1156,24 @@ class Engine implements Messenger {
       threadId: record.threadId,
       subject: record.subject,
       memberNames,
-      unread: this.unread.get(record.threadId) ?? 0,
+      unread: this.unreadOf(record),
       lastActivityMs: last?.atMs ?? null,
       preview: lastText === undefined ? null : (lastText.text.split('\n')[0] ?? ''),
       left,
     };
+  }
+
+  /**
+   * Messages from others not yet read: the server counts every entry
+   * after the user's read receipt (commits and subjects too, and knows
+   * what another device of theirs read); this browser counts the others'
+   * messages after its own receipt. The smaller is right on both counts.
+   */
+  private unreadOf(record: ThreadRecord): number {
+    const here = record.messages.filter(
+      (message) => message.kind === 'text' && message.senderUserId !== this.me.userId && message.seq > record.readSent,
+    ).length;
+    return Math.min(this.unread.get(record.threadId) ?? here, here);
   }
 
   private stateOf(record: ThreadRecord): ClientState | null {

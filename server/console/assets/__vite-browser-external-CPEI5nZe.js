@@ -1,0 +1,1 @@
+import{M as e}from"./index-CvWY2Mg2.js";var t=e(((e,t)=>{t.exports={}}));export default t();

@@ -1,1 +1,0 @@
-import{M as e}from"./index-DMvX0B3Z.js";var t=e(((e,t)=>{t.exports={}}));export default t();
