@@ -131,6 +131,15 @@ pub enum Command {
         /// The message; read from standard input if left out.
         text: Option<String>,
     },
+    /// Recall one of your messages ("delete for everyone"): the last one
+    /// you sent in the thread, or the entry given.
+    Recall {
+        /// The thread.
+        thread: String,
+        /// The message's entry number (`send` prints it); your last by
+        /// default.
+        entry: Option<u64>,
+    },
     /// Show a thread's messages and mark them read.
     Read {
         /// The thread.
@@ -248,6 +257,9 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         Command::Send { thread, text } => {
             let text = conversation::message_text(text.as_deref())?;
             conversation::send(&mut Session::open(&cli.options()).await?, thread, &text).await
+        }
+        Command::Recall { thread, entry } => {
+            conversation::recall(&mut Session::open(&cli.options()).await?, thread, *entry).await
         }
         Command::Read { thread } => {
             conversation::read(&mut Session::open(&cli.options()).await?, thread).await

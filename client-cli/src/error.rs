@@ -148,6 +148,12 @@ pub enum CliError {
     /// The thread kept moving.
     #[error("thread {0} kept changing while this was tried; try again")]
     Busy(String),
+    /// No message of this user's to recall.
+    #[error(
+        "you have sent no message in {0} that could be recalled; to recall another, give its \
+         entry number (`curbside send` prints it): curbside recall THREAD ENTRY"
+    )]
+    NothingToRecall(String),
     /// Nothing to send.
     #[error("the message is empty; give the text, or pipe it in")]
     EmptyMessage,

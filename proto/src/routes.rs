@@ -65,6 +65,8 @@ pub const THREAD_ENTRIES: &str = "/v1/threads/{thread_id}/entries";
 pub const THREAD_DELIVERED: &str = "/v1/threads/{thread_id}/delivered";
 /// `POST`: a read receipt.
 pub const THREAD_READ: &str = "/v1/threads/{thread_id}/read";
+/// `POST`: the sender recalls one of their messages ("delete for everyone").
+pub const THREAD_RECALL: &str = "/v1/threads/{thread_id}/recall";
 /// `POST`: the caller's devices leave the thread.
 pub const THREAD_LEAVE: &str = "/v1/threads/{thread_id}/leave";
 /// `POST`: a welcome was processed.

@@ -224,6 +224,18 @@ pub struct MessageRequest {
     pub ciphertext: Blob,
 }
 
+/// `POST /v1/threads/{id}/recall`: recall ("delete for everyone") the
+/// caller's own application message at `seq`. The server erases its
+/// ciphertext and appends a `recall` entry naming it, which every member's
+/// client reads to delete its plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecallRequest {
+    /// The message's sequence number in the thread's log.
+    pub seq: u64,
+}
+
 /// Where an accepted commit or message landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -244,6 +256,9 @@ pub enum EntryKind {
     Commit,
     /// An MLS application message.
     Application,
+    /// The recall of an application message by its sender (`recalls`
+    /// names it; the body is empty, and so is the recalled message's).
+    Recall,
 }
 
 /// One entry of a thread's log.
@@ -268,6 +283,9 @@ pub struct ThreadEntry {
     /// For a commit, the declared membership change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<MembershipChange>,
+    /// For a recall, the message it recalls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recalls: Option<u64>,
 }
 
 /// `GET /v1/threads/{id}/entries?after=SEQ&limit=N`.

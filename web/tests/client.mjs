@@ -9,7 +9,8 @@
 // steps (prints `STEP NAME JSON`, waits for a line on standard input) so
 // that the test can act with the CLI while the page stays open: `sent`
 // (the colleague reads and answers), `added` (a third clinician was added
-// and greeted), `removed` (they were removed and the thread went on).
+// and greeted), `removed` (they were removed and the thread went on),
+// `recalled` (a message sent, then recalled).
 // `reload` signs in again in a new browser run, unlocks the messages with
 // the passphrase (a wrong one first), finds what came meanwhile (AWAY)
 // counted unread, and the history, reads a thread the colleague started
@@ -19,7 +20,7 @@
 //
 // Inputs come from the environment (APP_URL, PROFILE_DIR, CHROMIUM, and
 // CODE, PASSPHRASE, SUBJECT, MARKER, COLLEAGUE, THIRD, REPLY,
-// AFTER_REMOVAL, AWAY, SECOND_SUBJECT, FROM_BEN, FROM_CAL, TO_BEN,
+// AFTER_REMOVAL, TO_RECALL, AWAY, SECOND_SUBJECT, FROM_BEN, FROM_CAL, TO_BEN,
 // SCREENSHOT_DIR); every phase fails on a request to another
 // origin, a console error or an uncaught page error (browser.mjs), and on
 // any serious or critical axe-core violation of a screen it visits.
@@ -147,6 +148,18 @@ async function talk(c) {
   await c.message('removed', third);
   await c.send(need('AFTER_REMOVAL'));
   await step('removed');
+
+  // A message sent, then recalled: gone here, and for everyone.
+  await c.send(need('TO_RECALL'));
+  const toRecall = c.messages().filter({ hasText: need('TO_RECALL') });
+  await toRecall.getByRole('button', { name: 'Recall', exact: true }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Recall', exact: true }).click();
+  await page.getByRole('dialog').waitFor({ state: 'detached' });
+  await c.messages().and(page.locator('[data-kind="recalled"]')).first().waitFor();
+  if ((await c.messages().filter({ hasText: need('TO_RECALL') }).count()) > 0) {
+    throw new Error('the recalled message is still shown');
+  }
+  await step('recalled');
 
   await c.axe('conversation');
   await c.screenshot('conversation');

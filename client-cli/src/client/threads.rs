@@ -112,6 +112,16 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/threads/{id}/recall`: recall one of the caller's
+    /// messages.
+    pub async fn recall(&self, thread_id: &str, seq: u64) -> Result<Appended, ClientError> {
+        self.post(
+            &routes::path(routes::THREAD_RECALL, &[&encode_path(thread_id)]),
+            &curbside_proto::threads::RecallRequest { seq },
+        )
+        .await
+    }
+
     /// `POST /v1/threads/{id}/messages`.
     pub async fn send_message(
         &self,

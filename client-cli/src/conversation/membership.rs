@@ -269,6 +269,7 @@ async fn commit_change(
                             created_at_ms: crate::clock::now_ms(),
                             body: Blob(Vec::new()),
                             change: Some(change),
+                            recalls: None,
                         };
                         record_change(device, thread_id, state, &entry, &before)?;
                         state.processed_seq = appended.seq;

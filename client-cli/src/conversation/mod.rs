@@ -33,5 +33,5 @@ mod watch;
 pub use membership::{change_members, leave, new_thread};
 pub use read::{list, read, show};
 pub use safety_number::safety_number;
-pub use send::{message_text, send, set_thread_subject};
+pub use send::{message_text, recall, send, set_thread_subject};
 pub use watch::watch;

@@ -45,6 +45,12 @@ pub(super) async fn history_line(
             printable(subject)
         ));
     }
+    if let Some(at_ms) = message.recalled_at_ms {
+        return Ok(format!(
+            "[{when}] — {sender} recalled this message at {}",
+            session.times.at(at_ms)
+        ));
+    }
     let prefix = format!("[{when}] {sender}: ");
     let indent = " ".repeat(prefix.chars().count());
     Ok(format!("{prefix}{}", text_block(&message.text, &indent)))

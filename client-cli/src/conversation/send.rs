@@ -1,5 +1,6 @@
-//! `curbside send` and `thread subject`: encrypting to a thread, trying
-//! again when another member moved its epoch on first.
+//! `curbside send`, `thread subject` and `recall`: encrypting to a thread,
+//! trying again when another member moved its epoch on first, and taking
+//! a message back.
 
 use std::io::{IsTerminal, Read};
 
@@ -56,6 +57,7 @@ pub(super) async fn send_content(
                 text: text.clone(),
                 change: None,
                 subject: None,
+                recalled_at_ms: None,
             }),
             Content::Subject { subject } => {
                 set_subject(
@@ -155,4 +157,43 @@ async fn send_to(
         }
     }
     Err(CliError::Busy(thread_id))
+}
+
+/// `curbside recall THREAD [ENTRY]`: recalls ("deletes for everyone") one
+/// of this user's messages, the last one sent unless the entry number
+/// (`send` prints it) is given. The server erases its ciphertext and tells
+/// every member's device, which forgets the text.
+pub async fn recall(
+    session: &mut Session,
+    thread: &str,
+    entry: Option<u64>,
+) -> Result<String, CliError> {
+    let device = catch_up(session).await?;
+    let thread_id = thread_id(session, thread)?;
+    sync(session, &device, &thread_id).await?;
+    still_in(session, &thread_id).await?;
+    let me = session.contents.user_id.clone();
+    let target = match entry {
+        Some(seq) => seq,
+        None => session
+            .contents
+            .threads
+            .get(&thread_id)
+            .and_then(|state| {
+                state.messages.iter().rev().find(|message| {
+                    message.is_text()
+                        && message.sender_user == me
+                        && message.recalled_at_ms.is_none()
+                })
+            })
+            .map(|message| message.seq)
+            .ok_or_else(|| CliError::NothingToRecall(thread_name(session, &thread_id)))?,
+    };
+    session.client.recall(&thread_id, target).await?;
+    sync(session, &device, &thread_id).await?;
+    Ok(format!(
+        "Recalled your message (entry {target}) in {}: the server erased it, and each \
+         member's device forgets it as it catches up",
+        thread_name(session, &thread_id)
+    ))
 }

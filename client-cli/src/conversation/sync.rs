@@ -128,6 +128,37 @@ async fn process(
     state: &mut ThreadState,
     entry: &ThreadEntry,
 ) -> Result<(), CliError> {
+    if entry.kind == EntryKind::Recall {
+        // No MLS message: the server's word that a sender took back one
+        // of their own messages (anyone else's it could only hide, which
+        // it can do anyway by not serving it).
+        if let Some(recalled) = entry.recalls {
+            for message in state.messages.iter_mut().filter(|message| {
+                message.seq == recalled
+                    && message.is_text()
+                    && message.sender_user == entry.sender_user
+            }) {
+                message.recall(entry.created_at_ms);
+            }
+        }
+        state.processed_seq = entry.seq;
+        return Ok(());
+    }
+    if entry.kind == EntryKind::Application && entry.body.0.is_empty() {
+        // Recalled before this device read it: its ciphertext is gone (the
+        // recall entry after it says so). Its place is kept for that.
+        state.messages.push(StoredMessage {
+            seq: entry.seq,
+            sender_user: entry.sender_user.clone(),
+            time_ms: entry.created_at_ms,
+            text: String::new(),
+            change: None,
+            subject: None,
+            recalled_at_ms: None,
+        });
+        state.processed_seq = entry.seq;
+        return Ok(());
+    }
     if entry.sender_device == session.contents.device_id {
         // Own messages were kept when sent. An own commit the server took
         // while this device did not hear back (a timeout, a crash) is
@@ -167,6 +198,7 @@ async fn process(
                 text,
                 change: None,
                 subject: None,
+                recalled_at_ms: None,
             }),
             _ => {}
         },
@@ -181,6 +213,7 @@ async fn process(
                     removed: users_of(&removed),
                 }),
                 subject: None,
+                recalled_at_ms: None,
             });
             let removes_me = removed
                 .iter()
@@ -216,6 +249,7 @@ async fn process(
                 text: "[this message could not be decrypted]".to_owned(),
                 change: None,
                 subject: None,
+                recalled_at_ms: None,
             });
         }
     }
@@ -239,6 +273,7 @@ pub(super) fn set_subject(
             text: String::new(),
             change: None,
             subject: Some(subject.clone()),
+            recalled_at_ms: None,
         });
     }
     state.subject = Some(subject);
@@ -276,6 +311,7 @@ pub(super) fn record_change(
         text: String::new(),
         change: Some(MemberChange { added, removed }),
         subject: None,
+        recalled_at_ms: None,
     });
     Ok(())
 }

@@ -132,6 +132,9 @@ pub struct StoredMessage {
     /// For a change of subject: the new subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// For a message its sender recalled: when (its text is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recalled_at_ms: Option<i64>,
 }
 
 impl StoredMessage {
@@ -139,6 +142,12 @@ impl StoredMessage {
     /// subject).
     pub fn is_text(&self) -> bool {
         self.change.is_none() && self.subject.is_none()
+    }
+
+    /// Forgets a recalled message's text, keeping its place and sender.
+    pub fn recall(&mut self, at_ms: i64) {
+        self.text = String::new();
+        self.recalled_at_ms = Some(at_ms);
     }
 }
 

@@ -34,12 +34,15 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migration
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
 /// Settings applied to every SQLite connection. `synchronous=FULL` makes a
-/// commit durable before it returns, which is what a 2xx reply promises.
+/// commit durable before it returns, which is what a 2xx reply promises;
+/// `secure_delete` overwrites with zeros what a statement deletes or
+/// replaces (a recalled message's ciphertext), in the database file.
 pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = FULL; \
      PRAGMA foreign_keys = ON; \
      PRAGMA busy_timeout = 5000; \
-     PRAGMA wal_autocheckpoint = 16384;";
+     PRAGMA wal_autocheckpoint = 16384; \
+     PRAGMA secure_delete = ON;";
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -91,6 +94,11 @@ pub enum DbError {
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
 }
+
+/// How often [`Database::erase_deleted`] tries to truncate the log.
+const ERASE_ATTEMPTS: u32 = 50;
+/// How long it waits between tries.
+const ERASE_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Database {
     /// Opens a pool to `url`, applying the SQLite settings to every
@@ -193,6 +201,41 @@ impl Database {
     /// The connection pool, for queries.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// After content was erased (a recall): on SQLite, whose
+    /// `secure_delete` zeroes what a statement deletes or overwrites in
+    /// the database file but not the older copies in its write-ahead log,
+    /// copies the log back and truncates it (`wal_checkpoint(TRUNCATE)`),
+    /// in the background, trying again while readers or another
+    /// checkpoint hold it. Nothing on PostgreSQL (see DESIGN.md, Storage).
+    pub fn erase_deleted(&self) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            for attempt in 1..=ERASE_ATTEMPTS {
+                let done: Result<(i64, i64, i64), sqlx::Error> =
+                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .fetch_one(&pool)
+                        .await;
+                match done {
+                    // Not busy: the whole log was copied back and emptied.
+                    Ok((0, _, _)) => return,
+                    Ok(_) => {}
+                    Err(error) if attempt == ERASE_ATTEMPTS => {
+                        tracing::warn!(%error, "cannot truncate the write-ahead log after erasing");
+                        return;
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(ERASE_RETRY).await;
+            }
+            tracing::warn!(
+                "the write-ahead log stayed busy; what was erased leaves it at the next checkpoint"
+            );
+        });
     }
 
     /// The SQLite database's file, as SQLite names it; `None` on

@@ -106,6 +106,40 @@ where
         .await
 }
 
+/// Like [`ADVANCE`] at whatever epoch the thread is at, which it keeps.
+/// Returns the entry's sequence number and the epoch, or no row.
+static ADVANCE_LOG: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE thread SET last_seq = last_seq + 1, last_activity_ms = $2 \
+         WHERE thread_id = $1 AND \
+         EXISTS (SELECT 1 FROM {MEMBER_DEVICE} \
+                 WHERE m.thread_id = $1 AND m.device_id = $3 AND m.removed_seq IS NULL \
+                   AND {ENROLLED_AND_ACTIVE}) \
+         RETURNING last_seq, epoch"
+    )
+});
+
+/// Moves `thread_id` on by one entry at its epoch (an entry that is no
+/// MLS message: a recall), with activity at `now_ms`, if `device_id` is a
+/// current member; returns the entry's sequence number and the epoch, or
+/// `None` (changing nothing).
+pub async fn advance_log<'c, E>(
+    executor: E,
+    thread_id: &str,
+    now_ms: i64,
+    device_id: &str,
+) -> Result<Option<(i64, i64)>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as(&ADVANCE_LOG)
+        .bind(thread_id)
+        .bind(now_ms)
+        .bind(device_id)
+        .fetch_optional(executor)
+        .await
+}
+
 /// The last entry of `thread_id`'s log (an error if there is no such
 /// thread).
 pub async fn last_seq<'c, E>(executor: E, thread_id: &str) -> Result<i64, sqlx::Error>

@@ -1,7 +1,8 @@
-//! `thread_entry`: each thread's log of MLS commits and application
-//! messages, numbered from 1 by `seq`. Application messages are appended
-//! in batches by the write pipeline (`super::message_batch`), commits
-//! one at a time by the threads handler.
+//! `thread_entry`: each thread's log of MLS commits, application messages
+//! and recalls, numbered from 1 by `seq`. Application messages are
+//! appended in batches by the write pipeline (`super::message_batch`),
+//! commits and recalls one at a time by the threads handler. A recalled
+//! message keeps its row (the log has no gaps) with its body erased.
 
 use curbside_proto::threads::{Blob, EntryKind, MembershipChange, ThreadEntry};
 use sqlx::Any;
@@ -29,11 +30,13 @@ pub struct EntryRow {
     pub added: Option<String>,
     /// A commit's removed devices, separated by spaces.
     pub removed: Option<String>,
+    /// A recall's message.
+    pub recalls: Option<i64>,
 }
 
 /// The columns of [`EntryRow`], for `SELECT`.
 const COLUMNS: &str = "thread_id, seq, kind, epoch, sender_user, sender_device, created_at_ms, \
-     body, added, removed";
+     body, added, removed, recalls";
 
 fn ids(text: Option<String>) -> Vec<String> {
     text.map(|text| text.split_whitespace().map(str::to_owned).collect())
@@ -46,11 +49,12 @@ impl EntryRow {
         let is_commit = self.kind == "commit";
         ThreadEntry {
             seq: u64::try_from(self.seq).unwrap_or(0),
-            kind: if is_commit {
-                EntryKind::Commit
-            } else {
-                EntryKind::Application
+            kind: match self.kind.as_str() {
+                "commit" => EntryKind::Commit,
+                "recall" => EntryKind::Recall,
+                _ => EntryKind::Application,
             },
+            recalls: self.recalls.and_then(|seq| u64::try_from(seq).ok()),
             epoch: u64::try_from(self.epoch).unwrap_or(0),
             sender_user: self.sender_user,
             sender_device: self.sender_device,
@@ -168,6 +172,103 @@ where
     .bind(commit.body)
     .bind(commit.add.join(" "))
     .bind(commit.remove.join(" "))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// What a recall needs to know of the entry it names.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecallTarget {
+    /// `commit`, `application` or `recall`.
+    pub kind: String,
+    /// Who sent it.
+    pub sender_user: String,
+    /// When it was recalled, if it was.
+    pub recalled_at_ms: Option<i64>,
+}
+
+/// The entry at `seq` of `thread_id`, as a recall sees it, if there is one.
+pub async fn recall_target<'c, E>(
+    executor: E,
+    thread_id: &str,
+    seq: i64,
+) -> Result<Option<RecallTarget>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as(
+        "SELECT kind, sender_user, recalled_at_ms FROM thread_entry \
+         WHERE thread_id = $1 AND seq = $2",
+    )
+    .bind(thread_id)
+    .bind(seq)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Erases the ciphertext of the application message at `seq` (its body
+/// becomes empty) and marks it recalled at `now_ms`, unless it already
+/// was; returns whether it did.
+pub async fn erase_recalled<'c, E>(
+    executor: E,
+    thread_id: &str,
+    seq: i64,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    let erased = sqlx::query(
+        "UPDATE thread_entry SET body = $1, recalled_at_ms = $2 \
+         WHERE thread_id = $3 AND seq = $4 AND kind = 'application' AND recalled_at_ms IS NULL",
+    )
+    .bind(Vec::<u8>::new())
+    .bind(now_ms)
+    .bind(thread_id)
+    .bind(seq)
+    .execute(executor)
+    .await?;
+    Ok(erased.rows_affected() == 1)
+}
+
+/// A recall to append to a thread's log.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRecall<'a> {
+    /// The thread.
+    pub thread_id: &'a str,
+    /// Its place in the log.
+    pub seq: i64,
+    /// The thread's epoch (a recall does not change it).
+    pub epoch: i64,
+    /// The recalling user (the message's sender).
+    pub sender_user: &'a str,
+    /// The device it came from.
+    pub sender_device: &'a str,
+    /// When the server accepted it (Unix ms).
+    pub created_at_ms: i64,
+    /// The message it recalls.
+    pub recalls: i64,
+}
+
+/// Appends a recall to its thread's log.
+pub async fn insert_recall<'c, E>(executor: E, recall: NewRecall<'_>) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
+         created_at_ms, body, recalls) \
+         VALUES ($1, $2, 'recall', $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(recall.thread_id)
+    .bind(recall.seq)
+    .bind(recall.epoch)
+    .bind(recall.sender_user)
+    .bind(recall.sender_device)
+    .bind(recall.created_at_ms)
+    .bind(Vec::<u8>::new())
+    .bind(recall.recalls)
     .execute(executor)
     .await?;
     Ok(())

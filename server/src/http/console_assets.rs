@@ -4,14 +4,14 @@
 /// Each file: its path under `/admin/`, its content type, its bytes.
 pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
     (
-        "assets/ClinicianApp-CjpI7PYg.js",
+        "assets/ClinicianApp-CFBP4bGd.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/ClinicianApp-CjpI7PYg.js"),
+        include_bytes!("../../console/assets/ClinicianApp-CFBP4bGd.js"),
     ),
     (
-        "assets/__vite-browser-external-CPEI5nZe.js",
+        "assets/__vite-browser-external-FXVj5DTT.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/__vite-browser-external-CPEI5nZe.js"),
+        include_bytes!("../../console/assets/__vite-browser-external-FXVj5DTT.js"),
     ),
     (
         "assets/chacha-Cdi3lqr1.js",
@@ -49,14 +49,14 @@ pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../console/assets/hybridkem-x-wing_ts-mls-CTAkhz2k.js"),
     ),
     (
-        "assets/index-21m1pwnu.css",
+        "assets/index-24OuVCjk.css",
         "text/css; charset=utf-8",
-        include_bytes!("../../console/assets/index-21m1pwnu.css"),
+        include_bytes!("../../console/assets/index-24OuVCjk.css"),
     ),
     (
-        "assets/index-CvWY2Mg2.js",
+        "assets/index-CMiKNPuF.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/index-CvWY2Mg2.js"),
+        include_bytes!("../../console/assets/index-CMiKNPuF.js"),
     ),
     (
         "assets/ml-dsa-sVw-3juW.js",

@@ -281,6 +281,7 @@ impl PlannedPushes for CommitPushes {
                         body: message.ciphertext.clone(),
                         added: None,
                         removed: None,
+                        recalls: None,
                     }
                     .into_entry(),
                 };

@@ -31,6 +31,7 @@ mod openapi;
 mod people;
 mod policy;
 mod probe;
+mod recall;
 mod schemathesis;
 mod shutdown;
 mod starvation;

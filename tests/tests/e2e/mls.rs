@@ -308,6 +308,13 @@ pub async fn marker_in_storage(env: &TestEnv, backend: Backend) -> usize {
 /// How many places in the server's storage hold `marker` in the clear: any
 /// file of the SQLite data directory, or any text or bytea column.
 pub async fn marker_in_storage_of(env: &TestEnv, backend: Backend, marker: &str) -> usize {
+    bytes_in_storage(env, backend, marker.as_bytes()).await
+}
+
+/// How many places in the server's storage hold `needle`: any file of the
+/// SQLite data directory (the database, its write-ahead log), or on
+/// PostgreSQL any text column (as text) or bytea column (as bytes).
+pub async fn bytes_in_storage(env: &TestEnv, backend: Backend, needle: &[u8]) -> usize {
     match backend {
         Backend::Sqlite => {
             let mut found = 0;
@@ -316,8 +323,8 @@ pub async fn marker_in_storage_of(env: &TestEnv, backend: Backend, marker: &str)
                 if path.is_file() {
                     let bytes = std::fs::read(&path).unwrap();
                     found += bytes
-                        .windows(marker.len())
-                        .filter(|window| *window == marker.as_bytes())
+                        .windows(needle.len())
+                        .filter(|window| *window == needle)
                         .count();
                 }
             }
@@ -337,20 +344,32 @@ pub async fn marker_in_storage_of(env: &TestEnv, backend: Backend, marker: &str)
             .await
             .unwrap();
             assert!(columns.len() > 20, "{columns:?}");
+            // Binary needles (ciphertext) are looked for in bytea columns
+            // only: text cannot hold them.
+            let text = std::str::from_utf8(needle)
+                .ok()
+                .filter(|text| !text.contains('\0'));
             let mut found = 0;
             for (table, column, data_type) in columns {
-                let condition = if data_type == "bytea" {
-                    format!("position(convert_to($1, 'UTF8') in \"{column}\") > 0")
+                let count: i64 = if data_type == "bytea" {
+                    sqlx::query_scalar(&format!(
+                        "SELECT COUNT(*) FROM \"{table}\" WHERE position($1::bytea in \"{column}\") > 0"
+                    ))
+                    .bind(needle)
+                    .fetch_one(&mut connection)
+                    .await
+                    .unwrap()
+                } else if let Some(text) = text {
+                    sqlx::query_scalar(&format!(
+                        "SELECT COUNT(*) FROM \"{table}\" WHERE position($1 in \"{column}\") > 0"
+                    ))
+                    .bind(text)
+                    .fetch_one(&mut connection)
+                    .await
+                    .unwrap()
                 } else {
-                    format!("position($1 in \"{column}\") > 0")
+                    0
                 };
-                let count: i64 = sqlx::query_scalar(&format!(
-                    "SELECT COUNT(*) FROM \"{table}\" WHERE {condition}"
-                ))
-                .bind(marker)
-                .fetch_one(&mut connection)
-                .await
-                .unwrap();
                 found += usize::try_from(count).unwrap();
             }
             found

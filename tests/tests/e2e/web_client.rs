@@ -115,6 +115,7 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     let marker = format!("MARKER-web-{unique}");
     let reply = format!("REPLY-cli-{unique}");
     let after = format!("AFTER-removal-{unique}");
+    let to_recall = format!("TO-RECALL-{unique}");
     let subject = "Bed 4, chest pain";
     let screenshots = match std::env::var("CURBSIDE_UPDATE_SCREENSHOTS") {
         Ok(_) if backend == Backend::Sqlite => {
@@ -132,6 +133,7 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
         ("THIRD", "Dr. Cal Chen"),
         ("REPLY", reply.as_str()),
         ("AFTER_REMOVAL", after.as_str()),
+        ("TO_RECALL", to_recall.as_str()),
         ("SCREENSHOT_DIR", screenshots.to_str().unwrap()),
     ];
     let browser = Browser::new(
@@ -175,6 +177,16 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     assert!(!shown.contains(&after), "{shown}");
     let read = ben.ok(&["read", &thread]).await;
     assert!(read.contains(&after), "{read}");
+    talk.next().await;
+
+    // What she recalls in the browser is gone for Ben too.
+    talk.reached("recalled").await;
+    let read = ben.ok(&["read", &thread]).await;
+    assert!(!read.contains(&to_recall), "{read}");
+    assert!(
+        read.contains("Dr. Ana Alvarez recalled this message"),
+        "{read}"
+    );
     talk.next().await;
     let talked = talk.finished().await;
     // The browser is closed: what it keeps on disk holds no message in

@@ -7,6 +7,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 
 import * as api from '../api';
 import { ErrorText } from '../components/Bits';
+import { Confirm } from '../components/Confirm';
 import { leftSentence, receiptText, ShortTime, subjectOf } from './bits';
 import { MembersPanel } from './MembersPanel';
 import type { MessageView, Messenger, ReceiptsView, ThreadView } from './model';
@@ -33,6 +34,7 @@ function Conversation({ messenger, thread }: { messenger: Messenger; thread: Thr
   const messages = messenger.messages(threadId);
   const newest = messages.at(-1)?.seq ?? null;
   const inThread = thread.left === null;
+  const [recalling, setRecalling] = useState<MessageView | null>(null);
   useReadAndReceipts(messenger, thread, newest);
 
   return (
@@ -55,11 +57,29 @@ function Conversation({ messenger, thread }: { messenger: Messenger; thread: Thr
           <h2 id="messages-heading" class="visually-hidden">
             Messages
           </h2>
-          <MessageList messages={messages} receipts={messenger.receipts(threadId)} />
+          <MessageList
+            messages={messages}
+            receipts={messenger.receipts(threadId)}
+            onRecall={inThread ? setRecalling : null}
+          />
           {inThread && <Compose messenger={messenger} threadId={threadId} />}
         </section>
         {inThread && <MembersPanel messenger={messenger} threadId={threadId} />}
       </div>
+      {recalling !== null && (
+        <Confirm
+          title="Recall this message?"
+          confirmLabel="Recall"
+          onClose={() => setRecalling(null)}
+          onConfirm={() => messenger.recall(threadId, recalling.seq)}
+        >
+          <p class="message-text">{recalling.text}</p>
+          <p>
+            The server erases it, and every member’s device deletes it as it catches up; the thread shows that you
+            recalled a message. Someone may already have read it.
+          </p>
+        </Confirm>
+      )}
     </>
   );
 }
@@ -98,7 +118,14 @@ function useReadAndReceipts(messenger: Messenger, thread: ThreadView, newest: nu
   }, [messenger, threadId, unread, newest, inThread]);
 }
 
-function MessageList({ messages, receipts }: { messages: MessageView[]; receipts: ReceiptsView | null }) {
+interface ListProps {
+  messages: MessageView[];
+  receipts: ReceiptsView | null;
+  /** Asks to recall one of the user's messages; null when they cannot. */
+  onRecall: ((message: MessageView) => void) | null;
+}
+
+function MessageList({ messages, receipts, onRecall }: ListProps) {
   const list = useRef<HTMLOListElement>(null);
   const opened = useRef(false);
   const newest = messages.at(-1)?.seq ?? null;
@@ -136,14 +163,22 @@ function MessageList({ messages, receipts }: { messages: MessageView[]; receipts
           too; only new messages are, not receipts changing under old ones. */}
       <ol class="messages" ref={list} aria-live="polite" aria-relevant="additions">
         {messages.map((message) => (
-          <MessageItem key={message.seq} message={message} receipts={receipts} />
+          <MessageItem key={message.seq} message={message} receipts={receipts} onRecall={onRecall} />
         ))}
       </ol>
     </>
   );
 }
 
-function MessageItem({ message, receipts }: { message: MessageView; receipts: ReceiptsView | null }) {
+function MessageItem({
+  message,
+  receipts,
+  onRecall,
+}: {
+  message: MessageView;
+  receipts: ReceiptsView | null;
+  onRecall: ((message: MessageView) => void) | null;
+}) {
   const common = { 'data-seq': message.seq, 'data-kind': message.kind };
   switch (message.kind) {
     case 'text':
@@ -152,8 +187,33 @@ function MessageItem({ message, receipts }: { message: MessageView; receipts: Re
           <p class="message-meta">
             <span class="person-name">{message.senderName}</span> <ShortTime ms={message.atMs} />
           </p>
-          <p class="message-text">{message.text}</p>
-          {message.mine && <p class="receipt">{receiptText(message.seq, receipts)}</p>}
+          <p class="message-text" id={`message-${message.seq}`}>
+            {message.text}
+          </p>
+          {message.mine && (
+            <p class="receipt">
+              {receiptText(message.seq, receipts)}
+              {onRecall !== null && (
+                <>
+                  {' · '}
+                  <button
+                    type="button"
+                    class="link-button"
+                    aria-describedby={`message-${message.seq}`}
+                    onClick={() => onRecall(message)}
+                  >
+                    Recall
+                  </button>
+                </>
+              )}
+            </p>
+          )}
+        </li>
+      );
+    case 'recalled':
+      return (
+        <li {...common} class="message-system">
+          {message.senderName} recalled a message · <ShortTime ms={message.atMs} />
         </li>
       );
     case 'undecryptable':

@@ -67,13 +67,15 @@ interface DirectoryEntry {
 }
 interface ThreadEntry {
   seq: number;
-  kind: 'commit' | 'application';
+  kind: 'commit' | 'application' | 'recall';
   epoch: number;
   sender_user: string;
   sender_device: string;
   created_at_ms: number;
   body: string;
   change?: { add: string[]; remove: string[] } | null;
+  /** For a recall, the message it recalls. */
+  recalls?: number | null;
 }
 interface MembershipEnded {
   seq: number;
@@ -474,6 +476,15 @@ class Engine implements Messenger {
     });
   }
 
+  recall(threadId: string, seq: number): Promise<void> {
+    return this.serial(async () => {
+      const record = this.current(threadId);
+      this.checkOpen();
+      await api.sendJson('POST', `/v1/threads/${api.seg(threadId)}/recall`, { seq });
+      await this.catchUp(record);
+    });
+  }
+
   addMember(threadId: string, userId: string): Promise<void> {
     return this.serial(async () => {
       const record = this.current(threadId);
@@ -845,8 +856,29 @@ class Engine implements Messenger {
     if (entry.seq !== record.processedSeq + 1) {
       throw new Error('the thread’s log skipped an entry; reload the page');
     }
+    if (entry.kind === 'recall') {
+      // No MLS message: the server's word that a sender took back one of
+      // their own messages (anyone else's it could only hide, which it can
+      // do anyway by not serving it). The text is forgotten here too.
+      for (const message of record.messages) {
+        if (message.seq === entry.recalls && message.kind === 'text' && message.senderUserId === entry.sender_user) {
+          message.kind = 'recalled';
+          message.text = '';
+        }
+      }
+      record.processedSeq = entry.seq;
+      return;
+    }
     const state = this.requireState(record);
     const at = { seq: entry.seq, atMs: entry.created_at_ms };
+    if (entry.kind === 'application' && entry.body === '') {
+      // Recalled before this browser read it: its ciphertext is gone (the
+      // recall entry after it says so). Its place is kept for that.
+      this.record(record, { ...at, kind: 'text', text: '', senderUserId: entry.sender_user }, await this.nameOf(record, entry.sender_user));
+      delete record.own[String(entry.seq)];
+      record.processedSeq = entry.seq;
+      return;
+    }
     if (entry.sender_device === this.me.deviceId && entry.kind === 'application') {
       const hash = await digestOf(entry.body);
       const sent = record.own[String(entry.seq)] ?? record.sending[hash];

@@ -36,7 +36,7 @@ export interface ThreadView {
   left: LeftInfo | null;
 }
 
-export type MessageKind = 'text' | 'subject' | 'added' | 'removed' | 'undecryptable';
+export type MessageKind = 'text' | 'subject' | 'added' | 'removed' | 'undecryptable' | 'recalled';
 
 export interface MessageView {
   /** The thread log's sequence number. */
@@ -45,7 +45,8 @@ export interface MessageView {
   /**
    * `text`: the message as written (several lines allowed); `subject`:
    * the new subject; `added`/`removed`: a sentence ("Dr. Ana Alvarez added
-   * Dr. Cal Chen"); `undecryptable`: why.
+   * Dr. Cal Chen"); `undecryptable`: why; `recalled`: nothing (its sender
+   * took it back: the text is gone from the server and from here).
    */
   text: string;
   senderUserId: string;
@@ -91,6 +92,8 @@ export interface Messenger {
   /** Starts a thread with these users (ids) and subject; resolves to its id. */
   createThread(userIds: string[], subject: string): Promise<string>;
   send(threadId: string, text: string): Promise<void>;
+  /** Recalls ("deletes for everyone") one of the user's own messages. */
+  recall(threadId: string, seq: number): Promise<void>;
   addMember(threadId: string, userId: string): Promise<void>;
   removeMember(threadId: string, userId: string): Promise<void>;
   /** Marks the thread read up to its newest entry (a read receipt). */

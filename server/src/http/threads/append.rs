@@ -1,14 +1,16 @@
 //! The log's writes: a commit, which moves the thread's epoch and its
-//! membership in one transaction, and an application message, appended in
-//! the audit writer's batches. Either is refused with 404 for a non-member
-//! or 409 for a stale epoch (`refusal`).
+//! membership in one transaction; an application message, appended in the
+//! audit writer's batches; and a recall, which erases a message's
+//! ciphertext and appends an entry naming it. Each is refused with 404 for
+//! a non-member; a commit or message with 409 for a stale epoch
+//! (`refusal`).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use curbside_proto::routes;
 use curbside_proto::threads::{
     Appended, Blob, CommitRequest, MAX_THREAD_DEVICES, MembershipChange, MessageRequest,
-    is_thread_id,
+    RecallRequest, is_thread_id,
 };
 use sqlx::{Any, AnyConnection, Transaction};
 
@@ -19,7 +21,7 @@ use super::welcomes::{add_member, announce_welcomes};
 use crate::auth::sessions::Caller;
 use crate::clock::now_ms;
 use crate::db::message_batch::NewMessage;
-use crate::db::thread_entry::{self, NewCommit};
+use crate::db::thread_entry::{self, NewCommit, NewRecall};
 use crate::db::{thread, thread_member, welcome};
 use crate::http::access::Access;
 use crate::http::error::{Error, Result};
@@ -273,5 +275,95 @@ pub(super) async fn message(
     Ok(Json(Appended {
         seq: to_u64(seq),
         epoch: request.epoch,
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = routes::THREAD_RECALL,
+    operation_id = "thread.message.recall",
+    tag = "thread",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    request_body = RecallRequest,
+    security(("session" = [])),
+    responses((status = 200, description = "The recall, appended to the log", body = Appended)),
+)]
+pub(super) async fn recall(
+    State(state): State<AppState>,
+    access: Access,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    extract::Json(request): extract::Json<RecallRequest>,
+) -> Result<Json<Appended>> {
+    membership(&state, &access, &caller, &thread_id).await?;
+    limit_writes(&state, &caller)?;
+    let target = to_i64(request.seq)?;
+    access.evidence(format!("recalls={target}"));
+    let now = now_ms();
+    // The write comes first (see the module): the log moves on by one
+    // entry, at its epoch, if the caller's device is still a member.
+    let mut tx = state.database.pool().begin().await?;
+    let Some((seq, epoch)) =
+        thread::advance_log(&mut *tx, &thread_id, now, &caller.device_id).await?
+    else {
+        return Err(Error::NotFound);
+    };
+    match thread_entry::recall_target(&mut *tx, &thread_id, target).await? {
+        None => {
+            access.reason("no_such_message");
+            return Err(Error::InvalidRequest(format!(
+                "this thread has no message {target}: name one of your messages by its number"
+            )));
+        }
+        Some(found) if found.kind != "application" => {
+            access.reason("not_a_message");
+            return Err(Error::InvalidRequest(format!(
+                "entry {target} is not a message (a change of members, or a recall): only \
+                 messages can be recalled"
+            )));
+        }
+        Some(found) if found.sender_user != caller.user_id => {
+            access.reason("not_the_sender");
+            return Err(Error::Forbidden(
+                "only its sender can recall a message".to_owned(),
+            ));
+        }
+        Some(found) if found.recalled_at_ms.is_some() => {
+            access.reason("already_recalled");
+            return Err(Error::Conflict(format!(
+                "message {target} was already recalled"
+            )));
+        }
+        Some(_) => {}
+    }
+    if !thread_entry::erase_recalled(&mut *tx, &thread_id, target, now).await? {
+        access.reason("already_recalled");
+        return Err(Error::Conflict(format!(
+            "message {target} was already recalled"
+        )));
+    }
+    thread_entry::insert_recall(
+        &mut *tx,
+        NewRecall {
+            thread_id: &thread_id,
+            seq,
+            epoch,
+            sender_user: &caller.user_id,
+            sender_device: &caller.device_id,
+            created_at_ms: now,
+            recalls: target,
+        },
+    )
+    .await?;
+    access.commit(&state, tx).await?;
+    // Erased from the database's own files too, not only from its rows.
+    state.database.erase_deleted();
+    state.events.announce(Notice::Entry {
+        thread_id: thread_id.clone(),
+        seq,
+    });
+    Ok(Json(Appended {
+        seq: to_u64(seq),
+        epoch: to_u64(epoch),
     }))
 }

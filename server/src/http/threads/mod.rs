@@ -16,8 +16,8 @@
 //! The routes are split by what they do to a thread:
 //! - `lifecycle`: making a thread, listing a device's threads, a thread's
 //!   detail, and leaving it;
-//! - `append`: the log's writes, commits and messages, and why one was
-//!   refused;
+//! - `append`: the log's writes, commits, messages and recalls, and why
+//!   one was refused;
 //! - `reading`: a member's pages of the log, and its delivery and read
 //!   receipts;
 //! - `welcomes`: adding a device with its MLS Welcome queued, and the
@@ -44,6 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::detail))
         .routes(routes!(append::commit))
         .routes(routes!(append::message))
+        .routes(routes!(append::recall))
         .routes(routes!(reading::entries))
         .routes(routes!(reading::delivered))
         .routes(routes!(reading::read))

@@ -1,0 +1,1 @@
+import{M as e}from"./index-CMiKNPuF.js";var t=e(((e,t)=>{t.exports={}}));export default t();
