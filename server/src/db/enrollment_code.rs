@@ -233,13 +233,5 @@ pub async fn delete_expired<'c, E>(
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    Ok(sqlx::query(
-        "DELETE FROM enrollment_code WHERE code_hash IN \
-         (SELECT code_hash FROM enrollment_code WHERE expires_at_ms < $1 LIMIT $2)",
-    )
-    .bind(before_ms)
-    .bind(limit)
-    .execute(executor)
-    .await?
-    .rows_affected())
+    super::delete_expired_rows(executor, "enrollment_code", "code_hash", before_ms, limit).await
 }

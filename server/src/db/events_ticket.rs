@@ -71,13 +71,5 @@ pub async fn delete_expired<'c, E>(
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    Ok(sqlx::query(
-        "DELETE FROM events_ticket WHERE ticket_hash IN \
-         (SELECT ticket_hash FROM events_ticket WHERE expires_at_ms < $1 LIMIT $2)",
-    )
-    .bind(before_ms)
-    .bind(limit)
-    .execute(executor)
-    .await?
-    .rows_affected())
+    super::delete_expired_rows(executor, "events_ticket", "ticket_hash", before_ms, limit).await
 }

@@ -94,13 +94,12 @@ pub async fn delete_expired<'c, E>(
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    Ok(sqlx::query(
-        "DELETE FROM login_challenge WHERE challenge_id IN \
-         (SELECT challenge_id FROM login_challenge WHERE expires_at_ms < $1 LIMIT $2)",
+    super::delete_expired_rows(
+        executor,
+        "login_challenge",
+        "challenge_id",
+        before_ms,
+        limit,
     )
-    .bind(before_ms)
-    .bind(limit)
-    .execute(executor)
-    .await?
-    .rows_affected())
+    .await
 }

@@ -95,6 +95,30 @@ pub enum DbError {
     Query(#[from] sqlx::Error),
 }
 
+/// Deletes at most `limit` rows of `table` (keyed by `key`) whose
+/// `expires_at_ms` is before `before_ms`, in one statement; returns how
+/// many. The sweep's tables of things that expire all have that column.
+async fn delete_expired_rows<'c, E>(
+    executor: E,
+    table: &'static str,
+    key: &'static str,
+    before_ms: i64,
+    limit: i64,
+) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    Ok(sqlx::query(&format!(
+        "DELETE FROM {table} WHERE {key} IN \
+         (SELECT {key} FROM {table} WHERE expires_at_ms < $1 LIMIT $2)"
+    ))
+    .bind(before_ms)
+    .bind(limit)
+    .execute(executor)
+    .await?
+    .rows_affected())
+}
+
 /// How often [`Database::erase_deleted`] tries to truncate the log.
 const ERASE_ATTEMPTS: u32 = 50;
 /// How long it waits between tries.

@@ -280,13 +280,5 @@ pub async fn delete_expired<'c, E>(
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    Ok(sqlx::query(
-        "DELETE FROM session WHERE session_id IN \
-         (SELECT session_id FROM session WHERE expires_at_ms < $1 LIMIT $2)",
-    )
-    .bind(before_ms)
-    .bind(limit)
-    .execute(executor)
-    .await?
-    .rows_affected())
+    super::delete_expired_rows(executor, "session", "session_id", before_ms, limit).await
 }
