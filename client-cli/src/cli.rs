@@ -124,12 +124,38 @@ pub enum Command {
     /// Start threads and change their members.
     #[command(subcommand)]
     Thread(ThreadCommand),
-    /// Send a message to a thread (the text, or standard input).
+    /// Send a message to a thread (the text, or standard input), with
+    /// files if given (encrypted; at most 100 MiB each unless the server
+    /// says otherwise).
     Send {
         /// The thread.
         thread: String,
-        /// The message; read from standard input if left out.
+        /// The message; read from standard input if left out (and no file
+        /// is given).
         text: Option<String>,
+        /// A file to send with it (repeatable).
+        #[arg(long = "file", value_name = "PATH")]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Save an attachment of a thread, decrypted, once its SHA-256 is the
+    /// one its message gives.
+    Download {
+        /// The thread.
+        thread: String,
+        /// The attachment's id (`read` lists them), or its name if only
+        /// one has it.
+        attachment: String,
+        /// Where to save it (a file that does not exist yet).
+        #[arg(long, value_name = "PATH")]
+        out: std::path::PathBuf,
+    },
+    /// Make the thread's messages disappear after a time (30s, 5m, 1h,
+    /// 7d, 2w), for every member, or `off`.
+    Lifespan {
+        /// The thread.
+        thread: String,
+        /// How long messages live, or `off`.
+        lifespan: String,
     },
     /// Recall one of your messages ("delete for everyone"): the last one
     /// you sent in the thread, or the entry given.
@@ -254,9 +280,29 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         Command::Audit(command) => audit::run_offline(command),
         Command::Threads => conversation::list(&mut Session::open(&cli.options()).await?).await,
         Command::Thread(command) => thread::run(&cli.options(), command).await,
-        Command::Send { thread, text } => {
+        Command::Send {
+            thread,
+            text,
+            files,
+        } if !files.is_empty() => {
+            let mut session = Session::open(&cli.options()).await?;
+            conversation::send_with_files(&mut session, thread, text.as_deref(), files).await
+        }
+        Command::Send { thread, text, .. } => {
             let text = conversation::message_text(text.as_deref())?;
             conversation::send(&mut Session::open(&cli.options()).await?, thread, &text).await
+        }
+        Command::Download {
+            thread,
+            attachment,
+            out,
+        } => {
+            let mut session = Session::open(&cli.options()).await?;
+            conversation::download(&mut session, thread, attachment, out).await
+        }
+        Command::Lifespan { thread, lifespan } => {
+            let mut session = Session::open(&cli.options()).await?;
+            conversation::set_lifespan(&mut session, thread, lifespan).await
         }
         Command::Recall { thread, entry } => {
             conversation::recall(&mut Session::open(&cli.options()).await?, thread, *entry).await

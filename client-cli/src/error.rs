@@ -208,6 +208,41 @@ pub enum CliError {
          `curbside policy show`, accept it with `curbside policy accept`, then watch again"
     )]
     PolicyNotAccepted,
+    /// A file could not be encrypted, decrypted or written.
+    #[error("{0}")]
+    Attachment(#[from] crate::attachment::AttachmentError),
+    /// No attachment by that id or name in the thread.
+    #[error(
+        "{thread} has no attachment '{given}' that this device can open; `curbside read THREAD` \
+         lists them as [attachment ID] NAME (a recalled or expired message's are gone)"
+    )]
+    NoSuchAttachment {
+        /// The thread's name.
+        thread: String,
+        /// What was given.
+        given: String,
+    },
+    /// Several attachments have the name given.
+    #[error("several attachments in this thread are named '{0}'; give the id `read` shows instead")]
+    AmbiguousAttachment(String),
+    /// The decrypted file is not the one the message named.
+    #[error(
+        "the downloaded file's SHA-256 is not the one its message gives: it was not saved; \
+         download it again, and tell your administrator if this repeats"
+    )]
+    DigestMismatch,
+    /// The output file exists.
+    #[error("{0} exists; give --out a path that does not, or move the file away first")]
+    OutputExists(String),
+    /// A lifespan that is not one.
+    #[error(
+        "'{0}' is not a lifespan: give a number with s, m, h, d or w (30s, 5m, 1h, 7d, 2w), or \
+         off"
+    )]
+    BadLifespan(String),
+    /// Neither text nor files to send.
+    #[error("nothing to send: give the text, or files with --file")]
+    NothingToSend,
     /// `policy accept` with nothing published.
     #[error("your organisation has not published a messaging policy; there is nothing to accept")]
     NoPolicy,

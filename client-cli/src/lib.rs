@@ -3,6 +3,7 @@
 //! as the `curbside` command line.
 
 pub mod agent;
+pub mod attachment;
 pub mod audit;
 pub mod cli;
 pub mod client;

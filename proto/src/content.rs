@@ -2,7 +2,9 @@
 //! only members' devices ever see. The server never parses it.
 //!
 //! A message is a JSON object tagged by `type`:
-//! - `{"type":"text","text":"..."}`: a message as the clinician wrote it;
+//! - `{"type":"text","text":"...","attachments":[...]}`: a message as the
+//!   clinician wrote it, with the files sent with it if any (each with the
+//!   key that opens it, see [`crate::attachment::AttachmentRef`]);
 //! - `{"type":"subject","subject":"..."}`: the thread's subject, sent when
 //!   a thread is made, and again by whoever adds members, so newcomers (who
 //!   read nothing from before they joined) learn it too.
@@ -12,6 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::attachment::AttachmentRef;
+
 /// The plaintext of an application message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -20,8 +24,12 @@ use serde::{Deserialize, Serialize};
 pub enum Content {
     /// A message.
     Text {
-        /// As written (several lines allowed).
+        /// As written (several lines allowed; empty when the message is
+        /// only attachments).
         text: String,
+        /// Files sent with it (see [`crate::attachment`]).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentRef>,
     },
     /// The thread's subject.
     Subject {
@@ -41,6 +49,7 @@ impl Content {
     pub fn decode(bytes: &[u8]) -> Self {
         crate::json::decode::<Self>(bytes).unwrap_or_else(|_| Self::Text {
             text: String::from_utf8_lossy(bytes).into_owned(),
+            attachments: Vec::new(),
         })
     }
 }
@@ -54,6 +63,18 @@ mod tests {
         for content in [
             Content::Text {
                 text: "two\nlines".into(),
+                attachments: Vec::new(),
+            },
+            Content::Text {
+                text: String::new(),
+                attachments: vec![AttachmentRef {
+                    id: "0".repeat(32),
+                    key: vec![1; 32],
+                    sha256: "b".repeat(64),
+                    name: "ecg.png".into(),
+                    media_type: "image/png".into(),
+                    size: 5,
+                }],
             },
             Content::Subject {
                 subject: "Bed 4, chest pain".into(),
@@ -62,19 +83,25 @@ mod tests {
             assert_eq!(Content::decode(&content.encode()), content);
         }
         assert_eq!(
-            Content::Text { text: "x".into() }.encode(),
+            Content::Text {
+                text: "x".into(),
+                attachments: Vec::new()
+            }
+            .encode(),
             br#"{"type":"text","text":"x"}"#
         );
         assert_eq!(
             Content::decode(b"Subject: old style"),
             Content::Text {
-                text: "Subject: old style".into()
+                text: "Subject: old style".into(),
+                attachments: Vec::new()
             }
         );
         assert_eq!(
             Content::decode(br#"{"type":"text","text":"x","extra":1}"#),
             Content::Text {
-                text: r#"{"type":"text","text":"x","extra":1}"#.into()
+                text: r#"{"type":"text","text":"x","extra":1}"#.into(),
+                attachments: Vec::new()
             }
         );
     }

@@ -5,6 +5,7 @@
 //! (unknown fields and trailing bytes are refused) so that the server and its
 //! clients agree on exactly one reading of every message.
 
+pub mod attachment;
 pub mod audit;
 pub mod audit_review;
 pub mod b64;
@@ -19,6 +20,7 @@ pub mod names;
 pub mod note;
 pub mod policy;
 pub mod request_id;
+pub mod retention;
 pub mod routes;
 pub mod threads;
 pub mod witness;

@@ -15,6 +15,9 @@ pub use crate::policy::{
     ADMIN_POLICY_PATH as ADMIN_POLICY, ADMIN_VERSIONS_PATH as ADMIN_POLICY_VERSIONS,
     POLICY_PATH as POLICY,
 };
+pub use crate::retention::{
+    HOLD_LIFT_PATH as ADMIN_HOLD_LIFT, HOLDS_PATH as ADMIN_HOLDS, RETENTION_PATH as ADMIN_RETENTION,
+};
 pub use crate::threads::{
     CLAIM_PATH as KEY_PACKAGES_CLAIM, EVENTS_PATH as EVENTS, KEY_PACKAGES_PATH as KEY_PACKAGES,
     THREADS_PATH as THREADS, WELCOMES_PATH as WELCOMES,
@@ -67,6 +70,12 @@ pub const THREAD_DELIVERED: &str = "/v1/threads/{thread_id}/delivered";
 pub const THREAD_READ: &str = "/v1/threads/{thread_id}/read";
 /// `POST`: the sender recalls one of their messages ("delete for everyone").
 pub const THREAD_RECALL: &str = "/v1/threads/{thread_id}/recall";
+/// `POST`: uploads an attachment's ciphertext.
+pub const THREAD_ATTACHMENTS: &str = "/v1/threads/{thread_id}/attachments";
+/// `GET`: an attachment's ciphertext.
+pub const THREAD_ATTACHMENT: &str = "/v1/threads/{thread_id}/attachments/{attachment_id}";
+/// `PUT`: the thread's lifespan (disappearing messages).
+pub const THREAD_LIFESPAN: &str = "/v1/threads/{thread_id}/lifespan";
 /// `POST`: the caller's devices leave the thread.
 pub const THREAD_LEAVE: &str = "/v1/threads/{thread_id}/leave";
 /// `POST`: a welcome was processed.

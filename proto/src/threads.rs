@@ -129,6 +129,10 @@ pub struct ThreadSummary {
     pub last_seq: u64,
     /// Messages from others after what the caller's user has read.
     pub unread: u64,
+    /// How long its messages live (disappearing messages), in seconds;
+    /// `None` if they stay (subject to the organisation's retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifespan_s: Option<u64>,
 }
 
 /// `GET /v1/threads`.
@@ -222,6 +226,11 @@ pub struct MessageRequest {
     pub epoch: u64,
     /// The MLS application message.
     pub ciphertext: Blob,
+    /// The attachments (ids from `POST .../attachments`, the caller's
+    /// own uploads to this thread) that the message carries, so that the
+    /// server deletes them with it (recall, lifespan, retention).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
 /// `POST /v1/threads/{id}/recall`: recall ("delete for everyone") the
@@ -259,6 +268,9 @@ pub enum EntryKind {
     /// The recall of an application message by its sender (`recalls`
     /// names it; the body is empty, and so is the recalled message's).
     Recall,
+    /// A change of the thread's lifespan (disappearing messages), set by
+    /// a member; `lifespan_s` says to what. No MLS message.
+    Lifespan,
 }
 
 /// One entry of a thread's log.
@@ -286,6 +298,14 @@ pub struct ThreadEntry {
     /// For a recall, the message it recalls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recalls: Option<u64>,
+    /// For a `lifespan` entry: the thread's new lifespan in seconds
+    /// (absent: messages no longer disappear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifespan_s: Option<u64>,
+    /// For a message the server's sweep erased (the thread's lifespan or
+    /// the organisation's retention policy): when. Its body is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged_at_ms: Option<i64>,
 }
 
 /// `GET /v1/threads/{id}/entries?after=SEQ&limit=N`.
@@ -302,6 +322,11 @@ pub struct EntryPage {
     /// to that point, and nothing after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<MembershipEnded>,
+    /// The thread's current lifespan in seconds (disappearing
+    /// messages), if it has one: a device that joined after it was set
+    /// learns it here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifespan_s: Option<u64>,
 }
 
 /// How a device's membership of a thread ended.

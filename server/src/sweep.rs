@@ -14,16 +14,36 @@
 //!   removal by commit withdraws them at once, and an acknowledgement
 //!   deletes one).
 //!
+//! - attachments nothing will ever read: uploads that did not finish
+//!   within [`UNFINISHED_FOR`] (the server stopped mid-upload; an upload
+//!   cut short while it runs deletes its own), and finished ones no
+//!   message carried within [`UNSENT_FOR`].
+//!
 //! Before, nothing deleted any of them, so a client asking for challenges
 //! grew the table without end, and so did every login and every code.
 //! (Claimed key packages are deleted by the claim itself.)
+//!
+//! Then it purges thread content (`purge`): messages older than their
+//! thread's lifespan or the organisation's retention policy, and
+//! recalled messages a legal hold kept, once none does; each purge is in
+//! the audit log under the system actor.
 
 use std::time::Duration;
 
-use crate::db::{Database, enrollment_code, events_ticket, login_challenge, session, welcome};
+use crate::db::{
+    Database, attachment, enrollment_code, events_ticket, login_challenge, session, welcome,
+};
+use crate::pipeline::writer::AuditLog;
+
+mod purge;
 
 /// How long an expired challenge, code or session is kept.
 pub const KEPT_FOR: Duration = Duration::from_secs(10 * 60);
+/// How long an upload may go unfinished before it is taken as abandoned
+/// (longer than an upload may take, see `crate::http`).
+pub const UNFINISHED_FOR: Duration = Duration::from_secs(60 * 60);
+/// How long a finished upload may wait for the message that carries it.
+pub const UNSENT_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 /// Rows deleted per statement.
 const BATCH: i64 = 1000;
 /// How long one pass may go on deleting, at most (it stops sooner when it
@@ -38,21 +58,27 @@ enum Rows {
     Sessions,
     Codes,
     Welcomes,
+    Uploads,
+}
+
+/// `duration` before `now_ms`.
+fn before(now_ms: i64, duration: Duration) -> i64 {
+    now_ms.saturating_sub(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Rows {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Challenges,
         Self::Tickets,
         Self::Sessions,
         Self::Codes,
         Self::Welcomes,
+        Self::Uploads,
     ];
 
     /// Deletes a batch of these rows that are done with at `now_ms`.
     async fn delete_batch(self, database: &Database, now_ms: i64) -> Result<u64, sqlx::Error> {
-        let kept_ms = i64::try_from(KEPT_FOR.as_millis()).unwrap_or(i64::MAX);
-        let kept_before = now_ms.saturating_sub(kept_ms);
+        let kept_before = before(now_ms, KEPT_FOR);
         let pool = database.pool();
         match self {
             Self::Challenges => login_challenge::delete_expired(pool, kept_before, BATCH).await,
@@ -60,13 +86,36 @@ impl Rows {
             Self::Sessions => session::delete_expired(pool, kept_before, BATCH).await,
             Self::Codes => enrollment_code::delete_expired(pool, kept_before, BATCH).await,
             Self::Welcomes => welcome::delete_undeliverable(pool, BATCH).await,
+            Self::Uploads => {
+                // Each may be many chunks: a few at a time.
+                let abandoned = attachment::abandoned(
+                    pool,
+                    before(now_ms, UNFINISHED_FOR),
+                    before(now_ms, UNSENT_FOR),
+                    10,
+                )
+                .await?;
+                let mut connection = pool.acquire().await?;
+                let deleted = attachment::delete(&mut connection, &abandoned).await?;
+                // Not a full batch unless it found a full batch.
+                Ok(if abandoned.len() == 10 {
+                    u64::try_from(BATCH).unwrap_or(0)
+                } else {
+                    deleted
+                })
+            }
         }
     }
 }
 
 /// Deletes what is done with at `now_ms` (see the module), a batch at a
-/// time for at most [`PASS_BUDGET`] in all; returns how many rows.
-pub async fn sweep_once(database: &Database, now_ms: i64) -> Result<u64, sqlx::Error> {
+/// time for at most [`PASS_BUDGET`] in all, then purges what is due;
+/// returns how many rows it deleted or purged.
+pub async fn sweep_once(
+    database: &Database,
+    audit: &AuditLog,
+    now_ms: i64,
+) -> Result<u64, crate::audit::AuditError> {
     let started = std::time::Instant::now();
     let full = u64::try_from(BATCH).unwrap_or(0);
     let mut deleted = 0;
@@ -79,16 +128,21 @@ pub async fn sweep_once(database: &Database, now_ms: i64) -> Result<u64, sqlx::E
             }
         }
     }
-    Ok(deleted)
+    let purged = purge::purge(database, audit, now_ms, started + PASS_BUDGET).await?;
+    if purged > 0 || deleted > 0 {
+        database.erase_deleted();
+    }
+    database.vacuum_if_erased().await?;
+    Ok(deleted + purged)
 }
 
 /// Sweeps every `every` until aborted.
-pub fn start(database: Database, every: Duration) -> tokio::task::JoinHandle<()> {
+pub fn start(database: Database, audit: AuditLog, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         loop {
             ticks.tick().await;
-            match sweep_once(&database, crate::clock::now_ms()).await {
+            match sweep_once(&database, &audit, crate::clock::now_ms()).await {
                 Ok(0) => {}
                 Ok(deleted) => {
                     tracing::debug!(deleted, "swept rows done with")

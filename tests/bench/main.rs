@@ -424,6 +424,7 @@ async fn send(binary: &std::path::Path, storage: &Storage, args: &SendArgs) -> R
                         &MessageRequest {
                             epoch: lane.epoch,
                             ciphertext: Blob(ciphertext),
+                            attachments: Vec::new(),
                         },
                     )
                     .await;
@@ -611,6 +612,7 @@ async fn e2e(binary: &std::path::Path, storage: &Storage, args: &E2eArgs) -> Res
                     &MessageRequest {
                         epoch,
                         ciphertext: Blob(ciphertext),
+                        attachments: Vec::new(),
                     },
                 )
                 .await;

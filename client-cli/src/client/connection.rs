@@ -174,12 +174,12 @@ impl Client {
         self.decode::<serde_json::Value>(response).await.map(drop)
     }
 
-    pub(super) async fn send_raw<B: Serialize>(
+    /// A request to `path` with the session's token, if any.
+    pub(super) fn request(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&B>,
-    ) -> Result<reqwest::Response, ClientError> {
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
         let url = self
             .base
             .join(path)
@@ -188,6 +188,16 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
+        Ok(request)
+    }
+
+    pub(super) async fn send_raw<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut request = self.request(method, path)?;
         if let Some(body) = body {
             let bytes =
                 serde_json::to_vec(body).map_err(|error| ClientError::UnexpectedResponse {

@@ -4,10 +4,12 @@
 //! request is sent and its answer read. The API is spread by area over
 //! `impl Client` blocks of their own: `identity` (enrolling, signing in,
 //! the directory), `threads` (key packages, threads, welcomes), `events`
-//! (the WebSocket that pushes them), `admin` (users and devices) and
+//! (the WebSocket that pushes them), `attachments` (files, lifespans,
+//! retention and holds), `admin` (users and devices) and
 //! `audit` (the audit log). `error` says why a request failed.
 
 mod admin;
+mod attachments;
 mod audit;
 mod connection;
 mod error;

@@ -3,9 +3,11 @@
 //! is its own group, in `super::audit`).
 
 use clap::Subcommand;
-use curbside_proto::identity::{NewUser, Role, User, UserUpdate};
+use curbside_proto::identity::{NewUser, Role, UserUpdate};
 
 use super::audit::{self, AdminAuditCommand};
+use super::retention::{self, AdminHoldCommand, AdminRetentionCommand};
+use super::users::admin_user;
 use crate::error::CliError;
 use crate::people::describe_user;
 use crate::session::{Options, Session};
@@ -26,6 +28,12 @@ pub enum AdminCommand {
     /// The organisation's messaging policy.
     #[command(subcommand)]
     Policy(AdminPolicyCommand),
+    /// The retention policy: how old thread content may get.
+    #[command(subcommand)]
+    Retention(AdminRetentionCommand),
+    /// Legal holds: content kept whatever its age.
+    #[command(subcommand)]
+    Hold(AdminHoldCommand),
 }
 
 /// `curbside admin policy ...`.
@@ -339,6 +347,8 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
                 published.version
             ))
         }
+        AdminCommand::Retention(command) => retention::retention(&mut session, command).await,
+        AdminCommand::Hold(command) => retention::hold(&mut session, command).await,
         AdminCommand::Policy(AdminPolicyCommand::Pending) => {
             let pending = session
                 .call(async |client| client.policy_pending().await)
@@ -353,56 +363,6 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
             lines.extend(pending.users.iter().map(describe_user));
             Ok(lines.join("\n"))
         }
-    }
-}
-
-/// The user `given` names, for an administrator: an id as it is (the
-/// server says if there is no such user), or the whole of a name only one
-/// user has, active or not (as [`crate::people::resolve`] matches names).
-async fn admin_user(session: &mut Session, given: &str) -> Result<String, CliError> {
-    let given = given.trim();
-    if crate::people::is_id(given) {
-        return Ok(given.to_ascii_lowercase());
-    }
-    let bare = curbside_proto::names::bare(given);
-    if bare.is_empty() {
-        return Err(CliError::NoSuchUser {
-            given: String::new(),
-            by_id: false,
-        });
-    }
-    let page = session
-        .call(async |client| client.list_users(&bare, None, None, None).await)
-        .await?;
-    let users = page.users;
-    // A first page with more after it may have left out a namesake.
-    if page.next.is_some() {
-        return Err(CliError::TooManyMatches {
-            given: given.to_owned(),
-        });
-    }
-    let exact: Vec<&User> = users
-        .iter()
-        .filter(|user| curbside_proto::names::same_name(&user.display_name, given))
-        .collect();
-    match exact.as_slice() {
-        [one] => Ok(one.user_id.clone()),
-        [] if users.is_empty() => Err(CliError::NoSuchUser {
-            given: given.to_owned(),
-            by_id: false,
-        }),
-        [] => Err(CliError::PartOfName {
-            given: given.to_owned(),
-            candidates: users.iter().take(10).map(describe_user).collect(),
-        }),
-        many => Err(CliError::AmbiguousUser {
-            given: given.to_owned(),
-            candidates: many
-                .iter()
-                .take(10)
-                .map(|user| describe_user(user))
-                .collect(),
-        }),
     }
 }
 

@@ -8,4 +8,6 @@ pub mod admin;
 pub mod audit;
 pub mod directory;
 pub mod policy;
+pub mod retention;
 pub mod thread;
+mod users;

@@ -270,6 +270,8 @@ async fn commit_change(
                             body: Blob(Vec::new()),
                             change: Some(change),
                             recalls: None,
+                            lifespan_s: None,
+                            purged_at_ms: None,
                         };
                         record_change(device, thread_id, state, &entry, &before)?;
                         state.processed_seq = appended.seq;

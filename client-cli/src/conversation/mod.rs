@@ -1,5 +1,5 @@
 //! `curbside threads`, `thread new|add|remove|subject|leave|show`, `send`,
-//! `read`, `watch` and `safety-number`: MLS threads as a clinician uses them.
+//! `download`, `lifespan`, `read`, `watch` and `safety-number`: MLS threads as a clinician uses them.
 //!
 //! Every command first catches up: it joins the threads it was welcomed
 //! to (replacing the state of a thread it was removed from and is now
@@ -14,7 +14,8 @@
 //! and every command that touches it says so in those words.
 //!
 //! The commands are grouped by what they do to a thread: `membership`
-//! starts threads and changes their members, `send` writes to them, `read`
+//! starts threads and changes their members, `send` writes to them,
+//! `files` sends and saves attachments and sets lifespans, `read`
 //! shows them, `watch` follows them as they change, and `safety_number`
 //! compares keys with a colleague. Under them, `sync` reads a thread's log
 //! into the profile, `naming` finds the thread a person means and puts how
@@ -22,6 +23,7 @@
 //! catches up with the server.
 
 mod device;
+mod files;
 mod membership;
 mod naming;
 mod read;
@@ -30,6 +32,7 @@ mod send;
 mod sync;
 mod watch;
 
+pub use files::{download, send_with_files, set_lifespan};
 pub use membership::{change_members, leave, new_thread};
 pub use read::{list, read, show};
 pub use safety_number::safety_number;

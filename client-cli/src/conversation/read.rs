@@ -45,6 +45,15 @@ pub(super) async fn history_line(
             printable(subject)
         ));
     }
+    if let Some(lifespan) = &message.lifespan {
+        return Ok(match lifespan.lifespan_s {
+            Some(seconds) => format!(
+                "[{when}] — {sender} set messages to disappear after {}",
+                super::files::lifespan_words(seconds)
+            ),
+            None => format!("[{when}] — {sender} turned off disappearing messages"),
+        });
+    }
     if let Some(at_ms) = message.recalled_at_ms {
         return Ok(format!(
             "[{when}] — {sender} recalled this message at {}",
@@ -53,7 +62,17 @@ pub(super) async fn history_line(
     }
     let prefix = format!("[{when}] {sender}: ");
     let indent = " ".repeat(prefix.chars().count());
-    Ok(format!("{prefix}{}", text_block(&message.text, &indent)))
+    let mut line = format!("{prefix}{}", text_block(&message.text, &indent));
+    for attachment in &message.attachments {
+        line.push_str(&format!(
+            "\n{indent}[attachment {}] {} ({}, {})",
+            attachment.id,
+            printable(&attachment.name),
+            printable(&attachment.media_type),
+            super::files::size_words(attachment.size)
+        ));
+    }
+    Ok(line)
 }
 
 /// The thread `thread` names, caught up with the server: its id and this
@@ -85,6 +104,12 @@ pub async fn read(session: &mut Session, thread: &str) -> Result<String, CliErro
     let mut lines = Vec::new();
     if let Some(subject) = &state.subject {
         lines.push(printable(subject));
+    }
+    if let Some(seconds) = state.lifespan_s {
+        lines.push(format!(
+            "Messages disappear after {}.",
+            super::files::lifespan_words(seconds)
+        ));
     }
     for message in &state.messages {
         lines.push(history_line(session, &mut names, message).await?);

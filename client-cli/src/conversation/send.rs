@@ -30,6 +30,14 @@ pub(super) async fn send_content(
     let (epoch, ciphertext) = device.encrypt(thread_id, &content.encode())?;
     // The ratchet moved on: keep that before the message leaves.
     save(session, device)?;
+    // The server binds the files to the message, to delete them with it.
+    let attachments = match content {
+        Content::Text { attachments, .. } => attachments
+            .iter()
+            .map(|attachment| attachment.id.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
     let appended = session
         .client
         .send_message(
@@ -37,6 +45,7 @@ pub(super) async fn send_content(
             &MessageRequest {
                 epoch,
                 ciphertext: Blob(ciphertext),
+                attachments,
             },
         )
         .await?;
@@ -50,14 +59,13 @@ pub(super) async fn send_content(
             state.processed_seq = appended.seq;
         }
         match content {
-            Content::Text { text } => state.messages.push(StoredMessage {
+            Content::Text { text, attachments } => state.messages.push(StoredMessage {
                 seq: appended.seq,
                 sender_user: user,
                 time_ms: crate::clock::now_ms(),
                 text: text.clone(),
-                change: None,
-                subject: None,
-                recalled_at_ms: None,
+                attachments: attachments.clone(),
+                ..StoredMessage::default()
             }),
             Content::Subject { subject } => {
                 set_subject(
@@ -106,6 +114,7 @@ pub fn message_text(text: Option<&str>) -> Result<String, CliError> {
 pub async fn send(session: &mut Session, thread: &str, text: &str) -> Result<String, CliError> {
     let content = Content::Text {
         text: text.to_owned(),
+        attachments: Vec::new(),
     };
     let (thread_id, seq) = send_to(session, thread, &content).await?;
     Ok(format!(
@@ -139,7 +148,7 @@ pub async fn set_thread_subject(
 /// Sends `content` to the thread `thread` names, catching up and trying
 /// again if the epoch moved on meanwhile; returns the thread's id and the
 /// entry's sequence number.
-async fn send_to(
+pub(super) async fn send_to(
     session: &mut Session,
     thread: &str,
     content: &Content,

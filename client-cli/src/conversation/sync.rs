@@ -10,7 +10,7 @@ use crate::client::ClientError;
 use crate::error::CliError;
 use crate::mls::{Device, Identity, Processed};
 use crate::session::Session;
-use crate::store::{LeftThread, MemberChange, StoredMessage, ThreadState};
+use crate::store::{LeftThread, LifespanChange, MemberChange, StoredMessage, ThreadState};
 
 /// The users of `identities`, each once, in order.
 fn users_of(identities: &[Identity]) -> Vec<String> {
@@ -76,6 +76,9 @@ pub(super) async fn sync(
                 return Err(error);
             }
         }
+        // The thread's lifespan now (a device added after it was set
+        // learns it here).
+        state.lifespan_s = page.lifespan_s;
         if state.processed_seq == before || state.processed_seq >= page.last_seq {
             break;
         }
@@ -96,6 +99,9 @@ pub(super) async fn sync(
             .to_owned(),
         });
     }
+    // Messages older than the thread's lifespan are forgotten here as the
+    // server's sweep purges them there.
+    state.purge_expired(crate::clock::now_ms());
     let processed = state.processed_seq;
     let still_in = state.left.is_none();
     // Own messages are kept when sent, possibly before others' that the
@@ -144,6 +150,29 @@ async fn process(
         state.processed_seq = entry.seq;
         return Ok(());
     }
+    if entry.kind == EntryKind::Lifespan {
+        // No MLS message: the server must know a thread's lifespan (it
+        // purges by it), so a member sets it there, and every device reads
+        // it here, its own's included.
+        state.lifespan_s = entry.lifespan_s;
+        state.messages.push(StoredMessage {
+            seq: entry.seq,
+            sender_user: entry.sender_user.clone(),
+            time_ms: entry.created_at_ms,
+            lifespan: Some(LifespanChange {
+                lifespan_s: entry.lifespan_s,
+            }),
+            ..StoredMessage::default()
+        });
+        state.processed_seq = entry.seq;
+        return Ok(());
+    }
+    if entry.purged_at_ms.is_some() {
+        // Purged by the server (the thread's lifespan, or the
+        // organisation's retention): nothing left to read.
+        state.processed_seq = entry.seq;
+        return Ok(());
+    }
     if entry.kind == EntryKind::Application && entry.body.0.is_empty() {
         // Recalled before this device read it: its ciphertext is gone (the
         // recall entry after it says so). Its place is kept for that.
@@ -154,7 +183,7 @@ async fn process(
             text: String::new(),
             change: None,
             subject: None,
-            recalled_at_ms: None,
+            ..StoredMessage::default()
         });
         state.processed_seq = entry.seq;
         return Ok(());
@@ -191,14 +220,17 @@ async fn process(
                     subject,
                 );
             }
-            Content::Text { text } => state.messages.push(StoredMessage {
+            Content::Text { text, attachments } => state.messages.push(StoredMessage {
                 seq: entry.seq,
                 sender_user: sender.user_id,
                 time_ms: entry.created_at_ms,
                 text,
-                change: None,
-                subject: None,
-                recalled_at_ms: None,
+                // A reference that is not well formed opens nothing.
+                attachments: attachments
+                    .into_iter()
+                    .filter(|attachment| attachment.is_well_formed())
+                    .collect(),
+                ..StoredMessage::default()
             }),
             _ => {}
         },
@@ -213,7 +245,7 @@ async fn process(
                     removed: users_of(&removed),
                 }),
                 subject: None,
-                recalled_at_ms: None,
+                ..StoredMessage::default()
             });
             let removes_me = removed
                 .iter()
@@ -249,7 +281,7 @@ async fn process(
                 text: "[this message could not be decrypted]".to_owned(),
                 change: None,
                 subject: None,
-                recalled_at_ms: None,
+                ..StoredMessage::default()
             });
         }
     }
@@ -273,7 +305,7 @@ pub(super) fn set_subject(
             text: String::new(),
             change: None,
             subject: Some(subject.clone()),
-            recalled_at_ms: None,
+            ..StoredMessage::default()
         });
     }
     state.subject = Some(subject);
@@ -311,7 +343,7 @@ pub(super) fn record_change(
         text: String::new(),
         change: Some(MemberChange { added, removed }),
         subject: None,
-        recalled_at_ms: None,
+        ..StoredMessage::default()
     });
     Ok(())
 }

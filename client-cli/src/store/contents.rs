@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use curbside_proto::attachment::AttachmentRef;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
@@ -99,6 +100,31 @@ pub struct ThreadState {
     /// How this device's membership ended, if it has.
     #[serde(default)]
     pub left: Option<LeftThread>,
+    /// How long its messages live (disappearing messages), in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifespan_s: Option<u64>,
+}
+
+impl ThreadState {
+    /// Forgets the messages (and subject changes) older than the thread's
+    /// lifespan at `now_ms`, as the server's sweep purges them; changes
+    /// of members and of lifespan stay, as on the server.
+    pub fn purge_expired(&mut self, now_ms: i64) {
+        let Some(lifespan_s) = self.lifespan_s else {
+            return;
+        };
+        let lifespan_ms = i64::try_from(lifespan_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let cutoff = now_ms.saturating_sub(lifespan_ms);
+        for message in &mut self.messages {
+            if message.time_ms < cutoff && message.change.is_none() && message.lifespan.is_none() {
+                message.text.zeroize();
+                message.forget_attachments();
+            }
+        }
+        self.messages.retain(|message| {
+            message.time_ms >= cutoff || message.change.is_some() || message.lifespan.is_some()
+        });
+    }
 }
 
 /// How a device's membership of a thread ended.
@@ -115,7 +141,7 @@ pub struct LeftThread {
 }
 
 /// A decrypted message, or a change of members, in a thread's history.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoredMessage {
     /// Its place in the thread's log.
@@ -135,19 +161,44 @@ pub struct StoredMessage {
     /// For a message its sender recalled: when (its text is gone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recalled_at_ms: Option<i64>,
+    /// The files sent with a message, each with the key that opens it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentRef>,
+    /// For a change of the thread's lifespan: the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifespan: Option<LifespanChange>,
+}
+
+/// A member's change of a thread's lifespan (disappearing messages).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifespanChange {
+    /// Seconds; `None`: messages no longer disappear.
+    pub lifespan_s: Option<u64>,
 }
 
 impl StoredMessage {
-    /// Whether it is a message someone wrote (not a change of members or
-    /// subject).
+    /// Whether it is a message someone wrote (not a change of members,
+    /// subject or lifespan).
     pub fn is_text(&self) -> bool {
-        self.change.is_none() && self.subject.is_none()
+        self.change.is_none() && self.subject.is_none() && self.lifespan.is_none()
     }
 
-    /// Forgets a recalled message's text, keeping its place and sender.
+    /// Forgets a recalled message's text and files, keeping its place and
+    /// sender.
     pub fn recall(&mut self, at_ms: i64) {
+        self.text.zeroize();
         self.text = String::new();
+        self.forget_attachments();
         self.recalled_at_ms = Some(at_ms);
+    }
+
+    /// Forgets the keys of its files.
+    pub fn forget_attachments(&mut self) {
+        for attachment in &mut self.attachments {
+            attachment.key.zeroize();
+        }
+        self.attachments.clear();
     }
 }
 
@@ -183,6 +234,7 @@ impl Drop for StoreContents {
         for thread in self.threads.values_mut() {
             for message in &mut thread.messages {
                 message.text.zeroize();
+                message.forget_attachments();
             }
         }
     }

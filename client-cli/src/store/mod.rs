@@ -22,6 +22,7 @@ mod contents;
 mod profile;
 
 pub use contents::{
-    LeftThread, MemberChange, MlsValue, StoreContents, StoredMessage, StoredSession, ThreadState,
+    LeftThread, LifespanChange, MemberChange, MlsValue, StoreContents, StoredMessage,
+    StoredSession, ThreadState,
 };
 pub use profile::{MIN_PASSPHRASE_CHARS, Profile, ProfileLock, ServerNote, StoreError};

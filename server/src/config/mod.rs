@@ -31,6 +31,11 @@ pub const DEFAULT_DATA_DIR: &str = "curbside-data";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The default time in-flight requests get to finish at shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// The largest attachment unless configured otherwise, in MiB.
+pub const DEFAULT_MAX_ATTACHMENT_MIB: u64 = 100;
+/// Each user's attachment quota unless configured otherwise, in MiB.
+pub const DEFAULT_ATTACHMENT_QUOTA_MIB: u64 = 2048;
+const MIB: u64 = 1024 * 1024;
 /// The default time between sweeps of expired rows.
 pub const DEFAULT_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -97,6 +102,10 @@ pub struct Config {
     pub audit_witnesses: Vec<WitnessTarget>,
     /// The largest MLS message (commit, application message, welcome).
     pub max_message_bytes: usize,
+    /// The largest attachment (the file, before encryption).
+    pub max_attachment_bytes: u64,
+    /// The most bytes of attachments one user may have stored.
+    pub attachment_quota_bytes: u64,
     /// Below this much free space on the data directory's disk, the server
     /// refuses unauthenticated work.
     pub min_free_disk_bytes: u64,
@@ -127,6 +136,8 @@ impl Config {
             audit_checkpoints: CheckpointPolicy::default(),
             audit_witnesses: Vec::new(),
             max_message_bytes: curbside_proto::threads::DEFAULT_MAX_MESSAGE_BYTES,
+            max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_MIB * MIB,
+            attachment_quota_bytes: DEFAULT_ATTACHMENT_QUOTA_MIB * MIB,
             min_free_disk_bytes: crate::disk::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
             sweep_every: DEFAULT_SWEEP_EVERY,
         }
@@ -285,6 +296,12 @@ fn resolve(given: &mut settings::Given) -> Result<Config, ConfigError> {
     }
     if let Some(value) = given.number("max_message_bytes")? {
         config.max_message_bytes = to_usize(value);
+    }
+    if let Some(value) = given.number("max_attachment_mib")? {
+        config.max_attachment_bytes = value * MIB;
+    }
+    if let Some(value) = given.number("attachment_quota_mib")? {
+        config.attachment_quota_bytes = value * MIB;
     }
     if let Some(value) = given.number("min_free_disk_mib")? {
         config.min_free_disk_bytes = value * 1024 * 1024;

@@ -204,6 +204,22 @@ pub(super) const SETTINGS: &[Setting] = &[
         shape: number("bytes", 1024..=512 * 1024),
     },
     Setting {
+        key: "max_attachment_mib",
+        flag: "max-attachment-mib",
+        env: "CURBSIDE_MAX_ATTACHMENT_MIB",
+        value_name: "MIB",
+        help: "Largest attachment (file) in MiB [default: 100]",
+        shape: number("MiB", 1..=4096),
+    },
+    Setting {
+        key: "attachment_quota_mib",
+        flag: "attachment-quota-mib",
+        env: "CURBSIDE_ATTACHMENT_QUOTA_MIB",
+        value_name: "MIB",
+        help: "Most MiB of attachments one user may have stored [default: 2048]",
+        shape: number("MiB", 1..=1024 * 1024),
+    },
+    Setting {
         key: "min_free_disk_mib",
         flag: "min-free-disk-mib",
         env: "CURBSIDE_MIN_FREE_DISK_MIB",

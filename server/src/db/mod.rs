@@ -4,6 +4,7 @@
 //! their DDL differs; the queries the server runs do not.
 
 pub mod app_user;
+pub mod attachment;
 pub mod audit;
 pub mod audit_cosignature;
 pub mod batch;
@@ -17,6 +18,7 @@ pub mod login_challenge;
 pub mod message_batch;
 pub mod policy;
 pub mod read_receipt;
+pub mod retention;
 pub mod session;
 pub mod thread;
 pub mod thread_entry;
@@ -62,6 +64,9 @@ pub struct Database {
     pool: AnyPool,
     backend: Backend,
     url: DatabaseUrl,
+    /// On PostgreSQL, whether content was erased since the last `VACUUM`
+    /// ([`Database::vacuum_if_erased`]).
+    erased: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why the database could not be opened or prepared.
@@ -210,6 +215,7 @@ impl Database {
             pool,
             backend,
             url: url.clone(),
+            erased: std::sync::Arc::default(),
         })
     }
 
@@ -227,14 +233,18 @@ impl Database {
         &self.pool
     }
 
-    /// After content was erased (a recall): on SQLite, whose
+    /// After content was erased (a recall, a purge): on SQLite, whose
     /// `secure_delete` zeroes what a statement deletes or overwrites in
     /// the database file but not the older copies in its write-ahead log,
     /// copies the log back and truncates it (`wal_checkpoint(TRUNCATE)`),
     /// in the background, trying again while readers or another
-    /// checkpoint hold it. Nothing on PostgreSQL (see DESIGN.md, Storage).
+    /// checkpoint hold it. On PostgreSQL, notes that the sweep's next pass
+    /// is to `VACUUM` (see [`Self::vacuum_if_erased`] and DESIGN.md,
+    /// Storage).
     pub fn erase_deleted(&self) {
         if self.backend != Backend::Sqlite {
+            self.erased
+                .store(true, std::sync::atomic::Ordering::Release);
             return;
         }
         let pool = self.pool.clone();
@@ -260,6 +270,22 @@ impl Database {
                 "the write-ahead log stayed busy; what was erased leaves it at the next checkpoint"
             );
         });
+    }
+
+    /// On PostgreSQL, if content was erased since the last time: `VACUUM`s
+    /// the tables that held it, so that the space of the rows it deleted
+    /// or replaced is marked free for reuse (PostgreSQL does not overwrite
+    /// it; see DESIGN.md, Storage). Nothing on SQLite.
+    pub async fn vacuum_if_erased(&self) -> Result<(), sqlx::Error> {
+        if self.backend != Backend::Postgres
+            || !self.erased.swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Ok(());
+        }
+        sqlx::raw_sql("VACUUM thread_entry, attachment, attachment_chunk, erasure_due")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// The SQLite database's file, as SQLite names it; `None` on

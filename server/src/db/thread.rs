@@ -28,6 +28,8 @@ pub struct SummaryRow {
     pub unread: i64,
     /// When the thread was last active (Unix ms).
     pub last_activity_ms: i64,
+    /// Its lifespan (disappearing messages), if it has one.
+    pub lifespan_ms: Option<i64>,
 }
 
 /// [`SummaryRow`]s of the threads device `$1` of user `$2` is a current
@@ -36,9 +38,10 @@ pub struct SummaryRow {
 const SUMMARY_SQL: &str = "SELECT t.thread_id, t.epoch, t.last_seq, \
      (SELECT COUNT(*) FROM thread_entry e WHERE e.thread_id = t.thread_id \
         AND e.kind = 'application' AND e.sender_user <> $2 AND e.seq > m.joined_seq \
+        AND e.recalled_at_ms IS NULL AND e.purged_at_ms IS NULL \
         AND e.seq > COALESCE((SELECT r.read_seq FROM read_receipt r \
                               WHERE r.thread_id = t.thread_id AND r.user_id = $2), 0)) AS unread, \
-     t.last_activity_ms \
+     t.last_activity_ms, t.lifespan_ms \
      FROM thread t JOIN thread_member m ON m.thread_id = t.thread_id \
      WHERE m.device_id = $1 AND m.removed_seq IS NULL";
 
@@ -152,6 +155,21 @@ where
         .await
 }
 
+/// The last entry of `thread_id`'s log and its lifespan (an error if
+/// there is no such thread).
+pub async fn log_state<'c, E>(
+    executor: E,
+    thread_id: &str,
+) -> Result<(i64, Option<i64>), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as("SELECT last_seq, lifespan_ms FROM thread WHERE thread_id = $1")
+        .bind(thread_id)
+        .fetch_one(executor)
+        .await
+}
+
 /// The epoch `thread_id` is at (an error if there is no such thread).
 pub async fn current_epoch<'c, E>(executor: E, thread_id: &str) -> Result<i64, sqlx::Error>
 where
@@ -211,4 +229,21 @@ where
         .bind(thread_id)
         .fetch_optional(executor)
         .await
+}
+
+/// Sets `thread_id`'s lifespan (`None`: messages stay).
+pub async fn set_lifespan<'c, E>(
+    executor: E,
+    thread_id: &str,
+    lifespan_ms: Option<i64>,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query("UPDATE thread SET lifespan_ms = $1 WHERE thread_id = $2")
+        .bind(lifespan_ms)
+        .bind(thread_id)
+        .execute(executor)
+        .await?;
+    Ok(())
 }

@@ -1,8 +1,11 @@
-//! `thread_entry`: each thread's log of MLS commits, application messages
-//! and recalls, numbered from 1 by `seq`. Application messages are
-//! appended in batches by the write pipeline (`super::message_batch`),
-//! commits and recalls one at a time by the threads handler. A recalled
-//! message keeps its row (the log has no gaps) with its body erased.
+//! `thread_entry`: each thread's log of MLS commits, application messages,
+//! recalls and changes of lifespan, numbered from 1 by `seq`. Application
+//! messages are appended in batches by the write pipeline
+//! (`super::message_batch`), or one at a time when they carry
+//! attachments; commits, recalls and lifespans one at a time by the
+//! threads handler. A recalled or purged message keeps its row (the log
+//! has no gaps) with its body erased (a recalled one's only once no legal
+//! hold covers it, see `super::retention`; it is never served again).
 
 use curbside_proto::threads::{Blob, EntryKind, MembershipChange, ThreadEntry};
 use sqlx::Any;
@@ -32,11 +35,17 @@ pub struct EntryRow {
     pub removed: Option<String>,
     /// A recall's message.
     pub recalls: Option<i64>,
+    /// When a message was recalled.
+    pub recalled_at_ms: Option<i64>,
+    /// A lifespan entry's new lifespan.
+    pub lifespan_ms: Option<i64>,
+    /// When the sweep erased a message.
+    pub purged_at_ms: Option<i64>,
 }
 
 /// The columns of [`EntryRow`], for `SELECT`.
 const COLUMNS: &str = "thread_id, seq, kind, epoch, sender_user, sender_device, created_at_ms, \
-     body, added, removed, recalls";
+     body, added, removed, recalls, recalled_at_ms, lifespan_ms, purged_at_ms";
 
 fn ids(text: Option<String>) -> Vec<String> {
     text.map(|text| text.split_whitespace().map(str::to_owned).collect())
@@ -52,6 +61,7 @@ impl EntryRow {
             kind: match self.kind.as_str() {
                 "commit" => EntryKind::Commit,
                 "recall" => EntryKind::Recall,
+                "lifespan" => EntryKind::Lifespan,
                 _ => EntryKind::Application,
             },
             recalls: self.recalls.and_then(|seq| u64::try_from(seq).ok()),
@@ -59,11 +69,21 @@ impl EntryRow {
             sender_user: self.sender_user,
             sender_device: self.sender_device,
             created_at_ms: self.created_at_ms,
-            body: Blob(self.body),
+            // A message recalled under a legal hold keeps its ciphertext
+            // until the hold is lifted, but no one is served it.
+            body: Blob(if self.recalled_at_ms.is_some() {
+                Vec::new()
+            } else {
+                self.body
+            }),
             change: is_commit.then(|| MembershipChange {
                 add: ids(self.added),
                 remove: ids(self.removed),
             }),
+            lifespan_s: self
+                .lifespan_ms
+                .and_then(|ms| u64::try_from(ms / 1000).ok()),
+            purged_at_ms: self.purged_at_ms,
         }
     }
 }
@@ -207,29 +227,34 @@ where
     .await
 }
 
-/// Erases the ciphertext of the application message at `seq` (its body
-/// becomes empty) and marks it recalled at `now_ms`, unless it already
-/// was; returns whether it did.
-pub async fn erase_recalled<'c, E>(
+/// Marks the application message at `seq` recalled at `now_ms`, and
+/// erases its ciphertext (its body becomes empty) if `erase` (not under a
+/// legal hold), unless it already was recalled; returns whether it did.
+pub async fn mark_recalled<'c, E>(
     executor: E,
     thread_id: &str,
     seq: i64,
     now_ms: i64,
+    erase: bool,
 ) -> Result<bool, sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    let erased = sqlx::query(
-        "UPDATE thread_entry SET body = $1, recalled_at_ms = $2 \
-         WHERE thread_id = $3 AND seq = $4 AND kind = 'application' AND recalled_at_ms IS NULL",
-    )
-    .bind(Vec::<u8>::new())
-    .bind(now_ms)
-    .bind(thread_id)
-    .bind(seq)
+    // The body's new value: empty, or (kept under a hold) itself.
+    let body = if erase { "$4" } else { "body" };
+    let sql = format!(
+        "UPDATE thread_entry SET body = {body}, recalled_at_ms = $1 \
+         WHERE thread_id = $2 AND seq = $3 AND kind = 'application' AND recalled_at_ms IS NULL"
+    );
+    let marked = sqlx::query(&sql).bind(now_ms).bind(thread_id).bind(seq);
+    let marked = if erase {
+        marked.bind(Vec::<u8>::new())
+    } else {
+        marked
+    }
     .execute(executor)
     .await?;
-    Ok(erased.rows_affected() == 1)
+    Ok(marked.rows_affected() == 1)
 }
 
 /// A recall to append to a thread's log.
@@ -269,6 +294,78 @@ where
     .bind(recall.created_at_ms)
     .bind(Vec::<u8>::new())
     .bind(recall.recalls)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// A change of lifespan to append to a thread's log.
+#[derive(Debug, Clone, Copy)]
+pub struct NewLifespan<'a> {
+    /// The thread.
+    pub thread_id: &'a str,
+    /// Its place in the log.
+    pub seq: i64,
+    /// The thread's epoch (it does not change).
+    pub epoch: i64,
+    /// The member who set it.
+    pub sender_user: &'a str,
+    /// Their device.
+    pub sender_device: &'a str,
+    /// When the server accepted it (Unix ms).
+    pub created_at_ms: i64,
+    /// The new lifespan (`None`: off).
+    pub lifespan_ms: Option<i64>,
+}
+
+/// Appends a change of lifespan to its thread's log.
+pub async fn insert_lifespan<'c, E>(
+    executor: E,
+    lifespan: NewLifespan<'_>,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
+         created_at_ms, body, lifespan_ms) \
+         VALUES ($1, $2, 'lifespan', $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(lifespan.thread_id)
+    .bind(lifespan.seq)
+    .bind(lifespan.epoch)
+    .bind(lifespan.sender_user)
+    .bind(lifespan.sender_device)
+    .bind(lifespan.created_at_ms)
+    .bind(Vec::<u8>::new())
+    .bind(lifespan.lifespan_ms)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Appends one application message (one that carries attachments, which
+/// its transaction binds to it; others go in the pipeline's batches).
+pub async fn insert_message<'c, E>(
+    executor: E,
+    message: &super::message_batch::NewMessage,
+    seq: i64,
+    now_ms: i64,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
+         created_at_ms, body) VALUES ($1, $2, 'application', $3, $4, $5, $6, $7)",
+    )
+    .bind(&message.thread_id)
+    .bind(seq)
+    .bind(message.epoch)
+    .bind(&message.user_id)
+    .bind(&message.device_id)
+    .bind(now_ms)
+    .bind(&message.ciphertext)
     .execute(executor)
     .await?;
     Ok(())

@@ -60,7 +60,7 @@ pub fn digest() -> String {
 /// The console's Content-Security-Policy: its own scripts, styles, images
 /// and API calls, nothing else; no inline script or style; no framing.
 pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
+     img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The web app's answer to `request`, if it is a `GET` or `HEAD` of `/`

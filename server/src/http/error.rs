@@ -37,6 +37,10 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// An attachment over the server's limit, or over its uploader's
+    /// quota; the message says which, and what to do.
+    #[error("{0}")]
+    AttachmentTooLarge(String),
     /// The body arrived more slowly than the server waits for.
     #[error(
         "the request body arrived too slowly (under 240 bytes a second); send it again over a \
@@ -133,7 +137,9 @@ impl Error {
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
-            Self::PayloadTooLarge { .. } | Self::MessageTooLarge { .. } => {
+            Self::PayloadTooLarge { .. }
+            | Self::MessageTooLarge { .. }
+            | Self::AttachmentTooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge)
             }
             Self::UnsupportedMediaType => (

@@ -25,6 +25,7 @@ mod key_packages;
 pub mod openapi;
 mod policy;
 pub mod refusals;
+mod retention;
 pub mod state;
 pub(crate) mod threads;
 pub mod vocabulary;
@@ -39,7 +40,6 @@ use axum::{Extension, Router};
 use curbside_proto::request_id::REQUEST_ID_HEADER;
 use curbside_proto::{ErrorBody, ErrorCode, RequestId};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 pub use console::digest as web_app_digest;
 use error::{Error, InternalCause};
@@ -49,6 +49,9 @@ pub use state::AppState;
 /// How long one request, body included, may take before it is answered
 /// with 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an attachment's upload may take (100 MiB at 1 Mbit/s takes
+/// about 14 minutes); the body's minimum rate still applies.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Headers set on every response.
 const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
@@ -83,16 +86,32 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
             state.clone(),
             access::record,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(middleware::from_fn(timeout))
         .layer(middleware::from_fn(body_rate::close_on_timeout))
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Answers 408 to a request not answered within [`REQUEST_TIMEOUT`]
+/// ([`UPLOAD_TIMEOUT`] for an attachment's upload, whose body is large).
+async fn timeout(request: Request, next: Next) -> Response {
+    let upload = request.method() == Method::POST
+        && request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|path| path.as_str() == curbside_proto::routes::THREAD_ATTACHMENTS);
+    let limit = if upload {
+        UPLOAD_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
 }
 
 /// What no declared route matched: the web console's files, else 404.

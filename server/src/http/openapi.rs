@@ -108,6 +108,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(super::directory::router())
         .merge(super::admin::router())
         .merge(super::policy::router())
+        .merge(super::retention::router())
         .merge(super::audit::router())
         .merge(super::audit_tree::router())
         .merge(super::key_packages::router())

@@ -19,6 +19,8 @@ pub struct AppState {
     pub events: std::sync::Arc<crate::push::Events>,
     /// The largest MLS message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// The largest attachment and each user's quota.
+    pub attachments: AttachmentLimits,
     /// Whether the data directory's disk is nearly full.
     pub disk: std::sync::Arc<crate::disk::DiskGuard>,
     /// What each route does, for its audit entry (from the API document).
@@ -31,6 +33,15 @@ pub struct AppState {
     /// The overview's counts of days that are over (they never change),
     /// by the day's first Unix ms.
     pub finished_days: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, DayCount>>>,
+}
+
+/// What attachments may take.
+#[derive(Debug, Clone, Copy)]
+pub struct AttachmentLimits {
+    /// The largest file, in bytes, before encryption.
+    pub max_file_bytes: u64,
+    /// The most bytes of attachments (as stored) one user may have.
+    pub quota_bytes: u64,
 }
 
 /// One finished day's counts for the overview.

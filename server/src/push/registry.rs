@@ -282,6 +282,9 @@ impl PlannedPushes for CommitPushes {
                         added: None,
                         removed: None,
                         recalls: None,
+                        recalled_at_ms: None,
+                        lifespan_ms: None,
+                        purged_at_ms: None,
                     }
                     .into_entry(),
                 };

@@ -221,6 +221,10 @@ impl Server {
                 audit: self.audit.clone(),
                 events: self.events.clone(),
                 max_message_bytes: self.config.max_message_bytes,
+                attachments: crate::http::state::AttachmentLimits {
+                    max_file_bytes: self.config.max_attachment_bytes,
+                    quota_bytes: self.config.attachment_quota_bytes,
+                },
                 disk: self.disk.clone(),
                 vocabulary: crate::http::openapi::vocabulary(),
                 refusals: refusals.clone(),
@@ -233,7 +237,11 @@ impl Server {
         let disk_watch = self.disk.watch();
         let acceptor = TlsAcceptor::from(self.tls.config.clone());
         let renewal = tokio::spawn(renew_periodically(self.tls));
-        let sweeps = crate::sweep::start(self.database.clone(), self.config.sweep_every);
+        let sweeps = crate::sweep::start(
+            self.database.clone(),
+            self.audit.clone(),
+            self.config.sweep_every,
+        );
         let witnessing = crate::audit::witnesses::start(
             self.database.clone(),
             self.config.audit_witnesses.clone(),

@@ -8,6 +8,7 @@
     reason = "test code: a failed step is a failed test"
 )]
 
+mod attachments;
 mod audit;
 mod audit_access;
 mod audit_receipts;
@@ -32,6 +33,7 @@ mod people;
 mod policy;
 mod probe;
 mod recall;
+mod retention;
 mod schemathesis;
 mod shutdown;
 mod starvation;

@@ -130,6 +130,7 @@ impl Member {
                 &MessageRequest {
                     epoch,
                     ciphertext: Blob(ciphertext),
+                    attachments: Vec::new(),
                 },
             )
             .await
@@ -293,6 +294,7 @@ async fn three_clinicians_talk_and_the_server_sees_only_ciphertext(backend: Back
             &MessageRequest {
                 epoch,
                 ciphertext: Blob(MARKER.as_bytes().to_vec()),
+                attachments: Vec::new(),
             },
         )
         .await

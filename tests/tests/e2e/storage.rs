@@ -137,7 +137,7 @@ async fn expired_events_tickets_are_swept(backend: Backend) {
 }
 
 /// How many rows of `table` meet `condition`, read behind the server's back.
-async fn count_rows(env: &TestEnv, table: &str, condition: &str) -> i64 {
+pub async fn count_rows(env: &TestEnv, table: &str, condition: &str) -> i64 {
     sqlx::any::install_default_drivers();
     let mut connection = sqlx::AnyConnection::connect(env.database_url())
         .await

@@ -50,6 +50,7 @@ pub async fn send(
             &MessageRequest {
                 epoch,
                 ciphertext: blob(text),
+                attachments: Vec::new(),
             },
         )
         .await
@@ -386,6 +387,7 @@ async fn bad_thread_requests_are_refused(backend: Backend) {
     let too_big = MessageRequest {
         epoch: 1,
         ciphertext: Blob(vec![1; DEFAULT_MAX_MESSAGE_BYTES + 1]),
+        attachments: Vec::new(),
     };
     assert_eq!(
         status(&ana.client.send_message(&thread, &too_big).await),
@@ -475,6 +477,7 @@ async fn the_message_limit_is_configurable(backend: Backend) {
     let message = |size: usize| MessageRequest {
         epoch: 1,
         ciphertext: Blob(vec![7; size]),
+        attachments: Vec::new(),
     };
     ana.client
         .send_message(&thread, &message(2048))

@@ -1,12 +1,15 @@
 //! The log's writes: a commit, which moves the thread's epoch and its
 //! membership in one transaction; an application message, appended in the
-//! audit writer's batches; and a recall, which erases a message's
-//! ciphertext and appends an entry naming it. Each is refused with 404 for
+//! audit writer's batches (or, when it carries attachments, in a
+//! transaction of its own that binds them to it); and a recall, which
+//! erases a message's ciphertext and attachments and appends an entry
+//! naming it. Each is refused with 404 for
 //! a non-member; a commit or message with 409 for a stale epoch
 //! (`refusal`).
 
 use axum::Json;
 use axum::extract::{Path, State};
+use curbside_proto::attachment::{MAX_PER_MESSAGE, is_attachment_id};
 use curbside_proto::routes;
 use curbside_proto::threads::{
     Appended, Blob, CommitRequest, MAX_THREAD_DEVICES, MembershipChange, MessageRequest,
@@ -22,7 +25,7 @@ use crate::auth::sessions::Caller;
 use crate::clock::now_ms;
 use crate::db::message_batch::NewMessage;
 use crate::db::thread_entry::{self, NewCommit, NewRecall};
-use crate::db::{thread, thread_member, welcome};
+use crate::db::{attachment, retention, thread, thread_member, welcome};
 use crate::http::access::Access;
 use crate::http::error::{Error, Result};
 use crate::http::extract;
@@ -267,6 +270,10 @@ pub(super) async fn message(
         device_id: caller.device_id.clone(),
         ciphertext: request.ciphertext.0,
     };
+    if !request.attachments.is_empty() {
+        return message_with_attachments(&state, &access, &caller, message, &request.attachments)
+            .await;
+    }
     let Some(seq) = access.append_message(&state, message).await? else {
         let mut connection = state.database.pool().acquire().await?;
         return Err(refusal(&mut connection, &access, &caller, &thread_id, epoch).await);
@@ -275,6 +282,70 @@ pub(super) async fn message(
     Ok(Json(Appended {
         seq: to_u64(seq),
         epoch: request.epoch,
+    }))
+}
+
+/// Appends a message that carries attachments, binding them to it in the
+/// same transaction (so that whatever deletes the message deletes them):
+/// one at a time, outside the pipeline's batches, which are for the many
+/// messages that carry none.
+async fn message_with_attachments(
+    state: &AppState,
+    access: &Access,
+    caller: &Caller,
+    message: NewMessage,
+    attachments: &[String],
+) -> Result<Json<Appended>> {
+    let thread_id = message.thread_id.as_str();
+    if attachments.len() > MAX_PER_MESSAGE {
+        membership(state, access, caller, thread_id).await?;
+        return Err(Error::InvalidRequest(format!(
+            "a message may carry at most {MAX_PER_MESSAGE} attachments"
+        )));
+    }
+    let mut ids: Vec<String> = attachments.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != attachments.len() || !ids.iter().all(|id| is_attachment_id(id)) {
+        membership(state, access, caller, thread_id).await?;
+        return Err(Error::InvalidRequest(
+            "`attachments` must name each attachment once, by the id its upload returned"
+                .to_owned(),
+        ));
+    }
+    access.evidence(format!("attachments={}", attachments.join(",")));
+    let now = now_ms();
+    // The write comes first (see the module): the same compare-and-swap as
+    // a commit's, at the message's epoch, which stays.
+    let mut tx = state.database.pool().begin().await?;
+    let seq = advance(
+        access,
+        caller,
+        &mut tx,
+        thread_id,
+        message.epoch,
+        message.epoch,
+    )
+    .await?;
+    thread_entry::insert_message(&mut *tx, &message, seq, now).await?;
+    let bound =
+        attachment::bind_to_message(&mut *tx, thread_id, &caller.user_id, &ids, seq).await?;
+    if bound != u64::try_from(ids.len()).unwrap_or(u64::MAX) {
+        access.reason("unknown_attachment");
+        return Err(Error::InvalidRequest(
+            "`attachments` names an attachment that is not a finished upload of yours to this \
+             thread, or one already sent: upload the file again and send it with the new id"
+                .to_owned(),
+        ));
+    }
+    access.commit(state, tx).await?;
+    state.events.announce(Notice::Entry {
+        thread_id: thread_id.to_owned(),
+        seq,
+    });
+    Ok(Json(Appended {
+        seq: to_u64(seq),
+        epoch: to_u64(message.epoch),
     }))
 }
 
@@ -336,11 +407,21 @@ pub(super) async fn recall(
         }
         Some(_) => {}
     }
-    if !thread_entry::erase_recalled(&mut *tx, &thread_id, target, now).await? {
+    // Under a legal hold the recall still tells every member, and no one
+    // is served the message again; its ciphertext and attachments stay
+    // until the hold is lifted (then the sweep erases them).
+    let held = retention::is_held(&mut *tx, &thread_id).await?;
+    if !thread_entry::mark_recalled(&mut *tx, &thread_id, target, now, !held).await? {
         access.reason("already_recalled");
         return Err(Error::Conflict(format!(
             "message {target} was already recalled"
         )));
+    }
+    if held {
+        retention::erase_later(&mut *tx, &thread_id, target).await?;
+    } else {
+        let attachments = attachment::of_messages(&mut *tx, &thread_id, &[target]).await?;
+        attachment::delete(&mut tx, &attachments).await?;
     }
     thread_entry::insert_recall(
         &mut *tx,

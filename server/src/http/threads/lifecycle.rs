@@ -93,6 +93,7 @@ pub(super) async fn create(
             epoch: new.epoch,
             last_seq: 0,
             unread: 0,
+            lifespan_s: None,
         }),
     ))
 }
@@ -103,6 +104,7 @@ fn summary(row: SummaryRow) -> ThreadSummary {
         epoch: to_u64(row.epoch),
         last_seq: to_u64(row.last_seq),
         unread: to_u64(row.unread),
+        lifespan_s: row.lifespan_ms.and_then(|ms| u64::try_from(ms / 1000).ok()),
     }
 }
 

@@ -18,6 +18,8 @@
 //!   detail, and leaving it;
 //! - `append`: the log's writes, commits, messages and recalls, and why
 //!   one was refused;
+//! - `attachments`: uploading and downloading encrypted files;
+//! - `lifespan`: disappearing messages;
 //! - `reading`: a member's pages of the log, and its delivery and read
 //!   receipts;
 //! - `welcomes`: adding a device with its MLS Welcome queued, and the
@@ -26,8 +28,10 @@
 //!   and that the caller is a member.
 
 mod append;
+mod attachments;
 mod checks;
 mod lifecycle;
+mod lifespan;
 mod reading;
 mod welcomes;
 
@@ -45,6 +49,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(append::commit))
         .routes(routes!(append::message))
         .routes(routes!(append::recall))
+        .routes(routes!(attachments::upload))
+        .routes(routes!(attachments::download))
+        .routes(routes!(lifespan::set))
         .routes(routes!(reading::entries))
         .routes(routes!(reading::delivered))
         .routes(routes!(reading::read))

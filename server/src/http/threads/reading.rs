@@ -106,12 +106,13 @@ pub(super) async fn entries(
     });
     let pool = state.database.pool();
     let rows = thread_entry::page(pool, &thread_id, after, through, i64::from(limit)).await?;
-    let last_seq = thread::last_seq(pool, &thread_id).await?;
+    let (last_seq, lifespan_ms) = thread::log_state(pool, &thread_id).await?;
     let entries = rows.into_iter().map(EntryRow::into_entry).collect();
     Ok(Json(EntryPage {
         entries,
         last_seq: to_u64(last_seq.min(through)),
         ended: readable.ended,
+        lifespan_s: lifespan_ms.and_then(|ms| u64::try_from(ms / 1000).ok()),
     }))
 }
 
