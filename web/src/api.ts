@@ -196,6 +196,8 @@ async function errorOf(response: Response): Promise<ApiError> {
 interface CallOptions {
   query?: Query;
   body?: unknown;
+  /** A binary body (`application/octet-stream`), instead of `body`. */
+  bytes?: Blob;
   /** Whether the session's token is sent (default true). */
   auth?: boolean;
   signal?: AbortSignal;
@@ -231,6 +233,10 @@ async function attempt(method: string, path: string, options: CallOptions, retry
   if (options.body !== undefined) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(options.body);
+  } else if (options.bytes !== undefined) {
+    // A Blob is sent with its Content-Length, and can be sent again on retry.
+    headers['Content-Type'] = 'application/octet-stream';
+    init.body = options.bytes;
   }
   if (options.signal !== undefined) {
     init.signal = options.signal;
@@ -279,6 +285,18 @@ export async function getJson<T>(path: string, query?: Query, auth = true): Prom
 export async function sendJson<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
   const response = await call(method, path, body === undefined ? { auth } : { body, auth });
   return (await response.json()) as T;
+}
+
+/** A request with a binary body (a Blob, `application/octet-stream`), answered with JSON. */
+export async function sendBytes<T>(method: string, path: string, bytes: Blob): Promise<T> {
+  const response = await call(method, path, { bytes });
+  return (await response.json()) as T;
+}
+
+/** `GET` a binary answer, whole. */
+export async function getBytes(path: string): Promise<Uint8Array<ArrayBuffer>> {
+  const response = await call('GET', path);
+  return new Uint8Array(await response.arrayBuffer());
 }
 
 /** A request answered with no content (204). */

@@ -19,6 +19,7 @@ import { PeoplePage } from './pages/People';
 import { PersonPage } from './pages/Person';
 import { Placeholder } from './pages/Placeholder';
 import { PolicyPage } from './pages/Policy';
+import { RetentionPage } from './pages/Retention';
 import { href, type PageName, type Route, useRoute } from './route';
 import type { Me } from './state';
 import type { Whoami } from './types';
@@ -438,11 +439,6 @@ function Page({ route, me }: { route: Route; me: Me }) {
         </Placeholder>
       );
     case 'retention':
-      return (
-        <Placeholder title="Retention & holds" issue={20}>
-          The organisation’s retention policy for thread content, disappearing messages, and legal holds on threads and
-          people that suspend every purge.
-        </Placeholder>
-      );
+      return <RetentionPage me={me} />;
   }
 }

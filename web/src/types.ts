@@ -185,3 +185,34 @@ export interface PolicyPending {
   version: number | null;
   users: User[];
 }
+
+export interface RetentionPolicy {
+  /** The maximum age of thread content in seconds; null when off. */
+  max_age_s: number | null;
+  updated_at_ms: number | null;
+  updated_by: string | null;
+}
+
+export type HoldScope = 'thread' | 'user';
+
+export interface Hold {
+  hold_id: string;
+  scope: HoldScope;
+  /** The held thread's id, or the held user's. */
+  target_id: string;
+  reason: string;
+  placed_by: string;
+  placed_at_ms: number;
+  lifted_by: string | null;
+  lifted_at_ms: number | null;
+}
+
+export interface HoldList {
+  holds: Hold[];
+}
+
+export interface NewHold {
+  scope: HoldScope;
+  target_id: string;
+  reason: string;
+}

@@ -10,7 +10,13 @@
 // that the test can act with the CLI while the page stays open: `sent`
 // (the colleague reads and answers), `added` (a third clinician was added
 // and greeted), `removed` (they were removed and the thread went on),
-// `recalled` (a message sent, then recalled).
+// `recalled` (a message sent, then recalled), `attached` (a picture sent
+// with WITH_PICTURE, previewed here, its bytes written to OUT_DIR if set;
+// then the colleague sends BEN_FILE_NAME with BEN_FILE_TEXT from the CLI,
+// which the page downloads, decrypts and must find to have the SHA-256
+// BEN_FILE_SHA256), `lifespan` (in a new thread, SHORT_SUBJECT, messages
+// set to disappear after 30 seconds, and EPHEMERAL, sent before, gone
+// from the page; then the colleague turns it off from the CLI).
 // `reload` signs in again in a new browser run, unlocks the messages with
 // the passphrase (a wrong one first), finds what came meanwhile (AWAY)
 // counted unread, and the history, reads a thread the colleague started
@@ -20,18 +26,73 @@
 //
 // Inputs come from the environment (APP_URL, PROFILE_DIR, CHROMIUM, and
 // CODE, PASSPHRASE, SUBJECT, MARKER, COLLEAGUE, THIRD, REPLY,
-// AFTER_REMOVAL, TO_RECALL, AWAY, SECOND_SUBJECT, FROM_BEN, FROM_CAL, TO_BEN,
-// SCREENSHOT_DIR); every phase fails on a request to another
+// AFTER_REMOVAL, TO_RECALL, WITH_PICTURE, BEN_FILE_NAME, BEN_FILE_TEXT,
+// BEN_FILE_SHA256, SHORT_SUBJECT, EPHEMERAL, AWAY, SECOND_SUBJECT,
+// FROM_BEN, FROM_CAL, TO_BEN, SCREENSHOT_DIR, OUT_DIR); every phase fails on a request to another
 // origin, a console error or an uncaught page error (browser.mjs), and on
 // any serious or critical axe-core violation of a screen it visits.
 
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { deflateSync } from 'node:zlib';
 
 import { BrowserSession, need, runPhase } from './browser.mjs';
 
 const lines = createInterface({ input: process.stdin });
 const waiting = [];
 lines.on('line', () => waiting.shift()?.());
+
+function sha256(bytes) {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k += 1) {
+    c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  }
+  return c >>> 0;
+});
+
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const byte of bytes) {
+    c = CRC_TABLE[(c ^ byte) & 0xff] ^ (c >>> 8);
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** A PNG of `size` × `size` pixels (RGB), a gradient: a picture to send. */
+function png(size) {
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'ascii');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(size, 0);
+  header.writeUInt32BE(size, 4);
+  header[8] = 8; // bits per sample
+  header[9] = 2; // RGB
+  const rows = [];
+  for (let y = 0; y < size; y += 1) {
+    rows.push(0); // no filter
+    for (let x = 0; x < size; x += 1) {
+      rows.push((x * 255) / (size - 1), (y * 255) / (size - 1), 128);
+    }
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.from(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
 
 /** Reports a step and waits until the test says go on. */
 function step(name, report = {}) {
@@ -161,6 +222,43 @@ async function talk(c) {
   }
   await step('recalled');
 
+  // A picture with a line, sent from here: encrypted in the page, shown
+  // again from the server's ciphertext, decrypted (the preview), and read
+  // by the colleague's CLI, which must get these very bytes.
+  const picture = png(16);
+  const pictureName = 'ecg-strip.png';
+  let picturePath = null;
+  if (process.env.OUT_DIR) {
+    picturePath = join(process.env.OUT_DIR, pictureName);
+    writeFileSync(picturePath, picture);
+  }
+  await page.getByLabel('Attach files', { exact: true }).setInputFiles({ name: pictureName, mimeType: 'image/png', buffer: picture });
+  await page.getByRole('list', { name: 'Files to send' }).getByText(pictureName).waitFor();
+  await c.send(need('WITH_PICTURE'));
+  const withPicture = c.messages().filter({ hasText: need('WITH_PICTURE') });
+  await withPicture.getByText(`(image/png, ${picture.length} bytes)`).waitFor();
+  const preview = withPicture.getByRole('img', { name: `Preview of ${pictureName}`, exact: true });
+  await preview.waitFor();
+  await page.waitForFunction((image) => image.complete && image.naturalWidth === 16, await preview.elementHandle());
+  await step('attached', { name: pictureName, sha256: sha256(picture), size: picture.length, path: picturePath });
+
+  // The colleague's file, sent from the CLI, downloaded here: decrypted in
+  // the page and saved with its name and exactly its bytes.
+  const fromBen = await c.message('text', need('BEN_FILE_TEXT'), 60_000);
+  const benFile = fromBen.getByRole('listitem').filter({ hasText: need('BEN_FILE_NAME') });
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    benFile.getByRole('button', { name: 'Download', exact: true }).click(),
+  ]);
+  if (download.suggestedFilename() !== need('BEN_FILE_NAME')) {
+    throw new Error(`the download is named ${download.suggestedFilename()}, not ${need('BEN_FILE_NAME')}`);
+  }
+  const saved = readFileSync(await download.path());
+  if (sha256(saved) !== need('BEN_FILE_SHA256')) {
+    throw new Error(`the file downloaded (${saved.length} bytes) is not the one sent: SHA-256 ${sha256(saved)}`);
+  }
+  const downloaded = { name: download.suggestedFilename(), sha256: sha256(saved), size: saved.length };
+
   await c.axe('conversation');
   await c.screenshot('conversation');
   await c.members().getByRole('listitem').filter({ hasText: colleague }).getByRole('button', { name: 'Safety number', exact: true }).click();
@@ -169,11 +267,40 @@ async function talk(c) {
   await c.screenshot('safety-number');
   await page.getByRole('dialog').getByRole('button', { name: 'Close', exact: true }).click();
 
+  // Disappearing messages, in a thread of their own (the first thread's
+  // history is read again after the reload): set to 30 seconds, a message
+  // sent before goes from the page without a reload, while the notice of
+  // the change stays; the colleague turns it off from the CLI.
+  const shortSubject = need('SHORT_SUBJECT');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Threads', exact: true }).click();
+  await c.heading('Threads');
+  await page.getByRole('link', { name: 'New thread', exact: true }).first().click();
+  await c.heading('New thread');
+  await page.getByLabel('Subject', { exact: true }).fill(shortSubject);
+  await c.addFrom(page.getByRole('region', { name: 'Colleagues' }), 'Find colleagues', colleague);
+  await page.getByRole('region', { name: 'In this thread' }).getByText(colleague).waitFor();
+  await page.getByRole('button', { name: 'Start thread', exact: true }).click();
+  await c.heading(shortSubject);
+  const shortThread = c.threadId();
+  await c.send(need('EPHEMERAL'));
+  const lifespan = page.getByRole('region', { name: 'Disappearing messages' });
+  await lifespan.getByLabel('Messages disappear after', { exact: true }).selectOption({ label: '30 seconds' });
+  await lifespan.getByRole('button', { name: 'Set', exact: true }).click();
+  await c.message('lifespan', 'Dr. Ana Alvarez set messages to disappear after 30 seconds');
+  await page.getByTestId('lifespan-note').filter({ hasText: 'Messages disappear after 30 seconds' }).waitFor();
+  await c.axe('lifespan');
+  await c.screenshot('lifespan');
+  await c.messages().filter({ hasText: need('EPHEMERAL') }).waitFor({ state: 'detached', timeout: 60_000 });
+  await c.message('lifespan', 'set messages to disappear after 30 seconds');
+  await step('lifespan', { thread_id: shortThread });
+  await c.message('lifespan', `${colleague} turned off disappearing messages`, 60_000);
+  await page.getByTestId('lifespan-note').waitFor({ state: 'detached' });
+
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Threads', exact: true }).click();
   await c.heading('Threads');
   await page.getByRole('link', { name: subject, exact: true }).waitFor();
   await c.axe('threads');
-  return { thread_id: threadId, safety_number: number };
+  return { thread_id: threadId, safety_number: number, downloaded, short_thread_id: shortThread };
 }
 
 async function reload(c) {

@@ -1,7 +1,7 @@
 // Drives the console in Debian's Chromium (headless) the way a person
 // would: by roles, labels and button names. One phase per run:
 //
-//   node web/tests/console.mjs enroll-admin|review|deactivate|verify
+//   node web/tests/console.mjs enroll-admin|review|retention|auditor-retention|deactivate|verify
 //
 // Inputs come from the environment (APP_URL, PROFILE_DIR, CHROMIUM and
 // each phase's own; `enroll-admin` compares the audit key it pins with
@@ -51,6 +51,25 @@ class Console extends BrowserSession {
     };
   }
 
+  /**
+   * Runs `step`, in which the server refuses one request with `status` on
+   * purpose: Chromium's console note of that failed request is expected
+   * (waited for up to 2 s), not a problem; any other still is.
+   */
+  async refusedOnPurpose(status, step) {
+    const before = this.problems.length;
+    await step();
+    const note = `console error: Failed to load resource: the server responded with a status of ${status}`;
+    const deadline = Date.now() + 2_000;
+    while (Date.now() < deadline) {
+      const index = this.problems.findIndex((problem, at) => at >= before && problem.startsWith(note));
+      if (index >= 0) {
+        this.problems.splice(index, 1);
+        return;
+      }
+      await this.page.waitForTimeout(50);
+    }
+  }
 }
 
 async function enrollAdmin(c) {
@@ -78,18 +97,25 @@ async function enrollAdmin(c) {
   await page.getByRole('navigation', { name: 'Main' }).waitFor();
   await c.heading('Overview');
 
+  const { id, code } = await addPerson(c, clinician, 'Clinician', need('CLINICIAN_DEPARTMENT'));
+  return { clinician_id: id, code };
+}
+
+/** People: creates a user and issues their enrollment code; their id and the code. */
+async function addPerson(c, name, role, department) {
+  const page = c.page;
   await c.goTo('People');
   const form = page.getByRole('region', { name: 'Add a person' });
-  await form.getByLabel('Display name').fill(clinician);
-  await form.getByLabel('Role').selectOption({ label: 'Clinician' });
-  await form.getByLabel('Department').fill(need('CLINICIAN_DEPARTMENT'));
+  await form.getByLabel('Display name').fill(name);
+  await form.getByLabel('Role').selectOption({ label: role });
+  await form.getByLabel('Department').fill(department);
   await form.getByRole('button', { name: 'Create user' }).click();
-  await c.heading(clinician);
+  await c.heading(name);
   const match = /#\/people\/([^/]+)$/.exec(page.url());
   if (!match) {
     throw new Error(`the new user's page has no id in its address: ${page.url()}`);
   }
-  const clinicianId = decodeURIComponent(match[1]);
+  const id = decodeURIComponent(match[1]);
 
   await page.getByRole('button', { name: 'Issue enrollment code' }).click();
   const code = await page.getByLabel('New enrollment code', { exact: true }).inputValue();
@@ -97,7 +123,7 @@ async function enrollAdmin(c) {
     throw new Error(`the page shows no enrollment code: ${JSON.stringify(code)}`);
   }
   await page.getByRole('img', { name: /^QR code of the enrollment code/ }).waitFor();
-  return { clinician_id: clinicianId, code };
+  return { id, code };
 }
 
 async function review(c) {
@@ -192,9 +218,6 @@ async function review(c) {
   await c.goTo('Roles & escalation');
   await c.axe('roles');
   await c.screenshot('roles');
-  await c.goTo('Retention & holds');
-  await c.axe('retention');
-  await c.screenshot('retention');
 
   return {
     audit_rows: auditRows,
@@ -203,6 +226,118 @@ async function review(c) {
     verified_entries: verified.entries,
     policy_version: version,
   };
+}
+
+const RETENTION_OFF = 'Off — thread content is kept until its thread’s own lifespan or a recall removes it.';
+const RETENTION_ON = 'Thread content older than 10 years is purged.';
+
+/**
+ * Retention & holds, as the administrator: turns retention on at 10
+ * years, tries a hold on a malformed and on an unknown thread (the page
+ * and then the server refuse), places one on the clinician and lifts it;
+ * then adds an auditor and issues their code.
+ */
+async function retention(c) {
+  const page = c.page;
+  const clinician = need('CLINICIAN_NAME');
+  const admin = need('ADMIN_NAME');
+  const reason = need('HOLD_REASON');
+  need('SCREENSHOT_DIR');
+  await c.signIn();
+  await c.goTo('Retention & holds');
+  await c.settled();
+
+  const policy = page.getByRole('region', { name: 'Retention policy', exact: true });
+  await policy.getByText(RETENTION_OFF, { exact: true }).waitFor();
+  await policy.getByLabel('Purge thread content older than a maximum age', { exact: true }).check();
+  await policy.getByLabel('Maximum age', { exact: true }).fill('10');
+  await policy.getByLabel('Unit', { exact: true }).selectOption('years');
+  await policy.getByRole('button', { name: 'Save retention policy', exact: true }).click();
+  const confirm = page.getByRole('dialog', { name: 'Purge thread content older than 10 years?', exact: true });
+  await confirm.getByText(/permanently deletes every message and attachment older than 10 years/).waitFor();
+  await confirm.getByRole('button', { name: 'Turn on retention', exact: true }).click();
+  await policy.getByRole('status').filter({ hasText: RETENTION_ON }).waitFor();
+  await policy.getByText(RETENTION_ON, { exact: true }).waitFor();
+  // Who set it, by name.
+  await policy.getByText(admin, { exact: true }).waitFor();
+
+  const place = page.getByRole('region', { name: 'Place a legal hold', exact: true });
+  await place.getByLabel('Reason', { exact: true }).fill(reason);
+  // A thread id the page refuses, then one the server does not know.
+  await place.getByLabel('One thread', { exact: true }).check();
+  await place.getByLabel('Thread id', { exact: true }).fill('not-a-thread');
+  await place.getByRole('button', { name: 'Place hold', exact: true }).click();
+  await place.getByRole('alert').filter({ hasText: '32 characters' }).waitFor();
+  await place.getByLabel('Thread id', { exact: true }).fill('0'.repeat(32));
+  const refused = place.getByRole('alert').filter({ hasNotText: '32 characters' });
+  await c.refusedOnPurpose(404, async () => {
+    await place.getByRole('button', { name: 'Place hold', exact: true }).click();
+    await refused.waitFor();
+  });
+  const unknownThread = (await refused.innerText()).trim();
+
+  // The clinician, picked by name.
+  await place.getByLabel('A person: every thread they are or were a member of', { exact: true }).check();
+  await place.getByLabel('Person', { exact: true }).fill(clinician);
+  await place
+    .getByRole('list', { name: 'Matching people' })
+    .getByRole('button', { name: new RegExp(`^${escapeRegExp(clinician)}`) })
+    .click();
+  await place.getByRole('button', { name: 'Place hold', exact: true }).click();
+  await place.getByRole('status').filter({ hasText: `Placed a hold on ${clinician}.` }).waitFor();
+
+  const holds = page.getByRole('region', { name: 'Legal holds', exact: true });
+  const row = holds.getByRole('row').filter({ hasText: reason });
+  await row.getByText('Active', { exact: true }).waitFor();
+  await row.getByText(clinician, { exact: true }).waitFor();
+  await row.getByRole('button', { name: `Lift the hold on ${clinician}`, exact: true }).click();
+  const lift = page.getByRole('dialog', { name: 'Lift this legal hold?', exact: true });
+  await lift.getByText(reason).waitFor();
+  await lift.getByRole('button', { name: 'Lift hold', exact: true }).click();
+  await holds.getByRole('status').filter({ hasText: `Lifted the hold on ${clinician}.` }).waitFor();
+  await row.getByText(/^Lifted /).waitFor();
+  if ((await row.getByText('Active', { exact: true }).count()) !== 0 || (await row.getByRole('button').count()) !== 0) {
+    throw new Error('the lifted hold is still shown as active, or can still be lifted');
+  }
+  await c.axe('retention');
+  await c.screenshot('retention');
+
+  const auditor = await addPerson(c, need('AUDITOR_NAME'), 'Auditor', 'Compliance');
+  return { unknown_thread: unknownThread, auditor_id: auditor.id, auditor_code: auditor.code };
+}
+
+/**
+ * Retention & holds, as an auditor in a browser of their own (enrolled
+ * with AUDITOR_CODE): the policy and the lifted hold, and no control.
+ */
+async function auditorRetention(c) {
+  const page = c.page;
+  const clinician = need('CLINICIAN_NAME');
+  const reason = need('HOLD_REASON');
+  await c.open();
+  await c.heading('Enroll this browser');
+  await page.getByLabel('Enrollment code').fill(need('AUDITOR_CODE'));
+  await page.getByRole('button', { name: 'Enroll this browser' }).click();
+  await c.heading('Pin the audit key');
+  await page.getByRole('button', { name: 'Pin this audit key' }).click();
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+  await c.heading('Overview');
+
+  await c.goTo('Retention & holds');
+  await c.settled();
+  const policy = page.getByRole('region', { name: 'Retention policy', exact: true });
+  await policy.getByText(RETENTION_ON, { exact: true }).waitFor();
+  await policy.getByText(need('ADMIN_NAME'), { exact: true }).waitFor();
+  const holds = page.getByRole('region', { name: 'Legal holds', exact: true });
+  const row = holds.getByRole('row').filter({ hasText: reason });
+  await row.getByText(clinician, { exact: true }).waitFor();
+  await row.getByText(/^Lifted /).waitFor();
+  const controls = await page.getByRole('main').locator('button, input, select, textarea').count();
+  if (controls !== 0) {
+    throw new Error(`an auditor is shown ${controls} control(s) on Retention & holds`);
+  }
+  await c.axe('retention-auditor');
+  return { controls };
 }
 
 async function deactivate(c) {
@@ -227,6 +362,13 @@ async function verify(c) {
   return { ok: result.ok, broken_seq: result.broken_seq, message: result.message };
 }
 
-const PHASES = { 'enroll-admin': enrollAdmin, review, deactivate, verify };
+const PHASES = {
+  'enroll-admin': enrollAdmin,
+  review,
+  retention,
+  'auditor-retention': auditorRetention,
+  deactivate,
+  verify,
+};
 
 await runPhase('console.mjs', Console, PHASES);

@@ -4,14 +4,14 @@
 /// Each file: its path under `/admin/`, its content type, its bytes.
 pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
     (
-        "assets/ClinicianApp-CFBP4bGd.js",
+        "assets/ClinicianApp-DrrFVwaM.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/ClinicianApp-CFBP4bGd.js"),
+        include_bytes!("../../console/assets/ClinicianApp-DrrFVwaM.js"),
     ),
     (
-        "assets/__vite-browser-external-FXVj5DTT.js",
+        "assets/__vite-browser-external-D7mnGZ4z.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/__vite-browser-external-FXVj5DTT.js"),
+        include_bytes!("../../console/assets/__vite-browser-external-D7mnGZ4z.js"),
     ),
     (
         "assets/chacha-Cdi3lqr1.js",
@@ -49,14 +49,14 @@ pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../console/assets/hybridkem-x-wing_ts-mls-CTAkhz2k.js"),
     ),
     (
-        "assets/index-24OuVCjk.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../console/assets/index-24OuVCjk.css"),
+        "assets/index-B_3sKxi1.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/index-B_3sKxi1.js"),
     ),
     (
-        "assets/index-CMiKNPuF.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/index-CMiKNPuF.js"),
+        "assets/index-Cxb8_fLy.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../console/assets/index-Cxb8_fLy.css"),
     ),
     (
         "assets/ml-dsa-sVw-3juW.js",

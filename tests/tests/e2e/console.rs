@@ -7,9 +7,12 @@
 //! creates a clinician and issues their code; the CLI enrolls with it and
 //! works; the browser finds the clinician's entries by name, exports them,
 //! verifies the whole log, publishes a policy (which the CLI then has to
-//! accept) and deactivates the clinician (whose CLI session ends at once);
-//! then one row of the log is changed in the database and the browser
-//! names that entry, as the CLI does.
+//! accept), turns retention on, places a legal hold on the clinician and
+//! lifts it (each change in the audit log), provisions an auditor who, in
+//! a browser of their own, sees the policy and the holds with no control,
+//! and deactivates the clinician (whose CLI session ends at once); then
+//! one row of the log is changed in the database and the browser names
+//! that entry, as the CLI does.
 
 use std::path::Path;
 
@@ -44,13 +47,8 @@ async fn the_console_runs_an_administrators_day_in_chromium(backend: Backend) {
         key: files.path().join("leaf.key"),
     };
     let server: TestServer = env.start_with(config, axum::Router::new()).await;
-    let port = server.address.port();
-    let browser = Browser::new(
-        chromium,
-        "console.mjs",
-        &ca,
-        format!("https://localhost:{port}/admin/"),
-    );
+    let console_url = format!("https://localhost:{}/admin/", server.address.port());
+    let browser = Browser::new(chromium.clone(), "console.mjs", &ca, console_url.clone());
     let cli_home = tempfile::tempdir().unwrap();
     let cli_home = cli_home.path();
 
@@ -132,6 +130,66 @@ async fn the_console_runs_an_administrators_day_in_chromium(backend: Backend) {
         .await
         .unwrap();
     curbside(&server, cli_home, &["threads"]).await.unwrap();
+
+    // Retention and a legal hold on the clinician, set and lifted in the
+    // console; then the administrator adds an auditor.
+    let hold_reason = "Litigation hold, matter 2024-117";
+    let retained = browser
+        .phase(
+            "retention",
+            &[
+                ("CLINICIAN_NAME", "Dr. Cleo Clinician"),
+                ("ADMIN_NAME", "Dr. Ada Admin"),
+                ("AUDITOR_NAME", "Ms. Avery Auditor"),
+                ("HOLD_REASON", hold_reason),
+                ("SCREENSHOT_DIR", screenshots.to_str().unwrap()),
+            ],
+        )
+        .await;
+    assert!(
+        !retained["unknown_thread"].as_str().unwrap().is_empty(),
+        "{retained}"
+    );
+    assert!(screenshots.join("retention.png").exists());
+    for action in ["admin.retention.set", "admin.hold.place", "admin.hold.lift"] {
+        let condition = format!("action = '{action}' AND outcome = 'allowed'");
+        assert_eq!(
+            crate::storage::count_rows(&env, "audit_entry", &condition).await,
+            1,
+            "{action}"
+        );
+    }
+    // The hold on a thread that does not exist was refused, and recorded.
+    let refused = "action = 'admin.hold.place' AND outcome = 'denied'";
+    assert_eq!(
+        crate::storage::count_rows(&env, "audit_entry", refused).await,
+        1
+    );
+
+    // The auditor, in a browser of their own, reads both and may change
+    // neither; their reads are in the log too.
+    let auditor_id = retained["auditor_id"].as_str().unwrap().to_owned();
+    let auditor_browser = Browser::new(chromium, "console.mjs", &ca, console_url);
+    let audited = auditor_browser
+        .phase(
+            "auditor-retention",
+            &[
+                ("AUDITOR_CODE", retained["auditor_code"].as_str().unwrap()),
+                ("CLINICIAN_NAME", "Dr. Cleo Clinician"),
+                ("ADMIN_NAME", "Dr. Ada Admin"),
+                ("HOLD_REASON", hold_reason),
+            ],
+        )
+        .await;
+    assert_eq!(audited["controls"], 0, "{audited}");
+    for action in ["admin.retention.get", "admin.hold.list"] {
+        let condition =
+            format!("action = '{action}' AND outcome = 'allowed' AND actor_user = '{auditor_id}'");
+        assert!(
+            crate::storage::count_rows(&env, "audit_entry", &condition).await >= 1,
+            "{action}"
+        );
+    }
 
     // Deactivating in the console ends the CLI's session at once.
     browser

@@ -15,6 +15,12 @@
 //! answer, until signing out with "erase" deletes it; both sides show one
 //! safety number. Ben's own thread with her (OpenMLS's welcome, and his
 //! commits adding and removing Cal) reads in the browser, which answers.
+//! Files cross both ways: a picture she attaches in the browser (previewed
+//! there) is the same bytes when Ben downloads it with the CLI, and a file
+//! he sends from the CLI (several STREAM chunks) is the same bytes when
+//! her browser downloads it. In a thread of its own she sets messages to
+//! disappear after 30 seconds, and an older one goes from her page; Ben
+//! turns that off from the CLI and her page shows it live.
 
 use std::path::Path;
 
@@ -116,6 +122,15 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     let reply = format!("REPLY-cli-{unique}");
     let after = format!("AFTER-removal-{unique}");
     let to_recall = format!("TO-RECALL-{unique}");
+    let with_picture = format!("WITH-picture-{unique}");
+    let ben_file_text = format!("BEN-file-{unique}");
+    let ephemeral = format!("EPHEMERAL-{unique}");
+    // More than two chunks of the STREAM encryption (65,536 bytes each).
+    let ben_file_name = "potassium-trend.bin";
+    let ben_file_bytes: Vec<u8> = (0..150_000u32).map(|i| (i % 253) as u8).collect();
+    let ben_file = files.path().join(ben_file_name);
+    std::fs::write(&ben_file, &ben_file_bytes).unwrap();
+    let ben_file_sha256 = sha256_hex(&ben_file_bytes);
     let subject = "Bed 4, chest pain";
     let screenshots = match std::env::var("CURBSIDE_UPDATE_SCREENSHOTS") {
         Ok(_) if backend == Backend::Sqlite => {
@@ -134,6 +149,13 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
         ("REPLY", reply.as_str()),
         ("AFTER_REMOVAL", after.as_str()),
         ("TO_RECALL", to_recall.as_str()),
+        ("WITH_PICTURE", with_picture.as_str()),
+        ("BEN_FILE_NAME", ben_file_name),
+        ("BEN_FILE_TEXT", ben_file_text.as_str()),
+        ("BEN_FILE_SHA256", ben_file_sha256.as_str()),
+        ("SHORT_SUBJECT", "Bed 12, short stay"),
+        ("EPHEMERAL", ephemeral.as_str()),
+        ("OUT_DIR", files.path().to_str().unwrap()),
         ("SCREENSHOT_DIR", screenshots.to_str().unwrap()),
     ];
     let browser = Browser::new(
@@ -188,7 +210,58 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
         "{read}"
     );
     talk.next().await;
+
+    // The picture she attached in the browser: Ben's CLI lists it under
+    // her line, downloads and decrypts it, and has the very bytes.
+    let attached = talk.reached("attached").await;
+    let read = ben.ok(&["read", &thread]).await;
+    assert!(read.contains(&with_picture), "{read}");
+    let listed = read
+        .lines()
+        .find_map(|line| {
+            let rest = line.trim_start().strip_prefix("[attachment ")?;
+            let (id, after) = rest.split_once("] ")?;
+            after
+                .starts_with("ecg-strip.png (image/png, ")
+                .then(|| id.to_owned())
+        })
+        .unwrap_or_else(|| panic!("the picture is not listed: {read}"));
+    let fetched = files.path().join("from-ana.png");
+    ben.ok(&[
+        "download",
+        &thread,
+        &listed,
+        "--out",
+        fetched.to_str().unwrap(),
+    ])
+    .await;
+    let fetched = std::fs::read(&fetched).unwrap();
+    assert_eq!(
+        fetched,
+        std::fs::read(files.path().join("ecg-strip.png")).unwrap()
+    );
+    assert_eq!(attached["sha256"], sha256_hex(&fetched), "{attached}");
+    // And a file of his, from the CLI, which her browser downloads.
+    ben.ok(&[
+        "send",
+        &thread,
+        "--file",
+        ben_file.to_str().unwrap(),
+        &ben_file_text,
+    ])
+    .await;
+    talk.next().await;
+
+    // In a thread of its own she sets messages to disappear after 30
+    // seconds (and sees an older one go); Ben turns it off from the CLI.
+    let short = talk.reached("lifespan").await;
+    let short = short["thread_id"].as_str().unwrap().to_owned();
+    ben.ok(&["read", &short]).await;
+    ben.ok(&["lifespan", &short, "off"]).await;
+    talk.next().await;
     let talked = talk.finished().await;
+    assert_eq!(talked["downloaded"]["sha256"], ben_file_sha256, "{talked}");
+    assert_eq!(talked["downloaded"]["name"], ben_file_name, "{talked}");
     // The browser is closed: what it keeps on disk holds no message in
     // the clear, though the scan does see what it keeps in the clear (the
     // user's id, in the enrollment and the vault's owner).
@@ -199,6 +272,10 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     );
     assert_eq!(
         occurrences_under(browser.profile.path(), reply.as_bytes()),
+        0
+    );
+    assert_eq!(
+        occurrences_under(browser.profile.path(), with_picture.as_bytes()),
         0
     );
 
@@ -279,9 +356,15 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
         "safety-number",
         "threads",
         "unlock",
+        "lifespan",
     ] {
         assert!(screenshots.join(format!("{page}.png")).exists(), "{page}");
     }
+}
+
+/// SHA-256 in lower-case hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
 /// 64 random bits, for markers no run shares.

@@ -1,6 +1,7 @@
-// One thread: its messages oldest first, what became of the user's own
-// (sent, delivered, read by whom), a form to write, and its members. Text
-// is shown as text, never as HTML: whatever a message holds, it cannot
+// One thread: its messages oldest first (with their files), what became
+// of the user's own (sent, delivered, read by whom), a form to write and
+// attach files, its members, and how long its messages live. Text is
+// shown as text, never as HTML: whatever a message holds, it cannot
 // become markup in this page.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
@@ -8,7 +9,11 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import * as api from '../api';
 import { ErrorText } from '../components/Bits';
 import { Confirm } from '../components/Confirm';
-import { leftSentence, receiptText, ShortTime, subjectOf } from './bits';
+import { MAX_FILE_BYTES } from './attachment';
+import { AttachmentList, attachmentLabelId } from './Attachments';
+import { leftSentence, receiptText, ShortTime, sizeText, subjectOf } from './bits';
+import { lifespanText } from './lifespan';
+import { LifespanPanel } from './LifespanPanel';
 import { MembersPanel } from './MembersPanel';
 import type { MessageView, Messenger, ReceiptsView, ThreadView } from './model';
 import { THREADS_HREF } from './route';
@@ -46,6 +51,11 @@ function Conversation({ messenger, thread }: { messenger: Messenger; thread: Thr
       <p class="subtitle">
         {thread.memberNames.length === 0 ? 'No one else is in this thread.' : `With ${thread.memberNames.join(', ')}`}
       </p>
+      {thread.lifespanS !== null && (
+        <p class="subtitle" data-testid="lifespan-note">
+          Messages disappear after {lifespanText(thread.lifespanS)}
+        </p>
+      )}
       {thread.left !== null && (
         <p role="note" class="notice">
           {leftSentence(thread.left)} at <ShortTime ms={thread.left.atMs} />. You can read what arrived before, but not
@@ -58,13 +68,20 @@ function Conversation({ messenger, thread }: { messenger: Messenger; thread: Thr
             Messages
           </h2>
           <MessageList
+            messenger={messenger}
+            threadId={threadId}
             messages={messages}
             receipts={messenger.receipts(threadId)}
             onRecall={inThread ? setRecalling : null}
           />
           {inThread && <Compose messenger={messenger} threadId={threadId} />}
         </section>
-        {inThread && <MembersPanel messenger={messenger} threadId={threadId} />}
+        {inThread && (
+          <div class="conversation-side">
+            <MembersPanel messenger={messenger} threadId={threadId} />
+            <LifespanPanel messenger={messenger} thread={thread} />
+          </div>
+        )}
       </div>
       {recalling !== null && (
         <Confirm
@@ -73,10 +90,19 @@ function Conversation({ messenger, thread }: { messenger: Messenger; thread: Thr
           onClose={() => setRecalling(null)}
           onConfirm={() => messenger.recall(threadId, recalling.seq)}
         >
-          <p class="message-text">{recalling.text}</p>
+          {recalling.text !== '' && <p class="message-text">{recalling.text}</p>}
+          {recalling.attachments.length > 0 && (
+            <ul>
+              {recalling.attachments.map((file) => (
+                <li key={file.id} class="file-name">
+                  {file.name}
+                </li>
+              ))}
+            </ul>
+          )}
           <p>
-            The server erases it, and every member’s device deletes it as it catches up; the thread shows that you
-            recalled a message. Someone may already have read it.
+            The server erases it{recalling.attachments.length > 0 ? ' and its files' : ''}, and every member’s device
+            deletes it as it catches up; the thread shows that you recalled a message. Someone may already have read it.
           </p>
         </Confirm>
       )}
@@ -119,13 +145,15 @@ function useReadAndReceipts(messenger: Messenger, thread: ThreadView, newest: nu
 }
 
 interface ListProps {
+  messenger: Messenger;
+  threadId: string;
   messages: MessageView[];
   receipts: ReceiptsView | null;
   /** Asks to recall one of the user's messages; null when they cannot. */
   onRecall: ((message: MessageView) => void) | null;
 }
 
-function MessageList({ messages, receipts, onRecall }: ListProps) {
+function MessageList({ messenger, threadId, messages, receipts, onRecall }: ListProps) {
   const list = useRef<HTMLOListElement>(null);
   const opened = useRef(false);
   const newest = messages.at(-1)?.seq ?? null;
@@ -163,7 +191,14 @@ function MessageList({ messages, receipts, onRecall }: ListProps) {
           too; only new messages are, not receipts changing under old ones. */}
       <ol class="messages" ref={list} aria-live="polite" aria-relevant="additions">
         {messages.map((message) => (
-          <MessageItem key={message.seq} message={message} receipts={receipts} onRecall={onRecall} />
+          <MessageItem
+            key={message.seq}
+            messenger={messenger}
+            threadId={threadId}
+            message={message}
+            receipts={receipts}
+            onRecall={onRecall}
+          />
         ))}
       </ol>
     </>
@@ -171,10 +206,14 @@ function MessageList({ messages, receipts, onRecall }: ListProps) {
 }
 
 function MessageItem({
+  messenger,
+  threadId,
   message,
   receipts,
   onRecall,
 }: {
+  messenger: Messenger;
+  threadId: string;
   message: MessageView;
   receipts: ReceiptsView | null;
   onRecall: ((message: MessageView) => void) | null;
@@ -187,9 +226,12 @@ function MessageItem({
           <p class="message-meta">
             <span class="person-name">{message.senderName}</span> <ShortTime ms={message.atMs} />
           </p>
-          <p class="message-text" id={`message-${message.seq}`}>
-            {message.text}
-          </p>
+          {message.text !== '' && (
+            <p class="message-text" id={`message-${message.seq}`}>
+              {message.text}
+            </p>
+          )}
+          <AttachmentList messenger={messenger} threadId={threadId} seq={message.seq} attachments={message.attachments} />
           {message.mine && (
             <p class="receipt">
               {receiptText(message.seq, receipts)}
@@ -199,7 +241,7 @@ function MessageItem({
                   <button
                     type="button"
                     class="link-button"
-                    aria-describedby={`message-${message.seq}`}
+                    aria-describedby={describedBy(message)}
                     onClick={() => onRecall(message)}
                   >
                     Recall
@@ -230,6 +272,7 @@ function MessageItem({
     case 'subject':
     case 'added':
     case 'removed':
+    case 'lifespan':
       return (
         <li {...common} class="message-system">
           {systemSentence(message)} · <ShortTime ms={message.atMs} />
@@ -238,13 +281,25 @@ function MessageItem({
   }
 }
 
-/** A change to the thread as a sentence (`added`/`removed` come as one). */
+/** What describes a message's actions: its text and its files' names. */
+function describedBy(message: MessageView): string {
+  return [
+    ...(message.text === '' ? [] : [`message-${message.seq}`]),
+    ...message.attachments.map((file) => attachmentLabelId(message.seq, file.id)),
+  ].join(' ');
+}
+
+/** A change to the thread as a sentence (`added`/`removed`/`lifespan` come as one). */
 function systemSentence(message: MessageView): string {
   return message.kind === 'subject' ? `${message.senderName} set the subject to “${message.text}”` : message.text;
 }
 
+/** The most files one message carries (the server's limit). */
+const MAX_FILES = 20;
+
 function Compose({ messenger, threadId }: { messenger: Messenger; threadId: string }) {
   const [text, setText] = useState('');
+  const [files, setFiles] = useState<File[]>([]);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const input = useRef<HTMLTextAreaElement>(null);
@@ -253,24 +308,45 @@ function Compose({ messenger, threadId }: { messenger: Messenger; threadId: stri
 
   const send = async () => {
     const sent = text;
-    if (sending.current || sent.trim() === '') {
+    const attached = files;
+    if (sending.current || (sent.trim() === '' && attached.length === 0)) {
       return;
     }
     sending.current = true;
     setBusy(true);
     setError(null);
     try {
-      await messenger.send(threadId, sent);
-      // Keep whatever was typed meanwhile; clear only what went out.
+      await messenger.send(threadId, sent, attached);
+      // Keep whatever was typed or chosen meanwhile; clear only what went out.
       setText((now) => (now === sent ? '' : now));
+      setFiles((now) => now.filter((file) => !attached.includes(file)));
       input.current?.focus();
     } catch (caught) {
-      // The text stays in the box, to send again.
+      // The text and files stay, to send again.
       setError(`Not sent: ${api.messageOf(caught)}`);
     } finally {
       sending.current = false;
       setBusy(false);
     }
+  };
+
+  /** Adds the files chosen, refusing those too large to send (said at once, not after an upload). */
+  const choose = (chosen: FileList | null) => {
+    const picked = [...(chosen ?? [])];
+    const tooLarge = picked.filter((file) => file.size > MAX_FILE_BYTES);
+    const fitting = picked.filter((file) => file.size <= MAX_FILE_BYTES);
+    const room = Math.max(0, MAX_FILES - files.length);
+    const problems: string[] = [];
+    if (tooLarge.length > 0) {
+      problems.push(
+        `${tooLarge.map((file) => `“${file.name}” (${sizeText(file.size)})`).join(', ')} cannot be sent: a file may be at most ${sizeText(MAX_FILE_BYTES)}.`,
+      );
+    }
+    if (fitting.length > room) {
+      problems.push(`A message can carry at most ${MAX_FILES} files; send the others in another message.`);
+    }
+    setError(problems.length === 0 ? null : problems.join(' '));
+    setFiles((now) => [...now, ...fitting.slice(0, room)]);
   };
 
   return (
@@ -299,7 +375,48 @@ function Compose({ messenger, threadId }: { messenger: Messenger; threadId: stri
         }}
       />
       <small id="compose-help">Enter sends; Shift+Enter starts a new line.</small>
+      <label for="compose-files">Attach files</label>
+      <input
+        id="compose-files"
+        type="file"
+        multiple
+        aria-describedby="compose-files-help"
+        onChange={(event) => {
+          choose(event.currentTarget.files);
+          // Emptied, so that the same file can be chosen again after removing it.
+          event.currentTarget.value = '';
+        }}
+      />
+      <small id="compose-files-help">
+        Up to {MAX_FILES} files of at most {sizeText(MAX_FILE_BYTES)} each, encrypted in this browser before they are
+        sent.
+      </small>
+      {files.length > 0 && (
+        <ul class="compose-files" aria-label="Files to send">
+          {files.map((file, index) => (
+            <li key={`${index}-${file.name}`}>
+              <span id={`compose-file-${index}`}>
+                <span class="file-name">{file.name}</span> <span class="muted">({sizeText(file.size)})</span>
+              </span>
+              <button
+                type="button"
+                class="link-button"
+                aria-describedby={`compose-file-${index}`}
+                disabled={busy}
+                onClick={() => setFiles((now) => now.filter((kept) => kept !== file))}
+              >
+                Remove
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
       <ErrorText error={error} />
+      {busy && files.length > 0 && (
+        <p role="status" class="muted">
+          Encrypting and sending {files.length === 1 ? 'the file' : `${files.length} files`}…
+        </p>
+      )}
       <button type="submit" disabled={busy} aria-busy={busy}>
         Send
       </button>

@@ -85,6 +85,27 @@ export function receiptText(seq: number, receipts: ReceiptsView | null): string 
   return 'Sent';
 }
 
+const SIZE_UNITS = ['KB', 'MB', 'GB'];
+
+/** A file's size for people: "512 bytes", "1.5 KB", "12 MB" (units of 1,024). */
+export function sizeText(bytes: number): string {
+  if (bytes < 1024) {
+    return bytes === 1 ? '1 byte' : `${bytes} bytes`;
+  }
+  let value = bytes;
+  let unit = '';
+  for (const next of SIZE_UNITS) {
+    value /= 1024;
+    unit = next;
+    if (value < 1024) {
+      break;
+    }
+  }
+  // One decimal below 10 ("1.5 MB"), none above ("12 MB"), never "10.0".
+  const shown = value < 9.95 ? value.toFixed(1).replace(/\.0$/, '') : String(Math.round(value));
+  return `${shown} ${unit}`;
+}
+
 /**
  * Moves focus to the new screen's heading, as a page load would: a screen
  * reader then reads where the user is now.

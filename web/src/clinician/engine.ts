@@ -22,13 +22,23 @@
 // - Live delivery is the WebSocket, opened with a single-use ticket (a
 //   browser's WebSocket cannot send an Authorization header, and a token
 //   never goes in a URL); nothing depends on it: catch-up reads the log.
+// - Files (attachment.ts) are encrypted here and uploaded before the
+//   message that carries their keys; a reader downloads, decrypts and
+//   checks one only when asked (a preview, a download), and keeps no
+//   decrypted file: the vault holds only what opens it, inside the message.
+// - Disappearing messages: the thread's lifespan, as the log and the
+//   server's summary say, deletes what is older from the vault and the
+//   views, at every save, on opening and every few seconds.
 
 import * as api from '../api';
 import * as b64 from '../b64';
+import * as attachment from './attachment';
 import type { StoredDevice } from '../device';
 import type { Me } from '../state';
 import * as hex from './hex';
+import { lifespanNotice, MAX_LIFESPAN_S } from './lifespan';
 import {
+  type AttachmentView,
   type ConnectionStatus,
   type LeftInfo,
   type MemberView,
@@ -50,6 +60,12 @@ const KEY_PACKAGES_BATCH = 30;
 const PAGE = 100;
 /** A message or commit that meets a newer epoch (409) catches up and tries again this often. */
 const ATTEMPTS = 5;
+/** How often what outlived its thread's lifespan is deleted while the messenger is open. */
+const PURGE_EVERY_MS = 5000;
+/** The most files one message may carry (the server's limit). */
+const MAX_ATTACHMENTS = 20;
+/** The longest file name a message may give, in UTF-8 bytes (the server's limit). */
+const MAX_NAME_BYTES = 255;
 
 // ---- The API's shapes (curbside_proto::threads and ::identity) ----
 
@@ -67,7 +83,7 @@ interface DirectoryEntry {
 }
 interface ThreadEntry {
   seq: number;
-  kind: 'commit' | 'application' | 'recall';
+  kind: 'commit' | 'application' | 'recall' | 'lifespan';
   epoch: number;
   sender_user: string;
   sender_device: string;
@@ -76,6 +92,10 @@ interface ThreadEntry {
   change?: { add: string[]; remove: string[] } | null;
   /** For a recall, the message it recalls. */
   recalls?: number | null;
+  /** For a `lifespan` entry, the thread's new lifespan (absent: off). */
+  lifespan_s?: number | null;
+  /** An application message the server's sweep erased (lifespan, retention): its body is empty. */
+  purged_at_ms?: number | null;
 }
 interface MembershipEnded {
   seq: number;
@@ -100,6 +120,8 @@ interface ThreadSummary {
   epoch: number;
   last_seq: number;
   unread: number;
+  /** The thread's lifespan (seconds), absent when off. */
+  lifespan_s?: number | null;
 }
 interface ThreadDetail {
   summary: ThreadSummary;
@@ -113,13 +135,32 @@ type ServerEvent =
 
 // ---- What the vault keeps ----
 
+/**
+ * A file as a message carries it (`curbside_proto::attachment::AttachmentRef`),
+ * kept in this shape in the vault too: the key only ever in the vault and
+ * inside MLS messages.
+ */
+interface AttachmentRef {
+  id: string;
+  /** 32 bytes, unpadded base64url. */
+  key: string;
+  /** Of the plaintext, lower-case hex. */
+  sha256: string;
+  name: string;
+  media_type: string;
+  size: number;
+}
+
 interface StoredMessage {
   seq: number;
   kind: MessageKind;
   text: string;
   senderUserId: string;
   senderName: string;
+  /** The server's time of the entry: what a lifespan counts from. */
   atMs: number;
+  /** A text message's files (absent in records from before attachments). */
+  attachments?: AttachmentRef[];
 }
 
 interface ThreadRecord {
@@ -150,12 +191,15 @@ interface ThreadRecord {
   left: { byUserId: string | null; atMs: number; reason: string } | null;
   /** The highest read receipt sent. */
   readSent: number;
+  /** Disappearing messages: seconds, null (or absent, in older records) when off. */
+  lifespanS?: number | null;
 }
 
 interface Sent {
   kind: MessageKind;
   text: string;
   atMs: number;
+  attachments?: AttachmentRef[];
 }
 
 /** A thread this browser has just made or joined, at `epoch`. */
@@ -173,7 +217,25 @@ function newRecord(threadId: string, epoch: number): ThreadRecord {
     pending: null,
     left: null,
     readSent: 0,
+    lifespanS: null,
   };
+}
+
+/**
+ * What a lifespan erases: what was written (messages, subjects, and what
+ * stands in for them); what happened to the thread (members, lifespans)
+ * stays, as the server keeps it.
+ */
+const EXPIRING: ReadonlySet<MessageKind> = new Set<MessageKind>(['text', 'subject', 'undecryptable', 'recalled']);
+
+/** The time before which the thread's messages have expired, or null if they do not. */
+function expiryCutoff(record: ThreadRecord, now: number): number | null {
+  const lifespan = record.lifespanS ?? null;
+  return lifespan === null ? null : now - lifespan * 1000;
+}
+
+function expired(message: { kind: MessageKind; atMs: number }, cutoff: number | null): boolean {
+  return cutoff !== null && EXPIRING.has(message.kind) && message.atMs < cutoff;
 }
 
 /** The SHA-256 of a (base64url) body, hex: how a sent message is found again. */
@@ -202,8 +264,50 @@ function unpack<T>(bytes: Uint8Array): T {
   return JSON.parse(decoder.decode(bytes)) as T;
 }
 
-/** What travels inside an application message (`curbside_proto::content`). */
-type Content = { type: 'text'; text: string } | { type: 'subject'; subject: string };
+/**
+ * What travels inside an application message (`curbside_proto::content`).
+ * Keys in this order (the CLI's); `attachments` only when there are some,
+ * so a message without files is what older clients read.
+ */
+type Content = { type: 'text'; text: string; attachments?: AttachmentRef[] } | { type: 'subject'; subject: string };
+
+const ATTACHMENT_KEYS = 'id,key,media_type,name,sha256,size';
+
+/** A file name a message may give (the server's rule): no path, not empty, at most 255 bytes. */
+function isFileName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !/[\/\\\0]/.test(name) && encoder.encode(name).length <= MAX_NAME_BYTES;
+}
+
+/** An attachment as a message carries it, if it is well formed (`AttachmentRef::is_well_formed`). */
+function readAttachment(value: unknown): AttachmentRef | null {
+  if (typeof value !== 'object' || value === null || Object.keys(value).sort().join(',') !== ATTACHMENT_KEYS) {
+    return null;
+  }
+  const { id, key, sha256, name, media_type, size } = value as Record<string, unknown>;
+  if (
+    typeof id !== 'string' ||
+    !/^[0-9a-f]{32}$/.test(id) ||
+    typeof key !== 'string' ||
+    typeof sha256 !== 'string' ||
+    !/^[0-9a-f]{64}$/.test(sha256) ||
+    typeof name !== 'string' ||
+    !isFileName(name) ||
+    typeof media_type !== 'string' ||
+    typeof size !== 'number' ||
+    !Number.isSafeInteger(size) ||
+    size < 0
+  ) {
+    return null;
+  }
+  try {
+    if (b64.decode(key).length !== attachment.KEY_BYTES) {
+      return null;
+    }
+  } catch {
+    return null;
+  }
+  return { id, key, sha256, name, media_type, size };
+}
 
 function readContent(bytes: Uint8Array): Content {
   const text = decoder.decode(bytes);
@@ -214,6 +318,12 @@ function readContent(bytes: Uint8Array): Content {
       const record = value as Record<string, unknown>;
       if (keys === 'text,type' && record['type'] === 'text' && typeof record['text'] === 'string') {
         return { type: 'text', text: record['text'] };
+      }
+      const files = record['attachments'];
+      if (keys === 'attachments,text,type' && record['type'] === 'text' && typeof record['text'] === 'string' && Array.isArray(files)) {
+        // A file that is not well formed could not be opened safely: it is left out.
+        const attachments = files.map(readAttachment).filter((file): file is AttachmentRef => file !== null);
+        return { type: 'text', text: record['text'], attachments };
       }
       if (keys === 'subject,type' && record['type'] === 'subject' && typeof record['subject'] === 'string') {
         return { type: 'subject', subject: record['subject'] };
@@ -290,6 +400,7 @@ class Engine implements Messenger {
   private socket: WebSocket | null = null;
   private retryMs = 1000;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private purgeTimer: ReturnType<typeof setInterval> | null = null;
   private closed = false;
   /** Lets another tab open a messenger (see `openMessenger`). */
   private readonly releaseLock: () => void;
@@ -333,7 +444,15 @@ class Engine implements Messenger {
     if (record === undefined) {
       return [];
     }
-    return record.messages.map((message) => ({ ...message, mine: message.senderUserId === this.me.userId }));
+    // Expired since the last purge: not shown, even for the seconds until the next one.
+    const cutoff = expiryCutoff(record, Date.now());
+    return record.messages
+      .filter((message) => !expired(message, cutoff))
+      .map(({ attachments, ...message }) => ({
+        ...message,
+        attachments: (attachments ?? []).map((file): AttachmentView => ({ id: file.id, name: file.name, mediaType: file.media_type, size: file.size })),
+        mine: message.senderUserId === this.me.userId,
+      }));
   }
 
   members(threadId: string): MemberView[] {
@@ -465,14 +584,75 @@ class Engine implements Messenger {
     });
   }
 
-  send(threadId: string, text: string): Promise<void> {
-    return this.serial(async () => {
-      if (text.trim() === '') {
-        throw new Error('Type a message first.');
+  async send(threadId: string, text: string, files: File[] = []): Promise<void> {
+    const written = text.trim() === '' ? '' : text;
+    if (written === '' && files.length === 0) {
+      throw new Error('Type a message or attach a file first.');
+    }
+    if (files.length > MAX_ATTACHMENTS) {
+      throw new Error(`A message can carry at most ${MAX_ATTACHMENTS} files.`);
+    }
+    for (const file of files) {
+      if (file.size > attachment.MAX_FILE_BYTES) {
+        throw new Error(tooLarge(file.name));
       }
+    }
+    this.current(threadId);
+    // Encrypted and uploaded outside the one-at-a-time queue: a large file
+    // does not hold up live delivery. An upload no message names is the
+    // server's to clean up.
+    const attachments: AttachmentRef[] = [];
+    for (const file of files) {
+      attachments.push(await this.upload(threadId, file));
+    }
+    await this.serial(async () => {
       const record = this.current(threadId);
       await this.catchUp(record);
-      await this.sendContent(record, { type: 'text', text });
+      await this.sendContent(
+        record,
+        attachments.length === 0 ? { type: 'text', text: written } : { type: 'text', text: written, attachments },
+      );
+    });
+  }
+
+  async openAttachment(threadId: string, seq: number, attachmentId: string): Promise<Uint8Array<ArrayBuffer>> {
+    this.checkOpen();
+    const record = this.records.get(threadId);
+    const cutoff = record === undefined ? null : expiryCutoff(record, Date.now());
+    const message = record?.messages.find((kept) => kept.seq === seq && !expired(kept, cutoff));
+    // The key comes from the vault's copy of the message, never from the screens.
+    const file = message?.attachments?.find((kept) => kept.id === attachmentId);
+    if (record === undefined || file === undefined) {
+      throw new Error('That file is no longer in this thread.');
+    }
+    let ciphertext: Uint8Array<ArrayBuffer>;
+    try {
+      ciphertext = await api.getBytes(`/v1/threads/${api.seg(threadId)}/attachments/${api.seg(file.id)}`);
+    } catch (error) {
+      if (error instanceof api.ApiError && error.status === 404) {
+        throw new Error('The server no longer has this file: it was recalled or has expired, or it was sent before this browser joined the thread.');
+      }
+      throw error;
+    }
+    const plaintext = await attachment.open(b64.decode(file.key), file.sha256, ciphertext);
+    if (plaintext.length !== file.size) {
+      // The digest matched, so the sender named the wrong size: still not what was described.
+      throw new attachment.AttachmentError('the file is not the size its message says');
+    }
+    this.checkOpen();
+    return plaintext;
+  }
+
+  setLifespan(threadId: string, lifespanS: number | null): Promise<void> {
+    return this.serial(async () => {
+      if (lifespanS !== null && (!Number.isSafeInteger(lifespanS) || lifespanS < 1 || lifespanS > MAX_LIFESPAN_S)) {
+        throw new Error('Choose a lifespan from one second to ten years, or off.');
+      }
+      const record = this.current(threadId);
+      this.checkOpen();
+      await api.sendJson('PUT', `/v1/threads/${api.seg(threadId)}/lifespan`, { lifespan_s: lifespanS });
+      // The log's entry changes the record, here as for every member.
+      await this.catchUp(record);
     });
   }
 
@@ -540,6 +720,9 @@ class Engine implements Messenger {
     if (this.retryTimer !== null) {
       clearTimeout(this.retryTimer);
     }
+    if (this.purgeTimer !== null) {
+      clearInterval(this.purgeTimer);
+    }
     this.socket?.close(1000, 'closed');
     this.socket = null;
     this.records.clear();
@@ -549,8 +732,40 @@ class Engine implements Messenger {
   // ---- Starting, live delivery ----
 
   start(): void {
+    // What expired while the page was closed goes first (the views never
+    // show what has expired, purged yet or not).
+    const purge = () => void this.serial(() => this.purgeAll()).catch((error: unknown) => this.fail(error));
+    purge();
     void this.serial(() => this.syncAll()).catch((error: unknown) => this.fail(error));
+    this.purgeTimer = setInterval(purge, PURGE_EVERY_MS);
     this.connect();
+  }
+
+  /** Deletes what outlived its thread's lifespan, from memory and the vault, and tells the screens. */
+  private async purgeAll(): Promise<void> {
+    let changed = false;
+    for (const record of this.records.values()) {
+      if (purgeExpired(record, Date.now())) {
+        await this.saveThread(record);
+        changed = true;
+      }
+    }
+    if (changed) {
+      this.changed();
+    }
+  }
+
+  /**
+   * Takes the server's lifespan for a thread, unless this device has read
+   * further in its log than the summary knew; whether it changed.
+   */
+  private learnLifespan(record: ThreadRecord, summary: ThreadSummary): boolean {
+    const lifespan = summary.lifespan_s ?? null;
+    if (summary.last_seq < record.processedSeq || lifespan === (record.lifespanS ?? null)) {
+      return false;
+    }
+    record.lifespanS = lifespan;
+    return true;
   }
 
   private connect(): void {
@@ -663,6 +878,11 @@ class Engine implements Messenger {
         if (record !== undefined && record.left === null && summary.last_seq > record.processedSeq) {
           await this.catchUp(record);
         }
+        // A lifespan set before this device joined is not in the log it reads.
+        if (record !== undefined && record.left === null && this.learnLifespan(record, summary)) {
+          await this.saveThread(record);
+          this.changed();
+        }
         // The server's count, of the entries this catch-up read.
         this.unread.set(summary.thread_id, summary.unread);
       }
@@ -765,6 +985,14 @@ class Engine implements Messenger {
       await ack();
       this.changed();
       await this.catchUp(record);
+      // A lifespan set before it joined is not in the log it reads from
+      // here: the thread's summary says. If it cannot be had now, the next
+      // catch-up of every thread learns it.
+      const detail = await api.getJson<ThreadDetail>(`/v1/threads/${api.seg(record.threadId)}`).catch(() => null);
+      if (detail !== null && this.learnLifespan(record, detail.summary)) {
+        await this.saveThread(record);
+        this.changed();
+      }
     }
   }
 
@@ -864,13 +1092,33 @@ class Engine implements Messenger {
         if (message.seq === entry.recalls && message.kind === 'text' && message.senderUserId === entry.sender_user) {
           message.kind = 'recalled';
           message.text = '';
+          // Their keys too: the files cannot be opened from here again.
+          delete message.attachments;
         }
       }
       record.processedSeq = entry.seq;
       return;
     }
-    const state = this.requireState(record);
     const at = { seq: entry.seq, atMs: entry.created_at_ms };
+    if (entry.kind === 'lifespan') {
+      // No MLS message: the server's word, as for a recall (it could
+      // delete the messages without saying so anyway). Counted from each
+      // message's time on the server.
+      const lifespan = entry.lifespan_s ?? null;
+      record.lifespanS = lifespan;
+      const name = await this.nameOf(record, entry.sender_user);
+      this.record(record, { ...at, kind: 'lifespan', text: lifespanNotice(name, lifespan), senderUserId: entry.sender_user }, name);
+      record.processedSeq = entry.seq;
+      return;
+    }
+    if (entry.kind === 'application' && entry.purged_at_ms !== undefined && entry.purged_at_ms !== null) {
+      // Erased by the server's sweep (the lifespan, the organisation's
+      // retention): nothing to decrypt, nothing to show.
+      delete record.own[String(entry.seq)];
+      record.processedSeq = entry.seq;
+      return;
+    }
+    const state = this.requireState(record);
     if (entry.kind === 'application' && entry.body === '') {
       // Recalled before this browser read it: its ciphertext is gone (the
       // recall entry after it says so). Its place is kept for that.
@@ -888,7 +1136,7 @@ class Engine implements Messenger {
         // MLS gives the sender no way to read its own message again.
         this.record(record, { ...at, kind: 'undecryptable', text: 'a message this browser sent and did not keep', senderUserId: this.me.userId });
       } else if (!(sent.kind === 'subject' && !this.newSubject(record, sent.text))) {
-        this.record(record, { ...at, kind: sent.kind, text: sent.text, senderUserId: this.me.userId });
+        this.record(record, { ...at, kind: sent.kind, text: sent.text, senderUserId: this.me.userId, ...withFiles(sent.attachments) });
       }
     } else if (entry.sender_device === this.me.deviceId) {
       const pending = record.pending;
@@ -915,7 +1163,7 @@ class Engine implements Messenger {
             this.record(record, { ...at, kind: 'subject', text: content.subject, senderUserId: entry.sender_user }, name);
           }
         } else {
-          this.record(record, { ...at, kind: 'text', text: content.text, senderUserId: entry.sender_user }, name);
+          this.record(record, { ...at, kind: 'text', text: content.text, senderUserId: entry.sender_user, ...withFiles(content.attachments) }, name);
           // Until the next list from the server says otherwise.
           this.unread.set(record.threadId, (this.unread.get(record.threadId) ?? 0) + 1);
         }
@@ -966,7 +1214,7 @@ class Engine implements Messenger {
       const sent: Sent =
         content.type === 'subject'
           ? { kind: 'subject', text: content.subject, atMs: Date.now() }
-          : { kind: 'text', text: content.text, atMs: Date.now() };
+          : { kind: 'text', text: content.text, atMs: Date.now(), ...withFiles(content.attachments) };
       // Saved before it leaves: a spent key is never used twice, and the
       // text is found again if the answer is lost.
       this.setState(record, state);
@@ -974,9 +1222,12 @@ class Engine implements Messenger {
       await this.saveThread(record);
       this.checkOpen();
       try {
+        const files = content.type === 'text' ? (content.attachments ?? []) : [];
         const appended = await api.sendJson<{ seq: number }>('POST', `/v1/threads/${api.seg(record.threadId)}/messages`, {
           epoch: epochOf(state),
           ciphertext: body,
+          // The uploads it carries, for the server to delete with it (recall, expiry).
+          ...(files.length === 0 ? {} : { attachments: files.map((file) => file.id) }),
         });
         delete record.sending[hash];
         record.own[String(appended.seq)] = sent;
@@ -998,6 +1249,32 @@ class Engine implements Messenger {
         throw error;
       }
     }
+  }
+
+  /** Encrypts a file under a fresh key and uploads the ciphertext: what a message needs to carry it. */
+  private async upload(threadId: string, file: File): Promise<AttachmentRef> {
+    const plaintext = new Uint8Array(await file.arrayBuffer());
+    if (plaintext.length > attachment.MAX_FILE_BYTES) {
+      throw new Error(tooLarge(file.name));
+    }
+    const sealed = await attachment.seal(plaintext);
+    this.checkOpen();
+    const uploaded = await api.sendBytes<{ attachment_id: string; size: number }>(
+      'POST',
+      `/v1/threads/${api.seg(threadId)}/attachments`,
+      new Blob([sealed.ciphertext], { type: 'application/octet-stream' }),
+    );
+    if (!/^[0-9a-f]{32}$/.test(uploaded.attachment_id)) {
+      throw new Error('The server answered the upload with an id that is not one.');
+    }
+    return {
+      id: uploaded.attachment_id,
+      key: b64.encode(sealed.key),
+      sha256: sealed.sha256,
+      name: fileName(file.name),
+      media_type: file.type === '' ? 'application/octet-stream' : file.type,
+      size: plaintext.length,
+    };
   }
 
   private async commitChange(record: ThreadRecord, add: Claimed[], remove: (Identity & { leaf: number })[]): Promise<void> {
@@ -1174,8 +1451,10 @@ class Engine implements Messenger {
       .filter((userId) => userId !== this.me.userId)
       .map((userId) => record.names[userId] ?? 'A former colleague')
       .sort((a, b) => a.localeCompare(b));
-    const last = record.messages[record.messages.length - 1];
-    const lastText = [...record.messages].reverse().find((message) => message.kind === 'text');
+    const cutoff = expiryCutoff(record, Date.now());
+    const shown = record.messages.filter((message) => !expired(message, cutoff));
+    const last = shown[shown.length - 1];
+    const lastText = [...shown].reverse().find((message) => message.kind === 'text');
     let left: LeftInfo | null = null;
     if (record.left !== null) {
       left = {
@@ -1190,8 +1469,9 @@ class Engine implements Messenger {
       memberNames,
       unread: this.unreadOf(record),
       lastActivityMs: last?.atMs ?? null,
-      preview: lastText === undefined ? null : (lastText.text.split('\n')[0] ?? ''),
+      preview: lastText === undefined ? null : previewOf(lastText),
       left,
+      lifespanS: record.lifespanS ?? null,
     };
   }
 
@@ -1202,8 +1482,9 @@ class Engine implements Messenger {
    * messages after its own receipt. The smaller is right on both counts.
    */
   private unreadOf(record: ThreadRecord): number {
+    const cutoff = expiryCutoff(record, Date.now());
     const here = record.messages.filter(
-      (message) => message.kind === 'text' && message.senderUserId !== this.me.userId && message.seq > record.readSent,
+      (message) => message.kind === 'text' && message.senderUserId !== this.me.userId && message.seq > record.readSent && !expired(message, cutoff),
     ).length;
     return Math.min(this.unread.get(record.threadId) ?? here, here);
   }
@@ -1238,6 +1519,8 @@ class Engine implements Messenger {
    */
   private async saveThread(record: ThreadRecord): Promise<void> {
     this.checkOpen();
+    // What has expired is never written back.
+    purgeExpired(record, Date.now());
     await this.vault.put(THREAD_PREFIX + record.threadId, pack(record));
   }
 
@@ -1285,4 +1568,65 @@ function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
     at += part.length;
   }
   return out;
+}
+
+/** A message's files, as an optional field: none is no field (records stay as they were). */
+function withFiles(attachments: AttachmentRef[] | undefined): { attachments?: AttachmentRef[] } {
+  return attachments === undefined || attachments.length === 0 ? {} : { attachments };
+}
+
+/** The newest message's first line for the thread list, or its files when it has no text. */
+function previewOf(message: StoredMessage): string {
+  const line = message.text.split('\n')[0] ?? '';
+  const files = message.attachments ?? [];
+  if (line.trim() !== '' || files.length === 0) {
+    return line;
+  }
+  return files.length === 1 ? `Attachment: ${files[0]!.name}` : `${files.length} attachments`;
+}
+
+/**
+ * Deletes from a thread's record what outlived its lifespan: messages,
+ * and what this device sent that the log has not brought back yet (the
+ * server erases those too). Whether anything went.
+ */
+function purgeExpired(record: ThreadRecord, now: number): boolean {
+  const cutoff = expiryCutoff(record, now);
+  if (cutoff === null) {
+    return false;
+  }
+  const before = record.messages.length;
+  record.messages = record.messages.filter((message) => !expired(message, cutoff));
+  let changed = record.messages.length !== before;
+  for (const kept of [record.own, record.sending]) {
+    for (const [name, sent] of Object.entries(kept)) {
+      if (expired(sent, cutoff)) {
+        delete kept[name];
+        changed = true;
+      }
+    }
+  }
+  return changed;
+}
+
+/** A file's name as a message may give it: no path separators or control characters, at most 255 bytes, the extension kept. */
+function fileName(name: string): string {
+  let clean = name.replace(/[\/\\\u0000-\u001f\u007f]/g, '_').trim();
+  if (clean === '' || clean === '.' || clean === '..') {
+    clean = 'file';
+  }
+  if (encoder.encode(clean).length <= MAX_NAME_BYTES) {
+    return clean;
+  }
+  const dot = clean.lastIndexOf('.');
+  const extension = dot > 0 && clean.length - dot <= 16 ? clean.slice(dot) : '';
+  let stem = [...clean.slice(0, clean.length - extension.length)];
+  while (stem.length > 0 && encoder.encode(stem.join('') + extension).length > MAX_NAME_BYTES) {
+    stem = stem.slice(0, -1);
+  }
+  return stem.join('') + extension;
+}
+
+function tooLarge(name: string): string {
+  return `“${name}” is larger than 100 MB, the most a file sent here may be.`;
 }

@@ -34,9 +34,28 @@ export interface ThreadView {
   /** The newest text message's first line, for the list. */
   preview: string | null;
   left: LeftInfo | null;
+  /**
+   * Disappearing messages: how long (seconds) a message is kept after it
+   * was sent, here and on the server; null when off.
+   */
+  lifespanS: number | null;
 }
 
-export type MessageKind = 'text' | 'subject' | 'added' | 'removed' | 'undecryptable' | 'recalled';
+export type MessageKind = 'text' | 'subject' | 'added' | 'removed' | 'lifespan' | 'undecryptable' | 'recalled';
+
+/**
+ * A file a message carries, as the screens see it: what the sender said
+ * it is. Its key and digest stay in the messenger, which opens it.
+ */
+export interface AttachmentView {
+  /** The server's id of its ciphertext. */
+  id: string;
+  /** The file's name, as the sender's device gave it (text, never a path here). */
+  name: string;
+  mediaType: string;
+  /** Plaintext bytes. */
+  size: number;
+}
 
 export interface MessageView {
   /** The thread log's sequence number. */
@@ -45,10 +64,14 @@ export interface MessageView {
   /**
    * `text`: the message as written (several lines allowed); `subject`:
    * the new subject; `added`/`removed`: a sentence ("Dr. Ana Alvarez added
-   * Dr. Cal Chen"); `undecryptable`: why; `recalled`: nothing (its sender
-   * took it back: the text is gone from the server and from here).
+   * Dr. Cal Chen"), as is `lifespan` ("Dr. Ana Alvarez set messages to
+   * disappear after 1 hour"); `undecryptable`: why; `recalled`: nothing
+   * (its sender took it back: the text and files are gone from the server
+   * and from here). A text may be empty when the message carries files.
    */
   text: string;
+  /** The files a `text` message carries (none for the other kinds). */
+  attachments: AttachmentView[];
   senderUserId: string;
   senderName: string;
   atMs: number;
@@ -91,7 +114,20 @@ export interface Messenger {
   searchDirectory(query: string): Promise<Person[]>;
   /** Starts a thread with these users (ids) and subject; resolves to its id. */
   createThread(userIds: string[], subject: string): Promise<string>;
-  send(threadId: string, text: string): Promise<void>;
+  /**
+   * Sends a message: the text (may be empty when there are files) and
+   * the files, each encrypted here and uploaded before the message that
+   * carries its key. Files over MAX_FILE_BYTES (attachment.ts) are refused.
+   */
+  send(threadId: string, text: string, files?: File[]): Promise<void>;
+  /**
+   * One of a message's files, downloaded, decrypted and checked against
+   * the SHA-256 its message names (else it throws, and nothing is
+   * returned). Never kept: the bytes are the caller's to show or save.
+   */
+  openAttachment(threadId: string, seq: number, attachmentId: string): Promise<Uint8Array<ArrayBuffer>>;
+  /** Sets how long the thread's messages are kept (seconds), or null to keep them. */
+  setLifespan(threadId: string, lifespanS: number | null): Promise<void>;
   /** Recalls ("deletes for everyone") one of the user's own messages. */
   recall(threadId: string, seq: number): Promise<void>;
   addMember(threadId: string, userId: string): Promise<void>;

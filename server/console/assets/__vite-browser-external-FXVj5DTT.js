@@ -1,1 +1,0 @@
-import{M as e}from"./index-CMiKNPuF.js";var t=e(((e,t)=>{t.exports={}}));export default t();
