@@ -3,7 +3,9 @@
 -- PostgreSQL share them, and neither an upload nor a download is ever
 -- held whole in memory). `complete_at_ms` is set when the whole body has
 -- arrived; `entry_seq` when a message that carries it is appended. A
--- recall, a lifespan or the retention policy deletes both rows and chunks.
+-- recall, a lifespan or the retention policy sets `deleted_at_ms` (no one
+-- is served it from then on), and its chunks, then its row, are deleted
+-- a few at a time in short transactions of their own.
 CREATE TABLE attachment (
     attachment_id TEXT PRIMARY KEY NOT NULL,
     thread_id TEXT NOT NULL REFERENCES thread (thread_id),
@@ -12,7 +14,8 @@ CREATE TABLE attachment (
     size BIGINT NOT NULL,
     created_at_ms BIGINT NOT NULL,
     complete_at_ms BIGINT,
-    entry_seq BIGINT
+    entry_seq BIGINT,
+    deleted_at_ms BIGINT
 );
 CREATE INDEX attachment_by_entry ON attachment (thread_id, entry_seq);
 CREATE INDEX attachment_by_uploader ON attachment (uploader_user);
@@ -25,11 +28,17 @@ CREATE TABLE attachment_chunk (
     PRIMARY KEY (attachment_id, idx)
 );
 
--- Disappearing messages: a thread's lifespan, set by its members; the
--- sweep erases messages older than it (and, as far as it got, moves
--- `purged_through_seq` on, so that no pass reads the same entries again).
+-- Disappearing messages: a thread's lifespan, set by its members, applies
+-- to the messages sent while it is in force (the `lifespan` entries of the
+-- log say which); the sweep erases each when older than its lifespan.
+-- `lifespan_since_seq` is the first lifespan entry (NULL: never had one);
+-- `lifespan_through_seq` and `retention_through_seq` say how far the
+-- sweep has passed for each rule, so that no pass reads the same entries
+-- again.
 ALTER TABLE thread ADD COLUMN lifespan_ms BIGINT;
-ALTER TABLE thread ADD COLUMN purged_through_seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE thread ADD COLUMN lifespan_since_seq BIGINT;
+ALTER TABLE thread ADD COLUMN lifespan_through_seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE thread ADD COLUMN retention_through_seq BIGINT NOT NULL DEFAULT 0;
 
 -- The log gets `lifespan` entries (the new lifespan, or NULL for off), and
 -- messages the sweep erased say when (`purged_at_ms`; their body is
@@ -59,6 +68,9 @@ SELECT thread_id, seq, kind, epoch, sender_user, sender_device, created_at_ms, b
 FROM thread_entry;
 DROP TABLE thread_entry;
 ALTER TABLE thread_entry_new RENAME TO thread_entry;
+
+-- A thread's changes of lifespan, found without reading its whole log.
+CREATE INDEX thread_entry_lifespans ON thread_entry (thread_id, seq) WHERE kind = 'lifespan';
 
 -- The organisation's retention policy (one row; NULL max age: off).
 CREATE TABLE retention_policy (

@@ -89,6 +89,13 @@ impl std::fmt::Debug for AttachmentRef {
     }
 }
 
+impl Drop for AttachmentRef {
+    /// The key goes with it.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
 impl AttachmentRef {
     /// Whether it is well formed: an attachment id, a 32-byte key, a
     /// SHA-256 in hex, a name that is no path.
@@ -149,16 +156,12 @@ mod tests {
         assert!(reference.is_well_formed());
         assert!(!format!("{reference:?}").contains("key"));
         for name in ["../x", "a/b", "", ".."] {
-            let bad = AttachmentRef {
-                name: name.into(),
-                ..reference.clone()
-            };
+            let mut bad = reference.clone();
+            bad.name = name.into();
             assert!(!bad.is_well_formed(), "{name}");
         }
-        let short_key = AttachmentRef {
-            key: vec![7; 31],
-            ..reference
-        };
+        let mut short_key = reference.clone();
+        short_key.key = vec![7; 31];
         assert!(!short_key.is_well_formed());
     }
 }

@@ -35,7 +35,7 @@ use crate::db::{
 };
 use crate::pipeline::writer::AuditLog;
 
-mod purge;
+pub mod purge;
 
 /// How long an expired challenge, code or session is kept.
 pub const KEPT_FOR: Duration = Duration::from_secs(10 * 60);
@@ -44,6 +44,8 @@ pub const KEPT_FOR: Duration = Duration::from_secs(10 * 60);
 pub const UNFINISHED_FOR: Duration = Duration::from_secs(60 * 60);
 /// How long a finished upload may wait for the message that carries it.
 pub const UNSENT_FOR: Duration = Duration::from_secs(24 * 60 * 60);
+/// Attachments erased per batch.
+const ERASED_PER_BATCH: i64 = 10;
 /// Rows deleted per statement.
 const BATCH: i64 = 1000;
 /// How long one pass may go on deleting, at most (it stops sooner when it
@@ -87,21 +89,23 @@ impl Rows {
             Self::Codes => enrollment_code::delete_expired(pool, kept_before, BATCH).await,
             Self::Welcomes => welcome::delete_undeliverable(pool, BATCH).await,
             Self::Uploads => {
-                // Each may be many chunks: a few at a time.
-                let abandoned = attachment::abandoned(
+                // Abandoned uploads, and what a recall or purge marked
+                // deleted and could not erase (the server stopped, say):
+                // a few at a time, each a few chunks per statement.
+                attachment::mark_abandoned(
                     pool,
                     before(now_ms, UNFINISHED_FOR),
                     before(now_ms, UNSENT_FOR),
-                    10,
+                    now_ms,
                 )
                 .await?;
-                let mut connection = pool.acquire().await?;
-                let deleted = attachment::delete(&mut connection, &abandoned).await?;
-                // Not a full batch unless it found a full batch.
-                Ok(if abandoned.len() == 10 {
+                let marked = attachment::marked(pool, ERASED_PER_BATCH).await?;
+                let erased = attachment::erase(pool, &marked).await?;
+                // A full batch only if it found a full batch.
+                Ok(if marked.len() == ERASED_PER_BATCH as usize {
                     u64::try_from(BATCH).unwrap_or(0)
                 } else {
-                    deleted
+                    erased
                 })
             }
         }
@@ -115,6 +119,7 @@ pub async fn sweep_once(
     database: &Database,
     audit: &AuditLog,
     now_ms: i64,
+    progress: &mut purge::Progress,
 ) -> Result<u64, crate::audit::AuditError> {
     let started = std::time::Instant::now();
     let full = u64::try_from(BATCH).unwrap_or(0);
@@ -128,7 +133,7 @@ pub async fn sweep_once(
             }
         }
     }
-    let purged = purge::purge(database, audit, now_ms, started + PASS_BUDGET).await?;
+    let purged = purge::purge(database, audit, now_ms, started + PASS_BUDGET, progress).await?;
     if purged > 0 || deleted > 0 {
         database.erase_deleted();
     }
@@ -140,9 +145,10 @@ pub async fn sweep_once(
 pub fn start(database: Database, audit: AuditLog, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
+        let mut progress = purge::Progress::default();
         loop {
             ticks.tick().await;
-            match sweep_once(&database, &audit, crate::clock::now_ms()).await {
+            match sweep_once(&database, &audit, crate::clock::now_ms(), &mut progress).await {
                 Ok(0) => {}
                 Ok(deleted) => {
                     tracing::debug!(deleted, "swept rows done with")

@@ -294,9 +294,19 @@ export async function sendBytes<T>(method: string, path: string, bytes: Blob): P
 }
 
 /** `GET` a binary answer, whole. */
-export async function getBytes(path: string): Promise<Uint8Array<ArrayBuffer>> {
+export async function getBytes(path: string, maxBytes?: number): Promise<Uint8Array<ArrayBuffer>> {
   const response = await call('GET', path);
-  return new Uint8Array(await response.arrayBuffer());
+  // Never more than the caller expects is taken in.
+  const announced = Number(response.headers.get('content-length') ?? 'NaN');
+  if (maxBytes !== undefined && Number.isFinite(announced) && announced > maxBytes) {
+    await response.body?.cancel();
+    throw new Error('The server sent more than the file the message names; it was not opened.');
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (maxBytes !== undefined && bytes.length > maxBytes) {
+    throw new Error('The server sent more than the file the message names; it was not opened.');
+  }
+  return bytes;
 }
 
 /** A request answered with no content (204). */

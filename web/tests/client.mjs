@@ -15,8 +15,9 @@
 // then the colleague sends BEN_FILE_NAME with BEN_FILE_TEXT from the CLI,
 // which the page downloads, decrypts and must find to have the SHA-256
 // BEN_FILE_SHA256), `lifespan` (in a new thread, SHORT_SUBJECT, messages
-// set to disappear after 30 seconds, and EPHEMERAL, sent before, gone
-// from the page; then the colleague turns it off from the CLI).
+// set to disappear after 30 seconds: EPHEMERAL, sent after, goes from the
+// page, a message sent before stays; then the colleague turns it off from
+// the CLI).
 // `reload` signs in again in a new browser run, unlocks the messages with
 // the passphrase (a wrong one first), finds what came meanwhile (AWAY)
 // counted unread, and the history, reads a thread the colleague started
@@ -269,8 +270,9 @@ async function talk(c) {
 
   // Disappearing messages, in a thread of their own (the first thread's
   // history is read again after the reload): set to 30 seconds, a message
-  // sent before goes from the page without a reload, while the notice of
-  // the change stays; the colleague turns it off from the CLI.
+  // sent after goes from the page without a reload, while the notice of
+  // the change and a message sent before stay; the colleague turns it off
+  // from the CLI.
   const shortSubject = need('SHORT_SUBJECT');
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Threads', exact: true }).click();
   await c.heading('Threads');
@@ -282,15 +284,19 @@ async function talk(c) {
   await page.getByRole('button', { name: 'Start thread', exact: true }).click();
   await c.heading(shortSubject);
   const shortThread = c.threadId();
-  await c.send(need('EPHEMERAL'));
+  const before = 'Said before the lifespan: it stays';
+  await c.send(before);
   const lifespan = page.getByRole('region', { name: 'Disappearing messages' });
   await lifespan.getByLabel('Messages disappear after', { exact: true }).selectOption({ label: '30 seconds' });
   await lifespan.getByRole('button', { name: 'Set', exact: true }).click();
   await c.message('lifespan', 'Dr. Ana Alvarez set messages to disappear after 30 seconds');
   await page.getByTestId('lifespan-note').filter({ hasText: 'Messages disappear after 30 seconds' }).waitFor();
+  await c.send(need('EPHEMERAL'));
   await c.axe('lifespan');
   await c.screenshot('lifespan');
   await c.messages().filter({ hasText: need('EPHEMERAL') }).waitFor({ state: 'detached', timeout: 60_000 });
+  // A lifespan applies to what is written while it is in force.
+  await c.messages().filter({ hasText: before }).waitFor();
   await c.message('lifespan', 'set messages to disappear after 30 seconds');
   await step('lifespan', { thread_id: shortThread });
   await c.message('lifespan', `${colleague} turned off disappearing messages`, 60_000);

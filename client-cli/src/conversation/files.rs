@@ -16,9 +16,9 @@ use curbside_proto::content::Content;
 use futures_util::StreamExt;
 
 use super::device::catch_up;
-use super::naming::{still_in, thread_id, thread_name};
+use super::naming::{still_in, thread_name};
 use super::send::send_to;
-use super::sync::sync;
+use super::sync::{find_thread, sync};
 use crate::attachment::{self, AttachmentError};
 use crate::error::CliError;
 use crate::session::Session;
@@ -162,7 +162,7 @@ pub async fn send_with_files(
         )));
     }
     let device = catch_up(session).await?;
-    let thread_id = thread_id(session, thread)?;
+    let thread_id = find_thread(session, &device, thread).await?;
     sync(session, &device, &thread_id).await?;
     still_in(session, &thread_id).await?;
     let mut attachments = Vec::with_capacity(files.len());
@@ -229,7 +229,7 @@ pub async fn download(
     out: &Path,
 ) -> Result<String, CliError> {
     let device = catch_up(session).await?;
-    let thread_id = thread_id(session, thread)?;
+    let thread_id = find_thread(session, &device, thread).await?;
     sync(session, &device, &thread_id).await?;
     let reference = find(session, &thread_id, given)?;
     if out.exists() {
@@ -249,7 +249,14 @@ pub async fn download(
         .download_attachment(&thread_id, &reference.id)
         .await?;
     let mut opener = attachment::Opener::new(&reference.key, std::io::BufWriter::new(partial))?;
+    // No more than the file the message names can take, encrypted.
+    let expected = ciphertext_len(reference.size);
+    let mut received: u64 = 0;
     while let Some(piece) = session.client.next_piece(&mut response).await? {
+        received = received.saturating_add(piece.len() as u64);
+        if received > expected {
+            return Err(AttachmentError::Damaged.into());
+        }
         opener.push(&piece)?;
     }
     let (sha256, size, writer) = opener.finish()?;
@@ -280,7 +287,7 @@ pub async fn set_lifespan(
 ) -> Result<String, CliError> {
     let lifespan_s = parse_lifespan(lifespan)?;
     let device = catch_up(session).await?;
-    let thread_id = thread_id(session, thread)?;
+    let thread_id = find_thread(session, &device, thread).await?;
     sync(session, &device, &thread_id).await?;
     still_in(session, &thread_id).await?;
     session.client.set_lifespan(&thread_id, lifespan_s).await?;

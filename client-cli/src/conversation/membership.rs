@@ -9,9 +9,9 @@ use curbside_proto::threads::{
 use openmls::prelude::KeyPackage;
 
 use super::device::{catch_up, save};
-use super::naming::{still_in, thread_id, thread_name};
+use super::naming::{still_in, thread_name};
 use super::send::{COMMIT_ATTEMPTS, send_content};
-use super::sync::{record_change, sync};
+use super::sync::{find_thread, record_change, sync};
 use crate::client::ClientError;
 use crate::error::CliError;
 use crate::mls::Device;
@@ -140,7 +140,7 @@ pub async fn change_members(
     add: bool,
 ) -> Result<String, CliError> {
     let device = catch_up(session).await?;
-    let thread_id = thread_id(session, thread)?;
+    let thread_id = find_thread(session, &device, thread).await?;
     sync(session, &device, &thread_id).await?;
     still_in(session, &thread_id).await?;
     let target = people::resolve(&session.client, user).await?;
@@ -308,7 +308,7 @@ async fn commit_change(
 /// their devices; its history stays in the profile, marked as left.
 pub async fn leave(session: &mut Session, thread: &str) -> Result<String, CliError> {
     let device = catch_up(session).await?;
-    let thread_id = thread_id(session, thread)?;
+    let thread_id = find_thread(session, &device, thread).await?;
     sync(session, &device, &thread_id).await?;
     still_in(session, &thread_id).await?;
     match session.client.leave_thread(&thread_id).await {

@@ -4,8 +4,8 @@
 use curbside_proto::threads::ReceiptKind;
 
 use super::device::catch_up;
-use super::naming::{how_it_ended, thread_id, thread_name};
-use super::sync::sync;
+use super::naming::{how_it_ended, thread_name};
+use super::sync::{find_thread, sync};
 use crate::error::CliError;
 use crate::people::Names;
 use crate::session::Session;
@@ -79,7 +79,7 @@ pub(super) async fn history_line(
 /// profile's state of it.
 async fn synced(session: &mut Session, thread: &str) -> Result<(String, ThreadState), CliError> {
     let device = catch_up(session).await?;
-    let thread_id = thread_id(session, thread)?;
+    let thread_id = find_thread(session, &device, thread).await?;
     sync(session, &device, &thread_id).await?;
     let state = session
         .contents

@@ -8,8 +8,8 @@ use curbside_proto::content::Content;
 use curbside_proto::threads::{Blob, MessageRequest};
 
 use super::device::{catch_up, save};
-use super::naming::{still_in, thread_id, thread_name};
-use super::sync::{set_subject, sync};
+use super::naming::{still_in, thread_name};
+use super::sync::{find_thread, set_subject, sync};
 use crate::client::ClientError;
 use crate::error::CliError;
 use crate::mls::Device;
@@ -65,6 +65,7 @@ pub(super) async fn send_content(
                 time_ms: crate::clock::now_ms(),
                 text: text.clone(),
                 attachments: attachments.clone(),
+                expires_after_s: state.lifespan_s,
                 ..StoredMessage::default()
             }),
             Content::Subject { subject } => {
@@ -154,7 +155,7 @@ pub(super) async fn send_to(
     content: &Content,
 ) -> Result<(String, u64), CliError> {
     let device = catch_up(session).await?;
-    let thread_id = thread_id(session, thread)?;
+    let thread_id = find_thread(session, &device, thread).await?;
     for _ in 0..COMMIT_ATTEMPTS {
         sync(session, &device, &thread_id).await?;
         still_in(session, &thread_id).await?;
@@ -178,7 +179,7 @@ pub async fn recall(
     entry: Option<u64>,
 ) -> Result<String, CliError> {
     let device = catch_up(session).await?;
-    let thread_id = thread_id(session, thread)?;
+    let thread_id = find_thread(session, &device, thread).await?;
     sync(session, &device, &thread_id).await?;
     still_in(session, &thread_id).await?;
     let me = session.contents.user_id.clone();

@@ -6,6 +6,7 @@ use curbside_proto::content::Content;
 use curbside_proto::threads::{EndReason, EntryKind, ReceiptKind, ThreadEntry};
 
 use super::device::{check_members, save};
+use super::naming::thread_id;
 use crate::client::ClientError;
 use crate::error::CliError;
 use crate::mls::{Device, Identity, Processed};
@@ -18,6 +19,32 @@ fn users_of(identities: &[Identity]) -> Vec<String> {
     users.sort();
     users.dedup();
     users
+}
+
+/// The thread `given` names (see `naming::thread_id`), after reading the
+/// logs of threads joined and not read yet if nothing matched: a thread's
+/// subject is in its log, so a device just added to a thread knows it only
+/// then.
+pub(super) async fn find_thread(
+    session: &mut Session,
+    device: &Device,
+    given: &str,
+) -> Result<String, CliError> {
+    match thread_id(session, given) {
+        Err(CliError::UnknownThread(_)) => {}
+        found => return found,
+    }
+    let unread: Vec<String> = session
+        .contents
+        .threads
+        .iter()
+        .filter(|(_, state)| state.subject.is_none() && state.left.is_none())
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in unread {
+        sync(session, device, &id).await?;
+    }
+    thread_id(session, given)
 }
 
 /// Processes everything new in `thread_id`: messages, subjects, changes
@@ -58,6 +85,19 @@ pub(super) async fn sync(
             Err(error) => return Err(error.into()),
         };
         ended = page.ended.clone();
+        if !state.lifespan_known {
+            // A lifespan set before this device joined is not in the log
+            // it reads: the thread's current one is, unless it changed in
+            // what this page brings (then it is learnt in order).
+            if !page
+                .entries
+                .iter()
+                .any(|entry| entry.kind == EntryKind::Lifespan)
+            {
+                state.lifespan_s = page.lifespan_s;
+            }
+            state.lifespan_known = true;
+        }
         let before = state.processed_seq;
         for entry in &page.entries {
             // The log only moves forward: an entry at or before what was
@@ -65,7 +105,18 @@ pub(super) async fn sync(
             if entry.seq <= state.processed_seq {
                 continue;
             }
-            if let Err(error) = process(session, device, thread_id, &mut state, entry).await {
+            let processed = process(session, device, thread_id, &mut state, entry).await;
+            // What it wrote lives as long as the lifespan in force here.
+            for message in state
+                .messages
+                .iter_mut()
+                .rev()
+                .take_while(|message| message.seq == entry.seq)
+                .filter(|message| message.change.is_none() && message.lifespan.is_none())
+            {
+                message.expires_after_s = state.lifespan_s;
+            }
+            if let Err(error) = processed {
                 // What was processed is kept (the device's keys have moved
                 // on with it): up to this entry, or through it if its
                 // commit was applied before the error (a member check that
@@ -76,9 +127,6 @@ pub(super) async fn sync(
                 return Err(error);
             }
         }
-        // The thread's lifespan now (a device added after it was set
-        // learns it here).
-        state.lifespan_s = page.lifespan_s;
         if state.processed_seq == before || state.processed_seq >= page.last_seq {
             break;
         }

@@ -100,30 +100,35 @@ pub struct ThreadState {
     /// How this device's membership ended, if it has.
     #[serde(default)]
     pub left: Option<LeftThread>,
-    /// How long its messages live (disappearing messages), in seconds.
+    /// How long its messages live (disappearing messages), in seconds, as
+    /// far as this device has read the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifespan_s: Option<u64>,
+    /// Whether `lifespan_s` was learnt (from the first page of the log
+    /// this device read, for a lifespan set before it joined).
+    #[serde(default)]
+    pub lifespan_known: bool,
 }
 
 impl ThreadState {
-    /// Forgets the messages (and subject changes) older than the thread's
-    /// lifespan at `now_ms`, as the server's sweep purges them; changes
-    /// of members and of lifespan stay, as on the server.
+    /// Forgets the messages (and subject changes) that outlived the
+    /// lifespan they were written under at `now_ms`, as the server's sweep
+    /// purges them; changes of members and of lifespan stay, as on the
+    /// server.
     pub fn purge_expired(&mut self, now_ms: i64) {
-        let Some(lifespan_s) = self.lifespan_s else {
-            return;
+        let expired = |message: &StoredMessage| {
+            message.expires_after_s.is_some_and(|seconds| {
+                let lifespan_ms = i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+                message.time_ms < now_ms.saturating_sub(lifespan_ms)
+            })
         };
-        let lifespan_ms = i64::try_from(lifespan_s.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let cutoff = now_ms.saturating_sub(lifespan_ms);
         for message in &mut self.messages {
-            if message.time_ms < cutoff && message.change.is_none() && message.lifespan.is_none() {
+            if expired(message) {
                 message.text.zeroize();
                 message.forget_attachments();
             }
         }
-        self.messages.retain(|message| {
-            message.time_ms >= cutoff || message.change.is_some() || message.lifespan.is_some()
-        });
+        self.messages.retain(|message| !expired(message));
     }
 }
 
@@ -167,6 +172,11 @@ pub struct StoredMessage {
     /// For a change of the thread's lifespan: the new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifespan: Option<LifespanChange>,
+    /// For a message: the thread's lifespan when it was written (a
+    /// lifespan applies to what is written while it is in force); it is
+    /// forgotten once older.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_after_s: Option<u64>,
 }
 
 /// A member's change of a thread's lifespan (disappearing messages).

@@ -3,7 +3,10 @@
 //! upload is written, and a download read, one chunk at a time. An
 //! upload is `complete` once its whole body arrived; a message that
 //! carries it binds it to its entry (`entry_seq`), and whatever deletes
-//! that message's content (recall, lifespan, retention) deletes it.
+//! that message's content (recall, lifespan, retention) marks it deleted
+//! in its own transaction (`deleted_at_ms`: no one is served it from then
+//! on), then [`erase`]s its chunks a few at a time, so that no transaction
+//! holds the database for the length of a large file.
 
 use sqlx::Any;
 
@@ -108,7 +111,9 @@ where
     Ok(total.unwrap_or(0))
 }
 
-/// Attachment `attachment_id` of `thread_id`, if there is one.
+/// Attachment `attachment_id` of `thread_id`, if it may be served: whole,
+/// not deleted, and carried by a message that is neither recalled nor
+/// purged (a recall under a legal hold keeps the file, unserved).
 pub async fn find<'c, E>(
     executor: E,
     thread_id: &str,
@@ -118,8 +123,11 @@ where
     E: sqlx::Executor<'c, Database = Any>,
 {
     sqlx::query_as(
-        "SELECT size, entry_seq, complete_at_ms FROM attachment \
-         WHERE thread_id = $1 AND attachment_id = $2",
+        "SELECT a.size, a.entry_seq, a.complete_at_ms FROM attachment a \
+         WHERE a.thread_id = $1 AND a.attachment_id = $2 AND a.deleted_at_ms IS NULL \
+           AND EXISTS (SELECT 1 FROM thread_entry e WHERE e.thread_id = a.thread_id \
+                       AND e.seq = a.entry_seq AND e.recalled_at_ms IS NULL \
+                       AND e.purged_at_ms IS NULL)",
     )
     .bind(thread_id)
     .bind(attachment_id)
@@ -161,7 +169,8 @@ where
     let marks: Vec<String> = (0..ids.len()).map(|n| format!("${}", n + 4)).collect();
     let sql = format!(
         "UPDATE attachment SET entry_seq = $1 WHERE thread_id = $2 AND uploader_user = $3 \
-         AND entry_seq IS NULL AND complete_at_ms IS NOT NULL AND attachment_id IN ({})",
+         AND entry_seq IS NULL AND complete_at_ms IS NOT NULL AND deleted_at_ms IS NULL \
+         AND attachment_id IN ({})",
         marks.join(", ")
     );
     let mut query = sqlx::query(&sql).bind(seq).bind(thread_id).bind(user_id);
@@ -195,47 +204,105 @@ where
     query.fetch_all(executor).await
 }
 
-/// Deletes attachments `ids`, chunks first; returns how many it deleted.
-pub async fn delete(
-    connection: &mut sqlx::AnyConnection,
+/// Marks attachments `ids` deleted at `now_ms` (from then on no one is
+/// served them); [`erase`] deletes them.
+pub async fn mark_deleted<'c, E>(
+    executor: E,
     ids: &[String],
-) -> Result<u64, sqlx::Error> {
+    now_ms: i64,
+) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
     if ids.is_empty() {
         return Ok(0);
     }
-    let marks: Vec<String> = (0..ids.len()).map(|n| format!("${}", n + 1)).collect();
-    let marks = marks.join(", ");
-    let mut deleted = 0;
-    for table in ["attachment_chunk", "attachment"] {
-        let sql = format!("DELETE FROM {table} WHERE attachment_id IN ({marks})");
-        let mut query = sqlx::query(&sql);
-        for id in ids {
-            query = query.bind(id);
-        }
-        deleted = query.execute(&mut *connection).await?.rows_affected();
+    let marks: Vec<String> = (0..ids.len()).map(|n| format!("${}", n + 2)).collect();
+    let sql = format!(
+        "UPDATE attachment SET deleted_at_ms = $1 WHERE deleted_at_ms IS NULL \
+         AND attachment_id IN ({})",
+        marks.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(now_ms);
+    for id in ids {
+        query = query.bind(id);
     }
-    Ok(deleted)
+    Ok(query.execute(executor).await?.rows_affected())
 }
 
-/// At most `limit` attachments nothing will ever read: uploads that did
-/// not finish by `unfinished_before_ms`, and whole ones no message took
-/// by `unsent_before_ms`.
-pub async fn abandoned<'c, E>(
+/// Marks deleted at `now_ms` the attachments nothing will ever read:
+/// uploads that did not finish by `unfinished_before_ms`, and whole ones
+/// no message took by `unsent_before_ms`; returns how many.
+pub async fn mark_abandoned<'c, E>(
     executor: E,
     unfinished_before_ms: i64,
     unsent_before_ms: i64,
-    limit: i64,
-) -> Result<Vec<String>, sqlx::Error>
+    now_ms: i64,
+) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    Ok(sqlx::query(
+        "UPDATE attachment SET deleted_at_ms = $1 WHERE deleted_at_ms IS NULL \
+         AND entry_seq IS NULL \
+         AND ((complete_at_ms IS NULL AND created_at_ms < $2) OR created_at_ms < $3)",
+    )
+    .bind(now_ms)
+    .bind(unfinished_before_ms)
+    .bind(unsent_before_ms)
+    .execute(executor)
+    .await?
+    .rows_affected())
+}
+
+/// At most `limit` attachments marked deleted and not yet erased.
+pub async fn marked<'c, E>(executor: E, limit: i64) -> Result<Vec<String>, sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
     sqlx::query_scalar(
-        "SELECT attachment_id FROM attachment WHERE entry_seq IS NULL AND \
-         ((complete_at_ms IS NULL AND created_at_ms < $1) OR created_at_ms < $2) LIMIT $3",
+        "SELECT attachment_id FROM attachment WHERE deleted_at_ms IS NOT NULL \
+         ORDER BY deleted_at_ms LIMIT $1",
     )
-    .bind(unfinished_before_ms)
-    .bind(unsent_before_ms)
     .bind(limit)
     .fetch_all(executor)
     .await
+}
+
+/// Chunks deleted per statement by [`erase`] (at most 8 MiB).
+const CHUNKS_PER_STATEMENT: i64 = 8;
+
+/// Deletes the chunks, then the rows, of attachments `ids` that are marked
+/// deleted, [`CHUNKS_PER_STATEMENT`] chunks per statement (each its own
+/// transaction, so that writers get the database in between); returns
+/// how many attachments it erased.
+pub async fn erase(pool: &sqlx::AnyPool, ids: &[String]) -> Result<u64, sqlx::Error> {
+    let mut erased = 0;
+    for id in ids {
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM attachment_chunk WHERE attachment_id = $1 AND idx IN \
+                 (SELECT c.idx FROM attachment_chunk c JOIN attachment a \
+                    ON a.attachment_id = c.attachment_id \
+                  WHERE c.attachment_id = $1 AND a.deleted_at_ms IS NOT NULL \
+                  ORDER BY c.idx LIMIT $2)",
+            )
+            .bind(id)
+            .bind(CHUNKS_PER_STATEMENT)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if deleted == 0 {
+                break;
+            }
+        }
+        erased += sqlx::query(
+            "DELETE FROM attachment WHERE attachment_id = $1 AND deleted_at_ms IS NOT NULL",
+        )
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    }
+    Ok(erased)
 }

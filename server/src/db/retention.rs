@@ -1,8 +1,9 @@
 //! What decides how long thread content lives, and what the sweep reads
 //! and writes to purge it: `retention_policy` (the organisation's maximum
 //! age, one row), `legal_hold` (holds on a thread or a user, current or
-//! lifted), each thread's `lifespan_ms` and `purged_through_seq`, and
-//! `erasure_due` (recalls whose erasure a hold suspended).
+//! lifted), each thread's lifespans (the log's `lifespan` entries) and how
+//! far the sweep passed over its entries, and `erasure_due` (recalls whose
+//! erasure a hold suspended).
 //!
 //! A hold covers a thread if it names the thread, or a user who is or was
 //! a member of it ([`HELD`]). Nothing a hold covers is purged.
@@ -154,6 +155,22 @@ where
     Ok(lifted.rows_affected() == 1)
 }
 
+/// Takes the retention policy's row for the transaction (its first
+/// write): every transaction that places or lifts a hold, purges or
+/// erases takes it first, so that on PostgreSQL (whose READ COMMITTED
+/// would let a purge miss a hold committed a moment after its check) they
+/// happen one after the other; on SQLite the write lock already orders
+/// them.
+pub async fn serialize_with_holds<'c, E>(executor: E) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query("UPDATE retention_policy SET policy_row = policy_row WHERE policy_row = 1")
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
 /// Whether a thread `thread_id` exists.
 pub async fn thread_exists<'c, E>(executor: E, thread_id: &str) -> Result<bool, sqlx::Error>
 where
@@ -185,15 +202,21 @@ where
 pub struct Candidate {
     /// The thread.
     pub thread_id: String,
-    /// Its lifespan, if it has one.
-    pub lifespan_ms: Option<i64>,
-    /// The entries before this one were purged as far as they were due.
-    pub purged_through_seq: i64,
+    /// Its log's last entry.
+    pub last_seq: i64,
+    /// Its first change of lifespan, if it ever had one.
+    pub lifespan_since_seq: Option<i64>,
+    /// The entries through this one are done with as far as lifespans go.
+    pub lifespan_through_seq: i64,
+    /// The entries through this one are done with as far as the retention
+    /// policy goes.
+    pub retention_through_seq: i64,
 }
 
-/// The threads no hold covers that have a lifespan, or (when
-/// `made_before_ms` is given: the retention policy's cutoff) were made
-/// before it, in id order after `after_id`, at most `limit`.
+/// The threads no hold covers that have entries the sweep has not passed
+/// over: under a lifespan, or (when `made_before_ms` is given: the
+/// retention policy's cutoff) in a thread made before it; in id order
+/// after `after_id`, at most `limit`.
 pub async fn candidates<'c, E>(
     executor: E,
     made_before_ms: Option<i64>,
@@ -205,8 +228,11 @@ where
 {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT t.thread_id, t.lifespan_ms, t.purged_through_seq FROM thread t \
-             WHERE (t.lifespan_ms IS NOT NULL OR t.created_at_ms < $1) AND t.thread_id > $2 \
+            "SELECT t.thread_id, t.last_seq, t.lifespan_since_seq, t.lifespan_through_seq, \
+               t.retention_through_seq FROM thread t \
+             WHERE t.thread_id > $2 \
+               AND ((t.lifespan_since_seq IS NOT NULL AND t.lifespan_through_seq < t.last_seq) \
+                 OR (t.created_at_ms < $1 AND t.retention_through_seq < t.last_seq)) \
                AND NOT {HELD} \
              ORDER BY t.thread_id LIMIT $3"
         )
@@ -219,38 +245,92 @@ where
         .await
 }
 
-/// An entry older than a purge's cutoff.
+/// A change of a thread's lifespan.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LifespanChange {
+    /// Its place in the log: it applies to the messages after it.
+    pub seq: i64,
+    /// The lifespan from then on (`None`: messages stay).
+    pub lifespan_ms: Option<i64>,
+}
+
+/// Every change of `thread_id`'s lifespan, in order.
+pub async fn lifespans<'c, E>(
+    executor: E,
+    thread_id: &str,
+) -> Result<Vec<LifespanChange>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as(
+        "SELECT seq, lifespan_ms FROM thread_entry WHERE thread_id = $1 AND kind = 'lifespan' \
+         ORDER BY seq",
+    )
+    .bind(thread_id)
+    .fetch_all(executor)
+    .await
+}
+
+/// An entry the sweep reads.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Due {
     /// Its place in the log.
     pub seq: i64,
+    /// When the server accepted it.
+    pub created_at_ms: i64,
     /// 1 if it is a message whose content is still there, else 0.
     pub has_content: i64,
 }
 
-/// The entries of `thread_id` after `after_seq` made before `before_ms`,
-/// in order, at most `limit`.
-pub async fn due<'c, E>(
+/// The first `limit` entries of `thread_id` after `after_seq` and before
+/// `before_seq`, in order.
+pub async fn entries<'c, E>(
     executor: E,
     thread_id: &str,
     after_seq: i64,
-    before_ms: i64,
+    before_seq: i64,
     limit: i64,
 ) -> Result<Vec<Due>, sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
     sqlx::query_as(
-        "SELECT seq, CASE WHEN kind = 'application' AND recalled_at_ms IS NULL \
+        "SELECT seq, created_at_ms, CASE WHEN kind = 'application' AND recalled_at_ms IS NULL \
          AND purged_at_ms IS NULL THEN 1 ELSE 0 END AS has_content FROM thread_entry \
-         WHERE thread_id = $1 AND seq > $2 AND created_at_ms < $3 ORDER BY seq LIMIT $4",
+         WHERE thread_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq LIMIT $4",
     )
     .bind(thread_id)
     .bind(after_seq)
-    .bind(before_ms)
+    .bind(before_seq)
     .bind(limit)
     .fetch_all(executor)
     .await
+}
+
+/// Records how far the sweep has passed over `thread_id`'s entries for
+/// its lifespans (`retention` false) or the retention policy (true).
+pub async fn set_through<'c, E>(
+    executor: E,
+    thread_id: &str,
+    retention: bool,
+    seq: i64,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    let column = if retention {
+        "retention_through_seq"
+    } else {
+        "lifespan_through_seq"
+    };
+    sqlx::query(&format!(
+        "UPDATE thread SET {column} = $1 WHERE thread_id = $2 AND {column} < $1"
+    ))
+    .bind(seq)
+    .bind(thread_id)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 /// Erases the content of the messages of `thread_id` at `seqs` (their
@@ -283,24 +363,6 @@ where
         query = query.bind(*seq);
     }
     Ok(query.execute(executor).await?.rows_affected())
-}
-
-/// Records that `thread_id`'s entries through `seq` were purged as far as
-/// they were due.
-pub async fn set_purged_through<'c, E>(
-    executor: E,
-    thread_id: &str,
-    seq: i64,
-) -> Result<(), sqlx::Error>
-where
-    E: sqlx::Executor<'c, Database = Any>,
-{
-    sqlx::query("UPDATE thread SET purged_through_seq = $1 WHERE thread_id = $2")
-        .bind(seq)
-        .bind(thread_id)
-        .execute(executor)
-        .await?;
-    Ok(())
 }
 
 /// Records that message `seq` of `thread_id` was recalled while held: it

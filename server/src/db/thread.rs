@@ -231,19 +231,26 @@ where
         .await
 }
 
-/// Sets `thread_id`'s lifespan (`None`: messages stay).
+/// Sets `thread_id`'s lifespan (`None`: messages stay) by its entry at
+/// `seq`, noting the first entry to set one.
 pub async fn set_lifespan<'c, E>(
     executor: E,
     thread_id: &str,
     lifespan_ms: Option<i64>,
+    seq: i64,
 ) -> Result<(), sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    sqlx::query("UPDATE thread SET lifespan_ms = $1 WHERE thread_id = $2")
-        .bind(lifespan_ms)
-        .bind(thread_id)
-        .execute(executor)
-        .await?;
+    sqlx::query(
+        "UPDATE thread SET lifespan_ms = $1, lifespan_since_seq = \
+         CASE WHEN lifespan_since_seq IS NULL AND $1 IS NOT NULL THEN $2 \
+         ELSE lifespan_since_seq END WHERE thread_id = $3",
+    )
+    .bind(lifespan_ms)
+    .bind(seq)
+    .bind(thread_id)
+    .execute(executor)
+    .await?;
     Ok(())
 }

@@ -4,14 +4,14 @@
 /// Each file: its path under `/admin/`, its content type, its bytes.
 pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
     (
-        "assets/ClinicianApp-DrrFVwaM.js",
+        "assets/ClinicianApp-DKLzQNeC.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/ClinicianApp-DrrFVwaM.js"),
+        include_bytes!("../../console/assets/ClinicianApp-DKLzQNeC.js"),
     ),
     (
-        "assets/__vite-browser-external-D7mnGZ4z.js",
+        "assets/__vite-browser-external-CqA7AE01.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/__vite-browser-external-D7mnGZ4z.js"),
+        include_bytes!("../../console/assets/__vite-browser-external-CqA7AE01.js"),
     ),
     (
         "assets/chacha-Cdi3lqr1.js",
@@ -49,14 +49,14 @@ pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../console/assets/hybridkem-x-wing_ts-mls-CTAkhz2k.js"),
     ),
     (
-        "assets/index-B_3sKxi1.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/index-B_3sKxi1.js"),
-    ),
-    (
         "assets/index-Cxb8_fLy.css",
         "text/css; charset=utf-8",
         include_bytes!("../../console/assets/index-Cxb8_fLy.css"),
+    ),
+    (
+        "assets/index-DuiJBCYf.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/index-DuiJBCYf.js"),
     ),
     (
         "assets/ml-dsa-sVw-3juW.js",

@@ -185,6 +185,9 @@ async fn place(
         lifted_at_ms: None,
     };
     let mut tx = pool.begin().await?;
+    // After this commits, no purge that has not seen it runs (see
+    // `retention::serialize_with_holds`).
+    retention::serialize_with_holds(&mut *tx).await?;
     retention::place(&mut *tx, &row).await?;
     access.commit(&state, tx).await?;
     Ok(Json(to_hold(row)))
@@ -211,6 +214,7 @@ async fn lift(
     }
     let now = now_ms();
     let mut tx = state.database.pool().begin().await?;
+    retention::serialize_with_holds(&mut *tx).await?;
     if !retention::lift(&mut *tx, &hold_id, &admin.user_id, now).await? {
         drop(tx);
         return match retention::hold(state.database.pool(), &hold_id).await? {

@@ -1,31 +1,47 @@
-//! Purging thread content that is due: messages older than their thread's
-//! lifespan or the retention policy's maximum age (whichever is shorter),
-//! with the attachments they carry, and recalled messages a legal hold
-//! kept once no hold covers them. Nothing a current hold covers is
-//! touched. A message's row stays (the log has no gaps) with its body
-//! emptied; attachments' rows and chunks are deleted.
+//! Purging thread content that is due, and nothing else:
+//! - a message sent while its thread had a lifespan, once older than that
+//!   lifespan (a lifespan applies from its `lifespan` entry on, never to
+//!   what was written before it);
+//! - every message older than the retention policy's maximum age;
+//! - a recalled message a legal hold kept, once no hold covers it.
 //!
-//! Each thread's purge is one transaction with its audit entry (action
-//! `thread.purge`, no actor: the system), so a purge is on the record
-//! exactly when it happened. Each thread remembers how far it was purged
-//! (`purged_through_seq`), so a pass reads only entries it has not passed
-//! over; a thread under a hold is skipped whole, and purged from where it
-//! was when the hold is lifted.
+//! Nothing a current hold covers is touched. A message's row stays (the
+//! log has no gaps) with its body emptied and `purged_at_ms` set; the
+//! attachments it carries are marked deleted with it and erased a few
+//! chunks at a time after (`db::attachment::erase`).
+//!
+//! Each purge is one short transaction with its audit entry (action
+//! `thread.purge`, no actor: the system). It first takes the row that
+//! placing or lifting a hold takes (`retention::serialize_with_holds`),
+//! writes, then checks for a hold: a hold is either seen or placed after.
+//! Each thread remembers how far the sweep has passed over its entries for
+//! each rule, so a pass reads only entries it has not passed over; within
+//! a lifespan, or under the retention policy, the entries due are the
+//! oldest (the log is in the order the server accepted its entries), so
+//! reading stops at the first that is not. A pass stops at its deadline
+//! and the next one resumes with the thread it was at.
 
 use std::time::Instant;
 
 use curbside_proto::audit::Outcome;
 
 use crate::audit::{AuditError, NewEntry};
-use crate::db::{Database, attachment, retention};
+use crate::db::retention::{self, Candidate, Due};
+use crate::db::{Database, attachment};
 use crate::pipeline::writer::AuditLog;
 
 /// Threads read per query.
 const THREADS_PER_PAGE: i64 = 100;
-/// Entries of one thread purged per transaction.
+/// Entries read, and at most purged, per transaction.
 const ENTRIES_PER_PURGE: i64 = 500;
 /// Held recalls erased per pass.
 const ERASURES_PER_PASS: i64 = 100;
+
+/// Where the next pass resumes (the thread after which it reads).
+#[derive(Debug, Default)]
+pub struct Progress {
+    after: String,
+}
 
 /// The purge's audit entry for `thread_id`, at the time it is written.
 fn entry(thread_id: &str, reason: &str, evidence: String) -> NewEntry {
@@ -44,133 +60,265 @@ fn entry(thread_id: &str, reason: &str, evidence: String) -> NewEntry {
     }
 }
 
-/// Purges what is due at `now_ms`, until `deadline`; returns how many
-/// messages and attachments it erased.
+/// What a pass shares.
+struct Pass<'a> {
+    database: &'a Database,
+    audit: &'a AuditLog,
+    now_ms: i64,
+    deadline: Instant,
+}
+
+/// How a purge of one thread ended.
+enum Ended {
+    /// Everything due was purged.
+    Done,
+    /// The pass's time ran out: the next pass goes on.
+    Stopped,
+    /// A hold came meanwhile: nothing more of the thread is purged.
+    Held,
+}
+
+impl Pass<'_> {
+    fn out_of_time(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Erases the messages of `thread_id` at `seqs` and marks their
+    /// attachments deleted, with the audit entry, in one transaction,
+    /// then erases the attachments; returns how many messages and
+    /// attachments, or `None` if a hold now covers the thread (then
+    /// nothing changed).
+    async fn purge(
+        &self,
+        thread_id: &str,
+        seqs: &[i64],
+        reason: &str,
+        through: i64,
+    ) -> Result<Option<u64>, AuditError> {
+        if seqs.is_empty() {
+            return Ok(Some(0));
+        }
+        let mut tx = self.database.pool().begin().await?;
+        retention::serialize_with_holds(&mut *tx).await?;
+        let erased = retention::purge_messages(&mut *tx, thread_id, seqs, self.now_ms).await?;
+        if retention::is_held(&mut *tx, thread_id).await? {
+            return Ok(None);
+        }
+        let attachments = attachment::of_messages(&mut *tx, thread_id, seqs).await?;
+        attachment::mark_deleted(&mut *tx, &attachments, self.now_ms).await?;
+        let evidence = format!(
+            "messages={erased} attachments={} through_seq={through}",
+            attachments.len()
+        );
+        self.audit
+            .append_in(&mut tx, &[entry(thread_id, reason, evidence)])
+            .await?;
+        tx.commit().await?;
+        attachment::erase(self.database.pool(), &attachments).await?;
+        Ok(Some(erased + u64::try_from(attachments.len()).unwrap_or(0)))
+    }
+
+    /// Reads `thread_id`'s entries after `after` and before `before`, and
+    /// purges those with content made before `cutoff_ms` (the oldest),
+    /// a page at a time; returns how many it purged, how it ended and
+    /// the first entry that is not due, if it met one.
+    async fn purge_range(
+        &self,
+        thread_id: &str,
+        mut after: i64,
+        before: i64,
+        cutoff_ms: i64,
+        reason: &str,
+    ) -> Result<(u64, Ended, Option<i64>), AuditError> {
+        let mut purged = 0;
+        // A look at the first entry first: most threads have nothing due.
+        let mut limit = 1;
+        loop {
+            if self.out_of_time() {
+                return Ok((purged, Ended::Stopped, None));
+            }
+            let page =
+                retention::entries(self.database.pool(), thread_id, after, before, limit).await?;
+            let due: Vec<&Due> = page
+                .iter()
+                .take_while(|entry| entry.created_at_ms < cutoff_ms)
+                .collect();
+            if limit == 1 && !due.is_empty() {
+                // Something is due: read it with what follows, a page at
+                // a time.
+                limit = ENTRIES_PER_PURGE;
+                continue;
+            }
+            let not_due = page.get(due.len()).map(|entry| entry.seq);
+            if let Some(last) = due.last().map(|entry| entry.seq) {
+                let seqs: Vec<i64> = due
+                    .iter()
+                    .filter(|entry| entry.has_content == 1)
+                    .map(|entry| entry.seq)
+                    .collect();
+                match self.purge(thread_id, &seqs, reason, last).await? {
+                    Some(count) => purged += count,
+                    None => return Ok((purged, Ended::Held, None)),
+                }
+                after = last;
+            }
+            let full = page.len() == usize::try_from(limit).unwrap_or(0);
+            if not_due.is_some() || !full {
+                return Ok((purged, Ended::Done, not_due));
+            }
+            limit = ENTRIES_PER_PURGE;
+        }
+    }
+
+    /// Purges what `thread`'s lifespans made due.
+    async fn lifespans(&self, thread: &Candidate) -> Result<(u64, Ended), AuditError> {
+        let Some(since) = thread.lifespan_since_seq else {
+            return Ok((0, Ended::Done));
+        };
+        let start = thread.lifespan_through_seq.max(since);
+        if start >= thread.last_seq {
+            return Ok((0, Ended::Done));
+        }
+        let changes = retention::lifespans(self.database.pool(), &thread.thread_id).await?;
+        let mut purged = 0;
+        // How far every lifespan's entries are done with.
+        let mut through = thread.last_seq;
+        for (n, change) in changes.iter().enumerate() {
+            let until = changes.get(n + 1).map_or(i64::MAX, |next| next.seq);
+            let Some(lifespan_ms) = change.lifespan_ms else {
+                continue;
+            };
+            if until <= start {
+                continue;
+            }
+            let cutoff = self.now_ms.saturating_sub(lifespan_ms);
+            let (count, ended, not_due) = self
+                .purge_range(
+                    &thread.thread_id,
+                    start.max(change.seq),
+                    until.min(thread.last_seq.saturating_add(1)),
+                    cutoff,
+                    "lifespan",
+                )
+                .await?;
+            purged += count;
+            match ended {
+                Ended::Done => {}
+                Ended::Stopped | Ended::Held => return Ok((purged, ended)),
+            }
+            if let Some(seq) = not_due {
+                through = through.min(seq - 1);
+            }
+        }
+        retention::set_through(self.database.pool(), &thread.thread_id, false, through).await?;
+        Ok((purged, Ended::Done))
+    }
+
+    /// Purges what the retention policy (content made before `cutoff_ms`)
+    /// made due in `thread`.
+    async fn retention(
+        &self,
+        thread: &Candidate,
+        cutoff_ms: i64,
+    ) -> Result<(u64, Ended), AuditError> {
+        let (purged, ended, not_due) = self
+            .purge_range(
+                &thread.thread_id,
+                thread.retention_through_seq,
+                thread.last_seq.saturating_add(1),
+                cutoff_ms,
+                "retention",
+            )
+            .await?;
+        if let Ended::Done = ended {
+            let through = not_due.map_or(thread.last_seq, |seq| seq - 1);
+            retention::set_through(self.database.pool(), &thread.thread_id, true, through).await?;
+        }
+        Ok((purged, ended))
+    }
+
+    /// Erases recalled messages (and their attachments) that a legal hold
+    /// kept and none covers now; returns how many messages and
+    /// attachments.
+    async fn erase_released_recalls(&self) -> Result<u64, AuditError> {
+        let due = retention::erasures_due(self.database.pool(), ERASURES_PER_PASS).await?;
+        let mut erased = 0;
+        for recall in due {
+            if self.out_of_time() {
+                break;
+            }
+            let mut tx = self.database.pool().begin().await?;
+            retention::serialize_with_holds(&mut *tx).await?;
+            retention::erase_recalled_now(&mut tx, &recall.thread_id, recall.seq).await?;
+            if retention::is_held(&mut *tx, &recall.thread_id).await? {
+                continue;
+            }
+            let attachments =
+                attachment::of_messages(&mut *tx, &recall.thread_id, &[recall.seq]).await?;
+            attachment::mark_deleted(&mut *tx, &attachments, self.now_ms).await?;
+            let evidence = format!(
+                "recalled_seq={} attachments={}",
+                recall.seq,
+                attachments.len()
+            );
+            self.audit
+                .append_in(&mut tx, &[entry(&recall.thread_id, "recall", evidence)])
+                .await?;
+            tx.commit().await?;
+            attachment::erase(self.database.pool(), &attachments).await?;
+            erased += 1 + u64::try_from(attachments.len()).unwrap_or(0);
+        }
+        Ok(erased)
+    }
+}
+
+/// Purges what is due at `now_ms`, until `deadline`, going on from
+/// `progress`; returns how many messages and attachments it erased.
 pub(super) async fn purge(
     database: &Database,
     audit: &AuditLog,
     now_ms: i64,
     deadline: Instant,
+    progress: &mut Progress,
 ) -> Result<u64, AuditError> {
-    let pool = database.pool();
-    let policy = retention::policy(pool).await?;
+    let pass = Pass {
+        database,
+        audit,
+        now_ms,
+        deadline,
+    };
+    let mut purged = pass.erase_released_recalls().await?;
+    let policy = retention::policy(database.pool()).await?;
     let retention_cutoff = policy.max_age_ms.map(|age| now_ms.saturating_sub(age));
-    let mut purged = 0;
-    let mut after = String::new();
-    'threads: loop {
-        let page = retention::candidates(pool, retention_cutoff, &after, THREADS_PER_PAGE).await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after.clone_from(&last.thread_id);
-        for thread in &page {
-            if Instant::now() >= deadline {
-                break 'threads;
-            }
-            let lifespan_cutoff = thread.lifespan_ms.map(|ms| now_ms.saturating_sub(ms));
-            // The later cutoff is the shorter age: it purges more.
-            let (cutoff, reason) = match (lifespan_cutoff, retention_cutoff) {
-                (Some(lifespan), Some(retention)) if retention > lifespan => {
-                    (retention, "retention")
-                }
-                (Some(lifespan), _) => (lifespan, "lifespan"),
-                (None, Some(retention)) => (retention, "retention"),
-                (None, None) => continue,
-            };
-            purged += purge_thread(
-                database,
-                audit,
-                &thread.thread_id,
-                thread.purged_through_seq,
-                cutoff,
-                reason,
-                now_ms,
-            )
-            .await?;
-        }
-        if page.len() < usize::try_from(THREADS_PER_PAGE).unwrap_or(0) {
-            break;
-        }
-    }
-    purged += erase_released_recalls(database, audit).await?;
-    Ok(purged)
-}
-
-/// Purges the messages of `thread_id` after `after_seq` made before
-/// `cutoff_ms`, a transaction at a time; returns how many messages and
-/// attachments.
-async fn purge_thread(
-    database: &Database,
-    audit: &AuditLog,
-    thread_id: &str,
-    mut after_seq: i64,
-    cutoff_ms: i64,
-    reason: &str,
-    now_ms: i64,
-) -> Result<u64, AuditError> {
-    let mut purged = 0;
     loop {
-        let due = retention::due(
+        let page = retention::candidates(
             database.pool(),
-            thread_id,
-            after_seq,
-            cutoff_ms,
-            ENTRIES_PER_PURGE,
+            retention_cutoff,
+            &progress.after,
+            THREADS_PER_PAGE,
         )
         .await?;
-        let Some(last) = due.last().map(|due| due.seq) else {
-            return Ok(purged);
-        };
-        let messages: Vec<i64> = due
-            .iter()
-            .filter(|due| due.has_content == 1)
-            .map(|due| due.seq)
-            .collect();
-        let mut tx = database.pool().begin().await?;
-        // The writes first (SQLite cannot turn a reading transaction into
-        // a writing one), then whether a hold came meanwhile.
-        let erased = retention::purge_messages(&mut *tx, thread_id, &messages, now_ms).await?;
-        retention::set_purged_through(&mut *tx, thread_id, last).await?;
-        if retention::is_held(&mut *tx, thread_id).await? {
+        for thread in &page {
+            let (count, mut ended) = pass.lifespans(thread).await?;
+            purged += count;
+            if let (Ended::Done, Some(cutoff)) = (&ended, retention_cutoff) {
+                let (count, then) = pass.retention(thread, cutoff).await?;
+                purged += count;
+                ended = then;
+            }
+            match ended {
+                Ended::Stopped => return Ok(purged),
+                // Held: the next pass's list leaves it out.
+                Ended::Done | Ended::Held => progress.after.clone_from(&thread.thread_id),
+            }
+        }
+        if page.len() < usize::try_from(THREADS_PER_PAGE).unwrap_or(0) {
+            // Round the whole list: the next pass starts from the top.
+            progress.after.clear();
             return Ok(purged);
         }
-        let attachments = attachment::of_messages(&mut *tx, thread_id, &messages).await?;
-        let deleted = attachment::delete(&mut tx, &attachments).await?;
-        if erased > 0 || deleted > 0 {
-            let evidence = format!("messages={erased} attachments={deleted} through_seq={last}");
-            audit
-                .append_in(&mut tx, &[entry(thread_id, reason, evidence)])
-                .await?;
-        }
-        tx.commit().await?;
-        purged += erased + deleted;
-        after_seq = last;
-        if due.len() < usize::try_from(ENTRIES_PER_PURGE).unwrap_or(0) {
+        if pass.out_of_time() {
             return Ok(purged);
         }
     }
-}
-
-/// Erases recalled messages (and their attachments) that a legal hold
-/// kept and none covers now; returns how many messages and attachments.
-async fn erase_released_recalls(database: &Database, audit: &AuditLog) -> Result<u64, AuditError> {
-    let due = retention::erasures_due(database.pool(), ERASURES_PER_PASS).await?;
-    let mut erased = 0;
-    for recall in due {
-        let mut tx = database.pool().begin().await?;
-        retention::erase_recalled_now(&mut tx, &recall.thread_id, recall.seq).await?;
-        if retention::is_held(&mut *tx, &recall.thread_id).await? {
-            continue;
-        }
-        let attachments =
-            attachment::of_messages(&mut *tx, &recall.thread_id, &[recall.seq]).await?;
-        let deleted = attachment::delete(&mut tx, &attachments).await?;
-        let evidence = format!("recalled_seq={} attachments={deleted}", recall.seq);
-        audit
-            .append_in(&mut tx, &[entry(&recall.thread_id, "recall", evidence)])
-            .await?;
-        tx.commit().await?;
-        erased += 1 + deleted;
-    }
-    Ok(erased)
 }

@@ -226,10 +226,12 @@ async fn a_file_reaches_members_only_and_each_transfer_is_audited(backend: Backe
     let read = ben.ok(&["read", &thread]).await;
     assert!(read.contains("recalled this message"), "{read}");
     assert!(!read.contains("[attachment"), "{read}");
-    assert_eq!(count_rows(&env, "attachment", "1 = 1").await, 0);
-    assert_eq!(count_rows(&env, "attachment_chunk", "1 = 1").await, 0);
     let started = std::time::Instant::now();
-    while pieces_stored(&env, backend, &sample).await > 0 {
+    while count_rows(&env, "attachment", "1 = 1").await
+        + count_rows(&env, "attachment_chunk", "1 = 1").await
+        > 0
+        || pieces_stored(&env, backend, &sample).await > 0
+    {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(15),
             "the recalled attachment's ciphertext is still stored"
@@ -290,7 +292,7 @@ async fn uploads_over_the_limit_or_cut_off_leave_nothing(backend: Backend) {
     let mut config = env.config();
     config.max_attachment_bytes = 1 << 20;
     let server = env.start_with(config, axum::Router::new()).await;
-    let (_admin, ana, _ben, cal, thread) = crate::threads::three(&server).await;
+    let (admin, ana, ben, cal, thread) = crate::threads::three(&server).await;
 
     // Over the limit: refused before the body, saying the limit.
     let answer = raw_upload(&server, ana.token(), &thread, 3 << 20, b"", false).await;
@@ -359,18 +361,46 @@ async fn uploads_over_the_limit_or_cut_off_leave_nothing(backend: Backend) {
         matches!(&unknown, Err(ClientError::Api { status, .. }) if status.as_u16() == 400),
         "{unknown:?}"
     );
-    ana.client
+    let sent = ana
+        .client
         .send_message(&thread, &message(vec![whole.attachment_id.clone()]))
         .await
         .unwrap();
     // Once only.
     let twice = ana
         .client
-        .send_message(&thread, &message(vec![whole.attachment_id]))
+        .send_message(&thread, &message(vec![whole.attachment_id.clone()]))
         .await;
     assert!(
         matches!(&twice, Err(ClientError::Api { status, .. }) if status.as_u16() == 400),
         "{twice:?}"
+    );
+    let download = |client: curbside_cli::Client| {
+        let (thread, id) = (thread.clone(), whole.attachment_id.clone());
+        async move {
+            match client.download_attachment(&thread, &id).await {
+                Ok(response) => response.bytes().await.unwrap().len() as u16,
+                Err(ClientError::Api { status, .. }) => status.as_u16(),
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(download(ben.client.clone()).await, 100);
+    // Recalled under a legal hold: the file is kept, but served to no one.
+    admin
+        .client
+        .place_hold(&curbside_proto::retention::NewHold {
+            scope: curbside_proto::retention::HoldScope::Thread,
+            target_id: thread.clone(),
+            reason: "Matter 7".to_owned(),
+        })
+        .await
+        .unwrap();
+    ana.client.recall(&thread, sent.seq).await.unwrap();
+    assert_eq!(download(ben.client.clone()).await, 404);
+    assert_eq!(
+        count_rows(&env, "attachment", "deleted_at_ms IS NULL").await,
+        1
     );
     server.stop().await;
 }

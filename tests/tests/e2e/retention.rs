@@ -46,12 +46,18 @@ async fn stored(env: &TestEnv, sql: &str) -> Vec<u8> {
     bytes
 }
 
-/// How many pieces of each of `needles` are found in storage.
+/// Where each of `needles` is found in storage: a message's ciphertext
+/// whole (pieces of it would not do: MLS messages of one epoch begin
+/// alike), a file's by pieces (a large value is stored in pages).
 async fn found(env: &TestEnv, backend: Backend, needles: &[&[u8]]) -> Vec<usize> {
     let mut counts = Vec::new();
     for needle in needles {
-        let pieces = crate::attachments::pieces(needle);
-        counts.push(crate::attachments::pieces_stored(env, backend, &pieces).await);
+        counts.push(if needle.len() <= 2048 {
+            crate::mls::bytes_in_storage(env, backend, needle).await
+        } else {
+            let pieces = crate::attachments::pieces(needle);
+            crate::attachments::pieces_stored(env, backend, &pieces).await
+        });
     }
     counts
 }
@@ -119,7 +125,19 @@ async fn held_content_outlives_its_lifespan_until_the_last_hold_is_lifted(backen
         .await,
     );
 
-    // A hold on the thread, before anything is said.
+    // Said before any lifespan: no lifespan set later reaches it.
+    let before = format!("BEFORE-{}", std::process::id());
+    ana.ok(&["send", &thread, &before]).await;
+    let before_body = stored(
+        &env,
+        &format!(
+            "SELECT body FROM thread_entry WHERE thread_id = '{thread}' AND kind = 'application' \
+             ORDER BY seq DESC LIMIT 1"
+        ),
+    )
+    .await;
+
+    // A hold on the thread, then messages that live eight seconds.
     let thread_hold = admin
         .client
         .place_hold(&NewHold {
@@ -129,6 +147,9 @@ async fn held_content_outlives_its_lifespan_until_the_last_hold_is_lifted(backen
         })
         .await
         .unwrap();
+    let set = ana.ok(&["lifespan", &thread, "8s"]).await;
+    assert!(set.contains("disappear after 8 seconds"), "{set}");
+    let sent_at = std::time::Instant::now();
 
     // A message with a file, and one to be recalled under the hold.
     let files = tempfile::tempdir().unwrap();
@@ -186,10 +207,8 @@ async fn held_content_outlives_its_lifespan_until_the_last_hold_is_lifted(backen
     assert!(read.contains("recalled this message"), "{read}");
     assert!(!read.contains("wrong patient"), "{read}");
 
-    // Messages now live two seconds: the hold keeps them on the server.
-    let set = ana.ok(&["lifespan", &thread, "2s"]).await;
-    assert!(set.contains("disappear after 2 seconds"), "{set}");
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // Past their lifespan, the hold keeps them on the server.
+    tokio::time::sleep(std::time::Duration::from_secs(8).saturating_sub(sent_at.elapsed())).await;
     kept(&env, backend, &needles, "content held on its thread").await;
 
     // A hold on a member (Ben) covers the thread too: with the thread's
@@ -213,10 +232,21 @@ async fn held_content_outlives_its_lifespan_until_the_last_hold_is_lifted(backen
     // ciphertext, its file, and the recalled message and its file.
     let lifted = admin.client.lift_hold(&user_hold.hold_id).await.unwrap();
     gone(&env, backend, &needles, "content past its lifespan").await;
-    assert_eq!(
-        crate::storage::count_rows(&env, "attachment", "1 = 1").await,
-        0
-    );
+    let started = std::time::Instant::now();
+    while crate::storage::count_rows(&env, "attachment", "1 = 1").await > 0 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // What was said before the lifespan stays, on the server and on Ben's
+    // device.
+    kept(
+        &env,
+        backend,
+        &[&before_body],
+        "a message older than its thread's lifespan",
+    )
+    .await;
+    assert!(ben.ok(&["read", &thread]).await.contains(&before));
     let again = admin.client.lift_hold(&user_hold.hold_id).await;
     assert!(
         matches!(&again, Err(curbside_cli::ClientError::Api { status, .. }) if status.as_u16() == 409),
@@ -229,7 +259,7 @@ async fn held_content_outlives_its_lifespan_until_the_last_hold_is_lifted(backen
         assert!(!read.contains(&marker), "{read}");
         assert!(!read.contains("[attachment"), "{read}");
         assert!(
-            read.contains("Dr. Ana Alvarez set messages to disappear after 2 seconds"),
+            read.contains("Dr. Ana Alvarez set messages to disappear after 8 seconds"),
             "{read}"
         );
     }
@@ -238,7 +268,7 @@ async fn held_content_outlives_its_lifespan_until_the_last_hold_is_lifted(backen
     // and the purges, under no actor, after the last lift.
     let lifespans = audit(&admin, "thread.lifespan.set").await;
     assert_eq!(lifespans.len(), 1);
-    assert_eq!(lifespans[0].evidence.as_deref(), Some("lifespan_s=2"));
+    assert_eq!(lifespans[0].evidence.as_deref(), Some("lifespan_s=8"));
     assert_eq!(audit(&admin, "admin.hold.place").await.len(), 2);
     assert_eq!(
         audit(&admin, "admin.hold.lift")

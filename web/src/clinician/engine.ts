@@ -161,6 +161,12 @@ interface StoredMessage {
   atMs: number;
   /** A text message's files (absent in records from before attachments). */
   attachments?: AttachmentRef[];
+  /**
+   * The thread's lifespan (seconds) when it was written: a lifespan
+   * applies to what is written while it is in force, never to older
+   * messages (absent or null: it stays).
+   */
+  lifespanS?: number | null;
 }
 
 interface ThreadRecord {
@@ -200,6 +206,8 @@ interface Sent {
   text: string;
   atMs: number;
   attachments?: AttachmentRef[];
+  /** The thread's lifespan when it was sent (see StoredMessage). */
+  lifespanS?: number | null;
 }
 
 /** A thread this browser has just made or joined, at `epoch`. */
@@ -228,14 +236,14 @@ function newRecord(threadId: string, epoch: number): ThreadRecord {
  */
 const EXPIRING: ReadonlySet<MessageKind> = new Set<MessageKind>(['text', 'subject', 'undecryptable', 'recalled']);
 
-/** The time before which the thread's messages have expired, or null if they do not. */
-function expiryCutoff(record: ThreadRecord, now: number): number | null {
-  const lifespan = record.lifespanS ?? null;
-  return lifespan === null ? null : now - lifespan * 1000;
-}
-
-function expired(message: { kind: MessageKind; atMs: number }, cutoff: number | null): boolean {
-  return cutoff !== null && EXPIRING.has(message.kind) && message.atMs < cutoff;
+/**
+ * Whether a message has outlived the lifespan it was written under at
+ * `now` (as the server's sweep erases it: each message by the lifespan in
+ * force when it was sent).
+ */
+function expired(message: { kind: MessageKind; atMs: number; lifespanS?: number | null }, now: number): boolean {
+  const lifespan = message.lifespanS ?? null;
+  return lifespan !== null && EXPIRING.has(message.kind) && message.atMs < now - lifespan * 1000;
 }
 
 /** The SHA-256 of a (base64url) body, hex: how a sent message is found again. */
@@ -445,9 +453,9 @@ class Engine implements Messenger {
       return [];
     }
     // Expired since the last purge: not shown, even for the seconds until the next one.
-    const cutoff = expiryCutoff(record, Date.now());
+    const now = Date.now();
     return record.messages
-      .filter((message) => !expired(message, cutoff))
+      .filter((message) => !expired(message, now))
       .map(({ attachments, ...message }) => ({
         ...message,
         attachments: (attachments ?? []).map((file): AttachmentView => ({ id: file.id, name: file.name, mediaType: file.media_type, size: file.size })),
@@ -618,8 +626,8 @@ class Engine implements Messenger {
   async openAttachment(threadId: string, seq: number, attachmentId: string): Promise<Uint8Array<ArrayBuffer>> {
     this.checkOpen();
     const record = this.records.get(threadId);
-    const cutoff = record === undefined ? null : expiryCutoff(record, Date.now());
-    const message = record?.messages.find((kept) => kept.seq === seq && !expired(kept, cutoff));
+    const now = Date.now();
+    const message = record?.messages.find((kept) => kept.seq === seq && !expired(kept, now));
     // The key comes from the vault's copy of the message, never from the screens.
     const file = message?.attachments?.find((kept) => kept.id === attachmentId);
     if (record === undefined || file === undefined) {
@@ -627,7 +635,7 @@ class Engine implements Messenger {
     }
     let ciphertext: Uint8Array<ArrayBuffer>;
     try {
-      ciphertext = await api.getBytes(`/v1/threads/${api.seg(threadId)}/attachments/${api.seg(file.id)}`);
+      ciphertext = await api.getBytes(`/v1/threads/${api.seg(threadId)}/attachments/${api.seg(file.id)}`, attachment.sealedSize(file.size));
     } catch (error) {
       if (error instanceof api.ApiError && error.status === 404) {
         throw new Error('The server no longer has this file: it was recalled or has expired, or it was sent before this browser joined the thread.');
@@ -1211,10 +1219,11 @@ class Engine implements Messenger {
       const { state, ciphertext } = await this.mls.encrypt(this.requireState(record), pack(content));
       const body = b64.encode(ciphertext);
       const hash = await digestOf(body);
+      const lifespanS = record.lifespanS ?? null;
       const sent: Sent =
         content.type === 'subject'
-          ? { kind: 'subject', text: content.subject, atMs: Date.now() }
-          : { kind: 'text', text: content.text, atMs: Date.now(), ...withFiles(content.attachments) };
+          ? { kind: 'subject', text: content.subject, atMs: Date.now(), lifespanS }
+          : { kind: 'text', text: content.text, atMs: Date.now(), lifespanS, ...withFiles(content.attachments) };
       // Saved before it leaves: a spent key is never used twice, and the
       // text is found again if the answer is lost.
       this.setState(record, state);
@@ -1441,7 +1450,12 @@ class Engine implements Messenger {
   }
 
   private record(record: ThreadRecord, message: Omit<StoredMessage, 'senderName'>, senderName?: string): void {
-    record.messages.push({ ...message, senderName: senderName ?? (message.senderUserId === this.me.userId ? this.me.displayName : 'A colleague') });
+    // Stamped with the lifespan in force at this point of the log.
+    record.messages.push({
+      lifespanS: record.lifespanS ?? null,
+      ...message,
+      senderName: senderName ?? (message.senderUserId === this.me.userId ? this.me.displayName : 'A colleague'),
+    });
   }
 
   private view(record: ThreadRecord): ThreadView {
@@ -1451,8 +1465,8 @@ class Engine implements Messenger {
       .filter((userId) => userId !== this.me.userId)
       .map((userId) => record.names[userId] ?? 'A former colleague')
       .sort((a, b) => a.localeCompare(b));
-    const cutoff = expiryCutoff(record, Date.now());
-    const shown = record.messages.filter((message) => !expired(message, cutoff));
+    const now = Date.now();
+    const shown = record.messages.filter((message) => !expired(message, now));
     const last = shown[shown.length - 1];
     const lastText = [...shown].reverse().find((message) => message.kind === 'text');
     let left: LeftInfo | null = null;
@@ -1482,9 +1496,9 @@ class Engine implements Messenger {
    * messages after its own receipt. The smaller is right on both counts.
    */
   private unreadOf(record: ThreadRecord): number {
-    const cutoff = expiryCutoff(record, Date.now());
+    const now = Date.now();
     const here = record.messages.filter(
-      (message) => message.kind === 'text' && message.senderUserId !== this.me.userId && message.seq > record.readSent && !expired(message, cutoff),
+      (message) => message.kind === 'text' && message.senderUserId !== this.me.userId && message.seq > record.readSent && !expired(message, now),
     ).length;
     return Math.min(this.unread.get(record.threadId) ?? here, here);
   }
@@ -1591,16 +1605,12 @@ function previewOf(message: StoredMessage): string {
  * server erases those too). Whether anything went.
  */
 function purgeExpired(record: ThreadRecord, now: number): boolean {
-  const cutoff = expiryCutoff(record, now);
-  if (cutoff === null) {
-    return false;
-  }
   const before = record.messages.length;
-  record.messages = record.messages.filter((message) => !expired(message, cutoff));
+  record.messages = record.messages.filter((message) => !expired(message, now));
   let changed = record.messages.length !== before;
   for (const kept of [record.own, record.sending]) {
     for (const [name, sent] of Object.entries(kept)) {
-      if (expired(sent, cutoff)) {
+      if (expired(sent, now)) {
         delete kept[name];
         changed = true;
       }

@@ -410,6 +410,8 @@ pub(super) async fn recall(
     // Under a legal hold the recall still tells every member, and no one
     // is served the message again; its ciphertext and attachments stay
     // until the hold is lifted (then the sweep erases them).
+    // Placing or lifting a hold waits for this transaction, and it for them.
+    retention::serialize_with_holds(&mut *tx).await?;
     let held = retention::is_held(&mut *tx, &thread_id).await?;
     if !thread_entry::mark_recalled(&mut *tx, &thread_id, target, now, !held).await? {
         access.reason("already_recalled");
@@ -417,11 +419,12 @@ pub(super) async fn recall(
             "message {target} was already recalled"
         )));
     }
+    let mut erased = Vec::new();
     if held {
         retention::erase_later(&mut *tx, &thread_id, target).await?;
     } else {
-        let attachments = attachment::of_messages(&mut *tx, &thread_id, &[target]).await?;
-        attachment::delete(&mut tx, &attachments).await?;
+        erased = attachment::of_messages(&mut *tx, &thread_id, &[target]).await?;
+        attachment::mark_deleted(&mut *tx, &erased, now).await?;
     }
     thread_entry::insert_recall(
         &mut *tx,
@@ -437,8 +440,10 @@ pub(super) async fn recall(
     )
     .await?;
     access.commit(&state, tx).await?;
-    // Erased from the database's own files too, not only from its rows.
+    // Erased from the database's own files too, not only from its rows;
+    // the files a few chunks at a time.
     state.database.erase_deleted();
+    super::attachments::erase_in_background(&state.database, erased);
     state.events.announce(Notice::Entry {
         thread_id: thread_id.clone(),
         seq,

@@ -8,7 +8,8 @@
 //! refused before anything is stored if its declared size
 //! (`Content-Length`) is over the limit or the uploader's quota, and
 //! whatever an upload cut short stored is deleted at once (and by the
-//! sweep, should the server stop in between). Only the thread's current
+//! sweep, should the server stop in between). Deleting is marking first
+//! (nothing marked is served), then erasing a few chunks per statement. Only the thread's current
 //! members who were in it when the message came may download; anyone
 //! else gets 404.
 
@@ -92,17 +93,33 @@ impl Drop for Unfinished {
         };
         let database = self.database.clone();
         tokio::spawn(async move {
-            let deleted = async {
-                let mut connection = database.pool().acquire().await?;
-                attachment::delete(&mut connection, &[attachment_id]).await
-            };
-            if let Err(error) = deleted.await {
+            let ids = [attachment_id];
+            if let Err(error) = attachment::mark_deleted(database.pool(), &ids, now_ms()).await {
                 // The sweep deletes it later.
                 tracing::warn!(%error, "cannot delete an unfinished upload yet");
+                return;
             }
-            database.erase_deleted();
+            erase(database, ids.to_vec()).await;
         });
     }
+}
+
+/// Erases attachments `ids`, already marked deleted, a few chunks at a
+/// time, then the database's leftover copies (see
+/// `Database::erase_deleted`); what fails is left to the sweep.
+async fn erase(database: Database, ids: Vec<String>) {
+    if let Err(error) = attachment::erase(database.pool(), &ids).await {
+        tracing::warn!(%error, "cannot erase deleted attachments yet; the sweep will");
+    }
+    database.erase_deleted();
+}
+
+/// [`erase`], in a task of its own (after a recall).
+pub(super) fn erase_in_background(database: &Database, ids: Vec<String>) {
+    if ids.is_empty() {
+        return;
+    }
+    tokio::spawn(erase(database.clone(), ids));
 }
 
 #[utoipa::path(

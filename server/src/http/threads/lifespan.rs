@@ -1,7 +1,10 @@
 //! Disappearing messages: any member sets how long the thread's messages
-//! live. The server must know, because its sweep purges what is older
-//! (`crate::sweep`); the change is an entry of the log, so every member's
-//! device learns of it in order, and purges its own copies too.
+//! live, from then on: a lifespan applies to the messages sent while it is
+//! in force, never to older ones (no member can erase the history others
+//! wrote under other rules). The server must know, because its sweep
+//! purges what is due (`crate::sweep`); the change is an entry of the log,
+//! so every member's device learns of it in order, and purges its own
+//! copies too.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -76,7 +79,7 @@ pub(super) async fn set(
         },
     )
     .await?;
-    thread::set_lifespan(&mut *tx, &thread_id, lifespan_ms).await?;
+    thread::set_lifespan(&mut *tx, &thread_id, lifespan_ms, seq).await?;
     access.commit(&state, tx).await?;
     state.events.announce(Notice::Entry {
         thread_id: thread_id.clone(),
