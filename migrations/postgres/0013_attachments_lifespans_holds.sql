@@ -30,7 +30,7 @@ CREATE TABLE attachment_chunk (
 
 -- Disappearing messages: a thread's lifespan, set by its members, applies
 -- to the messages sent while it is in force (the `lifespan` entries of the
--- log say which); the sweep erases each when older than its lifespan.
+-- log, and `thread_lifespan`, say which); the sweep erases each when older than its lifespan.
 -- `lifespan_since_seq` is the first lifespan entry (NULL: never had one);
 -- `lifespan_through_seq` and `retention_through_seq` say how far the
 -- sweep has passed for each rule, so that no pass reads the same entries
@@ -49,8 +49,15 @@ ALTER TABLE thread_entry ADD CONSTRAINT thread_entry_kind_check
 ALTER TABLE thread_entry ADD COLUMN lifespan_ms BIGINT;
 ALTER TABLE thread_entry ADD COLUMN purged_at_ms BIGINT;
 
--- A thread's changes of lifespan, found without reading its whole log.
-CREATE INDEX thread_entry_lifespans ON thread_entry (thread_id, seq) WHERE kind = 'lifespan';
+-- A thread's changes of lifespan (as its `lifespan` entries), for the
+-- sweep to read without reading the whole log, and with no index on the
+-- log for it (every message would pay for it).
+CREATE TABLE thread_lifespan (
+    thread_id TEXT NOT NULL REFERENCES thread (thread_id),
+    seq BIGINT NOT NULL,
+    lifespan_ms BIGINT,
+    PRIMARY KEY (thread_id, seq)
+);
 
 -- The organisation's retention policy (one row; NULL max age: off).
 CREATE TABLE retention_policy (

@@ -262,13 +262,10 @@ pub async fn lifespans<'c, E>(
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    sqlx::query_as(
-        "SELECT seq, lifespan_ms FROM thread_entry WHERE thread_id = $1 AND kind = 'lifespan' \
-         ORDER BY seq",
-    )
-    .bind(thread_id)
-    .fetch_all(executor)
-    .await
+    sqlx::query_as("SELECT seq, lifespan_ms FROM thread_lifespan WHERE thread_id = $1 ORDER BY seq")
+        .bind(thread_id)
+        .fetch_all(executor)
+        .await
 }
 
 /// An entry the sweep reads.

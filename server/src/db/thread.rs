@@ -232,16 +232,13 @@ where
 }
 
 /// Sets `thread_id`'s lifespan (`None`: messages stay) by its entry at
-/// `seq`, noting the first entry to set one.
-pub async fn set_lifespan<'c, E>(
-    executor: E,
+/// `seq`, noting the first entry to set one, and records the change.
+pub async fn set_lifespan(
+    connection: &mut sqlx::AnyConnection,
     thread_id: &str,
     lifespan_ms: Option<i64>,
     seq: i64,
-) -> Result<(), sqlx::Error>
-where
-    E: sqlx::Executor<'c, Database = Any>,
-{
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE thread SET lifespan_ms = $1, lifespan_since_seq = \
          CASE WHEN lifespan_since_seq IS NULL AND $1 IS NOT NULL THEN $2 \
@@ -250,7 +247,13 @@ where
     .bind(lifespan_ms)
     .bind(seq)
     .bind(thread_id)
-    .execute(executor)
+    .execute(&mut *connection)
     .await?;
+    sqlx::query("INSERT INTO thread_lifespan (thread_id, seq, lifespan_ms) VALUES ($1, $2, $3)")
+        .bind(thread_id)
+        .bind(seq)
+        .bind(lifespan_ms)
+        .execute(&mut *connection)
+        .await?;
     Ok(())
 }

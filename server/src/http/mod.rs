@@ -28,9 +28,10 @@ pub mod refusals;
 mod retention;
 pub mod state;
 pub(crate) mod threads;
+mod timeout;
 pub mod vocabulary;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -45,13 +46,6 @@ pub use console::digest as web_app_digest;
 use error::{Error, InternalCause};
 use extract::BodyLimit;
 pub use state::AppState;
-
-/// How long one request, body included, may take before it is answered
-/// with 408.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long an attachment's upload may take (100 MiB at 1 Mbit/s takes
-/// about 14 minutes); the body's minimum rate still applies.
-const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Headers set on every response.
 const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
@@ -86,32 +80,13 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
             state.clone(),
             access::record,
         ))
-        .layer(middleware::from_fn(timeout))
+        .layer(timeout::RequestTimeoutLayer)
         .layer(middleware::from_fn(body_rate::close_on_timeout))
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
-}
-
-/// Answers 408 to a request not answered within [`REQUEST_TIMEOUT`]
-/// ([`UPLOAD_TIMEOUT`] for an attachment's upload, whose body is large).
-async fn timeout(request: Request, next: Next) -> Response {
-    let upload = request.method() == Method::POST
-        && request
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|path| path.as_str() == curbside_proto::routes::THREAD_ATTACHMENTS);
-    let limit = if upload {
-        UPLOAD_TIMEOUT
-    } else {
-        REQUEST_TIMEOUT
-    };
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
-    }
 }
 
 /// What no declared route matched: the web console's files, else 404.

@@ -79,7 +79,7 @@ pub(super) async fn set(
         },
     )
     .await?;
-    thread::set_lifespan(&mut *tx, &thread_id, lifespan_ms, seq).await?;
+    thread::set_lifespan(&mut tx, &thread_id, lifespan_ms, seq).await?;
     access.commit(&state, tx).await?;
     state.events.announce(Notice::Entry {
         thread_id: thread_id.clone(),
