@@ -208,6 +208,13 @@ pub struct EnrollArgs {
 
 /// Runs a command and returns what it prints on success.
 pub async fn run(cli: Cli) -> Result<String, CliError> {
+    // On the heap: the commands' futures are large (each catches up, reads
+    // logs, encrypts), and a caller on a thread with a small stack (a
+    // test's, a spawned task's) must not hold one in its own frame.
+    Box::pin(dispatch(cli)).await
+}
+
+async fn dispatch(cli: Cli) -> Result<String, CliError> {
     match &cli.command {
         Command::Health => health(&cli).await,
         Command::WebDigest => web_digest(&cli).await,
