@@ -124,17 +124,21 @@ pub async fn sweep_once(
     let started = std::time::Instant::now();
     let full = u64::try_from(BATCH).unwrap_or(0);
     let mut deleted = 0;
+    // Whether content (attachments) went, which must leave the
+    // database's files too; expired sessions and the like need not.
+    let mut erased_content = false;
     for rows in Rows::ALL {
         while started.elapsed() < PASS_BUDGET {
             let swept = rows.delete_batch(database, now_ms).await?;
             deleted += swept;
+            erased_content |= matches!(rows, Rows::Uploads) && swept > 0;
             if swept < full {
                 break;
             }
         }
     }
     let purged = purge::purge(database, audit, now_ms, started + PASS_BUDGET, progress).await?;
-    if purged > 0 || deleted > 0 {
+    if purged > 0 || erased_content {
         database.erase_deleted();
     }
     database.vacuum_if_erased().await?;

@@ -104,18 +104,35 @@ impl Pass<'_> {
         if retention::is_held(&mut *tx, thread_id).await? {
             return Ok(None);
         }
+        let deleted = self
+            .finish(tx, thread_id, seqs, reason, |attachments| {
+                format!("messages={erased} attachments={attachments} through_seq={through}")
+            })
+            .await?;
+        Ok(Some(erased + deleted))
+    }
+
+    /// Ends a purge's transaction `tx`, whose messages of `thread_id` at
+    /// `seqs` are erased: marks their attachments deleted, appends the
+    /// audit entry (its evidence given the number of attachments), commits,
+    /// then erases the attachments; returns how many.
+    async fn finish(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        thread_id: &str,
+        seqs: &[i64],
+        reason: &str,
+        evidence: impl FnOnce(usize) -> String,
+    ) -> Result<u64, AuditError> {
         let attachments = attachment::of_messages(&mut *tx, thread_id, seqs).await?;
         attachment::mark_deleted(&mut *tx, &attachments, self.now_ms).await?;
-        let evidence = format!(
-            "messages={erased} attachments={} through_seq={through}",
-            attachments.len()
-        );
+        let evidence = evidence(attachments.len());
         self.audit
             .append_in(&mut tx, &[entry(thread_id, reason, evidence)])
             .await?;
         tx.commit().await?;
         attachment::erase(self.database.pool(), &attachments).await?;
-        Ok(Some(erased + u64::try_from(attachments.len()).unwrap_or(0)))
+        Ok(u64::try_from(attachments.len()).unwrap_or(0))
     }
 
     /// Reads `thread_id`'s entries after `after` and before `before`, and
@@ -253,20 +270,13 @@ impl Pass<'_> {
             if retention::is_held(&mut *tx, &recall.thread_id).await? {
                 continue;
             }
-            let attachments =
-                attachment::of_messages(&mut *tx, &recall.thread_id, &[recall.seq]).await?;
-            attachment::mark_deleted(&mut *tx, &attachments, self.now_ms).await?;
-            let evidence = format!(
-                "recalled_seq={} attachments={}",
-                recall.seq,
-                attachments.len()
-            );
-            self.audit
-                .append_in(&mut tx, &[entry(&recall.thread_id, "recall", evidence)])
+            let seq = recall.seq;
+            let deleted = self
+                .finish(tx, &recall.thread_id, &[seq], "recall", |attachments| {
+                    format!("recalled_seq={seq} attachments={attachments}")
+                })
                 .await?;
-            tx.commit().await?;
-            attachment::erase(self.database.pool(), &attachments).await?;
-            erased += 1 + u64::try_from(attachments.len()).unwrap_or(0);
+            erased += 1 + deleted;
         }
         Ok(erased)
     }
