@@ -136,6 +136,20 @@ pub enum Command {
         /// A file to send with it (repeatable).
         #[arg(long = "file", value_name = "PATH")]
         files: Vec<std::path::PathBuf>,
+        /// Urgent: the recipients are to acknowledge it (`curbside ack`);
+        /// unacknowledged, the server alerts them again and then escalates
+        /// to the backup the organisation's policy names.
+        #[arg(long)]
+        urgent: bool,
+    },
+    /// Acknowledge an urgent message (the latest you have not, unless its
+    /// entry number is given): its sender sees it, and its escalation
+    /// stops.
+    Ack {
+        /// The thread.
+        thread: String,
+        /// The urgent message's entry number (`read` shows it).
+        entry: Option<u64>,
     },
     /// Save an attachment of a thread, decrypted, once its SHA-256 is the
     /// one its message gives.
@@ -291,13 +305,27 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             thread,
             text,
             files,
+            urgent,
         } if !files.is_empty() => {
             let mut session = Session::open(&cli.options()).await?;
-            conversation::send_with_files(&mut session, thread, text.as_deref(), files).await
+            conversation::heal(&mut session).await?;
+            conversation::send_with_files(&mut session, thread, text.as_deref(), files, *urgent)
+                .await
         }
-        Command::Send { thread, text, .. } => {
+        Command::Send {
+            thread,
+            text,
+            urgent,
+            ..
+        } => {
             let text = conversation::message_text(text.as_deref())?;
-            conversation::send(&mut Session::open(&cli.options()).await?, thread, &text).await
+            let mut session = Session::open(&cli.options()).await?;
+            conversation::heal(&mut session).await?;
+            conversation::send(&mut session, thread, &text, *urgent).await
+        }
+        Command::Ack { thread, entry } => {
+            conversation::acknowledge(&mut Session::open(&cli.options()).await?, thread, *entry)
+                .await
         }
         Command::Download {
             thread,
@@ -315,7 +343,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             conversation::recall(&mut Session::open(&cli.options()).await?, thread, *entry).await
         }
         Command::Read { thread } => {
-            conversation::read(&mut Session::open(&cli.options()).await?, thread).await
+            let mut session = Session::open(&cli.options()).await?;
+            conversation::heal(&mut session).await?;
+            conversation::read(&mut session, thread).await
         }
         Command::Watch { count } => {
             conversation::watch(&mut Session::open(&cli.options()).await?, *count).await
@@ -473,6 +503,25 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
         audit_checkpoint: None,
     };
     profile.save(&contents, &passphrase)?;
+    drop(_lock);
+    // Signed in at once, with key packages uploaded, so that colleagues'
+    // clients can add this device to its user's threads before it is
+    // first used (and it joins them at its first command).
+    let mut options = cli.options();
+    options.passphrase = Some(&passphrase);
+    match Session::open(&options).await {
+        Ok(mut session) => {
+            if let Err(error) = conversation::heal(&mut session).await {
+                eprintln!(
+                    "curbside: the device is enrolled, but could not sign in yet ({error}); it \
+                     joins its threads at its first command"
+                );
+            }
+        }
+        Err(error) => {
+            eprintln!("curbside: the device is enrolled, but could not sign in yet ({error})")
+        }
+    }
     Ok(format!(
         "Enrolled device {} for {}\nLog in with: curbside --profile {} login",
         printable(&enrolled.device.device_id),

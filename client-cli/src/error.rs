@@ -154,6 +154,33 @@ pub enum CliError {
          entry number (`curbside send` prints it): curbside recall THREAD ENTRY"
     )]
     NothingToRecall(String),
+    /// No urgent message of others left to acknowledge.
+    #[error(
+        "there is no urgent message in {0} that you have not acknowledged; to acknowledge a \
+         given one, add its entry number (`curbside read` shows it): curbside ack THREAD ENTRY"
+    )]
+    NothingToAcknowledge(String),
+    /// A device that left is still in the thread's group.
+    #[error(
+        "a device that left {0} is still in its encryption group and could not be removed just \
+         now, so nothing was sent (it could have read it); try again in a moment"
+    )]
+    RemovalPending(String),
+    /// No one holds a role at the moment.
+    #[error(
+        "nobody holds {0} right now; see its shifts with `curbside directory roles`, or start \
+         the thread with a person (`--with NAME`)"
+    )]
+    RoleVacant(String),
+    /// Not a duration.
+    #[error("'{0}' is not a duration: give a number with s, m or h (30s, 2m, 1h)")]
+    BadDuration(String),
+    /// Not a time (the message says what is expected).
+    #[error("{0}")]
+    ShiftTime(String),
+    /// No role by that name.
+    #[error("no role is called {0:?}; list them with `curbside directory roles`")]
+    UnknownRole(String),
     /// Nothing to send.
     #[error("the message is empty; give the text, or pipe it in")]
     EmptyMessage,

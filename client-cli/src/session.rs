@@ -162,6 +162,10 @@ pub(crate) struct Session {
     stored_pin: bool,
     /// Whether this command talks to the profile's own server.
     own_server: bool,
+    /// Threads where a device that left is still in the MLS group and
+    /// could not be removed by this command: nothing is sent there
+    /// (`conversation::heal`).
+    pub(crate) unremoved: Vec<String>,
 }
 
 /// Waits for the profile's lock, saying so if another command holds it for
@@ -246,6 +250,7 @@ impl Session {
             own_server: cli.server.is_none_or(|given| {
                 given.trim_end_matches('/') == contents_server.trim_end_matches('/')
             }),
+            unremoved: Vec::new(),
         };
         if given == Given::Typed {
             session.unlocked().await;

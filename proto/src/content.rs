@@ -7,7 +7,9 @@
 //!   key that opens it, see [`crate::attachment::AttachmentRef`]);
 //! - `{"type":"subject","subject":"..."}`: the thread's subject, sent when
 //!   a thread is made, and again by whoever adds members, so newcomers (who
-//!   read nothing from before they joined) learn it too.
+//!   read nothing from before they joined) learn it too;
+//! - `{"type":"forward","seq":N,"sender_user":"...","sent_at_ms":T,"text":"..."}`:
+//!   an urgent message passed on to the backup its escalation reached.
 //!
 //! Bytes that are not such an object (messages from clients before this
 //! format) are read as text.
@@ -35,6 +37,19 @@ pub enum Content {
     Subject {
         /// The subject.
         subject: String,
+    },
+    /// An urgent message passed on to a backup whom its escalation asked
+    /// in, by the member whose client added them (a newcomer cannot
+    /// decrypt what was sent before they joined).
+    Forward {
+        /// The urgent message's entry, which the backup acknowledges.
+        seq: u64,
+        /// Its sender.
+        sender_user: String,
+        /// When it was sent.
+        sent_at_ms: i64,
+        /// Its text.
+        text: String,
     },
 }
 
@@ -78,6 +93,12 @@ mod tests {
             },
             Content::Subject {
                 subject: "Bed 4, chest pain".into(),
+            },
+            Content::Forward {
+                seq: 7,
+                sender_user: "a".repeat(32),
+                sent_at_ms: 1_700_000_000_000,
+                text: "BP 70/40".into(),
             },
         ] {
             assert_eq!(Content::decode(&content.encode()), content);

@@ -9,6 +9,7 @@ pub mod attachment;
 pub mod audit;
 pub mod audit_review;
 pub mod b64;
+pub mod clinical;
 pub mod content;
 pub mod error;
 pub mod fingerprint;

@@ -57,6 +57,10 @@ pub struct KeyPackageCount {
 pub struct KeyPackageClaim {
     /// Whose devices to claim packages for.
     pub user_id: String,
+    /// Only these of the user's devices (all of them when absent): a
+    /// client adding one new device claims no package of the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<String>>,
 }
 
 /// One claimed package.
@@ -187,6 +191,10 @@ pub struct ThreadDetail {
     pub members: Vec<Member>,
     /// Read receipts of the member users.
     pub read: Vec<ReadReceipt>,
+    /// The thread's urgent messages, newest first (at most 100), with who
+    /// acknowledged them.
+    #[serde(default)]
+    pub urgent: Vec<crate::clinical::UrgentStatus>,
 }
 
 /// The membership change a commit declares; clients check it against the
@@ -231,6 +239,10 @@ pub struct MessageRequest {
     /// server deletes them with it (recall, lifespan, retention).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<String>,
+    /// Urgent: recipients are to acknowledge it, and the server escalates
+    /// it when they do not (metadata the server sees, not content).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
 }
 
 /// `POST /v1/threads/{id}/recall`: recall ("delete for everyone") the
@@ -306,6 +318,9 @@ pub struct ThreadEntry {
     /// the organisation's retention policy): when. Its body is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purged_at_ms: Option<i64>,
+    /// An urgent message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
 }
 
 /// `GET /v1/threads/{id}/entries?after=SEQ&limit=N`.
@@ -543,6 +558,31 @@ pub enum Event {
         device_id: String,
         /// Up to where.
         seq: u64,
+    },
+    /// An urgent message was acknowledged by `user_id`.
+    Acknowledged {
+        /// The thread.
+        thread_id: String,
+        /// The urgent message.
+        seq: u64,
+        /// Who acknowledged it.
+        user_id: String,
+        /// When.
+        at_ms: i64,
+    },
+    /// Nobody acknowledged urgent message `seq` in time: its recipients
+    /// are alerted again (`realerted`), or its backup was asked in
+    /// (`escalated`, with `backup_user`; a member's client adds them).
+    Urgent {
+        /// The thread.
+        thread_id: String,
+        /// The urgent message.
+        seq: u64,
+        /// `realerted` or `escalated`.
+        stage: crate::clinical::UrgentStage,
+        /// Whom it escalated to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backup_user: Option<String>,
     },
 }
 

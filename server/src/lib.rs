@@ -13,6 +13,7 @@ pub mod config;
 pub mod connection;
 pub mod db;
 pub mod disk;
+pub mod escalation;
 pub mod files;
 pub mod http;
 pub mod ids;

@@ -425,6 +425,7 @@ async fn send(binary: &std::path::Path, storage: &Storage, args: &SendArgs) -> R
                             epoch: lane.epoch,
                             ciphertext: Blob(ciphertext),
                             attachments: Vec::new(),
+                            urgent: false,
                         },
                     )
                     .await;
@@ -613,6 +614,7 @@ async fn e2e(binary: &std::path::Path, storage: &Storage, args: &E2eArgs) -> Res
                         epoch,
                         ciphertext: Blob(ciphertext),
                         attachments: Vec::new(),
+                        urgent: false,
                     },
                 )
                 .await;

@@ -5,12 +5,14 @@
 //! `impl Client` blocks of their own: `identity` (enrolling, signing in,
 //! the directory), `threads` (key packages, threads, welcomes), `events`
 //! (the WebSocket that pushes them), `attachments` (files, lifespans,
-//! retention and holds), `admin` (users and devices) and
+//! retention and holds), `clinical` (urgent messages, membership the
+//! server asks for, roles, escalation), `admin` (users and devices) and
 //! `audit` (the audit log). `error` says why a request failed.
 
 mod admin;
 mod attachments;
 mod audit;
+mod clinical;
 mod connection;
 mod error;
 mod events;

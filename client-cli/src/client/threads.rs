@@ -34,6 +34,7 @@ impl Client {
             CLAIM_PATH,
             &KeyPackageClaim {
                 user_id: user_id.to_owned(),
+                devices: None,
             },
         )
         .await

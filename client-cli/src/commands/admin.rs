@@ -7,6 +7,7 @@ use curbside_proto::identity::{NewUser, Role, UserUpdate};
 
 use super::audit::{self, AdminAuditCommand};
 use super::retention::{self, AdminHoldCommand, AdminRetentionCommand};
+use super::roles::{self, AdminEscalationCommand, AdminRoleCommand};
 use super::users::admin_user;
 use crate::error::CliError;
 use crate::people::describe_user;
@@ -34,6 +35,12 @@ pub enum AdminCommand {
     /// Legal holds: content kept whatever its age.
     #[command(subcommand)]
     Hold(AdminHoldCommand),
+    /// On-call roles and who holds them when.
+    #[command(subcommand)]
+    Role(AdminRoleCommand),
+    /// Escalation policies of urgent messages, per department.
+    #[command(subcommand)]
+    Escalation(AdminEscalationCommand),
 }
 
 /// `curbside admin policy ...`.
@@ -349,6 +356,8 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
         }
         AdminCommand::Retention(command) => retention::retention(&mut session, command).await,
         AdminCommand::Hold(command) => retention::hold(&mut session, command).await,
+        AdminCommand::Role(command) => roles::role(&mut session, command).await,
+        AdminCommand::Escalation(command) => roles::escalation(&mut session, command).await,
         AdminCommand::Policy(AdminPolicyCommand::Pending) => {
             let pending = session
                 .call(async |client| client.policy_pending().await)

@@ -15,6 +15,8 @@ pub enum DirectoryCommand {
         #[arg(default_value = "")]
         query: String,
     },
+    /// On-call roles: who holds each now, who before and who next.
+    Roles,
 }
 
 /// Runs a `curbside directory` command.
@@ -44,6 +46,13 @@ pub(crate) async fn run(
                 lines.push("No one matches.".to_owned());
             }
             Ok(lines.join("\n"))
+        }
+        DirectoryCommand::Roles => {
+            let mut session = Session::open(options).await?;
+            let roles = session
+                .call(async |client| client.directory_roles().await)
+                .await?;
+            Ok(super::roles::describe_roles(&session.times, &roles, false))
         }
     }
 }

@@ -9,5 +9,6 @@ pub mod audit;
 pub mod directory;
 pub mod policy;
 pub mod retention;
+pub mod roles;
 pub mod thread;
 mod users;

@@ -53,7 +53,12 @@ fn parse_age(text: &str) -> Result<Option<u64>, CliError> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    // Split before the first character that is not a digit (never inside
+    // a character: `5µ` is refused, not a panic).
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
     let days: u64 = number.parse().map_err(|_| bad())?;
     let unit = match unit {
         "d" => 1,
@@ -188,7 +193,7 @@ mod tests {
         assert_eq!(parse_age("365d").unwrap(), Some(365 * 86400));
         assert_eq!(parse_age("2w").unwrap(), Some(14 * 86400));
         assert_eq!(parse_age("off").unwrap(), None);
-        for bad in ["", "d", "0d", "12h", "1y", "-3d"] {
+        for bad in ["", "d", "0d", "12h", "1y", "-3d", "5µ", "é"] {
             assert!(parse_age(bad).is_err(), "{bad}");
         }
         assert_eq!(days(86400 * 7), "7 days");

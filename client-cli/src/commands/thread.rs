@@ -10,11 +10,15 @@ use crate::session::{Options, Session};
 /// `curbside thread ...`.
 #[derive(Debug, Subcommand)]
 pub enum ThreadCommand {
-    /// Start a thread with colleagues (user ids or names).
+    /// Start a thread with colleagues (user ids or names), or with whoever
+    /// holds a role at this moment.
     New {
         /// Who to talk with: USER[,USER...].
-        #[arg(long, value_delimiter = ',', required = true)]
+        #[arg(long, value_delimiter = ',', required_unless_present = "with_role")]
         with: Vec<String>,
+        /// A role ("Cardiology on-call"): whoever holds it now joins.
+        #[arg(long)]
+        with_role: Option<String>,
         /// A subject; it travels encrypted, as the first message.
         #[arg(long)]
         subject: Option<String>,
@@ -60,8 +64,12 @@ pub(crate) async fn run(
 ) -> Result<String, CliError> {
     let session = &mut Session::open(options).await?;
     match command {
-        ThreadCommand::New { with, subject } => {
-            conversation::new_thread(session, with, subject.as_deref()).await
+        ThreadCommand::New {
+            with,
+            with_role,
+            subject,
+        } => {
+            conversation::new_thread(session, with, with_role.as_deref(), subject.as_deref()).await
         }
         ThreadCommand::Add { thread, user } => {
             conversation::change_members(session, thread, user, true).await
@@ -69,7 +77,10 @@ pub(crate) async fn run(
         ThreadCommand::Remove { thread, user } => {
             conversation::change_members(session, thread, user, false).await
         }
-        ThreadCommand::Show { thread } => conversation::show(session, thread).await,
+        ThreadCommand::Show { thread } => {
+            conversation::heal(session).await?;
+            conversation::show(session, thread).await
+        }
         ThreadCommand::Subject { thread, subject } => {
             conversation::set_thread_subject(session, thread, subject).await
         }

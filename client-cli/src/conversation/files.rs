@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 
 use super::device::catch_up;
 use super::naming::{still_in, thread_name};
-use super::send::send_to;
+use super::send::send_to_as;
 use super::sync::{find_thread, sync};
 use crate::attachment::{self, AttachmentError};
 use crate::error::CliError;
@@ -153,6 +153,7 @@ pub async fn send_with_files(
     thread: &str,
     text: Option<&str>,
     files: &[PathBuf],
+    urgent: bool,
 ) -> Result<String, CliError> {
     if files.len() > MAX_PER_MESSAGE {
         return Err(CliError::Attachment(AttachmentError::Io(
@@ -177,9 +178,10 @@ pub async fn send_with_files(
         text: text.unwrap_or_default().to_owned(),
         attachments,
     };
-    let (thread_id, seq) = send_to(session, &thread_id, &content).await?;
+    let (thread_id, seq) = send_to_as(session, &thread_id, &content, urgent).await?;
     Ok(format!(
-        "Sent to {} (entry {seq}) with {} file{}: {}",
+        "Sent{} to {} (entry {seq}) with {} file{}: {}",
+        if urgent { " urgently" } else { "" },
         thread_name(session, &thread_id),
         names.len(),
         if names.len() == 1 { "" } else { "s" },

@@ -27,7 +27,25 @@ async fn claim(
     device: &Device,
     user: &curbside_proto::identity::DirectoryEntry,
 ) -> Result<(Vec<KeyPackage>, Vec<String>), CliError> {
-    let claimed = session.client.claim_key_packages(&user.user_id).await?;
+    claim_of(session, device, user, None).await
+}
+
+/// [`claim`], for only `devices` of the user when given.
+pub(super) async fn claim_of(
+    session: &Session,
+    device: &Device,
+    user: &curbside_proto::identity::DirectoryEntry,
+    devices: Option<&[String]>,
+) -> Result<(Vec<KeyPackage>, Vec<String>), CliError> {
+    let claimed = match devices {
+        Some(devices) => {
+            session
+                .client
+                .claim_key_packages_of(&user.user_id, devices)
+                .await?
+        }
+        None => session.client.claim_key_packages(&user.user_id).await?,
+    };
     let mut packages = Vec::new();
     let mut devices = Vec::new();
     for claimed in claimed.packages {
@@ -50,13 +68,50 @@ async fn claim(
     Ok((packages, devices))
 }
 
-/// `curbside thread new --with USER[,USER…] [--subject TEXT]`.
+/// Whoever holds the role `given` (its name or id) at this moment, as
+/// the server says, with a line saying so.
+async fn role_holder(session: &Session, given: &str) -> Result<(String, String), CliError> {
+    let roles = session.client.directory_roles().await?;
+    let given = given.trim();
+    let role = roles
+        .roles
+        .iter()
+        .find(|role| {
+            role.role_id == given
+                || curbside_proto::names::fold(&role.name) == curbside_proto::names::fold(given)
+        })
+        .ok_or_else(|| CliError::UnknownRole(printable(given)))?;
+    let holder = role
+        .holder
+        .as_ref()
+        .ok_or_else(|| CliError::RoleVacant(printable(&role.name)))?;
+    Ok((
+        holder.user_id.clone(),
+        format!(
+            "{} holds {} until {}",
+            printable(&holder.display_name),
+            printable(&role.name),
+            session.times.clock(holder.ends_at_ms)
+        ),
+    ))
+}
+
+/// `curbside thread new --with USER[,USER…] [--with-role ROLE] [--subject
+/// TEXT]`: a role is resolved to whoever holds it now.
 pub async fn new_thread(
     session: &mut Session,
     with: &[String],
+    with_role: Option<&str>,
     subject: Option<&str>,
 ) -> Result<String, CliError> {
     let device = catch_up(session).await?;
+    let mut with = with.to_vec();
+    let mut role_note = None;
+    if let Some(role) = with_role {
+        let (holder, note) = role_holder(session, role).await?;
+        with.push(holder);
+        role_note = Some(note);
+    }
     let mut colleagues = Vec::new();
     for given in with
         .iter()
@@ -126,8 +181,9 @@ pub async fn new_thread(
         .iter()
         .map(|entry| printable(&entry.display_name))
         .collect();
+    let note = role_note.map_or_else(String::new, |note| format!(" ({note})"));
     Ok(format!(
-        "Created thread {thread_id} with {}",
+        "Created thread {thread_id} with {}{note}",
         names.join(", ")
     ))
 }
@@ -231,77 +287,95 @@ async fn commit_change(
             }
             (Vec::new(), Vec::new(), removed)
         };
-        let before = device.members(thread_id)?;
-        let pending = device.commit(thread_id, &packages, &removed)?;
-        save(session, device)?;
-        let change = MembershipChange {
-            add: added,
-            remove: removed,
-        };
-        let result = session
-            .client
-            .commit(
-                thread_id,
-                &CommitRequest {
-                    epoch: pending.epoch,
-                    commit: Blob(pending.commit),
-                    change: change.clone(),
-                    welcome: pending.welcome.map(Blob),
-                },
-            )
-            .await;
-        match result {
-            Ok(appended) => {
-                let processed = session
-                    .contents
-                    .threads
-                    .get(thread_id)
-                    .map_or(0, |state| state.processed_seq);
-                if appended.seq == processed + 1 {
-                    device.commit_accepted(thread_id)?;
-                    if let Some(state) = session.contents.threads.get_mut(thread_id) {
-                        let entry = ThreadEntry {
-                            seq: appended.seq,
-                            kind: EntryKind::Commit,
-                            epoch: pending.epoch,
-                            sender_user: session.contents.user_id.clone(),
-                            sender_device: session.contents.device_id.clone(),
-                            created_at_ms: crate::clock::now_ms(),
-                            body: Blob(Vec::new()),
-                            change: Some(change),
-                            recalls: None,
-                            lifespan_s: None,
-                            purged_at_ms: None,
-                        };
-                        record_change(device, thread_id, state, &entry, &before)?;
-                        state.processed_seq = appended.seq;
-                    }
-                    save(session, device)?;
-                } else {
-                    // Messages came in at this epoch before the commit:
-                    // they are read first, and the commit applied when the
-                    // catch-up reaches it.
-                    sync(session, device, thread_id).await?;
-                }
-                return Ok(());
-            }
-            Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::CONFLICT => {
-                // Another member committed first: catch up and try again.
-                device.commit_refused(thread_id)?;
-                save(session, device)?;
-            }
-            // The server said no: drop the commit.
-            Err(error @ ClientError::Api { .. }) => {
-                device.commit_refused(thread_id)?;
-                save(session, device)?;
-                return Err(error.into());
-            }
-            // No answer: the server may have taken it. The commit stays
-            // pending; the next command applies it if the log has it.
-            Err(error) => return Err(error.into()),
+        if commit_planned(session, device, thread_id, &packages, added, removed).await? {
+            return Ok(());
         }
     }
     Err(CliError::Busy(thread_id.to_owned()))
+}
+
+/// Commits adding the devices of `packages` (`added`, in order) and
+/// removing `removed`, once: true if the server took it, false if another
+/// member committed first (catch up and plan again).
+pub(super) async fn commit_planned(
+    session: &mut Session,
+    device: &Device,
+    thread_id: &str,
+    packages: &[KeyPackage],
+    added: Vec<String>,
+    removed: Vec<String>,
+) -> Result<bool, CliError> {
+    let before = device.members(thread_id)?;
+    let pending = device.commit(thread_id, packages, &removed)?;
+    save(session, device)?;
+    let change = MembershipChange {
+        add: added,
+        remove: removed,
+    };
+    let result = session
+        .client
+        .commit(
+            thread_id,
+            &CommitRequest {
+                epoch: pending.epoch,
+                commit: Blob(pending.commit),
+                change: change.clone(),
+                welcome: pending.welcome.map(Blob),
+            },
+        )
+        .await;
+    match result {
+        Ok(appended) => {
+            let processed = session
+                .contents
+                .threads
+                .get(thread_id)
+                .map_or(0, |state| state.processed_seq);
+            if appended.seq == processed + 1 {
+                device.commit_accepted(thread_id)?;
+                if let Some(state) = session.contents.threads.get_mut(thread_id) {
+                    let entry = ThreadEntry {
+                        seq: appended.seq,
+                        kind: EntryKind::Commit,
+                        epoch: pending.epoch,
+                        sender_user: session.contents.user_id.clone(),
+                        sender_device: session.contents.device_id.clone(),
+                        created_at_ms: crate::clock::now_ms(),
+                        body: Blob(Vec::new()),
+                        change: Some(change),
+                        recalls: None,
+                        lifespan_s: None,
+                        purged_at_ms: None,
+                        urgent: false,
+                    };
+                    record_change(device, thread_id, state, &entry, &before)?;
+                    state.processed_seq = appended.seq;
+                }
+                save(session, device)?;
+            } else {
+                // Messages came in at this epoch before the commit:
+                // they are read first, and the commit applied when the
+                // catch-up reaches it.
+                sync(session, device, thread_id).await?;
+            }
+            Ok(true)
+        }
+        Err(ClientError::Api { status, .. }) if status == reqwest::StatusCode::CONFLICT => {
+            // Another member committed first: catch up and try again.
+            device.commit_refused(thread_id)?;
+            save(session, device)?;
+            Ok(false)
+        }
+        // The server said no: drop the commit.
+        Err(error @ ClientError::Api { .. }) => {
+            device.commit_refused(thread_id)?;
+            save(session, device)?;
+            Err(error.into())
+        }
+        // No answer: the server may have taken it. The commit stays
+        // pending; the next command applies it if the log has it.
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// `curbside thread leave THREAD`: this user leaves the thread, on all

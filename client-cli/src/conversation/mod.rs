@@ -17,24 +17,31 @@
 //! starts threads and changes their members, `send` writes to them,
 //! `files` sends and saves attachments and sets lifespans, `read`
 //! shows them, `watch` follows them as they change, and `safety_number`
-//! compares keys with a colleague. Under them, `sync` reads a thread's log
+//! compares keys with a colleague, `urgent` acknowledges urgent messages,
+//! and `heal` commits the changes of members the server asks for (a
+//! colleague's new device, an escalation's backup, a removed device).
+//! Under them, `sync` reads a thread's log
 //! into the profile, `naming` finds the thread a person means and puts how
 //! it ended into words, and `device` loads the device's MLS state and
 //! catches up with the server.
 
 mod device;
 mod files;
+mod heal;
 mod membership;
 mod naming;
 mod read;
 mod safety_number;
 mod send;
 mod sync;
+mod urgent;
 mod watch;
 
 pub use files::{download, send_with_files, set_lifespan};
+pub use heal::heal;
 pub use membership::{change_members, leave, new_thread};
 pub use read::{list, read, show};
 pub use safety_number::safety_number;
 pub use send::{message_text, recall, send, set_thread_subject};
+pub use urgent::acknowledge;
 pub use watch::watch;

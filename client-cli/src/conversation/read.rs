@@ -60,9 +60,22 @@ pub(super) async fn history_line(
             session.times.at(at_ms)
         ));
     }
-    let prefix = format!("[{when}] {sender}: ");
-    let indent = " ".repeat(prefix.chars().count());
+    let prefix = match &message.forward_of {
+        // An urgent message passed on to a backup an escalation reached.
+        Some(original) => format!(
+            "[{when}] {sender} passed on URGENT message {} from {} ({}): ",
+            original.seq,
+            names.of(&session.client, &original.sender_user).await?,
+            session.times.at(original.sent_at_ms)
+        ),
+        None if message.urgent => format!("[{when}] {sender}: URGENT (entry {}) ", message.seq),
+        None => format!("[{when}] {sender}: "),
+    };
+    let indent = " ".repeat(prefix.chars().count().min(40));
     let mut line = format!("{prefix}{}", text_block(&message.text, &indent));
+    if message.urgent && message.acknowledged {
+        line.push_str(&format!("\n{indent}(you acknowledged it)"));
+    }
     for attachment in &message.attachments {
         line.push_str(&format!(
             "\n{indent}[attachment {}] {} ({}, {})",
@@ -313,6 +326,25 @@ pub async fn show(session: &mut Session, thread: &str) -> Result<String, CliErro
             names.list(&session.client, &delivered).await?,
             names.list(&session.client, &read).await?
         ));
+        if let Some(status) = detail
+            .urgent
+            .iter()
+            .find(|status| status.seq == message.seq)
+        {
+            let acked: Vec<String> = status.acks.iter().map(|ack| ack.user_id.clone()).collect();
+            let mut line = format!(
+                "      urgent, {}; acknowledged by {}",
+                status.stage.as_str(),
+                names.list(&session.client, &acked).await?
+            );
+            if let Some(backup) = &status.escalated_to {
+                line.push_str(&format!(
+                    "; escalated to {}",
+                    names.of(&session.client, backup).await?
+                ));
+            }
+            lines.push(line);
+        }
     }
     Ok(lines.join("\n"))
 }

@@ -27,6 +27,18 @@ pub(super) async fn send_content(
     thread_id: &str,
     content: &Content,
 ) -> Result<u64, CliError> {
+    send_content_as(session, device, thread_id, content, false).await
+}
+
+/// [`send_content`], marked urgent (for the server to escalate) when
+/// `urgent`.
+pub(super) async fn send_content_as(
+    session: &mut Session,
+    device: &Device,
+    thread_id: &str,
+    content: &Content,
+    urgent: bool,
+) -> Result<u64, CliError> {
     let (epoch, ciphertext) = device.encrypt(thread_id, &content.encode())?;
     // The ratchet moved on: keep that before the message leaves.
     save(session, device)?;
@@ -46,6 +58,7 @@ pub(super) async fn send_content(
                 epoch,
                 ciphertext: Blob(ciphertext),
                 attachments,
+                urgent,
             },
         )
         .await?;
@@ -66,6 +79,26 @@ pub(super) async fn send_content(
                 text: text.clone(),
                 attachments: attachments.clone(),
                 expires_after_s: state.lifespan_s,
+                urgent,
+                ..StoredMessage::default()
+            }),
+            Content::Forward {
+                seq,
+                sender_user,
+                sent_at_ms,
+                text,
+            } => state.messages.push(StoredMessage {
+                seq: appended.seq,
+                sender_user: user,
+                time_ms: crate::clock::now_ms(),
+                text: text.clone(),
+                expires_after_s: state.lifespan_s,
+                urgent: true,
+                forward_of: Some(crate::store::ForwardOf {
+                    seq: *seq,
+                    sender_user: sender_user.clone(),
+                    sent_at_ms: *sent_at_ms,
+                }),
                 ..StoredMessage::default()
             }),
             Content::Subject { subject } => {
@@ -111,15 +144,21 @@ pub fn message_text(text: Option<&str>) -> Result<String, CliError> {
     Ok(text)
 }
 
-/// `curbside send THREAD TEXT`.
-pub async fn send(session: &mut Session, thread: &str, text: &str) -> Result<String, CliError> {
+/// `curbside send THREAD TEXT [--urgent]`.
+pub async fn send(
+    session: &mut Session,
+    thread: &str,
+    text: &str,
+    urgent: bool,
+) -> Result<String, CliError> {
     let content = Content::Text {
         text: text.to_owned(),
         attachments: Vec::new(),
     };
-    let (thread_id, seq) = send_to(session, thread, &content).await?;
+    let (thread_id, seq) = send_to_as(session, thread, &content, urgent).await?;
     Ok(format!(
-        "Sent to {} (entry {seq})",
+        "Sent{} to {} (entry {seq})",
+        if urgent { " urgently" } else { "" },
         thread_name(session, &thread_id)
     ))
 }
@@ -154,12 +193,25 @@ pub(super) async fn send_to(
     thread: &str,
     content: &Content,
 ) -> Result<(String, u64), CliError> {
+    send_to_as(session, thread, content, false).await
+}
+
+/// [`send_to`], marked urgent when `urgent`.
+pub(super) async fn send_to_as(
+    session: &mut Session,
+    thread: &str,
+    content: &Content,
+    urgent: bool,
+) -> Result<(String, u64), CliError> {
     let device = catch_up(session).await?;
     let thread_id = find_thread(session, &device, thread).await?;
+    if session.unremoved.contains(&thread_id) {
+        return Err(CliError::RemovalPending(thread_name(session, &thread_id)));
+    }
     for _ in 0..COMMIT_ATTEMPTS {
         sync(session, &device, &thread_id).await?;
         still_in(session, &thread_id).await?;
-        match send_content(session, &device, &thread_id, content).await {
+        match send_content_as(session, &device, &thread_id, content, urgent).await {
             Err(CliError::Client(ClientError::Api { status, .. }))
                 if status == reqwest::StatusCode::CONFLICT
                     || status == reqwest::StatusCode::NOT_FOUND => {}

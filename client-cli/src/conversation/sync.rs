@@ -11,7 +11,9 @@ use crate::client::ClientError;
 use crate::error::CliError;
 use crate::mls::{Device, Identity, Processed};
 use crate::session::Session;
-use crate::store::{LeftThread, LifespanChange, MemberChange, StoredMessage, ThreadState};
+use crate::store::{
+    ForwardOf, LeftThread, LifespanChange, MemberChange, StoredMessage, ThreadState,
+};
 
 /// The users of `identities`, each once, in order.
 fn users_of(identities: &[Identity]) -> Vec<String> {
@@ -187,10 +189,14 @@ async fn process(
         // of their own messages (anyone else's it could only hide, which
         // it can do anyway by not serving it).
         if let Some(recalled) = entry.recalls {
+            // And the copies a member passed on to an escalation's backup.
             for message in state.messages.iter_mut().filter(|message| {
-                message.seq == recalled
+                (message.seq == recalled
                     && message.is_text()
-                    && message.sender_user == entry.sender_user
+                    && message.sender_user == entry.sender_user)
+                    || message.forward_of.as_ref().is_some_and(|original| {
+                        original.seq == recalled && original.sender_user == entry.sender_user
+                    })
             }) {
                 message.recall(entry.created_at_ms);
             }
@@ -278,6 +284,25 @@ async fn process(
                     .into_iter()
                     .filter(|attachment| attachment.is_well_formed())
                     .collect(),
+                urgent: entry.urgent,
+                ..StoredMessage::default()
+            }),
+            Content::Forward {
+                seq,
+                sender_user,
+                sent_at_ms,
+                text,
+            } => state.messages.push(StoredMessage {
+                seq: entry.seq,
+                sender_user: sender.user_id,
+                time_ms: entry.created_at_ms,
+                text,
+                urgent: true,
+                forward_of: Some(ForwardOf {
+                    seq,
+                    sender_user,
+                    sent_at_ms,
+                }),
                 ..StoredMessage::default()
             }),
             _ => {}

@@ -4,7 +4,10 @@
 
 use curbside_proto::threads::Event;
 
+use curbside_proto::clinical::UrgentStage;
+
 use super::device::{catch_up, device};
+use super::heal::heal_with;
 use super::naming::{how_it_ended, thread_name};
 use super::read::history_line;
 use super::sync::sync;
@@ -29,6 +32,9 @@ const WATCH_PING: std::time::Duration = std::time::Duration::from_secs(25);
 /// How long `watch` waits to hear anything (a pong at least) before it
 /// takes the connection for dead.
 const WATCH_SILENCE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often `watch` asks the server which devices to add or remove, at
+/// most, as messages come (an urgent alert asks at once).
+const HEAL_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a connection must hold before failures count from zero again.
 const RECONNECT_RESET: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long `watch` waits before trying the server again, at most.
@@ -70,6 +76,8 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
     // Whether the server said the session's lifetime ran out (sign in
     // again without asking whether it was ended).
     let mut expired = false;
+    // When this device last asked which devices to add or remove.
+    let mut healed = tokio::time::Instant::now();
     'connect: while count.is_none_or(|count| shown < count) {
         if let Some(pause) = backoff.pause() {
             tokio::select! {
@@ -92,6 +100,7 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
                 return Err(CliError::SessionEnded);
             }
             let device = catch_up(session).await?;
+            heal_with(session, &device).await;
             let socket = session.client.events().await?;
             // What arrived while not connected is read now; the rest as it
             // is pushed.
@@ -198,12 +207,100 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
                     async {
                         if session.contents.threads.contains_key(&thread_id) {
                             let device = device(session)?;
-                            catch_up_thread(session, &device, &thread_id, &mut printed).await
+                            let shown =
+                                catch_up_thread(session, &device, &thread_id, &mut printed).await?;
+                            // Asking the server what to add or remove at
+                            // most every so often, not at every message.
+                            if healed.elapsed() >= HEAL_EVERY {
+                                heal_with(session, &device).await;
+                                healed = tokio::time::Instant::now();
+                            }
+                            Ok(shown)
                         } else {
                             Ok(0)
                         }
                     }
                     .await
+                }
+                Event::Urgent {
+                    thread_id,
+                    seq,
+                    stage,
+                    backup_user,
+                } => {
+                    // An alert is printed whatever else fails; this
+                    // device's part (adding the backup) is tried, and
+                    // what fails is said, not the end of watching.
+                    let mut names = Names::default();
+                    let name = thread_name(session, &thread_id);
+                    let mine = session
+                        .contents
+                        .threads
+                        .get(&thread_id)
+                        .is_some_and(|state| {
+                            state
+                                .messages
+                                .iter()
+                                .any(|m| m.seq == seq && m.sender_user == session.contents.user_id)
+                        });
+                    let backup = match &backup_user {
+                        Some(user) => names
+                            .of(&session.client, user)
+                            .await
+                            .unwrap_or_else(|_| crate::show::short(user)),
+                        None => String::new(),
+                    };
+                    match (stage, backup_user.is_some()) {
+                        (UrgentStage::Escalated, true) => println!(
+                            "URGENT message {seq} in {name} was not acknowledged in time: it \
+                             escalated to {backup}"
+                        ),
+                        (UrgentStage::Escalated, false) => println!(
+                            "URGENT message {seq} in {name} was not acknowledged in time, and \
+                             no backup is on duty"
+                        ),
+                        _ if mine => println!(
+                            "Your URGENT message {seq} in {name} has not been acknowledged yet: \
+                             its recipients were alerted again"
+                        ),
+                        _ => println!(
+                            "URGENT message {seq} in {name} is waiting for your \
+                             acknowledgement: curbside ack {} {seq}",
+                            crate::show::short(&thread_id)
+                        ),
+                    }
+                    // Whoever sees an escalation first adds the backup.
+                    if session.contents.threads.contains_key(&thread_id) {
+                        let healing = async {
+                            let device = device(session)?;
+                            catch_up_thread(session, &device, &thread_id, &mut printed).await?;
+                            heal_with(session, &device).await;
+                            Ok::<_, CliError>(())
+                        }
+                        .await;
+                        healed = tokio::time::Instant::now();
+                        if let Err(error) = healing {
+                            eprintln!("curbside: {name} could not be caught up: {error}");
+                        }
+                    }
+                    Ok(0)
+                }
+                Event::Acknowledged {
+                    thread_id,
+                    seq,
+                    user_id,
+                    ..
+                } => {
+                    let mut names = Names::default();
+                    let who = names
+                        .of(&session.client, &user_id)
+                        .await
+                        .unwrap_or_else(|_| crate::show::short(&user_id));
+                    println!(
+                        "{who} acknowledged urgent message {seq} in {}",
+                        thread_name(session, &thread_id)
+                    );
+                    Ok(0)
                 }
                 Event::Welcome { welcome } => catch_up(session).await.map(|_| {
                     let joined = session

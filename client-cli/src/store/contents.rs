@@ -177,6 +177,29 @@ pub struct StoredMessage {
     /// forgotten once older.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_after_s: Option<u64>,
+    /// An urgent message: its recipients acknowledge it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
+    /// An urgent message passed on to this user, whom its escalation
+    /// asked in: the original's entry (acknowledged by its number),
+    /// sender and time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_of: Option<ForwardOf>,
+    /// This user acknowledged it (or the urgent message it passes on).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub acknowledged: bool,
+}
+
+/// The urgent message a passed-on copy stands for.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardOf {
+    /// Its entry in the thread's log.
+    pub seq: u64,
+    /// Its sender.
+    pub sender_user: String,
+    /// When it was sent.
+    pub sent_at_ms: i64,
 }
 
 /// A member's change of a thread's lifespan (disappearing messages).

@@ -22,7 +22,7 @@ mod contents;
 mod profile;
 
 pub use contents::{
-    LeftThread, LifespanChange, MemberChange, MlsValue, StoreContents, StoredMessage,
+    ForwardOf, LeftThread, LifespanChange, MemberChange, MlsValue, StoreContents, StoredMessage,
     StoredSession, ThreadState,
 };
 pub use profile::{MIN_PASSPHRASE_CHARS, Profile, ProfileLock, ServerNote, StoreError};

@@ -111,6 +111,17 @@ pub struct Config {
     pub min_free_disk_bytes: u64,
     /// How often expired rows are swept (not a setting: tests shorten it).
     pub sweep_every: Duration,
+    /// The push gateway, if one is configured.
+    pub push_gateway: Option<PushGateway>,
+}
+
+/// Where devices that are not connected are woken (see `crate::push::gateway`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushGateway {
+    /// The gateway's notify URL (HTTPS).
+    pub url: url::Url,
+    /// Certificates to trust for it instead of the system's roots.
+    pub ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -140,6 +151,7 @@ impl Config {
             attachment_quota_bytes: DEFAULT_ATTACHMENT_QUOTA_MIB * MIB,
             min_free_disk_bytes: crate::disk::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
             sweep_every: DEFAULT_SWEEP_EVERY,
+            push_gateway: None,
         }
     }
 }
@@ -305,6 +317,40 @@ fn resolve(given: &mut settings::Given) -> Result<Config, ConfigError> {
     }
     if let Some(value) = given.number("min_free_disk_mib")? {
         config.min_free_disk_bytes = value * 1024 * 1024;
+    }
+    let ca = given.text("push_gateway_ca");
+    match given.text("push_gateway_url") {
+        Some((text, origin)) => {
+            let url = url::Url::parse(&text)
+                .ok()
+                .filter(|url| {
+                    url.scheme() == "https"
+                        && url.host().is_some()
+                        && url.username().is_empty()
+                        && url.password().is_none()
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        "push_gateway_url",
+                        &origin,
+                        "give the gateway's notify URL over HTTPS, such as \
+                         https://push.example.org/_matrix/push/v1/notify, without credentials",
+                    )
+                })?;
+            config.push_gateway = Some(PushGateway {
+                url,
+                ca: ca.map(|(path, _)| PathBuf::from(path)),
+            });
+        }
+        None => {
+            if let Some((_, origin)) = ca {
+                return Err(invalid(
+                    "push_gateway_ca",
+                    &origin,
+                    "a certificate for the push gateway is given, but no push_gateway_url",
+                ));
+            }
+        }
     }
     Ok(config)
 }

@@ -220,6 +220,23 @@ pub(super) const SETTINGS: &[Setting] = &[
         shape: number("MiB", 1..=1024 * 1024),
     },
     Setting {
+        key: "push_gateway_url",
+        flag: "push-gateway-url",
+        env: "CURBSIDE_PUSH_GATEWAY_URL",
+        value_name: "URL",
+        help: "Push gateway (the Matrix push gateway API's `/_matrix/push/v1/notify`, HTTPS) \
+               that wakes devices which are not connected; notices carry ids only [default: none]",
+        shape: Shape::Text,
+    },
+    Setting {
+        key: "push_gateway_ca",
+        flag: "push-gateway-ca",
+        env: "CURBSIDE_PUSH_GATEWAY_CA",
+        value_name: "FILE",
+        help: "PEM certificate(s) to trust for the push gateway, instead of the system's roots",
+        shape: Shape::Text,
+    },
+    Setting {
         key: "min_free_disk_mib",
         flag: "min-free-disk-mib",
         env: "CURBSIDE_MIN_FREE_DISK_MIB",

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod audit_cosignature;
 pub mod batch;
 pub mod checkpoint;
+pub mod clinical;
 pub mod delivery;
 pub mod device;
 pub mod enrollment_code;

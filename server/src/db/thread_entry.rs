@@ -41,11 +41,13 @@ pub struct EntryRow {
     pub lifespan_ms: Option<i64>,
     /// When the sweep erased a message.
     pub purged_at_ms: Option<i64>,
+    /// 1 for an urgent message.
+    pub urgent: i64,
 }
 
 /// The columns of [`EntryRow`], for `SELECT`.
 const COLUMNS: &str = "thread_id, seq, kind, epoch, sender_user, sender_device, created_at_ms, \
-     body, added, removed, recalls, recalled_at_ms, lifespan_ms, purged_at_ms";
+     body, added, removed, recalls, recalled_at_ms, lifespan_ms, purged_at_ms, urgent";
 
 fn ids(text: Option<String>) -> Vec<String> {
     text.map(|text| text.split_whitespace().map(str::to_owned).collect())
@@ -84,6 +86,7 @@ impl EntryRow {
                 .lifespan_ms
                 .and_then(|ms| u64::try_from(ms / 1000).ok()),
             purged_at_ms: self.purged_at_ms,
+            urgent: self.urgent != 0,
         }
     }
 }
@@ -345,19 +348,21 @@ where
 }
 
 /// Appends one application message (one that carries attachments, which
-/// its transaction binds to it; others go in the pipeline's batches).
+/// its transaction binds to it, or an urgent one, which it records for
+/// escalation; others go in the pipeline's batches).
 pub async fn insert_message<'c, E>(
     executor: E,
     message: &super::message_batch::NewMessage,
     seq: i64,
     now_ms: i64,
+    urgent: bool,
 ) -> Result<(), sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
     sqlx::query(
         "INSERT INTO thread_entry (thread_id, seq, kind, epoch, sender_user, sender_device, \
-         created_at_ms, body) VALUES ($1, $2, 'application', $3, $4, $5, $6, $7)",
+         created_at_ms, body, urgent) VALUES ($1, $2, 'application', $3, $4, $5, $6, $7, $8)",
     )
     .bind(&message.thread_id)
     .bind(seq)
@@ -366,6 +371,7 @@ where
     .bind(&message.device_id)
     .bind(now_ms)
     .bind(&message.ciphertext)
+    .bind(i64::from(urgent))
     .execute(executor)
     .await?;
     Ok(())

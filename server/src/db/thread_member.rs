@@ -222,7 +222,7 @@ where
          delivered_seq) VALUES ($1, $2, $3, $4, NULL, $4) \
          ON CONFLICT (thread_id, device_id) DO UPDATE SET joined_seq = excluded.joined_seq, \
          removed_seq = NULL, delivered_seq = excluded.delivered_seq, removed_by = NULL, \
-         removed_at_ms = NULL, removed_reason = NULL \
+         removed_at_ms = NULL, removed_reason = NULL, evicted_seq = NULL \
          WHERE thread_member.removed_seq IS NOT NULL",
     )
     .bind(thread_id)

@@ -187,8 +187,20 @@ async fn claim(
         packages: Vec::new(),
         without_packages: Vec::new(),
     };
+    if let Some(wanted) = &request.devices
+        && wanted.len() > MAX_UPLOAD
+    {
+        return Err(Error::InvalidRequest(format!(
+            "`devices` names at most {MAX_UPLOAD} devices"
+        )));
+    }
     for device in devices {
-        if device.device_id == caller.device_id {
+        if device.device_id == caller.device_id
+            || request
+                .devices
+                .as_ref()
+                .is_some_and(|wanted| !wanted.contains(&device.device_id))
+        {
             continue;
         }
         match key_package::claim(&mut tx, &device.device_id).await? {

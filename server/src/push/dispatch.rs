@@ -253,6 +253,38 @@ async fn deliver(
             "thread.receipt.push",
             (String::from("thread"), thread_id),
         ),
+        Notice::Acknowledged {
+            thread_id,
+            seq,
+            user_id,
+            at_ms,
+        } => (
+            members(database, &thread_id, i64::MAX).await,
+            Event::Acknowledged {
+                thread_id: thread_id.clone(),
+                seq: u64::try_from(seq).unwrap_or(0),
+                user_id,
+                at_ms,
+            },
+            "thread.urgent.push",
+            (String::from("thread"), thread_id),
+        ),
+        Notice::Urgent {
+            thread_id,
+            seq,
+            stage,
+            backup_user,
+        } => (
+            members(database, &thread_id, i64::MAX).await,
+            Event::Urgent {
+                thread_id: thread_id.clone(),
+                seq: u64::try_from(seq).unwrap_or(0),
+                stage,
+                backup_user,
+            },
+            "thread.urgent.push",
+            (String::from("thread"), thread_id),
+        ),
     };
     let Ok(frame) = serde_json::to_string(&event).map(Frame::from) else {
         return;

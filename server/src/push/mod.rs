@@ -22,12 +22,17 @@
 //! to the device's connections. Nothing depends on this: a device that was
 //! away, or missed a push, catches up by sequence number.
 //!
+//! Devices that are not connected and registered a push token are woken
+//! through the configured push gateway ([`gateway`]) with a notice of ids
+//! only.
+//!
 //! The module's parts, each using only those after it: [`dispatch`] (the
-//! dispatcher and its pushes), [`relay`] (notices to and from the other
-//! replicas), [`registry`] (the connections here), [`notice`] (what
-//! travels between them).
+//! dispatcher and its pushes), [`gateway`] (the push gateway), [`relay`]
+//! (notices to and from the other replicas), [`registry`] (the
+//! connections here), [`notice`] (what travels between them).
 
 pub mod dispatch;
+pub mod gateway;
 pub mod notice;
 pub mod registry;
 pub mod relay;

@@ -48,6 +48,28 @@ pub enum Notice {
         /// Up to where.
         seq: i64,
     },
+    /// `user_id` acknowledged urgent message `seq` of `thread_id`.
+    Acknowledged {
+        /// The thread.
+        thread_id: String,
+        /// The urgent message.
+        seq: i64,
+        /// Who.
+        user_id: String,
+        /// When.
+        at_ms: i64,
+    },
+    /// Nobody acknowledged urgent message `seq` of `thread_id` in time.
+    Urgent {
+        /// The thread.
+        thread_id: String,
+        /// The urgent message.
+        seq: i64,
+        /// `realerted` or `escalated`.
+        stage: curbside_proto::clinical::UrgentStage,
+        /// Whom it escalated to.
+        backup_user: Option<String>,
+    },
 }
 
 /// Who is connected to a push connection, for its audit entries.

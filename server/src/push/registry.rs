@@ -3,8 +3,8 @@
 //! batch of messages.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use curbside_proto::threads::Event;
 use tokio::sync::mpsc;
@@ -33,6 +33,11 @@ pub struct Events {
     /// This process, among the replicas: it skips its own `NOTIFY`s.
     pub(super) origin: u64,
     pub(super) database: Database,
+    /// To the push gateway's task (`super::gateway`), if one is configured.
+    gateway: OnceLock<mpsc::Sender<Notice>>,
+    /// Whether any device may have a push token: until one registers,
+    /// nothing is handed to the gateway's task.
+    tokens: AtomicBool,
 }
 
 /// The receiving ends of an [`Events`]' queues, for
@@ -103,6 +108,8 @@ impl Events {
             outbox,
             origin,
             database,
+            gateway: OnceLock::new(),
+            tokens: AtomicBool::new(false),
         });
         let mailboxes = Mailboxes {
             inbox: inbox_receiver,
@@ -131,9 +138,29 @@ impl Events {
         });
     }
 
+    /// Hands this process's notices to the push gateway's task from now
+    /// on, and whether any device has a token.
+    pub(super) fn attach_gateway(&self, sender: mpsc::Sender<Notice>) {
+        let _ = self.gateway.set(sender);
+    }
+
+    /// A device set or withdrew its push token (or some may have one, at
+    /// start): the gateway's task is given notices from now on.
+    pub fn tokens_changed(&self) {
+        self.tokens.store(true, Ordering::Relaxed);
+    }
+
     /// Hands `notice` to this process's dispatcher and, on PostgreSQL, to
-    /// the other replicas.
+    /// the other replicas; and to the push gateway when devices may have
+    /// tokens (notices heard from other replicas are theirs to send).
     fn post(&self, notice: Notice, pushed: Option<Pushed>) {
+        if self.tokens.load(Ordering::Relaxed)
+            && let Some(gateway) = self.gateway.get()
+        {
+            // A full queue drops the notice: a wake-up is a prompt, and the
+            // device fetches everything when it connects.
+            let _ = gateway.try_send(notice.clone());
+        }
         if let Some(outbox) = &self.outbox {
             let _ = outbox.send(notice.clone());
         }
@@ -285,6 +312,7 @@ impl PlannedPushes for CommitPushes {
                         recalled_at_ms: None,
                         lifespan_ms: None,
                         purged_at_ms: None,
+                        urgent: 0,
                     }
                     .into_entry(),
                 };

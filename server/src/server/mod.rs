@@ -76,6 +76,9 @@ pub enum RunError {
     /// The audit log's key is missing or the log could not be opened.
     #[error(transparent)]
     AuditKey(crate::audit::OpenError),
+    /// The push gateway's TLS could not be set up.
+    #[error("cannot use the push gateway (settings `push_gateway_url`, `push_gateway_ca`): {0}")]
+    PushGateway(String),
 }
 
 /// A server that has opened its database and loaded its certificate, ready
@@ -89,6 +92,7 @@ pub struct Server {
     audit_writer: AuditWriter,
     events: Arc<Events>,
     events_task: tokio::task::JoinHandle<()>,
+    gateway_task: Option<tokio::task::JoinHandle<()>>,
     first_admin_code: Option<String>,
     extra_routes: Router<AppState>,
     disk: Arc<DiskGuard>,
@@ -151,6 +155,21 @@ impl Server {
         );
         let events_task =
             crate::push::start(&events, mailboxes, config.database.expose(), audit.clone());
+        let gateway_task = match &config.push_gateway {
+            Some(gateway) => {
+                let task = crate::push::gateway::start(&events, audit.clone(), gateway)
+                    .map_err(RunError::PushGateway)?;
+                if crate::db::clinical::count_tokens(database.pool())
+                    .await
+                    .map_err(|error| RunError::Database(DbError::Query(error)))?
+                    > 0
+                {
+                    events.tokens_changed();
+                }
+                Some(task)
+            }
+            None => None,
+        };
         let auth = Arc::new(Auth {
             tokens,
             sessions: SessionCache::new(config.session_idle),
@@ -168,6 +187,7 @@ impl Server {
             audit_writer,
             events,
             events_task,
+            gateway_task,
             first_admin_code,
             extra_routes: Router::new(),
             disk,
@@ -241,6 +261,11 @@ impl Server {
             self.database.clone(),
             self.audit.clone(),
             self.config.sweep_every,
+        );
+        let escalation = crate::escalation::start(
+            self.database.clone(),
+            self.audit.clone(),
+            self.events.clone(),
         );
         let witnessing = crate::audit::witnesses::start(
             self.database.clone(),
@@ -348,6 +373,10 @@ impl Server {
             tracing::warn!(%error, "cannot sign the audit checkpoint at shutdown");
         }
         self.events_task.abort();
+        if let Some(task) = &self.gateway_task {
+            task.abort();
+        }
+        escalation.abort();
         disk_watch.abort();
         renewal.abort();
         sweeps.abort();

@@ -27,7 +27,7 @@ use curbside_proto::audit::Outcome;
 
 use crate::audit::{AuditError, NewEntry};
 use crate::db::retention::{self, Candidate, Due};
-use crate::db::{Database, attachment};
+use crate::db::{Database, attachment, clinical};
 use crate::pipeline::writer::AuditLog;
 
 /// Threads read per query.
@@ -126,6 +126,8 @@ impl Pass<'_> {
     ) -> Result<u64, AuditError> {
         let attachments = attachment::of_messages(&mut *tx, thread_id, seqs).await?;
         attachment::mark_deleted(&mut *tx, &attachments, self.now_ms).await?;
+        // A purged urgent message escalates no further.
+        clinical::withdraw(&mut tx, thread_id, seqs).await?;
         let evidence = evidence(attachments.len());
         self.audit
             .append_in(&mut tx, &[entry(thread_id, reason, evidence)])

@@ -352,6 +352,7 @@ async fn uploads_over_the_limit_or_cut_off_leave_nothing(backend: Backend) {
         epoch: 1,
         ciphertext: crate::threads::blob("with a file"),
         attachments,
+        urgent: false,
     };
     let unknown = ana
         .client

@@ -18,6 +18,7 @@ mod audit_witness;
 mod browser;
 mod certificates;
 mod cli;
+mod clinical;
 mod console;
 mod conversation;
 mod disk_full;

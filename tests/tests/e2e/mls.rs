@@ -131,6 +131,7 @@ impl Member {
                     epoch,
                     ciphertext: Blob(ciphertext),
                     attachments: Vec::new(),
+                    urgent: false,
                 },
             )
             .await
@@ -295,6 +296,7 @@ async fn three_clinicians_talk_and_the_server_sees_only_ciphertext(backend: Back
                 epoch,
                 ciphertext: Blob(MARKER.as_bytes().to_vec()),
                 attachments: Vec::new(),
+                urgent: false,
             },
         )
         .await

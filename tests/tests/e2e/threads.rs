@@ -51,6 +51,7 @@ pub async fn send(
                 epoch,
                 ciphertext: blob(text),
                 attachments: Vec::new(),
+                urgent: false,
             },
         )
         .await
@@ -388,6 +389,7 @@ async fn bad_thread_requests_are_refused(backend: Backend) {
         epoch: 1,
         ciphertext: Blob(vec![1; DEFAULT_MAX_MESSAGE_BYTES + 1]),
         attachments: Vec::new(),
+        urgent: false,
     };
     assert_eq!(
         status(&ana.client.send_message(&thread, &too_big).await),
@@ -478,6 +480,7 @@ async fn the_message_limit_is_configurable(backend: Backend) {
         epoch: 1,
         ciphertext: Blob(vec![7; size]),
         attachments: Vec::new(),
+        urgent: false,
     };
     ana.client
         .send_message(&thread, &message(2048))

@@ -25,7 +25,7 @@ use crate::auth::sessions::Caller;
 use crate::clock::now_ms;
 use crate::db::message_batch::NewMessage;
 use crate::db::thread_entry::{self, NewCommit, NewRecall};
-use crate::db::{attachment, retention, thread, thread_member, welcome};
+use crate::db::{attachment, clinical, retention, thread, thread_member, welcome};
 use crate::http::access::Access;
 use crate::http::error::{Error, Result};
 use crate::http::extract;
@@ -203,6 +203,7 @@ pub(super) async fn commit(
             }
         }
         welcome::withdraw(&mut *tx, &thread_id, device).await?;
+        clinical::evicted(&mut *tx, &thread_id, device, seq).await?;
     }
     let mut welcome_ids = Vec::with_capacity(change.add.len());
     if let Some(welcome) = welcome {
@@ -210,6 +211,7 @@ pub(super) async fn commit(
             welcome_ids.push(
                 add_member(&mut tx, &thread_id, device, seq, next_epoch, welcome, now).await?,
             );
+            clinical::added(&mut *tx, &thread_id, device, seq).await?;
         }
     }
     let members = thread_member::count_current(&mut *tx, &thread_id).await?;
@@ -270,9 +272,16 @@ pub(super) async fn message(
         device_id: caller.device_id.clone(),
         ciphertext: request.ciphertext.0,
     };
-    if !request.attachments.is_empty() {
-        return message_with_attachments(&state, &access, &caller, message, &request.attachments)
-            .await;
+    if !request.attachments.is_empty() || request.urgent {
+        return message_alone(
+            &state,
+            &access,
+            &caller,
+            message,
+            &request.attachments,
+            request.urgent,
+        )
+        .await;
     }
     let Some(seq) = access.append_message(&state, message).await? else {
         let mut connection = state.database.pool().acquire().await?;
@@ -286,15 +295,17 @@ pub(super) async fn message(
 }
 
 /// Appends a message that carries attachments, binding them to it in the
-/// same transaction (so that whatever deletes the message deletes them):
-/// one at a time, outside the pipeline's batches, which are for the many
-/// messages that carry none.
-async fn message_with_attachments(
+/// same transaction (so that whatever deletes the message deletes them),
+/// or an urgent one, recorded for escalation (`super::urgent`) in the same
+/// transaction: one at a time, outside the pipeline's batches, which are
+/// for the many ordinary messages.
+async fn message_alone(
     state: &AppState,
     access: &Access,
     caller: &Caller,
     message: NewMessage,
     attachments: &[String],
+    urgent: bool,
 ) -> Result<Json<Appended>> {
     let thread_id = message.thread_id.as_str();
     if attachments.len() > MAX_PER_MESSAGE {
@@ -313,7 +324,14 @@ async fn message_with_attachments(
                 .to_owned(),
         ));
     }
-    access.evidence(format!("attachments={}", attachments.join(",")));
+    let mut evidence = Vec::new();
+    if urgent {
+        evidence.push("urgent".to_owned());
+    }
+    if !attachments.is_empty() {
+        evidence.push(format!("attachments={}", attachments.join(",")));
+    }
+    access.evidence(evidence.join(" "));
     let now = now_ms();
     // The write comes first (see the module): the same compare-and-swap as
     // a commit's, at the message's epoch, which stays.
@@ -327,7 +345,10 @@ async fn message_with_attachments(
         message.epoch,
     )
     .await?;
-    thread_entry::insert_message(&mut *tx, &message, seq, now).await?;
+    thread_entry::insert_message(&mut *tx, &message, seq, now, urgent).await?;
+    if urgent {
+        super::urgent::record(&mut tx, thread_id, seq, &caller.user_id, now).await?;
+    }
     let bound =
         attachment::bind_to_message(&mut *tx, thread_id, &caller.user_id, &ids, seq).await?;
     if bound != u64::try_from(ids.len()).unwrap_or(u64::MAX) {
@@ -419,6 +440,8 @@ pub(super) async fn recall(
             "message {target} was already recalled"
         )));
     }
+    // A recalled urgent message escalates no further.
+    clinical::withdraw(&mut tx, &thread_id, &[target]).await?;
     let mut erased = Vec::new();
     if held {
         retention::erase_later(&mut *tx, &thread_id, target).await?;

@@ -239,7 +239,9 @@ pub(super) async fn detail(
         .ok_or_else(|| hidden(&access))?;
     let members = thread_member::current_members(pool, &thread_id).await?;
     let read = read_receipt::of_current_members(pool, &thread_id).await?;
+    let urgent = super::urgent::statuses(&state, &thread_id).await?;
     Ok(Json(ThreadDetail {
+        urgent,
         summary: summary(row),
         members: members
             .into_iter()

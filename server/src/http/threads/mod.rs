@@ -20,6 +20,8 @@
 //!   one was refused;
 //! - `attachments`: uploading and downloading encrypted files;
 //! - `lifespan`: disappearing messages;
+//! - `urgent`: urgent messages recorded for escalation, and their
+//!   acknowledgements;
 //! - `reading`: a member's pages of the log, and its delivery and read
 //!   receipts;
 //! - `welcomes`: adding a device with its MLS Welcome queued, and the
@@ -33,6 +35,7 @@ mod checks;
 mod lifecycle;
 mod lifespan;
 mod reading;
+mod urgent;
 mod welcomes;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -49,6 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(append::commit))
         .routes(routes!(append::message))
         .routes(routes!(append::recall))
+        .routes(routes!(urgent::ack))
         .routes(routes!(attachments::upload))
         .routes(routes!(attachments::download))
         .routes(routes!(lifespan::set))
