@@ -17,9 +17,9 @@ import { AuditPage } from './pages/Audit';
 import { OverviewPage } from './pages/Overview';
 import { PeoplePage } from './pages/People';
 import { PersonPage } from './pages/Person';
-import { Placeholder } from './pages/Placeholder';
 import { PolicyPage } from './pages/Policy';
 import { RetentionPage } from './pages/Retention';
+import { RolesPage } from './pages/Roles';
 import { href, type PageName, type Route, useRoute } from './route';
 import type { Me } from './state';
 import type { Whoami } from './types';
@@ -432,12 +432,7 @@ function Page({ route, me }: { route: Route; me: Me }) {
     case 'policy':
       return <PolicyPage me={me} />;
     case 'roles':
-      return (
-        <Placeholder title="Roles & escalation" issue={21}>
-          On-call roles (“Cardiology on-call”), who holds them in which shift, and the escalation policy for urgent
-          messages nobody acknowledges.
-        </Placeholder>
-      );
+      return <RolesPage me={me} />;
     case 'retention':
       return <RetentionPage me={me} />;
   }

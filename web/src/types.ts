@@ -216,3 +216,63 @@ export interface NewHold {
   target_id: string;
   reason: string;
 }
+
+// ---- Roles, shifts and escalation (`curbside-proto`'s `clinical`) ----
+// A role here is an on-call duty ("Cardiology on-call"), not a user's
+// `Role` above.
+
+export interface ClinicalRole {
+  role_id: string;
+  name: string;
+  department: string;
+  /** Who holds it at the answer's `now_ms`, if anyone. */
+  holder: Shift | null;
+  /** In start order: the last one over, the current ones, the coming ones. */
+  shifts: Shift[];
+}
+
+export interface ClinicalRoleList {
+  /** By name. */
+  roles: ClinicalRole[];
+  /** The server's time of the answer, which each `holder` is for. */
+  now_ms: number;
+}
+
+export interface NewClinicalRole {
+  name: string;
+  department: string;
+}
+
+export interface Shift {
+  shift_id: string;
+  role_id: string;
+  user_id: string;
+  display_name: string;
+  starts_at_ms: number;
+  ends_at_ms: number;
+  /** The IANA zone it was planned in ("Europe/Paris"). */
+  timezone: string;
+}
+
+export interface NewShift {
+  user_id: string;
+  starts_at_ms: number;
+  ends_at_ms: number;
+  timezone: string;
+}
+
+/** Whom an escalation reaches: whoever holds a role then, or one person. */
+export type Backup = { kind: 'role'; role_id: string } | { kind: 'user'; user_id: string };
+
+export interface EscalationPolicy {
+  /** The recipients' department; `*` for every department without its own. */
+  department: string;
+  realert_after_s: number;
+  escalate_after_s: number;
+  backup: Backup;
+}
+
+export interface EscalationPolicies {
+  /** By department. */
+  policies: EscalationPolicy[];
+}

@@ -17,7 +17,12 @@
 // BEN_FILE_SHA256), `lifespan` (in a new thread, SHORT_SUBJECT, messages
 // set to disappear after 30 seconds: EPHEMERAL, sent after, goes from the
 // page, a message sent before stays; then the colleague turns it off from
-// the CLI).
+// the CLI), `urgent` (a new thread, ROLE_SUBJECT, started with an on-call
+// role: EMPTY_ROLE, which nobody holds, is refused in words, and ROLE_NAME,
+// which the colleague holds, brings him in; URGENT sent there as urgent,
+// marked so, with no "Acknowledge" for its sender; then the colleague
+// acknowledges it from the CLI, and the page shows it live, under the
+// message and in the thread's urgent messages).
 // `reload` signs in again in a new browser run, unlocks the messages with
 // the passphrase (a wrong one first), finds what came meanwhile (AWAY)
 // counted unread, and the history, reads a thread the colleague started
@@ -28,7 +33,8 @@
 // Inputs come from the environment (APP_URL, PROFILE_DIR, CHROMIUM, and
 // CODE, PASSPHRASE, SUBJECT, MARKER, COLLEAGUE, THIRD, REPLY,
 // AFTER_REMOVAL, TO_RECALL, WITH_PICTURE, BEN_FILE_NAME, BEN_FILE_TEXT,
-// BEN_FILE_SHA256, SHORT_SUBJECT, EPHEMERAL, AWAY, SECOND_SUBJECT,
+// BEN_FILE_SHA256, SHORT_SUBJECT, EPHEMERAL, ROLE_SUBJECT, ROLE_NAME,
+// EMPTY_ROLE, URGENT, AWAY, SECOND_SUBJECT,
 // FROM_BEN, FROM_CAL, TO_BEN, SCREENSHOT_DIR, OUT_DIR); every phase fails on a request to another
 // origin, a console error or an uncaught page error (browser.mjs), and on
 // any serious or critical axe-core violation of a screen it visits.
@@ -139,6 +145,13 @@ class Client extends BrowserSession {
     await scope.getByRole('button', { name: 'Search', exact: true }).click();
     const found = scope.getByRole('list', { name: /^Colleagues matching/ }).getByRole('listitem').filter({ hasText: name });
     await found.getByRole('button', { name: 'Add', exact: true }).click();
+  }
+
+  /** Chooses the on-call role named `name` on the new-thread page. */
+  async chooseRole(name) {
+    const select = this.page.getByLabel('Role', { exact: true });
+    const value = await select.locator('option').filter({ hasText: name }).getAttribute('value');
+    await select.selectOption(value);
   }
 
   /** The thread's id, from the page's address. */
@@ -302,11 +315,52 @@ async function talk(c) {
   await c.message('lifespan', `${colleague} turned off disappearing messages`, 60_000);
   await page.getByTestId('lifespan-note').waitFor({ state: 'detached' });
 
+  // A thread with whoever holds an on-call role now. A role nobody holds
+  // is refused in words; the one the colleague holds brings him in.
+  const roleSubject = need('ROLE_SUBJECT');
+  const emptyRole = need('EMPTY_ROLE');
+  await page.getByRole('link', { name: 'New thread', exact: true }).first().click();
+  await c.heading('New thread');
+  await page.getByLabel('Subject', { exact: true }).fill(roleSubject);
+  const roles = page.getByRole('region', { name: 'Start with a role', exact: true });
+  await c.chooseRole(emptyRole);
+  await roles.locator('p.role-shifts').filter({ hasText: `Nobody holds ${emptyRole} right now` }).waitFor();
+  await page.getByRole('button', { name: 'Start thread', exact: true }).click();
+  await page.getByRole('alert').filter({ hasText: `Nobody holds ${emptyRole} right now` }).waitFor();
+  await c.chooseRole(need('ROLE_NAME'));
+  await roles.locator('p.role-shifts').filter({ hasText: `Held now by ${colleague}` }).waitFor();
+  await c.axe('new-thread-role');
+  await page.getByRole('button', { name: 'Start thread', exact: true }).click();
+  await c.heading(roleSubject);
+  const roleThread = c.threadId();
+  await c.members().getByRole('listitem').filter({ hasText: colleague }).waitFor();
+
+  // An urgent message: marked so, its sender not asked to acknowledge it,
+  // and the switch off again for the next message.
+  await page.getByLabel('Urgent', { exact: true }).check();
+  await c.send(need('URGENT'));
+  const urgent = c.messages().filter({ hasText: need('URGENT') });
+  await urgent.locator('.urgent-badge').filter({ hasText: 'URGENT' }).waitFor();
+  await urgent.locator('.urgent-status').filter({ hasText: 'Not acknowledged yet' }).waitFor();
+  if ((await urgent.getByRole('button', { name: 'Acknowledge', exact: true }).count()) > 0) {
+    throw new Error('the sender of an urgent message is asked to acknowledge it');
+  }
+  if (await page.getByLabel('Urgent', { exact: true }).isChecked()) {
+    throw new Error('the Urgent switch stayed on after the message went');
+  }
+  await c.axe('urgent');
+  await c.screenshot('urgent');
+  await step('urgent', { thread_id: roleThread });
+  // The colleague acknowledged it from the CLI: shown live, with his name.
+  const acknowledged = `Acknowledged by ${colleague}`;
+  await urgent.locator('.urgent-status').filter({ hasText: acknowledged }).waitFor({ timeout: 60_000 });
+  await page.getByRole('region', { name: 'Urgent messages', exact: true }).locator('.urgent-acks').filter({ hasText: acknowledged }).waitFor();
+
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Threads', exact: true }).click();
   await c.heading('Threads');
   await page.getByRole('link', { name: subject, exact: true }).waitFor();
   await c.axe('threads');
-  return { thread_id: threadId, safety_number: number, downloaded, short_thread_id: shortThread };
+  return { thread_id: threadId, safety_number: number, downloaded, short_thread_id: shortThread, role_thread_id: roleThread };
 }
 
 async function reload(c) {

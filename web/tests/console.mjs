@@ -1,7 +1,7 @@
 // Drives the console in Debian's Chromium (headless) the way a person
 // would: by roles, labels and button names. One phase per run:
 //
-//   node web/tests/console.mjs enroll-admin|review|retention|auditor-retention|deactivate|verify
+//   node web/tests/console.mjs enroll-admin|review|retention|auditor-retention|roles|auditor-roles|deactivate|verify
 //
 // Inputs come from the environment (APP_URL, PROFILE_DIR, CHROMIUM and
 // each phase's own; `enroll-admin` compares the audit key it pins with
@@ -215,9 +215,11 @@ async function review(c) {
   await c.axe('policy');
   await c.screenshot('policy');
 
+  // Roles & escalation before anything is set up (the `roles` phase
+  // takes its screenshot).
   await c.goTo('Roles & escalation');
-  await c.axe('roles');
-  await c.screenshot('roles');
+  await page.getByText('No role has been created.', { exact: true }).waitFor();
+  await c.axe('roles-empty');
 
   return {
     audit_rows: auditRows,
@@ -340,6 +342,181 @@ async function auditorRetention(c) {
   return { controls };
 }
 
+/** A date-time input's value for the instant `ms` in `zone`: "2025-03-04T08:00". */
+function wallClock(ms, zone) {
+  const parts = {};
+  const format = new Intl.DateTimeFormat('en-US', {
+    timeZone: zone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+  });
+  for (const part of format.formatToParts(new Date(ms))) {
+    parts[part.type] = part.value;
+  }
+  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
+}
+
+/** Picks `name` in the person picker labelled `label` within `scope`. */
+async function pickPerson(scope, label, name) {
+  await scope.getByLabel(label, { exact: true }).fill(name);
+  await scope
+    .getByRole('list', { name: 'Matching people' })
+    .getByRole('button', { name: new RegExp(`^${escapeRegExp(name)}`) })
+    .click();
+}
+
+/**
+ * Roles & escalation, as the administrator: creates ROLE_NAME in
+ * ROLE_DEPARTMENT (a second time, which the server refuses), assigns the
+ * clinician a shift covering now, planned in SHIFT_ZONE's wall-clock time
+ * (from an hour ago, for eight hours), and one tomorrow that is then
+ * cancelled; sets the department's escalation policy (re-alert after
+ * 60 s, escalate after 300 s, after the page refused 30 s) with the role
+ * as backup; then adds READER_NAME, an auditor, and issues their code.
+ */
+async function roles(c) {
+  const page = c.page;
+  const clinician = need('CLINICIAN_NAME');
+  const roleName = need('ROLE_NAME');
+  const department = need('ROLE_DEPARTMENT');
+  const zone = need('SHIFT_ZONE');
+  need('SCREENSHOT_DIR');
+  await c.signIn();
+  await c.goTo('Roles & escalation');
+  await c.settled();
+
+  const create = page.getByRole('region', { name: 'Create a role', exact: true });
+  await create.getByLabel('Name', { exact: true }).fill(roleName);
+  await create.getByLabel('Department', { exact: true }).fill(department);
+  await create.getByRole('button', { name: 'Create role', exact: true }).click();
+  await create.getByRole('status').filter({ hasText: `Created the role ${roleName}.` }).waitFor();
+  const card = page
+    .getByRole('region', { name: 'Roles', exact: true })
+    .getByRole('article', { name: roleName, exact: true });
+  await card.getByText('No one holds this role now.', { exact: true }).waitFor();
+  // The same name again: the server refuses it.
+  await create.getByLabel('Name', { exact: true }).fill(roleName);
+  await create.getByLabel('Department', { exact: true }).fill(department);
+  const refused = create.getByRole('alert');
+  await c.refusedOnPurpose(409, async () => {
+    await create.getByRole('button', { name: 'Create role', exact: true }).click();
+    await refused.waitFor();
+  });
+  const duplicateRole = (await refused.innerText()).trim();
+
+  // A shift covering now, and one tomorrow, as SHIFT_ZONE's clocks read.
+  const minute = 60_000;
+  const hour = 60 * minute;
+  const startsAt = Math.floor(Date.now() / minute) * minute - hour;
+  const endsAt = startsAt + 8 * hour;
+  const assign = page.getByRole('region', { name: 'Assign a shift', exact: true });
+  const assignShift = async (from, until) => {
+    await assign.getByLabel('Role', { exact: true }).selectOption({ label: roleName });
+    await pickPerson(assign, 'Person', clinician);
+    await assign.getByLabel('Time zone', { exact: true }).selectOption(zone);
+    await assign.getByLabel('Starts', { exact: true }).fill(wallClock(from, zone));
+    await assign.getByLabel('Ends', { exact: true }).fill(wallClock(until, zone));
+    await assign.getByRole('button', { name: 'Assign shift', exact: true }).click();
+  };
+  const rows = card.getByRole('row').filter({ hasText: clinician });
+  const current = rows.filter({ hasText: 'Holds the role' });
+  const coming = rows.filter({ hasText: 'Coming' });
+  await assignShift(startsAt, endsAt);
+  await assign.getByRole('status').filter({ hasText: `Assigned ${clinician} to ${roleName}: ` }).waitFor();
+  await current.waitFor();
+  await assignShift(startsAt + 24 * hour, endsAt + 24 * hour);
+  await coming.waitFor();
+  for (const row of [current, coming]) {
+    await row.getByRole('cell', { name: zone, exact: true }).waitFor();
+  }
+
+  await coming
+    .getByRole('button', { name: new RegExp(`^Cancel the shift of ${escapeRegExp(clinician)} from `) })
+    .click();
+  const cancel = page.getByRole('dialog', { name: 'Cancel this shift?', exact: true });
+  await cancel.getByRole('button', { name: 'Cancel shift', exact: true }).click();
+  await page
+    .getByRole('region', { name: 'Roles', exact: true })
+    .getByRole('status')
+    .filter({ hasText: `Cancelled ${clinician}’s shift as ${roleName}.` })
+    .waitFor();
+  await coming.waitFor({ state: 'detached' });
+  await current.waitFor();
+  if ((await card.getByText('No one holds this role now.', { exact: true }).count()) !== 0) {
+    throw new Error('the role has a shift covering now, yet the page says no one holds it');
+  }
+
+  // The department's policy: the page refuses an escalation before the
+  // re-alert, then the role is the backup.
+  const policy = page.getByRole('region', { name: 'Set an escalation policy', exact: true });
+  await policy.getByLabel('Department', { exact: true }).fill(department);
+  await policy.getByLabel('Re-alert after (seconds)', { exact: true }).fill('60');
+  await policy.getByLabel('Escalate after (seconds)', { exact: true }).fill('30');
+  await policy.getByLabel('Whoever holds a role', { exact: true }).check();
+  await policy.getByLabel('Backup role', { exact: true }).selectOption({ label: roleName });
+  await policy.getByRole('button', { name: 'Save escalation policy', exact: true }).click();
+  await policy.getByRole('alert').filter({ hasText: 'more than the re-alert time' }).waitFor();
+  await policy.getByLabel('Escalate after (seconds)', { exact: true }).fill('300');
+  await policy.getByRole('button', { name: 'Save escalation policy', exact: true }).click();
+  await policy.getByRole('status').filter({ hasText: `Saved the escalation policy for ${department}.` }).waitFor();
+  const policyRow = page
+    .getByRole('region', { name: 'Escalation policies', exact: true })
+    .getByRole('row')
+    .filter({ has: page.getByRole('rowheader', { name: department, exact: true }) });
+  await policyRow.getByRole('cell', { name: '1 min', exact: true }).waitFor();
+  await policyRow.getByRole('cell', { name: '5 min', exact: true }).waitFor();
+  await policyRow.getByText(roleName, { exact: true }).waitFor();
+
+  // Afresh, as anyone opening the page sees it.
+  await c.goTo('Overview');
+  await c.goTo('Roles & escalation');
+  await current.waitFor();
+  await policyRow.getByText(roleName, { exact: true }).waitFor();
+  await c.axe('roles');
+  await c.screenshot('roles');
+
+  const reader = await addPerson(c, need('READER_NAME'), 'Auditor', 'Compliance');
+  return {
+    duplicate_role: duplicateRole,
+    starts_at_ms: startsAt,
+    ends_at_ms: endsAt,
+    reader_code: reader.code,
+  };
+}
+
+/**
+ * Roles & escalation, as the auditor (the browser `auditor-retention`
+ * enrolled): the role, its holder and the policy, and no control.
+ */
+async function auditorRoles(c) {
+  const page = c.page;
+  const clinician = need('CLINICIAN_NAME');
+  const roleName = need('ROLE_NAME');
+  const department = need('ROLE_DEPARTMENT');
+  await c.signIn();
+  await c.goTo('Roles & escalation');
+  await c.settled();
+  const card = page
+    .getByRole('region', { name: 'Roles', exact: true })
+    .getByRole('article', { name: roleName, exact: true });
+  await card.getByRole('row').filter({ hasText: clinician }).filter({ hasText: 'Holds the role' }).waitFor();
+  const policyRow = page
+    .getByRole('region', { name: 'Escalation policies', exact: true })
+    .getByRole('row')
+    .filter({ has: page.getByRole('rowheader', { name: department, exact: true }) });
+  await policyRow.getByText(roleName, { exact: true }).waitFor();
+  const controls = await page.getByRole('main').locator('button, input, select, textarea').count();
+  if (controls !== 0) {
+    throw new Error(`an auditor is shown ${controls} control(s) on Roles & escalation`);
+  }
+  await c.axe('roles-auditor');
+  return { controls };
+}
+
 async function deactivate(c) {
   const page = c.page;
   const clinician = need('CLINICIAN_NAME');
@@ -367,6 +544,8 @@ const PHASES = {
   review,
   retention,
   'auditor-retention': auditorRetention,
+  roles,
+  'auditor-roles': auditorRoles,
   deactivate,
   verify,
 };

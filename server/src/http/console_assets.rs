@@ -4,14 +4,14 @@
 /// Each file: its path under `/admin/`, its content type, its bytes.
 pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
     (
-        "assets/ClinicianApp-DKLzQNeC.js",
+        "assets/ClinicianApp-DZHAV4Cn.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/ClinicianApp-DKLzQNeC.js"),
+        include_bytes!("../../console/assets/ClinicianApp-DZHAV4Cn.js"),
     ),
     (
-        "assets/__vite-browser-external-CqA7AE01.js",
+        "assets/__vite-browser-external-fm6ZvLkJ.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/__vite-browser-external-CqA7AE01.js"),
+        include_bytes!("../../console/assets/__vite-browser-external-fm6ZvLkJ.js"),
     ),
     (
         "assets/chacha-Cdi3lqr1.js",
@@ -49,14 +49,14 @@ pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../console/assets/hybridkem-x-wing_ts-mls-CTAkhz2k.js"),
     ),
     (
-        "assets/index-Cxb8_fLy.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../console/assets/index-Cxb8_fLy.css"),
+        "assets/index-0xKQtrMy.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/index-0xKQtrMy.js"),
     ),
     (
-        "assets/index-DuiJBCYf.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/index-DuiJBCYf.js"),
+        "assets/index-BQ9Wqd-J.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../console/assets/index-BQ9Wqd-J.css"),
     ),
     (
         "assets/ml-dsa-sVw-3juW.js",

@@ -10,13 +10,18 @@
 //! accept), turns retention on, places a legal hold on the clinician and
 //! lifts it (each change in the audit log), provisions an auditor who, in
 //! a browser of their own, sees the policy and the holds with no control,
-//! and deactivates the clinician (whose CLI session ends at once); then
-//! one row of the log is changed in the database and the browser names
-//! that entry, as the CLI does.
+//! creates an on-call role, gives the clinician a shift of it planned in
+//! another time zone, and makes the role the backup of the department's
+//! escalation policy (all three read back through the API, and seen by
+//! the auditor with no control), and deactivates the clinician (whose CLI
+//! session ends at once); then one row of the log is changed in the
+//! database and the browser names that entry, as the CLI does.
 
 use std::path::Path;
 
 use curbside_cli::cli::CliError;
+use curbside_proto::clinical::{Backup, EscalationPolicies, EscalationPolicy, RoleList};
+use curbside_proto::routes::{ADMIN_ESCALATION, ADMIN_ROLES};
 use curbside_server::config::TlsSource;
 use curbside_tests::{Backend, TestEnv, TestServer, backend_tests};
 
@@ -190,6 +195,112 @@ async fn the_console_runs_an_administrators_day_in_chromium(backend: Backend) {
             "{action}"
         );
     }
+
+    // An on-call role, a shift of the clinician's covering now (planned in
+    // Tokyo's wall-clock time; one more, tomorrow, is cancelled) and the
+    // department's escalation policy with the role as its backup, set up
+    // in the console; then the administrator adds another auditor.
+    let rostered = browser
+        .phase(
+            "roles",
+            &[
+                ("CLINICIAN_NAME", "Dr. Cleo Clinician"),
+                ("ROLE_NAME", "Cardiology on-call"),
+                ("ROLE_DEPARTMENT", "Cardiology"),
+                ("SHIFT_ZONE", "Asia/Tokyo"),
+                ("READER_NAME", "Mr. Rory Reader"),
+                ("SCREENSHOT_DIR", screenshots.to_str().unwrap()),
+            ],
+        )
+        .await;
+    assert!(
+        !rostered["duplicate_role"].as_str().unwrap().is_empty(),
+        "{rostered}"
+    );
+    assert!(screenshots.join("roles.png").exists());
+
+    // Read back through the API, as that auditor: the role, the one shift
+    // left (at the instants the page was given as Tokyo's clock times),
+    // its holder, and the policy.
+    let mut reader =
+        crate::people::enroll(&server, rostered["reader_code"].as_str().unwrap(), None).await;
+    reader.login().await;
+    let http = server.http();
+    let roles: RoleList = http
+        .get(format!("{}{ADMIN_ROLES}", server.url))
+        .bearer_auth(reader.token())
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(roles.roles.len(), 1, "{roles:?}");
+    let role = &roles.roles[0];
+    assert_eq!(role.name, "Cardiology on-call", "{role:?}");
+    assert_eq!(role.department, "Cardiology", "{role:?}");
+    assert_eq!(role.shifts.len(), 1, "{role:?}");
+    let shift = &role.shifts[0];
+    assert_eq!(shift.user_id, clinician_id, "{shift:?}");
+    assert_eq!(shift.display_name, "Dr. Cleo Clinician", "{shift:?}");
+    assert_eq!(shift.timezone, "Asia/Tokyo", "{shift:?}");
+    assert_eq!(
+        Some(shift.starts_at_ms),
+        rostered["starts_at_ms"].as_i64(),
+        "{rostered}"
+    );
+    assert_eq!(
+        Some(shift.ends_at_ms),
+        rostered["ends_at_ms"].as_i64(),
+        "{rostered}"
+    );
+    assert!(
+        shift.starts_at_ms <= roles.now_ms && roles.now_ms < shift.ends_at_ms,
+        "{roles:?}"
+    );
+    assert_eq!(role.holder.as_ref(), Some(shift), "{role:?}");
+    let policies: EscalationPolicies = http
+        .get(format!("{}{ADMIN_ESCALATION}", server.url))
+        .bearer_auth(reader.token())
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cardiology = policies
+        .policies
+        .iter()
+        .find(|policy| policy.department == "Cardiology");
+    assert_eq!(
+        cardiology,
+        Some(&EscalationPolicy {
+            department: "Cardiology".to_owned(),
+            realert_after_s: 60,
+            escalate_after_s: 300,
+            backup: Backup::Role {
+                role_id: role.role_id.clone(),
+            },
+        }),
+        "{policies:?}"
+    );
+
+    // The first auditor, in their browser, sees them and may change none.
+    let audited = auditor_browser
+        .phase(
+            "auditor-roles",
+            &[
+                ("CLINICIAN_NAME", "Dr. Cleo Clinician"),
+                ("ROLE_NAME", "Cardiology on-call"),
+                ("ROLE_DEPARTMENT", "Cardiology"),
+            ],
+        )
+        .await;
+    assert_eq!(audited["controls"], 0, "{audited}");
 
     // Deactivating in the console ends the CLI's session at once.
     browser

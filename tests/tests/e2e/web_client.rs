@@ -20,10 +20,16 @@
 //! he sends from the CLI (several STREAM chunks) is the same bytes when
 //! her browser downloads it. In a thread of its own she sets messages to
 //! disappear after 30 seconds, and an older one goes from her page; Ben
-//! turns that off from the CLI and her page shows it live.
+//! turns that off from the CLI and her page shows it live. She starts a
+//! thread with an on-call role (an administrator made it through the API,
+//! with Ben on shift now): a role nobody holds is refused in words, the
+//! one he holds brings him in, and he reads it on the CLI. Her urgent
+//! message there is marked so in the browser; he acknowledges it from the
+//! CLI, and her page shows his acknowledgement live.
 
 use std::path::Path;
 
+use curbside_proto::clinical::{NewRole, NewShift};
 use curbside_proto::identity::{NewUser, Role};
 use curbside_tests::{Backend, ServerProcess, TestEnv, backend_tests};
 
@@ -117,6 +123,42 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     ben.ok(&["threads"]).await;
     cal.ok(&["threads"]).await;
 
+    // An on-call role Ben holds from a minute ago for an hour, and one
+    // nobody holds.
+    let role_name = "Cardiology on-call";
+    let empty_role = "Night registrar";
+    let role = admin
+        .client
+        .create_role(&NewRole {
+            name: role_name.to_owned(),
+            department: "Cardiology".to_owned(),
+        })
+        .await
+        .unwrap();
+    let now = curbside_cli::clock::now_ms();
+    let shift = admin
+        .client
+        .assign_shift(
+            &role.role_id,
+            &NewShift {
+                user_id: ben.user_id.clone(),
+                starts_at_ms: now - 60_000,
+                ends_at_ms: now + 3_600_000,
+                timezone: "UTC".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(shift.user_id, ben.user_id);
+    admin
+        .client
+        .create_role(&NewRole {
+            name: empty_role.to_owned(),
+            department: "Cardiology".to_owned(),
+        })
+        .await
+        .unwrap();
+
     let unique = format!("{:x}{:x}", std::process::id(), rand_u64());
     let marker = format!("MARKER-web-{unique}");
     let reply = format!("REPLY-cli-{unique}");
@@ -125,6 +167,7 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     let with_picture = format!("WITH-picture-{unique}");
     let ben_file_text = format!("BEN-file-{unique}");
     let ephemeral = format!("EPHEMERAL-{unique}");
+    let urgent = format!("URGENT-web-{unique}");
     // More than two chunks of the STREAM encryption (65,536 bytes each).
     let ben_file_name = "potassium-trend.bin";
     let ben_file_bytes: Vec<u8> = (0..150_000u32).map(|i| (i % 253) as u8).collect();
@@ -132,6 +175,7 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     std::fs::write(&ben_file, &ben_file_bytes).unwrap();
     let ben_file_sha256 = sha256_hex(&ben_file_bytes);
     let subject = "Bed 4, chest pain";
+    let role_subject = "Bed 7, on-call review";
     let screenshots = match std::env::var("CURBSIDE_UPDATE_SCREENSHOTS") {
         Ok(_) if backend == Backend::Sqlite => {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/client")
@@ -155,6 +199,10 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
         ("BEN_FILE_SHA256", ben_file_sha256.as_str()),
         ("SHORT_SUBJECT", "Bed 12, short stay"),
         ("EPHEMERAL", ephemeral.as_str()),
+        ("ROLE_SUBJECT", role_subject),
+        ("ROLE_NAME", role_name),
+        ("EMPTY_ROLE", empty_role),
+        ("URGENT", urgent.as_str()),
         ("OUT_DIR", files.path().to_str().unwrap()),
         ("SCREENSHOT_DIR", screenshots.to_str().unwrap()),
     ];
@@ -259,7 +307,21 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     ben.ok(&["read", &short]).await;
     ben.ok(&["lifespan", &short, "off"]).await;
     talk.next().await;
+
+    // The thread she started with the role Ben holds: he is in it and
+    // reads her urgent message, and acknowledges it from the CLI; her page
+    // shows it.
+    let sent_urgent = talk.reached("urgent").await;
+    let role_thread = sent_urgent["thread_id"].as_str().unwrap().to_owned();
+    let read = ben.ok(&["read", &role_thread]).await;
+    assert!(
+        read.contains(role_subject) && read.contains(&urgent),
+        "{read}"
+    );
+    ben.ok(&["ack", &role_thread]).await;
+    talk.next().await;
     let talked = talk.finished().await;
+    assert_eq!(talked["role_thread_id"], role_thread.as_str(), "{talked}");
     assert_eq!(talked["downloaded"]["sha256"], ben_file_sha256, "{talked}");
     assert_eq!(talked["downloaded"]["name"], ben_file_name, "{talked}");
     // The browser is closed: what it keeps on disk holds no message in
@@ -276,6 +338,10 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
     );
     assert_eq!(
         occurrences_under(browser.profile.path(), with_picture.as_bytes()),
+        0
+    );
+    assert_eq!(
+        occurrences_under(browser.profile.path(), urgent.as_bytes()),
         0
     );
 
@@ -357,6 +423,7 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
         "threads",
         "unlock",
         "lifespan",
+        "urgent",
     ] {
         assert!(screenshots.join(format!("{page}.png")).exists(), "{page}");
     }

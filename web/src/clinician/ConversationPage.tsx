@@ -1,6 +1,7 @@
 // One thread: its messages oldest first (with their files), what became
-// of the user's own (sent, delivered, read by whom), a form to write and
-// attach files, its members, and how long its messages live. Text is
+// of the user's own (sent, delivered, read by whom), which are urgent and
+// who acknowledged them, a form to write (urgent or not) and attach files,
+// its members, and how long its messages live. Text is
 // shown as text, never as HTML: whatever a message holds, it cannot
 // become markup in this page.
 
@@ -17,6 +18,7 @@ import { LifespanPanel } from './LifespanPanel';
 import { MembersPanel } from './MembersPanel';
 import type { MessageView, Messenger, ReceiptsView, ThreadView } from './model';
 import { THREADS_HREF } from './route';
+import { UrgentBadge, UrgentPanel, UrgentStatusLine } from './Urgent';
 
 export function ConversationPage({ messenger, threadId }: { messenger: Messenger; threadId: string }) {
   const thread = messenger.thread(threadId);
@@ -78,6 +80,7 @@ function Conversation({ messenger, thread }: { messenger: Messenger; thread: Thr
         </section>
         {inThread && (
           <div class="conversation-side">
+            <UrgentPanel messenger={messenger} messages={messages} />
             <MembersPanel messenger={messenger} threadId={threadId} />
             <LifespanPanel messenger={messenger} thread={thread} />
           </div>
@@ -218,20 +221,46 @@ function MessageItem({
   receipts: ReceiptsView | null;
   onRecall: ((message: MessageView) => void) | null;
 }) {
-  const common = { 'data-seq': message.seq, 'data-kind': message.kind };
+  const common = { 'data-seq': message.seq, 'data-kind': message.kind, 'data-urgent': message.urgent === null ? undefined : 'true' };
+  const classes = ['message', ...(message.mine ? ['mine'] : []), ...(message.urgent === null ? [] : ['urgent'])].join(' ');
+  const meta = (
+    <p class="message-meta">
+      {message.urgent !== null && (
+        <>
+          <UrgentBadge />{' '}
+        </>
+      )}
+      <span class="person-name">{message.senderName}</span> <ShortTime ms={message.atMs} />
+    </p>
+  );
   switch (message.kind) {
+    case 'forward':
+      return (
+        <li {...common} class={classes}>
+          {meta}
+          {message.forward !== null && (
+            <p>
+              Urgent message from <span class="person-name">{message.forward.senderName}</span> at{' '}
+              <ShortTime ms={message.forward.sentAtMs} />, passed on:
+            </p>
+          )}
+          <p class="message-text" id={`message-${message.seq}`}>
+            {message.text}
+          </p>
+          <UrgentStatusLine messenger={messenger} threadId={threadId} message={message} describedBy={`message-${message.seq}`} />
+        </li>
+      );
     case 'text':
       return (
-        <li {...common} class={message.mine ? 'message mine' : 'message'}>
-          <p class="message-meta">
-            <span class="person-name">{message.senderName}</span> <ShortTime ms={message.atMs} />
-          </p>
+        <li {...common} class={classes}>
+          {meta}
           {message.text !== '' && (
             <p class="message-text" id={`message-${message.seq}`}>
               {message.text}
             </p>
           )}
           <AttachmentList messenger={messenger} threadId={threadId} seq={message.seq} attachments={message.attachments} />
+          <UrgentStatusLine messenger={messenger} threadId={threadId} message={message} describedBy={describedBy(message) || undefined} />
           {message.mine && (
             <p class="receipt">
               {receiptText(message.seq, receipts)}
@@ -300,6 +329,7 @@ const MAX_FILES = 20;
 function Compose({ messenger, threadId }: { messenger: Messenger; threadId: string }) {
   const [text, setText] = useState('');
   const [files, setFiles] = useState<File[]>([]);
+  const [urgent, setUrgent] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const input = useRef<HTMLTextAreaElement>(null);
@@ -316,10 +346,12 @@ function Compose({ messenger, threadId }: { messenger: Messenger; threadId: stri
     setBusy(true);
     setError(null);
     try {
-      await messenger.send(threadId, sent, attached);
+      await messenger.send(threadId, sent, attached, urgent);
       // Keep whatever was typed or chosen meanwhile; clear only what went out.
       setText((now) => (now === sent ? '' : now));
       setFiles((now) => now.filter((file) => !attached.includes(file)));
+      // Urgent is for one message at a time, never left on by accident.
+      setUrgent(false);
       input.current?.focus();
     } catch (caught) {
       // The text and files stay, to send again.
@@ -411,13 +443,29 @@ function Compose({ messenger, threadId }: { messenger: Messenger; threadId: stri
           ))}
         </ul>
       )}
+      <label for="compose-urgent" class="compose-urgent">
+        <input
+          id="compose-urgent"
+          type="checkbox"
+          role="switch"
+          aria-describedby="compose-urgent-help"
+          checked={urgent}
+          disabled={busy}
+          onChange={(event) => setUrgent(event.currentTarget.checked)}
+        />
+        Urgent
+      </label>
+      <small id="compose-urgent-help">
+        Its recipients are asked to acknowledge it; if nobody does in time, they are alerted again, then a backup is
+        asked in.
+      </small>
       <ErrorText error={error} />
       {busy && files.length > 0 && (
         <p role="status" class="muted">
           Encrypting and sending {files.length === 1 ? 'the file' : `${files.length} files`}…
         </p>
       )}
-      <button type="submit" disabled={busy} aria-busy={busy}>
+      <button type="submit" disabled={busy} aria-busy={busy} class={urgent ? 'urgent-send' : undefined}>
         Send
       </button>
     </form>

@@ -1,6 +1,7 @@
 // The threads, once open: the header with the connection's state, the
-// navigation, and the screen the route names. Re-rendered on every change
-// the messenger reports (the screens read its views while rendering).
+// navigation, the urgent messages re-alerted, and the screen the route
+// names. Re-rendered on every change the messenger reports (the screens
+// read its views while rendering).
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
@@ -13,6 +14,7 @@ import type { Messenger } from './model';
 import { NewThreadPage } from './NewThreadPage';
 import { type ClinicianRoute, NEW_THREAD_HREF, routeKey, THREADS_HREF, useClinicianRoute } from './route';
 import { ThreadsPage } from './ThreadsPage';
+import { UrgentAlerts } from './Urgent';
 
 /**
  * Window titles. Never a thread's subject: titles are kept in the
@@ -59,6 +61,7 @@ export function MessengerShell({ messenger, actions, footer }: Props) {
       footer={footer}
     >
       <ErrorText error={messenger.lastError()} />
+      <UrgentAlerts messenger={messenger} />
       <Screen route={route} messenger={messenger} />
     </Frame>
   );

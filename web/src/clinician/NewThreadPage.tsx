@@ -1,22 +1,39 @@
-// Starting a thread: a subject, the colleagues found in the directory,
-// then "Start thread" (the messenger makes the MLS group and welcomes
-// their devices) and on to the new thread.
+// Starting a thread: a subject, an on-call role (whoever holds it when the
+// thread starts) and the colleagues found in the directory, then "Start
+// thread" (the messenger makes the MLS group and welcomes their devices)
+// and on to the new thread.
 
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 
 import * as api from '../api';
-import { ErrorText } from '../components/Bits';
+import { ErrorText, Loading } from '../components/Bits';
 import { navigate } from '../route';
+import { ShortTime } from './bits';
 import { DirectorySearch } from './DirectorySearch';
-import type { Messenger, Person } from './model';
+import type { Messenger, Person, RoleView } from './model';
 import { threadHref } from './route';
 
 export function NewThreadPage({ messenger }: { messenger: Messenger }) {
   const [subject, setSubject] = useState('');
   const [chosen, setChosen] = useState<Person[]>([]);
+  const [roles, setRoles] = useState<RoleView[] | null>(null);
+  const [rolesError, setRolesError] = useState<string | null>(null);
+  const [roleId, setRoleId] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
+  useEffect(() => {
+    let shown = true;
+    messenger.roles().then(
+      (found) => shown && setRoles(found),
+      (caught: unknown) => shown && setRolesError(`The on-call roles could not be read: ${api.messageOf(caught)}`),
+    );
+    return () => {
+      shown = false;
+    };
+  }, [messenger]);
+
+  const role = roles?.find((listed) => listed.roleId === roleId) ?? null;
   const exclude = new Set([messenger.me.userId, ...chosen.map((person) => person.userId)]);
 
   const start = async () => {
@@ -24,16 +41,18 @@ export function NewThreadPage({ messenger }: { messenger: Messenger }) {
       setError('Give the thread a subject.');
       return;
     }
-    if (chosen.length === 0) {
-      setError('Add at least one colleague.');
+    if (chosen.length === 0 && role === null) {
+      setError('Add at least one colleague, or choose a role.');
       return;
     }
     setBusy(true);
     setError(null);
     try {
+      // The role is resolved by the messenger, to whoever holds it at this moment.
       const threadId = await messenger.createThread(
         chosen.map((person) => person.userId),
         subject.trim(),
+        role === null ? [] : [role.roleId],
       );
       navigate(threadHref(threadId));
     } catch (caught) {
@@ -59,6 +78,36 @@ export function NewThreadPage({ messenger }: { messenger: Messenger }) {
         Members see it; it is encrypted like the messages. Keep patient identifiers to the minimum the policy allows.
       </small>
 
+      <section aria-labelledby="new-thread-role">
+        <h2 id="new-thread-role">Start with a role</h2>
+        <ErrorText error={rolesError} />
+        {roles === null && rolesError === null && <Loading what="the on-call roles" />}
+        {roles !== null && roles.length === 0 && <p class="muted">No on-call roles are set up; your administrator makes them.</p>}
+        {roles !== null && roles.length > 0 && (
+          <>
+            <label for="new-thread-role-choice">Role</label>
+            <select
+              id="new-thread-role-choice"
+              aria-describedby="new-thread-role-help"
+              value={roleId}
+              disabled={busy}
+              onChange={(event) => setRoleId(event.currentTarget.value)}
+            >
+              <option value="">No role</option>
+              {roles.map((listed) => (
+                <option key={listed.roleId} value={listed.roleId}>
+                  {roleOption(listed)}
+                </option>
+              ))}
+            </select>
+            <small id="new-thread-role-help">
+              Whoever holds the role when you start the thread joins it, besides any colleagues you add below.
+            </small>
+            {role !== null && <RoleShifts role={role} />}
+          </>
+        )}
+      </section>
+
       <section aria-labelledby="new-thread-find">
         <h2 id="new-thread-find">Colleagues</h2>
         <DirectorySearch
@@ -72,8 +121,14 @@ export function NewThreadPage({ messenger }: { messenger: Messenger }) {
 
       <section aria-labelledby="new-thread-chosen">
         <h2 id="new-thread-chosen">In this thread</h2>
+        {role !== null && (
+          <p>
+            Whoever holds <span class="person-name">{role.name}</span> when you start it
+            {role.holder === null ? ' (nobody right now)' : ` (now ${role.holder.displayName})`}.
+          </p>
+        )}
         {chosen.length === 0 ? (
-          <p class="muted">No one yet: find colleagues above and add them.</p>
+          role === null && <p class="muted">No one yet: choose a role, or find colleagues above and add them.</p>
         ) : (
           <ul class="people-list">
             {chosen.map((person) => (
@@ -101,5 +156,34 @@ export function NewThreadPage({ messenger }: { messenger: Messenger }) {
         Start thread
       </button>
     </>
+  );
+}
+
+/** A role in the list: its name, department and who holds it now. */
+function roleOption(role: RoleView): string {
+  const department = role.department === '' ? '' : ` (${role.department})`;
+  return `${role.name}${department}: ${role.holder === null ? 'nobody right now' : `${role.holder.displayName} now`}`;
+}
+
+/** Who holds the chosen role now, until when, and whose shift is next. */
+function RoleShifts({ role }: { role: RoleView }) {
+  return (
+    <p class="role-shifts">
+      {role.holder === null ? (
+        <>Nobody holds {role.name} right now.</>
+      ) : (
+        <>
+          Held now by <span class="person-name">{role.holder.displayName}</span>, until <ShortTime ms={role.holder.endsAtMs} />.
+        </>
+      )}{' '}
+      {role.next === null ? (
+        <>No next shift is planned.</>
+      ) : (
+        <>
+          Next: <span class="person-name">{role.next.displayName}</span>, from <ShortTime ms={role.next.startsAtMs} /> to{' '}
+          <ShortTime ms={role.next.endsAtMs} />.
+        </>
+      )}
+    </p>
   );
 }

@@ -29,10 +29,20 @@
 // - Disappearing messages: the thread's lifespan, as the log and the
 //   server's summary say, deletes what is older from the vault and the
 //   views, at every save, on opening and every few seconds.
+// - Urgent messages (clinical.ts): sent with the server's flag, shown with
+//   who acknowledged them (the server's word, live); a re-alert is shown
+//   above every screen. The server cannot change an MLS group, so it asks
+//   member clients to (`GET /v1/membership/pending`): after every catch-up
+//   this device commits, in one commit per thread, the adds of devices
+//   missing from a group (a member's new device, the backup an escalation
+//   reached) and the removals of devices that are no longer members, and
+//   passes an escalated urgent message on to the backup, who could not
+//   decrypt it (MLS gives newcomers no earlier keys).
 
 import * as api from '../api';
 import * as b64 from '../b64';
 import * as attachment from './attachment';
+import { type ForwardContent, type PendingAdd, type PendingMembership, type UrgentEvent, type UrgentStatus, notifyRealert, readForward, roleViews } from './clinical';
 import type { StoredDevice } from '../device';
 import type { Me } from '../state';
 import * as hex from './hex';
@@ -47,10 +57,14 @@ import {
   type Messenger,
   type Person,
   type ReceiptsView,
+  type RoleView,
   type ThreadView,
+  type UrgentAlertView,
+  type UrgentView,
 } from './model';
 import { type Identity, MlsDevice, MlsError, epochOf, groupIdOf, loadPrivatePackage, loadState, members, savePrivatePackage, saveState } from './mls';
 import type { Vault } from './vault';
+import type { ClinicalRoleList } from '../types';
 import type { ClientState } from 'ts-mls';
 
 /** Top up when fewer than this many key packages are left, as the CLI does. */
@@ -66,6 +80,10 @@ const PURGE_EVERY_MS = 5000;
 const MAX_ATTACHMENTS = 20;
 /** The longest file name a message may give, in UTF-8 bytes (the server's limit). */
 const MAX_NAME_BYTES = 255;
+/** How often the server is asked which membership changes this device should commit, besides after each catch-up. */
+const PENDING_EVERY_MS = 10_000;
+/** How long a thread whose pending change failed is left alone before this device tries again. */
+const PENDING_PAUSE_MS = 60_000;
 
 // ---- The API's shapes (curbside_proto::threads and ::identity) ----
 
@@ -96,6 +114,8 @@ interface ThreadEntry {
   lifespan_s?: number | null;
   /** An application message the server's sweep erased (lifespan, retention): its body is empty. */
   purged_at_ms?: number | null;
+  /** An urgent message (absent: not urgent). */
+  urgent?: boolean;
 }
 interface MembershipEnded {
   seq: number;
@@ -127,11 +147,14 @@ interface ThreadDetail {
   summary: ThreadSummary;
   members: { user_id: string; device_id: string; delivered_seq: number }[];
   read: { user_id: string; read_seq: number }[];
+  /** The thread's urgent messages, newest first (absent from servers before them). */
+  urgent?: UrgentStatus[];
 }
 type ServerEvent =
   | { type: 'entry'; thread_id: string; entry: ThreadEntry }
   | { type: 'welcome'; welcome: WelcomeItem }
-  | { type: 'receipt'; thread_id: string; kind: string; user_id: string; device_id: string; seq: number };
+  | { type: 'receipt'; thread_id: string; kind: string; user_id: string; device_id: string; seq: number }
+  | UrgentEvent;
 
 // ---- What the vault keeps ----
 
@@ -167,6 +190,18 @@ interface StoredMessage {
    * messages (absent or null: it stays).
    */
   lifespanS?: number | null;
+  /** An urgent message, as the server flagged its entry (absent: not urgent). */
+  urgent?: true;
+  /** A `forward`: the urgent message it passes on (its text is `text`). */
+  forward?: Forwarded;
+}
+
+/** The urgent message a `forward` passes on, as kept. */
+interface Forwarded {
+  seq: number;
+  senderUserId: string;
+  senderName: string;
+  sentAtMs: number;
 }
 
 interface ThreadRecord {
@@ -208,6 +243,8 @@ interface Sent {
   attachments?: AttachmentRef[];
   /** The thread's lifespan when it was sent (see StoredMessage). */
   lifespanS?: number | null;
+  /** For a `forward`, what it passes on. */
+  forward?: Forwarded;
 }
 
 /** A thread this browser has just made or joined, at `epoch`. */
@@ -234,7 +271,10 @@ function newRecord(threadId: string, epoch: number): ThreadRecord {
  * stands in for them); what happened to the thread (members, lifespans)
  * stays, as the server keeps it.
  */
-const EXPIRING: ReadonlySet<MessageKind> = new Set<MessageKind>(['text', 'subject', 'undecryptable', 'recalled']);
+const EXPIRING: ReadonlySet<MessageKind> = new Set<MessageKind>(['text', 'forward', 'subject', 'undecryptable', 'recalled']);
+
+/** What a user writes (and reads, and is counted unread): text, and an urgent message passed on. */
+const WRITTEN: ReadonlySet<MessageKind> = new Set<MessageKind>(['text', 'forward']);
 
 /**
  * Whether a message has outlived the lifespan it was written under at
@@ -277,7 +317,7 @@ function unpack<T>(bytes: Uint8Array): T {
  * Keys in this order (the CLI's); `attachments` only when there are some,
  * so a message without files is what older clients read.
  */
-type Content = { type: 'text'; text: string; attachments?: AttachmentRef[] } | { type: 'subject'; subject: string };
+type Content = { type: 'text'; text: string; attachments?: AttachmentRef[] } | { type: 'subject'; subject: string } | ForwardContent;
 
 const ATTACHMENT_KEYS = 'id,key,media_type,name,sha256,size';
 
@@ -335,6 +375,10 @@ function readContent(bytes: Uint8Array): Content {
       }
       if (keys === 'subject,type' && record['type'] === 'subject' && typeof record['subject'] === 'string') {
         return { type: 'subject', subject: record['subject'] };
+      }
+      const forward = record['type'] === 'forward' ? readForward(record) : null;
+      if (forward !== null) {
+        return forward;
       }
     }
   } catch {
@@ -402,6 +446,18 @@ class Engine implements Messenger {
   private readonly unread = new Map<string, number>();
   private readonly receiptViews = new Map<string, ReceiptsView>();
   private readonly directory = new Map<string, { entry: DirectoryEntry | null; atMs: number }>();
+  /** Per thread, its urgent messages by sequence number, as the server last said. */
+  private readonly urgentStatus = new Map<string, Map<number, UrgentStatus>>();
+  /** Re-alerted urgent messages, by thread and the sequence number acknowledging them acknowledges. */
+  private readonly realerts = new Map<string, Omit<UrgentAlertView, 'subject'>>();
+  /** A look at the pending membership changes is queued (they come in bursts: one look serves them). */
+  private pendingQueued = false;
+  /**
+   * Threads whose pending change failed, until when they are left alone:
+   * each try claims the newcomers' key packages, which a change the
+   * server keeps refusing would otherwise use up every few seconds.
+   */
+  private readonly pendingPaused = new Map<string, number>();
   private queue: Promise<unknown> = Promise.resolve();
   private connection: ConnectionStatus = 'connecting';
   private error: string | null = null;
@@ -409,6 +465,7 @@ class Engine implements Messenger {
   private retryMs = 1000;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private purgeTimer: ReturnType<typeof setInterval> | null = null;
+  private pendingTimer: ReturnType<typeof setInterval> | null = null;
   private closed = false;
   /** Lets another tab open a messenger (see `openMessenger`). */
   private readonly releaseLock: () => void;
@@ -456,11 +513,53 @@ class Engine implements Messenger {
     const now = Date.now();
     return record.messages
       .filter((message) => !expired(message, now))
-      .map(({ attachments, ...message }) => ({
+      .map(({ attachments, urgent, forward, ...message }) => ({
         ...message,
         attachments: (attachments ?? []).map((file): AttachmentView => ({ id: file.id, name: file.name, mediaType: file.media_type, size: file.size })),
         mine: message.senderUserId === this.me.userId,
+        // A forward always asks for an acknowledgement, of the message it passes on.
+        urgent: urgent === true || forward !== undefined ? this.urgentView(record, message.senderUserId, forward ?? null, message.seq) : null,
+        forward: forward === undefined ? null : { seq: forward.seq, senderName: forward.senderName, sentAtMs: forward.sentAtMs },
       }));
+  }
+
+  /**
+   * An urgent message's acknowledgements (for a forward, the original's).
+   * Its sender (of the forward, or of the original) is not asked to
+   * acknowledge it: the server refuses that.
+   */
+  private urgentView(record: ThreadRecord, senderUserId: string, forward: Forwarded | null, seq: number): UrgentView {
+    const target = forward?.seq ?? seq;
+    const status = this.urgentStatus.get(record.threadId)?.get(target);
+    const acks = (status?.acks ?? []).map((ack) => ({ userId: ack.user_id, displayName: this.knownName(record, ack.user_id), atMs: ack.at_ms }));
+    const sentByMe = [senderUserId, forward?.senderUserId, status?.sender_user].includes(this.me.userId);
+    const escalatedTo = status?.escalated_to ?? null;
+    return {
+      seq: target,
+      stage: status?.stage ?? null,
+      acks,
+      canAcknowledge: record.left === null && !sentByMe && !acks.some((ack) => ack.userId === this.me.userId),
+      escalatedToName: escalatedTo === null ? null : this.knownName(record, escalatedTo),
+    };
+  }
+
+  /** A user's name as this thread knows it, without asking the directory. */
+  private knownName(record: ThreadRecord, userId: string): string {
+    return userId === this.me.userId ? this.me.displayName : (record.names[userId] ?? 'A colleague');
+  }
+
+  alerts(): UrgentAlertView[] {
+    const shown: UrgentAlertView[] = [];
+    for (const [key, alert] of this.realerts) {
+      const record = this.records.get(alert.threadId);
+      const acked = this.urgentStatus.get(alert.threadId)?.get(alert.seq)?.acks.some((ack) => ack.user_id === this.me.userId);
+      if (record === undefined || record.left !== null || acked === true) {
+        this.realerts.delete(key);
+        continue;
+      }
+      shown.push({ ...alert, subject: record.subject });
+    }
+    return shown;
   }
 
   members(threadId: string): MemberView[] {
@@ -518,7 +617,41 @@ class Engine implements Messenger {
         ...seqs,
       })),
     });
+    if (detail.urgent !== undefined) {
+      this.urgentStatus.set(threadId, new Map(detail.urgent.map((status) => [status.seq, status])));
+      for (const status of detail.urgent) {
+        await this.nameUrgent(record, status);
+      }
+    }
     this.changed();
+  }
+
+  /** Learns the names of who acknowledged an urgent message, and of its backup (not always members). */
+  private async nameUrgent(record: ThreadRecord, status: UrgentStatus): Promise<void> {
+    for (const userId of [...status.acks.map((ack) => ack.user_id), ...(status.escalated_to ? [status.escalated_to] : [])]) {
+      await this.nameOf(record, userId);
+    }
+  }
+
+  async roles(): Promise<RoleView[]> {
+    return roleViews(await api.getJson<ClinicalRoleList>('/v1/directory/roles'));
+  }
+
+  async acknowledge(threadId: string, seq: number): Promise<void> {
+    // Not behind the queue: an acknowledgement changes no MLS state, and
+    // should not wait for a catch-up.
+    const record = this.current(threadId);
+    this.checkOpen();
+    const status = await api.sendJson<UrgentStatus>('POST', `/v1/threads/${api.seg(threadId)}/ack`, { seq });
+    this.learnUrgent(record, status);
+    await this.nameUrgent(record, status);
+    this.changed();
+  }
+
+  private learnUrgent(record: ThreadRecord, status: UrgentStatus): void {
+    const statuses = this.urgentStatus.get(record.threadId) ?? new Map<number, UrgentStatus>();
+    statuses.set(status.seq, status);
+    this.urgentStatus.set(record.threadId, statuses);
   }
 
   async searchDirectory(query: string): Promise<Person[]> {
@@ -556,9 +689,27 @@ class Engine implements Messenger {
 
   // ---- Messenger: what the screens do ----
 
-  createThread(userIds: string[], subject: string): Promise<string> {
+  createThread(userIds: string[], subject: string, roleIds: string[] = []): Promise<string> {
     return this.serial(async () => {
-      const colleagues = [...new Set(userIds)].filter((id) => id !== this.me.userId);
+      const wanted = new Set(userIds);
+      if (roleIds.length > 0) {
+        // Whoever holds the role at this moment, not when the page listed it.
+        const list = await api.getJson<ClinicalRoleList>('/v1/directory/roles');
+        for (const roleId of roleIds) {
+          const role = list.roles.find((listed) => listed.role_id === roleId);
+          if (role === undefined) {
+            throw new Error('That role no longer exists: choose another, or colleagues by name.');
+          }
+          if (role.holder === null) {
+            throw new Error(`Nobody holds ${role.name} right now: choose a colleague by name, or another role.`);
+          }
+          if (role.holder.user_id === this.me.userId && wanted.size === 0 && roleIds.length === 1) {
+            throw new Error(`You hold ${role.name} yourself right now: choose a colleague to start a thread with.`);
+          }
+          wanted.add(role.holder.user_id);
+        }
+      }
+      const colleagues = [...wanted].filter((id) => id !== this.me.userId);
       if (colleagues.length === 0) {
         throw new Error('Choose at least one colleague to start a thread with.');
       }
@@ -592,7 +743,7 @@ class Engine implements Messenger {
     });
   }
 
-  async send(threadId: string, text: string, files: File[] = []): Promise<void> {
+  async send(threadId: string, text: string, files: File[] = [], urgent = false): Promise<void> {
     const written = text.trim() === '' ? '' : text;
     if (written === '' && files.length === 0) {
       throw new Error('Type a message or attach a file first.');
@@ -619,6 +770,7 @@ class Engine implements Messenger {
       await this.sendContent(
         record,
         attachments.length === 0 ? { type: 'text', text: written } : { type: 'text', text: written, attachments },
+        urgent,
       );
     });
   }
@@ -731,9 +883,14 @@ class Engine implements Messenger {
     if (this.purgeTimer !== null) {
       clearInterval(this.purgeTimer);
     }
+    if (this.pendingTimer !== null) {
+      clearInterval(this.pendingTimer);
+    }
     this.socket?.close(1000, 'closed');
     this.socket = null;
     this.records.clear();
+    this.urgentStatus.clear();
+    this.realerts.clear();
     this.listeners.clear();
   }
 
@@ -746,6 +903,7 @@ class Engine implements Messenger {
     purge();
     void this.serial(() => this.syncAll()).catch((error: unknown) => this.fail(error));
     this.purgeTimer = setInterval(purge, PURGE_EVERY_MS);
+    this.pendingTimer = setInterval(() => this.schedulePending(), PENDING_EVERY_MS);
     this.connect();
   }
 
@@ -853,19 +1011,88 @@ class Engine implements Messenger {
           } else if (record.left === null && event.entry.seq > record.processedSeq) {
             await this.catchUp(record);
           }
+          this.schedulePending();
           break;
         }
         case 'welcome':
           await this.joinWelcomes();
+          this.schedulePending();
           break;
         case 'receipt':
           if (this.records.has(event.thread_id)) {
             await this.refreshReceipts(event.thread_id);
           }
           break;
+        case 'acknowledged':
+        case 'urgent':
+          await this.onUrgentEvent(event);
+          break;
       }
     };
     void this.serial(work).catch((error: unknown) => this.fail(error));
+  }
+
+  /**
+   * Someone acknowledged an urgent message; or nobody did in time, and the
+   * server alerted its recipients again (shown above every screen, and as
+   * a notification if allowed) or asked a backup in (whom the first member
+   * client to see it adds: this one, at once, if it can).
+   */
+  private async onUrgentEvent(event: UrgentEvent): Promise<void> {
+    const record = this.records.get(event.thread_id);
+    if (record === undefined || record.left !== null) {
+      return;
+    }
+    if (event.seq > record.processedSeq) {
+      await this.catchUp(record);
+    }
+    const statusOf = () => this.urgentStatus.get(event.thread_id)?.get(event.seq);
+    if (statusOf() === undefined) {
+      // Not seen yet: the server's whole word on the thread's urgent messages.
+      await this.refreshReceipts(event.thread_id);
+    }
+    let known = statusOf();
+    if (known === undefined) {
+      // Not listed (yet): what the event says is all there is.
+      const sender = record.messages.find((message) => message.seq === event.seq)?.senderUserId ?? '';
+      known = { seq: event.seq, sender_user: sender, stage: 'sent', acks: [] };
+      this.learnUrgent(record, known);
+    }
+    if (event.type === 'acknowledged') {
+      if (!known.acks.some((ack) => ack.user_id === event.user_id)) {
+        known.acks.push({ user_id: event.user_id, at_ms: event.at_ms });
+      }
+      known.stage = 'acknowledged';
+      await this.nameOf(record, event.user_id);
+    } else if (known.stage !== 'acknowledged') {
+      known.stage = event.stage;
+      if (event.backup_user) {
+        known.escalated_to = event.backup_user;
+        await this.nameOf(record, event.backup_user);
+      }
+    }
+    if (event.type === 'urgent' && event.stage === 'realerted') {
+      this.realert(record, event.seq);
+    }
+    this.changed();
+    if (event.type === 'urgent' && event.stage === 'escalated') {
+      await this.applyPending();
+    }
+  }
+
+  /** Alerts the user again to an urgent message they received and have not acknowledged. */
+  private realert(record: ThreadRecord, seq: number): void {
+    const message = record.messages.find((kept) => kept.seq === seq && WRITTEN.has(kept.kind));
+    if (message === undefined || message.senderUserId === this.me.userId || message.forward?.senderUserId === this.me.userId) {
+      return;
+    }
+    const target = message.forward?.seq ?? seq;
+    if (this.urgentStatus.get(record.threadId)?.get(target)?.acks.some((ack) => ack.user_id === this.me.userId)) {
+      return;
+    }
+    const key = `${record.threadId}/${target}`;
+    this.realerts.set(key, { threadId: record.threadId, seq: target, senderName: message.forward?.senderName ?? message.senderName, atMs: message.forward?.sentAtMs ?? message.atMs });
+    notifyRealert(key);
   }
 
   // ---- Catching up ----
@@ -908,6 +1135,124 @@ class Engine implements Messenger {
     }
     this.error = null;
     this.changed();
+    this.schedulePending();
+  }
+
+  // ---- Membership the server asks for ----
+
+  /** Queues a look at the pending membership changes, unless one is queued already. */
+  private schedulePending(): void {
+    if (this.closed || this.pendingQueued) {
+      return;
+    }
+    this.pendingQueued = true;
+    void this.serial(async () => {
+      this.pendingQueued = false;
+      await this.applyPending();
+    }).catch((error: unknown) => this.fail(error));
+  }
+
+  /**
+   * Commits what the server asks of this device's threads: in each, one
+   * commit adding the devices missing from the group and removing those
+   * that are no longer members. Another member's client may be first (a
+   * 409): then the list is read again, as that commit changed it.
+   */
+  private async applyPending(): Promise<void> {
+    for (let round = 1; round <= ATTEMPTS; round += 1) {
+      const pending = await api.getJson<PendingMembership>('/v1/membership/pending');
+      let overtaken = false;
+      for (const item of pending.threads) {
+        const record = this.records.get(item.thread_id);
+        if (record === undefined || record.left !== null || (this.pendingPaused.get(item.thread_id) ?? 0) > Date.now()) {
+          // Not joined yet (its welcome comes first), no longer in it, or failing lately.
+          continue;
+        }
+        try {
+          overtaken = !(await this.commitPending(record, item.add, item.remove)) || overtaken;
+          this.pendingPaused.delete(item.thread_id);
+        } catch (error) {
+          // One thread's trouble does not hold up the others'.
+          this.pendingPaused.set(item.thread_id, Date.now() + PENDING_PAUSE_MS);
+          this.fail(error);
+        }
+      }
+      if (!overtaken) {
+        return;
+      }
+    }
+  }
+
+  /**
+   * One thread's pending change, once its log is processed up to date:
+   * false when another member's commit came first.
+   */
+  private async commitPending(record: ThreadRecord, adds: PendingAdd[], removes: string[]): Promise<boolean> {
+    await this.catchUp(record);
+    if (record.left !== null) {
+      return true;
+    }
+    const inGroup = members(this.requireState(record));
+    const held = new Set(inGroup.map((member) => member.deviceId));
+    // What the group already has is not added again; a commit may not remove its own sender.
+    const missing = adds.filter((add) => !held.has(add.device_id) && add.device_id !== this.me.deviceId);
+    const leaving = inGroup.filter((member) => removes.includes(member.deviceId) && member.deviceId !== this.me.deviceId);
+    const byUser = new Map<string, string[]>();
+    for (const add of missing) {
+      const devices = byUser.get(add.user_id) ?? [];
+      if (!devices.includes(add.device_id)) {
+        devices.push(add.device_id);
+      }
+      byUser.set(add.user_id, devices);
+    }
+    const claimed: Claimed[] = [];
+    for (const [userId, devices] of byUser) {
+      // A device with no key package left is added at a later look.
+      claimed.push(...(await this.claim(userId, false, devices)));
+    }
+    if (claimed.length === 0 && leaving.length === 0) {
+      return true;
+    }
+    if (!(await this.commitChange(record, claimed, leaving, false))) {
+      return false;
+    }
+    if (claimed.length === 0) {
+      return true;
+    }
+    if (record.subject !== null) {
+      // Newcomers read nothing from before they joined.
+      await this.sendContent(record, { type: 'subject', subject: record.subject });
+    }
+    // An escalation's backup cannot decrypt the urgent message it was asked in for: it is passed on.
+    const added = new Set(claimed.map((package_) => package_.identity.deviceId));
+    const urgentSeqs = new Set<number | null>(missing.filter((add) => added.has(add.device_id)).flatMap((add) => add.for_urgent_seqs ?? []));
+    for (const seq of urgentSeqs) {
+      const forward = seq === null ? null : this.forwardOf(record, seq);
+      if (forward !== null) {
+        // Not urgent to the server: the original's escalation is the one
+        // its acknowledgement stops; the copy only shows as urgent.
+        await this.sendContent(record, forward);
+      }
+    }
+    return true;
+  }
+
+  /** Urgent message `seq` as this browser decrypted it, to pass on; null if it does not hold it. */
+  private forwardOf(record: ThreadRecord, seq: number): ForwardContent | null {
+    const now = Date.now();
+    for (const message of record.messages) {
+      if (expired(message, now)) {
+        continue;
+      }
+      if (message.kind === 'text' && message.seq === seq) {
+        return { type: 'forward', seq, sender_user: message.senderUserId, sent_at_ms: message.atMs, text: message.text };
+      }
+      // Passed on to this browser before: passed on again, as it came.
+      if (message.kind === 'forward' && message.forward?.seq === seq) {
+        return { type: 'forward', seq, sender_user: message.forward.senderUserId, sent_at_ms: message.forward.sentAtMs, text: message.text };
+      }
+    }
+    return null;
   }
 
   private async topUpKeyPackages(): Promise<void> {
@@ -1097,11 +1442,12 @@ class Engine implements Messenger {
       // their own messages (anyone else's it could only hide, which it can
       // do anyway by not serving it). The text is forgotten here too.
       for (const message of record.messages) {
-        if (message.seq === entry.recalls && message.kind === 'text' && message.senderUserId === entry.sender_user) {
+        if (message.seq === entry.recalls && WRITTEN.has(message.kind) && message.senderUserId === entry.sender_user) {
           message.kind = 'recalled';
           message.text = '';
           // Their keys too: the files cannot be opened from here again.
           delete message.attachments;
+          delete message.forward;
         }
       }
       record.processedSeq = entry.seq;
@@ -1144,7 +1490,15 @@ class Engine implements Messenger {
         // MLS gives the sender no way to read its own message again.
         this.record(record, { ...at, kind: 'undecryptable', text: 'a message this browser sent and did not keep', senderUserId: this.me.userId });
       } else if (!(sent.kind === 'subject' && !this.newSubject(record, sent.text))) {
-        this.record(record, { ...at, kind: sent.kind, text: sent.text, senderUserId: this.me.userId, ...withFiles(sent.attachments) });
+        this.record(record, {
+          ...at,
+          kind: sent.kind,
+          text: sent.text,
+          senderUserId: this.me.userId,
+          ...withFiles(sent.attachments),
+          ...urgentOf(entry),
+          ...(sent.forward === undefined ? {} : { forward: sent.forward }),
+        });
       }
     } else if (entry.sender_device === this.me.deviceId) {
       const pending = record.pending;
@@ -1171,7 +1525,12 @@ class Engine implements Messenger {
             this.record(record, { ...at, kind: 'subject', text: content.subject, senderUserId: entry.sender_user }, name);
           }
         } else {
-          this.record(record, { ...at, kind: 'text', text: content.text, senderUserId: entry.sender_user, ...withFiles(content.attachments) }, name);
+          if (content.type === 'forward') {
+            const forward = await this.forwarded(record, content);
+            this.record(record, { ...at, kind: 'forward', text: content.text, senderUserId: entry.sender_user, ...urgentOf(entry), forward }, name);
+          } else {
+            this.record(record, { ...at, kind: 'text', text: content.text, senderUserId: entry.sender_user, ...withFiles(content.attachments), ...urgentOf(entry) }, name);
+          }
           // Until the next list from the server says otherwise.
           this.unread.set(record.threadId, (this.unread.get(record.threadId) ?? 0) + 1);
         }
@@ -1207,6 +1566,11 @@ class Engine implements Messenger {
     this.setState(record, after);
   }
 
+  /** A forward's original, as kept (its sender's name as this thread knows it). */
+  private async forwarded(record: ThreadRecord, content: ForwardContent): Promise<Forwarded> {
+    return { seq: content.seq, senderUserId: content.sender_user, senderName: await this.nameOf(record, content.sender_user), sentAtMs: content.sent_at_ms };
+  }
+
   private setState(record: ThreadRecord, state: ClientState): void {
     record.state = b64.encode(saveState(state));
     record.epoch = epochOf(state);
@@ -1214,7 +1578,8 @@ class Engine implements Messenger {
 
   // ---- Sending ----
 
-  private async sendContent(record: ThreadRecord, content: Content): Promise<void> {
+  private async sendContent(record: ThreadRecord, content: Content, urgent = false): Promise<void> {
+    const forward = content.type === 'forward' ? await this.forwarded(record, content) : null;
     for (let attempt = 1; ; attempt += 1) {
       const { state, ciphertext } = await this.mls.encrypt(this.requireState(record), pack(content));
       const body = b64.encode(ciphertext);
@@ -1223,7 +1588,9 @@ class Engine implements Messenger {
       const sent: Sent =
         content.type === 'subject'
           ? { kind: 'subject', text: content.subject, atMs: Date.now(), lifespanS }
-          : { kind: 'text', text: content.text, atMs: Date.now(), lifespanS, ...withFiles(content.attachments) };
+          : forward !== null
+            ? { kind: 'forward', text: content.text, atMs: Date.now(), lifespanS, forward }
+            : { kind: 'text', text: content.text, atMs: Date.now(), lifespanS, ...withFiles(content.type === 'text' ? content.attachments : undefined) };
       // Saved before it leaves: a spent key is never used twice, and the
       // text is found again if the answer is lost.
       this.setState(record, state);
@@ -1237,6 +1604,7 @@ class Engine implements Messenger {
           ciphertext: body,
           // The uploads it carries, for the server to delete with it (recall, expiry).
           ...(files.length === 0 ? {} : { attachments: files.map((file) => file.id) }),
+          ...(urgent ? { urgent: true } : {}),
         });
         delete record.sending[hash];
         record.own[String(appended.seq)] = sent;
@@ -1286,7 +1654,12 @@ class Engine implements Messenger {
     };
   }
 
-  private async commitChange(record: ThreadRecord, add: Claimed[], remove: (Identity & { leaf: number })[]): Promise<void> {
+  /**
+   * Commits adding and removing these devices; a 409 (another commit came
+   * first) catches up and tries again, unless `retry` is false: then it
+   * resolves to false, for the caller to see what changed.
+   */
+  private async commitChange(record: ThreadRecord, add: Claimed[], remove: (Identity & { leaf: number })[], retry = true): Promise<boolean> {
     for (let attempt = 1; ; attempt += 1) {
       const state = this.requireState(record);
       const leaves = remove.map((member) => members(state).find((now) => now.deviceId === member.deviceId)?.leaf).filter((leaf): leaf is number => leaf !== undefined);
@@ -1312,12 +1685,16 @@ class Engine implements Messenger {
         // Messages others sent in the old epoch come first; the log then reaches the commit.
         await this.catchUp(record);
         this.changed();
-        return;
+        return true;
       } catch (error) {
         if (error instanceof api.ApiError && error.status !== 0) {
           // The server said no: the commit is dropped.
           record.pending = null;
           await this.saveThread(record);
+          if (error.status === 409 && !retry) {
+            await this.catchUp(record);
+            return false;
+          }
           if (error.status === 409 && attempt < ATTEMPTS) {
             await this.catchUp(record);
             continue;
@@ -1344,16 +1721,23 @@ class Engine implements Messenger {
 
   // ---- The directory ----
 
-  /** Key packages for each device of a user, each checked against the directory. */
-  private async claim(userId: string, required: boolean): Promise<Claimed[]> {
+  /**
+   * Key packages for each device of a user (or only `devices`, when
+   * given), each checked against the directory.
+   */
+  private async claim(userId: string, required: boolean, devices?: string[]): Promise<Claimed[]> {
     const entry = await this.lookUp(userId, true);
     if (entry === null) {
+      if (devices !== undefined) {
+        // Deactivated since the server listed them: no one to add.
+        return [];
+      }
       throw new Error('No active user has that id: mistyped, or the user was deactivated.');
     }
     const answer = await api.sendJson<{ packages: { device_id: string; key_package: string }[]; without_packages: string[] }>(
       'POST',
       '/v1/key-packages/claim',
-      { user_id: userId },
+      devices === undefined ? { user_id: userId } : { user_id: userId, devices },
     );
     const claimed: Claimed[] = [];
     for (const item of answer.packages) {
@@ -1361,6 +1745,7 @@ class Engine implements Messenger {
       const listed = entry.devices.find((device) => device.device_id === item.device_id);
       if (
         listed === undefined ||
+        (devices !== undefined && !devices.includes(item.device_id)) ||
         identity.userId !== userId ||
         identity.deviceId !== item.device_id ||
         !sameBytes(identity.publicKey, b64.decode(listed.public_key))
@@ -1468,7 +1853,7 @@ class Engine implements Messenger {
     const now = Date.now();
     const shown = record.messages.filter((message) => !expired(message, now));
     const last = shown[shown.length - 1];
-    const lastText = [...shown].reverse().find((message) => message.kind === 'text');
+    const lastText = [...shown].reverse().find((message) => WRITTEN.has(message.kind));
     let left: LeftInfo | null = null;
     if (record.left !== null) {
       left = {
@@ -1498,7 +1883,7 @@ class Engine implements Messenger {
   private unreadOf(record: ThreadRecord): number {
     const now = Date.now();
     const here = record.messages.filter(
-      (message) => message.kind === 'text' && message.senderUserId !== this.me.userId && message.seq > record.readSent && !expired(message, now),
+      (message) => WRITTEN.has(message.kind) && message.senderUserId !== this.me.userId && message.seq > record.readSent && !expired(message, now),
     ).length;
     return Math.min(this.unread.get(record.threadId) ?? here, here);
   }
@@ -1582,6 +1967,11 @@ function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
     at += part.length;
   }
   return out;
+}
+
+/** The server's urgent flag of an entry, as an optional field (records of other messages stay as they were). */
+function urgentOf(entry: ThreadEntry): { urgent?: true } {
+  return entry.urgent === true ? { urgent: true } : {};
 }
 
 /** A message's files, as an optional field: none is no field (records stay as they were). */

@@ -41,7 +41,71 @@ export interface ThreadView {
   lifespanS: number | null;
 }
 
-export type MessageKind = 'text' | 'subject' | 'added' | 'removed' | 'lifespan' | 'undecryptable' | 'recalled';
+export type MessageKind = 'text' | 'forward' | 'subject' | 'added' | 'removed' | 'lifespan' | 'undecryptable' | 'recalled';
+
+/** Where an urgent message stands (`curbside_proto::clinical::UrgentStage`). */
+export type UrgentStage = 'sent' | 'realerted' | 'escalated' | 'acknowledged';
+
+/** One user's acknowledgement of an urgent message. */
+export interface AckView {
+  userId: string;
+  displayName: string;
+  atMs: number;
+}
+
+/** An urgent message's acknowledgements, as the server last said. */
+export interface UrgentView {
+  /**
+   * The urgent message acknowledging this one acknowledges: the message
+   * itself, or for one passed on (`forward`), the original.
+   */
+  seq: number;
+  /** Null until the server's word arrived. */
+  stage: UrgentStage | null;
+  /** Who acknowledged it, in order. */
+  acks: AckView[];
+  /** Whether the user may acknowledge it: a recipient (not its sender) who has not yet. */
+  canAcknowledge: boolean;
+  /** The backup its escalation asked in, if any. */
+  escalatedToName: string | null;
+}
+
+/** The urgent message a `forward` passes on to a backup who joined after it. */
+export interface ForwardView {
+  /** The original's entry (what acknowledging it acknowledges). */
+  seq: number;
+  senderName: string;
+  /** When the original was sent (the server's time). */
+  sentAtMs: number;
+}
+
+/** An urgent message nobody acknowledged in time, which the server re-alerted: shown above every screen. */
+export interface UrgentAlertView {
+  threadId: string;
+  subject: string | null;
+  /** The urgent message acknowledging it acknowledges. */
+  seq: number;
+  senderName: string;
+  atMs: number;
+}
+
+/** Someone's shift of a role. */
+export interface ShiftView {
+  userId: string;
+  displayName: string;
+  startsAtMs: number;
+  endsAtMs: number;
+}
+
+/** An on-call role ("Cardiology on-call"), who holds it now and who next. */
+export interface RoleView {
+  roleId: string;
+  name: string;
+  department: string;
+  holder: ShiftView | null;
+  /** The next shift to start, if one is planned. */
+  next: ShiftView | null;
+}
 
 /**
  * A file a message carries, as the screens see it: what the sender said
@@ -62,7 +126,8 @@ export interface MessageView {
   seq: number;
   kind: MessageKind;
   /**
-   * `text`: the message as written (several lines allowed); `subject`:
+   * `text`: the message as written (several lines allowed); `forward`:
+   * an urgent message passed on (`forward` says whose, and when); `subject`:
    * the new subject; `added`/`removed`: a sentence ("Dr. Ana Alvarez added
    * Dr. Cal Chen"), as is `lifespan` ("Dr. Ana Alvarez set messages to
    * disappear after 1 hour"); `undecryptable`: why; `recalled`: nothing
@@ -76,6 +141,10 @@ export interface MessageView {
   senderName: string;
   atMs: number;
   mine: boolean;
+  /** For an urgent message (and every `forward`): its acknowledgements; null otherwise. */
+  urgent: UrgentView | null;
+  /** For a `forward`: the message passed on. */
+  forward: ForwardView | null;
 }
 
 /** A member user of a thread, by the MLS group (checked against the directory). */
@@ -112,14 +181,26 @@ export interface Messenger {
   refreshReceipts(threadId: string): Promise<void>;
   /** Active colleagues whose name or department contains `query`. */
   searchDirectory(query: string): Promise<Person[]>;
-  /** Starts a thread with these users (ids) and subject; resolves to its id. */
-  createThread(userIds: string[], subject: string): Promise<string>;
+  /** The on-call roles, who holds each now and who next. */
+  roles(): Promise<RoleView[]>;
+  /**
+   * Starts a thread with these users (ids), and whoever holds these roles
+   * at this moment (read again from the server here: nobody holding one
+   * is an error that names it), and subject; resolves to its id.
+   */
+  createThread(userIds: string[], subject: string, roleIds?: string[]): Promise<string>;
   /**
    * Sends a message: the text (may be empty when there are files) and
    * the files, each encrypted here and uploaded before the message that
    * carries its key. Files over MAX_FILE_BYTES (attachment.ts) are refused.
+   * An urgent one is to be acknowledged by its recipients; the server
+   * alerts them again, then asks a backup in, when nobody does.
    */
-  send(threadId: string, text: string, files?: File[]): Promise<void>;
+  send(threadId: string, text: string, files?: File[], urgent?: boolean): Promise<void>;
+  /** Acknowledges an urgent message (by its `UrgentView.seq`). */
+  acknowledge(threadId: string, seq: number): Promise<void>;
+  /** Urgent messages re-alerted that the user has not acknowledged, newest last. */
+  alerts(): UrgentAlertView[];
   /**
    * One of a message's files, downloaded, decrypted and checked against
    * the SHA-256 its message names (else it throws, and nothing is

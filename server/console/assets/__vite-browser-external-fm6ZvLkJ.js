@@ -1,0 +1,1 @@
+import{P as e}from"./index-0xKQtrMy.js";var t=e(((e,t)=>{t.exports={}}));export default t();
