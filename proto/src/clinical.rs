@@ -94,7 +94,7 @@ pub struct Shift {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-pub struct Role {
+pub struct OnCallRole {
     /// Its id.
     pub role_id: String,
     /// Its name.
@@ -114,7 +114,7 @@ pub struct Role {
 #[serde(deny_unknown_fields)]
 pub struct RoleList {
     /// By name.
-    pub roles: Vec<Role>,
+    pub roles: Vec<OnCallRole>,
     /// The server's time of the answer, which `holder` is for.
     pub now_ms: i64,
 }

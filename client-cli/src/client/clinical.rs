@@ -3,8 +3,8 @@
 //! the escalation policies.
 
 use curbside_proto::clinical::{
-    AckRequest, EscalationPolicies, EscalationPolicy, NewRole, NewShift, PendingMembership,
-    PushTokenRequest, Role, RoleList, Shift, UrgentStatus,
+    AckRequest, EscalationPolicies, EscalationPolicy, NewRole, NewShift, OnCallRole,
+    PendingMembership, PushTokenRequest, RoleList, Shift, UrgentStatus,
 };
 use curbside_proto::routes;
 use curbside_proto::threads::{ClaimedKeyPackages, KeyPackageClaim};
@@ -65,7 +65,7 @@ impl Client {
     }
 
     /// `POST /v1/admin/roles`.
-    pub async fn create_role(&self, role: &NewRole) -> Result<Role, ClientError> {
+    pub async fn create_role(&self, role: &NewRole) -> Result<OnCallRole, ClientError> {
         self.post(routes::ADMIN_ROLES, role).await
     }
 

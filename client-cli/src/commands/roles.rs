@@ -4,7 +4,7 @@
 
 use clap::Subcommand;
 use curbside_proto::clinical::{
-    ANY_DEPARTMENT, Backup, EscalationPolicy, NewRole, NewShift, Role, RoleList, Shift,
+    ANY_DEPARTMENT, Backup, EscalationPolicy, NewRole, NewShift, OnCallRole, RoleList, Shift,
 };
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, civil};
@@ -137,7 +137,7 @@ fn parse_in_zone(text: &str, zone: &TimeZone) -> Result<i64, CliError> {
 }
 
 /// The role `given` names: its id, or its whole name (any case).
-fn find_role<'a>(roles: &'a RoleList, given: &str) -> Result<&'a Role, CliError> {
+fn find_role<'a>(roles: &'a RoleList, given: &str) -> Result<&'a OnCallRole, CliError> {
     let given = given.trim();
     roles
         .roles

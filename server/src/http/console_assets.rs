@@ -4,14 +4,14 @@
 /// Each file: its path under `/admin/`, its content type, its bytes.
 pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
     (
-        "assets/ClinicianApp-DZHAV4Cn.js",
+        "assets/ClinicianApp-BtOjZvfw.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/ClinicianApp-DZHAV4Cn.js"),
+        include_bytes!("../../console/assets/ClinicianApp-BtOjZvfw.js"),
     ),
     (
-        "assets/__vite-browser-external-fm6ZvLkJ.js",
+        "assets/__vite-browser-external-n7PEWhfW.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/__vite-browser-external-fm6ZvLkJ.js"),
+        include_bytes!("../../console/assets/__vite-browser-external-n7PEWhfW.js"),
     ),
     (
         "assets/chacha-Cdi3lqr1.js",
@@ -49,9 +49,9 @@ pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../console/assets/hybridkem-x-wing_ts-mls-CTAkhz2k.js"),
     ),
     (
-        "assets/index-0xKQtrMy.js",
+        "assets/index-BDjWTHJL.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/index-0xKQtrMy.js"),
+        include_bytes!("../../console/assets/index-BDjWTHJL.js"),
     ),
     (
         "assets/index-BQ9Wqd-J.css",

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use curbside_proto::clinical::{
-    MAX_ROLE_NAME_CHARS, MAX_SHIFT_S, NewRole, NewShift, Role, RoleList, Shift,
+    MAX_ROLE_NAME_CHARS, MAX_SHIFT_S, NewRole, NewShift, OnCallRole, RoleList, Shift,
 };
 use curbside_proto::identity::UserStatus;
 use curbside_proto::routes;
@@ -82,7 +82,7 @@ async fn role_list(state: &AppState) -> Result<RoleList> {
         let holder = clinical::holder_at(pool, &role.role_id, now)
             .await?
             .map(to_shift);
-        out.push(Role {
+        out.push(OnCallRole {
             role_id: role.role_id,
             name: role.name,
             department: role.department,
@@ -140,14 +140,14 @@ fn one_line(text: &str, max: usize, what: &str, hint: &str) -> Result<String> {
     tag = "role",
     request_body = NewRole,
     security(("session" = [])),
-    responses((status = 200, description = "The role, with no shifts yet", body = Role)),
+    responses((status = 200, description = "The role, with no shifts yet", body = OnCallRole)),
 )]
 async fn create(
     State(state): State<AppState>,
     Admin(admin): Admin,
     access: Access,
     extract::Json(request): extract::Json<NewRole>,
-) -> Result<Json<Role>> {
+) -> Result<Json<OnCallRole>> {
     let name = one_line(
         &request.name,
         MAX_ROLE_NAME_CHARS,
@@ -172,7 +172,7 @@ async fn create(
         )));
     }
     access.commit(&state, tx).await?;
-    Ok(Json(Role {
+    Ok(Json(OnCallRole {
         role_id: row.role_id,
         name: row.name,
         department: row.department,

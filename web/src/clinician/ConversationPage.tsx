@@ -455,10 +455,12 @@ function Compose({ messenger, threadId }: { messenger: Messenger; threadId: stri
         />
         Urgent
       </label>
-      <small id="compose-urgent-help">
-        Its recipients are asked to acknowledge it; if nobody does in time, they are alerted again, then a backup is
-        asked in.
-      </small>
+      <p id="compose-urgent-help">
+        <small>
+          Its recipients are asked to acknowledge it; if nobody does in time, they are alerted again, then a backup is
+          asked in.
+        </small>
+      </p>
       <ErrorText error={error} />
       {busy && files.length > 0 && (
         <p role="status" class="muted">

@@ -58,7 +58,7 @@ export function LifespanPanel({ messenger, thread }: { messenger: Messenger; thr
           ))}
         </select>
         <small id="lifespan-help">
-          For everyone in this thread, from the server and from every member’s devices, older messages included.
+          For everyone in this thread, from the server and from every member’s devices: messages sent from now on; earlier ones keep the lifespan they were sent with.
         </small>
         <ErrorText error={error} />
         <button type="submit" class="secondary" disabled={busy || choice === valueOf(current)} aria-busy={busy}>

@@ -1,0 +1,1 @@
+import{P as e}from"./index-BDjWTHJL.js";var t=e(((e,t)=>{t.exports={}}));export default t();
