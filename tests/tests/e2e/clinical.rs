@@ -70,7 +70,7 @@ async fn audited(admin: &Person, action: &str, evidence: &str, within: Duration)
 }
 
 /// The profile's stored contents.
-fn stored(clinician: &Clinician) -> StoreContents {
+pub(crate) fn stored(clinician: &Clinician) -> StoreContents {
     Profile::new(clinician.home.path(), "default")
         .unwrap()
         .load(PASSPHRASE)
@@ -78,7 +78,7 @@ fn stored(clinician: &Clinician) -> StoreContents {
 }
 
 /// Another device of `of`'s user, enrolled through the CLI.
-async fn second_device(admin: &Person, of: &Clinician) -> Clinician {
+pub(crate) async fn second_device(admin: &Person, of: &Clinician) -> Clinician {
     let code = admin
         .client
         .issue_enrollment_code(&of.user_id)
@@ -527,6 +527,39 @@ async fn a_new_device_joins_every_thread_and_a_removed_one_reads_nothing_after(b
     let read = ben.ok(&["read", "Bed 1"]).await;
     assert!(read.contains(&secret), "{read}");
     server.stop().await;
+}
+
+/// Waits (up to 40 s) for a commit of `thread` whose `column` (`added`
+/// or `removed`) names `device`; returns the user who made it.
+pub(crate) async fn commit_naming(
+    env: &TestEnv,
+    thread: &str,
+    column: &str,
+    device: &str,
+) -> String {
+    let started = Instant::now();
+    loop {
+        sqlx::any::install_default_drivers();
+        let mut connection = sqlx::AnyConnection::connect(env.database_url())
+            .await
+            .unwrap();
+        let found: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT sender_user FROM thread_entry WHERE thread_id = '{thread}' \
+             AND kind = 'commit' AND {column} LIKE '%{device}%' ORDER BY seq DESC LIMIT 1"
+        ))
+        .fetch_optional(&mut connection)
+        .await
+        .unwrap();
+        connection.close().await.unwrap();
+        if let Some(sender) = found {
+            return sender;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "no commit {column} {device} in {thread}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The device ids the last commit of `thread` removed.

@@ -25,7 +25,9 @@
 //! with Ben on shift now): a role nobody holds is refused in words, the
 //! one he holds brings him in, and he reads it on the CLI. Her urgent
 //! message there is marked so in the browser; he acknowledges it from the
-//! CLI, and her page shows his acknowledgement live.
+//! CLI, and her page shows his acknowledgement live. A phone Ben enrolls
+//! is added to his threads by her page, with no command of his, and
+//! taken out by it once an administrator removed it.
 
 use std::path::Path;
 
@@ -319,6 +321,24 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
         "{read}"
     );
     ben.ok(&["ack", &role_thread]).await;
+    // Ben enrolls a phone. With no command on any of his profiles since,
+    // Ana's page adds it to the threads he is in (the page looks at what
+    // the server asks every 10 s); once an administrator removed it, her
+    // page takes it out again.
+    let phone = crate::clinical::second_device(&admin, &ben).await;
+    let phone_device = crate::clinical::stored(&phone).device_id.clone();
+    let adder = crate::clinical::commit_naming(&env, &role_thread, "added", &phone_device).await;
+    assert_eq!(adder, ana.user_id, "the browser added Ben's phone");
+    let read = phone.ok(&["read", &role_thread]).await;
+    assert!(read.contains(role_subject), "{read}");
+    admin
+        .client
+        .remove_device(&ben.user_id, &phone_device)
+        .await
+        .unwrap();
+    let remover =
+        crate::clinical::commit_naming(&env, &role_thread, "removed", &phone_device).await;
+    assert_eq!(remover, ana.user_id, "the browser removed Ben's phone");
     talk.next().await;
     let talked = talk.finished().await;
     assert_eq!(talked["role_thread_id"], role_thread.as_str(), "{talked}");
