@@ -4,14 +4,14 @@
 /// Each file: its path under `/admin/`, its content type, its bytes.
 pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
     (
-        "assets/ClinicianApp-BtOjZvfw.js",
+        "assets/ClinicianApp-nfOUzrtt.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/ClinicianApp-BtOjZvfw.js"),
+        include_bytes!("../../console/assets/ClinicianApp-nfOUzrtt.js"),
     ),
     (
-        "assets/__vite-browser-external-n7PEWhfW.js",
+        "assets/__vite-browser-external-Dofk_e7j.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/__vite-browser-external-n7PEWhfW.js"),
+        include_bytes!("../../console/assets/__vite-browser-external-Dofk_e7j.js"),
     ),
     (
         "assets/chacha-Cdi3lqr1.js",
@@ -49,14 +49,14 @@ pub(crate) const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../console/assets/hybridkem-x-wing_ts-mls-CTAkhz2k.js"),
     ),
     (
-        "assets/index-BDjWTHJL.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../console/assets/index-BDjWTHJL.js"),
-    ),
-    (
         "assets/index-BQ9Wqd-J.css",
         "text/css; charset=utf-8",
         include_bytes!("../../console/assets/index-BQ9Wqd-J.css"),
+    ),
+    (
+        "assets/index-C2jpq8JQ.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/assets/index-C2jpq8JQ.js"),
     ),
     (
         "assets/ml-dsa-sVw-3juW.js",

@@ -1194,8 +1194,20 @@ class Engine implements Messenger {
     }
     const inGroup = members(this.requireState(record));
     const held = new Set(inGroup.map((member) => member.deviceId));
+    const usersInGroup = new Set(inGroup.map((member) => member.userId));
     // What the group already has is not added again; a commit may not remove its own sender.
-    const missing = adds.filter((add) => !held.has(add.device_id) && add.device_id !== this.me.deviceId);
+    // As the CLI does, whatever the server lists: a device is added only if its user is in the
+    // group already (a new device of a member), or an escalation asked them in and this browser
+    // holds every urgent message it is to pass on to them.
+    const missing = adds.filter((add) => {
+      if (held.has(add.device_id) || add.device_id === this.me.deviceId) {
+        return false;
+      }
+      const urgent = add.for_urgent_seqs ?? [];
+      return urgent.length === 0
+        ? usersInGroup.has(add.user_id)
+        : urgent.every((seq) => this.forwardOf(record, seq) !== null);
+    });
     const leaving = inGroup.filter((member) => removes.includes(member.deviceId) && member.deviceId !== this.me.deviceId);
     const byUser = new Map<string, string[]>();
     for (const add of missing) {

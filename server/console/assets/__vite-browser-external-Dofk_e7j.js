@@ -1,0 +1,1 @@
+import{P as e}from"./index-C2jpq8JQ.js";var t=e(((e,t)=>{t.exports={}}));export default t();

@@ -1,1 +1,0 @@
-import{P as e}from"./index-BDjWTHJL.js";var t=e(((e,t)=>{t.exports={}}));export default t();
