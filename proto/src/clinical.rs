@@ -119,6 +119,23 @@ pub struct RoleList {
     pub now_ms: i64,
 }
 
+impl RoleList {
+    /// The role `given` names: its id, else its whole name, folded as
+    /// people's names are (`crate::names::fold`: case and accents aside).
+    pub fn find(&self, given: &str) -> Option<&OnCallRole> {
+        let given = given.trim();
+        self.roles
+            .iter()
+            .find(|role| role.role_id == given)
+            .or_else(|| {
+                let folded = crate::names::fold(given);
+                self.roles
+                    .iter()
+                    .find(|role| crate::names::fold(&role.name) == folded)
+            })
+    }
+}
+
 /// Whom an escalation reaches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -344,4 +361,33 @@ pub struct GatewayAnswer {
     /// Rejected push keys.
     #[serde(default)]
     pub rejected: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_role_is_found_by_its_id_or_its_whole_name_whatever_the_case() {
+        let role = |id: &str, name: &str| OnCallRole {
+            role_id: id.to_owned(),
+            name: name.to_owned(),
+            department: "Cardiology".to_owned(),
+            holder: None,
+            shifts: Vec::new(),
+        };
+        let roles = RoleList {
+            roles: vec![
+                role("a1", "Cardiology on-call"),
+                role("b2", "Rapid réponse"),
+            ],
+            now_ms: 0,
+        };
+        let found = |given: &str| roles.find(given).map(|role| role.role_id.as_str());
+        assert_eq!(found("b2"), Some("b2"));
+        assert_eq!(found(" cardiology  ON-CALL "), Some("a1"));
+        assert_eq!(found("Rapid reponse"), Some("b2"));
+        assert_eq!(found("Cardiology"), None);
+        assert_eq!(found(""), None);
+    }
 }

@@ -136,19 +136,11 @@ fn parse_in_zone(text: &str, zone: &TimeZone) -> Result<i64, CliError> {
         .map_err(|_| CliError::ShiftTime(format!("{text:?} does not exist in that time zone")))
 }
 
-/// The role `given` names: its id, or its whole name (any case).
+/// The role `given` names (see [`RoleList::find`]).
 fn find_role<'a>(roles: &'a RoleList, given: &str) -> Result<&'a OnCallRole, CliError> {
-    let given = given.trim();
     roles
-        .roles
-        .iter()
-        .find(|role| role.role_id == given)
-        .or_else(|| {
-            roles.roles.iter().find(|role| {
-                curbside_proto::names::fold(&role.name) == curbside_proto::names::fold(given)
-            })
-        })
-        .ok_or_else(|| CliError::UnknownRole(printable(given)))
+        .find(given)
+        .ok_or_else(|| CliError::UnknownRole(printable(given.trim())))
 }
 
 /// A shift, as a line: who, from when to when in its own zone.

@@ -72,15 +72,9 @@ pub(super) async fn claim_of(
 /// the server says, with a line saying so.
 async fn role_holder(session: &Session, given: &str) -> Result<(String, String), CliError> {
     let roles = session.client.directory_roles().await?;
-    let given = given.trim();
     let role = roles
-        .roles
-        .iter()
-        .find(|role| {
-            role.role_id == given
-                || curbside_proto::names::fold(&role.name) == curbside_proto::names::fold(given)
-        })
-        .ok_or_else(|| CliError::UnknownRole(printable(given)))?;
+        .find(given)
+        .ok_or_else(|| CliError::UnknownRole(printable(given.trim())))?;
     let holder = role
         .holder
         .as_ref()

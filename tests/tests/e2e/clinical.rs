@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use curbside_cli::Client;
 use curbside_cli::store::{Profile, StoreContents};
 use curbside_proto::audit::{AuditEntry, Outcome};
-use curbside_proto::audit_review::SearchQuery;
 use curbside_proto::clinical::{Backup, EscalationPolicy, NewRole, NewShift, PushTokenRequest};
 use curbside_proto::identity::Role;
 use curbside_tests::{Backend, TestEnv, backend_tests};
@@ -23,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::conversation::{Clinician, PASSPHRASE, created};
 use crate::people::{Person, first_admin};
+use crate::retention::audit;
 
 backend_tests!(
     an_unacknowledged_urgent_message_reaches_the_backup,
@@ -31,22 +31,6 @@ backend_tests!(
     a_member_who_leaves_again_is_taken_out_of_the_group_again,
     devices_that_are_not_connected_are_woken_through_the_gateway,
 );
-
-/// The audit entries with `action`, oldest first.
-async fn audit(admin: &Person, action: &str) -> Vec<AuditEntry> {
-    admin
-        .client
-        .audit_search(&SearchQuery {
-            action: Some(action.to_owned()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|recorded| recorded.entry)
-        .collect()
-}
 
 /// Waits (up to `within`) for an audit entry with `action` whose evidence
 /// contains `evidence`; returns it.

@@ -89,7 +89,8 @@ async fn kept(env: &TestEnv, backend: Backend, needles: &[&[u8]], what: &str) {
     );
 }
 
-async fn audit(admin: &Person, action: &str) -> Vec<curbside_proto::audit::AuditEntry> {
+/// The audit entries with `action`, oldest first.
+pub(crate) async fn audit(admin: &Person, action: &str) -> Vec<curbside_proto::audit::AuditEntry> {
     admin
         .client
         .audit_search(&SearchQuery {
