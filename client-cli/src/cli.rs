@@ -26,6 +26,8 @@ pub use crate::commands::thread::ThreadCommand;
 use crate::commands::{admin, audit, directory, policy, thread};
 use crate::conversation;
 pub use crate::error::CliError;
+use crate::error::exit;
+pub use crate::output::{Format, Output};
 use crate::people::describe_user;
 use crate::session::{Given, Options, Session, lock, new_passphrase, profile};
 use crate::show::printable;
@@ -66,6 +68,17 @@ pub struct Cli {
     /// Show and read times in UTC rather than this computer's time zone.
     #[arg(long, env = "CURBSIDE_UTC", global = true)]
     pub utc: bool,
+    /// Print the result as text for people, or as one JSON value for
+    /// programs (times in RFC 3339, UTC).
+    #[arg(
+        long,
+        env = "CURBSIDE_OUTPUT",
+        global = true,
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    pub output: Format,
     /// The profile's passphrase, for programs that embed this command line
     /// (people use `CURBSIDE_PASSPHRASE` or the prompt; there is no flag, so
     /// it never shows in a process listing).
@@ -220,15 +233,26 @@ pub struct EnrollArgs {
     pub display_name: Option<String>,
 }
 
-/// Runs a command and returns what it prints on success.
+/// Runs a command and returns what it prints on success, in the format
+/// `--output` asks for.
 pub async fn run(cli: Cli) -> Result<String, CliError> {
+    let format = cli.output;
     // On the heap: the commands' futures are large (each catches up, reads
     // logs, encrypts), and a caller on a thread with a small stack (a
     // test's, a spawned task's) must not hold one in its own frame.
-    Box::pin(dispatch(cli)).await
+    Ok(Box::pin(dispatch(cli)).await?.render(format))
 }
 
-async fn dispatch(cli: Cli) -> Result<String, CliError> {
+async fn dispatch(cli: Cli) -> Result<Output, CliError> {
+    match &cli.command {
+        Command::Directory(command) => directory::run(&cli.options(), command).await,
+        Command::Admin(command) => admin::run(&cli.options(), command).await,
+        _ => Ok(Output::from(Box::pin(dispatch_text(cli)).await?)),
+    }
+}
+
+/// The commands whose result is a sentence.
+async fn dispatch_text(cli: Cli) -> Result<String, CliError> {
     match &cli.command {
         Command::Health => health(&cli).await,
         Command::WebDigest => web_digest(&cli).await,
@@ -295,8 +319,7 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
                 printable(&whoami.session_id)
             ))
         }
-        Command::Directory(command) => directory::run(&cli.options(), command).await,
-        Command::Admin(command) => admin::run(&cli.options(), command).await,
+        Command::Directory(_) | Command::Admin(_) => Err(CliError::Internal("dispatched twice")),
         Command::Policy(command) => policy::run(&cli.options(), command).await,
         Command::Audit(command) => audit::run_offline(command),
         Command::Threads => conversation::list(&mut Session::open(&cli.options()).await?).await,
@@ -530,16 +553,22 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
     ))
 }
 
-/// Runs a command, prints its output or error, and returns the exit code.
+/// Runs a command, prints its output or error, and returns the exit code
+/// (`crate::error::exit`).
 pub async fn execute(cli: Cli) -> ExitCode {
+    let format = cli.output;
     match run(cli).await {
         Ok(output) => {
             println!("{output}");
-            ExitCode::SUCCESS
+            ExitCode::from(exit::OK)
         }
         Err(error) => {
-            eprintln!("curbside: error: {error}");
-            ExitCode::FAILURE
+            let code = error.exit_code();
+            match format {
+                Format::Text => eprintln!("curbside: error: {error}"),
+                Format::Json => eprintln!("{}", crate::output::error(&error.to_string(), code)),
+            }
+            ExitCode::from(code)
         }
     }
 }

@@ -270,6 +270,21 @@ pub enum CliError {
     /// Neither text nor files to send.
     #[error("nothing to send: give the text, or files with --file")]
     NothingToSend,
+    /// A file or value given on the command line is not usable (the
+    /// message says why and what to give).
+    #[error("{0}")]
+    BadInput(String),
+    /// Some lines of an import file were not used.
+    #[error(
+        "{report}\nsome lines of {file} were not used: correct them and run the import again \
+         (users already made are left as they are)"
+    )]
+    ImportIncomplete {
+        /// The file.
+        file: String,
+        /// What became of each line.
+        report: String,
+    },
     /// `policy accept` with nothing published.
     #[error("your organisation has not published a messaging policy; there is nothing to accept")]
     NoPolicy,
@@ -278,5 +293,88 @@ pub enum CliError {
 impl From<MlsError> for CliError {
     fn from(error: MlsError) -> Self {
         CliError::Mls(error)
+    }
+}
+
+/// The exit status of each kind of failure, for scripts (documented in
+/// docs/cli.md): usage, network or TLS, refused by the server, audit
+/// verification, the server failing; anything else is 1.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Any other failure: the local store, a file, an MLS step.
+    pub const FAILURE: u8 = 1;
+    /// The command line is wrong (clap's own parse errors exit 2 too).
+    pub const USAGE: u8 = 2;
+    /// The server could not be reached, or its certificate was not trusted.
+    pub const NETWORK: u8 = 3;
+    /// The server refused the request (4xx), or the session ended.
+    pub const REFUSED: u8 = 4;
+    /// The audit log did not verify.
+    pub const AUDIT: u8 = 5;
+    /// The server failed or is unavailable (5xx, an answer this client
+    /// does not understand): try again later.
+    pub const SERVER: u8 = 6;
+}
+
+impl CliError {
+    /// The process's exit status for this error ([`exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::NoServer
+            | Self::NoTrust
+            | Self::NoHome
+            | Self::BadDuration(_)
+            | Self::ShiftTime(_)
+            | Self::BadTime { .. }
+            | Self::BadPublicKey
+            | Self::BadLifespan(_)
+            | Self::EmptyMessage
+            | Self::EmptySubject
+            | Self::NothingToSend
+            | Self::NobodyElse
+            | Self::RemoveSelf
+            | Self::UnknownThread(_)
+            | Self::AmbiguousThread { .. }
+            | Self::NoSuchUser { .. }
+            | Self::PartOfName { .. }
+            | Self::TooManyMatches { .. }
+            | Self::AmbiguousUser { .. }
+            | Self::UnknownRole(_)
+            | Self::NoSuchAttachment { .. }
+            | Self::AmbiguousAttachment(_)
+            | Self::OutputExists(_)
+            | Self::BadInput(_) => exit::USAGE,
+            Self::Client(error) | Self::Audit(AuditError::Client(error)) => client_exit(error),
+            Self::Audit(AuditError::Broken(_) | AuditError::Witness(_)) => exit::AUDIT,
+            Self::Audit(AuditError::Filtered) => exit::USAGE,
+            Self::SessionEnded
+            | Self::SignInRefused(_)
+            | Self::PolicyNotAccepted
+            | Self::NotAMember(_)
+            | Self::NotInThread(_)
+            | Self::AlreadyMember(_)
+            | Self::NothingToRecall(_)
+            | Self::NothingToAcknowledge(_)
+            | Self::RoleVacant(_)
+            | Self::NoPolicy
+            | Self::NoKeyPackages(_)
+            | Self::ImportIncomplete { .. } => exit::REFUSED,
+            Self::Disconnected | Self::Busy(_) | Self::RemovalPending(_) => exit::SERVER,
+            Self::WebAppAltered(_) | Self::CredentialMismatch(_) | Self::DigestMismatch => {
+                exit::AUDIT
+            }
+            _ => exit::FAILURE,
+        }
+    }
+}
+
+fn client_exit(error: &ClientError) -> u8 {
+    match error {
+        ClientError::InvalidServerUrl(_) => exit::USAGE,
+        ClientError::Api { status, .. } if status.is_server_error() => exit::SERVER,
+        ClientError::Api { .. } => exit::REFUSED,
+        ClientError::UnexpectedResponse { .. } => exit::SERVER,
+        _ => exit::NETWORK,
     }
 }

@@ -12,6 +12,7 @@ mod commands;
 mod conversation;
 pub mod error;
 pub mod mls;
+pub mod output;
 mod people;
 mod session;
 pub mod show;

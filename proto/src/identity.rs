@@ -82,6 +82,13 @@ pub struct User {
     pub department: String,
     /// A professional licence number, if recorded.
     pub licence_number: Option<String>,
+    /// The name the organisation's identity provider or HR records know
+    /// the user by (SCIM's `userName`), unique whatever its case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// The identity provider's own id for the user (SCIM's `externalId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
     /// Active or deactivated.
     pub status: UserStatus,
     /// When the user was created (Unix ms).
@@ -104,6 +111,13 @@ pub struct NewUser {
     /// A professional licence number.
     #[serde(default)]
     pub licence_number: Option<String>,
+    /// The name to match the user on (SCIM's `userName`, an HR record's
+    /// login), unique whatever its case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// The identity provider's own id for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// `PATCH /v1/admin/users/{user_id}`: the fields to change.
@@ -123,6 +137,12 @@ pub struct UserUpdate {
     /// A new licence number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub licence_number: Option<String>,
+    /// A new user name (unique whatever its case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// A new external id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// A list of users.
@@ -542,6 +562,8 @@ mod tests {
             role: Role::Clinician,
             department: "Cardiology".into(),
             licence_number: None,
+            user_name: Some("ada@example.org".into()),
+            external_id: None,
             status: UserStatus::Active,
             created_at_ms: 1,
             updated_at_ms: 2,
@@ -579,6 +601,8 @@ mod tests {
             role: Role::Auditor,
             department: "y".into(),
             licence_number: Some("L1".into()),
+            user_name: None,
+            external_id: None,
         });
         round_trip(&UserUpdate {
             role: Some(Role::Admin),

@@ -258,6 +258,8 @@ pub async fn clinicians(server: &Server, admin: &Client, n: usize) -> Result<Vec
                 role: Role::Clinician,
                 department: "Benchmark".to_owned(),
                 licence_number: None,
+                user_name: None,
+                external_id: None,
             })
             .await?;
         let code = admin.issue_enrollment_code(&user.user_id).await?;

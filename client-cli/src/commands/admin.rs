@@ -4,12 +4,14 @@
 
 use clap::Subcommand;
 use curbside_proto::identity::{NewUser, Role, UserUpdate};
+use serde_json::json;
 
 use super::audit::{self, AdminAuditCommand};
 use super::retention::{self, AdminHoldCommand, AdminRetentionCommand};
 use super::roles::{self, AdminEscalationCommand, AdminRoleCommand};
-use super::users::admin_user;
+use super::users::{self, admin_user};
 use crate::error::CliError;
+use crate::output::{self, Output};
 use crate::people::describe_user;
 use crate::session::{Options, Session};
 use crate::show::printable;
@@ -73,6 +75,22 @@ pub enum AdminUserCommand {
         /// Licence number.
         #[arg(long)]
         licence: Option<String>,
+        /// The name to match the user on (their login at the organisation's
+        /// identity provider), unique whatever its case.
+        #[arg(long)]
+        user_name: Option<String>,
+        /// The identity provider's or HR system's id for the user.
+        #[arg(long)]
+        external_id: Option<String>,
+    },
+    /// Create users from a CSV file (a header line, then one user per
+    /// line: user_name, display_name, department, and optionally role,
+    /// licence_number, external_id). A user whose user_name exists is
+    /// left as it is, so running it again creates no one twice; each
+    /// line's outcome is printed.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
     },
     /// List and search users.
     List {
@@ -104,6 +122,12 @@ pub enum AdminUserCommand {
         /// New licence number.
         #[arg(long)]
         licence: Option<String>,
+        /// New user name ("" removes it).
+        #[arg(long)]
+        user_name: Option<String>,
+        /// New external id ("" removes it).
+        #[arg(long)]
+        external_id: Option<String>,
     },
     /// Deactivate a user: every session ends at once.
     Deactivate {
@@ -160,56 +184,55 @@ fn parse_role(text: &str) -> Result<Role, String> {
 }
 
 /// Runs a `curbside admin` command.
-pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result<String, CliError> {
+pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result<Output, CliError> {
     let mut session = Session::open(options).await?;
-    match command {
+    Ok(match command {
         AdminCommand::User(AdminUserCommand::Create {
             name,
             role,
             department,
             licence,
+            user_name,
+            external_id,
         }) => {
             let new = NewUser {
                 display_name: name.clone(),
                 role: *role,
                 department: department.clone(),
                 licence_number: licence.clone(),
+                user_name: user_name.clone(),
+                external_id: external_id.clone(),
             };
             let user = session
                 .call(async |client| client.create_user(&new).await)
                 .await?;
-            Ok(format!("Created {}", describe_user(&user)))
+            Output::new(
+                format!("Created {}", describe_user(&user)),
+                output::user(&user),
+            )
         }
         AdminCommand::User(AdminUserCommand::List { query, role }) => {
-            // Every page: the list has no cap.
-            let mut lines: Vec<String> = Vec::new();
-            let mut after: Option<String> = None;
-            loop {
-                let page = session
-                    .call(async |client| {
-                        client
-                            .list_users(query, *role, None, after.as_deref())
-                            .await
-                    })
-                    .await?;
-                lines.extend(page.users.iter().map(describe_user));
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-            Ok(if lines.is_empty() {
+            let users = users::all_users(&mut session, query, *role).await?;
+            let text = if users.is_empty() {
                 "No users match.".to_owned()
             } else {
-                lines.join("\n")
-            })
+                users
+                    .iter()
+                    .map(describe_user)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            Output::new(
+                text,
+                json!({ "users": users.iter().map(output::user).collect::<Vec<_>>() }),
+            )
         }
         AdminCommand::User(AdminUserCommand::Show { user_id }) => {
             let user_id = admin_user(&mut session, user_id).await?;
             let user = session
                 .call(async |client| client.get_user(&user_id).await)
                 .await?;
-            Ok(describe_user(&user))
+            Output::new(describe_user(&user), output::user(&user))
         }
         AdminCommand::User(AdminUserCommand::Update {
             user_id,
@@ -217,6 +240,8 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
             role,
             department,
             licence,
+            user_name,
+            external_id,
         }) => {
             let user_id = admin_user(&mut session, user_id).await?;
             let update = UserUpdate {
@@ -224,11 +249,16 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
                 role: *role,
                 department: department.clone(),
                 licence_number: licence.clone(),
+                user_name: user_name.clone(),
+                external_id: external_id.clone(),
             };
             let user = session
                 .call(async |client| client.update_user(&user_id, &update).await)
                 .await?;
-            Ok(format!("Updated {}", describe_user(&user)))
+            Output::new(
+                format!("Updated {}", describe_user(&user)),
+                output::user(&user),
+            )
         }
         AdminCommand::User(
             AdminUserCommand::Deactivate { user_id } | AdminUserCommand::Reactivate { user_id },
@@ -241,7 +271,7 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
             let user = session
                 .call(async |client| client.set_user_active(&user_id, active).await)
                 .await?;
-            Ok(describe_user(&user))
+            Output::new(describe_user(&user), output::user(&user))
         }
         AdminCommand::User(AdminUserCommand::Code {
             user_id,
@@ -263,37 +293,60 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
                 1 => "\nTheir older code no longer works.".to_owned(),
                 n => format!("\nTheir {n} older codes no longer work."),
             };
-            Ok(format!(
-                "One-time enrollment code for {} (shown only now):\n  {}\nIt expires at {} \
-                 (code id {}).{revoked}\nThey enroll with:\n  {}",
-                printable(&user.display_name),
-                printable(&issued.code),
-                session.times.at(issued.expires_at_ms),
-                printable(&issued.code_id),
-                enroll_command(&session, &issued.code),
-            ))
+            let command = enroll_command(&session, &issued.code);
+            Output::new(
+                format!(
+                    "One-time enrollment code for {} (shown only now):\n  {}\nIt expires at {} \
+                     (code id {}).{revoked}\nThey enroll with:\n  {command}",
+                    printable(&user.display_name),
+                    printable(&issued.code),
+                    session.times.at(issued.expires_at_ms),
+                    printable(&issued.code_id),
+                ),
+                json!({
+                    "user_id": user.user_id,
+                    "code": issued.code,
+                    "code_id": issued.code_id,
+                    "expires_at": output::rfc3339(issued.expires_at_ms),
+                    "revoked": issued.revoked,
+                    "enroll_command": command,
+                }),
+            )
         }
         AdminCommand::User(AdminUserCommand::Codes { user_id }) => {
             let user_id = admin_user(&mut session, user_id).await?;
             let codes = session
                 .call(async |client| client.enrollment_codes(&user_id).await)
                 .await?;
-            if codes.codes.is_empty() {
-                return Ok("No outstanding enrollment codes.".to_owned());
-            }
-            Ok(codes
+            let text = if codes.codes.is_empty() {
+                "No outstanding enrollment codes.".to_owned()
+            } else {
+                codes
+                    .codes
+                    .iter()
+                    .map(|code| {
+                        format!(
+                            "{}  issued {}  expires {}",
+                            printable(&code.code_id),
+                            session.times.at(code.created_at_ms),
+                            session.times.at(code.expires_at_ms)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            let json = codes
                 .codes
                 .iter()
                 .map(|code| {
-                    format!(
-                        "{}  issued {}  expires {}",
-                        printable(&code.code_id),
-                        session.times.at(code.created_at_ms),
-                        session.times.at(code.expires_at_ms)
-                    )
+                    json!({
+                        "code_id": code.code_id,
+                        "issued_at": output::rfc3339(code.created_at_ms),
+                        "expires_at": output::rfc3339(code.expires_at_ms),
+                    })
                 })
-                .collect::<Vec<_>>()
-                .join("\n"))
+                .collect::<Vec<_>>();
+            Output::new(text, json!({ "codes": json }))
         }
         AdminCommand::User(AdminUserCommand::RevokeCode { user_id, code_id }) => {
             let user_id = admin_user(&mut session, user_id).await?;
@@ -304,7 +357,7 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
                         .await
                 })
                 .await?;
-            Ok(format!(
+            Output::from(format!(
                 "Revoked enrollment code {}",
                 printable(code_id.trim())
             ))
@@ -326,20 +379,32 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
                     )
                 })
                 .collect();
-            Ok(if lines.is_empty() {
+            let text = if lines.is_empty() {
                 "No devices.".to_owned()
             } else {
                 lines.join("\n")
-            })
+            };
+            let json = list
+                .devices
+                .iter()
+                .map(|device| {
+                    json!({
+                        "device_id": device.device_id,
+                        "device_name": device.device_name,
+                        "enrolled_at": output::rfc3339(device.created_at_ms),
+                    })
+                })
+                .collect::<Vec<_>>();
+            Output::new(text, json!({ "devices": json }))
         }
         AdminCommand::Device(AdminDeviceCommand::Remove { user_id, device_id }) => {
             let user_id = admin_user(&mut session, user_id).await?;
             session
                 .call(async |client| client.remove_device(&user_id, device_id.trim()).await)
                 .await?;
-            Ok("Device removed; its sessions have ended.".to_owned())
+            Output::from("Device removed; its sessions have ended.".to_owned())
         }
-        AdminCommand::Audit(command) => audit::run(&mut session, command).await,
+        AdminCommand::Audit(command) => audit::run(&mut session, command).await?.into(),
         AdminCommand::Policy(AdminPolicyCommand::Publish { file }) => {
             let text = std::fs::read_to_string(file).map_err(|error| CliError::ReadFile {
                 path: file.display().to_string(),
@@ -348,31 +413,45 @@ pub(crate) async fn run(options: &Options<'_>, command: &AdminCommand) -> Result
             let published = session
                 .call(async |client| client.publish_policy(&text).await)
                 .await?;
-            Ok(format!(
+            Output::from(format!(
                 "Published version {} of the messaging policy. Everyone must accept it \
                  (`curbside policy accept`) before using threads again.",
                 published.version
             ))
         }
-        AdminCommand::Retention(command) => retention::retention(&mut session, command).await,
-        AdminCommand::Hold(command) => retention::hold(&mut session, command).await,
-        AdminCommand::Role(command) => roles::role(&mut session, command).await,
-        AdminCommand::Escalation(command) => roles::escalation(&mut session, command).await,
+        AdminCommand::Retention(command) => {
+            retention::retention(&mut session, command).await?.into()
+        }
+        AdminCommand::Hold(command) => retention::hold(&mut session, command).await?.into(),
+        AdminCommand::Role(command) => roles::role(&mut session, command).await?.into(),
+        AdminCommand::Escalation(command) => roles::escalation(&mut session, command).await?.into(),
         AdminCommand::Policy(AdminPolicyCommand::Pending) => {
             let pending = session
                 .call(async |client| client.policy_pending().await)
                 .await?;
-            let Some(version) = pending.version else {
-                return Ok("No messaging policy has been published.".to_owned());
+            let text = match pending.version {
+                None => "No messaging policy has been published.".to_owned(),
+                Some(version) if pending.users.is_empty() => {
+                    format!("Everyone has accepted version {version}.")
+                }
+                Some(version) => {
+                    let mut lines = vec![format!("Not yet accepted version {version}:")];
+                    lines.extend(pending.users.iter().map(describe_user));
+                    lines.join("\n")
+                }
             };
-            if pending.users.is_empty() {
-                return Ok(format!("Everyone has accepted version {version}."));
-            }
-            let mut lines = vec![format!("Not yet accepted version {version}:")];
-            lines.extend(pending.users.iter().map(describe_user));
-            Ok(lines.join("\n"))
+            Output::new(
+                text,
+                json!({
+                    "version": pending.version,
+                    "users": pending.users.iter().map(output::user).collect::<Vec<_>>(),
+                }),
+            )
         }
-    }
+        AdminCommand::User(AdminUserCommand::Import { file }) => {
+            users::import(&mut session, file).await?
+        }
+    })
 }
 
 /// The command that enrolls a device with `code` on this profile's server,

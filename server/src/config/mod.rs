@@ -113,6 +113,45 @@ pub struct Config {
     pub sweep_every: Duration,
     /// The push gateway, if one is configured.
     pub push_gateway: Option<PushGateway>,
+    /// The identity provider's token for SCIM provisioning; none turns
+    /// `/scim/v2` off.
+    pub scim_token: Option<ServiceToken>,
+    /// Prometheus's token for `/metrics`; none turns it off.
+    pub metrics_token: Option<ServiceToken>,
+}
+
+/// A bearer token a service (the identity provider, Prometheus) presents.
+/// Only its SHA-256 is kept, and `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceToken([u8; 32]);
+
+impl ServiceToken {
+    /// The fewest characters a token may have.
+    pub const MIN_CHARS: usize = 32;
+
+    /// The token `text`, if it is long enough.
+    pub fn new(text: &str) -> Option<Self> {
+        (text.chars().count() >= Self::MIN_CHARS && !text.chars().any(char::is_whitespace))
+            .then(|| Self(digest(text)))
+    }
+
+    /// Whether `given` is this token. Compares digests, so the time taken
+    /// says nothing about the token.
+    pub fn matches(&self, given: &str) -> bool {
+        digest(given) == self.0
+    }
+}
+
+fn digest(text: &str) -> [u8; 32] {
+    let mut out = [0; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref());
+    out
+}
+
+impl std::fmt::Debug for ServiceToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceToken(…)")
+    }
 }
 
 /// Where devices that are not connected are woken (see `crate::push::gateway`).
@@ -152,6 +191,8 @@ impl Config {
             min_free_disk_bytes: crate::disk::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
             sweep_every: DEFAULT_SWEEP_EVERY,
             push_gateway: None,
+            scim_token: None,
+            metrics_token: None,
         }
     }
 }
@@ -317,6 +358,21 @@ fn resolve(given: &mut settings::Given) -> Result<Config, ConfigError> {
     }
     if let Some(value) = given.number("min_free_disk_mib")? {
         config.min_free_disk_bytes = value * 1024 * 1024;
+    }
+    for (key, slot) in [
+        ("scim_token", &mut config.scim_token),
+        ("metrics_token", &mut config.metrics_token),
+    ] {
+        if let Some((text, origin)) = given.text(key) {
+            *slot = Some(ServiceToken::new(&text).ok_or_else(|| {
+                invalid(
+                    key,
+                    &origin,
+                    "give a random token of at least 32 characters without spaces, such as \
+                     the output of `openssl rand -hex 32`",
+                )
+            })?);
+        }
     }
     let ca = given.text("push_gateway_ca");
     match given.text("push_gateway_url") {

@@ -237,6 +237,24 @@ pub(super) const SETTINGS: &[Setting] = &[
         shape: Shape::Text,
     },
     Setting {
+        key: "scim_token",
+        flag: "scim-token",
+        env: "CURBSIDE_SCIM_TOKEN",
+        value_name: "TOKEN",
+        help: "The bearer token the identity provider presents to /scim/v2 (at least 32 \
+               characters); without it, SCIM provisioning is off [default: none]",
+        shape: Shape::Secret,
+    },
+    Setting {
+        key: "metrics_token",
+        flag: "metrics-token",
+        env: "CURBSIDE_METRICS_TOKEN",
+        value_name: "TOKEN",
+        help: "The bearer token Prometheus presents to /metrics (at least 32 characters); \
+               without it, /metrics is off [default: none]",
+        shape: Shape::Secret,
+    },
+    Setting {
         key: "min_free_disk_mib",
         flag: "min-free-disk-mib",
         env: "CURBSIDE_MIN_FREE_DISK_MIB",

@@ -3,7 +3,7 @@
 //! and the directory search by.
 
 use curbside_proto::identity::{Role, User, UserStatus};
-use sqlx::Any;
+use sqlx::{Any, Transaction};
 
 use crate::search::{contains_pattern, user_key};
 
@@ -20,6 +20,10 @@ pub struct UserRow {
     pub department: String,
     /// A professional licence number, if recorded.
     pub licence_number: Option<String>,
+    /// The name to match on (SCIM's `userName`), if given.
+    pub user_name: Option<String>,
+    /// The identity provider's id (SCIM's `externalId`), if given.
+    pub external_id: Option<String>,
     /// `active` or `deactivated`.
     pub status: String,
     /// When the user was created (Unix ms).
@@ -29,8 +33,8 @@ pub struct UserRow {
 }
 
 /// The columns of [`UserRow`], for `SELECT`.
-const COLUMNS: &str =
-    "user_id, display_name, role, department, licence_number, status, created_at_ms, updated_at_ms";
+const COLUMNS: &str = "user_id, display_name, role, department, licence_number, user_name, \
+                       external_id, status, created_at_ms, updated_at_ms";
 
 impl UserRow {
     /// The user as the API gives it; an error if the role or status is not
@@ -44,6 +48,8 @@ impl UserRow {
             role,
             department: self.department,
             licence_number: self.licence_number,
+            user_name: self.user_name,
+            external_id: self.external_id,
             status,
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.updated_at_ms,
@@ -141,14 +147,47 @@ where
         .await
 }
 
+/// What a user is made or changed to: everything but their id, status
+/// and times.
+#[derive(Debug, Clone, Copy)]
+pub struct Profile<'a> {
+    /// The name colleagues see.
+    pub display_name: &'a str,
+    /// What the user may do.
+    pub role: Role,
+    /// The user's department.
+    pub department: &'a str,
+    /// A professional licence number.
+    pub licence_number: Option<&'a str>,
+    /// The name to match on (SCIM's `userName`).
+    pub user_name: Option<&'a str>,
+    /// The identity provider's id (SCIM's `externalId`).
+    pub external_id: Option<&'a str>,
+}
+
+/// The form of a user name that must be unique: names differing only in
+/// case are the same name (RFC 7643 section 4.1.1: `userName` is not
+/// case-exact).
+pub fn user_name_key(user_name: &str) -> String {
+    user_name.to_lowercase()
+}
+
+/// Whether `error` is a unique constraint's refusal (SQLite's
+/// SQLITE_CONSTRAINT_UNIQUE, PostgreSQL's unique_violation).
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(error) => {
+            matches!(error.code().as_deref(), Some("2067" | "1555" | "23505"))
+        }
+        _ => false,
+    }
+}
+
 /// Adds an active user, with their search key.
 pub async fn insert<'c, E>(
     executor: E,
     user_id: &str,
-    display_name: &str,
-    role: Role,
-    department: &str,
-    licence_number: Option<&str>,
+    profile: &Profile<'_>,
     now_ms: i64,
 ) -> Result<(), sqlx::Error>
 where
@@ -156,30 +195,172 @@ where
 {
     sqlx::query(
         "INSERT INTO app_user (user_id, display_name, role, department, licence_number, status, \
-         created_at_ms, updated_at_ms, search_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+         created_at_ms, updated_at_ms, search_key, user_name, user_name_key, external_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)",
     )
     .bind(user_id)
-    .bind(display_name)
-    .bind(role.as_str())
-    .bind(department)
-    .bind(licence_number)
+    .bind(profile.display_name)
+    .bind(profile.role.as_str())
+    .bind(profile.department)
+    .bind(profile.licence_number)
     .bind(UserStatus::Active.as_str())
     .bind(now_ms)
-    .bind(user_key(display_name, department))
+    .bind(user_key(profile.display_name, profile.department))
+    .bind(profile.user_name)
+    .bind(profile.user_name.map(user_name_key))
+    .bind(profile.external_id)
     .execute(executor)
     .await?;
     Ok(())
 }
 
-/// Rewrites a user's name, department, licence number and role (and their
-/// search key).
+/// The user whose user name is `user_name`, whatever its case.
+pub async fn find_by_user_name<'c, E>(
+    executor: E,
+    user_name: &str,
+) -> Result<Option<User>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {COLUMNS} FROM app_user WHERE user_name_key = $1"
+    ))
+    .bind(user_name_key(user_name))
+    .fetch_optional(executor)
+    .await?
+    .map(UserRow::into_user)
+    .transpose()
+}
+
+/// Which users a provisioning query asks for (SCIM's filters that
+/// Curbside answers).
+#[derive(Debug, Clone, Copy)]
+pub enum Match<'a> {
+    /// Every user with a user name.
+    All,
+    /// The user with this user name, whatever its case.
+    UserName(&'a str),
+    /// The user with this external id.
+    ExternalId(&'a str),
+    /// The user with this id (and a user name).
+    Id(&'a str),
+}
+
+impl Match<'_> {
+    /// The condition, on `$1`, and the value to bind to it.
+    fn clause(self) -> (&'static str, String) {
+        match self {
+            Match::All => ("$1 = ''", String::new()),
+            Match::UserName(name) => ("u.user_name_key = $1", user_name_key(name)),
+            Match::ExternalId(id) => ("u.external_id = $1", id.to_owned()),
+            Match::Id(id) => ("u.user_id = $1", id.to_owned()),
+        }
+    }
+}
+
+/// One user as provisioning sees them: the row, and what the identity
+/// provider last sent of them (`scim_user.resource`), if it did.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProvisionedRow {
+    /// The user.
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    /// The SCIM resource as last written, JSON.
+    pub resource: Option<String>,
+}
+
+/// Users with a user name that `matching` selects, newest first, from the
+/// `offset`th (0-based), at most `limit`, each with what SCIM last wrote of
+/// them.
+pub async fn provisioned<'c, E>(
+    executor: E,
+    matching: Match<'_>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<(User, Option<String>)>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    let (clause, value) = matching.clause();
+    let columns = COLUMNS
+        .split(", ")
+        .map(|column| format!("u.{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    sqlx::query_as::<_, ProvisionedRow>(&format!(
+        "SELECT {columns}, s.resource AS resource FROM app_user u \
+         LEFT JOIN scim_user s ON s.user_id = u.user_id \
+         WHERE u.user_name IS NOT NULL AND {clause} \
+         ORDER BY u.created_at_ms DESC, u.user_id DESC LIMIT $2 OFFSET $3"
+    ))
+    .bind(value)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(executor)
+    .await?
+    .into_iter()
+    .map(|row| Ok((row.user.into_user()?, row.resource)))
+    .collect()
+}
+
+/// Records what the identity provider last sent of a user (JSON).
+pub async fn set_resource<'c, E>(
+    executor: E,
+    user_id: &str,
+    resource: &str,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO scim_user (user_id, resource) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO UPDATE SET resource = excluded.resource",
+    )
+    .bind(user_id)
+    .bind(resource)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Ends a user's provisioning (SCIM's delete): forgets their user name,
+/// external id and SCIM resource. The user stays, for the audit log and
+/// the threads' history.
+pub async fn unprovision(tx: &mut Transaction<'_, Any>, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM scim_user WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE app_user SET user_name = NULL, user_name_key = NULL, external_id = NULL \
+         WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// How many users with a user name `matching` selects.
+pub async fn count_provisioned<'c, E>(executor: E, matching: Match<'_>) -> Result<i64, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    let (clause, value) = matching.clause();
+    sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM app_user u WHERE u.user_name IS NOT NULL AND {clause}"
+    ))
+    .bind(value)
+    .fetch_one(executor)
+    .await
+}
+
+/// Rewrites everything of a user's but their id, status and creation
+/// (and their search key).
 pub async fn update<'c, E>(
     executor: E,
     user_id: &str,
-    display_name: &str,
-    department: &str,
-    licence_number: Option<&str>,
-    role: Role,
+    profile: &Profile<'_>,
     now_ms: i64,
 ) -> Result<(), sqlx::Error>
 where
@@ -187,15 +368,19 @@ where
 {
     sqlx::query(
         "UPDATE app_user SET display_name = $1, department = $2, licence_number = $3, role = $4, \
-         updated_at_ms = $5, search_key = $7 WHERE user_id = $6",
+         updated_at_ms = $5, search_key = $7, user_name = $8, user_name_key = $9, \
+         external_id = $10 WHERE user_id = $6",
     )
-    .bind(display_name)
-    .bind(department)
-    .bind(licence_number)
-    .bind(role.as_str())
+    .bind(profile.display_name)
+    .bind(profile.department)
+    .bind(profile.licence_number)
+    .bind(profile.role.as_str())
     .bind(now_ms)
     .bind(user_id)
-    .bind(user_key(display_name, department))
+    .bind(user_key(profile.display_name, profile.department))
+    .bind(profile.user_name)
+    .bind(profile.user_name.map(user_name_key))
+    .bind(profile.external_id)
     .execute(executor)
     .await?;
     Ok(())

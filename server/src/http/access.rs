@@ -60,6 +60,9 @@ struct Record {
     actor_device: Option<String>,
     reason: Option<&'static str>,
     evidence: Option<String>,
+    /// A service authenticated by its own token (the identity provider
+    /// through SCIM) is acting: there is no actor, but the caller is known.
+    service: Option<&'static str>,
     written: bool,
 }
 
@@ -87,6 +90,13 @@ impl Access {
         let mut record = self.lock();
         record.actor_user = Some(user_id.to_owned());
         record.actor_device = Some(device_id.to_owned());
+    }
+
+    /// Says that `service` (authenticated by its configured token) is
+    /// acting: the entry has no actor, and its refusals count against the
+    /// service, not its address.
+    pub fn service(&self, service: &'static str) {
+        self.lock().service = Some(service);
     }
 
     /// Names the resource (when the route's path does not, or the request
@@ -231,6 +241,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
             actor_device: None,
             reason: None,
             evidence: None,
+            service: None,
             written: false,
         })),
         request_id: parts
@@ -291,9 +302,14 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
 /// instead (`http::refusals`); one without a session is answered after a
 /// pause.
 async fn finish(state: &AppState, access: &Access, response: Response) -> Response {
-    let (written, reason, actor) = {
+    let (written, reason, actor, service) = {
         let record = access.lock();
-        (record.written, record.reason, record.actor_user.clone())
+        (
+            record.written,
+            record.reason,
+            record.actor_user.clone(),
+            record.service,
+        )
     };
     if written {
         return response;
@@ -311,10 +327,12 @@ async fn finish(state: &AppState, access: &Access, response: Response) -> Respon
         let reason = reason.unwrap_or(code);
         // Without a valid session: no token, a bad one, or one whose session
         // has ended (a replayed token names its user, but is no session).
-        let unauthenticated = actor.is_none() || status == axum::http::StatusCode::UNAUTHORIZED;
-        let allowance = match &actor {
-            Some(user) => format!("user:{user}"),
-            None => access.address_key.clone().unwrap_or_default(),
+        let unauthenticated = (actor.is_none() && service.is_none())
+            || status == axum::http::StatusCode::UNAUTHORIZED;
+        let allowance = match (&actor, service) {
+            (Some(user), _) => format!("user:{user}"),
+            (None, Some(service)) => format!("service:{service}"),
+            (None, None) => access.address_key.clone().unwrap_or_default(),
         };
         let low_on_space = unauthenticated && state.disk.is_low();
         if low_on_space || !state.refusals.spend(&allowance) {

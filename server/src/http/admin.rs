@@ -13,6 +13,7 @@ use curbside_proto::identity::{
 };
 use curbside_proto::routes;
 use serde::Deserialize;
+use sqlx::{Any, Transaction};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -51,6 +52,20 @@ fn licence(value: Option<&str>) -> Result<Option<String>> {
         .transpose()
 }
 
+/// A unique constraint's refusal as a 409 that says what to do; any other
+/// error as it is.
+pub(super) fn taken(error: sqlx::Error) -> Error {
+    if app_user::is_unique_violation(&error) {
+        Error::Conflict(
+            "another user already has this user_name or external_id; find them with \
+             `curbside admin user list --query NAME`, or choose another"
+                .to_owned(),
+        )
+    } else {
+        error.into()
+    }
+}
+
 async fn user_or_404(state: &AppState, user_id: &str) -> Result<User> {
     app_user::find(state.database.pool(), user_id)
         .await?
@@ -80,19 +95,22 @@ async fn create_user(
     let display_name = fields::text("display_name", &new.display_name, NAME_MAX)?;
     let department = fields::text("department", &new.department, NAME_MAX)?;
     let licence_number = licence(new.licence_number.as_deref())?;
+    let user_name = fields::identifier("user_name", new.user_name.as_deref())?;
+    let external_id = fields::identifier("external_id", new.external_id.as_deref())?;
     let user_id = new_id()?;
     let now = now_ms();
+    let profile = app_user::Profile {
+        display_name: &display_name,
+        role: new.role,
+        department: &department,
+        licence_number: licence_number.as_deref(),
+        user_name: user_name.as_deref(),
+        external_id: external_id.as_deref(),
+    };
     let mut tx = state.database.pool().begin().await?;
-    app_user::insert(
-        &mut *tx,
-        &user_id,
-        &display_name,
-        new.role,
-        &department,
-        licence_number.as_deref(),
-        now,
-    )
-    .await?;
+    app_user::insert(&mut *tx, &user_id, &profile, now)
+        .await
+        .map_err(taken)?;
     access.resource(&user_id);
     access.commit(&state, tx).await?;
     Ok((
@@ -222,22 +240,32 @@ async fn update_user(
         Some(licence_number) => licence(Some(&licence_number))?,
         None => current.licence_number,
     };
+    // An empty user name or external id removes it.
+    let user_name = match update.user_name {
+        Some(user_name) => fields::identifier("user_name", Some(&user_name))?,
+        None => current.user_name,
+    };
+    let external_id = match update.external_id {
+        Some(external_id) => fields::identifier("external_id", Some(&external_id))?,
+        None => current.external_id,
+    };
     // Sessions carry the role: the next request re-reads it, even if this
     // request is cancelled after the update commits.
     let target = user_id.clone();
     let evict_state = state.clone();
     finish(async move {
         let mut tx = evict_state.database.pool().begin().await?;
-        app_user::update(
-            &mut *tx,
-            &target,
-            &display_name,
-            &department,
-            licence_number.as_deref(),
+        let profile = app_user::Profile {
+            display_name: &display_name,
             role,
-            now_ms(),
-        )
-        .await?;
+            department: &department,
+            licence_number: licence_number.as_deref(),
+            user_name: user_name.as_deref(),
+            external_id: external_id.as_deref(),
+        };
+        app_user::update(&mut *tx, &target, &profile, now_ms())
+            .await
+            .map_err(taken)?;
         access.commit(&evict_state, tx).await?;
         evict_state.auth.sessions.evict_user(&target);
         Ok(())
@@ -247,7 +275,7 @@ async fn update_user(
 }
 
 /// Refuses a change that would leave no active administrator.
-async fn keep_an_admin(state: &AppState, target: &User) -> Result<()> {
+pub(super) async fn keep_an_admin(state: &AppState, target: &User) -> Result<()> {
     if target.role != Role::Admin || target.status != UserStatus::Active {
         return Ok(());
     }
@@ -273,22 +301,42 @@ async fn set_status(
     if status == UserStatus::Deactivated {
         keep_an_admin(state, &target).await?;
     }
-    let now = now_ms();
     let mut tx = state.database.pool().begin().await?;
-    app_user::set_status(&mut *tx, user_id, status, now).await?;
-    if status == UserStatus::Deactivated {
-        end_sessions(&mut *tx, SessionsOf::User(user_id), "user_deactivated", now).await?;
-        // Out of every thread for good: reactivation does not bring the
-        // devices back (they would read what was said meanwhile); members
-        // add them again, and remove them from the MLS group.
-        thread_member::end_memberships(&mut tx, Leaving::User(user_id), by_user, now).await?;
-        // Codes issued before deactivation must not bring the user back:
-        // revoked (not "used": no device enrolled with them).
-        enrollment_code::revoke_all_unused_for_user(&mut *tx, user_id, now).await?;
-    }
+    change_status(&mut tx, user_id, status, by_user, now_ms()).await?;
     access.commit(state, tx).await?;
     state.auth.sessions.evict_user(user_id);
     user_or_404(state, user_id).await
+}
+
+/// Gives the user `status` in `tx`. Deactivating also ends their sessions,
+/// their memberships (recorded as ended by `by_user`) and their unused
+/// enrollment codes; once `tx` commits, the caller evicts the user's
+/// cached sessions (`auth.sessions.evict_user`).
+pub(super) async fn change_status(
+    tx: &mut Transaction<'_, Any>,
+    user_id: &str,
+    status: UserStatus,
+    by_user: &str,
+    now: i64,
+) -> Result<()> {
+    app_user::set_status(&mut **tx, user_id, status, now).await?;
+    if status == UserStatus::Deactivated {
+        end_sessions(
+            &mut **tx,
+            SessionsOf::User(user_id),
+            "user_deactivated",
+            now,
+        )
+        .await?;
+        // Out of every thread for good: reactivation does not bring the
+        // devices back (they would read what was said meanwhile); members
+        // add them again, and remove them from the MLS group.
+        thread_member::end_memberships(tx, Leaving::User(user_id), by_user, now).await?;
+        // Codes issued before deactivation must not bring the user back:
+        // revoked (not "used": no device enrolled with them).
+        enrollment_code::revoke_all_unused_for_user(&mut **tx, user_id, now).await?;
+    }
+    Ok(())
 }
 
 #[utoipa::path(

@@ -135,16 +135,15 @@ async fn enroll(
             })?;
             let display_name = fields::text("display_name", display_name, NAME_MAX)?;
             let user_id = new_id()?;
-            app_user::insert(
-                &mut *tx,
-                &user_id,
-                &display_name,
-                Role::Admin,
-                ADMIN_DEPARTMENT,
-                None,
-                now,
-            )
-            .await?;
+            let profile = app_user::Profile {
+                display_name: &display_name,
+                role: Role::Admin,
+                department: ADMIN_DEPARTMENT,
+                licence_number: None,
+                user_name: None,
+                external_id: None,
+            };
+            app_user::insert(&mut *tx, &user_id, &profile, now).await?;
             user_id
         }
     };

@@ -22,6 +22,17 @@ pub fn text(field: &str, value: &str, max_chars: usize) -> Result<String, Error>
 pub const NAME_MAX: usize = 100;
 /// The longest licence number.
 pub const LICENCE_MAX: usize = 64;
+/// The longest user name or external id (an e-mail address fits).
+pub const IDENTIFIER_MAX: usize = 256;
+
+/// A user name or external id, checked as [`text`] checks (an empty one is
+/// none).
+pub fn identifier(field: &str, value: Option<&str>) -> Result<Option<String>, Error> {
+    value
+        .filter(|value| !value.trim().is_empty())
+        .map(|value| text(field, value, IDENTIFIER_MAX))
+        .transpose()
+}
 
 /// A place in a list of users (the directory's, the administrators'), by
 /// display name then id: the last user of a page, as

@@ -30,6 +30,7 @@ mod push_token;
 pub mod refusals;
 mod retention;
 mod roles;
+mod scim;
 pub mod state;
 pub(crate) mod threads;
 mod timeout;
@@ -93,8 +94,12 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
         .with_state(state)
 }
 
-/// What no declared route matched: the web console's files, else 404.
+/// What no declared route matched: the web console's files, else 404 (a
+/// SCIM error under `/scim/v2/`).
 async fn not_found(request: Request) -> Response {
+    if request.uri().path().starts_with("/scim/v2/") {
+        return scim::ScimError::from(Error::NotFound).into_response();
+    }
     console::serve(&request).unwrap_or_else(|| Error::NotFound.into_response())
 }
 
@@ -170,7 +175,10 @@ async fn json_errors(request: Request, next: Next) -> Response {
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+        .is_some_and(|value| {
+            value.as_bytes().starts_with(b"application/json")
+                || value.as_bytes().starts_with(b"application/scim+json")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -60,6 +60,10 @@ impl Modify for Conventions {
             "session",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        components.add_security_scheme(
+            "scim",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
         let error: RefOr<ApiResponse> = ResponseBuilder::new()
             .description(
                 "An error: its `code` for programs, its `message` for people, saying what to do",
@@ -118,6 +122,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(super::key_packages::router())
         .merge(super::threads::router())
         .merge(super::events::router())
+        .merge(super::scim::router())
         .routes(routes!(serve_document))
 }
 
@@ -277,10 +282,15 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&DOCUMENT_JSON).unwrap();
         assert!(json["openapi"].as_str().unwrap().starts_with("3.1."));
         for (path, item) in json["paths"].as_object().unwrap() {
+            // SCIM answers errors in its own shape (RFC 7644 section 3.12).
+            let (media, schema) = if path.starts_with("/scim/v2/") {
+                ("application/scim+json", "#/components/schemas/ScimError")
+            } else {
+                ("application/json", "#/components/schemas/ErrorBody")
+            };
             for (method, operation) in item.as_object().unwrap() {
                 assert_eq!(
-                    operation["responses"]["default"]["content"]["application/json"]["schema"]["$ref"],
-                    "#/components/schemas/ErrorBody",
+                    operation["responses"]["default"]["content"][media]["schema"]["$ref"], schema,
                     "{method} {path}"
                 );
             }

@@ -33,6 +33,8 @@ pub struct AppState {
     /// The overview's counts of days that are over (they never change),
     /// by the day's first Unix ms.
     pub finished_days: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, DayCount>>>,
+    /// The identity provider's SCIM token, if provisioning is on.
+    pub scim_token: Option<crate::config::ServiceToken>,
 }
 
 /// What attachments may take.

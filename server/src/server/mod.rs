@@ -250,6 +250,7 @@ impl Server {
                 refusals: refusals.clone(),
                 certificate: self.tls.current.clone(),
                 finished_days: std::sync::Arc::default(),
+                scim_token: self.config.scim_token.clone(),
             },
             self.config.max_body_bytes,
             self.extra_routes,

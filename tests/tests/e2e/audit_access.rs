@@ -446,6 +446,8 @@ async fn an_unwritable_log_refuses_access_without_data(backend: Backend) {
             role: Role::Clinician,
             department: "Oncology".to_owned(),
             licence_number: None,
+            user_name: None,
+            external_id: None,
         })
         .await
         .unwrap();
@@ -472,6 +474,8 @@ async fn an_unwritable_log_refuses_access_without_data(backend: Backend) {
             role: Role::Clinician,
             department: "Oncology".to_owned(),
             licence_number: None,
+            user_name: None,
+            external_id: None,
         })
         .await;
     assert!(
@@ -607,6 +611,8 @@ async fn the_cli_verifies_a_workload_and_names_tampered_entries(backend: Backend
                     role: Role::Clinician,
                     department: "Surgery".to_owned(),
                     licence_number: None,
+                    user_name: None,
+                    external_id: None,
                 })
                 .await
                 .unwrap();

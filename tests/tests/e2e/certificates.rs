@@ -133,6 +133,8 @@ async fn a_renewed_certificate_keeps_cli_profiles_working(backend: Backend) {
             role: curbside_proto::identity::Role::Clinician,
             department: "Cardiology".to_owned(),
             licence_number: None,
+            user_name: None,
+            external_id: None,
         })
         .await
         .unwrap();

@@ -61,6 +61,8 @@ impl Clinician {
                 role,
                 department: department.to_owned(),
                 licence_number: None,
+                user_name: None,
+                external_id: None,
             })
             .await
             .unwrap();

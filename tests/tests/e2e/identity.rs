@@ -427,6 +427,8 @@ async fn bad_enrollment_codes_are_refused(backend: Backend) {
             role: Role::Clinician,
             department: "ICU".into(),
             licence_number: Some("L-123".into()),
+            user_name: None,
+            external_id: None,
         })
         .await
         .unwrap();
@@ -978,6 +980,8 @@ async fn directory_and_audit_reads_are_paged_and_limited(backend: Backend) {
                 role: Role::Clinician,
                 department: "Oncology".to_owned(),
                 licence_number: None,
+                user_name: None,
+                external_id: None,
             })
             .await
             .unwrap();

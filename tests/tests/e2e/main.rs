@@ -33,6 +33,7 @@ mod openapi;
 mod people;
 mod policy;
 mod probe;
+mod provisioning;
 mod recall;
 mod retention;
 mod schemathesis;

@@ -405,6 +405,8 @@ async fn search_finds_names_in_every_language(backend: Backend) {
                 role: Role::Clinician,
                 department: "Kardiologie".to_owned(),
                 licence_number: None,
+                user_name: None,
+                external_id: None,
             })
             .await
             .unwrap();
@@ -752,6 +754,8 @@ async fn enrollment_codes_are_listed_revoked_and_replaced(backend: Backend) {
             role: Role::Clinician,
             department: "Oncology".to_owned(),
             licence_number: None,
+            user_name: None,
+            external_id: None,
         })
         .await
         .unwrap();

@@ -152,6 +152,8 @@ pub async fn person_on(client: Client, admin: &Person, name: &str, role: Role) -
             role,
             department: "Cardiology".to_owned(),
             licence_number: None,
+            user_name: None,
+            external_id: None,
         })
         .await
         .unwrap();

@@ -100,6 +100,8 @@ async fn a_clinician_in_the_browser_talks_with_colleagues_on_the_cli(backend: Ba
             role: Role::Clinician,
             department: "Emergency".to_owned(),
             licence_number: None,
+            user_name: None,
+            external_id: None,
         })
         .await
         .unwrap();
