@@ -17,6 +17,7 @@ pub mod escalation;
 pub mod files;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod pipeline;
 pub mod push;
 pub mod search;

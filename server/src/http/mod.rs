@@ -24,6 +24,7 @@ mod fields;
 mod health;
 mod key_packages;
 mod membership;
+mod metrics;
 pub mod openapi;
 mod policy;
 mod push_token;
@@ -38,7 +39,7 @@ pub mod vocabulary;
 
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -87,7 +88,7 @@ pub fn router(state: AppState, max_body_bytes: usize, extra: Router<AppState>) -
         ))
         .layer(timeout::RequestTimeoutLayer)
         .layer(middleware::from_fn(body_rate::close_on_timeout))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(request_id))
@@ -107,6 +108,24 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     // The panic's payload may hold request data, so it is not logged here;
     // the panic hook has already reported where it happened.
     Error::Internal("a request handler panicked".to_owned()).into_response()
+}
+
+/// A request's method as a metric's label: HTTP's own, else `other` (so
+/// that clients cannot add labels).
+fn metric_method(method: &Method) -> &'static str {
+    [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+    ]
+    .iter()
+    .zip(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    .find_map(|(known, label)| (known == method).then_some(label))
+    .unwrap_or("other")
 }
 
 /// Echoes a well-formed client `x-request-id`, otherwise makes a new one, and
@@ -228,8 +247,9 @@ fn describe(status: StatusCode, method: &Method) -> (ErrorCode, String) {
 
 /// Logs one line per request, with the matched route rather than the URI
 /// (which may carry identifiers), and the cause of any 5xx.
-async fn log_request(request: Request, next: Next) -> Response {
+async fn log_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let method_label = metric_method(request.method());
     // Extension methods are client-chosen text: log them bounded.
     let method: String = request.method().as_str().chars().take(16).collect();
     let route = request
@@ -238,8 +258,10 @@ async fn log_request(request: Request, next: Next) -> Response {
         .map_or_else(|| "(no route)".to_owned(), |path| path.as_str().to_owned());
     let request_id = request.extensions().get::<RequestId>().cloned();
     let response = next.run(request).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let latency_ms = elapsed * 1000.0;
     let status = response.status().as_u16();
+    state.metrics.request(method_label, &route, status, elapsed);
     let request_id = request_id.as_ref().map_or("-", RequestId::as_str);
     match response.extensions().get::<InternalCause>() {
         Some(InternalCause {

@@ -64,6 +64,10 @@ impl Modify for Conventions {
             "scim",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        components.add_security_scheme(
+            "metrics",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
         let error: RefOr<ApiResponse> = ResponseBuilder::new()
             .description(
                 "An error: its `code` for programs, its `message` for people, saying what to do",
@@ -123,6 +127,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(super::threads::router())
         .merge(super::events::router())
         .merge(super::scim::router())
+        .merge(super::metrics::router())
         .routes(routes!(serve_document))
 }
 

@@ -222,7 +222,7 @@ impl FromRequestParts<AppState> for Provider {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         // Off, no token is right: 401, saying so.
-        let Some(token) = &state.scim_token else {
+        let Some(token) = &state.services.scim else {
             if let Some(access) = access::of(parts) {
                 access.reason("scim_off");
             }

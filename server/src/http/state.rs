@@ -33,8 +33,20 @@ pub struct AppState {
     /// The overview's counts of days that are over (they never change),
     /// by the day's first Unix ms.
     pub finished_days: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, DayCount>>>,
-    /// The identity provider's SCIM token, if provisioning is on.
-    pub scim_token: Option<crate::config::ServiceToken>,
+    /// What `/metrics` shows.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The tokens of the services that call without a session.
+    pub services: ServiceTokens,
+}
+
+/// The tokens of the services that call without a session; a service
+/// without one is off.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceTokens {
+    /// The identity provider's, for SCIM provisioning.
+    pub scim: Option<crate::config::ServiceToken>,
+    /// Prometheus's, for `/metrics`.
+    pub metrics: Option<crate::config::ServiceToken>,
 }
 
 /// What attachments may take.

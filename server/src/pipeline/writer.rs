@@ -38,6 +38,7 @@ use crate::db::audit::{self as rows, HeadRow};
 use crate::db::batch::Link;
 use crate::db::checkpoint::{self, Checkpointer};
 use crate::db::message_batch::{self, NewMessage};
+use crate::metrics::WriterMetrics;
 
 /// The most entries written in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -110,6 +111,7 @@ pub struct AuditLog {
     sender: mpsc::Sender<Pending>,
     signer: Arc<AuditSigner>,
     policy: CheckpointPolicy,
+    metrics: WriterMetrics,
 }
 
 impl std::fmt::Debug for Pending {
@@ -124,8 +126,9 @@ impl AuditLog {
         database: Database,
         signer: Arc<AuditSigner>,
         policy: CheckpointPolicy,
+        metrics: WriterMetrics,
     ) -> (Self, AuditWriter) {
-        Self::spawn(database, signer, policy, None)
+        Self::spawn(database, signer, policy, None, metrics)
     }
 
     /// Starts the writer task on `database`, pushing each message it
@@ -136,8 +139,9 @@ impl AuditLog {
         signer: Arc<AuditSigner>,
         policy: CheckpointPolicy,
         pusher: Arc<dyn Pusher>,
+        metrics: WriterMetrics,
     ) -> (Self, AuditWriter) {
-        Self::spawn(database, signer, policy, Some(pusher))
+        Self::spawn(database, signer, policy, Some(pusher), metrics)
     }
 
     fn spawn(
@@ -145,6 +149,7 @@ impl AuditLog {
         signer: Arc<AuditSigner>,
         policy: CheckpointPolicy,
         pusher: Option<Arc<dyn Pusher>>,
+        metrics: WriterMetrics,
     ) -> (Self, AuditWriter) {
         let (sender, receiver) = mpsc::channel(MAX_BATCH * 8);
         let (stop, stopped) = oneshot::channel();
@@ -154,13 +159,22 @@ impl AuditLog {
         // most of a batch's time under load). On SQLite the thread drives
         // the database itself (see `db::batch::Link`).
         let writer_signer = signer.clone();
+        let writer_metrics = metrics.clone();
         let (done, finished) = oneshot::channel::<()>();
         let spawned = std::thread::Builder::new()
             .name("audit-writer".to_owned())
             .spawn(move || {
                 // Dropped when the thread ends, however it ends.
                 let _done = done;
-                run_writer(database, writer_signer, policy, pusher, receiver, stopped);
+                run_writer(
+                    database,
+                    writer_signer,
+                    policy,
+                    pusher,
+                    writer_metrics,
+                    receiver,
+                    stopped,
+                );
             });
         if let Err(error) = spawned {
             tracing::error!(%error, "cannot start the audit writer; refusing audited requests");
@@ -170,6 +184,7 @@ impl AuditLog {
                 sender,
                 signer,
                 policy,
+                metrics,
             },
             AuditWriter {
                 finished: Some(finished),
@@ -186,6 +201,16 @@ impl AuditLog {
         entries: &[NewEntry],
     ) -> Result<Vec<u64>, AuditError> {
         crate::audit::append_in(tx, entries, &self.signer, self.policy).await
+    }
+
+    /// How many accesses wait for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
+    /// What the writer records of its batches.
+    pub fn metrics(&self) -> &WriterMetrics {
+        &self.metrics
     }
 
     /// The audit key as signed notes name it (its C2SP verifier key).
@@ -248,6 +273,7 @@ fn run_writer(
     signer: Arc<AuditSigner>,
     policy: CheckpointPolicy,
     pusher: Option<Arc<dyn Pusher>>,
+    metrics: WriterMetrics,
     receiver: mpsc::Receiver<Pending>,
     stopped: oneshot::Receiver<()>,
 ) {
@@ -282,6 +308,7 @@ fn run_writer(
             signer,
             policy,
             pusher,
+            metrics,
         };
         write_batches(&opener, &writer, receiver, stopped).await;
         if let Opener::Postgres(own) = opener {
@@ -324,6 +351,7 @@ struct Writer {
     signer: Arc<AuditSigner>,
     policy: CheckpointPolicy,
     pusher: Option<Arc<dyn Pusher>>,
+    metrics: WriterMetrics,
 }
 
 async fn write_batches(
@@ -481,6 +509,14 @@ async fn write_batch(
         let appended = Appended::new(&head, &entries, &writer.signer, writer.policy)?;
         statements.extend(appended.statements());
         link.commit_with(&statements).await?;
+        writer
+            .metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        writer
+            .metrics
+            .batch_entries
+            .observe(f64::from(u32::try_from(entries.len()).unwrap_or(u32::MAX)));
         if let Some(pushes) = pushes {
             pushes.committed(&messages, now);
         }
@@ -495,6 +531,7 @@ async fn write_batch(
     }
     .await;
     if written.is_err() {
+        writer.metrics.failures.inc();
         // If this fails too, the link is discarded, which ends the
         // transaction.
         let _ = link.rollback().await;

@@ -167,6 +167,11 @@ impl Events {
         let _ = self.inbox.send(Delivery { notice, pushed });
     }
 
+    /// How many live-event connections this process holds.
+    pub fn connection_count(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
     /// Registers a connection of `subscriber`'s device; returns its id and
     /// the frames to send it.
     pub fn connect(&self, subscriber: Subscriber) -> (u64, mpsc::Receiver<Frame>) {

@@ -32,6 +32,7 @@ use crate::disk::DiskGuard;
 use crate::files::{self, FileError, KeyError};
 use crate::http::refusals::Refusals;
 use crate::http::{self, AppState};
+use crate::metrics::{Metrics, WriterMetrics};
 use crate::pipeline::writer::{AuditLog, AuditWriter};
 use crate::push::Events;
 use crate::tls::{self, TlsError, TlsIdentity};
@@ -49,6 +50,9 @@ const SHARE_WARNING_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
+    /// The metrics could not be set up (a bug).
+    #[error("cannot set up the metrics: {0}")]
+    Metrics(prometheus::Error),
     /// The data directory could not be created.
     #[error("cannot use the data directory (setting `data_dir`): {0}")]
     DataDir(FileError),
@@ -96,6 +100,7 @@ pub struct Server {
     first_admin_code: Option<String>,
     extra_routes: Router<AppState>,
     disk: Arc<DiskGuard>,
+    metrics: Arc<Metrics>,
     /// The data directory's lock, held shared while the server runs.
     _lock: files::DirLock,
 }
@@ -147,11 +152,14 @@ impl Server {
             _ => RunError::Random,
         })?;
         let (events, mailboxes) = Events::new(database.clone());
+        let writer_metrics = WriterMetrics::new().map_err(RunError::Metrics)?;
+        let metrics = Arc::new(Metrics::new(&writer_metrics).map_err(RunError::Metrics)?);
         let (audit, audit_writer) = AuditLog::start_pushing(
             database.clone(),
             signer,
             config.audit_checkpoints,
             events.clone(),
+            writer_metrics,
         );
         let events_task =
             crate::push::start(&events, mailboxes, config.database.expose(), audit.clone());
@@ -191,6 +199,7 @@ impl Server {
             first_admin_code,
             extra_routes: Router::new(),
             disk,
+            metrics,
             _lock: lock,
         })
     }
@@ -250,7 +259,11 @@ impl Server {
                 refusals: refusals.clone(),
                 certificate: self.tls.current.clone(),
                 finished_days: std::sync::Arc::default(),
-                scim_token: self.config.scim_token.clone(),
+                metrics: self.metrics.clone(),
+                services: crate::http::state::ServiceTokens {
+                    scim: self.config.scim_token.clone(),
+                    metrics: self.config.metrics_token.clone(),
+                },
             },
             self.config.max_body_bytes,
             self.extra_routes,

@@ -72,7 +72,8 @@ async fn concurrent_appends_form_one_gap_free_chain(backend: Backend) {
         every_entries: 100,
         ..CheckpointPolicy::default()
     };
-    let (log, _writer) = AuditLog::start(database.clone(), signer.clone(), policy);
+    let (log, _writer) =
+        AuditLog::start(database.clone(), signer.clone(), policy, writer_metrics());
     let mut seqs = hammer(&log, 8, 200, 0).await;
     seqs.sort_unstable();
     assert_eq!(
@@ -101,8 +102,8 @@ async fn two_writers_on_one_database_share_one_chain(backend: Backend) {
         every_entries: 50,
         ..CheckpointPolicy::default()
     };
-    let (first, _a) = AuditLog::start(first_db.clone(), signer.clone(), policy);
-    let (second, _b) = AuditLog::start(second_db, signer.clone(), policy);
+    let (first, _a) = AuditLog::start(first_db.clone(), signer.clone(), policy, writer_metrics());
+    let (second, _b) = AuditLog::start(second_db, signer.clone(), policy, writer_metrics());
     let (a, b) = tokio::join!(hammer(&first, 4, 200, 0), hammer(&second, 4, 200, 800));
     let mut seqs: Vec<u64> = a.into_iter().chain(b).collect();
     seqs.sort_unstable();
@@ -141,7 +142,12 @@ async fn appends_fail_when_the_log_cannot_be_written(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let database = open(&env).await;
     let signer = Arc::new(AuditSigner::load_or_generate(env.data_dir(), "test-server").unwrap());
-    let (log, _writer) = AuditLog::start(database.clone(), signer, CheckpointPolicy::default());
+    let (log, _writer) = AuditLog::start(
+        database.clone(),
+        signer,
+        CheckpointPolicy::default(),
+        writer_metrics(),
+    );
     log.append(entry(0)).await.unwrap();
     disable_audit_inserts(&env, backend).await;
     assert!(
@@ -179,4 +185,8 @@ pub async fn disable_audit_inserts(env: &TestEnv, backend: Backend) {
             .await;
         }
     }
+}
+
+fn writer_metrics() -> curbside_server::metrics::WriterMetrics {
+    curbside_server::metrics::WriterMetrics::new().unwrap()
 }

@@ -28,6 +28,7 @@ mod http_api;
 mod identity;
 mod key_packages;
 mod membership;
+mod metrics;
 mod mls;
 mod openapi;
 mod people;
