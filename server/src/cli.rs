@@ -39,10 +39,48 @@ pub enum Command {
     /// the log, keeps the old key file (renamed) and puts the new one in
     /// its place. Uses the same settings as `serve`.
     AuditRotateKey(Overrides),
+    /// Write a backup while the server runs: on SQLite a consistent copy of
+    /// the database, and the keys and certificate of the data directory,
+    /// in one file (docs/operations.md; on PostgreSQL, pg_dump the
+    /// database too). Uses the same settings as `serve`.
+    Backup(BackupArgs),
+    /// Restore a backup into an empty data directory (and, on PostgreSQL,
+    /// a database pg_restore filled), after checking its migrations and
+    /// its audit log from the first entry. Uses the same settings as
+    /// `serve`.
+    Restore(RestoreArgs),
     /// Run an independent witness of audit logs (C2SP tlog-witness): it
     /// cosigns a server's checkpoints only while each extends the last it
     /// cosigned. Run it on another machine, under other administrators.
     Witness(crate::witness::serve::Options),
+}
+
+/// `curbside-server backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The backup file to write (it must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub out: std::path::PathBuf,
+    /// The server's settings.
+    #[command(flatten)]
+    pub settings: Overrides,
+}
+
+/// `curbside-server restore`.
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file to restore.
+    #[arg(long, value_name = "FILE")]
+    pub from: std::path::PathBuf,
+    /// The audit key as the server printed it at start (and as
+    /// /.well-known/curbside/audit-key publishes it): the log must verify
+    /// against it, from its first entry.
+    #[arg(long, value_name = "KEY")]
+    pub audit_key: Option<String>,
+    /// The server's settings: the data directory and database to restore
+    /// into.
+    #[command(flatten)]
+    pub settings: Overrides,
 }
 
 /// Runs the parsed command line and returns the process's exit code.
@@ -51,7 +89,44 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Serve(overrides) => serve(overrides).await,
         Command::AdminCode(overrides) => admin_code(overrides).await,
         Command::AuditRotateKey(overrides) => rotate_audit_key(overrides).await,
+        Command::Backup(args) => {
+            let outcome = match args.settings.resolve() {
+                Ok(config) => crate::backup::backup(&config, &args.out).await,
+                Err(error) => return usage(&error.to_string()),
+            };
+            report(outcome)
+        }
+        Command::Restore(args) => {
+            let outcome = match args.settings.resolve() {
+                Ok(config) => {
+                    crate::backup::restore(&config, &args.from, args.audit_key.as_deref()).await
+                }
+                Err(error) => return usage(&error.to_string()),
+            };
+            report(outcome)
+        }
         Command::Witness(options) => crate::witness::serve::run(options, shutdown_signal()).await,
+    }
+}
+
+/// A settings error: said, and exit status 2.
+fn usage(error: &str) -> ExitCode {
+    telemetry::report(&format!("curbside-server: {error}"));
+    ExitCode::from(2)
+}
+
+/// A command's outcome on standard output, or its error.
+fn report(outcome: Result<String, crate::backup::BackupError>) -> ExitCode {
+    match outcome {
+        Ok(text) => {
+            let _ =
+                std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            telemetry::report(&format!("curbside-server: {error}"));
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -40,6 +40,17 @@ impl DatabaseUrl {
         !self.0.starts_with("sqlite:")
     }
 
+    /// The SQLite database's file, if this is a SQLite URL.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        let rest = self.0.strip_prefix("sqlite:")?;
+        let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+        let path = path.strip_prefix("//").unwrap_or(path);
+        let decoded = percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .ok()?;
+        Some(std::path::PathBuf::from(decoded.into_owned()))
+    }
+
     /// The URL itself, for the database driver only.
     pub fn expose(&self) -> &str {
         &self.0
@@ -172,6 +183,16 @@ mod tests {
         let url = DatabaseUrl::parse("postgres://curbside:hunter2@127.0.0.1/curbside").unwrap();
         assert!(!format!("{url:?} {url}").contains("hunter2"));
         let text: SecretText = "postgres://curbside:hunter2@db/x".parse().unwrap();
+        assert_eq!(
+            DatabaseUrl::sqlite_in(Path::new("/tmp/a b?c")).sqlite_file(),
+            Some(std::path::PathBuf::from("/tmp/a b?c/curbside.db"))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@127.0.0.1/x")
+                .unwrap()
+                .sqlite_file(),
+            None
+        );
         assert!(!format!("{text:?}").contains("hunter2"));
         let error =
             DatabaseUrl::parse("postgres://curbside:hunter2@db.example.org/curbside").unwrap_err();

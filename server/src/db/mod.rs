@@ -141,6 +141,73 @@ impl Database {
         Ok(database)
     }
 
+    /// Opens a pool of one connection to `url` without touching its schema:
+    /// to copy it while a server (perhaps of another version) uses it, or
+    /// to check a restored copy before any migration runs.
+    pub async fn open_as_is(url: &DatabaseUrl) -> Result<Self, DbError> {
+        Self::connect(url, Some(1)).await
+    }
+
+    /// Writes a transaction-consistent copy of a SQLite database to `out`
+    /// (`VACUUM INTO`, one read transaction, while others go on writing).
+    pub async fn copy_sqlite_to(&self, out: &std::path::Path) -> Result<(), sqlx::Error> {
+        sqlx::query("VACUUM INTO $1")
+            .bind(out.to_string_lossy().into_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The migrations applied to this database, by version, with their
+    /// checksums (none if it has no migrations table).
+    pub async fn applied_migrations(&self) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error> {
+        let table: i64 = match self.backend {
+            Backend::Sqlite => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+                     AND name = '_sqlx_migrations'",
+                )
+                .fetch_one(&self.pool)
+                .await?
+            }
+            Backend::Postgres => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
+                )
+                .fetch_one(&self.pool)
+                .await?
+            }
+        };
+        if table == 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as(
+            "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// The migrations this build has for this database's kind: version,
+    /// description and checksum.
+    pub fn known_migrations(&self) -> Vec<(i64, String, Vec<u8>)> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .iter()
+            .map(|migration| {
+                (
+                    migration.version,
+                    migration.description.to_string(),
+                    migration.checksum.to_vec(),
+                )
+            })
+            .collect()
+    }
+
     /// Makes a SQLite database's files readable by the server's user only
     /// (SQLite creates them 0644, and its log and shared-memory files after
     /// the database file's mode): they hold the audit log and every
@@ -323,6 +390,14 @@ impl Database {
         .fetch_one(&self.pool)
         .await?;
         Ok(id)
+    }
+
+    /// The installation's id, if the database has one (without making
+    /// one).
+    pub async fn installation_id_if_any(&self) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT installation_id FROM installation WHERE installation_row = 1")
+            .fetch_optional(&self.pool)
+            .await
     }
 
     /// Succeeds when the database answers a query against the current

@@ -15,6 +15,7 @@ mod audit_receipts;
 mod audit_rotation;
 mod audit_tree;
 mod audit_witness;
+mod backup;
 mod browser;
 mod certificates;
 mod cli;
