@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use curbside_proto::CertificateFingerprint;
 use curbside_proto::identity::EnrollRequest;
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -22,8 +22,9 @@ pub use crate::commands::admin::{AdminCommand, AdminDeviceCommand, AdminUserComm
 pub use crate::commands::audit::{AdminAuditCommand, FilterArgs, OfflineAuditCommand};
 pub use crate::commands::directory::DirectoryCommand;
 pub use crate::commands::policy::PolicyCommand;
+pub use crate::commands::profile::ProfileCommand;
 pub use crate::commands::thread::ThreadCommand;
-use crate::commands::{admin, audit, directory, policy, thread};
+use crate::commands::{admin, audit, directory, policy, profile, thread};
 use crate::conversation;
 pub use crate::error::CliError;
 use crate::error::exit;
@@ -53,15 +54,10 @@ pub struct Cli {
     /// Trust server certificates issued by the CA certificates in this PEM file.
     #[arg(long, env = "CURBSIDE_CA_CERT", global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
-    /// The local profile (device key and session) to act as.
-    #[arg(
-        long,
-        env = "CURBSIDE_PROFILE",
-        global = true,
-        default_value = "default",
-        value_name = "NAME"
-    )]
-    pub profile: String,
+    /// The local profile (device key and session) to act as [default: the
+    /// one `curbside profile use` chose, else "default"].
+    #[arg(long, env = "CURBSIDE_PROFILE", global = true, value_name = "NAME")]
+    pub profile: Option<String>,
     /// Where profiles live [default: $HOME/.curbside].
     #[arg(long, env = "CURBSIDE_HOME", global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
@@ -96,7 +92,7 @@ impl Cli {
             server: self.server.as_deref(),
             pin_sha256: self.pin_sha256,
             ca_cert: self.ca_cert.as_deref(),
-            profile: &self.profile,
+            profile: self.profile.as_deref().unwrap_or("default"),
             home: self.home.as_deref(),
             utc: self.utc,
             passphrase: self.passphrase.as_deref(),
@@ -214,6 +210,24 @@ pub enum Command {
     Unlock,
     /// Forget the passphrase: the next command asks for it again.
     Lock,
+    /// The local profiles: list them, choose the default, remove one, or
+    /// pin a server's new certificate.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Print the shell completion script (bash, zsh, fish, elvish,
+    /// powershell), e.g. `curbside completions bash >
+    /// /etc/bash_completion.d/curbside`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (curbside.1, curbside-send.1, ...) into a
+    /// folder, e.g. /usr/local/share/man/man1.
+    Man {
+        /// The folder to write them in.
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+    },
     /// The unlock agent itself (started by the commands).
     #[command(hide = true)]
     Agent,
@@ -235,8 +249,13 @@ pub struct EnrollArgs {
 
 /// Runs a command and returns what it prints on success, in the format
 /// `--output` asks for.
-pub async fn run(cli: Cli) -> Result<String, CliError> {
+pub async fn run(mut cli: Cli) -> Result<String, CliError> {
     let format = cli.output;
+    if cli.profile.is_none()
+        && let Ok(home) = crate::session::home(&cli.options())
+    {
+        cli.profile = Some(crate::commands::profile::default_name(&home));
+    }
     // On the heap: the commands' futures are large (each catches up, reads
     // logs, encrypts), and a caller on a thread with a small stack (a
     // test's, a spawned task's) must not hold one in its own frame.
@@ -247,6 +266,62 @@ async fn dispatch(cli: Cli) -> Result<Output, CliError> {
     match &cli.command {
         Command::Directory(command) => directory::run(&cli.options(), command).await,
         Command::Admin(command) => admin::run(&cli.options(), command).await,
+        Command::Threads => conversation::list(&mut Session::open(&cli.options()).await?).await,
+        Command::Profile(command) => profile::run(&cli.options(), command).await,
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "curbside", &mut script);
+            let script = String::from_utf8_lossy(&script).into_owned();
+            Ok(Output::new(
+                script.clone(),
+                serde_json::json!({ "shell": shell.to_string(), "script": script }),
+            ))
+        }
+        Command::Man { out_dir } => {
+            let written = write_man_pages(out_dir)?;
+            Ok(Output::new(
+                format!(
+                    "Wrote {} manual pages to {}",
+                    written.len(),
+                    out_dir.display()
+                ),
+                serde_json::json!({ "written": written }),
+            ))
+        }
+        Command::Read { thread } => {
+            let mut session = Session::open(&cli.options()).await?;
+            conversation::heal(&mut session).await?;
+            conversation::read(&mut session, thread).await
+        }
+        Command::Whoami => {
+            let mut session = Session::open(&cli.options()).await?;
+            let whoami = session.call(async |client| client.whoami().await).await?;
+            Ok(Output::new(
+                format!(
+                    "{}\ndevice {} ({})\nsession {}",
+                    describe_user(&whoami.user),
+                    printable(&whoami.device.device_id),
+                    printable(&whoami.device.device_name),
+                    printable(&whoami.session_id)
+                ),
+                serde_json::json!({
+                    "user": crate::output::user(&whoami.user),
+                    "device_id": whoami.device.device_id,
+                    "device_name": whoami.device.device_name,
+                    "session_id": whoami.session_id,
+                }),
+            ))
+        }
+        Command::Health => {
+            let client = stand_alone_client(&cli)?;
+            client.health().await?;
+            client.ready().await?;
+            let server = client.server().as_str().trim_end_matches('/').to_owned();
+            Ok(Output::new(
+                format!("{server} is healthy: serving TLS, database ready"),
+                serde_json::json!({ "server": server, "healthy": true, "ready": true }),
+            ))
+        }
         _ => Ok(Output::from(Box::pin(dispatch_text(cli)).await?)),
     }
 }
@@ -254,7 +329,6 @@ async fn dispatch(cli: Cli) -> Result<Output, CliError> {
 /// The commands whose result is a sentence.
 async fn dispatch_text(cli: Cli) -> Result<String, CliError> {
     match &cli.command {
-        Command::Health => health(&cli).await,
         Command::WebDigest => web_digest(&cli).await,
         Command::Unlock => {
             let mut session = Session::open(&cli.options()).await?;
@@ -308,21 +382,17 @@ async fn dispatch_text(cli: Cli) -> Result<String, CliError> {
             crate::agent::stop(&session.profile).await;
             Ok("Logged out; the profile is locked".to_owned())
         }
-        Command::Whoami => {
-            let mut session = Session::open(&cli.options()).await?;
-            let whoami = session.call(async |client| client.whoami().await).await?;
-            Ok(format!(
-                "{}\ndevice {} ({})\nsession {}",
-                describe_user(&whoami.user),
-                printable(&whoami.device.device_id),
-                printable(&whoami.device.device_name),
-                printable(&whoami.session_id)
-            ))
-        }
-        Command::Directory(_) | Command::Admin(_) => Err(CliError::Internal("dispatched twice")),
+        Command::Directory(_)
+        | Command::Admin(_)
+        | Command::Threads
+        | Command::Read { .. }
+        | Command::Whoami
+        | Command::Health
+        | Command::Profile(_)
+        | Command::Completions { .. }
+        | Command::Man { .. } => Err(CliError::Internal("dispatched twice")),
         Command::Policy(command) => policy::run(&cli.options(), command).await,
         Command::Audit(command) => audit::run_offline(command),
-        Command::Threads => conversation::list(&mut Session::open(&cli.options()).await?).await,
         Command::Thread(command) => thread::run(&cli.options(), command).await,
         Command::Send {
             thread,
@@ -365,11 +435,6 @@ async fn dispatch_text(cli: Cli) -> Result<String, CliError> {
         Command::Recall { thread, entry } => {
             conversation::recall(&mut Session::open(&cli.options()).await?, thread, *entry).await
         }
-        Command::Read { thread } => {
-            let mut session = Session::open(&cli.options()).await?;
-            conversation::heal(&mut session).await?;
-            conversation::read(&mut session, thread).await
-        }
         Command::Watch { count } => {
             conversation::watch(&mut Session::open(&cli.options()).await?, *count).await
         }
@@ -377,16 +442,6 @@ async fn dispatch_text(cli: Cli) -> Result<String, CliError> {
             conversation::safety_number(&mut Session::open(&cli.options()).await?, user).await
         }
     }
-}
-
-async fn health(cli: &Cli) -> Result<String, CliError> {
-    let client = stand_alone_client(cli)?;
-    client.health().await?;
-    client.ready().await?;
-    Ok(format!(
-        "{} is healthy: serving TLS, database ready",
-        client.server().as_str().trim_end_matches('/')
-    ))
 }
 
 /// `curbside web-digest`: fetches the web app's list of files and their
@@ -551,6 +606,33 @@ async fn enroll(cli: &Cli, args: &EnrollArgs) -> Result<String, CliError> {
         describe_user(&enrolled.user),
         profile.name()
     ))
+}
+
+/// Writes a manual page for `curbside` and each of its subcommands into
+/// `dir`; returns the files' names.
+fn write_man_pages(dir: &std::path::Path) -> Result<Vec<String>, CliError> {
+    let write_error = |error: std::io::Error| CliError::ReadFile {
+        path: dir.display().to_string(),
+        error,
+    };
+    std::fs::create_dir_all(dir).map_err(write_error)?;
+    let mut written = Vec::new();
+    let mut stack = vec![(String::from("curbside"), Cli::command())];
+    while let Some((name, command)) = stack.pop() {
+        let command = command.name(name.clone());
+        for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+            stack.push((format!("{name}-{}", sub.get_name()), sub.clone()));
+        }
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command)
+            .render(&mut page)
+            .map_err(write_error)?;
+        let file = format!("{name}.1");
+        std::fs::write(dir.join(&file), page).map_err(write_error)?;
+        written.push(file);
+    }
+    written.sort();
+    Ok(written)
 }
 
 /// Runs a command, prints its output or error, and returns the exit code

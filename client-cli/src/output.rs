@@ -96,6 +96,48 @@ pub fn roles(roles: &RoleList) -> Value {
     })
 }
 
+/// A thread's message (or change of members, subject or lifespan), for
+/// programs: never the attachments' keys.
+pub fn message(message: &crate::store::StoredMessage) -> Value {
+    json!({
+        "seq": message.seq,
+        "sender_user": message.sender_user,
+        "sent_at": rfc3339(message.time_ms),
+        "text": message.text,
+        "urgent": message.urgent,
+        "acknowledged": message.acknowledged,
+        "recalled_at": message.recalled_at_ms.map(rfc3339),
+        "subject": message.subject,
+        "lifespan_s": message.lifespan.as_ref().map(|change| change.lifespan_s),
+        "expires_after_s": message.expires_after_s,
+        "forward_of": message.forward_of.as_ref().map(|forward| json!({
+            "seq": forward.seq,
+            "sender_user": forward.sender_user,
+            "sent_at": rfc3339(forward.sent_at_ms),
+        })),
+        "change": message.change.as_ref().map(|change| json!({
+            "added": change.added,
+            "removed": change.removed,
+        })),
+        "attachments": message.attachments.iter().map(|file| json!({
+            "id": file.id,
+            "name": file.name,
+            "media_type": file.media_type,
+            "size": file.size,
+            "sha256": file.sha256,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// How a device's membership of a thread ended, for programs.
+pub fn left(left: &crate::store::LeftThread) -> Value {
+    json!({
+        "at": rfc3339(left.at_ms),
+        "by_user": left.by_user,
+        "reason": left.reason,
+    })
+}
+
 /// An error, for programs.
 pub fn error(message: &str, exit_code: u8) -> String {
     json!({ "error": { "message": message, "exit_code": exit_code } }).to_string()

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod audit;
 pub mod directory;
 pub mod policy;
+pub mod profile;
 pub mod retention;
 pub mod roles;
 pub mod thread;

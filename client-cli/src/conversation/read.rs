@@ -2,11 +2,13 @@
 //! people read it, the list of threads, and who has each message.
 
 use curbside_proto::threads::ReceiptKind;
+use serde_json::{Value, json};
 
 use super::device::catch_up;
 use super::naming::{how_it_ended, thread_name};
 use super::sync::{find_thread, sync};
 use crate::error::CliError;
+use crate::output::{self, Output};
 use crate::people::Names;
 use crate::session::Session;
 use crate::show::{printable, short, text_block};
@@ -104,7 +106,7 @@ async fn synced(session: &mut Session, thread: &str) -> Result<(String, ThreadSt
 }
 
 /// `curbside read THREAD`: the thread's messages; marks them read.
-pub async fn read(session: &mut Session, thread: &str) -> Result<String, CliError> {
+pub async fn read(session: &mut Session, thread: &str) -> Result<Output, CliError> {
     let (thread_id, state) = synced(session, thread).await?;
     if state.processed_seq > 0 && state.left.is_none() {
         let receipt = session.signed_receipt(&thread_id, ReceiptKind::Read, state.processed_seq)?;
@@ -136,12 +138,21 @@ pub async fn read(session: &mut Session, thread: &str) -> Result<String, CliErro
             how_it_ended(session, &mut names, &thread_id, left).await?
         ));
     }
-    Ok(lines.join("\n"))
+    Ok(Output::new(
+        lines.join("\n"),
+        json!({
+            "thread_id": thread_id,
+            "subject": state.subject,
+            "lifespan_s": state.lifespan_s,
+            "left": state.left.as_ref().map(output::left),
+            "messages": state.messages.iter().map(output::message).collect::<Vec<_>>(),
+        }),
+    ))
 }
 
 /// `curbside threads`: the device's threads with their subjects, members
 /// and unread counts, then the threads it has left and how.
-pub async fn list(session: &mut Session) -> Result<String, CliError> {
+pub async fn list(session: &mut Session) -> Result<Output, CliError> {
     let device = catch_up(session).await?;
     let listed = session.client.threads().await?.threads;
     // Threads this profile knows that the server no longer lists for it:
@@ -168,8 +179,9 @@ pub async fn list(session: &mut Session) -> Result<String, CliError> {
     }
     let mut names = Names::default();
     let mut lines = Vec::new();
+    let mut json_threads = Vec::new();
     for summary in &listed {
-        let members = match session.client.thread(&summary.thread_id).await {
+        let (members, member_ids) = match session.client.thread(&summary.thread_id).await {
             Ok(detail) => {
                 let mut users: Vec<String> = detail
                     .members
@@ -177,9 +189,9 @@ pub async fn list(session: &mut Session) -> Result<String, CliError> {
                     .map(|member| member.user_id.clone())
                     .collect();
                 users.dedup();
-                names.list(&session.client, &users).await?
+                (names.list(&session.client, &users).await?, Some(users))
             }
-            Err(_) => "members unknown".to_owned(),
+            Err(_) => ("members unknown".to_owned(), None),
         };
         let subject = session
             .contents
@@ -196,6 +208,12 @@ pub async fn list(session: &mut Session) -> Result<String, CliError> {
             "    {members} · thread {}",
             printable(&summary.thread_id)
         ));
+        json_threads.push(json!({
+            "thread_id": summary.thread_id,
+            "subject": session.contents.threads.get(&summary.thread_id).and_then(|state| state.subject.clone()),
+            "unread": summary.unread,
+            "members": member_ids,
+        }));
     }
     let left: Vec<(String, LeftThread)> = session
         .contents
@@ -209,17 +227,24 @@ pub async fn list(session: &mut Session) -> Result<String, CliError> {
         } else {
             "Threads you have left:".to_owned()
         });
-        for (thread_id, ended) in left {
+        for (thread_id, ended) in &left {
             lines.push(format!(
                 "  {} · thread {}",
-                how_it_ended(session, &mut names, &thread_id, &ended).await?,
-                printable(&thread_id)
+                how_it_ended(session, &mut names, thread_id, ended).await?,
+                printable(thread_id)
             ));
         }
     } else if listed.is_empty() {
         lines.push("No threads yet. Start one with `curbside thread new --with NAME`.".to_owned());
     }
-    Ok(lines.join("\n"))
+    let json_left: Vec<Value> = left
+        .iter()
+        .map(|(thread_id, ended)| json!({ "thread_id": thread_id, "left": output::left(ended) }))
+        .collect();
+    Ok(Output::new(
+        lines.join("\n"),
+        json!({ "threads": json_threads, "left": json_left }),
+    ))
 }
 
 /// `curbside thread show THREAD`: members and their devices, then each

@@ -19,6 +19,7 @@ mod backup;
 mod browser;
 mod certificates;
 mod cli;
+mod cli_output;
 mod clinical;
 mod console;
 mod conversation;
