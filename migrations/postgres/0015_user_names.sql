@@ -18,3 +18,7 @@ CREATE TABLE scim_user (
     user_id TEXT PRIMARY KEY NOT NULL REFERENCES app_user (user_id),
     resource TEXT NOT NULL
 );
+
+-- Who deactivated a deactivated user: `admin` or `scim`. SCIM never
+-- reactivates a user an administrator deactivated.
+ALTER TABLE app_user ADD COLUMN deactivated_by TEXT;

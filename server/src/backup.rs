@@ -86,8 +86,9 @@ pub enum BackupError {
     Audit(Broken),
     /// The key given is not one.
     #[error(
-        "--audit-key must be the audit key as the server printed it at start \
-         (curbside-audit/ID+KEYID+BASE64)"
+        "--audit-key must be the audit key the log started with, as the server printed it at \
+         start (curbside-audit/ID+KEYID+BASE64), or its 32-byte public key in base64url (the \
+         public_key of /.well-known/curbside/audit-key)"
     )]
     BadKey,
 }
@@ -121,6 +122,73 @@ struct Manifest {
     audit_seq: i64,
     /// That entry's hash, hex.
     audit_hash: String,
+    /// The installation the backup is of.
+    installation_id: String,
+    /// Every other file in the backup, by path, with its SHA-256 (hex).
+    files: std::collections::BTreeMap<String, String>,
+}
+
+/// The manifest's signature's name in the file: the audit key's Ed25519
+/// signature of `MANIFEST.json`'s bytes, hex. The audit key is the one the
+/// log's last checkpoint proves, so the signature makes every file the
+/// manifest lists (the token key, the TLS key) as trustworthy as the log.
+const SIGNATURE: &str = "MANIFEST.sig";
+
+/// The SHA-256 of a file, hex, read a piece at a time.
+fn sha256_file(path: &Path) -> Result<String, BackupError> {
+    let mut file = std::fs::File::open(path).map_err(io("cannot read", path))?;
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = file.read(&mut buffer).map_err(io("cannot read", path))?;
+        if read == 0 {
+            return Ok(hex::encode(context.finish()));
+        }
+        context.update(&buffer[..read]);
+    }
+}
+
+/// Every file under `root`, by its path from `root` (`/`-separated).
+fn files_under(root: &Path) -> Result<Vec<String>, BackupError> {
+    let mut found = Vec::new();
+    let mut folders = vec![root.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).map_err(io("cannot read", &folder))? {
+            let entry = entry.map_err(io("cannot read", &folder))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(io("cannot read", &path))?;
+            if kind.is_dir() {
+                folders.push(path);
+            } else if let Ok(relative) = path.strip_prefix(root) {
+                found.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Copies the folder `from` to `to` (files and folders only), private.
+fn copy_private(from: &Path, to: &Path) -> Result<(), BackupError> {
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(to)
+        .map_err(io("cannot make", to))?;
+    for relative in files_under(from)? {
+        let source = from.join(&relative);
+        let target = to.join(&relative);
+        if let Some(parent) = target.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(io("cannot make", parent))?;
+        }
+        std::fs::copy(&source, &target).map_err(io("cannot copy", &source))?;
+        std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(io("cannot protect", &target))?;
+    }
+    Ok(())
 }
 
 /// Writes a backup of the server `config` describes to `out`, while it
@@ -158,10 +226,14 @@ pub async fn backup(config: &Config, out: &Path) -> Result<String, BackupError> 
     } else {
         live.copy_sqlite_to(&copy).await.map_err(database)?;
         live.close().await;
-        let url = crate::config::DatabaseUrl::parse(&format!("sqlite://{}", copy.display()))
-            .map_err(database)?;
+        let url = crate::config::DatabaseUrl::sqlite_in(work.path());
         Database::open_as_is(&url).await.map_err(database)?
     };
+    let installation_id = described
+        .installation_id_if_any()
+        .await
+        .map_err(database)?
+        .ok_or_else(|| BackupError::Database("it has no installation id".to_owned()))?;
     let migrations = described
         .applied_migrations()
         .await
@@ -171,6 +243,34 @@ pub async fn backup(config: &Config, out: &Path) -> Result<String, BackupError> 
         .collect();
     let head = rows::head(described.pool()).await.map_err(database)?;
     described.close().await;
+    // The folders as they are now, so that what is hashed is what is
+    // written.
+    for folder in FOLDERS {
+        let path = config.data_dir.join(folder);
+        if path.is_dir() {
+            copy_private(&path, &work.path().join(folder))?;
+        }
+    }
+    let mut files = std::collections::BTreeMap::new();
+    for relative in files_under(work.path())? {
+        let listed = relative == DATABASE
+            || FOLDERS
+                .iter()
+                .any(|folder| relative.starts_with(&format!("{folder}/")));
+        if listed {
+            let hash = sha256_file(&work.path().join(&relative))?;
+            files.insert(relative, hash);
+        }
+    }
+    let key_path = config.data_dir.join(KEY_FILE);
+    if !key_path.is_file() {
+        return Err(BackupError::Busy(format!(
+            "{} is missing: there is no audit key to sign the backup with",
+            key_path.display()
+        )));
+    }
+    let signer = AuditSigner::at(&key_path, &installation_id)
+        .map_err(|error| BackupError::Busy(error.to_string()))?;
     let manifest = Manifest {
         format: FORMAT.to_owned(),
         made_by: env!("CARGO_PKG_VERSION").to_owned(),
@@ -179,7 +279,11 @@ pub async fn backup(config: &Config, out: &Path) -> Result<String, BackupError> 
         migrations,
         audit_seq: head.seq,
         audit_hash: hex::encode(&head.entry_hash),
+        installation_id,
+        files,
     };
+    let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(database)?;
+    let signature = hex::encode(signer.sign_bytes(&manifest_json));
 
     let mut file = tempfile::Builder::new()
         .prefix(".curbside-backup-")
@@ -189,27 +293,23 @@ pub async fn backup(config: &Config, out: &Path) -> Result<String, BackupError> 
     {
         let mut archive = tar::Builder::new(file.as_file_mut());
         archive.mode(tar::HeaderMode::Complete);
-        let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(database)?;
-        let mut header = tar::Header::new_gnu();
-        header.set_size(u64::try_from(manifest_json.len()).unwrap_or(u64::MAX));
-        header.set_mode(0o600);
-        header.set_mtime(u64::try_from(manifest.made_at_ms / 1000).unwrap_or(0));
-        header.set_cksum();
-        archive
-            .append_data(&mut header, MANIFEST, manifest_json.as_slice())
-            .map_err(io("cannot write", out))?;
-        if !postgres {
+        for (name, bytes) in [
+            (MANIFEST, manifest_json.as_slice()),
+            (SIGNATURE, signature.as_bytes()),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+            header.set_mode(0o600);
+            header.set_mtime(u64::try_from(manifest.made_at_ms / 1000).unwrap_or(0));
+            header.set_cksum();
             archive
-                .append_path_with_name(&copy, DATABASE)
+                .append_data(&mut header, name, bytes)
                 .map_err(io("cannot write", out))?;
         }
-        for folder in FOLDERS {
-            let path = config.data_dir.join(folder);
-            if path.is_dir() {
-                archive
-                    .append_dir_all(folder, &path)
-                    .map_err(io("cannot copy", &path))?;
-            }
+        for relative in manifest.files.keys() {
+            archive
+                .append_path_with_name(work.path().join(relative), relative)
+                .map_err(io("cannot write", out))?;
         }
         archive.finish().map_err(io("cannot write", out))?;
     }
@@ -243,6 +343,31 @@ pub async fn backup(config: &Config, out: &Path) -> Result<String, BackupError> 
     Ok(said)
 }
 
+/// The audit key given: as the server printed it at start
+/// (`curbside-audit/ID+KEYID+BASE64`, which also names the log), or the
+/// 32-byte public key in base64url, as `/.well-known/curbside/audit-key`
+/// publishes it in `public_key`.
+fn published_key(text: &str) -> Result<Published, BackupError> {
+    let text = text.trim();
+    if let Some(key) = curbside_proto::note::NoteKey::from_verifier_string(text) {
+        return Ok(Published::Named(key));
+    }
+    curbside_proto::b64::decode(text)
+        .ok()
+        .filter(|key| key.len() == 32)
+        .map(Published::Bare)
+        .ok_or(BackupError::BadKey)
+}
+
+/// An audit key the operator gave.
+#[derive(Debug, Clone)]
+enum Published {
+    /// With the log's name.
+    Named(curbside_proto::note::NoteKey),
+    /// The public key alone.
+    Bare(Vec<u8>),
+}
+
 /// Whether `data_dir` holds nothing of an installation (a lock file, or
 /// nothing at all, may be there).
 fn is_empty(data_dir: &Path) -> Result<bool, BackupError> {
@@ -273,12 +398,7 @@ pub async fn restore(
     from: &Path,
     audit_key: Option<&str>,
 ) -> Result<String, BackupError> {
-    let published = audit_key
-        .map(|text| {
-            curbside_proto::note::NoteKey::from_verifier_string(text.trim())
-                .ok_or(BackupError::BadKey)
-        })
-        .transpose()?;
+    let published = audit_key.map(published_key).transpose()?;
     let data_dir = &config.data_dir;
     if !is_empty(data_dir)? {
         return Err(BackupError::NotEmpty(data_dir.clone()));
@@ -307,7 +427,8 @@ pub async fn restore(
         .prefix(".restore-")
         .tempdir_in(data_dir)
         .map_err(io("cannot make a work folder in", data_dir))?;
-    let manifest = unpack(from, staging.path())?;
+    let unpacked = unpack(from, staging.path())?;
+    let manifest = &unpacked.manifest;
     if manifest.format != FORMAT {
         return Err(BackupError::NotABackup(
             from.to_owned(),
@@ -340,12 +461,16 @@ pub async fn restore(
         }
         None => None,
     };
-    let checked = check(config, staging.path(), &manifest, published.as_ref()).await;
+    let checked = check(config, staging.path(), &unpacked, published.as_ref()).await;
     let report = match checked {
         Ok(report) => report,
         Err(error) => {
             if let Some(file) = placed {
-                let _ = std::fs::remove_file(file);
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut path = file.clone().into_os_string();
+                    path.push(suffix);
+                    let _ = std::fs::remove_file(path);
+                }
             }
             return Err(error);
         }
@@ -370,12 +495,14 @@ pub async fn restore(
 
 /// Unpacks the backup into `staging`, taking only what a backup holds, and
 /// returns its manifest.
-fn unpack(from: &Path, staging: &Path) -> Result<Manifest, BackupError> {
+fn unpack(from: &Path, staging: &Path) -> Result<Unpacked, BackupError> {
     let not_a_backup = |why: String| BackupError::NotABackup(from.to_owned(), why);
     let file = std::fs::File::open(from).map_err(io("cannot open", from))?;
     let mut archive = tar::Archive::new(file);
-    archive.set_preserve_permissions(true);
+    // Modes are set here, not taken from the file.
+    archive.set_preserve_permissions(false);
     let mut manifest = None;
+    let mut signature = None;
     for entry in archive
         .entries()
         .map_err(|error| not_a_backup(error.to_string()))?
@@ -397,17 +524,24 @@ fn unpack(from: &Path, staging: &Path) -> Result<Manifest, BackupError> {
                 path.display()
             )));
         }
-        if path == Path::new(MANIFEST) {
-            let mut text = String::new();
+        if path == Path::new(MANIFEST) || path == Path::new(SIGNATURE) {
+            let mut bytes = Vec::new();
             entry
                 .by_ref()
-                .take(64 * 1024)
-                .read_to_string(&mut text)
+                .take(1024 * 1024)
+                .read_to_end(&mut bytes)
                 .map_err(|error| not_a_backup(error.to_string()))?;
-            manifest = Some(
-                serde_json::from_str::<Manifest>(&text)
-                    .map_err(|error| not_a_backup(format!("its manifest: {error}")))?,
-            );
+            if path == Path::new(MANIFEST) {
+                let parsed = serde_json::from_slice::<Manifest>(&bytes)
+                    .map_err(|error| not_a_backup(format!("its manifest: {error}")))?;
+                manifest = Some((parsed, bytes));
+            } else {
+                let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+                signature = Some(
+                    hex::decode(text)
+                        .map_err(|_| not_a_backup("its manifest's signature".to_owned()))?,
+                );
+            }
             continue;
         }
         if !(path == Path::new(DATABASE) || FOLDERS.contains(&first)) {
@@ -427,7 +561,64 @@ fn unpack(from: &Path, staging: &Path) -> Result<Manifest, BackupError> {
             )));
         }
     }
-    manifest.ok_or_else(|| not_a_backup("it has no MANIFEST.json".to_owned()))
+    let (manifest, manifest_bytes) =
+        manifest.ok_or_else(|| not_a_backup("it has no MANIFEST.json".to_owned()))?;
+    let signature =
+        signature.ok_or_else(|| not_a_backup("its manifest is not signed".to_owned()))?;
+    // Everything unpacked is private, and is exactly what the manifest
+    // lists, each file with its hash.
+    let found = files_under(staging)?;
+    for relative in &found {
+        let path = staging.join(relative);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(io("cannot protect", &path))?;
+        match manifest.files.get(relative) {
+            Some(hash) if *hash == sha256_file(&path)? => {}
+            Some(_) => {
+                return Err(not_a_backup(format!(
+                    "{relative} is not the file its manifest lists (its SHA-256 differs)"
+                )));
+            }
+            None => {
+                return Err(not_a_backup(format!(
+                    "it holds {relative}, which its manifest does not list"
+                )));
+            }
+        }
+    }
+    if let Some(missing) = manifest.files.keys().find(|listed| !found.contains(listed)) {
+        return Err(not_a_backup(format!(
+            "{missing}, which its manifest lists, is missing"
+        )));
+    }
+    let mut folders = vec![staging.to_owned()];
+    while let Some(folder) = folders.pop() {
+        std::fs::set_permissions(&folder, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(io("cannot protect", &folder))?;
+        for entry in std::fs::read_dir(&folder).map_err(io("cannot read", &folder))? {
+            let entry = entry.map_err(io("cannot read", &folder))?;
+            if entry
+                .file_type()
+                .map_err(io("cannot read", &folder))?
+                .is_dir()
+            {
+                folders.push(entry.path());
+            }
+        }
+    }
+    Ok(Unpacked {
+        manifest,
+        manifest_bytes,
+        signature,
+    })
+}
+
+/// A backup unpacked and its files checked against its manifest (whose
+/// signature is checked with the log).
+struct Unpacked {
+    manifest: Manifest,
+    manifest_bytes: Vec<u8>,
+    signature: Vec<u8>,
 }
 
 /// Checks the restored database: its migrations, and its audit log from
@@ -435,13 +626,13 @@ fn unpack(from: &Path, staging: &Path) -> Result<Manifest, BackupError> {
 async fn check(
     config: &Config,
     staging: &Path,
-    manifest: &Manifest,
-    published: Option<&curbside_proto::note::NoteKey>,
+    unpacked: &Unpacked,
+    published: Option<&Published>,
 ) -> Result<String, BackupError> {
     let database = Database::open_as_is(&config.database)
         .await
         .map_err(database)?;
-    let result = check_database(&database, staging, manifest, published).await;
+    let result = check_database(&database, staging, unpacked, published).await;
     database.close().await;
     result
 }
@@ -449,9 +640,10 @@ async fn check(
 async fn check_database(
     database: &Database,
     staging: &Path,
-    manifest: &Manifest,
-    published: Option<&curbside_proto::note::NoteKey>,
+    unpacked: &Unpacked,
+    published: Option<&Published>,
 ) -> Result<String, BackupError> {
+    let manifest = &unpacked.manifest;
     // Migrations: each applied one known, with the same checksum.
     let known = database.known_migrations();
     let applied = database
@@ -485,32 +677,76 @@ async fn check_database(
     }
     let pending = known.len().saturating_sub(applied.len());
 
-    // The audit log, from its first entry.
+    // The audit log, from its first entry, of the installation the backup
+    // is of.
     let server_id = database
         .installation_id_if_any()
         .await
         .map_err(database_error)?
         .ok_or_else(|| BackupError::Migrations("the database has no installation id".to_owned()))?;
-    let own = AuditSigner::at(&staging.join(KEY_FILE), &server_id)
+    if server_id != manifest.installation_id {
+        return Err(BackupError::Migrations(format!(
+            "the database is installation {server_id}, but the backup is of installation {}: \
+             restore the dump made with this backup",
+            manifest.installation_id
+        )));
+    }
+    let key_path = staging.join(KEY_FILE);
+    if !key_path.is_file() {
+        return Err(BackupError::NotABackup(
+            staging.to_owned(),
+            "it holds no audit key".to_owned(),
+        ));
+    }
+    let own = AuditSigner::at(&key_path, &server_id)
         .map_err(|error| BackupError::NotABackup(staging.to_owned(), error.to_string()))?;
-    let (start_key, against) = match published {
-        Some(key) => (key.clone(), "the audit key given (--audit-key)"),
-        None => (
-            first_key(staging).unwrap_or_else(|| own.note_key().clone()),
-            "the backup's own audit key (give --audit-key to check against the key you \
-             published)",
+    // The manifest, and so every file it lists, is the one this audit key
+    // signed; that the key is the log's is checked below, from the log.
+    let public = own.public_key();
+    if ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public)
+        .verify(&unpacked.manifest_bytes, &unpacked.signature)
+        .is_err()
+    {
+        return Err(BackupError::NotABackup(
+            staging.to_owned(),
+            "its manifest's signature does not verify with its audit key: the files were \
+             changed"
+                .to_owned(),
+        ));
+    }
+    let (mut verifier, shown, against) = match published {
+        Some(Published::Named(key)) => (
+            Verifier::new(&key.public_key).for_origin(&key.name),
+            key.verifier_string(),
+            "the audit key given (--audit-key)",
         ),
+        Some(Published::Bare(key)) => (
+            Verifier::new(key),
+            curbside_proto::b64::encode(key),
+            "the audit key given (--audit-key)",
+        ),
+        None => {
+            let key = first_key(staging).unwrap_or_else(|| own.note_key().clone());
+            (
+                Verifier::new(&key.public_key).for_origin(&key.name),
+                key.verifier_string(),
+                "the backup's own audit key (give --audit-key to check against the key you \
+                 published)",
+            )
+        }
     };
-    let mut verifier = Verifier::new(&start_key.public_key).for_origin(&start_key.name);
     let checkpoints = rows::checkpoints(database.pool(), i64::MIN, i64::MAX)
         .await
         .map_err(database_error)?
         .into_iter()
         .map(rows::CheckpointRow::into_checkpoint)
         .collect::<Vec<_>>();
+    let last_checkpoint = checkpoints.last().cloned();
     let mut checkpoints = checkpoints.iter().peekable();
     let mut after = 0;
     let mut count = 0u64;
+    // The hash of the entry the manifest names, once read.
+    let mut at_manifest = None;
     loop {
         let page = rows::entries(
             database.pool(),
@@ -533,6 +769,9 @@ async fn check_database(
             let seq = entry.seq;
             verifier.entry(&entry, &hash).map_err(BackupError::Audit)?;
             count += 1;
+            if i64::try_from(seq).ok() == Some(manifest.audit_seq) {
+                at_manifest = Some(hex::encode(&hash));
+            }
             while let Some(checkpoint) = checkpoints.next_if(|c| c.seq <= seq) {
                 verifier
                     .checkpoint(checkpoint)
@@ -545,8 +784,23 @@ async fn check_database(
             .checkpoint(checkpoint)
             .map_err(BackupError::Audit)?;
     }
+    if let Some(note) = rows::head(database.pool())
+        .await
+        .map_err(database_error)?
+        .tree_note
+    {
+        verifier
+            .tree_checkpoint(&note)
+            .map_err(BackupError::Audit)?;
+    }
     let signed = verifier.signed_through();
     let last = verifier.finish().map_err(BackupError::Audit)?;
+    if count == 0 {
+        return Err(BackupError::Audit(Broken {
+            seq: 1,
+            reason: "the log is empty: a server's log starts at its first start".to_owned(),
+        }));
+    }
     if i64::try_from(last).unwrap_or(i64::MAX) < manifest.audit_seq {
         return Err(BackupError::Audit(Broken {
             seq: last + 1,
@@ -555,6 +809,21 @@ async fn check_database(
                 manifest.audit_seq
             ),
         }));
+    }
+    if at_manifest.as_deref() != Some(manifest.audit_hash.as_str()) {
+        return Err(BackupError::Audit(Broken {
+            seq: u64::try_from(manifest.audit_seq).unwrap_or(0),
+            reason: "the entry the backup's manifest names is not in the log as it was".to_owned(),
+        }));
+    }
+    // The backup's audit key (which signed the manifest) is the one the log
+    // now signs with: its last checkpoint, reached through any hand-over
+    // from the key given.
+    if !last_checkpoint.is_some_and(|checkpoint| checkpoint.verify(&public)) {
+        return Err(BackupError::NotABackup(
+            staging.to_owned(),
+            "its audit key is not the key that signs the log's last checkpoint".to_owned(),
+        ));
     }
     Ok(format!(
         "Checked: {} migrations, all this version's{}; the audit log verifies, {count} entries \
@@ -565,7 +834,7 @@ async fn check_database(
         } else {
             String::new()
         },
-        start_key.verifier_string()
+        shown
     ))
 }
 

@@ -72,9 +72,11 @@ pub struct RestoreArgs {
     /// The backup file to restore.
     #[arg(long, value_name = "FILE")]
     pub from: std::path::PathBuf,
-    /// The audit key as the server printed it at start (and as
-    /// /.well-known/curbside/audit-key publishes it): the log must verify
-    /// against it, from its first entry.
+    /// The audit key the log started with, as the server printed it at
+    /// start (curbside-audit/ID+KEYID+BASE64), or its public key in
+    /// base64url (`public_key` of /.well-known/curbside/audit-key): the log
+    /// must verify against it from its first entry, following any key
+    /// rotation's hand-over.
     #[arg(long, value_name = "KEY")]
     pub audit_key: Option<String>,
     /// The server's settings: the data directory and database to restore

@@ -38,9 +38,9 @@ pub enum ProfileCommand {
         yes: bool,
     },
     /// Pin the server's new certificate after its operator replaced it:
-    /// give the new fingerprint (the server prints it at start) with
-    /// --pin-sha256; the profile signs in over it, proving the server is
-    /// the one it enrolled with, then keeps it.
+    /// give the new fingerprint with --pin-sha256, as the operator told
+    /// you through a channel you trust (the server prints it at start);
+    /// the profile signs in afresh over it, then keeps it.
     Repin,
 }
 
@@ -163,7 +163,13 @@ pub(crate) async fn run(
                 ));
             }
             let mut session = Session::open(options).await?;
-            // Signing in proves the server holds this installation's keys.
+            // A fresh sign-in, so that the stored session's token is never
+            // sent to a certificate not yet trusted. It shows the server
+            // knows this device and its installation; it does not show that
+            // the connection is not relayed: the fingerprint itself must
+            // come from the operator, through a channel the user trusts.
+            session.contents.session = None;
+            session.client.set_token(None);
             session.call(async |client| client.whoami().await).await?;
             session.remember_certificate()?;
             let pin = session.contents.pin_sha256.clone().unwrap_or_default();

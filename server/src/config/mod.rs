@@ -359,11 +359,15 @@ fn resolve(given: &mut settings::Given) -> Result<Config, ConfigError> {
     if let Some(value) = given.number("min_free_disk_mib")? {
         config.min_free_disk_bytes = value * 1024 * 1024;
     }
+    let mut metrics_origin = None;
     for (key, slot) in [
         ("scim_token", &mut config.scim_token),
         ("metrics_token", &mut config.metrics_token),
     ] {
         if let Some((text, origin)) = given.text(key) {
+            if key == "metrics_token" {
+                metrics_origin = Some(origin.clone());
+            }
             *slot = Some(ServiceToken::new(&text).ok_or_else(|| {
                 invalid(
                     key,
@@ -373,6 +377,17 @@ fn resolve(given: &mut settings::Given) -> Result<Config, ConfigError> {
                 )
             })?);
         }
+    }
+    if let (Some(scim), Some(metrics), Some(origin)) =
+        (&config.scim_token, &config.metrics_token, &metrics_origin)
+        && scim == metrics
+    {
+        return Err(invalid(
+            "metrics_token",
+            origin,
+            "give Prometheus a token of its own: the same token as scim_token would let \
+             whoever scrapes the metrics provision users",
+        ));
     }
     let ca = given.text("push_gateway_ca");
     match given.text("push_gateway_url") {
@@ -614,6 +629,21 @@ mod tests {
         let error = refusal(overrides().with("database_url", "mysql://x"));
         assert!(
             error.contains("`database_url`") && !error.contains("mysql://x"),
+            "{error}"
+        );
+        let token = "0123456789abcdef0123456789abcdef";
+        let error = refusal(overrides().with("scim_token", "short"));
+        assert!(
+            error.contains("`scim_token`") && !error.contains("short"),
+            "{error}"
+        );
+        let error = refusal(
+            overrides()
+                .with("scim_token", token)
+                .with("metrics_token", token),
+        );
+        assert!(
+            error.contains("`metrics_token`") && !error.contains(token),
             "{error}"
         );
         let error = refusal(overrides().with("log_format", "xml"));

@@ -258,7 +258,8 @@ impl Match<'_> {
     }
 }
 
-/// One user as provisioning sees them: the row, and what the identity
+/// One user as provisioning sees them (a clinician with a user name): the
+/// row, and what the identity
 /// provider last sent of them (`scim_user.resource`), if it did.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProvisionedRow {
@@ -290,7 +291,7 @@ where
     sqlx::query_as::<_, ProvisionedRow>(&format!(
         "SELECT {columns}, s.resource AS resource FROM app_user u \
          LEFT JOIN scim_user s ON s.user_id = u.user_id \
-         WHERE u.user_name IS NOT NULL AND {clause} \
+         WHERE u.user_name IS NOT NULL AND u.role = 'clinician' AND {clause} \
          ORDER BY u.created_at_ms DESC, u.user_id DESC LIMIT $2 OFFSET $3"
     ))
     .bind(value)
@@ -348,7 +349,8 @@ where
 {
     let (clause, value) = matching.clause();
     sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM app_user u WHERE u.user_name IS NOT NULL AND {clause}"
+        "SELECT COUNT(*) FROM app_user u WHERE u.user_name IS NOT NULL AND u.role = 'clinician' \
+         AND {clause}"
     ))
     .bind(value)
     .fetch_one(executor)
@@ -386,23 +388,48 @@ where
     Ok(())
 }
 
-/// Sets a user's status.
+/// Sets a user's status, as `source` (who deactivated them: `admin` or
+/// `scim`, kept while they are deactivated).
 pub async fn set_status<'c, E>(
     executor: E,
     user_id: &str,
     status: UserStatus,
+    source: &str,
     now_ms: i64,
 ) -> Result<(), sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    sqlx::query("UPDATE app_user SET status = $1, updated_at_ms = $2 WHERE user_id = $3")
-        .bind(status.as_str())
-        .bind(now_ms)
-        .bind(user_id)
-        .execute(executor)
-        .await?;
+    let deactivated_by = (status == UserStatus::Deactivated).then_some(source);
+    sqlx::query(
+        "UPDATE app_user SET status = $1, updated_at_ms = $2, deactivated_by = $4 \
+         WHERE user_id = $3",
+    )
+    .bind(status.as_str())
+    .bind(now_ms)
+    .bind(user_id)
+    .bind(deactivated_by)
+    .execute(executor)
+    .await?;
     Ok(())
+}
+
+/// Who deactivated the user (`admin` or `scim`), if they are deactivated
+/// and it was recorded.
+pub async fn deactivated_by<'c, E>(
+    executor: E,
+    user_id: &str,
+) -> Result<Option<String>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    Ok(sqlx::query_scalar::<_, Option<String>>(
+        "SELECT deactivated_by FROM app_user WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(executor)
+    .await?
+    .flatten())
 }
 
 /// How many active administrators there are besides `user_id`.

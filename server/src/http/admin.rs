@@ -302,13 +302,19 @@ async fn set_status(
         keep_an_admin(state, &target).await?;
     }
     let mut tx = state.database.pool().begin().await?;
-    change_status(&mut tx, user_id, status, by_user, now_ms()).await?;
+    change_status(&mut tx, user_id, status, by_user, BY_ADMIN, now_ms()).await?;
     access.commit(state, tx).await?;
     state.auth.sessions.evict_user(user_id);
     user_or_404(state, user_id).await
 }
 
-/// Gives the user `status` in `tx`. Deactivating also ends their sessions,
+/// Who deactivated a user: an administrator.
+pub(super) const BY_ADMIN: &str = "admin";
+/// Who deactivated a user: the identity provider, through SCIM.
+pub(super) const BY_SCIM: &str = "scim";
+
+/// Gives the user `status` in `tx`, as `source` ([`BY_ADMIN`] or
+/// [`BY_SCIM`]) did. Deactivating also ends their sessions,
 /// their memberships (recorded as ended by `by_user`) and their unused
 /// enrollment codes; once `tx` commits, the caller evicts the user's
 /// cached sessions (`auth.sessions.evict_user`).
@@ -317,9 +323,10 @@ pub(super) async fn change_status(
     user_id: &str,
     status: UserStatus,
     by_user: &str,
+    source: &str,
     now: i64,
 ) -> Result<()> {
-    app_user::set_status(&mut **tx, user_id, status, now).await?;
+    app_user::set_status(&mut **tx, user_id, status, source, now).await?;
     if status == UserStatus::Deactivated {
         end_sessions(
             &mut **tx,

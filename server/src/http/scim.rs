@@ -12,8 +12,14 @@
 //! it at each write. Users made through SCIM are clinicians; roles are
 //! Curbside's own.
 //!
+//! Only clinicians are provisioned: administrators and auditors, whatever
+//! their user names, are beyond SCIM's reach (404), so the provider's token
+//! can neither make nor change nor remove one.
+//!
 //! `active: false` deactivates the user as an administrator's deactivation
-//! does, ending their sessions at once; DELETE deactivates them too and
+//! does, ending their sessions at once, but SCIM never reactivates a user
+//! an administrator deactivated (409); a PUT without `active` leaves the
+//! status as it is; DELETE deactivates them too and
 //! forgets their user name and external id (the user stays, for the audit
 //! log and the threads' history, and SCIM no longer finds them). Every
 //! call has its audit entry, with no actor: the `scim.` action says the
@@ -37,7 +43,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::{self, Access};
-use super::admin::{change_status, keep_an_admin, taken};
+use super::admin::{BY_ADMIN, BY_SCIM, change_status, keep_an_admin, taken};
 use super::error::Error;
 use super::fields::{self, NAME_MAX};
 use super::state::{AppState, finish};
@@ -56,6 +62,10 @@ const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const SCIM_JSON: &str = "application/scim+json";
 /// The most users one list answers with.
 const MAX_RESULTS: i64 = 200;
+/// The most e-mail addresses kept for a user.
+const MAX_EMAILS: usize = 10;
+/// The most bytes of a user's kept attributes (JSON).
+const MAX_RESOURCE_BYTES: usize = 16 * 1024;
 /// The department of a user the provider gives none.
 const NO_DEPARTMENT: &str = "Unassigned";
 
@@ -607,6 +617,19 @@ fn fit(text: &str) -> String {
     cleaned.trim().chars().take(NAME_MAX).collect()
 }
 
+/// The attribute `text` names in the enterprise extension
+/// (`urn:...:enterprise:2.0:User:department` names `department`), if it
+/// names one there. (Never slices inside a character: client text.)
+fn extension_attribute(text: &str) -> Option<&str> {
+    let prefix = text.get(..ENTERPRISE.len())?;
+    let rest = text.get(ENTERPRISE.len()..)?;
+    prefix
+        .eq_ignore_ascii_case(ENTERPRISE)
+        .then_some(rest)?
+        .strip_prefix(':')
+        .filter(|sub| !sub.is_empty())
+}
+
 /// The canonical spelling of a top-level attribute (names are not case
 /// sensitive), or `None` for one Curbside does not keep.
 fn top_level(name: &str) -> Option<&'static str> {
@@ -748,6 +771,23 @@ fn written(mut object: Map<String, Value>) -> Result<Written> {
         Value::Array(items) => !items.is_empty(),
         _ => true,
     });
+    // What is kept stays small: every list answer holds up to 200 users.
+    if object
+        .get("emails")
+        .and_then(Value::as_array)
+        .is_some_and(|emails| emails.len() > MAX_EMAILS)
+    {
+        return Err(ScimError::bad(
+            "invalidValue",
+            format!("a user may have at most {MAX_EMAILS} emails"),
+        ));
+    }
+    if Value::Object(object.clone()).to_string().len() > MAX_RESOURCE_BYTES {
+        return Err(ScimError::bad(
+            "invalidValue",
+            format!("the user's attributes take more than {MAX_RESOURCE_BYTES} bytes; send less"),
+        ));
+    }
     Ok(Written {
         user_name,
         external_id,
@@ -756,7 +796,7 @@ fn written(mut object: Map<String, Value>) -> Result<Written> {
 }
 
 /// A user as SCIM answers with them.
-fn resource(user: &User, written: &Written, headers: &HeaderMap) -> Value {
+fn resource(user: &User, written: &Written) -> Value {
     let mut object = Map::new();
     let mut schemas = vec![json!(USER_SCHEMA)];
     if written.rest.contains_key(ENTERPRISE) {
@@ -777,21 +817,13 @@ fn resource(user: &User, written: &Written, headers: &HeaderMap) -> Value {
         Some(active) => object.insert("active".to_owned(), json!(active)),
         None => object.remove("active"),
     };
-    let mut meta = json!({
+    // No `location`: the only host name at hand would be the client's own
+    // Host header.
+    let meta = json!({
         "resourceType": "User",
         "created": rfc3339(user.created_at_ms),
         "lastModified": rfc3339(user.updated_at_ms),
     });
-    if let Some(host) = headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-    {
-        meta = with(
-            meta,
-            "location",
-            json!(format!("https://{host}/scim/v2/Users/{}", user.user_id)),
-        );
-    }
     object.insert("meta".to_owned(), meta);
     Value::Object(object)
 }
@@ -815,9 +847,7 @@ fn select(mut resource: Value, attributes: Option<&str>, excluded: Option<&str>)
                 let name = name.trim();
                 // `urn:...:User:department` is in the extension; `name.givenName`
                 // in `name`.
-                let top = if name.len() > ENTERPRISE.len()
-                    && name[..ENTERPRISE.len()].eq_ignore_ascii_case(ENTERPRISE)
-                {
+                let top = if extension_attribute(name).is_some() {
                     ENTERPRISE
                 } else {
                     name.split('.').next().unwrap_or(name)
@@ -945,7 +975,6 @@ fn parse_filter(filter: &str) -> Result<Match<'_>> {
 async fn list_users(
     State(state): State<AppState>,
     _provider: Provider,
-    headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<Response> {
     let matching = match query.filter.as_deref() {
@@ -966,7 +995,7 @@ async fn list_users(
         .map(|(user, stored)| {
             let written = Written::of(user, stored.as_deref());
             select(
-                resource(user, &written, &headers),
+                resource(user, &written),
                 query.attributes.as_deref(),
                 query.excluded_attributes.as_deref(),
             )
@@ -1010,7 +1039,6 @@ async fn provisioned(state: &AppState, id: &str) -> Result<(User, Written)> {
 async fn get_user(
     State(state): State<AppState>,
     _provider: Provider,
-    headers: HeaderMap,
     Path(user_id): Path<String>,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response> {
@@ -1018,7 +1046,7 @@ async fn get_user(
     Ok(scim_json(
         StatusCode::OK,
         &select(
-            resource(&user, &written, &headers),
+            resource(&user, &written),
             query.attributes.as_deref(),
             query.excluded_attributes.as_deref(),
         ),
@@ -1097,16 +1125,21 @@ async fn create_user(
             .map_err(taken)?;
         app_user::set_resource(&mut *tx, &target, &stored).await?;
         if deactivated {
-            change_status(&mut tx, &target, UserStatus::Deactivated, &target, now).await?;
+            change_status(
+                &mut tx,
+                &target,
+                UserStatus::Deactivated,
+                &target,
+                BY_SCIM,
+                now,
+            )
+            .await?;
         }
         access.commit(&commit_state, tx).await
     })
     .await?;
     let (user, written) = provisioned(&state, &user_id).await?;
-    Ok(scim_json(
-        StatusCode::CREATED,
-        &resource(&user, &written, &headers),
-    ))
+    Ok(scim_json(StatusCode::CREATED, &resource(&user, &written)))
 }
 
 /// Writes `written` over the provisioned `user`: their Curbside name,
@@ -1125,6 +1158,21 @@ async fn write(
     };
     if status == UserStatus::Deactivated && user.status == UserStatus::Active {
         keep_an_admin(state, user).await?;
+    }
+    if status == UserStatus::Active
+        && user.status == UserStatus::Deactivated
+        && app_user::deactivated_by(state.database.pool(), &user.user_id)
+            .await?
+            .as_deref()
+            == Some(BY_ADMIN)
+    {
+        return Err(ScimError::Scim {
+            status: StatusCode::CONFLICT,
+            scim_type: Some("mutability"),
+            detail: "an administrator deactivated this user in Curbside; only an administrator \
+                     reactivates them (curbside admin user reactivate)"
+                .to_owned(),
+        });
     }
     let display_name = written.display_name();
     let department = written
@@ -1153,7 +1201,7 @@ async fn write(
             .map_err(taken)?;
         app_user::set_resource(&mut *tx, &target, &stored).await?;
         if changes_status {
-            change_status(&mut tx, &target, status, &target, now).await?;
+            change_status(&mut tx, &target, status, &target, BY_SCIM, now).await?;
         }
         access.commit(&commit_state, tx).await?;
         commit_state.auth.sessions.evict_user(&target);
@@ -1184,13 +1232,15 @@ async fn replace_user(
     Path(user_id): Path<String>,
     body: Bytes,
 ) -> Result<Response> {
-    let replacement = written(canonical(&body_json(&headers, &body)?)?)?;
+    let mut replacement = written(canonical(&body_json(&headers, &body)?)?)?;
     let (user, _) = provisioned(&state, &user_id).await?;
+    // A replacement that says nothing of `active` (a routine sync) leaves a
+    // deactivated user deactivated.
+    if user.status == UserStatus::Deactivated && !replacement.rest.contains_key("active") {
+        replacement.rest.insert("active".to_owned(), json!(false));
+    }
     let (user, written) = write(&state, access, &user, replacement).await?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &resource(&user, &written, &headers),
-    ))
+    Ok(scim_json(StatusCode::OK, &resource(&user, &written)))
 }
 
 #[utoipa::path(
@@ -1223,10 +1273,7 @@ async fn patch_user(
     }
     patch::apply(&mut object, &body)?;
     let (user, written) = write(&state, access, &user, written(object)?).await?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &resource(&user, &written, &headers),
-    ))
+    Ok(scim_json(StatusCode::OK, &resource(&user, &written)))
 }
 
 #[utoipa::path(
@@ -1260,6 +1307,7 @@ async fn delete_user(
                 &user.user_id,
                 UserStatus::Deactivated,
                 &user.user_id,
+                BY_SCIM,
                 now_ms(),
             )
             .await?;
@@ -1317,16 +1365,11 @@ mod patch {
             return Ok(Target::Top(ENTERPRISE));
         }
         // The extension's attributes: `urn:...:User:department`.
-        if path.len() > ENTERPRISE.len() + 1
-            && path[..ENTERPRISE.len()].eq_ignore_ascii_case(ENTERPRISE)
-            && path.as_bytes()[ENTERPRISE.len()] == b':'
-        {
-            return Ok(
-                match sub_attribute(ENTERPRISE, &path[ENTERPRISE.len() + 1..]) {
-                    Some(sub) => Target::Sub(ENTERPRISE, sub),
-                    None => Target::Ignored,
-                },
-            );
+        if let Some(sub) = super::extension_attribute(path) {
+            return Ok(match sub_attribute(ENTERPRISE, sub) {
+                Some(sub) => Target::Sub(ENTERPRISE, sub),
+                None => Target::Ignored,
+            });
         }
         if let Some((list, rest)) = path.split_once('[') {
             let (filter, after) = rest.split_once(']').ok_or_else(|| invalid_path(path))?;
@@ -1730,6 +1773,24 @@ mod tests {
             "Ana Alvarez"
         );
         assert_eq!(written(json!({})).display_name(), "ana@example.org");
+    }
+
+    #[test]
+    fn client_text_is_never_sliced_inside_a_character() {
+        // 56 ASCII bytes, then a character of several bytes across the
+        // extension URN's length.
+        let tricky = format!("{}é:department", "x".repeat(ENTERPRISE.len() - 1));
+        assert_eq!(extension_attribute(&tricky), None);
+        assert_eq!(
+            extension_attribute(&format!("{ENTERPRISE}:department")),
+            Some("department")
+        );
+        let user = json!({ "schemas": [USER_SCHEMA], "id": "1", "userName": "a" });
+        assert_eq!(select(user.clone(), Some(&tricky), None)["id"], "1");
+        let mut object = Map::new();
+        let body = json!({ "schemas": [PATCH_OP],
+            "Operations": [{ "op": "add", "path": tricky, "value": "x" }] });
+        assert!(patch::apply(&mut object, &body).is_ok());
     }
 
     #[test]

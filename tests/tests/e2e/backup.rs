@@ -319,29 +319,56 @@ async fn a_backup_under_load_restores_every_acknowledged_message_and_a_valid_log
             .await
             .unwrap();
         copy.close().await;
-        let tampered = backups.path().join("tampered.backup");
-        run(
-            "tar",
-            vec![
+        let pack = |name: &str| {
+            let tampered = backups.path().join(name);
+            let args: Vec<String> = vec![
                 "-cf".into(),
                 tampered.to_str().unwrap().into(),
                 "-C".into(),
                 unpacked.to_str().unwrap().into(),
                 "MANIFEST.json".into(),
+                "MANIFEST.sig".into(),
                 "curbside.db".into(),
                 "keys".into(),
                 "tls".into(),
-            ],
-        )
-        .await;
-        let target = TestEnv::new(backend).await;
-        let args = restore(audit_key.clone(), tampered.to_str().unwrap().to_owned());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (ok, said) = server_command(&args, target.data_dir(), target.database_url()).await;
+            ];
+            (tampered, args)
+        };
+        let refused = async |tampered: &Path| {
+            let target = TestEnv::new(backend).await;
+            let args = restore(audit_key.clone(), tampered.to_str().unwrap().to_owned());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (ok, said) = server_command(&args, target.data_dir(), target.database_url()).await;
+            assert!(!ok, "{said}");
+            assert!(!target.data_dir().join("curbside.db").exists());
+            assert!(!target.data_dir().join("keys").exists());
+            said
+        };
+        // The database changed: its hash is not the manifest's.
+        let (tampered, args) = pack("tampered.backup");
+        run("tar", args).await;
+        let said = refused(&tampered).await;
         assert!(
-            !ok && said.contains("does not verify") && said.contains("sequence 3"),
+            said.contains("curbside.db is not the file its manifest lists"),
             "{said}"
         );
-        assert!(!target.data_dir().join("curbside.db").exists());
+        // The manifest's hash changed to match: its signature fails.
+        let manifest_path = unpacked.join("MANIFEST.json");
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
+            &std::fs::read(unpacked.join("curbside.db")).unwrap(),
+        );
+        manifest["files"]["curbside.db"] = hex::encode(digest).into();
+        std::fs::write(
+            &manifest_path,
+            serde_json::to_vec_pretty(&manifest).unwrap(),
+        )
+        .unwrap();
+        let (resigned, args) = pack("resigned.backup");
+        run("tar", args).await;
+        let said = refused(&resigned).await;
+        assert!(said.contains("signature does not verify"), "{said}");
     }
 }

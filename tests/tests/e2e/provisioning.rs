@@ -396,6 +396,79 @@ async fn scim_refuses_in_its_own_words(backend: Backend) {
         (status, answer["scimType"].clone()),
         (400, json!("invalidFilter"))
     );
+    // Administrators are beyond SCIM's reach, whatever their user name.
+    admin
+        .client
+        .update_user(
+            &admin.user.user_id,
+            &curbside_proto::identity::UserUpdate {
+                user_name: Some("root@example.org".to_owned()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, found) = scim(
+        &server,
+        reqwest::Method::GET,
+        "/Users?filter=userName%20eq%20%22root%40example.org%22",
+        None,
+    )
+    .await;
+    assert_eq!(found["totalResults"], 0, "{found}");
+    let (status, _) = scim(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/Users/{}", admin.user.user_id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // A clinician an administrator deactivated stays so: SCIM cannot
+    // reactivate them, and a PUT that says nothing of `active` keeps it.
+    let (_, dee) = scim(
+        &server,
+        reqwest::Method::POST,
+        "/Users",
+        Some(user("dee@example.org")),
+    )
+    .await;
+    let dee = dee["id"].as_str().unwrap().to_owned();
+    admin.client.set_user_active(&dee, false).await.unwrap();
+    let (status, answer) = scim(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/Users/{dee}"),
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "replace", "path": "active", "value": true }]
+        })),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["scimType"].clone()),
+        (409, json!("mutability"))
+    );
+    let (status, answer) = scim(
+        &server,
+        reqwest::Method::PUT,
+        &format!("/Users/{dee}"),
+        Some(json!({ "userName": "dee@example.org", "displayName": "Dr. Dee" })),
+    )
+    .await;
+    assert_eq!((status, answer["active"].clone()), (200, json!(false)));
+    // What a user keeps is bounded.
+    let (status, answer) = scim(
+        &server,
+        reqwest::Method::POST,
+        "/Users",
+        Some(json!({ "userName": "big@example.org", "displayName": "x".repeat(20_000) })),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["scimType"].clone()),
+        (400, json!("invalidValue"))
+    );
     // Unknown paths under /scim/v2 answer as SCIM does.
     let (status, answer) = scim(&server, reqwest::Method::GET, "/Groups", None).await;
     assert_eq!((status, answer["status"].clone()), (404, json!("404")));
