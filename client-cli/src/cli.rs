@@ -96,6 +96,7 @@ impl Cli {
             home: self.home.as_deref(),
             utc: self.utc,
             passphrase: self.passphrase.as_deref(),
+            output: self.output,
         }
     }
 }

@@ -36,6 +36,8 @@ pub(crate) struct Options<'a> {
     pub(crate) utc: bool,
     /// The passphrase given by an embedding program.
     pub(crate) passphrase: Option<&'a str>,
+    /// How results are printed (`watch` prints as it goes).
+    pub(crate) output: crate::output::Format,
 }
 
 impl std::fmt::Debug for Options<'_> {
@@ -155,6 +157,8 @@ pub(crate) struct Session {
     pub(crate) client: Client,
     /// How times are shown and read.
     pub(crate) times: show::Times,
+    /// How results are printed.
+    pub(crate) output: crate::output::Format,
     lock: Option<ProfileLock>,
     /// Whether the client trusts by the profile's stored pin (which then
     /// follows a renewal), rather than by one given on the command line
@@ -245,6 +249,7 @@ impl Session {
             contents,
             client,
             times: show::Times::new(cli.utc),
+            output: cli.output,
             lock: Some(lock),
             stored_pin: cli.pin_sha256.is_none(),
             own_server: cli.server.is_none_or(|given| {

@@ -250,25 +250,37 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
                             .unwrap_or_else(|_| crate::show::short(user)),
                         None => String::new(),
                     };
-                    match (stage, backup_user.is_some()) {
-                        (UrgentStage::Escalated, true) => println!(
+                    let escalated = matches!(stage, UrgentStage::Escalated);
+                    let text = match (escalated, backup_user.is_some()) {
+                        (true, true) => format!(
                             "URGENT message {seq} in {name} was not acknowledged in time: it \
                              escalated to {backup}"
                         ),
-                        (UrgentStage::Escalated, false) => println!(
+                        (true, false) => format!(
                             "URGENT message {seq} in {name} was not acknowledged in time, and \
                              no backup is on duty"
                         ),
-                        _ if mine => println!(
+                        _ if mine => format!(
                             "Your URGENT message {seq} in {name} has not been acknowledged yet: \
                              its recipients were alerted again"
                         ),
-                        _ => println!(
+                        _ => format!(
                             "URGENT message {seq} in {name} is waiting for your \
                              acknowledgement: curbside ack {} {seq}",
                             crate::show::short(&thread_id)
                         ),
-                    }
+                    };
+                    say(
+                        session,
+                        text,
+                        serde_json::json!({
+                            "event": if escalated { "escalated" } else { "urgent" },
+                            "thread_id": thread_id,
+                            "seq": seq,
+                            "mine": mine,
+                            "backup_user": backup_user,
+                        }),
+                    );
                     // Whoever sees an escalation first adds the backup.
                     if session.contents.threads.contains_key(&thread_id) {
                         let healing = async {
@@ -296,9 +308,18 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
                         .of(&session.client, &user_id)
                         .await
                         .unwrap_or_else(|_| crate::show::short(&user_id));
-                    println!(
-                        "{who} acknowledged urgent message {seq} in {}",
-                        thread_name(session, &thread_id)
+                    say(
+                        session,
+                        format!(
+                            "{who} acknowledged urgent message {seq} in {}",
+                            thread_name(session, &thread_id)
+                        ),
+                        serde_json::json!({
+                            "event": "acknowledged",
+                            "thread_id": thread_id,
+                            "seq": seq,
+                            "user_id": user_id,
+                        }),
                     );
                     Ok(0)
                 }
@@ -309,9 +330,16 @@ pub async fn watch(session: &mut Session, count: Option<usize>) -> Result<String
                         .get(&welcome.thread_id)
                         .is_some_and(|state| state.left.is_none());
                     if joined {
-                        println!(
-                            "You were added to {}.",
-                            thread_name(session, &welcome.thread_id)
+                        say(
+                            session,
+                            format!(
+                                "You were added to {}.",
+                                thread_name(session, &welcome.thread_id)
+                            ),
+                            serde_json::json!({
+                                "event": "added",
+                                "thread_id": welcome.thread_id,
+                            }),
                         );
                     }
                     0
@@ -445,12 +473,29 @@ async fn catch_up_thread(
     if let Some(left) = left
         && was_in
     {
-        println!(
-            "{}.",
-            how_it_ended(session, &mut Names::default(), thread_id, &left).await?
+        say(
+            session,
+            format!(
+                "{}.",
+                how_it_ended(session, &mut Names::default(), thread_id, &left).await?
+            ),
+            serde_json::json!({
+                "event": "left",
+                "thread_id": thread_id,
+                "left": crate::output::left(&left),
+            }),
         );
     }
     Ok(shown)
+}
+
+/// Prints one thing that happened, as it happens: a line of text, or with
+/// `--output json` one JSON object per line.
+fn say(session: &Session, text: String, json: serde_json::Value) {
+    match session.output {
+        crate::output::Format::Text => println!("{text}"),
+        crate::output::Format::Json => println!("{json}"),
+    }
 }
 
 /// Prints the stored messages of `thread_id` after the last one printed;
@@ -476,10 +521,18 @@ async fn print_new(
     let mut names = Names::default();
     let mut shown = 0;
     for message in &new {
-        println!(
-            "{} — {}",
-            thread_name(session, thread_id),
-            history_line(session, &mut names, message).await?
+        say(
+            session,
+            format!(
+                "{} — {}",
+                thread_name(session, thread_id),
+                history_line(session, &mut names, message).await?
+            ),
+            serde_json::json!({
+                "event": "message",
+                "thread_id": thread_id,
+                "message": crate::output::message(message),
+            }),
         );
         if message.is_text() {
             shown += 1;

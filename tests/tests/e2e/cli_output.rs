@@ -41,6 +41,30 @@ async fn status(who: Option<&Clinician>, args: &[&str]) -> (Option<i32>, String)
     )
 }
 
+/// Runs the `curbside` binary with no profile, beside the test's runtime;
+/// its standard output as JSON.
+async fn status_json(args: &[&str]) -> Value {
+    let mut command = std::process::Command::new(CURBSIDE);
+    command.args(args);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|error| panic!("{error}: {out}{}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// The first id (32 hex digits) a sentence names.
+fn hex_id(answer: &Value) -> String {
+    answer["message"]
+        .as_str()
+        .unwrap_or_default()
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|word| word.len() == 32)
+        .unwrap_or_else(|| panic!("no id in {answer}"))
+        .to_owned()
+}
+
 fn is_rfc3339(text: &Value) -> bool {
     text.as_str()
         .is_some_and(|text| text.len() >= 20 && text.as_bytes()[10] == b'T' && text.ends_with('Z'))
@@ -180,6 +204,203 @@ async fn every_command_answers_json_and_exits_with_its_status(backend: Backend) 
         is_rfc3339(&devices["devices"][0]["enrolled_at"]),
         "{devices}"
     );
+    // Files, members, live events and enrollment, each in JSON.
+    let dan = Clinician::enroll(&server, &admin, "Dr. Dan Diaz").await;
+    let created = json(
+        &ana,
+        &[
+            "thread",
+            "new",
+            "--with",
+            "Dr. Dan Diaz",
+            "--subject",
+            "Ward",
+        ],
+    )
+    .await;
+    let ward = created["message"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|word| word.len() == 32 && word.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap()
+        .to_owned();
+    let (mut watch, mut lines) = dan.spawn(&["--output", "json", "watch", "--count", "2"]);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let ecg = dir.path().join("ecg.txt");
+    std::fs::write(&ecg, "ECG: sinus rhythm").unwrap();
+    assert!(
+        json(
+            &ana,
+            &[
+                "send",
+                &ward,
+                "ECG attached",
+                "--file",
+                ecg.to_str().unwrap()
+            ]
+        )
+        .await["message"]
+            .is_string()
+    );
+    assert!(json(&ana, &["send", &ward, "Seen"]).await["message"].is_string());
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.recv())
+            .await
+            .unwrap_or_else(|_| panic!("watch said only {events:?}"))
+            .unwrap_or_else(|| panic!("watch ended after {events:?}"));
+        events.push(
+            serde_json::from_str::<Value>(&line).unwrap_or_else(|error| panic!("{error}: {line}")),
+        );
+    }
+    let _ = tokio::task::spawn_blocking(move || watch.wait()).await;
+    assert_eq!(events[0]["event"], "message", "{events:?}");
+    assert_eq!(events[0]["thread_id"], ward.as_str());
+    assert!(is_rfc3339(&events[0]["message"]["sent_at"]), "{events:?}");
+    assert!(
+        events[2]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Stopped watching after 2")
+    );
+    let read = json(&dan, &["read", &ward]).await;
+    let attachment = read["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|message| message["attachments"][0]["id"].as_str())
+        .unwrap_or_else(|| panic!("{read}"))
+        .to_owned();
+    assert!(
+        read.to_string().find("\"key\"").is_none(),
+        "an attachment's key in {read}"
+    );
+    let saved = dir.path().join("ecg-saved.txt");
+    assert!(
+        json(
+            &dan,
+            &[
+                "download",
+                &ward,
+                &attachment,
+                "--out",
+                saved.to_str().unwrap()
+            ]
+        )
+        .await["message"]
+            .is_string()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&saved).unwrap(),
+        "ECG: sinus rhythm"
+    );
+    assert!(json(&ana, &["thread", "add", &ward, "Dr. Ben Brown"]).await["message"].is_string());
+    assert!(json(&ana, &["thread", "remove", &ward, "Dr. Ben Brown"]).await["message"].is_string());
+    let code = json(&ida, &["admin", "user", "code", "Dr. Dan Diaz"]).await;
+    let phone = Clinician {
+        url: dan.url.clone(),
+        pin: dan.pin.clone(),
+        home: tempfile::tempdir().unwrap(),
+        user_id: dan.user_id.clone(),
+    };
+    let enrolled = json(
+        &phone,
+        &["enroll", "--code", code["code"].as_str().unwrap()],
+    )
+    .await;
+    assert!(
+        enrolled["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Enrolled device")
+    );
+    let devices = json(&ida, &["admin", "device", "list", &dan.user_id]).await;
+    let phone_device = devices["devices"][1]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        json(
+            &ida,
+            &["admin", "device", "remove", &dan.user_id, &phone_device]
+        )
+        .await["message"]
+            .is_string()
+    );
+    let removed = json(&phone, &["profile", "remove", "default", "--yes"]).await;
+    assert_eq!(removed["removed"], "default");
+    assert!(!phone.home.path().join("profiles/default").exists());
+    let hold = json(
+        &ida,
+        &[
+            "admin", "hold", "place", "--thread", &ward, "--reason", "Matter 7",
+        ],
+    )
+    .await;
+    let hold_id = hex_id(&hold);
+    assert!(json(&ida, &["admin", "hold", "lift", &hold_id]).await["message"].is_string());
+    assert!(json(&ida, &["admin", "retention", "set", "off"]).await["message"].is_string());
+    assert!(
+        json(
+            &ida,
+            &[
+                "admin",
+                "role",
+                "create",
+                "Ward on-call",
+                "--department",
+                "Cardiology"
+            ]
+        )
+        .await["message"]
+            .is_string()
+    );
+    let tomorrow = curbside_cli::output::rfc3339(curbside_cli::clock::now_ms() + 86_400_000);
+    let shift = json(
+        &ida,
+        &[
+            "admin",
+            "role",
+            "assign",
+            "Ward on-call",
+            "Dr. Dan Diaz",
+            "--from",
+            "now",
+            "--to",
+            &tomorrow,
+        ],
+    )
+    .await;
+    let shift_id = hex_id(&shift);
+    assert!(
+        json(
+            &ida,
+            &["admin", "role", "unassign", "Ward on-call", &shift_id]
+        )
+        .await["message"]
+            .is_string()
+    );
+    assert!(
+        json(
+            &ida,
+            &[
+                "admin",
+                "escalation",
+                "set",
+                "Cardiology",
+                "--realert-after",
+                "1m",
+                "--escalate-after",
+                "5m",
+                "--backup-role",
+                "Ward on-call",
+            ],
+        )
+        .await["message"]
+            .is_string()
+    );
+
     let policy = dir.path().join("policy.txt");
     std::fs::write(&policy, "Be kind to patients' data.").unwrap();
     let export = dir.path().join("audit.jsonl");
@@ -206,6 +427,7 @@ async fn every_command_answers_json_and_exits_with_its_status(backend: Backend) 
     let pending = json(&ida, &["admin", "policy", "pending"]).await;
     assert_eq!(pending["version"], 1);
     assert!(pending["users"].as_array().unwrap().len() >= 3, "{pending}");
+    assert!(json(&ana, &["policy", "accept"]).await["message"].is_string());
 
     let profiles = json(&ana, &["profile", "list"]).await;
     assert_eq!(profiles["default"], "default");
@@ -285,6 +507,21 @@ async fn every_command_answers_json_and_exits_with_its_status(backend: Backend) 
         .note_key()
         .unwrap()
         .verifier_string();
+    let verified = status_json(&[
+        "--output",
+        "json",
+        "audit",
+        "verify",
+        "--file",
+        export.to_str().unwrap(),
+        "--public-key",
+        &key,
+    ])
+    .await;
+    assert!(
+        verified["message"].as_str().unwrap().contains("valid"),
+        "{verified}"
+    );
     let text = std::fs::read_to_string(&export).unwrap();
     std::fs::write(
         &export,
