@@ -299,3 +299,50 @@ mod tests {
         assert!(!message.contains("secret-value"), "{message}");
     }
 }
+
+/// Why a service's token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceRefusal {
+    /// The service is off: no token is configured.
+    Off,
+    /// No bearer token, or not the configured one.
+    Wrong,
+}
+
+/// Checks that the request carries `token` as its bearer token (any case
+/// of `Bearer`): the caller is then `service` (the audit entry has no
+/// actor, and refusals count against the service); otherwise the entry's
+/// reason is `SERVICE_off` or `bad_SERVICE_token`.
+pub fn service_token(
+    parts: &Parts,
+    token: Option<&crate::config::ServiceToken>,
+    service: &'static str,
+    reasons: (&'static str, &'static str),
+) -> Result<(), ServiceRefusal> {
+    let access = access::of(parts);
+    let refuse = |reason: &'static str, refusal: ServiceRefusal| {
+        if let Some(access) = access {
+            access.reason(reason);
+        }
+        Err(refusal)
+    };
+    let Some(token) = token else {
+        return refuse(reasons.0, ServiceRefusal::Off);
+    };
+    let given = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    match given {
+        Some(given) if token.matches(given) => {
+            if let Some(access) = access {
+                access.service(service);
+            }
+            Ok(())
+        }
+        _ => refuse(reasons.1, ServiceRefusal::Wrong),
+    }
+}

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access;
 use super::error::{Error, Result};
+use super::extract::{self, ServiceRefusal};
 use super::state::AppState;
 use crate::clock::now_ms;
 
@@ -31,40 +31,24 @@ impl FromRequestParts<AppState> for Scraper {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let Some(token) = &state.services.metrics else {
-            if let Some(access) = access::of(parts) {
-                access.reason("metrics_off");
-            }
-            return Err(Error::Unauthorized(
+        let checked = extract::service_token(
+            parts,
+            state.services.metrics.as_ref(),
+            "metrics",
+            ("metrics_off", "bad_metrics_token"),
+        );
+        match checked {
+            Ok(()) => Ok(Self),
+            Err(ServiceRefusal::Off) => Err(Error::Unauthorized(
                 "metrics are off on this server; its operator turns them on by setting \
                  metrics_token"
                     .to_owned(),
-            ));
-        };
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        match given {
-            Some(given) if token.matches(given) => {
-                if let Some(access) = access::of(parts) {
-                    access.service("metrics");
-                }
-                Ok(Self)
-            }
-            _ => {
-                if let Some(access) = access::of(parts) {
-                    access.reason("bad_metrics_token");
-                }
-                Err(Error::Unauthorized(
-                    "give the scrape token this server was configured with (metrics_token) as \
-                     Authorization: Bearer TOKEN"
-                        .to_owned(),
-                ))
-            }
+            )),
+            Err(ServiceRefusal::Wrong) => Err(Error::Unauthorized(
+                "give the scrape token this server was configured with (metrics_token) as \
+                 Authorization: Bearer TOKEN"
+                    .to_owned(),
+            )),
         }
     }
 }

@@ -42,9 +42,10 @@ use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::{self, Access};
+use super::access::Access;
 use super::admin::{BY_ADMIN, BY_SCIM, change_status, keep_an_admin, taken};
 use super::error::Error;
+use super::extract::{self, ServiceRefusal};
 use super::fields::{self, NAME_MAX};
 use super::state::{AppState, finish};
 use crate::clock::now_ms;
@@ -231,46 +232,29 @@ impl FromRequestParts<AppState> for Provider {
     type Rejection = ScimError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        // Off, no token is right: 401, saying so.
-        let Some(token) = &state.services.scim else {
-            if let Some(access) = access::of(parts) {
-                access.reason("scim_off");
+        let checked = extract::service_token(
+            parts,
+            state.services.scim.as_ref(),
+            "scim",
+            ("scim_off", "bad_scim_token"),
+        );
+        let detail = match checked {
+            Ok(()) => return Ok(Self),
+            // Off, no token is right: 401, saying so.
+            Err(ServiceRefusal::Off) => {
+                "SCIM provisioning is off on this server; its operator turns it on by setting \
+                 scim_token"
             }
-            return Err(ScimError::Scim {
-                status: StatusCode::UNAUTHORIZED,
-                scim_type: None,
-                detail: "SCIM provisioning is off on this server; its operator turns it on by \
-                         setting scim_token"
-                    .to_owned(),
-            });
+            Err(ServiceRefusal::Wrong) => {
+                "give the SCIM token this server was configured with (scim_token) as \
+                 Authorization: Bearer TOKEN"
+            }
         };
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        match given {
-            Some(given) if token.matches(given) => {
-                if let Some(access) = access::of(parts) {
-                    access.service("scim");
-                }
-                Ok(Self)
-            }
-            _ => {
-                if let Some(access) = access::of(parts) {
-                    access.reason("bad_scim_token");
-                }
-                Err(ScimError::Scim {
-                    status: StatusCode::UNAUTHORIZED,
-                    scim_type: None,
-                    detail: "give the SCIM token this server was configured with \
-                             (scim_token) as Authorization: Bearer TOKEN"
-                        .to_owned(),
-                })
-            }
-        }
+        Err(ScimError::Scim {
+            status: StatusCode::UNAUTHORIZED,
+            scim_type: None,
+            detail: detail.to_owned(),
+        })
     }
 }
 
